@@ -1,0 +1,31 @@
+//! The connected-app model of connapp and its declaration file, `connapp.toml`.
+//!
+//! This crate parses a declaration, checks it thoroughly and turns it into a
+//! [`Declaration`] of [`App`]s. Every problem is a [`Diagnostic`] that names the
+//! file, line and column, the field, the rule and the fix.
+//!
+//! What it is **not**: it does no IO (no files, no network, no clock, no
+//! environment), has no async runtime and knows nothing of the plugin ABI.
+//! Callers read files and hand over text; what only plugins know (installed
+//! presets and store kinds) comes in through a [`Catalog`].
+
+mod decl;
+mod diag;
+mod init;
+mod model;
+pub mod scope;
+pub mod urls;
+
+pub use decl::{
+    Catalog, DECLARATION_VERSION, KNOWN_PLATFORMS, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report,
+    check, valid_instance_name,
+};
+pub use diag::{Diagnostic, Severity, SourceMap};
+pub use init::{InitOptions, render_declaration};
+pub use model::{
+    App, AppLookupError, Declaration, Scope, ScopeSource, SecretKind, StoreDecl, Target, Usage, app_prefix,
+    secret_key, servicenow_instance_url, servicenow_redirect,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! The validated connected-app model. Values of these types only come out of
+//! [`crate::check`], so holding one means every rule held.
+
+use serde::Serialize;
+
+/// Who manages the app on the provider side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Usage {
+    /// Installed once per account by an admin; may hold `:admin` scopes.
+    AdminManaged,
+    /// Each user authorizes for themselves; user-level scopes only.
+    UserManaged,
+}
+
+impl Usage {
+    /// The word used in declarations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Usage::AdminManaged => "admin-managed",
+            Usage::UserManaged => "user-managed",
+        }
+    }
+    /// Zoom's manifest value (`oauth_information.usage`).
+    pub fn zoom_manifest_value(self) -> &'static str {
+        match self {
+            Usage::AdminManaged => "ADMIN_MANAGEMENT",
+            Usage::UserManaged => "USER_OPERATION",
+        }
+    }
+}
+
+/// Where a scope of an app came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
+pub enum ScopeSource {
+    /// From the named preset.
+    Preset(String),
+    /// Listed explicitly in `scopes`.
+    Explicit,
+}
+
+/// One scope an app requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Scope {
+    /// The scope string.
+    pub scope: String,
+    /// Where it came from.
+    pub source: ScopeSource,
+}
+
+/// The consumer that will hold the app's credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Target {
+    /// A ServiceNow instance (DEX for Zoom).
+    Servicenow {
+        /// The instance base URL, e.g. `https://acme.service-now.com`.
+        instance_url: String,
+        /// The instance name when given as one, e.g. `acme`.
+        instance: Option<String>,
+    },
+}
+
+impl Target {
+    /// The redirect URL this consumer uses for OAuth callbacks.
+    pub fn redirect_url(&self) -> String {
+        match self {
+            Target::Servicenow { instance_url, .. } => servicenow_redirect(instance_url),
+        }
+    }
+}
+
+/// ServiceNow's OAuth callback for an instance base URL.
+pub fn servicenow_redirect(instance_url: &str) -> String {
+    format!("{}/oauth_redirect.do", instance_url.trim_end_matches('/'))
+}
+
+/// ServiceNow's base URL for an instance name.
+pub fn servicenow_instance_url(instance: &str) -> String {
+    format!("https://{instance}.service-now.com")
+}
+
+/// One connected app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct App {
+    /// The key under `[apps]`; names the app in commands and the store.
+    pub name: String,
+    /// The name shown on the provider's consent page.
+    pub display_name: String,
+    /// The provider platform, e.g. `zoom`.
+    pub platform: String,
+    /// Admin- or user-managed.
+    pub usage: Usage,
+    /// The OAuth redirect URL.
+    pub redirect_url: String,
+    /// The OAuth allow list.
+    pub allow_list: Vec<String>,
+    /// Zoom's "Strict Mode URL".
+    pub strict_mode: bool,
+    /// Zoom's "Subdomain Check".
+    pub subdomain_check: bool,
+    /// Presets the scopes came from.
+    pub presets: Vec<String>,
+    /// Every scope, presets first, in declaration order.
+    pub scopes: Vec<Scope>,
+    /// The consumer, if any.
+    pub target: Option<Target>,
+}
+
+/// The credential store and its settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoreDecl {
+    /// The store kind a plugin provides, e.g. `file`.
+    pub kind: String,
+    /// Settings handed to the store plugin.
+    pub settings: Vec<(String, String)>,
+}
+
+/// A whole, valid declaration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Declaration {
+    /// Format version (1).
+    pub version: i64,
+    /// The store.
+    pub store: StoreDecl,
+    /// The apps, sorted by name.
+    pub apps: Vec<App>,
+}
+
+impl Declaration {
+    /// The app called `name`, or the only app when `name` is `None`.
+    pub fn app(&self, name: Option<&str>) -> Result<&App, AppLookupError> {
+        match name {
+            Some(n) => self.apps.iter().find(|a| a.name == n).ok_or_else(|| AppLookupError::Unknown {
+                name: n.to_string(),
+                known: self.apps.iter().map(|a| a.name.clone()).collect(),
+            }),
+            None => match self.apps.as_slice() {
+                [only] => Ok(only),
+                _ => Err(AppLookupError::Ambiguous {
+                    known: self.apps.iter().map(|a| a.name.clone()).collect(),
+                }),
+            },
+        }
+    }
+}
+
+/// Why an app could not be picked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppLookupError {
+    /// No app has that name.
+    #[error("no app named {name:?} in the declaration (apps: {})", known.join(", "))]
+    Unknown {
+        /// What was asked for.
+        name: String,
+        /// What exists.
+        known: Vec<String>,
+    },
+    /// Several apps and none named.
+    #[error("the declaration has several apps ({}); name one", known.join(", "))]
+    Ambiguous {
+        /// What exists.
+        known: Vec<String>,
+    },
+}
+
+/// The secrets connapp keeps for an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    /// OAuth Client ID (not secret, but kept with the others).
+    ClientId,
+    /// OAuth Client Secret.
+    ClientSecret,
+    /// Zoom's Secret Token (webhook signing).
+    SecretToken,
+}
+
+impl SecretKind {
+    /// All kinds, in display order.
+    pub const ALL: [SecretKind; 3] = [SecretKind::ClientId, SecretKind::ClientSecret, SecretKind::SecretToken];
+
+    /// The name used on the command line and in store keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::ClientId => "client-id",
+            SecretKind::ClientSecret => "client-secret",
+            SecretKind::SecretToken => "secret-token",
+        }
+    }
+
+    /// The label Zoom's Marketplace uses.
+    pub fn label(self) -> &'static str {
+        match self {
+            SecretKind::ClientId => "Client ID",
+            SecretKind::ClientSecret => "Client Secret",
+            SecretKind::SecretToken => "Secret Token",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Checks a value's shape; returns why it looks wrong. The value itself is
+    /// never part of the message.
+    pub fn check_value(self, value: &[u8]) -> Result<(), String> {
+        if value.is_empty() {
+            return Err(format!("the {} is empty", self.label()));
+        }
+        if value.len() > 4096 {
+            return Err(format!("the {} is longer than 4096 bytes; is this the right value?", self.label()));
+        }
+        let Ok(text) = std::str::from_utf8(value) else {
+            return Err(format!("the {} is not valid UTF-8 text", self.label()));
+        };
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "the {} contains whitespace or control characters; copy it again without spaces or line breaks",
+                self.label()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The store key of an app's secret: `apps/<app>/<kind>`.
+pub fn secret_key(app: &str, kind: SecretKind) -> String {
+    format!("apps/{app}/{}", kind.as_str())
+}
+
+/// The store key prefix of everything belonging to an app.
+pub fn app_prefix(app: &str) -> String {
+    format!("apps/{app}/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_values_are_checked_without_echoing_them() {
+        let err = SecretKind::ClientSecret.check_value(b"abc def").expect_err("has a space");
+        assert!(!err.contains("abc"));
+        assert!(SecretKind::ClientId.check_value(b"").is_err());
+        assert!(SecretKind::ClientId.check_value(b"AbC123_x").is_ok());
+        assert!(SecretKind::ClientId.check_value(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn keys_are_namespaced_per_app() {
+        assert_eq!(secret_key("dex", SecretKind::SecretToken), "apps/dex/secret-token");
+        assert!(secret_key("dex", SecretKind::ClientId).starts_with(&app_prefix("dex")));
+    }
+}

@@ -1,0 +1,135 @@
+use super::*;
+
+fn catalog() -> Catalog {
+    Catalog {
+        presets: vec![PresetInfo {
+            name: "servicenow-dex-zoom".into(),
+            platform: "zoom".into(),
+            scopes: vec![
+                "report:read:user:admin".into(),
+                "dashboard:read:list_meeting_participants_qos:admin".into(),
+                "dashboard:read:meeting_participant_qos:admin".into(),
+                "dashboard:read:list_zoomrooms:admin".into(),
+                "dashboard:read:issues_zoomroom:admin".into(),
+                "user:read:user:admin".into(),
+            ],
+        }],
+        store_kinds: vec!["file".into()],
+    }
+}
+
+fn init_text(instance: &str) -> String {
+    let scopes: Vec<(String, String)> = catalog().presets[0].scopes.iter().map(|s| (s.clone(), "why".into())).collect();
+    render_declaration(&InitOptions {
+        app_name: "dex-zoom",
+        display_name: "DEX for Zoom",
+        preset: "servicenow-dex-zoom",
+        platform: "zoom",
+        scopes: &scopes,
+        instance,
+        store_kind: "file",
+    })
+}
+
+#[test]
+fn init_output_is_accepted_and_complete() {
+    let r = check("connapp.toml", &init_text("acme"), &catalog());
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    let app = d.app(None).expect("one app");
+    assert_eq!(app.usage, Usage::AdminManaged);
+    assert_eq!(app.redirect_url, "https://acme.service-now.com/oauth_redirect.do");
+    assert_eq!(app.allow_list, vec![app.redirect_url.clone()]);
+    assert_eq!(app.scopes.len(), 6);
+    assert_eq!(d.store.kind, "file");
+}
+
+fn rules_of(text: &str) -> Vec<&'static str> {
+    check("t.toml", text, &catalog()).diagnostics.iter().map(|d| d.rule).collect()
+}
+
+#[test]
+fn trailing_slash_in_allow_list_names_both_strings() {
+    let text = init_text("acme").replace(
+        "allow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]",
+        "allow_list = [\"https://acme.service-now.com/oauth_redirect.do/\"]",
+    );
+    let r = check("t.toml", &text, &catalog());
+    let d = r
+        .diagnostics
+        .iter()
+        .find(|d| d.rule == "allow-list-missing-redirect")
+        .expect("mismatch reported");
+    assert!(d.message.contains("\"https://acme.service-now.com/oauth_redirect.do\""));
+    assert!(d.message.contains("\"https://acme.service-now.com/oauth_redirect.do/\""));
+    assert!(d.message.contains("trailing slash"));
+    assert_eq!(d.field, "apps.dex-zoom.allow_list");
+    assert!(d.line > 1);
+}
+
+#[test]
+fn admin_scopes_on_user_managed_apps_are_refused() {
+    let text = init_text("acme").replace("usage = \"admin-managed\"", "usage = \"user-managed\"");
+    assert!(rules_of(&text).contains(&"scope-admin-usage"));
+}
+
+#[test]
+fn unknown_scope_is_a_warning_and_still_valid() {
+    let text = init_text("acme").replace("scopes = []", "scopes = [\"phone:read:call_log:admin\"]");
+    let r = check("t.toml", &text, &catalog());
+    assert_eq!(r.diagnostics.len(), 1, "{:#?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].severity, Severity::Warning);
+    assert_eq!(r.diagnostics[0].rule, "scope-unknown");
+    assert!(r.declaration.is_some());
+}
+
+#[test]
+fn unknown_field_suggests_the_right_one() {
+    let text = init_text("acme").replace("strict_mode = false", "strict_mod = false");
+    let r = check("t.toml", &text, &catalog());
+    let d = &r.diagnostics[0];
+    assert_eq!(d.rule, "unknown-field");
+    assert!(d.fix.contains("strict_mode"), "{d}");
+    assert_eq!(d.field, "apps.dex-zoom.strict_mod");
+}
+
+#[test]
+fn several_apps_need_a_name() {
+    let mut text = init_text("acme");
+    text.push_str(&init_text("beta").split("[apps.").skip(1).map(|s| format!("[apps.{}", s.replacen("dex-zoom", "dex-beta", 1))).collect::<String>());
+    let r = check("t.toml", &text, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    assert_eq!(d.apps.len(), 2);
+    assert!(d.app(None).is_err());
+    assert_eq!(d.app(Some("dex-beta")).expect("exists").redirect_url, "https://beta.service-now.com/oauth_redirect.do");
+}
+
+/// The shared corpus of bad declarations (also run through the binary by the
+/// end-to-end tests). Each file's first line is `# expect: RULE`.
+#[test]
+fn bad_declaration_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/bad");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus exists") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("readable");
+        let text = String::from_utf8_lossy(&bytes);
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{} lacks `# expect: RULE`", path.display()));
+        let r = check("bad.toml", &text, &catalog());
+        assert!(r.has_errors(), "{} was accepted", path.display());
+        assert!(r.declaration.is_none());
+        let rules: Vec<_> = r.diagnostics.iter().map(|d| d.rule).collect();
+        assert!(rules.contains(&expect), "{}: expected {expect}, got {rules:?}", path.display());
+        for d in &r.diagnostics {
+            assert!(!d.field.is_empty() && !d.message.is_empty() && !d.fix.is_empty(), "{d:?}");
+        }
+        n += 1;
+    }
+    assert!(n >= 40, "only {n} bad declarations");
+}

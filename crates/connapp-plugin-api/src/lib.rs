@@ -1,0 +1,979 @@
+//! # connapp plugin API — a plugin author's guide
+//!
+//! This crate is the whole contract between `connapp` and its plugins. A plugin
+//! depends on this crate alone. The same plugin crate can be linked into the
+//! `connapp` binary (a *built-in*, registered with [`inventory`]) or built as a
+//! dynamic library that `connapp` loads at run time with [`abi_stable`].
+//!
+//! What this crate is **not**: it knows nothing of declarations, OAuth, Zoom or
+//! the command line. It only moves bytes, strings and small records across an
+//! ABI-stable boundary.
+//!
+//! ## Writing a store plugin
+//!
+//! 1. Implement [`Store`] for your type (synchronous; use your own blocking IO or
+//!    your own runtime — never the host's, see "Rules" below).
+//! 2. Implement [`Plugin`] for a marker type: [`Plugin::info`] names the plugin
+//!    and what it provides, [`Plugin::open_store`] builds your store from the
+//!    settings in the user's declaration.
+//! 3. Call [`export_plugin!`] once at the crate root, and add to `Cargo.toml`:
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["rlib", "cdylib"]   # or build the cdylib with `cargo rustc --crate-type cdylib`
+//! [features]
+//! cdylib = []                        # switches the exported root module on
+//! ```
+//!
+//! Build the dynamic library with `cargo build --release --features cdylib` and
+//! copy it into a plugin directory `connapp` trusts (`<prefix>/lib/connapp/plugins/`,
+//! `$CONNAPP_DATA_DIR/plugins/` or a directory in `CONNAPP_PLUGIN_PATH`; none of
+//! them may be group- or world-writable).
+//!
+//! 4. Prove it: the `connapp-store-conformance` crate runs the same suite that
+//!    every built-in store passes. Wrap your store with [`StoreHandle::from_store`]
+//!    and hand it to the suite.
+//!
+//! ## Rules
+//!
+//! - **Never unwind across the boundary.** Every call made through the ABI runs
+//!   under `catch_unwind` in the code that [`export_plugin!`] and
+//!   [`StoreHandle::from_store`] generate: a panic becomes an error with code
+//!   [`ErrorCode::PANIC`], the host lives on. Don't build with `panic = "abort"`.
+//! - **No shared async runtime.** Calls are synchronous; the host calls them from
+//!   a blocking context. A plugin that needs async IO owns its runtime.
+//! - **Globals don't cross.** Your `static`s, your `inventory`, your logger and
+//!   your TLS provider are your own copies. Everything you need comes in through
+//!   [`StoreContext`].
+//! - **Secrets.** Values are opaque bytes and often secrets: never put them in
+//!   an error message, a log line or a `Debug` output. [`Record`] zeroizes its
+//!   value on drop; zeroize your own copies too.
+//! - **Compare-and-swap.** [`Store::put`] and [`Store::delete`] take an
+//!   [`Expected`] version. A store must make "check version, then write" atomic
+//!   against other processes (and, if it says `shared_across_hosts`, other hosts);
+//!   a mismatch is [`ErrorCode::CONFLICT`]. Versions start at 1 and grow by one
+//!   per successful write of a key; deleting a key and writing it again continues
+//!   the count, so an old version can never match again.
+//!
+//! ## Versioning
+//!
+//! This crate follows semver and is append-only within a major version: fields
+//! are only added to [`PluginModule`] after the last prefix field, methods only at
+//! the end of [`FfiStore`]. `abi_stable` checks at load time that a plugin was
+//! built against a compatible version of this crate ([`PLUGIN_API_VERSION`]) and
+//! that every type crossing the boundary has the layout the host expects.
+#![allow(non_local_definitions, non_camel_case_types)]
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use abi_stable;
+use abi_stable::{
+    StableAbi,
+    library::RootModule,
+    package_version_strings,
+    sabi_trait,
+    sabi_types::VersionStrings,
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
+};
+pub use inventory;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The version of this crate, which is the version of the plugin ABI.
+pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Largest key a store must accept, in bytes.
+pub const MAX_KEY_LEN: usize = 512;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// A numeric error class that can grow without breaking the ABI.
+#[repr(transparent)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// Anything not covered below.
+    pub const OTHER: Self = Self(0);
+    /// The compare-and-swap precondition did not hold.
+    pub const CONFLICT: Self = Self(1);
+    /// The caller passed something the store cannot take (bad key, bad settings).
+    pub const INVALID_INPUT: Self = Self(2);
+    /// The backend refused access (file permissions, policy, locked keyring).
+    pub const PERMISSION_DENIED: Self = Self(3);
+    /// The backend cannot be reached right now.
+    pub const UNAVAILABLE: Self = Self(4);
+    /// A passphrase, token or key was wrong.
+    pub const AUTH_FAILED: Self = Self(5);
+    /// The value is larger than the store accepts.
+    pub const TOO_LARGE: Self = Self(6);
+    /// Stored data could not be read back (corrupt or from a newer format).
+    pub const CORRUPT: Self = Self(7);
+    /// The plugin does not provide what was asked for.
+    pub const UNSUPPORTED: Self = Self(8);
+    /// The plugin panicked; the panic was caught at the boundary.
+    pub const PANIC: Self = Self(9);
+
+    /// A short lower-case name for the code.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CONFLICT => "conflict",
+            Self::INVALID_INPUT => "invalid input",
+            Self::PERMISSION_DENIED => "permission denied",
+            Self::UNAVAILABLE => "unavailable",
+            Self::AUTH_FAILED => "authentication failed",
+            Self::TOO_LARGE => "too large",
+            Self::CORRUPT => "corrupt data",
+            Self::UNSUPPORTED => "unsupported",
+            Self::PANIC => "plugin panicked",
+            _ => "error",
+        }
+    }
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ErrorCode({}: {})", self.0, self.name())
+    }
+}
+
+/// An error as it crosses the ABI. The message must never contain a secret.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// A human-readable message: what failed, why, and how to fix it.
+    pub message: RString,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+/// The native error type plugin code returns; converted to [`FfiError`] at the boundary.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// What failed, why, and how to fix it. Never a secret.
+    pub message: String,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+impl StoreError {
+    /// An error with the given code and message, not retryable.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retryable: false,
+        }
+    }
+    /// A compare-and-swap conflict.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::CONFLICT, message)
+    }
+    /// Mark the error as retryable.
+    pub fn retryable(mut self) -> Self {
+        self.retryable = true;
+        self
+    }
+    /// Whether this is a compare-and-swap conflict.
+    pub fn is_conflict(&self) -> bool {
+        self.code == ErrorCode::CONFLICT
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreError({}: {})", self.code.name(), self.message)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<StoreError> for FfiError {
+    fn from(e: StoreError) -> Self {
+        FfiError {
+            code: e.code,
+            message: e.message.into(),
+            retryable: e.retryable,
+        }
+    }
+}
+
+impl From<FfiError> for StoreError {
+    fn from(e: FfiError) -> Self {
+        StoreError {
+            code: e.code,
+            message: e.message.into_string(),
+            retryable: e.retryable,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Store: FFI types
+// ---------------------------------------------------------------------------
+
+/// A stored value and its version, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiRecord {
+    /// The opaque value. The receiver zeroizes it after copying.
+    pub value: RVec<u8>,
+    /// The record's version, starting at 1.
+    pub version: u64,
+}
+
+/// What a store is, reported honestly so users can choose.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiStoreDescription {
+    /// Survives a reboot.
+    pub persistent: bool,
+    /// Several hosts can use the same store at once, safely.
+    pub shared_across_hosts: bool,
+    /// Compare-and-swap is done by the backend itself (not emulated with a local lock).
+    pub native_cas: bool,
+    /// Largest value in bytes; 0 means no limit of the store's own.
+    pub max_value_size: u64,
+    /// Where the data lives, for humans (a path, a URL). Never a secret.
+    pub location: RString,
+}
+
+/// The store interface as it crosses the ABI. Plugin authors implement
+/// [`Store`] instead; [`export_plugin!`] adapts it.
+///
+/// Expected versions are `ROption<u64>`: `RNone` = write unconditionally,
+/// `RSome(0)` = the key must not exist, `RSome(n)` = the current version must be `n`.
+#[sabi_trait]
+pub trait FfiStore: Send + Sync {
+    /// Capabilities and location.
+    fn describe(&self) -> RResult<FfiStoreDescription, FfiError>;
+    /// The value and version of `key`, if present.
+    fn get(&self, key: RStr<'_>) -> RResult<ROption<FfiRecord>, FfiError>;
+    /// Writes `value` under `key` if `expected` holds; returns the new version.
+    fn put(&self, key: RStr<'_>, value: RSlice<'_, u8>, expected: ROption<u64>) -> RResult<u64, FfiError>;
+    /// Deletes `key` if `expected` holds; returns whether something was deleted.
+    fn delete(&self, key: RStr<'_>, expected: ROption<u64>) -> RResult<bool, FfiError>;
+    /// Keys starting with `prefix`, sorted.
+    #[sabi(last_prefix_field)]
+    fn list(&self, prefix: RStr<'_>) -> RResult<RVec<RString>, FfiError>;
+}
+
+/// An owned store trait object.
+pub type FfiStoreBox = FfiStore_TO<'static, RBox<()>>;
+
+/// What the host hands a store plugin when it opens a store.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct FfiStoreContext {
+    /// The store's settings from the declaration, as `key = value` strings.
+    pub settings: RVec<Tuple2<RString, RString>>,
+    /// connapp's data directory (for stores that keep files).
+    pub data_dir: RString,
+    /// Whether a human is at a terminal and may be asked for input.
+    pub interactive: bool,
+    /// Asks the human for a secret with no echo. Fails when not interactive.
+    pub prompt_secret: extern "C" fn(RStr<'_>) -> RResult<RVec<u8>, FfiError>,
+}
+
+// ---------------------------------------------------------------------------
+// Store: native types (what plugin authors and the host use)
+// ---------------------------------------------------------------------------
+
+/// The compare-and-swap precondition of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// Write whatever the current version is.
+    Any,
+    /// The key must not exist (or must have been deleted).
+    Absent,
+    /// The current version must be exactly this.
+    Version(u64),
+}
+
+impl Expected {
+    fn to_ffi(self) -> ROption<u64> {
+        match self {
+            Expected::Any => ROption::RNone,
+            Expected::Absent => ROption::RSome(0),
+            Expected::Version(v) => ROption::RSome(v),
+        }
+    }
+    fn from_ffi(o: ROption<u64>) -> Self {
+        match o {
+            ROption::RNone => Expected::Any,
+            ROption::RSome(0) => Expected::Absent,
+            ROption::RSome(v) => Expected::Version(v),
+        }
+    }
+    /// Whether a key whose current version is `current` (`None` = absent) satisfies this.
+    pub fn matches(self, current: Option<u64>) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::Absent => current.is_none(),
+            Expected::Version(v) => current == Some(v),
+        }
+    }
+}
+
+/// A stored value and its version. The value is zeroized on drop and never printed.
+pub struct Record {
+    /// The value bytes.
+    pub value: Zeroizing<Vec<u8>>,
+    /// The version, starting at 1.
+    pub version: u64,
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("value", &format_args!("<{} bytes redacted>", self.value.len()))
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A store's capabilities and location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreDescription {
+    /// Survives a reboot.
+    pub persistent: bool,
+    /// Several hosts can use the same store at once, safely.
+    pub shared_across_hosts: bool,
+    /// Compare-and-swap is done by the backend itself.
+    pub native_cas: bool,
+    /// Largest value in bytes, if the store has a limit.
+    pub max_value_size: Option<u64>,
+    /// Where the data lives, for humans.
+    pub location: String,
+}
+
+/// The store interface a plugin implements. Synchronous; must be safe to call
+/// from several threads at once.
+pub trait Store: Send + Sync + 'static {
+    /// Capabilities and location.
+    fn describe(&self) -> Result<StoreDescription, StoreError>;
+    /// The value and version of `key`, if present.
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
+    /// Writes `value` if `expected` holds; returns the new version.
+    fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError>;
+    /// Deletes `key` if `expected` holds; returns whether something was deleted.
+    fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError>;
+    /// Keys starting with `prefix`, sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// The host's side of opening a store, as a plugin sees it.
+pub struct StoreContext<'a> {
+    ffi: &'a FfiStoreContext,
+}
+
+impl<'a> StoreContext<'a> {
+    /// Wraps the FFI context (host side builds it, plugin side reads it).
+    pub fn new(ffi: &'a FfiStoreContext) -> Self {
+        Self { ffi }
+    }
+    /// The value of a setting from the declaration.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.ffi
+            .settings
+            .iter()
+            .find(|t| t.0.as_str() == key)
+            .map(|t| t.1.as_str())
+    }
+    /// All settings.
+    pub fn settings(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.ffi.settings.iter().map(|t| (t.0.as_str(), t.1.as_str()))
+    }
+    /// connapp's data directory.
+    pub fn data_dir(&self) -> &str {
+        self.ffi.data_dir.as_str()
+    }
+    /// Whether a human may be asked for input.
+    pub fn interactive(&self) -> bool {
+        self.ffi.interactive
+    }
+    /// Asks the human for a secret (no echo). The result is zeroized on drop.
+    pub fn prompt_secret(&self, prompt: &str) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        match (self.ffi.prompt_secret)(prompt.into()) {
+            RResult::ROk(mut v) => {
+                let out = Zeroizing::new(v.as_slice().to_vec());
+                v.as_mut_slice().zeroize();
+                Ok(out)
+            }
+            RResult::RErr(e) => Err(e.into()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Presets: plain data
+// ---------------------------------------------------------------------------
+
+/// The API call that proves a scope works, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiProbe {
+    /// HTTP method.
+    pub method: RString,
+    /// Path below the platform's API base, may contain `{placeholders}`.
+    pub path: RString,
+    /// Query parameters.
+    pub query: RVec<Tuple2<RString, RString>>,
+}
+
+/// One scope of a preset, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiPresetScope {
+    /// The scope string.
+    pub scope: RString,
+    /// One line: what the consumer uses it for.
+    pub reason: RString,
+    /// The call that proves it.
+    pub probe: FfiProbe,
+}
+
+/// A preset, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiPreset {
+    /// The name users type (`servicenow-dex-zoom`).
+    pub name: RString,
+    /// The provider platform the scopes belong to (`zoom`).
+    pub platform: RString,
+    /// One line for humans.
+    pub description: RString,
+    /// The scopes.
+    pub scopes: RVec<FfiPresetScope>,
+}
+
+/// The API call that proves a scope works.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// HTTP method.
+    pub method: String,
+    /// Path below the platform's API base, may contain `{placeholders}`.
+    pub path: String,
+    /// Query parameters.
+    pub query: Vec<(String, String)>,
+}
+
+/// One scope of a preset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetScope {
+    /// The scope string.
+    pub scope: String,
+    /// One line: what the consumer uses it for.
+    pub reason: String,
+    /// The call that proves it.
+    pub probe: Probe,
+}
+
+/// A named set of scopes for a platform, each with its reason and probe.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Preset {
+    /// The name users type.
+    pub name: String,
+    /// The provider platform.
+    pub platform: String,
+    /// One line for humans.
+    pub description: String,
+    /// The scopes.
+    pub scopes: Vec<PresetScope>,
+}
+
+fn pairs_to_ffi(v: &[(String, String)]) -> RVec<Tuple2<RString, RString>> {
+    v.iter()
+        .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
+        .collect()
+}
+
+fn pairs_from_ffi(v: &RVec<Tuple2<RString, RString>>) -> Vec<(String, String)> {
+    v.iter().map(|t| (t.0.to_string(), t.1.to_string())).collect()
+}
+
+impl From<&Preset> for FfiPreset {
+    fn from(p: &Preset) -> Self {
+        FfiPreset {
+            name: p.name.as_str().into(),
+            platform: p.platform.as_str().into(),
+            description: p.description.as_str().into(),
+            scopes: p
+                .scopes
+                .iter()
+                .map(|s| FfiPresetScope {
+                    scope: s.scope.as_str().into(),
+                    reason: s.reason.as_str().into(),
+                    probe: FfiProbe {
+                        method: s.probe.method.as_str().into(),
+                        path: s.probe.path.as_str().into(),
+                        query: pairs_to_ffi(&s.probe.query),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&FfiPreset> for Preset {
+    fn from(p: &FfiPreset) -> Self {
+        Preset {
+            name: p.name.to_string(),
+            platform: p.platform.to_string(),
+            description: p.description.to_string(),
+            scopes: p
+                .scopes
+                .iter()
+                .map(|s| PresetScope {
+                    scope: s.scope.to_string(),
+                    reason: s.reason.to_string(),
+                    probe: Probe {
+                        method: s.probe.method.to_string(),
+                        path: s.probe.path.to_string(),
+                        query: pairs_from_ffi(&s.probe.query),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plugin info and the root module
+// ---------------------------------------------------------------------------
+
+/// A kind of plugin. A newtype over an integer so that kinds can be added.
+#[repr(transparent)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginKind(pub u8);
+
+impl PluginKind {
+    /// A credential store.
+    pub const STORE: Self = Self(1);
+    /// A scope preset.
+    pub const PRESET: Self = Self(2);
+    /// A target platform.
+    pub const PLATFORM: Self = Self(3);
+
+    /// The kind's name as users see it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::STORE => "store",
+            Self::PRESET => "preset",
+            Self::PLATFORM => "platform",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Debug for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing a plugin provides: a kind and the name users refer to it by.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiProvided {
+    /// The kind.
+    pub kind: PluginKind,
+    /// The name (a store kind such as `file`, a preset name, a platform name).
+    pub name: RString,
+}
+
+/// Who a plugin is, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiPluginInfo {
+    /// Unique plugin name, e.g. `store-file`.
+    pub name: RString,
+    /// The plugin's own version.
+    pub version: RString,
+    /// One line for humans.
+    pub description: RString,
+    /// The plugin API version it was built against.
+    pub api_version: RString,
+    /// What it provides.
+    pub provides: RVec<FfiProvided>,
+}
+
+/// What a plugin provides.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provided {
+    /// The kind.
+    pub kind: PluginKind,
+    /// The name users refer to it by.
+    pub name: String,
+}
+
+/// Who a plugin is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Unique plugin name, e.g. `store-file`.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// One line for humans.
+    pub description: String,
+    /// The plugin API version it was built against (filled in by [`export_plugin!`]).
+    pub api_version: String,
+    /// What it provides.
+    pub provides: Vec<Provided>,
+}
+
+impl From<&PluginInfo> for FfiPluginInfo {
+    fn from(i: &PluginInfo) -> Self {
+        FfiPluginInfo {
+            name: i.name.as_str().into(),
+            version: i.version.as_str().into(),
+            description: i.description.as_str().into(),
+            api_version: i.api_version.as_str().into(),
+            provides: i
+                .provides
+                .iter()
+                .map(|p| FfiProvided {
+                    kind: p.kind,
+                    name: p.name.as_str().into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&FfiPluginInfo> for PluginInfo {
+    fn from(i: &FfiPluginInfo) -> Self {
+        PluginInfo {
+            name: i.name.to_string(),
+            version: i.version.to_string(),
+            description: i.description.to_string(),
+            api_version: i.api_version.to_string(),
+            provides: i
+                .provides
+                .iter()
+                .map(|p| Provided {
+                    kind: p.kind,
+                    name: p.name.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The root module every plugin exports: its entry points.
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+#[sabi(missing_field(panic))]
+pub struct PluginModule {
+    /// Who the plugin is.
+    pub info: extern "C" fn() -> RResult<FfiPluginInfo, FfiError>,
+    /// Opens the store named `name` (one the plugin lists as provided).
+    pub open_store: extern "C" fn(RStr<'_>, &FfiStoreContext) -> RResult<FfiStoreBox, FfiError>,
+    /// The presets the plugin provides.
+    #[sabi(last_prefix_field)]
+    pub presets: extern "C" fn() -> RResult<RVec<FfiPreset>, FfiError>,
+}
+
+impl RootModule for PluginModuleRef {
+    abi_stable::declare_root_module_statics! {PluginModuleRef}
+    const BASE_NAME: &'static str = "connapp_plugin";
+    const NAME: &'static str = "connapp plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// A built-in plugin, registered with `inventory` by [`export_plugin!`].
+pub struct BuiltinPlugin {
+    /// Builds the plugin's root module.
+    pub module: fn() -> PluginModuleRef,
+}
+
+inventory::collect!(BuiltinPlugin);
+
+/// Every built-in plugin linked into this binary, in no particular order.
+pub fn builtin_plugins() -> impl Iterator<Item = &'static BuiltinPlugin> {
+    inventory::iter::<BuiltinPlugin>.into_iter()
+}
+
+// ---------------------------------------------------------------------------
+// The plugin trait and its glue
+// ---------------------------------------------------------------------------
+
+/// What a plugin crate implements (on a marker type) and passes to [`export_plugin!`].
+pub trait Plugin: 'static {
+    /// Who the plugin is and what it provides. `api_version` is filled in for you.
+    fn info() -> PluginInfo;
+    /// Opens the store `name`. The default says the plugin has no stores.
+    fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
+        let _ = ctx;
+        Err(StoreError::new(
+            ErrorCode::UNSUPPORTED,
+            format!("this plugin provides no store named {name:?}"),
+        ))
+    }
+    /// The presets the plugin provides. The default is none.
+    fn presets() -> Vec<Preset> {
+        Vec::new()
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic into an [`ErrorCode::PANIC`] error. This is the
+/// guard every exported entry point goes through.
+pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> RResult<T, FfiError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => RResult::ROk(v),
+        Ok(Err(e)) => RResult::RErr(e.into()),
+        Err(payload) => RResult::RErr(FfiError {
+            code: ErrorCode::PANIC,
+            message: format!("the plugin panicked in {what}: {}", panic_message(&*payload)).into(),
+            retryable: false,
+        }),
+    }
+}
+
+/// Adapts a native [`Store`] to [`FfiStore`], guarding every call against panics.
+struct Guarded(Box<dyn Store>);
+
+fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(StoreError::new(
+            ErrorCode::INVALID_INPUT,
+            format!("invalid store key {key:?}: keys are 1 to {MAX_KEY_LEN} bytes without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+impl FfiStore for Guarded {
+    fn describe(&self) -> RResult<FfiStoreDescription, FfiError> {
+        guard("describe", || {
+            let d = self.0.describe()?;
+            Ok(FfiStoreDescription {
+                persistent: d.persistent,
+                shared_across_hosts: d.shared_across_hosts,
+                native_cas: d.native_cas,
+                max_value_size: d.max_value_size.unwrap_or(0),
+                location: d.location.into(),
+            })
+        })
+    }
+    fn get(&self, key: RStr<'_>) -> RResult<ROption<FfiRecord>, FfiError> {
+        guard("get", || {
+            check_key(key.as_str())?;
+            Ok(match self.0.get(key.as_str())? {
+                Some(mut r) => {
+                    let value = RVec::from_slice(&r.value);
+                    r.value.zeroize();
+                    ROption::RSome(FfiRecord {
+                        value,
+                        version: r.version,
+                    })
+                }
+                None => ROption::RNone,
+            })
+        })
+    }
+    fn put(&self, key: RStr<'_>, value: RSlice<'_, u8>, expected: ROption<u64>) -> RResult<u64, FfiError> {
+        guard("put", || {
+            check_key(key.as_str())?;
+            self.0.put(key.as_str(), value.as_slice(), Expected::from_ffi(expected))
+        })
+    }
+    fn delete(&self, key: RStr<'_>, expected: ROption<u64>) -> RResult<bool, FfiError> {
+        guard("delete", || {
+            check_key(key.as_str())?;
+            self.0.delete(key.as_str(), Expected::from_ffi(expected))
+        })
+    }
+    fn list(&self, prefix: RStr<'_>) -> RResult<RVec<RString>, FfiError> {
+        guard("list", || {
+            Ok(self.0.list(prefix.as_str())?.into_iter().map(RString::from).collect())
+        })
+    }
+}
+
+/// Glue used by [`export_plugin!`]; not part of the stable API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    pub extern "C" fn info<P: Plugin>() -> RResult<FfiPluginInfo, FfiError> {
+        guard("info", || {
+            let mut info = P::info();
+            info.api_version = PLUGIN_API_VERSION.to_string();
+            Ok(FfiPluginInfo::from(&info))
+        })
+    }
+
+    pub extern "C" fn open_store<P: Plugin>(name: RStr<'_>, ctx: &FfiStoreContext) -> RResult<FfiStoreBox, FfiError> {
+        guard("open_store", || {
+            let store = P::open_store(name.as_str(), &StoreContext::new(ctx))?;
+            Ok(FfiStore_TO::from_value(Guarded(store), abi_stable::sabi_trait::TD_Opaque))
+        })
+    }
+
+    pub extern "C" fn presets<P: Plugin>() -> RResult<RVec<FfiPreset>, FfiError> {
+        guard("presets", || Ok(P::presets().iter().map(FfiPreset::from).collect()))
+    }
+
+    pub fn module<P: Plugin>() -> PluginModuleRef {
+        use abi_stable::prefix_type::PrefixTypeTrait;
+        PluginModule {
+            info: info::<P>,
+            open_store: open_store::<P>,
+            presets: presets::<P>,
+        }
+        .leak_into_prefix()
+    }
+}
+
+/// Exports a [`Plugin`]: registers it as a built-in with `inventory` and, when
+/// the crate's `cdylib` feature is on, exports the `abi_stable` root module.
+///
+/// ```ignore
+/// struct MyPlugin;
+/// impl connapp_plugin_api::Plugin for MyPlugin { /* ... */ }
+/// connapp_plugin_api::export_plugin!(MyPlugin);
+/// ```
+///
+/// It also defines `pub fn __connapp_link()`, which a binary that links the
+/// plugin in calls once so the linker keeps the registration.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        $crate::inventory::submit! {
+            $crate::BuiltinPlugin { module: $crate::__private::module::<$plugin> }
+        }
+
+        #[cfg(feature = "cdylib")]
+        #[$crate::abi_stable::export_root_module]
+        fn __connapp_root_module() -> $crate::PluginModuleRef {
+            $crate::__private::module::<$plugin>()
+        }
+
+        /// Keeps this plugin's built-in registration from being dropped by the linker.
+        #[doc(hidden)]
+        #[inline(never)]
+        pub fn __connapp_link() {}
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Host side: a safe handle over a store trait object
+// ---------------------------------------------------------------------------
+
+/// A store as the host sees it: native types, zeroized values, typed errors,
+/// whether the store is built in, dynamic, or a plain Rust value under test.
+pub struct StoreHandle {
+    inner: FfiStoreBox,
+}
+
+impl fmt::Debug for StoreHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoreHandle")
+    }
+}
+
+fn from_ffi<T>(r: RResult<T, FfiError>) -> Result<T, StoreError> {
+    r.into_result().map_err(StoreError::from)
+}
+
+impl StoreHandle {
+    /// Wraps a store trait object that came from a plugin module.
+    pub fn from_ffi(inner: FfiStoreBox) -> Self {
+        Self { inner }
+    }
+
+    /// Wraps a native store, with the same panic guard a plugin gets. This is
+    /// how a plugin author runs the conformance suite without loading a library.
+    pub fn from_store(store: impl Store) -> Self {
+        Self {
+            inner: FfiStore_TO::from_value(Guarded(Box::new(store)), abi_stable::sabi_trait::TD_Opaque),
+        }
+    }
+
+    /// Capabilities and location.
+    pub fn describe(&self) -> Result<StoreDescription, StoreError> {
+        let d = from_ffi(self.inner.describe())?;
+        Ok(StoreDescription {
+            persistent: d.persistent,
+            shared_across_hosts: d.shared_across_hosts,
+            native_cas: d.native_cas,
+            max_value_size: (d.max_value_size != 0).then_some(d.max_value_size),
+            location: d.location.into_string(),
+        })
+    }
+
+    /// The value and version of `key`, if present.
+    pub fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        Ok(from_ffi(self.inner.get(key.into()))?.into_option().map(|mut r| {
+            let value = Zeroizing::new(r.value.as_slice().to_vec());
+            r.value.as_mut_slice().zeroize();
+            Record {
+                value,
+                version: r.version,
+            }
+        }))
+    }
+
+    /// Writes `value` if `expected` holds; returns the new version.
+    pub fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
+        from_ffi(self.inner.put(key.into(), value.into(), expected.to_ffi()))
+    }
+
+    /// Deletes `key` if `expected` holds; returns whether something was deleted.
+    pub fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError> {
+        from_ffi(self.inner.delete(key.into(), expected.to_ffi()))
+    }
+
+    /// Keys starting with `prefix`, sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(from_ffi(self.inner.list(prefix.into()))?
+            .into_iter()
+            .map(RString::into_string)
+            .collect())
+    }
+}
+
+/// Host side: calls a module's entry points with native types.
+pub mod host {
+    use super::*;
+
+    /// The plugin's info.
+    pub fn info(m: PluginModuleRef) -> Result<PluginInfo, StoreError> {
+        from_ffi((m.info())()).map(|i| PluginInfo::from(&i))
+    }
+
+    /// Opens a store of the plugin.
+    pub fn open_store(m: PluginModuleRef, name: &str, ctx: &FfiStoreContext) -> Result<StoreHandle, StoreError> {
+        from_ffi((m.open_store())(name.into(), ctx)).map(StoreHandle::from_ffi)
+    }
+
+    /// The plugin's presets.
+    pub fn presets(m: PluginModuleRef) -> Result<Vec<Preset>, StoreError> {
+        from_ffi((m.presets())()).map(|v| v.iter().map(Preset::from).collect())
+    }
+}

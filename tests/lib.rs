@@ -1,0 +1,1 @@
+//! Shared helpers live in e2e/; this library is intentionally empty.
