@@ -1,1 +1,75 @@
-fn main() {}
+//! `connapp`: the command-line binary. Thin glue: parse arguments, call the
+//! core, the host and the plugins, print for humans or as JSON.
+//!
+//! What it is **not**: a library. Logic that can be tested without a terminal
+//! belongs in `connapp-core` (pure) or a plugin.
+//!
+//! Exit codes: 0 success; 1 failure; 2 command-line usage error; 3 the
+//! declaration is invalid; 4 a plugin failed (load refusal, ABI mismatch,
+//! panic, plugin error).
+
+mod builtins;
+mod cli;
+mod cmd_check;
+mod cmd_init;
+mod cmd_plugins;
+mod cmd_secrets;
+mod ctx;
+mod error;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand};
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    builtins::link_all();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {}", e.message);
+            if let Some(hint) = &e.hint {
+                let _ = writeln!(err, "  hint: {hint}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init(a) => cmd_init::run(&g, a),
+        Command::Check(a) => cmd_check::run(&g, a),
+        Command::Secrets { command } => match command {
+            SecretsCommand::Set(a) => cmd_secrets::set(&g, a),
+            SecretsCommand::List(a) => cmd_secrets::list(&g, a),
+            SecretsCommand::Rm(a) => cmd_secrets::rm(&g, a),
+        },
+        Command::Plugins { command } => match command {
+            PluginsCommand::List(a) => cmd_plugins::list(&g, a),
+            PluginsCommand::Info(a) => cmd_plugins::info(&g, a),
+        },
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            man.render(&mut std::io::stdout())
+                .map_err(|e| CliError::failure(format!("cannot write the man page: {e}")))
+        }
+    }
+}

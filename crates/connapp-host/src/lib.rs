@@ -1,1 +1,409 @@
+//! The connapp plugin host: one registry for built-in plugins (registered with
+//! `inventory` by the plugin crates linked into the binary) and dynamic ones
+//! (loaded with `abi_stable` from trusted directories).
+//!
+//! The rest of connapp asks the [`Registry`] for a store or the presets and
+//! gets native handles back; it never sees whether a plugin is built in or
+//! loaded, except in [`Origin`], which is reported to users.
+//!
+//! What it is **not**: a sandbox. Loading a library runs its code; the trust
+//! checks (absolute path, owned by you or root, not group- or world-writable)
+//! keep out accidents and other users, not a malicious library you installed.
+//! Libraries are never unloaded.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{LibraryError, lib_header_from_path};
+use connapp_plugin_api::{
+    FfiStoreContext, PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModuleRef, Preset, StoreError, StoreHandle,
+    builtin_plugins, host,
+};
+
+/// Where a plugin came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Linked into the binary.
+    Builtin,
+    /// Loaded from this file.
+    Dynamic(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("built-in"),
+            Origin::Dynamic(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A plugin the host can use.
+pub struct LoadedPlugin {
+    /// Who it is.
+    pub info: PluginInfo,
+    /// Where it came from.
+    pub origin: Origin,
+    module: PluginModuleRef,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("info", &self.info)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// Whether it provides `kind` under `name`.
+    pub fn provides(&self, kind: PluginKind, name: &str) -> bool {
+        self.info.provides.iter().any(|p| p.kind == kind && p.name == name)
+    }
+}
+
+/// Everything that can go wrong in the host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// Built against an incompatible plugin API.
+    #[error(
+        "{}: refused: the plugin was built for connapp plugin API {found}, but this connapp supports {expected}; rebuild the plugin against connapp-plugin-api {expected}",
+        path.display()
+    )]
+    IncompatibleAbi {
+        /// The library.
+        path: PathBuf,
+        /// What the host supports.
+        expected: String,
+        /// What the plugin was built against.
+        found: String,
+    },
+    /// The file or its directory fails the trust checks.
+    #[error("{}: refused: {reason}", path.display())]
+    Untrusted {
+        /// The library.
+        path: PathBuf,
+        /// Why, with the fix.
+        reason: String,
+    },
+    /// The library could not be loaded.
+    #[error("{}: cannot load: {detail}", path.display())]
+    Load {
+        /// The library.
+        path: PathBuf,
+        /// What abi_stable or the loader said.
+        detail: String,
+    },
+    /// A second plugin with a name already taken.
+    #[error("{}: refused: a plugin named {name:?} is already loaded from {existing}", path.display())]
+    Duplicate {
+        /// The library.
+        path: PathBuf,
+        /// The plugin name.
+        name: String,
+        /// Where the first one came from.
+        existing: Origin,
+    },
+    /// A plugin call failed (including a caught panic).
+    #[error("plugin {plugin} ({origin}): {error}")]
+    Plugin {
+        /// The plugin name.
+        plugin: String,
+        /// Where it came from.
+        origin: Origin,
+        /// What it said.
+        error: StoreError,
+    },
+    /// No plugin provides the store kind.
+    #[error("no installed plugin provides the store kind {kind:?} (installed store kinds: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    NoSuchStore {
+        /// What was asked for.
+        kind: String,
+        /// What exists.
+        known: Vec<String>,
+    },
+}
+
+impl HostError {
+    /// The plugin's error, if this is one.
+    pub fn plugin_error(&self) -> Option<&StoreError> {
+        match self {
+            HostError::Plugin { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A library that could not be loaded.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub error: HostError,
+}
+
+/// All plugins: built in and dynamic.
+#[derive(Debug, Default)]
+pub struct Registry {
+    plugins: Vec<LoadedPlugin>,
+    failures: Vec<LoadFailure>,
+}
+
+/// File names that look like dynamic libraries on this platform.
+pub fn is_library_name(name: &str) -> bool {
+    let ext = std::env::consts::DLL_EXTENSION;
+    name.rsplit_once('.').is_some_and(|(_, e)| e == ext)
+}
+
+impl Registry {
+    /// Only the plugins linked into this binary.
+    pub fn builtins() -> Self {
+        let mut r = Registry::default();
+        let mut found: Vec<(PluginInfo, PluginModuleRef)> = Vec::new();
+        for b in builtin_plugins() {
+            let module = (b.module)();
+            match host::info(module) {
+                Ok(info) => found.push((info, module)),
+                Err(error) => r.failures.push(LoadFailure {
+                    path: PathBuf::from("(built-in)"),
+                    error: HostError::Plugin {
+                        plugin: "(unknown built-in)".into(),
+                        origin: Origin::Builtin,
+                        error,
+                    },
+                }),
+            }
+        }
+        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        for (info, module) in found {
+            r.plugins.push(LoadedPlugin {
+                info,
+                origin: Origin::Builtin,
+                module,
+            });
+        }
+        r
+    }
+
+    /// Built-ins plus every library in `dirs` (in order; missing directories
+    /// are skipped). Failures are recorded, not fatal: see [`Registry::failures`].
+    pub fn discover(dirs: &[PathBuf]) -> Self {
+        let mut r = Self::builtins();
+        for dir in dirs {
+            let Ok(rd) = std::fs::read_dir(dir) else { continue };
+            let mut files: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_library_name))
+                .collect();
+            files.sort();
+            for f in files {
+                if let Err(error) = r.load_file(&f) {
+                    r.failures.push(LoadFailure { path: f, error });
+                }
+            }
+        }
+        r
+    }
+
+    /// Loads one dynamic library after the trust checks.
+    pub fn load_file(&mut self, path: &Path) -> Result<&LoadedPlugin, HostError> {
+        let path = std::fs::canonicalize(path).map_err(|e| HostError::Load {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        check_trusted(&path)?;
+        let header = lib_header_from_path(&path).map_err(|e| map_library_error(&path, e))?;
+        let module = header
+            .init_root_module::<PluginModuleRef>()
+            .map_err(|e| map_library_error(&path, e))?;
+        let info = host::info(module).map_err(|error| HostError::Plugin {
+            plugin: path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            origin: Origin::Dynamic(path.clone()),
+            error,
+        })?;
+        if let Some(existing) = self.plugins.iter().find(|p| p.info.name == info.name) {
+            return Err(HostError::Duplicate {
+                path,
+                name: info.name,
+                existing: existing.origin.clone(),
+            });
+        }
+        self.plugins.push(LoadedPlugin {
+            info,
+            origin: Origin::Dynamic(path),
+            module,
+        });
+        Ok(self.plugins.last().expect("just pushed"))
+    }
+
+    /// Every usable plugin: built-ins first (by name), then dynamic ones in load order.
+    pub fn plugins(&self) -> &[LoadedPlugin] {
+        &self.plugins
+    }
+
+    /// Libraries that were refused or failed to load.
+    pub fn failures(&self) -> &[LoadFailure] {
+        &self.failures
+    }
+
+    /// The plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|p| p.info.name == name)
+    }
+
+    /// Store kinds provided by some plugin.
+    pub fn store_kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .plugins
+            .iter()
+            .flat_map(|p| p.info.provides.iter())
+            .filter(|p| p.kind == PluginKind::STORE)
+            .map(|p| p.name.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Opens the store `kind` from the first plugin providing it.
+    pub fn open_store(&self, kind: &str, ctx: &FfiStoreContext) -> Result<(StoreHandle, &LoadedPlugin), HostError> {
+        let plugin = self
+            .plugins
+            .iter()
+            .find(|p| p.provides(PluginKind::STORE, kind))
+            .ok_or_else(|| HostError::NoSuchStore {
+                kind: kind.to_string(),
+                known: self.store_kinds(),
+            })?;
+        let handle = host::open_store(plugin.module, kind, ctx).map_err(|error| plugin_error(plugin, error))?;
+        Ok((handle, plugin))
+    }
+
+    /// All presets, with the plugin each came from. A plugin whose presets
+    /// cannot be read is reported in the second list.
+    pub fn presets(&self) -> (Vec<(Preset, &LoadedPlugin)>, Vec<HostError>) {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for p in self
+            .plugins
+            .iter()
+            .filter(|p| p.info.provides.iter().any(|x| x.kind == PluginKind::PRESET))
+        {
+            match host::presets(p.module) {
+                Ok(v) => out.extend(v.into_iter().map(|preset| (preset, p))),
+                Err(error) => errors.push(plugin_error(p, error)),
+            }
+        }
+        (out, errors)
+    }
+}
+
+/// Wraps a plugin's error with the plugin's name and origin.
+pub fn plugin_error(plugin: &LoadedPlugin, error: StoreError) -> HostError {
+    HostError::Plugin {
+        plugin: plugin.info.name.clone(),
+        origin: plugin.origin.clone(),
+        error,
+    }
+}
+
+fn map_library_error(path: &Path, e: LibraryError) -> HostError {
+    match e {
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => HostError::IncompatibleAbi {
+            path: path.to_path_buf(),
+            expected: format!("{}.{}.x (this connapp: {PLUGIN_API_VERSION})", expected_version.major, expected_version.minor),
+            found: actual_version.to_string(),
+        },
+        LibraryError::GetSymbolError { .. } => HostError::Load {
+            path: path.to_path_buf(),
+            detail: "not a connapp plugin (no abi_stable root module exported; was it built with the `cdylib` feature?)"
+                .into(),
+        },
+        other => HostError::Load {
+            path: path.to_path_buf(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+#[cfg(unix)]
+fn check_trusted(path: &Path) -> Result<(), HostError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let untrusted = |reason: String| HostError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let check = |p: &Path, what: &str| -> Result<(), HostError> {
+        let meta = std::fs::metadata(p).map_err(|e| untrusted(format!("cannot inspect {what} {}: {e}", p.display())))?;
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(untrusted(format!(
+                "{what} {} belongs to user id {}, not to you or root; fix: chown it, or move the plugin",
+                p.display(),
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o777;
+        if mode & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "{what} {} is group- or world-writable (mode {mode:03o}), so another user could replace the plugin; fix: chmod go-w {}",
+                p.display(),
+                p.display()
+            )));
+        }
+        Ok(())
+    };
+    let meta = std::fs::metadata(path).map_err(|e| untrusted(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(untrusted("not a regular file".into()));
+    }
+    check(path, "the library")?;
+    if let Some(dir) = path.parent() {
+        check(dir, "the directory")?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_trusted(_path: &Path) -> Result<(), HostError> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_names() {
+        assert!(is_library_name("libconnapp_store_file.so"));
+        assert!(!is_library_name("README.md"));
+        assert!(!is_library_name("so"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn world_writable_directories_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("connapp-host-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let lib = dir.join("libx.so");
+        std::fs::write(&lib, b"not a library").expect("write");
+        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = Registry::default().load_file(&lib).expect_err("refused");
+        assert!(matches!(e, HostError::Untrusted { .. }), "{e}");
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let e = Registry::default().load_file(&lib).expect_err("not a library");
+        assert!(matches!(e, HostError::Load { .. }), "{e}");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

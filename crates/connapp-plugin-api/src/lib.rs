@@ -235,10 +235,10 @@ pub struct FfiRecord {
     pub version: u64,
 }
 
-/// What a store is, reported honestly so users can choose.
+/// What a kind of store can do, reported honestly so users can choose.
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
-pub struct FfiStoreDescription {
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
     /// Survives a reboot.
     pub persistent: bool,
     /// Several hosts can use the same store at once, safely.
@@ -247,6 +247,21 @@ pub struct FfiStoreDescription {
     pub native_cas: bool,
     /// Largest value in bytes; 0 means no limit of the store's own.
     pub max_value_size: u64,
+}
+
+impl Capabilities {
+    /// The value size limit, if any.
+    pub fn max_value_size(&self) -> Option<u64> {
+        (self.max_value_size != 0).then_some(self.max_value_size)
+    }
+}
+
+/// An open store's capabilities and location, as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiStoreDescription {
+    /// What it can do.
+    pub capabilities: Capabilities,
     /// Where the data lives, for humans (a path, a URL). Never a secret.
     pub location: RString,
 }
@@ -345,18 +360,12 @@ impl fmt::Debug for Record {
     }
 }
 
-/// A store's capabilities and location.
+/// An open store's capabilities and location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoreDescription {
-    /// Survives a reboot.
-    pub persistent: bool,
-    /// Several hosts can use the same store at once, safely.
-    pub shared_across_hosts: bool,
-    /// Compare-and-swap is done by the backend itself.
-    pub native_cas: bool,
-    /// Largest value in bytes, if the store has a limit.
-    pub max_value_size: Option<u64>,
-    /// Where the data lives, for humans.
+    /// What it can do.
+    pub capabilities: Capabilities,
+    /// Where the data lives, for humans. Never a secret.
     pub location: String,
 }
 
@@ -593,6 +602,8 @@ pub struct FfiProvided {
     pub kind: PluginKind,
     /// The name (a store kind such as `file`, a preset name, a platform name).
     pub name: RString,
+    /// For a store: what it can do.
+    pub store_capabilities: ROption<Capabilities>,
 }
 
 /// Who a plugin is, as it crosses the ABI.
@@ -618,6 +629,8 @@ pub struct Provided {
     pub kind: PluginKind,
     /// The name users refer to it by.
     pub name: String,
+    /// For a store: what it can do.
+    pub store_capabilities: Option<Capabilities>,
 }
 
 /// Who a plugin is.
@@ -648,6 +661,7 @@ impl From<&PluginInfo> for FfiPluginInfo {
                 .map(|p| FfiProvided {
                     kind: p.kind,
                     name: p.name.as_str().into(),
+                    store_capabilities: p.store_capabilities.into(),
                 })
                 .collect(),
         }
@@ -667,6 +681,7 @@ impl From<&FfiPluginInfo> for PluginInfo {
                 .map(|p| Provided {
                     kind: p.kind,
                     name: p.name.to_string(),
+                    store_capabilities: p.store_capabilities.into_option(),
                 })
                 .collect(),
         }
@@ -772,10 +787,7 @@ impl FfiStore for Guarded {
         guard("describe", || {
             let d = self.0.describe()?;
             Ok(FfiStoreDescription {
-                persistent: d.persistent,
-                shared_across_hosts: d.shared_across_hosts,
-                native_cas: d.native_cas,
-                max_value_size: d.max_value_size.unwrap_or(0),
+                capabilities: d.capabilities,
                 location: d.location.into(),
             })
         })
@@ -919,10 +931,7 @@ impl StoreHandle {
     pub fn describe(&self) -> Result<StoreDescription, StoreError> {
         let d = from_ffi(self.inner.describe())?;
         Ok(StoreDescription {
-            persistent: d.persistent,
-            shared_across_hosts: d.shared_across_hosts,
-            native_cas: d.native_cas,
-            max_value_size: (d.max_value_size != 0).then_some(d.max_value_size),
+            capabilities: d.capabilities,
             location: d.location.into_string(),
         })
     }

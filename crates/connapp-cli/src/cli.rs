@@ -1,0 +1,167 @@
+//! The command-line surface (clap). The same definitions generate `--help`,
+//! the man page and the shell completions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+/// connapp: OAuth connected apps as code — declared, validated, stored safely.
+#[derive(Parser, Debug)]
+#[command(name = "connapp", version, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid declaration, 4 plugin failure.\n\
+Environment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The declaration file (default: ./connapp.toml, else $CONNAPP_CONFIG_DIR/connapp.toml).
+    #[arg(long, short = 'f', global = true, env = "CONNAPP_FILE", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Print less: only errors and requested data.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a new declaration from a preset.
+    Init(InitArgs),
+    /// Validate the declaration offline; every problem names field, rule and fix.
+    Check(CheckArgs),
+    /// Store, list and remove an app's Client ID, Client Secret and Secret Token.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+    /// Show the plugins: built in and loaded, with origin, ABI version and capabilities.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    #[command(hide = true)]
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The preset whose scopes the app requests.
+    #[arg(long, default_value = "servicenow-dex-zoom")]
+    pub preset: String,
+    /// The ServiceNow instance name (NAME in https://NAME.service-now.com).
+    #[arg(long)]
+    pub instance: String,
+    /// The app's name in the declaration.
+    #[arg(long, default_value = "dex-zoom")]
+    pub app: String,
+    /// The name shown on Zoom's consent page.
+    #[arg(long, default_value = "DEX for Zoom")]
+    pub display_name: String,
+    /// The store kind for secrets.
+    #[arg(long, default_value = "file")]
+    pub store: String,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Store a secret, read from a no-echo prompt or standard input (never from the command line).
+    Set(SecretSetArgs),
+    /// List which secrets are stored (metadata only, never values).
+    List(SecretListArgs),
+    /// Remove a secret.
+    Rm(SecretRmArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SecretSetArgs {
+    /// Which secret: client-id, client-secret or secret-token.
+    #[arg(value_parser = ["client-id", "client-secret", "secret-token"])]
+    pub kind: String,
+    /// The app (needed when the declaration has several).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Read the value from standard input instead of prompting.
+    #[arg(long)]
+    pub from_stdin: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretListArgs {
+    /// Only this app.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretRmArgs {
+    /// Which secret: client-id, client-secret or secret-token.
+    #[arg(value_parser = ["client-id", "client-secret", "secret-token"])]
+    pub kind: String,
+    /// The app (needed when the declaration has several).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List every plugin and every library that failed to load.
+    List(PluginsArgs),
+    /// Show one plugin in detail.
+    Info(PluginInfoArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PluginsArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PluginInfoArgs {
+    /// The plugin name (see `connapp plugins list`).
+    pub name: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,90 @@
+//! `connapp check`.
+
+use connapp_core::Severity;
+use serde::Serialize;
+
+use crate::cli::{CheckArgs, Global};
+use crate::ctx;
+use crate::error::{CliError, EXIT_INVALID};
+
+#[derive(Serialize)]
+struct AppSummary<'a> {
+    name: &'a str,
+    platform: &'a str,
+    usage: &'a str,
+    redirect_url: &'a str,
+    scopes: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    file: String,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    diagnostics: &'a [connapp_core::Diagnostic],
+    apps: Vec<AppSummary<'a>>,
+}
+
+pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let path = ctx::declaration_path(g)?;
+    let text = ctx::read_declaration(&path)?;
+    let file = path.display().to_string();
+    let report = connapp_core::check(&file, &text, &ctx::catalog(&reg));
+    let errors = report.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = report.diagnostics.len() - errors;
+    if a.json {
+        let apps = report
+            .declaration
+            .iter()
+            .flat_map(|d| d.apps.iter())
+            .map(|app| AppSummary {
+                name: &app.name,
+                platform: &app.platform,
+                usage: app.usage.as_str(),
+                redirect_url: &app.redirect_url,
+                scopes: app.scopes.iter().map(|s| s.scope.as_str()).collect(),
+            })
+            .collect();
+        ctx::print_json(&Output {
+            file: file.clone(),
+            valid: errors == 0,
+            errors,
+            warnings,
+            diagnostics: &report.diagnostics,
+            apps,
+        })?;
+    } else {
+        for d in &report.diagnostics {
+            if d.severity == Severity::Error || !g.quiet {
+                eprintln!("{d}");
+            }
+        }
+        if let Some(decl) = &report.declaration
+            && !g.quiet
+        {
+            for app in &decl.apps {
+                println!(
+                    "{file}: app {:?} is valid: {} {}, {} scopes, redirect {}",
+                    app.name,
+                    app.usage.as_str(),
+                    app.platform,
+                    app.scopes.len(),
+                    app.redirect_url
+                );
+            }
+            if warnings > 0 {
+                println!("{warnings} warning{}", if warnings == 1 { "" } else { "s" });
+            }
+        }
+    }
+    if errors > 0 {
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("{file} is invalid: {errors} error{}", if errors == 1 { "" } else { "s" }),
+        ));
+    }
+    Ok(())
+}

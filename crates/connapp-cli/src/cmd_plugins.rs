@@ -1,0 +1,165 @@
+//! `connapp plugins list|info`.
+
+use std::io::Write;
+
+use connapp_host::{LoadedPlugin, Origin, Registry};
+use serde::Serialize;
+
+use crate::cli::{Global, PluginInfoArgs, PluginsArgs};
+use crate::cmd_secrets::CapsJson;
+use crate::ctx;
+use crate::error::{CliError, EXIT_PLUGIN};
+
+#[derive(Serialize)]
+struct ProvidedJson {
+    kind: &'static str,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capabilities: Option<CapsJson>,
+}
+
+#[derive(Serialize)]
+struct PluginJson {
+    name: String,
+    version: String,
+    description: String,
+    origin: &'static str,
+    path: Option<String>,
+    api_version: String,
+    provides: Vec<ProvidedJson>,
+}
+
+#[derive(Serialize)]
+struct FailureJson {
+    path: String,
+    error: String,
+}
+
+#[derive(Serialize)]
+struct ListJson {
+    plugins: Vec<PluginJson>,
+    failures: Vec<FailureJson>,
+    search_path: Vec<String>,
+}
+
+fn to_json(p: &LoadedPlugin) -> PluginJson {
+    PluginJson {
+        name: p.info.name.clone(),
+        version: p.info.version.clone(),
+        description: p.info.description.clone(),
+        origin: match p.origin {
+            Origin::Builtin => "builtin",
+            Origin::Dynamic(_) => "dynamic",
+        },
+        path: match &p.origin {
+            Origin::Builtin => None,
+            Origin::Dynamic(path) => Some(path.display().to_string()),
+        },
+        api_version: p.info.api_version.clone(),
+        provides: p
+            .info
+            .provides
+            .iter()
+            .map(|x| ProvidedJson {
+                kind: x.kind.name(),
+                name: x.name.clone(),
+                capabilities: x.store_capabilities.map(CapsJson::from),
+            })
+            .collect(),
+    }
+}
+
+fn failures_result(reg: &Registry) -> Result<(), CliError> {
+    match reg.failures().len() {
+        0 => Ok(()),
+        n => Err(CliError::with_code(
+            EXIT_PLUGIN,
+            format!("{n} plugin librar{} could not be loaded", if n == 1 { "y" } else { "ies" }),
+        )),
+    }
+}
+
+fn caps_text(c: &CapsJson) -> String {
+    format!(
+        "persistent: {}, shared across hosts: {}, native CAS: {}, max value: {}",
+        yes(c.persistent),
+        yes(c.shared_across_hosts),
+        yes(c.native_cas),
+        c.max_value_size.map_or("unlimited".into(), |v| format!("{v} bytes"))
+    )
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+pub fn list(_g: &Global, a: PluginsArgs) -> Result<(), CliError> {
+    let dirs = ctx::plugin_dirs();
+    let reg = Registry::discover(&dirs);
+    let plugins: Vec<PluginJson> = reg.plugins().iter().map(to_json).collect();
+    let failures: Vec<FailureJson> = reg
+        .failures()
+        .iter()
+        .map(|f| FailureJson {
+            path: f.path.display().to_string(),
+            error: f.error.to_string(),
+        })
+        .collect();
+    if a.json {
+        ctx::print_json(&ListJson {
+            plugins,
+            failures,
+            search_path: dirs.iter().map(|d| d.display().to_string()).collect(),
+        })?;
+        return failures_result(&reg);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<22} {:<9} {:<8} {:<26} ORIGIN", "NAME", "VERSION", "API", "PROVIDES")?;
+    for p in &plugins {
+        let provides: Vec<String> = p.provides.iter().map(|x| format!("{} {}", x.kind, x.name)).collect();
+        writeln!(
+            out,
+            "{:<22} {:<9} {:<8} {:<26} {}",
+            p.name,
+            p.version,
+            p.api_version,
+            provides.join(", "),
+            p.path.as_deref().unwrap_or("built-in")
+        )?;
+    }
+    drop(out);
+    for f in &failures {
+        eprintln!("error: {}", f.error);
+    }
+    failures_result(&reg)
+}
+
+pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    let Some(p) = reg.plugin(&a.name) else {
+        let known: Vec<&str> = reg.plugins().iter().map(|p| p.info.name.as_str()).collect();
+        let mut err = CliError::failure(format!("no plugin named {:?}", a.name)).hint(format!("installed: {}", known.join(", ")));
+        if let Some(f) = reg.failures().first() {
+            err.message.push_str(&format!(" (and a library failed to load: {})", f.error));
+            err.code = EXIT_PLUGIN;
+        }
+        return Err(err);
+    };
+    let j = to_json(p);
+    if a.json {
+        return ctx::print_json(&j);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "name:        {}", j.name)?;
+    writeln!(out, "version:     {}", j.version)?;
+    writeln!(out, "description: {}", j.description)?;
+    writeln!(out, "origin:      {}", j.path.as_deref().unwrap_or("built-in"))?;
+    writeln!(out, "plugin API:  {} (this connapp: {})", j.api_version, connapp_plugin_api::PLUGIN_API_VERSION)?;
+    for x in &j.provides {
+        writeln!(out, "provides:    {} {}", x.kind, x.name)?;
+        if let Some(c) = &x.capabilities {
+            writeln!(out, "             {}", caps_text(c))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! `connapp secrets set|list|rm`. Values come from a no-echo prompt or
+//! standard input, never from the command line, and are never printed.
+
+use std::io::{BufRead, Read, Write};
+
+use connapp_core::{SecretKind, secret_key};
+use connapp_plugin_api::{Capabilities, Expected, StoreHandle};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::cli::{Global, SecretListArgs, SecretRmArgs, SecretSetArgs};
+use crate::ctx;
+use crate::error::{CliError, EXIT_INVALID};
+
+const MAX_SECRET_INPUT: u64 = 8192;
+
+fn kind_of(s: &str) -> Result<SecretKind, CliError> {
+    SecretKind::parse(s).ok_or_else(|| CliError::with_code(2, format!("unknown secret {s:?}")))
+}
+
+fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    if from_stdin {
+        let mut buf = Zeroizing::new(Vec::new());
+        std::io::stdin()
+            .lock()
+            .take(MAX_SECRET_INPUT + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::failure(format!("cannot read standard input: {e}")))?;
+        if buf.len() as u64 > MAX_SECRET_INPUT {
+            return Err(CliError::failure(format!(
+                "standard input holds more than {MAX_SECRET_INPUT} bytes; that is not a {}",
+                kind.label()
+            )));
+        }
+        // One trailing line break (from `echo` or a file) is not part of the value.
+        if buf.ends_with(b"\n") {
+            buf.pop();
+            if buf.ends_with(b"\r") {
+                buf.pop();
+            }
+        }
+        return Ok(buf);
+    }
+    if !ctx::interactive() {
+        return Err(CliError::failure("standard input is not a terminal, so connapp cannot prompt for the value")
+            .hint(format!("pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE", kind.as_str())));
+    }
+    let value = rpassword::prompt_password(format!("{} for {app} (input hidden): ", kind.label()))
+        .map_err(|e| CliError::failure(format!("cannot read the value: {e}")))?;
+    let value = Zeroizing::new(value);
+    Ok(Zeroizing::new(value.as_bytes().to_vec()))
+}
+
+#[derive(Serialize)]
+struct StoreInfo {
+    kind: String,
+    plugin: String,
+    origin: String,
+    location: String,
+    capabilities: CapsJson,
+}
+
+#[derive(Serialize)]
+pub struct CapsJson {
+    pub persistent: bool,
+    pub shared_across_hosts: bool,
+    pub native_cas: bool,
+    pub max_value_size: Option<u64>,
+}
+
+impl From<Capabilities> for CapsJson {
+    fn from(c: Capabilities) -> Self {
+        CapsJson {
+            persistent: c.persistent,
+            shared_across_hosts: c.shared_across_hosts,
+            native_cas: c.native_cas,
+            max_value_size: c.max_value_size(),
+        }
+    }
+}
+
+fn store_info(kind: &str, plugin: &connapp_host::LoadedPlugin, handle: &StoreHandle) -> Result<StoreInfo, CliError> {
+    let d = handle.describe().map_err(|e| connapp_host::plugin_error(plugin, e))?;
+    Ok(StoreInfo {
+        kind: kind.to_string(),
+        plugin: plugin.info.name.clone(),
+        origin: plugin.origin.to_string(),
+        location: d.location,
+        capabilities: d.capabilities.into(),
+    })
+}
+
+#[derive(Serialize)]
+struct SetOutput<'a> {
+    app: &'a str,
+    secret: &'a str,
+    version: u64,
+    store: StoreInfo,
+}
+
+pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
+    let kind = kind_of(&a.kind)?;
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let app = decl.app(a.app.as_deref()).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    // Read the value before opening the store, so a passphrase prompt and the
+    // value prompt never race for the terminal.
+    let value = read_value(kind, &app.name, a.from_stdin)?;
+    kind.check_value(&value).map_err(|why| {
+        CliError::with_code(EXIT_INVALID, format!("{why}; nothing was stored")).hint(format!(
+            "copy the {} from the app's page in the Zoom Marketplace and try again",
+            kind.label()
+        ))
+    })?;
+    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let version = store
+        .put(&secret_key(&app.name, kind), &value, Expected::Any)
+        .map_err(|e| connapp_host::plugin_error(plugin, e))?;
+    drop(value);
+    let info = store_info(&decl.store.kind, plugin, &store)?;
+    if a.json {
+        return ctx::print_json(&SetOutput {
+            app: &app.name,
+            secret: kind.as_str(),
+            version,
+            store: info,
+        });
+    }
+    if !g.quiet {
+        println!(
+            "Stored the {} of {} in the {} store ({}), version {version}",
+            kind.label(),
+            app.name,
+            info.kind,
+            info.location
+        );
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    app: String,
+    secret: &'static str,
+    present: bool,
+    version: Option<u64>,
+    bytes: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct ListOutput {
+    store: StoreInfo,
+    secrets: Vec<ListEntry>,
+}
+
+pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let apps: Vec<&connapp_core::App> = match &a.app {
+        Some(n) => vec![decl.app(Some(n)).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?],
+        None => decl.apps.iter().collect(),
+    };
+    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let mut secrets = Vec::new();
+    for app in apps {
+        for kind in SecretKind::ALL {
+            let rec = store
+                .get(&secret_key(&app.name, kind))
+                .map_err(|e| connapp_host::plugin_error(plugin, e))?;
+            secrets.push(ListEntry {
+                app: app.name.clone(),
+                secret: kind.as_str(),
+                present: rec.is_some(),
+                version: rec.as_ref().map(|r| r.version),
+                bytes: rec.as_ref().map(|r| r.value.len()),
+            });
+        }
+    }
+    let info = store_info(&decl.store.kind, plugin, &store)?;
+    if a.json {
+        return ctx::print_json(&ListOutput { store: info, secrets });
+    }
+    let mut out = std::io::stdout().lock();
+    if !g.quiet {
+        writeln!(out, "store: {} ({}, {})", info.kind, info.location, info.origin)?;
+    }
+    writeln!(out, "{:<20} {:<14} {:<8} {:>7} {:>6}", "APP", "SECRET", "STATUS", "VERSION", "BYTES")?;
+    for s in &secrets {
+        writeln!(
+            out,
+            "{:<20} {:<14} {:<8} {:>7} {:>6}",
+            s.app,
+            s.secret,
+            if s.present { "set" } else { "missing" },
+            s.version.map_or("-".into(), |v| v.to_string()),
+            s.bytes.map_or("-".into(), |v| v.to_string())
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RmOutput<'a> {
+    app: &'a str,
+    secret: &'a str,
+    removed: bool,
+}
+
+pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
+    let kind = kind_of(&a.kind)?;
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let app = decl.app(a.app.as_deref()).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    if !a.yes {
+        if !ctx::interactive() {
+            return Err(CliError::failure("refusing to remove a secret without confirmation: standard input is not a terminal")
+                .hint("pass --yes to confirm"));
+        }
+        eprint!("Remove the {} of {} from the {} store? [y/N] ", kind.label(), app.name, decl.store.kind);
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::failure("not removed"));
+        }
+    }
+    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let removed = store
+        .delete(&secret_key(&app.name, kind), Expected::Any)
+        .map_err(|e| connapp_host::plugin_error(plugin, e))?;
+    if a.json {
+        ctx::print_json(&RmOutput {
+            app: &app.name,
+            secret: kind.as_str(),
+            removed,
+        })?;
+    } else if !g.quiet {
+        if removed {
+            println!("Removed the {} of {}", kind.label(), app.name);
+        } else {
+            println!("No {} was stored for {}; nothing removed", kind.label(), app.name);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! What every command needs: directories, the plugin registry, the
+//! declaration, an open store.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use connapp_core::{Catalog, Declaration, PresetInfo, Report};
+use connapp_host::{LoadedPlugin, Registry};
+use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
+use serde::Serialize;
+
+use crate::cli::Global;
+use crate::error::{CliError, EXIT_INVALID, EXIT_PLUGIN};
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "connapp")
+}
+
+/// `$CONNAPP_CONFIG_DIR`, else the XDG config dir.
+pub fn config_dir() -> Result<PathBuf, CliError> {
+    if let Some(d) = std::env::var_os("CONNAPP_CONFIG_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    project_dirs()
+        .map(|p| p.config_dir().to_path_buf())
+        .ok_or_else(|| CliError::failure("cannot find a home directory").hint("set CONNAPP_CONFIG_DIR"))
+}
+
+/// `$CONNAPP_DATA_DIR`, else the XDG data dir.
+pub fn data_dir() -> Result<PathBuf, CliError> {
+    if let Some(d) = std::env::var_os("CONNAPP_DATA_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    project_dirs()
+        .map(|p| p.data_dir().to_path_buf())
+        .ok_or_else(|| CliError::failure("cannot find a home directory").hint("set CONNAPP_DATA_DIR"))
+}
+
+/// Where dynamic plugins are looked for, in order.
+pub fn plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(p) = std::env::var_os("CONNAPP_PLUGIN_PATH") {
+        dirs.extend(std::env::split_paths(&p).filter(|d| d.is_absolute()));
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(prefix) = exe.parent().and_then(Path::parent)
+    {
+        dirs.push(prefix.join("lib").join("connapp").join("plugins"));
+    }
+    if let Ok(d) = data_dir() {
+        dirs.push(d.join("plugins"));
+    }
+    dirs
+}
+
+/// Built-ins plus dynamic plugins from the plugin directories.
+pub fn registry() -> Registry {
+    Registry::discover(&plugin_dirs())
+}
+
+/// Prints load failures as warnings (to stderr).
+pub fn warn_failures(reg: &Registry, g: &Global) {
+    if g.quiet {
+        return;
+    }
+    for f in reg.failures() {
+        eprintln!("warning: plugin not loaded: {}", f.error);
+    }
+}
+
+/// The declaration's path: `--file`, else ./connapp.toml, else the config dir's.
+pub fn declaration_path(g: &Global) -> Result<PathBuf, CliError> {
+    if let Some(f) = &g.file {
+        return Ok(f.clone());
+    }
+    let local = PathBuf::from("connapp.toml");
+    if local.exists() {
+        return Ok(local);
+    }
+    let in_config = config_dir()?.join("connapp.toml");
+    if in_config.exists() {
+        return Ok(in_config);
+    }
+    Ok(local)
+}
+
+/// What validation needs from the plugins.
+pub fn catalog(reg: &Registry) -> Catalog {
+    let (presets, _errors) = reg.presets();
+    Catalog {
+        presets: presets
+            .into_iter()
+            .map(|(p, _)| PresetInfo {
+                name: p.name,
+                platform: p.platform,
+                scopes: p.scopes.into_iter().map(|s| s.scope).collect(),
+            })
+            .collect(),
+        store_kinds: reg.store_kinds(),
+    }
+}
+
+/// Reads a declaration without trusting its size.
+pub fn read_declaration(path: &Path) -> Result<String, CliError> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        let err = CliError::with_code(EXIT_INVALID, format!("cannot read the declaration {}: {e}", path.display()));
+        if e.kind() == std::io::ErrorKind::NotFound {
+            err.hint("run `connapp init --instance NAME` to write one, or pass --file")
+        } else {
+            err
+        }
+    })?;
+    let mut bytes = Vec::new();
+    f.take(connapp_core::MAX_DECLARATION_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            Err(CliError::with_code(
+                EXIT_INVALID,
+                format!("{}:{line}: the declaration is not valid UTF-8 text", path.display()),
+            )
+            .hint("save the file as UTF-8"))
+        }
+    }
+}
+
+/// Checks the declaration; on errors prints them and fails with exit code 3.
+pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declaration), CliError> {
+    let path = declaration_path(g)?;
+    let text = read_declaration(&path)?;
+    let report: Report = connapp_core::check(&path.display().to_string(), &text, &catalog(reg));
+    match report.declaration {
+        Some(d) => Ok((path, d)),
+        None => {
+            for d in &report.diagnostics {
+                eprintln!("{d}");
+            }
+            let n = report
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == connapp_core::Severity::Error)
+                .count();
+            Err(CliError::with_code(
+                EXIT_INVALID,
+                format!("{} is invalid ({n} error{})", path.display(), if n == 1 { "" } else { "s" }),
+            )
+            .hint("run `connapp check` for details"))
+        }
+    }
+}
+
+/// Whether a human can answer prompts.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+extern "C" fn prompt_secret(prompt: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
+    if !interactive() {
+        return RResult::RErr(FfiError {
+            code: ErrorCode::AUTH_FAILED,
+            message: RString::from("a secret is needed but standard input is not a terminal"),
+            retryable: false,
+        });
+    }
+    match rpassword::prompt_password(prompt.as_str()) {
+        Ok(s) => {
+            let s = zeroize::Zeroizing::new(s);
+            RResult::ROk(RVec::from_slice(s.as_bytes()))
+        }
+        Err(e) => RResult::RErr(FfiError {
+            code: ErrorCode::AUTH_FAILED,
+            message: RString::from(format!("cannot read the secret: {e}")),
+            retryable: false,
+        }),
+    }
+}
+
+/// Opens the declaration's store.
+pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
+    let ctx = FfiStoreContext {
+        settings: decl
+            .store
+            .settings
+            .iter()
+            .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
+            .collect(),
+        data_dir: data_dir()?.display().to_string().into(),
+        interactive: interactive(),
+        prompt_secret,
+    };
+    let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
+        let err = CliError::from(e);
+        if err.code == EXIT_PLUGIN { err } else { err.hint(store_hint(&decl.store.kind)) }
+    })?;
+    Ok((handle, plugin))
+}
+
+fn store_hint(kind: &str) -> String {
+    match kind {
+        "file" => "the file store reads its passphrase from CONNAPP_FILE_PASSPHRASE or a prompt".to_string(),
+        other => format!("check the [store] settings for the {other:?} store"),
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v).map_err(|e| CliError::failure(e.to_string()))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Writes a file atomically (temp file in the same directory, fsync, rename).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map_or("connapp".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CliError::failure(format!("cannot write {}: {e}", path.display())));
+    }
+    Ok(())
+}
