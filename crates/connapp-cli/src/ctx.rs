@@ -210,7 +210,10 @@ fn store_hint(kind: &str) -> String {
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v).map_err(|e| CliError::failure(e.to_string()))?;
+    serde_json::to_writer_pretty(&mut out, v).map_err(|e| match e.io_error_kind() {
+        Some(kind) => CliError::from(std::io::Error::from(kind)),
+        None => CliError::failure(e.to_string()),
+    })?;
     writeln!(out)?;
     Ok(())
 }

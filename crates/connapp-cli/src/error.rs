@@ -73,6 +73,10 @@ fn store_exit_code(e: &StoreError) -> u8 {
 
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away (`connapp plugins list | head`): not an error.
+            return CliError::with_code(0, String::new());
+        }
         CliError::failure(e.to_string())
     }
 }

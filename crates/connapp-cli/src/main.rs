@@ -36,6 +36,7 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.code == 0 => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "error: {}", e.message);

@@ -78,6 +78,7 @@ use abi_stable::{
     std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
 pub use inventory;
+pub use zeroize;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The version of this crate, which is the version of the plugin ABI.
@@ -880,11 +881,22 @@ macro_rules! export_plugin {
             $crate::BuiltinPlugin { module: $crate::__private::module::<$plugin> }
         }
 
+        // What `#[abi_stable::export_root_module]` generates, spelled with
+        // `$crate` paths so a plugin needs no direct abi_stable dependency.
         #[cfg(feature = "cdylib")]
-        #[$crate::abi_stable::export_root_module]
-        fn __connapp_root_module() -> $crate::PluginModuleRef {
-            $crate::__private::module::<$plugin>()
-        }
+        #[doc(hidden)]
+        #[unsafe(export_name = "_1as_0lib_1header_0root_bmodule_bloader")]
+        pub static __CONNAPP_LIB_HEADER: $crate::abi_stable::library::LibHeader = {
+            extern "C" fn __erased_module() -> $crate::abi_stable::library::RootModuleResult {
+                $crate::abi_stable::library::__call_root_module_loader($crate::__private::module::<$plugin>)
+            }
+            unsafe {
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
+                    __erased_module,
+                    $crate::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
 
         /// Keeps this plugin's built-in registration from being dropped by the linker.
         #[doc(hidden)]
