@@ -1,1 +1,10 @@
+//! connapp end-to-end tests: the real binary, real dynamic plugins, real
+//! out-of-tree builds. One test binary, one module per area.
 
+mod support;
+
+mod cli;
+mod corpus;
+mod crash;
+mod plugins;
+mod secrets;

@@ -170,7 +170,16 @@ fn dist(args: &[String]) -> Result<PathBuf> {
     for d in &dynamic {
         let (_, package) = PLUGINS.iter().find(|(n, _)| n == d).expect("checked");
         let mut c = cargo();
-        c.args(["rustc", "-p", package, "--lib", "--features", "cdylib", "--crate-type", "cdylib"]);
+        c.args([
+            "rustc",
+            "-p",
+            package,
+            "--lib",
+            "--features",
+            "cdylib",
+            "--crate-type",
+            "cdylib",
+        ]);
         if !dev {
             c.arg("--release");
         }
@@ -204,14 +213,28 @@ fn dist(args: &[String]) -> Result<PathBuf> {
         std::fs::write(comp_dir.join(file), o.stdout)?;
     }
     std::fs::copy(root().join("README.md"), out.join("README.md"))?;
-    for d in [&out, &bin_dir, &out.join("lib"), &out.join("lib").join("connapp"), &plugin_dir] {
+    for d in [
+        &out,
+        &bin_dir,
+        &out.join("lib"),
+        &out.join("lib").join("connapp"),
+        &plugin_dir,
+    ] {
         set_mode(d, 0o755)?;
     }
     eprintln!(
         "dist: {} (built in: {}; dynamic: {})",
         out.display(),
-        if builtin.is_empty() { "none".into() } else { builtin.join(", ") },
-        if dynamic.is_empty() { "none".into() } else { dynamic.join(", ") }
+        if builtin.is_empty() {
+            "none".into()
+        } else {
+            builtin.join(", ")
+        },
+        if dynamic.is_empty() {
+            "none".into()
+        } else {
+            dynamic.join(", ")
+        }
     );
     Ok(out)
 }
@@ -247,7 +270,9 @@ fn test() -> Result<()> {
 
 fn demo() -> Result<()> {
     run_cmd(cargo().args(["build", "-q", "-p", "connapp-cli"]))?;
-    let bin = target_dir().join("debug").join(format!("connapp{}", std::env::consts::EXE_SUFFIX));
+    let bin = target_dir()
+        .join("debug")
+        .join(format!("connapp{}", std::env::consts::EXE_SUFFIX));
     let work = std::env::temp_dir().join(format!("connapp-demo-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = demo_steps(&bin, &work);
@@ -278,13 +303,20 @@ fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
         }
         Ok(())
     };
-    println!("connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`, in {}", work.display());
+    println!(
+        "connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`, in {}",
+        work.display()
+    );
     step("Declare the app from the preset", &["init", "--instance", "acme"], None)?;
     let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
     println!("--- connapp.toml ---\n{decl}--------------------");
     step("Validate the declaration offline", &["check"], None)?;
     // Demo values stand in for what the Zoom Marketplace shows on the app's page.
-    step("Store the Client ID", &["secrets", "set", "client-id", "--from-stdin"], Some("dEm0cLiEnTiD4acme\n"))?;
+    step(
+        "Store the Client ID",
+        &["secrets", "set", "client-id", "--from-stdin"],
+        Some("dEm0cLiEnTiD4acme\n"),
+    )?;
     step(
         "Store the Client Secret",
         &["secrets", "set", "client-secret", "--from-stdin"],

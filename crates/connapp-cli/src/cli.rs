@@ -9,8 +9,10 @@ use clap_complete::Shell;
 /// connapp: OAuth connected apps as code — declared, validated, stored safely.
 #[derive(Parser, Debug)]
 #[command(name = "connapp", version, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid declaration, 4 plugin failure.\n\
-Environment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid declaration, 4 plugin failure.\n\
+Environment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

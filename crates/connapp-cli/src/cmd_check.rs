@@ -33,7 +33,11 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
     let text = ctx::read_declaration(&path)?;
     let file = path.display().to_string();
     let report = connapp_core::check(&file, &text, &ctx::catalog(&reg));
-    let errors = report.diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = report.diagnostics.len() - errors;
     if a.json {
         let apps = report
@@ -83,7 +87,10 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
     if errors > 0 {
         return Err(CliError::with_code(
             EXIT_INVALID,
-            format!("{file} is invalid: {errors} error{}", if errors == 1 { "" } else { "s" }),
+            format!(
+                "{file} is invalid: {errors} error{}",
+                if errors == 1 { "" } else { "s" }
+            ),
         ));
     }
     Ok(())

@@ -26,7 +26,11 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         } else {
             "an instance name is the NAME in https://NAME.service-now.com: lower-case letters, digits, hyphens".into()
         };
-        return Err(CliError::with_code(EXIT_INVALID, format!("--instance {:?} is not a valid ServiceNow instance name", a.instance)).hint(hint));
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("--instance {:?} is not a valid ServiceNow instance name", a.instance),
+        )
+        .hint(hint));
     }
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
@@ -36,15 +40,31 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     }
     let Some((preset, _)) = presets.iter().find(|(p, _)| p.name == a.preset) else {
         let known: Vec<&str> = presets.iter().map(|(p, _)| p.name.as_str()).collect();
-        return Err(CliError::with_code(EXIT_INVALID, format!("no installed plugin provides the preset {:?}", a.preset))
-            .hint(format!("installed presets: {}", if known.is_empty() { "none".into() } else { known.join(", ") })));
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("no installed plugin provides the preset {:?}", a.preset),
+        )
+        .hint(format!(
+            "installed presets: {}",
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
+        )));
     };
     let path = g.file.clone().unwrap_or_else(|| "connapp.toml".into());
     if path.exists() && !a.force {
-        return Err(CliError::failure(format!("{} already exists; not overwriting it", path.display()))
-            .hint("pass --force to replace it, or --file to write elsewhere"));
+        return Err(
+            CliError::failure(format!("{} already exists; not overwriting it", path.display()))
+                .hint("pass --force to replace it, or --file to write elsewhere"),
+        );
     }
-    let scopes: Vec<(String, String)> = preset.scopes.iter().map(|s| (s.scope.clone(), s.reason.clone())).collect();
+    let scopes: Vec<(String, String)> = preset
+        .scopes
+        .iter()
+        .map(|s| (s.scope.clone(), s.reason.clone()))
+        .collect();
     let text = connapp_core::render_declaration(&InitOptions {
         app_name: &a.app,
         display_name: &a.display_name,
@@ -60,7 +80,10 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         for d in &report.diagnostics {
             eprintln!("{d}");
         }
-        return Err(CliError::with_code(EXIT_INVALID, "the options given would make an invalid declaration; nothing was written"));
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            "the options given would make an invalid declaration; nothing was written",
+        ));
     }
     ctx::write_atomic(&path, text.as_bytes())?;
     let redirect = connapp_core::servicenow_redirect(&connapp_core::servicenow_instance_url(&a.instance));
@@ -74,7 +97,13 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         });
     }
     if !g.quiet {
-        println!("Wrote {}: app {:?}, {} scopes from {}, redirect {redirect}", path.display(), a.app, preset.scopes.len(), preset.name);
+        println!(
+            "Wrote {}: app {:?}, {} scopes from {}, redirect {redirect}",
+            path.display(),
+            a.app,
+            preset.scopes.len(),
+            preset.name
+        );
         println!("Next:");
         println!("  connapp check");
         for k in connapp_core::SecretKind::ALL {

@@ -74,7 +74,10 @@ fn failures_result(reg: &Registry) -> Result<(), CliError> {
         0 => Ok(()),
         n => Err(CliError::with_code(
             EXIT_PLUGIN,
-            format!("{n} plugin librar{} could not be loaded", if n == 1 { "y" } else { "ies" }),
+            format!(
+                "{n} plugin librar{} could not be loaded",
+                if n == 1 { "y" } else { "ies" }
+            ),
         )),
     }
 }
@@ -114,7 +117,11 @@ pub fn list(_g: &Global, a: PluginsArgs) -> Result<(), CliError> {
         return failures_result(&reg);
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<22} {:<9} {:<8} {:<26} ORIGIN", "NAME", "VERSION", "API", "PROVIDES")?;
+    writeln!(
+        out,
+        "{:<22} {:<9} {:<8} {:<26} ORIGIN",
+        "NAME", "VERSION", "API", "PROVIDES"
+    )?;
     for p in &plugins {
         let provides: Vec<String> = p.provides.iter().map(|x| format!("{} {}", x.kind, x.name)).collect();
         writeln!(
@@ -138,9 +145,11 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     let Some(p) = reg.plugin(&a.name) else {
         let known: Vec<&str> = reg.plugins().iter().map(|p| p.info.name.as_str()).collect();
-        let mut err = CliError::failure(format!("no plugin named {:?}", a.name)).hint(format!("installed: {}", known.join(", ")));
+        let mut err =
+            CliError::failure(format!("no plugin named {:?}", a.name)).hint(format!("installed: {}", known.join(", ")));
         if let Some(f) = reg.failures().first() {
-            err.message.push_str(&format!(" (and a library failed to load: {})", f.error));
+            err.message
+                .push_str(&format!(" (and a library failed to load: {})", f.error));
             err.code = EXIT_PLUGIN;
         }
         return Err(err);
@@ -154,7 +163,12 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
     writeln!(out, "version:     {}", j.version)?;
     writeln!(out, "description: {}", j.description)?;
     writeln!(out, "origin:      {}", j.path.as_deref().unwrap_or("built-in"))?;
-    writeln!(out, "plugin API:  {} (this connapp: {})", j.api_version, connapp_plugin_api::PLUGIN_API_VERSION)?;
+    writeln!(
+        out,
+        "plugin API:  {} (this connapp: {})",
+        j.api_version,
+        connapp_plugin_api::PLUGIN_API_VERSION
+    )?;
     for x in &j.provides {
         writeln!(out, "provides:    {} {}", x.kind, x.name)?;
         if let Some(c) = &x.capabilities {

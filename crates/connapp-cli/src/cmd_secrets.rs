@@ -42,8 +42,14 @@ fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing
         return Ok(buf);
     }
     if !ctx::interactive() {
-        return Err(CliError::failure("standard input is not a terminal, so connapp cannot prompt for the value")
-            .hint(format!("pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE", kind.as_str())));
+        return Err(
+            CliError::failure("standard input is not a terminal, so connapp cannot prompt for the value").hint(
+                format!(
+                    "pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE",
+                    kind.as_str()
+                ),
+            ),
+        );
     }
     let value = rpassword::prompt_password(format!("{} for {app} (input hidden): ", kind.label()))
         .map_err(|e| CliError::failure(format!("cannot read the value: {e}")))?;
@@ -103,7 +109,9 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl.app(a.app.as_deref()).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    let app = decl
+        .app(a.app.as_deref())
+        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
     // Read the value before opening the store, so a passphrase prompt and the
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
@@ -159,7 +167,10 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let apps: Vec<&connapp_core::App> = match &a.app {
-        Some(n) => vec![decl.app(Some(n)).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?],
+        Some(n) => vec![
+            decl.app(Some(n))
+                .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?,
+        ],
         None => decl.apps.iter().collect(),
     };
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
@@ -186,7 +197,11 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
     if !g.quiet {
         writeln!(out, "store: {} ({}, {})", info.kind, info.location, info.origin)?;
     }
-    writeln!(out, "{:<20} {:<14} {:<8} {:>7} {:>6}", "APP", "SECRET", "STATUS", "VERSION", "BYTES")?;
+    writeln!(
+        out,
+        "{:<20} {:<14} {:<8} {:>7} {:>6}",
+        "APP", "SECRET", "STATUS", "VERSION", "BYTES"
+    )?;
     for s in &secrets {
         writeln!(
             out,
@@ -213,13 +228,22 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl.app(a.app.as_deref()).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    let app = decl
+        .app(a.app.as_deref())
+        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
     if !a.yes {
         if !ctx::interactive() {
-            return Err(CliError::failure("refusing to remove a secret without confirmation: standard input is not a terminal")
-                .hint("pass --yes to confirm"));
+            return Err(CliError::failure(
+                "refusing to remove a secret without confirmation: standard input is not a terminal",
+            )
+            .hint("pass --yes to confirm"));
         }
-        eprint!("Remove the {} of {} from the {} store? [y/N] ", kind.label(), app.name, decl.store.kind);
+        eprint!(
+            "Remove the {} of {} from the {} store? [y/N] ",
+            kind.label(),
+            app.name,
+            decl.store.kind
+        );
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         if !matches!(line.trim(), "y" | "Y" | "yes") {

@@ -4,9 +4,9 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
 use connapp_core::{Catalog, Declaration, PresetInfo, Report};
 use connapp_host::{LoadedPlugin, Registry};
+use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
 use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
 use serde::Serialize;
 
@@ -104,7 +104,10 @@ pub fn catalog(reg: &Registry) -> Catalog {
 /// Reads a declaration without trusting its size.
 pub fn read_declaration(path: &Path) -> Result<String, CliError> {
     let f = std::fs::File::open(path).map_err(|e| {
-        let err = CliError::with_code(EXIT_INVALID, format!("cannot read the declaration {}: {e}", path.display()));
+        let err = CliError::with_code(
+            EXIT_INVALID,
+            format!("cannot read the declaration {}: {e}", path.display()),
+        );
         if e.kind() == std::io::ErrorKind::NotFound {
             err.hint("run `connapp init --instance NAME` to write one, or pass --file")
         } else {
@@ -147,7 +150,11 @@ pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declarat
                 .count();
             Err(CliError::with_code(
                 EXIT_INVALID,
-                format!("{} is invalid ({n} error{})", path.display(), if n == 1 { "" } else { "s" }),
+                format!(
+                    "{} is invalid ({n} error{})",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
             )
             .hint("run `connapp check` for details"))
         }
@@ -195,7 +202,11 @@ pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHan
     };
     let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
         let err = CliError::from(e);
-        if err.code == EXIT_PLUGIN { err } else { err.hint(store_hint(&decl.store.kind)) }
+        if err.code == EXIT_PLUGIN {
+            err
+        } else {
+            err.hint(store_hint(&decl.store.kind))
+        }
     })?;
     Ok((handle, plugin))
 }
@@ -224,7 +235,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map_or("connapp".into(), |n| n.to_string_lossy().into_owned());
+    let name = path
+        .file_name()
+        .map_or("connapp".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

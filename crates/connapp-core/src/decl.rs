@@ -129,11 +129,25 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, span: Range<usize>, field: &str, rule: &'static str, msg: impl Into<String>, fix: impl Into<String>) {
+    fn err(
+        &mut self,
+        span: Range<usize>,
+        field: &str,
+        rule: &'static str,
+        msg: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         let d = self.map.diag(Severity::Error, span, field, rule, msg, fix);
         self.diags.push(d);
     }
-    fn warn(&mut self, span: Range<usize>, field: &str, rule: &'static str, msg: impl Into<String>, fix: impl Into<String>) {
+    fn warn(
+        &mut self,
+        span: Range<usize>,
+        field: &str,
+        rule: &'static str,
+        msg: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         let d = self.map.diag(Severity::Warning, span, field, rule, msg, fix);
         self.diags.push(d);
     }
@@ -176,11 +190,19 @@ fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text:
         .join(".");
     let path = path.as_str();
     let message = err.message().trim().to_string();
-    let field = if path.is_empty() || path == "." { "(document)".to_string() } else { path.to_string() };
+    let field = if path.is_empty() || path == "." {
+        "(document)".to_string()
+    } else {
+        path.to_string()
+    };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or("");
         let expected = expected_fields_for(path.rsplit_once('.').map_or("", |(p, _)| p));
-        let expected = if expected.is_empty() { expected_fields_for(path) } else { expected };
+        let expected = if expected.is_empty() {
+            expected_fields_for(path)
+        } else {
+            expected
+        };
         let suggestion = expected
             .iter()
             .map(|f| (strsim::damerau_levenshtein(name, f), *f))
@@ -276,7 +298,13 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
     }
     let version = match &raw.version {
         None => {
-            cx.err(0..0, "version", "missing-field", "`version` is missing", "add `version = 1` at the top");
+            cx.err(
+                0..0,
+                "version",
+                "missing-field",
+                "`version` is missing",
+                "add `version = 1` at the top",
+            );
             DECLARATION_VERSION
         }
         Some(v) if *v.get_ref() != DECLARATION_VERSION => {
@@ -341,7 +369,13 @@ fn check_store(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawStore>>, catalog: &Cata
     };
     let kind = match &raw.get_ref().kind {
         None => {
-            cx.err(raw.span(), "store.kind", "missing-field", "`store.kind` is missing", "add `kind = \"file\"`");
+            cx.err(
+                raw.span(),
+                "store.kind",
+                "missing-field",
+                "`store.kind` is missing",
+                "add `kind = \"file\"`",
+            );
             return None;
         }
         Some(k) => k,
@@ -385,7 +419,11 @@ fn slug(name: &str) -> String {
         s = s.replace("--", "-");
     }
     let s = s.trim_matches('-').to_string();
-    if s.is_empty() { "my-app".to_string() } else { s.chars().take(40).collect() }
+    if s.is_empty() {
+        "my-app".to_string()
+    } else {
+        s.chars().take(40).collect()
+    }
 }
 
 fn valid_app_name(name: &str) -> bool {
@@ -401,7 +439,8 @@ pub fn valid_instance_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -441,7 +480,13 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
             let s = d.get_ref();
             let chars = s.chars().count();
             if s.trim().is_empty() {
-                cx.err(d.span(), &f("display_name"), "display-name-empty", "the display name is empty", "write a name such as \"DEX for Zoom\"");
+                cx.err(
+                    d.span(),
+                    &f("display_name"),
+                    "display-name-empty",
+                    "the display name is empty",
+                    "write a name such as \"DEX for Zoom\"",
+                );
             } else if chars > MAX_DISPLAY_NAME_CHARS {
                 let short: String = s.chars().take(MAX_DISPLAY_NAME_CHARS).collect();
                 cx.err(
@@ -449,7 +494,10 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
                     &f("display_name"),
                     "display-name-length",
                     format!("the display name has {chars} characters; Zoom requires fewer than 50"),
-                    format!("shorten it to at most {MAX_DISPLAY_NAME_CHARS} characters, e.g. {:?}", short.trim_end()),
+                    format!(
+                        "shorten it to at most {MAX_DISPLAY_NAME_CHARS} characters, e.g. {:?}",
+                        short.trim_end()
+                    ),
                 );
             }
             if s.chars().any(char::is_control) {
@@ -476,7 +524,13 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
     // Platform.
     let platform = match &raw.platform {
         None => {
-            cx.err(app_span.clone(), &f("platform"), "missing-field", "`platform` is missing", "add `platform = \"zoom\"`");
+            cx.err(
+                app_span.clone(),
+                &f("platform"),
+                "missing-field",
+                "`platform` is missing",
+                "add `platform = \"zoom\"`",
+            );
             String::new()
         }
         Some(p) => {
@@ -511,7 +565,9 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
             "user-managed" => Some(Usage::UserManaged),
             other => {
                 let fix = match other.to_ascii_lowercase().as_str() {
-                    "admin_management" | "admin" | "admin_managed" | "adminmanaged" => "write `usage = \"admin-managed\"`",
+                    "admin_management" | "admin" | "admin_managed" | "adminmanaged" => {
+                        "write `usage = \"admin-managed\"`"
+                    }
                     "user_operation" | "user" | "user_managed" | "usermanaged" => "write `usage = \"user-managed\"`",
                     _ => "write \"admin-managed\" or \"user-managed\"",
                 };
@@ -531,7 +587,13 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
                 Some(t) => format!("add `redirect_url = {:?}`", t.redirect_url()),
                 None => "add `redirect_url = \"https://...\"`".to_string(),
             };
-            cx.err(app_span.clone(), &f("redirect_url"), "missing-field", "`redirect_url` is missing", fix);
+            cx.err(
+                app_span.clone(),
+                &f("redirect_url"),
+                "missing-field",
+                "`redirect_url` is missing",
+                fix,
+            );
             None
         }
         Some(r) => {
@@ -664,7 +726,14 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
     })
 }
 
-fn check_allow_entry_host(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, raw: &str, url: &url::Url, instance_url: &str) {
+fn check_allow_entry_host(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    span: Range<usize>,
+    raw: &str,
+    url: &url::Url,
+    instance_url: &str,
+) {
     if urls::is_loopback(url) {
         return;
     }
@@ -704,7 +773,13 @@ fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<T
     let f = |field: &str| format!("apps.{app}.target.{field}");
     match &raw.kind {
         None => {
-            cx.err(t.span(), &f("kind"), "missing-field", "`target.kind` is missing", "add `kind = \"servicenow\"`");
+            cx.err(
+                t.span(),
+                &f("kind"),
+                "missing-field",
+                "`target.kind` is missing",
+                "add `kind = \"servicenow\"`",
+            );
             return None;
         }
         Some(k) if k.get_ref() != "servicenow" => {
@@ -761,8 +836,11 @@ fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<T
                 .trim_start_matches("https://")
                 .trim_start_matches("http://")
                 .strip_suffix(".service-now.com")
-                .or_else(|| name.trim_start_matches("https://").trim_start_matches("http://").strip_suffix(".service-now.com/"))
-            {
+                .or_else(|| {
+                    name.trim_start_matches("https://")
+                        .trim_start_matches("http://")
+                        .strip_suffix(".service-now.com/")
+                }) {
                 format!("write only the instance name: `instance = {host:?}`")
             } else if valid_instance_name(&name.to_ascii_lowercase()) {
                 format!("write it in lower case: `instance = {:?}`", name.to_ascii_lowercase())
@@ -845,13 +923,22 @@ fn check_scopes(
                     p.span(),
                     &field,
                     "preset-platform",
-                    format!("the preset {name:?} is for {:?}, but this app's platform is {platform:?}", preset.platform),
+                    format!(
+                        "the preset {name:?} is for {:?}, but this app's platform is {platform:?}",
+                        preset.platform
+                    ),
                     "use a preset for this platform, or change `platform`",
                 );
                 continue;
             }
             if presets.contains(name) {
-                cx.err(p.span(), &field, "preset-duplicate", format!("the preset {name:?} is listed twice"), "remove the duplicate");
+                cx.err(
+                    p.span(),
+                    &field,
+                    "preset-duplicate",
+                    format!("the preset {name:?} is listed twice"),
+                    "remove the duplicate",
+                );
                 continue;
             }
             presets.push(name.clone());
@@ -923,7 +1010,12 @@ fn check_scopes(
         }
     }
 
-    if scopes.is_empty() && !cx.diags.iter().any(|d| d.rule == "preset-unknown" && d.field.starts_with(&f("presets"))) {
+    if scopes.is_empty()
+        && !cx
+            .diags
+            .iter()
+            .any(|d| d.rule == "preset-unknown" && d.field.starts_with(&f("presets")))
+    {
         let span = raw
             .scopes
             .as_ref()
@@ -941,7 +1033,14 @@ fn check_scopes(
     (presets, scopes)
 }
 
-fn check_one_scope(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, scope: &str, is_zoom: bool, usage: Option<Usage>) -> bool {
+fn check_one_scope(
+    cx: &mut Ctx<'_>,
+    field: &str,
+    span: Range<usize>,
+    scope: &str,
+    is_zoom: bool,
+    usage: Option<Usage>,
+) -> bool {
     if !is_zoom {
         if !scope::is_rfc6749_scope_token(scope) {
             cx.err(
@@ -957,7 +1056,13 @@ fn check_one_scope(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, scope: &st
     }
     match scope::parse_zoom_scope(scope) {
         Err(ScopeProblem::Empty) => {
-            cx.err(span, field, "scope-grammar", "the scope is empty", "remove the empty entry");
+            cx.err(
+                span,
+                field,
+                "scope-grammar",
+                "the scope is empty",
+                "remove the empty entry",
+            );
             false
         }
         Err(ScopeProblem::UpperCase) => {
@@ -998,7 +1103,9 @@ fn check_one_scope(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, scope: &st
         Err(ScopeProblem::Shape(why)) => {
             let fix = match scope::suggest(scope, scope::ZOOM_KNOWN_SCOPES) {
                 Some(s) => format!("did you mean {s:?}?"),
-                None => "write <product>:<action>:<resource>[:admin|:master], e.g. \"user:read:user:admin\"".to_string(),
+                None => {
+                    "write <product>:<action>:<resource>[:admin|:master], e.g. \"user:read:user:admin\"".to_string()
+                }
             };
             cx.err(
                 span,
@@ -1039,7 +1146,10 @@ fn check_one_scope(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, scope: &st
                         field,
                         "scope-master",
                         format!("{scope:?} is a master-account scope; only master account owners can grant it"),
-                        format!("use {:?} unless this is a master account", scope.replace(":master", ":admin")),
+                        format!(
+                            "use {:?} unless this is a master account",
+                            scope.replace(":master", ":admin")
+                        ),
                     );
                 }
                 _ => {}
@@ -1049,7 +1159,13 @@ fn check_one_scope(cx: &mut Ctx<'_>, field: &str, span: Range<usize>, scope: &st
                     Some(s) => format!("did you mean {s:?}? If not, check the name in Zoom's granular scopes table"),
                     None => "check the name in Zoom's granular scopes table".to_string(),
                 };
-                cx.warn(span, field, "scope-unknown", format!("{scope:?} is not a Zoom scope connapp knows"), fix);
+                cx.warn(
+                    span,
+                    field,
+                    "scope-unknown",
+                    format!("{scope:?} is not a Zoom scope connapp knows"),
+                    fix,
+                );
             }
             true
         }

@@ -132,10 +132,14 @@ impl Declaration {
     /// The app called `name`, or the only app when `name` is `None`.
     pub fn app(&self, name: Option<&str>) -> Result<&App, AppLookupError> {
         match name {
-            Some(n) => self.apps.iter().find(|a| a.name == n).ok_or_else(|| AppLookupError::Unknown {
-                name: n.to_string(),
-                known: self.apps.iter().map(|a| a.name.clone()).collect(),
-            }),
+            Some(n) => self
+                .apps
+                .iter()
+                .find(|a| a.name == n)
+                .ok_or_else(|| AppLookupError::Unknown {
+                    name: n.to_string(),
+                    known: self.apps.iter().map(|a| a.name.clone()).collect(),
+                }),
             None => match self.apps.as_slice() {
                 [only] => Ok(only),
                 _ => Err(AppLookupError::Ambiguous {
@@ -211,7 +215,10 @@ impl SecretKind {
             return Err(format!("the {} is empty", self.label()));
         }
         if value.len() > 4096 {
-            return Err(format!("the {} is longer than 4096 bytes; is this the right value?", self.label()));
+            return Err(format!(
+                "the {} is longer than 4096 bytes; is this the right value?",
+                self.label()
+            ));
         }
         let Ok(text) = std::str::from_utf8(value) else {
             return Err(format!("the {} is not valid UTF-8 text", self.label()));
@@ -242,7 +249,9 @@ mod tests {
 
     #[test]
     fn secret_values_are_checked_without_echoing_them() {
-        let err = SecretKind::ClientSecret.check_value(b"abc def").expect_err("has a space");
+        let err = SecretKind::ClientSecret
+            .check_value(b"abc def")
+            .expect_err("has a space");
         assert!(!err.contains("abc"));
         assert!(SecretKind::ClientId.check_value(b"").is_err());
         assert!(SecretKind::ClientId.check_value(b"AbC123_x").is_ok());

@@ -45,8 +45,7 @@ pub struct ZoomScope<'a> {
 
 fn is_snake(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some('a'..='z'))
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    matches!(chars.next(), Some('a'..='z')) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 const ACTIONS: [&str; 4] = ["read", "write", "update", "delete"];
@@ -127,8 +126,7 @@ pub fn parse_zoom_scope(s: &str) -> Result<ZoomScope<'_>, ScopeProblem> {
 /// Checks RFC 6749 §3.3 scope-token grammar: `1*( %x21 / %x23-5B / %x5D-7E )`.
 pub fn is_rfc6749_scope_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
@@ -219,8 +217,14 @@ mod tests {
         assert_eq!(parse_zoom_scope("User:read:user"), Err(ScopeProblem::UpperCase));
         assert_eq!(parse_zoom_scope("user read"), Err(ScopeProblem::BadCharacters));
         assert_eq!(parse_zoom_scope("user:read:admin"), Err(ScopeProblem::Classic));
-        assert!(matches!(parse_zoom_scope("user:fetch:user"), Err(ScopeProblem::Shape(_))));
-        assert!(matches!(parse_zoom_scope("user:read:user:root"), Err(ScopeProblem::Shape(_))));
+        assert!(matches!(
+            parse_zoom_scope("user:fetch:user"),
+            Err(ScopeProblem::Shape(_))
+        ));
+        assert!(matches!(
+            parse_zoom_scope("user:read:user:root"),
+            Err(ScopeProblem::Shape(_))
+        ));
         assert!(matches!(parse_zoom_scope("a:b"), Err(ScopeProblem::Shape(_))));
         assert!(matches!(parse_zoom_scope("user::user"), Err(ScopeProblem::Shape(_))));
     }

@@ -19,7 +19,11 @@ fn catalog() -> Catalog {
 }
 
 fn init_text(instance: &str) -> String {
-    let scopes: Vec<(String, String)> = catalog().presets[0].scopes.iter().map(|s| (s.clone(), "why".into())).collect();
+    let scopes: Vec<(String, String)> = catalog().presets[0]
+        .scopes
+        .iter()
+        .map(|s| (s.clone(), "why".into()))
+        .collect();
     render_declaration(&InitOptions {
         app_name: "dex-zoom",
         display_name: "DEX for Zoom",
@@ -45,7 +49,11 @@ fn init_output_is_accepted_and_complete() {
 }
 
 fn rules_of(text: &str) -> Vec<&'static str> {
-    check("t.toml", text, &catalog()).diagnostics.iter().map(|d| d.rule).collect()
+    check("t.toml", text, &catalog())
+        .diagnostics
+        .iter()
+        .map(|d| d.rule)
+        .collect()
 }
 
 #[test]
@@ -61,7 +69,10 @@ fn trailing_slash_in_allow_list_names_both_strings() {
         .find(|d| d.rule == "allow-list-missing-redirect")
         .expect("mismatch reported");
     assert!(d.message.contains("\"https://acme.service-now.com/oauth_redirect.do\""));
-    assert!(d.message.contains("\"https://acme.service-now.com/oauth_redirect.do/\""));
+    assert!(
+        d.message
+            .contains("\"https://acme.service-now.com/oauth_redirect.do/\"")
+    );
     assert!(d.message.contains("trailing slash"));
     assert_eq!(d.field, "apps.dex-zoom.allow_list");
     assert!(d.line > 1);
@@ -96,13 +107,22 @@ fn unknown_field_suggests_the_right_one() {
 #[test]
 fn several_apps_need_a_name() {
     let mut text = init_text("acme");
-    text.push_str(&init_text("beta").split("[apps.").skip(1).map(|s| format!("[apps.{}", s.replacen("dex-zoom", "dex-beta", 1))).collect::<String>());
+    text.push_str(
+        &init_text("beta")
+            .split("[apps.")
+            .skip(1)
+            .map(|s| format!("[apps.{}", s.replacen("dex-zoom", "dex-beta", 1)))
+            .collect::<String>(),
+    );
     let r = check("t.toml", &text, &catalog());
     assert!(!r.has_errors(), "{:#?}", r.diagnostics);
     let d = r.declaration.expect("valid");
     assert_eq!(d.apps.len(), 2);
     assert!(d.app(None).is_err());
-    assert_eq!(d.app(Some("dex-beta")).expect("exists").redirect_url, "https://beta.service-now.com/oauth_redirect.do");
+    assert_eq!(
+        d.app(Some("dex-beta")).expect("exists").redirect_url,
+        "https://beta.service-now.com/oauth_redirect.do"
+    );
 }
 
 /// The shared corpus of bad declarations (also run through the binary by the
@@ -125,9 +145,16 @@ fn bad_declaration_corpus() {
         assert!(r.has_errors(), "{} was accepted", path.display());
         assert!(r.declaration.is_none());
         let rules: Vec<_> = r.diagnostics.iter().map(|d| d.rule).collect();
-        assert!(rules.contains(&expect), "{}: expected {expect}, got {rules:?}", path.display());
+        assert!(
+            rules.contains(&expect),
+            "{}: expected {expect}, got {rules:?}",
+            path.display()
+        );
         for d in &r.diagnostics {
-            assert!(!d.field.is_empty() && !d.message.is_empty() && !d.fix.is_empty(), "{d:?}");
+            assert!(
+                !d.field.is_empty() && !d.message.is_empty() && !d.fix.is_empty(),
+                "{d:?}"
+            );
         }
         n += 1;
     }

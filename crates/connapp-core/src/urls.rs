@@ -74,9 +74,7 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
             .unwrap_or_else(|_| "use only ASCII characters".to_string());
         return Err(problem(
             "url-non-ascii",
-            format!(
-                "the URL {raw:?} contains non-ASCII characters; look-alike letters can point it at another host"
-            ),
+            format!("the URL {raw:?} contains non-ASCII characters; look-alike letters can point it at another host"),
             hint,
         ));
     }
@@ -125,7 +123,11 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
         }
     }
     if url.host().is_none() {
-        return Err(problem("url-host", format!("the URL {raw:?} has no host"), "add the host"));
+        return Err(problem(
+            "url-host",
+            format!("the URL {raw:?} has no host"),
+            "add the host",
+        ));
     }
     if url.fragment().is_some() {
         return Err(problem(
@@ -139,9 +141,7 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
     if raw != canonical && !bare_base {
         return Err(problem(
             "url-canonical",
-            format!(
-                "the URL {raw:?} is not written the way browsers send it ({canonical:?}); Zoom compares exactly"
-            ),
+            format!("the URL {raw:?} is not written the way browsers send it ({canonical:?}); Zoom compares exactly"),
             format!("write {canonical:?}"),
         ));
     }
@@ -205,14 +205,26 @@ mod tests {
         assert_eq!(rule("/oauth_redirect.do"), "url-parse");
         assert_eq!(rule("http://acme.service-now.com/oauth_redirect.do"), "url-https");
         assert_eq!(rule("ftp://acme.service-now.com/x"), "url-https");
-        assert_eq!(rule("https://acme.service-now.com@evil.example/oauth_redirect.do"), "url-userinfo");
+        assert_eq!(
+            rule("https://acme.service-now.com@evil.example/oauth_redirect.do"),
+            "url-userinfo"
+        );
         assert_eq!(rule("https://user:pw@acme.service-now.com/"), "url-userinfo");
         assert_eq!(rule("https://acme.service-now.com/oauth_redirect.do#x"), "url-fragment");
         assert_eq!(rule("https://acme.service-now.com/oauth_redirect.do#"), "url-fragment");
         assert_eq!(rule("https://ACME.service-now.com/oauth_redirect.do"), "url-canonical");
-        assert_eq!(rule("https://acme.service-now.com:443/oauth_redirect.do"), "url-canonical");
-        assert_eq!(rule("https://acme.service-now.com/a/../oauth_redirect.do"), "url-canonical");
-        assert_eq!(rule("https://acme%2eservice-now.com/oauth_redirect.do"), "url-encoded-host");
+        assert_eq!(
+            rule("https://acme.service-now.com:443/oauth_redirect.do"),
+            "url-canonical"
+        );
+        assert_eq!(
+            rule("https://acme.service-now.com/a/../oauth_redirect.do"),
+            "url-canonical"
+        );
+        assert_eq!(
+            rule("https://acme%2eservice-now.com/oauth_redirect.do"),
+            "url-encoded-host"
+        );
         assert_eq!(rule("https://аcme.service-now.com/oauth_redirect.do"), "url-non-ascii");
         assert_eq!(rule("https://acme.service-now.com\\@evil.example/"), "url-characters");
         assert_eq!(rule("https://acme.service-now.com/oauth redirect.do"), "url-characters");

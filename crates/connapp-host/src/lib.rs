@@ -220,7 +220,9 @@ impl Registry {
             .init_root_module::<PluginModuleRef>()
             .map_err(|e| map_library_error(&path, e))?;
         let info = host::info(module).map_err(|error| HostError::Plugin {
-            plugin: path.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            plugin: path
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
             origin: Origin::Dynamic(path.clone()),
             error,
         })?;
@@ -318,13 +320,17 @@ fn map_library_error(path: &Path, e: LibraryError) -> HostError {
             ..
         } => HostError::IncompatibleAbi {
             path: path.to_path_buf(),
-            expected: format!("{}.{}.x (this connapp: {PLUGIN_API_VERSION})", expected_version.major, expected_version.minor),
+            expected: format!(
+                "{}.{}.x (this connapp: {PLUGIN_API_VERSION})",
+                expected_version.major, expected_version.minor
+            ),
             found: actual_version.to_string(),
         },
         LibraryError::GetSymbolError { .. } => HostError::Load {
             path: path.to_path_buf(),
-            detail: "not a connapp plugin (no abi_stable root module exported; was it built with the `cdylib` feature?)"
-                .into(),
+            detail:
+                "not a connapp plugin (no abi_stable root module exported; was it built with the `cdylib` feature?)"
+                    .into(),
         },
         other => HostError::Load {
             path: path.to_path_buf(),
@@ -343,7 +349,8 @@ fn check_trusted(path: &Path) -> Result<(), HostError> {
         reason,
     };
     let check = |p: &Path, what: &str| -> Result<(), HostError> {
-        let meta = std::fs::metadata(p).map_err(|e| untrusted(format!("cannot inspect {what} {}: {e}", p.display())))?;
+        let meta =
+            std::fs::metadata(p).map_err(|e| untrusted(format!("cannot inspect {what} {}: {e}", p.display())))?;
         if meta.uid() != me && meta.uid() != 0 {
             return Err(untrusted(format!(
                 "{what} {} belongs to user id {}, not to you or root; fix: chown it, or move the plugin",

@@ -72,8 +72,7 @@ pub use abi_stable;
 use abi_stable::{
     StableAbi,
     library::RootModule,
-    package_version_strings,
-    sabi_trait,
+    package_version_strings, sabi_trait,
     sabi_types::VersionStrings,
     std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
 };
@@ -756,17 +755,50 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+thread_local! {
+    /// Set while a guarded plugin call runs on this thread; the panic hook
+    /// then records the location instead of printing.
+    static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static PANIC_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once per copy of std) a panic hook that stays quiet inside
+/// guarded plugin calls and defers to the previous hook everywhere else, so
+/// the host's own panics still print as usual.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_GUARD.with(std::cell::Cell::get) {
+                let at = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs `f`, turning a panic into an [`ErrorCode::PANIC`] error. This is the
 /// guard every exported entry point goes through.
 pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> RResult<T, FfiError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    install_quiet_hook();
+    let was = IN_GUARD.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    IN_GUARD.with(|g| g.set(was));
+    match result {
         Ok(Ok(v)) => RResult::ROk(v),
         Ok(Err(e)) => RResult::RErr(e.into()),
-        Err(payload) => RResult::RErr(FfiError {
-            code: ErrorCode::PANIC,
-            message: format!("the plugin panicked in {what}: {}", panic_message(&*payload)).into(),
-            retryable: false,
-        }),
+        Err(payload) => {
+            let at = PANIC_AT.with(|p| p.borrow_mut().take());
+            let at = at.map(|a| format!(" (at {a})")).unwrap_or_default();
+            RResult::RErr(FfiError {
+                code: ErrorCode::PANIC,
+                message: format!("the plugin panicked in {what}{at}: {}", panic_message(&*payload)).into(),
+                retryable: false,
+            })
+        }
     }
 }
 
@@ -844,7 +876,10 @@ pub mod __private {
     pub extern "C" fn open_store<P: Plugin>(name: RStr<'_>, ctx: &FfiStoreContext) -> RResult<FfiStoreBox, FfiError> {
         guard("open_store", || {
             let store = P::open_store(name.as_str(), &StoreContext::new(ctx))?;
-            Ok(FfiStore_TO::from_value(Guarded(store), abi_stable::sabi_trait::TD_Opaque))
+            Ok(FfiStore_TO::from_value(
+                Guarded(store),
+                abi_stable::sabi_trait::TD_Opaque,
+            ))
         })
     }
 

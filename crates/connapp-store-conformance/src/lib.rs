@@ -76,6 +76,7 @@ impl Default for Options {
 }
 
 type CaseResult = Result<(), String>;
+type Case = (&'static str, fn(&Cx) -> CaseResult);
 
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
@@ -108,7 +109,10 @@ fn missing_keys(cx: &Cx) -> CaseResult {
     let s = cx.store()?;
     let k = cx.key("missing");
     ensure!(s.get(&k).map_err(e)?.is_none(), "get of a missing key returned a value");
-    ensure!(!s.delete(&k, Expected::Any).map_err(e)?, "delete of a missing key reported a deletion");
+    ensure!(
+        !s.delete(&k, Expected::Any).map_err(e)?,
+        "delete of a missing key reported a deletion"
+    );
     Ok(())
 }
 
@@ -118,14 +122,20 @@ fn round_trip(cx: &Cx) -> CaseResult {
     let v1 = s.put(&k, b"first", Expected::Any).map_err(e)?;
     ensure!(v1 >= 1, "first version is {v1}, expected >= 1");
     let r = s.get(&k).map_err(e)?.ok_or("value vanished after put")?;
-    ensure!(r.value.as_slice() == b"first" && r.version == v1, "read back a different value or version");
+    ensure!(
+        r.value.as_slice() == b"first" && r.version == v1,
+        "read back a different value or version"
+    );
     let v2 = s.put(&k, b"second", Expected::Any).map_err(e)?;
     ensure!(v2 == v1 + 1, "second version is {v2}, expected {}", v1 + 1);
     let r = s.get(&k).map_err(e)?.ok_or("value vanished after overwrite")?;
     ensure!(r.value.as_slice() == b"second", "overwrite not visible");
     // A second handle sees the same data.
     let other = cx.store()?;
-    let r = other.get(&k).map_err(e)?.ok_or("a second handle does not see the value")?;
+    let r = other
+        .get(&k)
+        .map_err(e)?
+        .ok_or("a second handle does not see the value")?;
     ensure!(r.version == v2, "second handle sees version {} not {v2}", r.version);
     s.delete(&k, Expected::Any).map_err(e)?;
     Ok(())
@@ -134,11 +144,18 @@ fn round_trip(cx: &Cx) -> CaseResult {
 fn binary_values(cx: &Cx) -> CaseResult {
     let s = cx.store()?;
     let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
-    for (name, value) in [("all-bytes", all.as_slice()), ("nul", &[0u8, 0, 0][..]), ("one", &[0xffu8][..])] {
+    for (name, value) in [
+        ("all-bytes", all.as_slice()),
+        ("nul", &[0u8, 0, 0][..]),
+        ("one", &[0xffu8][..]),
+    ] {
         let k = cx.key(name);
         s.put(&k, value, Expected::Any).map_err(e)?;
         let r = s.get(&k).map_err(e)?.ok_or("binary value vanished")?;
-        ensure!(r.value.as_slice() == value, "binary value {name} changed in the round trip");
+        ensure!(
+            r.value.as_slice() == value,
+            "binary value {name} changed in the round trip"
+        );
         s.delete(&k, Expected::Any).map_err(e)?;
     }
     Ok(())
@@ -152,7 +169,10 @@ fn large_values(cx: &Cx) -> CaseResult {
     let k = cx.key("large");
     s.put(&k, &value, Expected::Any).map_err(e)?;
     let r = s.get(&k).map_err(e)?.ok_or("large value vanished")?;
-    ensure!(r.value.as_slice() == value.as_slice(), "large value ({size} bytes) changed");
+    ensure!(
+        r.value.as_slice() == value.as_slice(),
+        "large value ({size} bytes) changed"
+    );
     s.delete(&k, Expected::Any).map_err(e)?;
     if let Some(l) = limit {
         let too_big = vec![7u8; l as usize + 1];
@@ -185,7 +205,10 @@ fn compare_and_swap(cx: &Cx) -> CaseResult {
     }
     let r = s.get(&k).map_err(e)?.ok_or("value vanished after failed CAS")?;
     ensure!(r.value.as_slice() == b"b", "a failed CAS changed the value");
-    ensure!(s.delete(&k, Expected::Version(v2)).map_err(e)?, "CAS delete did not delete");
+    ensure!(
+        s.delete(&k, Expected::Version(v2)).map_err(e)?,
+        "CAS delete did not delete"
+    );
     // A recreated key never reuses an old version.
     match s.put(&k, b"c", Expected::Version(v2)) {
         Err(err) if err.is_conflict() => {}
@@ -208,11 +231,17 @@ fn listing(cx: &Cx) -> CaseResult {
     ensure!(got == want, "list returned {got:?}, expected {want:?}");
     s.delete(&cx.key("list/b"), Expected::Any).map_err(e)?;
     let got = s.list(&cx.key("list/")).map_err(e)?;
-    ensure!(got == vec![cx.key("list/a"), cx.key("list/c/d")], "deleted key still listed: {got:?}");
+    ensure!(
+        got == vec![cx.key("list/a"), cx.key("list/c/d")],
+        "deleted key still listed: {got:?}"
+    );
     for k in keys {
         s.delete(&cx.key(k), Expected::Any).map_err(e)?;
     }
-    ensure!(s.list(&cx.prefix).map_err(e)?.is_empty(), "keys left after deleting all");
+    ensure!(
+        s.list(&cx.prefix).map_err(e)?.is_empty(),
+        "keys left after deleting all"
+    );
     Ok(())
 }
 
@@ -220,9 +249,15 @@ fn deletion(cx: &Cx) -> CaseResult {
     let s = cx.store()?;
     let k = cx.key("delete");
     s.put(&k, b"x", Expected::Any).map_err(e)?;
-    ensure!(s.delete(&k, Expected::Any).map_err(e)?, "delete of an existing key reported nothing deleted");
+    ensure!(
+        s.delete(&k, Expected::Any).map_err(e)?,
+        "delete of an existing key reported nothing deleted"
+    );
     ensure!(s.get(&k).map_err(e)?.is_none(), "deleted key still readable");
-    ensure!(!s.delete(&k, Expected::Any).map_err(e)?, "second delete reported a deletion");
+    ensure!(
+        !s.delete(&k, Expected::Any).map_err(e)?,
+        "second delete reported a deletion"
+    );
     Ok(())
 }
 
@@ -272,8 +307,16 @@ fn concurrent_writers(cx: &Cx) -> CaseResult {
     let total = (cx.opts.writers * cx.opts.increments) as u64;
     let r = s.get(&k).map_err(e)?.ok_or("counter vanished")?;
     let value = String::from_utf8_lossy(&r.value).to_string();
-    ensure!(value == total.to_string(), "lost updates: counter is {value}, expected {total}");
-    ensure!(r.version == start + total, "version is {}, expected {}", r.version, start + total);
+    ensure!(
+        value == total.to_string(),
+        "lost updates: counter is {value}, expected {total}"
+    );
+    ensure!(
+        r.version == start + total,
+        "version is {}, expected {}",
+        r.version,
+        start + total
+    );
     s.delete(&k, Expected::Any).map_err(e)?;
     Ok(())
 }
@@ -297,7 +340,7 @@ pub fn run_with(open: Opener, opts: Options) -> Report {
         prefix: format!("conformance/{}-{nanos:x}/", std::process::id()),
         opts,
     };
-    let cases: [(&'static str, fn(&Cx) -> CaseResult); 10] = [
+    let cases: [Case; 10] = [
         ("describes itself", describes_itself),
         ("missing keys", missing_keys),
         ("round trip", round_trip),

@@ -35,17 +35,26 @@ pub fn dex_zoom() -> Preset {
             scope(
                 "report:read:user:admin",
                 "list each user's past meetings, the starting point of DEX's meeting-quality data",
-                probe("/report/users/me/meetings", &[("from", "{from}"), ("to", "{to}"), ("page_size", "30")]),
+                probe(
+                    "/report/users/me/meetings",
+                    &[("from", "{from}"), ("to", "{to}"), ("page_size", "30")],
+                ),
             ),
             scope(
                 "dashboard:read:list_meeting_participants_qos:admin",
                 "read the quality of service (latency, jitter, loss) of every participant of a meeting",
-                probe("/metrics/meetings/{meetingId}/participants/qos", &[("type", "past"), ("page_size", "1")]),
+                probe(
+                    "/metrics/meetings/{meetingId}/participants/qos",
+                    &[("type", "past"), ("page_size", "1")],
+                ),
             ),
             scope(
                 "dashboard:read:meeting_participant_qos:admin",
                 "read one participant's detailed quality of service for a meeting",
-                probe("/metrics/meetings/{meetingId}/participants/{participantId}/qos", &[("type", "past")]),
+                probe(
+                    "/metrics/meetings/{meetingId}/participants/{participantId}/qos",
+                    &[("type", "past")],
+                ),
             ),
             scope(
                 "dashboard:read:list_zoomrooms:admin",

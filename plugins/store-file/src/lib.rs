@@ -24,8 +24,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext, StoreDescription,
-    StoreError, export_plugin,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
+    StoreDescription, StoreError, export_plugin,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -206,10 +206,17 @@ fn random<const N: usize>() -> Result<[u8; N], StoreError> {
 
 fn derive_key(passphrase: &[u8], h: &Header) -> Result<Zeroizing<[u8; 32]>, StoreError> {
     if h.cost.m_kib > 4 * 1024 * 1024 || h.cost.t > 64 || h.cost.p > 64 {
-        return Err(err(ErrorCode::CORRUPT, "the store file asks for absurd argon2 costs; refusing"));
+        return Err(err(
+            ErrorCode::CORRUPT,
+            "the store file asks for absurd argon2 costs; refusing",
+        ));
     }
-    let params = Params::new(h.cost.m_kib, h.cost.t, h.cost.p, Some(32))
-        .map_err(|e| err(ErrorCode::CORRUPT, format!("bad argon2 parameters in the store file: {e}")))?;
+    let params = Params::new(h.cost.m_kib, h.cost.t, h.cost.p, Some(32)).map_err(|e| {
+        err(
+            ErrorCode::CORRUPT,
+            format!("bad argon2 parameters in the store file: {e}"),
+        )
+    })?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
         .hash_password_into(passphrase, &h.salt, key.as_mut())
@@ -353,8 +360,8 @@ impl FileStore {
         };
         let (header, nonce) = parse_header(&bytes, &path)?;
         let key = self.keys.lock().map_err(|_| poisoned())?.key_for(&header)?;
-        let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref())
-            .map_err(|_| err(ErrorCode::OTHER, "bad key length"))?;
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| err(ErrorCode::OTHER, "bad key length"))?;
         let aad = header_bytes(&header, &nonce);
         let plain = cipher
             .decrypt(
@@ -374,8 +381,12 @@ impl FileStore {
                 )
             })?;
         let plain = Zeroizing::new(plain);
-        Contents::decode(&plain)
-            .ok_or_else(|| err(ErrorCode::CORRUPT, format!("{} decrypted but its records are malformed", path.display())))
+        Contents::decode(&plain).ok_or_else(|| {
+            err(
+                ErrorCode::CORRUPT,
+                format!("{} decrypted but its records are malformed", path.display()),
+            )
+        })
     }
 
     /// Encrypts and writes atomically. Caller holds the lock.
@@ -394,8 +405,8 @@ impl FileStore {
         let nonce: [u8; NONCE_LEN] = random()?;
         let aad = header_bytes(&header, &nonce);
         let plain = contents.encode();
-        let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref())
-            .map_err(|_| err(ErrorCode::OTHER, "bad key length"))?;
+        let cipher =
+            XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| err(ErrorCode::OTHER, "bad key length"))?;
         let sealed = cipher
             .encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &aad })
             .map_err(|_| err(ErrorCode::OTHER, "encryption failed"))?;
@@ -473,7 +484,10 @@ impl Store for FileStore {
         if value.len() > MAX_VALUE {
             return Err(err(
                 ErrorCode::TOO_LARGE,
-                format!("{key}: the value is {} bytes; the file store takes at most {MAX_VALUE}", value.len()),
+                format!(
+                    "{key}: the value is {} bytes; the file store takes at most {MAX_VALUE}",
+                    value.len()
+                ),
             ));
         }
         let _lock = self.lock()?;
@@ -541,7 +555,10 @@ impl Plugin for FileStorePlugin {
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         if name != "file" {
-            return Err(err(ErrorCode::UNSUPPORTED, format!("store-file provides `file`, not {name:?}")));
+            return Err(err(
+                ErrorCode::UNSUPPORTED,
+                format!("store-file provides `file`, not {name:?}"),
+            ));
         }
         for (k, _) in ctx.settings() {
             if k != "path" {
@@ -568,7 +585,9 @@ impl Plugin for FileStorePlugin {
                 s.zeroize();
                 p
             }
-            None if ctx.interactive() => ctx.prompt_secret(&format!("Passphrase for the file store {}: ", dir.display()))?,
+            None if ctx.interactive() => {
+                ctx.prompt_secret(&format!("Passphrase for the file store {}: ", dir.display()))?
+            }
             None => {
                 return Err(err(
                     ErrorCode::AUTH_FAILED,

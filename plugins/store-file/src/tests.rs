@@ -66,7 +66,7 @@ fn loose_permissions_are_refused_with_the_fix() {
     let s = FileStore::open(&path, pass("pw"), cheap()).expect("open");
     s.put("k", b"v", Expected::Any).expect("put");
     fs::set_permissions(s.file_path(), fs::Permissions::from_mode(0o644)).expect("chmod");
-    let e = s.get("k").err().expect("refused");
+    let e = s.get("k").expect_err("refused");
     assert!(e.message.contains("chmod 600"), "{e}");
 }
 
@@ -80,20 +80,35 @@ fn tampering_is_detected() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     fs::write(s.file_path(), &bytes).expect("write");
-    assert_eq!(s.get("k").err().expect("detected").code, ErrorCode::AUTH_FAILED);
+    assert_eq!(s.get("k").expect_err("detected").code, ErrorCode::AUTH_FAILED);
     fs::write(s.file_path(), b"garbage").expect("write");
-    assert_eq!(s.get("k").err().expect("detected").code, ErrorCode::CORRUPT);
+    assert_eq!(s.get("k").expect_err("detected").code, ErrorCode::CORRUPT);
 }
 
 #[test]
 fn records_encode_and_decode() {
     let mut c = Contents::default();
-    c.entries.insert("a".into(), Entry { version: 3, value: Some(Zeroizing::new(vec![0, 1, 2])) });
-    c.entries.insert("b".into(), Entry { version: 9, value: None });
+    c.entries.insert(
+        "a".into(),
+        Entry {
+            version: 3,
+            value: Some(Zeroizing::new(vec![0, 1, 2])),
+        },
+    );
+    c.entries.insert(
+        "b".into(),
+        Entry {
+            version: 9,
+            value: None,
+        },
+    );
     let enc = c.encode();
     let d = Contents::decode(&enc).expect("decodes");
     assert_eq!(d.entries.len(), 2);
-    assert_eq!(d.entries["a"].value.as_deref().map(Vec::as_slice), Some(&[0u8, 1, 2][..]));
+    assert_eq!(
+        d.entries["a"].value.as_deref().map(Vec::as_slice),
+        Some(&[0u8, 1, 2][..])
+    );
     assert!(d.entries["b"].value.is_none());
     assert!(Contents::decode(&enc[..enc.len() - 1]).is_none());
 }

@@ -1,0 +1,130 @@
+//! `init`, `check`, completions, man page, usage errors.
+
+use crate::support::{Sandbox, built};
+
+#[test]
+fn init_writes_a_declaration_that_check_accepts() {
+    let s = Sandbox::new(&built().full);
+    let out = s
+        .run(&["init", "--preset", "servicenow-dex-zoom", "--instance", "acme"], None)
+        .ok();
+    assert!(
+        out.stdout().contains("connapp secrets set client-secret"),
+        "{}",
+        out.stdout()
+    );
+    let text = std::fs::read_to_string(s.path().join("connapp.toml")).expect("written");
+    for scope in [
+        "report:read:user:admin",
+        "dashboard:read:list_meeting_participants_qos:admin",
+        "dashboard:read:meeting_participant_qos:admin",
+        "dashboard:read:list_zoomrooms:admin",
+        "dashboard:read:issues_zoomroom:admin",
+        "user:read:user:admin",
+    ] {
+        assert!(text.contains(scope), "{scope} missing from\n{text}");
+    }
+    assert!(text.contains("usage = \"admin-managed\""));
+    assert!(text.contains("redirect_url = \"https://acme.service-now.com/oauth_redirect.do\""));
+    assert!(text.contains("allow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]"));
+
+    s.run(&["check"], None).ok();
+    let j = s.run(&["check", "--json"], None).ok().json();
+    assert_eq!(j["valid"], true);
+    assert_eq!(j["errors"], 0);
+    let app = &j["apps"][0];
+    assert_eq!(app["usage"], "admin-managed");
+    assert_eq!(app["redirect_url"], "https://acme.service-now.com/oauth_redirect.do");
+    assert_eq!(app["scopes"].as_array().expect("array").len(), 6);
+}
+
+#[test]
+fn init_never_overwrites_and_rejects_bad_instances() {
+    let s = Sandbox::new(&built().full);
+    let decl = s.init();
+    std::fs::write(&decl, "# hand edits\nversion = 1\n").expect("write");
+    let out = s.run(&["init", "--instance", "beta"], None).fails_with(1);
+    assert!(out.stderr().contains("--force"), "{}", out.stderr());
+    assert_eq!(
+        std::fs::read_to_string(&decl).expect("read"),
+        "# hand edits\nversion = 1\n"
+    );
+    let out = s
+        .run(
+            &["init", "--instance", "acme.service-now.com", "--file", "other.toml"],
+            None,
+        )
+        .fails_with(3);
+    assert!(out.stderr().contains("--instance acme"), "{}", out.stderr());
+    assert!(!s.path().join("other.toml").exists());
+    let out = s
+        .run(
+            &["init", "--instance", "acme", "--preset", "nope", "--file", "other.toml"],
+            None,
+        )
+        .fails_with(3);
+    assert!(out.stderr().contains("servicenow-dex-zoom"), "{}", out.stderr());
+    s.run(&["init", "--instance", "beta", "--force"], None).ok();
+    assert!(
+        std::fs::read_to_string(&decl)
+            .expect("read")
+            .contains("beta.service-now.com")
+    );
+}
+
+#[test]
+fn check_without_a_declaration_says_how_to_make_one() {
+    let s = Sandbox::new(&built().full);
+    let out = s.run(&["check"], None).fails_with(3);
+    assert!(out.stderr().contains("connapp init"), "{}", out.stderr());
+}
+
+#[test]
+fn declaration_is_found_in_the_config_dir() {
+    let s = Sandbox::new(&built().full);
+    let decl = s.init();
+    let cfg = s.path().join("config");
+    std::fs::create_dir_all(&cfg).expect("mkdir");
+    std::fs::rename(&decl, cfg.join("connapp.toml")).expect("move");
+    let out = s.run(&["check"], None).ok();
+    assert!(out.stdout().contains("config/connapp.toml"), "{}", out.stdout());
+}
+
+#[test]
+fn warnings_do_not_fail_check() {
+    let s = Sandbox::new(&built().full);
+    let decl = s.init();
+    let text = std::fs::read_to_string(&decl).expect("read");
+    std::fs::write(
+        &decl,
+        text.replace("scopes = []", "scopes = [\"phone:read:call_log:admin\"]"),
+    )
+    .expect("write");
+    let out = s.run(&["check"], None).ok();
+    assert!(out.stderr().contains("warning[scope-unknown]"), "{}", out.stderr());
+    let j = s.run(&["check", "--json"], None).ok().json();
+    assert_eq!(j["warnings"], 1);
+    assert_eq!(j["diagnostics"][0]["severity"], "warning");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let s = Sandbox::new(&built().full);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = s.run(&["completions", shell], None).ok();
+        assert!(out.stdout().contains("secrets"), "{shell} completions lack subcommands");
+    }
+    let out = s.run(&["man"], None).ok();
+    assert!(out.stdout().contains(".TH connapp"), "{}", out.stdout());
+    let dist = &built().dist;
+    assert!(dist.join("share/man/man1/connapp.1").exists());
+    assert!(dist.join("share/completions/connapp.bash").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = Sandbox::new(&built().full);
+    s.run(&["secrets", "set", "password"], None).fails_with(2);
+    s.run(&["no-such-command"], None).fails_with(2);
+    s.run(&["--version"], None).ok();
+}

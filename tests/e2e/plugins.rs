@@ -1,0 +1,260 @@
+//! Plugins: built-in set, dynamic loading, conformance of dynamic and
+//! out-of-tree stores, and the host's refusals.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use connapp_host::{HostError, Registry};
+use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
+
+use crate::support::{Sandbox, built};
+
+#[test]
+fn the_full_binary_has_exactly_the_expected_builtins() {
+    let s = Sandbox::new(&built().full);
+    let j = s.run(&["plugins", "list", "--json"], None).ok().json();
+    let mut names: Vec<(String, String)> = j["plugins"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().expect("name").to_string(),
+                p["origin"].as_str().expect("origin").to_string(),
+            )
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            ("preset-servicenow".to_string(), "builtin".to_string()),
+            ("store-file".to_string(), "builtin".to_string())
+        ]
+    );
+}
+
+#[test]
+fn dist_with_a_dynamic_file_store_lists_it_with_its_path() {
+    let b = built();
+    let s = Sandbox::new(&b.dist_bin());
+    let j = s.run(&["plugins", "list", "--json"], None).ok().json();
+    let plugins = j["plugins"].as_array().expect("array");
+    let file = plugins
+        .iter()
+        .find(|p| p["name"] == "store-file")
+        .expect("store-file listed");
+    assert_eq!(file["origin"], "dynamic");
+    let path = file["path"].as_str().expect("path");
+    assert_eq!(
+        Path::new(path),
+        std::fs::canonicalize(b.dist_store_file()).expect("exists")
+    );
+    assert_eq!(file["api_version"], connapp_plugin_api::PLUGIN_API_VERSION);
+    assert_eq!(file["provides"][0]["capabilities"]["persistent"], true);
+    let preset = plugins
+        .iter()
+        .find(|p| p["name"] == "preset-servicenow")
+        .expect("preset listed");
+    assert_eq!(preset["origin"], "builtin");
+    let info = s.run(&["plugins", "info", "store-file"], None).ok();
+    assert!(info.stdout().contains("libconnapp_store_file.so"), "{}", info.stdout());
+    assert!(info.stdout().contains("persistent: yes"), "{}", info.stdout());
+}
+
+extern "C" fn no_prompt(_: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
+    RResult::RErr(FfiError {
+        code: ErrorCode::AUTH_FAILED,
+        message: RString::from("no prompt in tests"),
+        retryable: false,
+    })
+}
+
+/// Answers the file store's passphrase prompt, as a human at a terminal would.
+extern "C" fn test_passphrase(_: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
+    RResult::ROk(RVec::from_slice(b"conformance passphrase"))
+}
+
+fn context(settings: &[(&str, &str)], data_dir: &Path) -> FfiStoreContext {
+    FfiStoreContext {
+        settings: settings
+            .iter()
+            .map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v)))
+            .collect(),
+        data_dir: data_dir.display().to_string().into(),
+        interactive: false,
+        prompt_secret: no_prompt,
+    }
+}
+
+fn interactive_context(data_dir: &Path) -> FfiStoreContext {
+    FfiStoreContext {
+        interactive: true,
+        prompt_secret: test_passphrase,
+        ..context(&[], data_dir)
+    }
+}
+
+fn conformance_of_library(lib: &Path, kind: &'static str, settings: Vec<(String, String)>, prompt: bool) {
+    // A registry without built-ins: only the library under test.
+    let mut reg = Registry::default();
+    reg.load_file(lib).unwrap_or_else(|e| panic!("{e}"));
+    let reg = Arc::new(reg);
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().to_path_buf();
+    let open: connapp_store_conformance::Opener = Arc::new(move || {
+        let pairs: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let ctx = if prompt {
+            interactive_context(&data_dir)
+        } else {
+            context(&pairs, &data_dir)
+        };
+        reg.open_store(kind, &ctx).map(|(h, _)| h).map_err(|e| match e {
+            HostError::Plugin { error, .. } => error,
+            other => connapp_plugin_api::StoreError::new(ErrorCode::OTHER, other.to_string()),
+        })
+    });
+    let report = connapp_store_conformance::run(open);
+    println!("{report}");
+    report.assert_ok();
+}
+
+#[test]
+fn conformance_of_the_dynamic_file_store() {
+    // The passphrase comes through the host's prompt callback (the test
+    // process has no CONNAPP_FILE_PASSPHRASE; Sandbox strips it from children).
+    assert!(
+        std::env::var_os("CONNAPP_FILE_PASSPHRASE").is_none(),
+        "unset CONNAPP_FILE_PASSPHRASE to run the tests"
+    );
+    conformance_of_library(&built().dist_store_file(), "file", vec![], true);
+}
+
+#[test]
+fn conformance_of_the_out_of_tree_example_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = built().example_dir.join("libconnapp_dir_store.so");
+    conformance_of_library(
+        &lib,
+        "dir",
+        vec![("path".into(), dir.path().join("kv").display().to_string())],
+        false,
+    );
+}
+
+#[test]
+fn the_out_of_tree_example_works_from_the_binary() {
+    let b = built();
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &b.example_dir.display().to_string());
+    let decl = s.init();
+    let kv = s.path().join("kv");
+    let text = std::fs::read_to_string(&decl).expect("read").replace(
+        "kind = \"file\"",
+        &format!("kind = \"dir\"\n[store.settings]\npath = \"{}\"", kv.display()),
+    );
+    std::fs::write(&decl, text).expect("write");
+    s.run(&["check"], None).ok();
+    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))
+        .ok();
+    let j = s.run(&["secrets", "list", "--json"], None).ok().json();
+    assert_eq!(j["store"]["plugin"], "example-dir-store");
+    assert_eq!(j["secrets"][0]["present"], true);
+}
+
+#[test]
+fn a_panicking_plugin_is_an_error_not_an_abort() {
+    let b = built();
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &b.panic_dir.display().to_string());
+    let decl = s.init();
+    let text = std::fs::read_to_string(&decl)
+        .expect("read")
+        .replace("kind = \"file\"", "kind = \"panicky\"");
+    std::fs::write(&decl, text).expect("write");
+    let j = s.run(&["plugins", "list", "--json"], None).ok().json();
+    assert!(
+        j["plugins"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|p| p["name"] == "fixture-panic")
+    );
+    let out = s.run(&["secrets", "list"], None).fails_with(4);
+    assert!(out.stderr().contains("fixture-panic"), "{}", out.stderr());
+    assert!(out.stderr().contains("panicked in get"), "{}", out.stderr());
+    assert!(out.stderr().contains("bug in the plugin"), "{}", out.stderr());
+    let out = s
+        .run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"abc"))
+        .fails_with(4);
+    assert!(out.stderr().contains("panicked in put"), "{}", out.stderr());
+
+    // In process, too: the host survives and the next call works.
+    let mut reg = Registry::default();
+    reg.load_file(&b.panic_dir.join("libconnapp_fixture_plugin_panic.so"))
+        .expect("load");
+    let data = tempfile::tempdir().expect("tempdir");
+    let (h, _): (StoreHandle, _) = reg.open_store("panicky", &context(&[], data.path())).expect("open");
+    for _ in 0..3 {
+        let e = h.get("k").expect_err("panics");
+        assert_eq!(e.code, ErrorCode::PANIC);
+    }
+    assert!(h.describe().is_ok());
+}
+
+#[test]
+fn a_plugin_built_for_another_abi_is_refused_naming_both_versions() {
+    let b = built();
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &b.wrong_abi_dir.display().to_string());
+    let out = s.run(&["plugins", "list"], None).fails_with(4);
+    let err = out.stderr();
+    assert!(err.contains("2.0.0"), "{err}");
+    assert!(err.contains(connapp_plugin_api::PLUGIN_API_VERSION), "{err}");
+    assert!(err.contains("libconnapp_fixture_plugin_wrong_abi.so"), "{err}");
+    // The good plugins are still listed.
+    assert!(out.stdout().contains("store-file"));
+    let j = s.run(&["plugins", "list", "--json"], None).fails_with(4).json();
+    assert_eq!(j["failures"].as_array().expect("array").len(), 1);
+    // Other commands warn and carry on.
+    s.init();
+    let out = s.run(&["check"], None).ok();
+    assert!(out.stderr().contains("warning: plugin not loaded"), "{}", out.stderr());
+}
+
+#[test]
+fn libraries_in_writable_directories_are_refused() {
+    let b = built();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = dir.path().join("libconnapp_dir_store.so");
+    std::fs::copy(b.example_dir.join("libconnapp_dir_store.so"), &lib).expect("copy");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &dir.path().display().to_string());
+    let out = s.run(&["plugins", "list"], None).fails_with(4);
+    assert!(out.stderr().contains("group- or world-writable"), "{}", out.stderr());
+    assert!(out.stderr().contains("chmod go-w"), "{}", out.stderr());
+    assert!(!out.stdout().contains("example-dir-store"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = s.run(&["plugins", "list"], None).fails_with(4);
+    assert!(out.stderr().contains("the library"), "{}", out.stderr());
+}
+
+#[test]
+fn a_dynamic_plugin_cannot_shadow_a_builtin() {
+    let b = built();
+    let mut s = Sandbox::new(&b.full);
+    s.set_env(
+        "CONNAPP_PLUGIN_PATH",
+        &b.dist_store_file().parent().expect("dir").display().to_string(),
+    );
+    let out = s.run(&["plugins", "list"], None).fails_with(4);
+    assert!(
+        out.stderr().contains("already loaded from built-in"),
+        "{}",
+        out.stderr()
+    );
+}

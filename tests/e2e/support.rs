@@ -1,0 +1,302 @@
+//! Builds what the end-to-end tests drive (once per test run) and runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn must(c: &mut Command, what: &str) {
+    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Everything built for the tests.
+pub struct Built {
+    /// `connapp` with every plugin built in.
+    pub full: PathBuf,
+    /// The dist tree made by `cargo xtask dist --dev --dynamic store-file`.
+    pub dist: PathBuf,
+    /// A directory holding only the panicking plugin.
+    pub panic_dir: PathBuf,
+    /// A directory holding only the plugin built for plugin API 2.0.0.
+    pub wrong_abi_dir: PathBuf,
+    /// A directory holding only the out-of-tree example store.
+    pub example_dir: PathBuf,
+}
+
+impl Built {
+    pub fn dist_bin(&self) -> PathBuf {
+        self.dist.join("bin").join("connapp")
+    }
+    pub fn dist_store_file(&self) -> PathBuf {
+        self.dist.join("lib/connapp/plugins/libconnapp_store_file.so")
+    }
+}
+
+fn plugin_dir(name: &str, lib: &Path) -> PathBuf {
+    let dir = target_dir().join("e2e").join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    set_mode(&dir, 0o755);
+    let dest = dir.join(lib.file_name().expect("file name"));
+    std::fs::copy(lib, &dest).expect("copy plugin");
+    set_mode(&dest, 0o755);
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+/// Builds (once) the binary, the dist tree and every plugin the tests load.
+pub fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target = target_dir();
+        let dist = target.join("e2e").join("dist");
+        must(
+            cargo()
+                .args([
+                    "run",
+                    "-q",
+                    "-p",
+                    "xtask",
+                    "--",
+                    "dist",
+                    "--dev",
+                    "--dynamic",
+                    "store-file",
+                    "--out",
+                ])
+                .arg(&dist),
+            "cargo xtask dist --dev --dynamic store-file",
+        );
+        // The fully built-in binary, built after dist so target/debug/connapp is this one.
+        must(
+            cargo().args(["build", "-q", "-p", "connapp-cli"]),
+            "cargo build -p connapp-cli",
+        );
+        let full = target.join("e2e").join("connapp-full");
+        std::fs::copy(target.join("debug").join("connapp"), &full).expect("copy binary");
+
+        must(
+            cargo().args([
+                "rustc",
+                "-q",
+                "-p",
+                "connapp-fixture-plugin-panic",
+                "--lib",
+                "--features",
+                "cdylib",
+                "--crate-type",
+                "cdylib",
+            ]),
+            "build the panicking fixture",
+        );
+        let panic_dir = plugin_dir(
+            "panic",
+            &target.join("debug").join("libconnapp_fixture_plugin_panic.so"),
+        );
+
+        // Out of tree: the third-party example, against the real plugin API.
+        let oot = target.join("out-of-tree");
+        must(
+            cargo()
+                .args(["build", "-q", "--manifest-path"])
+                .arg(root().join("examples/third-party-store/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &oot),
+            "build examples/third-party-store out of tree",
+        );
+        let example_dir = plugin_dir("example", &oot.join("debug").join("libconnapp_dir_store.so"));
+
+        // Out of tree: a plugin built against plugin API 2.0.0 (a copy of the
+        // API crate with its version bumped), which this host must refuse.
+        let work = target.join("e2e").join("wrong-abi-src");
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&root().join("tests/fixtures/plugin-wrong-abi"), &work.join("plugin"));
+        copy_dir(
+            &root().join("crates/connapp-plugin-api"),
+            &work.join("connapp-plugin-api-2"),
+        );
+        let manifest = work.join("connapp-plugin-api-2/Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("read manifest");
+        assert!(
+            text.contains("version = \"1.0.0\""),
+            "plugin API version moved; update this test"
+        );
+        std::fs::write(
+            &manifest,
+            text.replacen("version = \"1.0.0\"", "version = \"2.0.0\"", 1),
+        )
+        .expect("write");
+        std::fs::copy(root().join("Cargo.lock"), work.join("plugin/Cargo.lock")).expect("lock");
+        must(
+            cargo()
+                .args(["build", "-q", "--manifest-path"])
+                .arg(work.join("plugin/Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &oot),
+            "build the wrong-ABI fixture",
+        );
+        let wrong_abi_dir = plugin_dir(
+            "wrong-abi",
+            &oot.join("debug").join("libconnapp_fixture_plugin_wrong_abi.so"),
+        );
+        Built {
+            full,
+            dist,
+            panic_dir,
+            wrong_abi_dir,
+            example_dir,
+        }
+    })
+}
+
+/// An isolated user: own config, data and working directories.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    pub fn new(bin: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Sandbox {
+            bin: bin.to_path_buf(),
+            env: vec![
+                (
+                    "CONNAPP_CONFIG_DIR".into(),
+                    dir.path().join("config").display().to_string(),
+                ),
+                ("CONNAPP_DATA_DIR".into(), dir.path().join("data").display().to_string()),
+                ("CONNAPP_FILE_PASSPHRASE".into(), "correct horse battery staple".into()),
+            ],
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(x, _)| x != k);
+        self.env.push((k.into(), v.into()));
+    }
+
+    pub fn unset_env(&mut self, k: &str) {
+        self.env.retain(|(x, _)| x != k);
+    }
+
+    /// Runs connapp with `args`, stdin from `input` (or empty, not a terminal).
+    pub fn run(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("CONNAPP_FILE")
+            .env_remove("CONNAPP_PLUGIN_PATH")
+            .env_remove("CONNAPP_FILE_PASSPHRASE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn connapp");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            if let Some(i) = input {
+                stdin.write_all(i).expect("write stdin");
+            }
+        }
+        Run(child.wait_with_output().expect("wait"))
+    }
+
+    /// `init` + nothing else; returns the declaration path.
+    pub fn init(&self) -> PathBuf {
+        self.run(&["init", "--instance", "acme"], None).ok();
+        self.path().join("connapp.toml")
+    }
+}
+
+/// A finished connapp run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.0.status.code()
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts success; returns self.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code(),
+            Some(0),
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    /// Asserts exit code `code` (never a signal, never a panic); returns self.
+    pub fn fails_with(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        assert!(
+            !self.stderr().contains("panicked at"),
+            "connapp panicked:\n{}",
+            self.stderr()
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout()))
+    }
+}
