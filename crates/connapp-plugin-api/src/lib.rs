@@ -901,10 +901,25 @@ pub mod __private {
 /// Exports a [`Plugin`]: registers it as a built-in with `inventory` and, when
 /// the crate's `cdylib` feature is on, exports the `abi_stable` root module.
 ///
-/// ```ignore
-/// struct MyPlugin;
-/// impl connapp_plugin_api::Plugin for MyPlugin { /* ... */ }
-/// connapp_plugin_api::export_plugin!(MyPlugin);
+/// ```
+/// use connapp_plugin_api::{Plugin, PluginInfo, export_plugin};
+///
+/// pub struct MyPlugin;
+///
+/// impl Plugin for MyPlugin {
+///     fn info() -> PluginInfo {
+///         PluginInfo {
+///             name: "my-plugin".into(),
+///             version: "0.1.0".into(),
+///             description: "an example".into(),
+///             api_version: String::new(),
+///             provides: vec![],
+///         }
+///     }
+/// }
+///
+/// export_plugin!(MyPlugin);
+/// # fn main() {}
 /// ```
 ///
 /// It also defines `pub fn __connapp_link()`, which a binary that links the

@@ -16,11 +16,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use connapp_plugin_api::zeroize::Zeroizing;
 use connapp_plugin_api::{
     Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
     StoreDescription, StoreError, export_plugin,
 };
-use connapp_plugin_api::zeroize::Zeroizing;
 
 const CAPS: Capabilities = Capabilities {
     persistent: true,
@@ -71,7 +71,10 @@ impl DirStore {
 
     fn version(&self, key: &str) -> Result<u64, StoreError> {
         match fs::read_to_string(self.dir.join(format!("{}.version", encode(key)))) {
-            Ok(s) => s.trim().parse().map_err(|_| StoreError::new(ErrorCode::CORRUPT, "bad version file")),
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| StoreError::new(ErrorCode::CORRUPT, "bad version file")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(io(e)),
         }
@@ -90,11 +93,17 @@ impl DirStore {
     }
 
     fn check(&self, key: &str, expected: Expected) -> Result<(), StoreError> {
-        let current = if self.exists(key) { Some(self.version(key)?) } else { None };
+        let current = if self.exists(key) {
+            Some(self.version(key)?)
+        } else {
+            None
+        };
         if expected.matches(current) {
             Ok(())
         } else {
-            Err(StoreError::conflict(format!("{key}: expected {expected:?}, found {current:?}")))
+            Err(StoreError::conflict(format!(
+                "{key}: expected {expected:?}, found {current:?}"
+            )))
         }
     }
 }
@@ -170,9 +179,12 @@ impl Plugin for DirStorePlugin {
     }
 
     fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
-        let path = ctx
-            .setting("path")
-            .ok_or_else(|| StoreError::new(ErrorCode::INVALID_INPUT, "store.settings.path is required for the dir store"))?;
+        let path = ctx.setting("path").ok_or_else(|| {
+            StoreError::new(
+                ErrorCode::INVALID_INPUT,
+                "store.settings.path is required for the dir store",
+            )
+        })?;
         Ok(Box::new(DirStore::new(Path::new(path))?))
     }
 }
