@@ -260,6 +260,12 @@ fn test() -> Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     run_cmd(cargo().args(["test", "--workspace"]))?;
+    run_cmd(
+        cargo()
+            .args(["test", "--manifest-path"])
+            .arg(root.join("examples/third-party-store/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree")),
+    )?;
     eprintln!("xtask test: all green");
     Ok(())
 }
@@ -281,28 +287,7 @@ fn demo() -> Result<()> {
 }
 
 fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
-    let step = |title: &str, args: &[&str], stdin: Option<&str>| -> Result<()> {
-        println!("\n== {title}\n$ connapp {}", args.join(" "));
-        let mut c = Command::new(bin);
-        c.args(args)
-            .current_dir(work)
-            .env("CONNAPP_CONFIG_DIR", work.join("config"))
-            .env("CONNAPP_DATA_DIR", work.join("data"))
-            .env("CONNAPP_FILE_PASSPHRASE", "demo passphrase (use a real one)")
-            .env_remove("CONNAPP_FILE")
-            .env_remove("CONNAPP_PLUGIN_PATH")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = c.spawn().context("start connapp")?;
-        if let Some(input) = stdin {
-            use std::io::Write;
-            child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
-        }
-        let status = child.wait()?;
-        if !status.success() {
-            bail!("demo step {title:?} failed ({status})");
-        }
-        Ok(())
-    };
+    let step = |title: &str, args: &[&str], stdin: Option<&str>| run_step(bin, work, title, args, stdin, 0);
     println!(
         "connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`, in {}",
         work.display()
@@ -311,6 +296,21 @@ fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
     let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
     println!("--- connapp.toml ---\n{decl}--------------------");
     step("Validate the declaration offline", &["check"], None)?;
+    // The classic mistake: a trailing slash in the allow list, caught offline.
+    let redirect = "https://acme.service-now.com/oauth_redirect.do";
+    let typo = decl.replace(
+        &format!("allow_list = [\"{redirect}\"]"),
+        &format!("allow_list = [\"{redirect}/\"]"),
+    );
+    std::fs::write(work.join("typo.toml"), typo)?;
+    run_step(
+        bin,
+        work,
+        "A trailing slash in the allow list is caught before Zoom ever sees it (exit code 3)",
+        &["--file", "typo.toml", "check"],
+        None,
+        3,
+    )?;
     // Demo values stand in for what the Zoom Marketplace shows on the app's page.
     step(
         "Store the Client ID",
@@ -330,5 +330,29 @@ fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
     step("What is stored (metadata only)", &["secrets", "list"], None)?;
     step("Plugins in this build", &["plugins", "list"], None)?;
     println!("\nDemo complete: declared, validated and stored in an encrypted file store.");
+    Ok(())
+}
+
+/// Runs one demo step and checks its exit code.
+fn run_step(bin: &Path, work: &Path, title: &str, args: &[&str], stdin: Option<&str>, code: i32) -> Result<()> {
+    println!("\n== {title}\n$ connapp {}", args.join(" "));
+    let mut c = Command::new(bin);
+    c.args(args)
+        .current_dir(work)
+        .env("CONNAPP_CONFIG_DIR", work.join("config"))
+        .env("CONNAPP_DATA_DIR", work.join("data"))
+        .env("CONNAPP_FILE_PASSPHRASE", "demo passphrase (use a real one)")
+        .env_remove("CONNAPP_FILE")
+        .env_remove("CONNAPP_PLUGIN_PATH")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = c.spawn().context("start connapp")?;
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().context("stdin")?.write_all(input.as_bytes())?;
+    }
+    let status = child.wait()?;
+    if status.code() != Some(code) {
+        bail!("demo step {title:?} ended with {status}, expected exit code {code}");
+    }
     Ok(())
 }

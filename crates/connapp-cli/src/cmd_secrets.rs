@@ -20,7 +20,8 @@ fn kind_of(s: &str) -> Result<SecretKind, CliError> {
 
 fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
     if from_stdin {
-        let mut buf = Zeroizing::new(Vec::new());
+        // Allocated once at full size so no reallocation leaves a stray copy behind.
+        let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_INPUT as usize + 1));
         std::io::stdin()
             .lock()
             .take(MAX_SECRET_INPUT + 1)

@@ -190,3 +190,30 @@ impl Plugin for DirStorePlugin {
 }
 
 export_plugin!(DirStorePlugin);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use connapp_plugin_api::StoreHandle;
+
+    use super::*;
+
+    /// How a third party proves its store: the conformance suite, in process.
+    #[test]
+    fn passes_the_connapp_store_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kv");
+        let open: connapp_store_conformance::Opener =
+            Arc::new(move || Ok(StoreHandle::from_store(DirStore::new(&path)?)));
+        connapp_store_conformance::run(open).assert_ok();
+    }
+
+    #[test]
+    fn key_encoding_round_trips() {
+        for k in ["apps/dex/client-id", "ü/..", ""] {
+            assert_eq!(decode(&encode(k)).as_deref(), Some(k));
+        }
+        assert_eq!(decode("zz"), None);
+    }
+}
