@@ -259,15 +259,74 @@ fn test() -> Result<()> {
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
             .args(["--", "-D", "warnings"]),
     )?;
-    run_cmd(cargo().args(["test", "--workspace"]))?;
-    run_cmd(
+    let mut total = Tally::default();
+    total.add(run_tests(cargo().args(["test", "--workspace"]))?);
+    total.add(run_tests(
         cargo()
             .args(["test", "--manifest-path"])
             .arg(root.join("examples/third-party-store/Cargo.toml"))
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree")),
-    )?;
+    )?);
     eprintln!("xtask test: all green");
+    // One closing line for all test binaries together.
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.ignored
+    );
     Ok(())
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    fn add(&mut self, o: Tally) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.ignored += o.ignored;
+    }
+}
+
+/// Runs `cargo test`, passing its output through, and adds up its
+/// `test result:` lines.
+fn run_tests(c: &mut Command) -> Result<Tally> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!(
+        "$ cargo {}",
+        c.get_args().map(OsStr::to_string_lossy).collect::<Vec<_>>().join(" ")
+    );
+    let mut child = c.stdout(Stdio::piped()).spawn().context("cannot run cargo test")?;
+    let out = child.stdout.take().context("cargo test stdout")?;
+    let mut tally = Tally::default();
+    let mut stdout = std::io::stdout();
+    for line in BufReader::new(out).lines() {
+        let line = line?;
+        writeln!(stdout, "{line}")?;
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(what), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => tally.passed += n,
+                    "failed" => tally.failed += n,
+                    "ignored" => tally.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(tally)
 }
 
 // ---------------------------------------------------------------------------
