@@ -1,0 +1,895 @@
+//! The sandbox over real HTTP: one test per behaviour connapp relies on.
+
+use base64::Engine;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+use super::*;
+
+const R: &str = "https://acme.service-now.com/oauth_redirect.do";
+const DEX: &str = "sbxDexClientId00000001";
+
+struct T {
+    sbx: Sandbox,
+    http: reqwest::Client,
+}
+
+fn t() -> T {
+    T {
+        sbx: Sandbox::start(Seed::default()).expect("start"),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client"),
+    }
+}
+
+impl T {
+    fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.sbx.base_url())
+    }
+    fn secret(&self, client: &str) -> String {
+        self.sbx.app(client).expect("app").client_secret
+    }
+    /// Consents as `user` through the consent form; returns the Location header.
+    async fn consent(&self, user: &str, params: &[(&str, &str)]) -> reqwest::Response {
+        let mut form: Vec<(&str, &str)> = vec![("response_type", "code"), ("client_id", DEX), ("redirect_uri", R)];
+        form.extend_from_slice(params);
+        form.push(("user", user));
+        form.push(("decision", "allow"));
+        self.http
+            .post(self.url("/oauth/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .expect("post")
+    }
+    async fn code(&self, user: &str, params: &[(&str, &str)]) -> String {
+        let r = self.consent(user, params).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{:?}", r.text().await);
+        let loc = r.headers()["location"].to_str().expect("ascii").to_string();
+        let u = url::Url::parse(&loc).expect("url");
+        u.query_pairs().find(|(k, _)| k == "code").expect("code").1.into_owned()
+    }
+    async fn token(&self, form: &[(&str, &str)], client: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(self.url("/oauth/token"))
+            .basic_auth(client, Some(self.secret(client)))
+            .form(form)
+            .send()
+            .await
+            .expect("token");
+        (r.status(), r.json().await.expect("json"))
+    }
+    async fn exchange(&self, code: &str) -> Value {
+        let (s, v) = self
+            .token(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", R),
+                ],
+                DEX,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+    async fn admin_tokens(&self) -> Value {
+        let code = self.code("admin", &[]).await;
+        self.exchange(&code).await
+    }
+    async fn api(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(&format!("/v2{path}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("api")
+    }
+    async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, self.url(&format!("/_sandbox{path}")))
+            .json(&body)
+            .send()
+            .await
+            .expect("control");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.expect("json")
+    }
+    async fn advance(&self, seconds: i64) {
+        self.control(reqwest::Method::POST, "/clock/advance", json!({"seconds": seconds}))
+            .await;
+    }
+}
+
+fn date(days_ago: i64) -> String {
+    let now = chrono::DateTime::from_timestamp(crate::real_now() as i64, 0).expect("now");
+    let d = now.date_naive() - chrono::Duration::days(days_ago);
+    d.format("%Y-%m-%d").to_string()
+}
+
+#[tokio::test]
+async fn authorize_shows_consent_and_redirects_with_code_and_state() {
+    let t = t();
+    let r = t
+        .http
+        .get(t.url("/oauth/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", DEX),
+            ("redirect_uri", R),
+            ("state", "xyz"),
+        ])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.expect("text");
+    assert!(html.contains("DEX for Zoom") && html.contains("report:read:user:admin") && html.contains("id=\"allow\""));
+    let r = t.consent("admin", &[("state", "xyz")]).await;
+    let loc = r.headers()["location"].to_str().expect("loc");
+    assert!(loc.starts_with(&format!("{R}?code=")), "{loc}");
+    assert!(loc.ends_with("&state=xyz"), "{loc}");
+}
+
+#[tokio::test]
+async fn redirect_mismatch_is_a_4700_page_that_never_redirects() {
+    let t = t();
+    for bad in [
+        format!("{R}/"),
+        R.replace("acme", "ACME"),
+        R.replace("https", "http"),
+        "https://evil.example/cb".into(),
+    ] {
+        let r = t
+            .http
+            .get(t.url("/oauth/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", DEX),
+                ("redirect_uri", bad.as_str()),
+            ])
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.headers().get("location").is_none());
+        let html = r.text().await.expect("text");
+        assert!(html.contains("Invalid redirect url") && html.contains("4700"), "{html}");
+    }
+    let r = t
+        .http
+        .get(t.url("/oauth/authorize"))
+        .header("accept", "application/json")
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", DEX),
+            ("redirect_uri", "https://x.example/"),
+        ])
+        .send()
+        .await
+        .expect("get");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v,
+        json!({"status": false, "errorCode": 4700, "errorMessage": "Invalid redirect url", "result": null})
+    );
+}
+
+#[tokio::test]
+async fn token_time_redirect_mismatch_is_4709() {
+    let t = t();
+    let code = t.code("admin", &[]).await;
+    let (s, v) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", &format!("{R}/")),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+    assert!(v["reason"].as_str().expect("reason").contains("4709"), "{v}");
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_expire_after_five_minutes() {
+    let t = t();
+    let code = t.code("admin", &[]).await;
+    t.exchange(&code).await;
+    let (s, v) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", R),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v,
+        json!({"reason": format!("Invalid authorization code {code}"), "error": "invalid_request"})
+    );
+    let code = t.code("owner", &[]).await;
+    t.advance(301).await;
+    let (s, v) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", R),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn token_response_has_zoom_fields() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["expires_in"], 3599);
+    assert_eq!(v["api_url"], t.sbx.base_url());
+    let scopes: Vec<&str> = v["scope"].as_str().expect("scope").split(' ').collect();
+    assert_eq!(scopes, DEX_SCOPES.to_vec());
+    assert!(v["refresh_token"].is_string() && v["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_the_old_token_dies_at_once() {
+    let t = t();
+    let first = t.admin_tokens().await;
+    let rt1 = first["refresh_token"].as_str().expect("rt");
+    let (s, second) = t
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt1)], DEX)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let rt2 = second["refresh_token"].as_str().expect("rt");
+    assert_ne!(rt1, rt2);
+    let (s, v) = t
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt1)], DEX)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v, json!({"reason": "Invalid Token!", "error": "invalid_grant"}));
+    let (s, _) = t
+        .token(&[("grant_type", "refresh_token"), ("refresh_token", rt2)], DEX)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let c = t.control(reqwest::Method::GET, "/counters", json!(null)).await;
+    assert_eq!(c["refreshes"]["1"], 2);
+    assert_eq!(c["token_requests"]["refresh_token"], 3);
+}
+
+#[tokio::test]
+async fn a_second_consent_kills_the_first_grant() {
+    let t = t();
+    let first = t.admin_tokens().await;
+    let second = t.admin_tokens().await;
+    let (s, v) = t
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", first["refresh_token"].as_str().expect("rt")),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(
+        (s, v["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Invalid Token!"))
+    );
+    let r = t.api(first["access_token"].as_str().expect("at"), "/users/me").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.api(second["access_token"].as_str().expect("at"), "/users/me")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // Another user's consent is a separate grant and leaves this one alone.
+    let owner_code = t.code("owner", &[]).await;
+    t.exchange(&owner_code).await;
+    assert_eq!(
+        t.api(second["access_token"].as_str().expect("at"), "/users/me")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn missing_scope_is_4711_naming_the_accepted_scopes() {
+    let t = t();
+    let code = t.code("admin", &[("scope", "user:read:user:admin")]).await;
+    let v = t.exchange(&code).await;
+    assert_eq!(v["scope"], "user:read:user:admin");
+    let r = t
+        .api(v["access_token"].as_str().expect("at"), "/metrics/zoomrooms")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"code": 4711, "message": "Invalid access token, does not contain scopes:[dashboard:read:list_zoomrooms:admin, dashboard:read:list_zoomrooms:master]."})
+    );
+    // Zoom Room details need a scope outside the six.
+    let full = t.admin_tokens().await;
+    let r = t
+        .api(
+            full["access_token"].as_str().expect("at"),
+            "/metrics/zoomrooms/anything",
+        )
+        .await;
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], 4711);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("m")
+            .contains("dashboard:read:zoomroom:admin")
+    );
+}
+
+#[tokio::test]
+async fn scopes_are_frozen_at_consent() {
+    let t = t();
+    let mut app = t.sbx.app(DEX).expect("app");
+    app.scopes.retain(|s| s != "dashboard:read:list_zoomrooms:admin");
+    t.control(reqwest::Method::PUT, &format!("/apps/{DEX}"), json!(app))
+        .await;
+    let old = t.admin_tokens().await;
+    app.scopes.push("dashboard:read:list_zoomrooms:admin".into());
+    t.control(reqwest::Method::PUT, &format!("/apps/{DEX}"), json!(app))
+        .await;
+    let (_, refreshed) = t
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", old["refresh_token"].as_str().expect("rt")),
+            ],
+            DEX,
+        )
+        .await;
+    assert!(!refreshed["scope"].as_str().expect("s").contains("list_zoomrooms"));
+    let r = t
+        .api(refreshed["access_token"].as_str().expect("at"), "/metrics/zoomrooms")
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A new consent gets the new scopes.
+    let fresh = t.admin_tokens().await;
+    assert_eq!(
+        t.api(fresh["access_token"].as_str().expect("at"), "/metrics/zoomrooms")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn expired_and_invalid_tokens_are_124() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    let r = t.api("not-a-token", "/users/me").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers().contains_key("x-zm-trackingid"));
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"code": 124, "message": "Invalid access token."})
+    );
+    t.advance(3600).await;
+    let r = t.api(at, "/users/me").await;
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"code": 124, "message": "Access token is expired."})
+    );
+    // The refresh token still works after the access token expired.
+    let (s, _) = t
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", v["refresh_token"].as_str().expect("rt")),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_zoom_headers() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    t.control(
+        reqwest::Method::PUT,
+        "/rate-limits",
+        json!({"Light": {"per_window": 2, "window_secs": 3600, "per_day": 1000}}),
+    )
+    .await;
+    let r = t.api(at, "/users/me").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-ratelimit-category"], "Light");
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "999");
+    t.api(at, "/users/me").await;
+    let r = t.api(at, "/users/me").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["x-ratelimit-type"], "QPS");
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], 429);
+    // Daily limit: Retry-After is an ISO-8601 datetime.
+    t.control(
+        reqwest::Method::PUT,
+        "/rate-limits",
+        json!({"Light": {"per_window": 100, "window_secs": 1, "per_day": 1}}),
+    )
+    .await;
+    t.api(at, "/users/me").await;
+    let r = t.api(at, "/users/me").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["x-ratelimit-type"], "Daily-limit");
+    let retry = r.headers()["retry-after"].to_str().expect("ascii");
+    assert!(retry.ends_with("T00:00:00Z"), "{retry}");
+}
+
+#[tokio::test]
+async fn bad_or_expired_page_tokens_are_code_300() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    let r = t.api(at, "/metrics/zoomrooms?page_size=2").await;
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["zoom_rooms"].as_array().expect("rooms").len(), 2);
+    let next = body["next_page_token"].as_str().expect("token").to_string();
+    assert!(!next.is_empty());
+    let body: Value = t
+        .api(at, &format!("/metrics/zoomrooms?page_size=2&next_page_token={next}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["zoom_rooms"].as_array().expect("rooms").len(), 2);
+    let r = t.api(at, "/metrics/zoomrooms?page_size=2&next_page_token=bogus").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 300);
+    t.advance(16 * 60).await;
+    let fresh = t.admin_tokens().await;
+    let r = t
+        .api(
+            fresh["access_token"].as_str().expect("at"),
+            &format!("/metrics/zoomrooms?page_size=2&next_page_token={next}"),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 300);
+}
+
+#[tokio::test]
+async fn parameters_in_the_query_string_are_rejected() {
+    let t = t();
+    let code = t.code("admin", &[]).await;
+    let r = t
+        .http
+        .post(t.url(&format!(
+            "/oauth/token?grant_type=authorization_code&code={code}&redirect_uri={R}"
+        )))
+        .basic_auth(DEX, Some(t.secret(DEX)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v = t.admin_tokens().await;
+    let r = t
+        .http
+        .get(t.url(&format!(
+            "/v2/users/me?access_token={}",
+            v["access_token"].as_str().expect("at")
+        )))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], 124);
+    assert!(body["message"].as_str().expect("m").contains("query parameter"));
+}
+
+#[tokio::test]
+async fn members_cannot_authorize_admin_managed_apps() {
+    let t = t();
+    let r = t.consent("member", &[]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.expect("text").contains("An account admin is required"));
+}
+
+#[tokio::test]
+async fn deny_redirects_with_access_denied() {
+    let t = t();
+    let r = t
+        .http
+        .post(t.url("/oauth/authorize"))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", DEX),
+            ("redirect_uri", R),
+            ("state", "s1"),
+            ("user", "admin"),
+            ("decision", "deny"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.headers()["location"].to_str().expect("loc"),
+        format!("{R}?error=access_denied&state=s1")
+    );
+}
+
+#[tokio::test]
+async fn pkce_s256_is_enforced() {
+    let t = t();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier));
+    let code = t
+        .code(
+            "admin",
+            &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+        )
+        .await;
+    let (s, v) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", R),
+                ("code_verifier", "wrong"),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = t
+        .code(
+            "admin",
+            &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+        )
+        .await;
+    let (s, _) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", R),
+                ("code_verifier", verifier),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn client_auth_by_body_and_bad_secrets() {
+    let t = t();
+    let code = t.code("admin", &[]).await;
+    let secret = t.secret(DEX);
+    let r = t
+        .http
+        .post(t.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", R),
+            ("client_id", DEX),
+            ("client_secret", &secret),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = t
+        .http
+        .post(t.url("/oauth/token"))
+        .basic_auth(DEX, Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+    );
+    // After a rotation, the old secret is refused.
+    t.control(
+        reqwest::Method::POST,
+        &format!("/apps/{DEX}/rotate-secret"),
+        json!(null),
+    )
+    .await;
+    let r = t
+        .http
+        .post(t.url("/oauth/token"))
+        .basic_auth(DEX, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_client");
+}
+
+#[tokio::test]
+async fn server_to_server_and_client_credentials_have_no_refresh_token() {
+    let t = t();
+    let s2s = "sbxS2SClientId00000002";
+    let account = t.sbx.account_id();
+    let (s, v) = t
+        .token(&[("grant_type", "account_credentials"), ("account_id", &account)], s2s)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v.get("refresh_token").is_none());
+    let at = v["access_token"].as_str().expect("at");
+    let me: Value = t.api(at, "/users/me").await.json().await.expect("json");
+    assert_eq!(me["role_name"], "Owner");
+    let (s, v) = t
+        .token(&[("grant_type", "account_credentials"), ("account_id", "other")], s2s)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, v) = t.token(&[("grant_type", "client_credentials")], DEX).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.get("refresh_token").is_none());
+    let (s, v) = t.token(&[("grant_type", "password")], DEX).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+}
+
+#[tokio::test]
+async fn revoke_ends_the_whole_grant() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let r = t
+        .http
+        .post(t.url("/oauth/revoke"))
+        .basic_auth(DEX, Some(t.secret(DEX)))
+        .form(&[("token", v["access_token"].as_str().expect("at"))])
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.json::<Value>().await.expect("json"), json!({"status": "success"}));
+    assert_eq!(
+        t.api(v["access_token"].as_str().expect("at"), "/users/me")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _) = t
+        .token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", v["refresh_token"].as_str().expect("rt")),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_six_dex_endpoints_return_realistic_data() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    let me: Value = t.api(at, "/users/me").await.json().await.expect("json");
+    assert_eq!(me["email"], "admin@sandbox.example");
+    // Find a host with meetings through the state, then walk report → QoS → participant QoS.
+    let st = t.control(reqwest::Method::GET, "/state", json!(null)).await;
+    let host = st["meetings"][0]["host_id"].as_str().expect("host").to_string();
+    let report: Value = t
+        .api(
+            at,
+            &format!("/report/users/{host}/meetings?from={}&to={}", date(20), date(0)),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let meetings = report["meetings"].as_array().expect("meetings");
+    assert!(!meetings.is_empty(), "{report}");
+    let m = &meetings[0];
+    let uuid = m["uuid"].as_str().expect("uuid");
+    let double = urlencode(&urlencode(uuid));
+    let qos: Value = t
+        .api(
+            at,
+            &format!("/metrics/meetings/{double}/participants/qos?type=past&page_size=10"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let p = &qos["participants"][0];
+    let latency = p["user_qos"][0]["audio_input"]["latency"].as_str().expect("latency");
+    assert!(latency.ends_with(" ms"), "{latency}");
+    let pid = p["id"].as_str().expect("pid");
+    let one: Value = t
+        .api(
+            at,
+            &format!("/metrics/meetings/{}/participants/{pid}/qos?type=past", m["id"]),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(one["id"], pid);
+    // Without type=past an ended meeting is not found.
+    let r = t
+        .api(at, &format!("/metrics/meetings/{}/participants/qos", m["id"]))
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 3001);
+    let rooms: Value = t.api(at, "/metrics/zoomrooms").await.json().await.expect("json");
+    assert_eq!(rooms["zoom_rooms"].as_array().expect("rooms").len(), 6);
+    let range = format!("from={}&to={}", date(25), date(0));
+    let issues: Value = t
+        .api(at, &format!("/metrics/zoomrooms/issues?{range}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        issues["issues"]
+            .as_array()
+            .expect("issues")
+            .iter()
+            .all(|i| i["zoom_rooms_count"].as_u64() > Some(0))
+    );
+    let with: Value = t
+        .api(at, &format!("/metrics/issues/zoomrooms?{range}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let room = with["zoom_rooms"][0]["id"].as_str().expect("room");
+    let details: Value = t
+        .api(at, &format!("/metrics/issues/zoomrooms/{room}?{range}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(details["total_records"].as_u64() > Some(0), "{details}");
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn uuids_with_slashes_must_be_double_encoded() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    let st = t.control(reqwest::Method::GET, "/state", json!(null)).await;
+    let uuid = st["meetings"]
+        .as_array()
+        .expect("m")
+        .iter()
+        .map(|m| m["uuid"].as_str().expect("uuid"))
+        .find(|u| u.starts_with('/'))
+        .expect("a uuid with /")
+        .to_string();
+    let once = t
+        .api(
+            at,
+            &format!("/metrics/meetings/{}/participants/qos?type=past", urlencode(&uuid)),
+        )
+        .await;
+    assert_eq!(once.status(), StatusCode::NOT_FOUND);
+    let twice = t
+        .api(
+            at,
+            &format!(
+                "/metrics/meetings/{}/participants/qos?type=past",
+                urlencode(&urlencode(&uuid))
+            ),
+        )
+        .await;
+    assert_eq!(twice.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn date_ranges_and_plans_are_enforced() {
+    let t = t();
+    let v = t.admin_tokens().await;
+    let at = v["access_token"].as_str().expect("at");
+    let r = t.api(at, "/report/users/me/meetings").await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 300);
+    let r = t
+        .api(
+            at,
+            &format!("/report/users/me/meetings?from={}&to={}", date(60), date(0)),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 300);
+    let r = t
+        .api(
+            at,
+            &format!("/report/users/me/meetings?from={}&to={}", date(220), date(200)),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 300);
+    let r = t.api(at, "/report/users/nobody@example.com/meetings").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    t.control(reqwest::Method::PUT, "/account/plan", json!({"plan": "pro"}))
+        .await;
+    let r = t.api(at, "/metrics/zoomrooms").await;
+    assert_eq!(
+        r.json::<Value>().await.expect("json"),
+        json!({"code": 200, "message": "No permission."})
+    );
+    t.control(reqwest::Method::PUT, "/account/plan", json!({"plan": "free"}))
+        .await;
+    // Free allows one Heavy call per second: let the window pass.
+    t.advance(2).await;
+    let r = t
+        .api(
+            at,
+            &format!("/report/users/me/meetings?from={}&to={}", date(10), date(0)),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 200);
+}
+
+#[tokio::test]
+async fn auto_approve_knob_and_grant_revocation_from_control() {
+    let t = t();
+    let mut knobs: Value = t.control(reqwest::Method::GET, "/knobs", json!(null)).await;
+    knobs["auto_approve"] = json!("owner");
+    t.control(reqwest::Method::PUT, "/knobs", knobs).await;
+    let r = t
+        .http
+        .get(t.url("/oauth/authorize"))
+        .query(&[("response_type", "code"), ("client_id", DEX), ("redirect_uri", R)])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = r.headers()["location"].to_str().expect("loc").to_string();
+    let code = url::Url::parse(&loc)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .expect("code")
+        .1
+        .into_owned();
+    let v = t.exchange(&code).await;
+    let grants = t.control(reqwest::Method::GET, "/grants", json!(null)).await;
+    let id = grants[0]["id"].as_u64().expect("id");
+    t.control(reqwest::Method::POST, &format!("/grants/{id}/revoke"), json!(null))
+        .await;
+    assert_eq!(
+        t.api(v["access_token"].as_str().expect("at"), "/users/me")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
