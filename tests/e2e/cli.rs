@@ -128,3 +128,63 @@ fn usage_errors_exit_2() {
     s.run(&["no-such-command"], None).fails_with(2);
     s.run(&["--version"], None).ok();
 }
+
+#[test]
+fn the_sandbox_command_prints_endpoints_and_credentials_and_serves() {
+    use std::io::BufRead;
+    let b = built();
+    let mut child = std::process::Command::new(&b.full)
+        .args(["sandbox", "--port", "0", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let info: serde_json::Value = serde_json::from_str(&line).expect("json line");
+    let base = info["base_url"].as_str().expect("base").to_string();
+    assert!(base.starts_with("http://127.0.0.1:"));
+    let s2s = info["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["kind"] == "server-to-server")
+        .expect("s2s app")
+        .clone();
+    let http = reqwest::blocking::Client::new();
+    let r = http
+        .post(info["token_url"].as_str().expect("token url"))
+        .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
+        .form(&[
+            ("grant_type", "account_credentials"),
+            ("account_id", info["account_id"].as_str().expect("acct")),
+        ])
+        .send()
+        .expect("token");
+    let status = r.status();
+    let v: serde_json::Value = r.json().expect("json");
+    let me = http
+        .get(format!("{base}/v2/users/me"))
+        .bearer_auth(v["access_token"].as_str().unwrap_or(""))
+        .send()
+        .expect("api");
+    let me_status = me.status();
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let exit = child.wait().expect("wait");
+    assert!(status.is_success(), "{v}");
+    assert!(me_status.is_success());
+    assert!(exit.success(), "Ctrl-C is a clean stop: {exit}");
+}
+
+#[test]
+fn a_bad_sandbox_seed_is_a_clear_error() {
+    let s = Sandbox::new(&built().full);
+    std::fs::write(s.path().join("seed.toml"), "plan = \"platinum\"\n").expect("write");
+    let out = s
+        .run(&["sandbox", "--port", "0", "--seed", "seed.toml"], None)
+        .fails_with(3);
+    assert!(out.stderr().contains("seed.toml"), "{}", out.stderr());
+}

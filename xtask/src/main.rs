@@ -243,8 +243,49 @@ fn dist(args: &[String]) -> Result<PathBuf> {
 // test
 // ---------------------------------------------------------------------------
 
+/// The first `bin` on PATH.
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// Installs the Debian packages the tests need, if their programs are missing.
+fn ensure_debian_packages(needed: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(bin, _)| which(bin).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let uid = Command::new("id").arg("-u").output().context("run id -u")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!(
+            "the tests need these Debian packages: {}; install them with: sudo apt-get install {}",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!(
+        "xtask: installing {} (Debian packages the tests need)",
+        missing.join(", ")
+    );
+    run_cmd(Command::new("apt-get").args(["update", "-qq"]))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    Ok(())
+}
+
 fn test() -> Result<()> {
     let root = root();
+    // Chromium and its WebDriver click through the sandbox's consent page.
+    ensure_debian_packages(&[("chromium", "chromium"), ("chromedriver", "chromium-driver")])?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(
         cargo()
@@ -260,7 +301,14 @@ fn test() -> Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     let mut total = Tally::default();
-    total.add(run_tests(cargo().args(["test", "--workspace"]))?);
+    // Tests that need the services installed above are #[ignore]d for plain
+    // `cargo test`; here they run.
+    total.add(run_tests(cargo().args([
+        "test",
+        "--workspace",
+        "--",
+        "--include-ignored",
+    ]))?);
     total.add(run_tests(
         cargo()
             .args(["test", "--manifest-path"])

@@ -50,6 +50,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Run the local Zoom sandbox (OAuth server, DEX APIs, control API) until Ctrl-C.
+    Sandbox(SandboxArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -164,6 +166,19 @@ pub struct PluginInfoArgs {
     /// The plugin name (see `connapp plugins list`).
     pub name: String,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 8700)]
+    pub port: u16,
+    /// A TOML seed file: account, plan, users, apps, knobs (see README).
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Print the endpoints and credentials as JSON (one line), then serve.
     #[arg(long)]
     pub json: bool,
 }

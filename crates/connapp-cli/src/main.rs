@@ -13,6 +13,7 @@ mod cli;
 mod cmd_check;
 mod cmd_init;
 mod cmd_plugins;
+mod cmd_sandbox;
 mod cmd_secrets;
 mod ctx;
 mod error;
@@ -62,6 +63,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             PluginsCommand::List(a) => cmd_plugins::list(&g, a),
             PluginsCommand::Info(a) => cmd_plugins::info(&g, a),
         },
+        Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());

@@ -374,3 +374,6 @@ pub(crate) fn add_tracking_id(r: &mut Response) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod browser_test;

@@ -1,0 +1,103 @@
+//! `connapp sandbox`: the local Zoom, for people without a Zoom account.
+
+use std::io::Write;
+
+use connapp_sandbox::Seed;
+use serde_json::json;
+
+use crate::cli::{Global, SandboxArgs};
+use crate::error::{CliError, EXIT_INVALID};
+
+fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
+    let Some(path) = &a.seed else {
+        return Ok(Seed::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::failure(format!("cannot read the seed {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        CliError::with_code(
+            EXIT_INVALID,
+            format!("{}: invalid seed: {}", path.display(), e.message().trim()),
+        )
+        .hint("every field is optional; see the README's sandbox section for the format")
+    })
+}
+
+pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
+    let seed = load_seed(&a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port))
+            .await
+            .map_err(|e| {
+                CliError::failure(format!("cannot listen on 127.0.0.1:{}: {e}", a.port))
+                    .hint("pick another --port, or 0 for any free one")
+            })?;
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}");
+        let apps: Vec<_> = seed
+            .apps
+            .iter()
+            .map(|app| {
+                json!({
+                    "name": app.name, "kind": app.kind, "usage": app.usage, "client_id": app.client_id,
+                    "client_secret": app.client_secret, "secret_token": app.secret_token,
+                    "redirect_urls": app.redirect_urls, "scopes": app.scopes,
+                })
+            })
+            .collect();
+        let mut out = std::io::stdout().lock();
+        if a.json {
+            let info = json!({
+                "base_url": base, "authorize_url": format!("{base}/oauth/authorize"),
+                "token_url": format!("{base}/oauth/token"), "revoke_url": format!("{base}/oauth/revoke"),
+                "api_base": format!("{base}/v2"), "control": format!("{base}/_sandbox"),
+                "account_id": seed.account_id, "apps": apps,
+            });
+            writeln!(out, "{info}")?;
+        } else {
+            writeln!(out, "connapp sandbox: a local Zoom (not the real one) on {base}")?;
+            writeln!(out, "  authorize  {base}/oauth/authorize")?;
+            writeln!(out, "  token      {base}/oauth/token")?;
+            writeln!(out, "  revoke     {base}/oauth/revoke")?;
+            writeln!(out, "  API        {base}/v2")?;
+            writeln!(out, "  control    {base}/_sandbox/state")?;
+            writeln!(out, "  account    {}", seed.account_id)?;
+            writeln!(
+                out,
+                "  users      {}",
+                seed.users
+                    .iter()
+                    .map(|u| format!("{} ({:?})", u.login, u.role))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )?;
+            for app in &seed.apps {
+                writeln!(out, "app {:?} ({:?}, {:?})", app.name, app.kind, app.usage)?;
+                writeln!(out, "  client id      {}", app.client_id)?;
+                writeln!(out, "  client secret  {}", app.client_secret)?;
+                writeln!(out, "  secret token   {}", app.secret_token)?;
+                if !app.redirect_urls.is_empty() {
+                    writeln!(out, "  redirect URL   {}", app.redirect_urls.join(", "))?;
+                }
+            }
+            if !g.quiet {
+                writeln!(
+                    out,
+                    "These are sandbox credentials, printed on purpose. Ctrl-C stops the sandbox."
+                )?;
+            }
+        }
+        out.flush()?;
+        drop(out);
+        connapp_sandbox::serve(listener, seed, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| CliError::failure(e.to_string()))
+    })
+}
