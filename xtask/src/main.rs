@@ -25,6 +25,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo                     run the main job on embedded defaults
   test                     install test prerequisites, then fmt, clippy and all tests (what CI runs)
+  bench                    speed targets: sandbox token throughput, sandbox start-up time
   dist [options]           assemble target/dist/connapp
       --builtin a,b        plugins linked into the binary (default: all not listed as dynamic)
       --dynamic c,d        plugins shipped as dynamic libraries in lib/connapp/plugins
@@ -46,6 +47,7 @@ fn run() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(),
         Some("dist") => dist(&args[1..]).map(|_| ()),
+        Some("bench") => bench(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -375,6 +377,70 @@ fn run_tests(c: &mut Command) -> Result<Tally> {
         bail!("cargo test failed ({status})");
     }
     Ok(tally)
+}
+
+// ---------------------------------------------------------------------------
+// bench
+// ---------------------------------------------------------------------------
+
+/// Speed targets live here, never in timed tests.
+fn bench() -> Result<()> {
+    // 1. The sandbox sustains >= 2,000 token requests per second.
+    run_cmd(cargo().args(["bench", "-p", "connapp-sandbox", "--bench", "token_throughput"]))?;
+
+    // 2. `connapp sandbox` is serving within a second of being started.
+    run_cmd(cargo().args(["build", "--release", "-q", "-p", "connapp-cli"]))?;
+    let bin = target_dir()
+        .join("release")
+        .join(format!("connapp{}", std::env::consts::EXE_SUFFIX));
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        times.push(sandbox_startup(&bin)?);
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    let worst = times[times.len() - 1];
+    println!(
+        "connapp sandbox start-up (spawn to first served request): median {median:?}, worst {worst:?} over {} runs",
+        times.len()
+    );
+    if worst < std::time::Duration::from_secs(1) {
+        println!("PASS: target under 1 s");
+        Ok(())
+    } else {
+        bail!("FAIL: connapp sandbox took {worst:?} to serve; the target is under 1 s")
+    }
+}
+
+/// Time from spawning `connapp sandbox` until it has answered one HTTP request.
+fn sandbox_startup(bin: &Path) -> Result<std::time::Duration> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let start = std::time::Instant::now();
+    let mut child = Command::new(bin)
+        .args(["sandbox", "--port", "0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start connapp sandbox")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let addr = line
+        .split("\"base_url\":\"http://")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context("no base_url in the sandbox's first line")?
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr)?;
+    s.write_all(format!("GET /_sandbox/knobs HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let elapsed = start.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    if !resp.starts_with("HTTP/1.1 200") {
+        bail!("the sandbox answered: {}", resp.lines().next().unwrap_or(""));
+    }
+    Ok(elapsed)
 }
 
 // ---------------------------------------------------------------------------
