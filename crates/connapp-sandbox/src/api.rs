@@ -38,14 +38,14 @@ pub(crate) fn routes() -> Router<Ctx> {
 type Q = Query<HashMap<String, String>>;
 
 /// Who is calling: the grant's scopes and user.
-struct Caller {
+pub(crate) struct Caller {
     scopes: Vec<String>,
     user_id: Option<String>,
 }
 
 /// Alternatives for a scope: the `:admin` form plus its `:master` sibling,
 /// and for user-level reads the plain user scope.
-fn alternatives(admin_scope: &str, user_level: bool) -> Vec<String> {
+pub(crate) fn alternatives(admin_scope: &str, user_level: bool) -> Vec<String> {
     let base = admin_scope.trim_end_matches(":admin");
     let mut v = Vec::new();
     if user_level {
@@ -138,7 +138,7 @@ fn rate_check(s: &mut State, category: &str) -> Result<(Limit, &'static str, u64
 }
 
 /// Authenticates the caller, checks scopes and rate limit, counts the call.
-fn enter(
+pub(crate) fn enter(
     ctx: &Ctx,
     h: &HeaderMap,
     raw_query: &Option<String>,
@@ -196,7 +196,7 @@ fn enter(
     ))
 }
 
-fn ok(v: Value, category: &str, rl: (Limit, &'static str, u64)) -> Response {
+pub(crate) fn ok(v: Value, category: &str, rl: (Limit, &'static str, u64)) -> Response {
     let mut r = (StatusCode::OK, axum::Json(v)).into_response();
     add_tracking_id(&mut r);
     rate_headers(&mut r, category, &rl.0, rl.1, rl.2);

@@ -99,6 +99,7 @@ async fn consent_page_clicked_through_in_headless_chromium() {
         strict_mode: true,
         subdomain_check: false,
         scopes: vec!["user:read:user:admin".into()],
+        ..App::default()
     };
     let r = http
         .post(format!("{}/_sandbox/apps", sbx.base_url()))

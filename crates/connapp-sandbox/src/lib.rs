@@ -20,6 +20,7 @@
 mod api;
 mod control;
 pub mod data;
+mod marketplace;
 mod oauth;
 mod pages;
 pub mod redirect;
@@ -45,6 +46,14 @@ pub const DEX_SCOPES: [&str; 6] = [
     "dashboard:read:list_zoomrooms:admin",
     "dashboard:read:issues_zoomroom:admin",
     "user:read:user:admin",
+];
+
+/// The scopes of the management app that drives the Marketplace API.
+pub const MARKETPLACE_SCOPES: [&str; 4] = [
+    "marketplace:read:app:admin",
+    "marketplace:write:app:admin",
+    "marketplace:update:client_secret:admin",
+    "marketplace:delete:app:admin",
 ];
 
 /// What the sandbox starts with. Every field has a default; a seed file
@@ -127,6 +136,16 @@ impl Default for Seed {
                     strict_mode: false,
                     subdomain_check: false,
                     scopes: DEX_SCOPES.iter().map(|s| s.to_string()).collect(),
+                    ..App::default()
+                },
+                App {
+                    app_id: "sbxAppMgmt000000000003".into(),
+                    name: "connapp marketplace management".into(),
+                    kind: AppKind::ServerToServer,
+                    usage: Usage::AdminManagement,
+                    client_id: "sbxMgmtClientId0000003".into(),
+                    scopes: MARKETPLACE_SCOPES.iter().map(|s| s.to_string()).collect(),
+                    ..App::default()
                 },
                 App {
                     app_id: "sbxAppS2S0000000000002".into(),
@@ -141,6 +160,7 @@ impl Default for Seed {
                     strict_mode: false,
                     subdomain_check: false,
                     scopes: DEX_SCOPES.iter().map(|s| s.to_string()).collect(),
+                    ..App::default()
                 },
             ],
             knobs: Knobs::default(),
@@ -225,6 +245,7 @@ pub(crate) fn router(ctx: Ctx) -> Router {
     Router::new()
         .merge(oauth::routes())
         .merge(api::routes())
+        .merge(marketplace::routes())
         .merge(control::routes())
         .with_state(ctx)
 }

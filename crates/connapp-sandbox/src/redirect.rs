@@ -98,6 +98,7 @@ mod tests {
             strict_mode: strict,
             subdomain_check: sub,
             scopes: vec![],
+            ..App::default()
         }
     }
 

@@ -114,6 +114,62 @@ pub struct App {
     pub subdomain_check: bool,
     /// The app's current scopes.
     pub scopes: Vec<String>,
+    /// Scopes marked optional in the manifest.
+    #[serde(default)]
+    pub optional_scopes: Vec<String>,
+    /// Why the app needs its scopes.
+    #[serde(default)]
+    pub scope_description: String,
+    /// `features.products`.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// Webhook subscriptions.
+    #[serde(default)]
+    pub event_subscriptions: Vec<EventSubscription>,
+    /// Manifest settings the sandbox keeps but does not act on (PKCE flags, descriptions).
+    #[serde(default)]
+    pub manifest_extra: serde_json::Map<String, serde_json::Value>,
+    /// `draft` or `published`; only drafts export their manifest.
+    #[serde(default = "draft")]
+    pub status: String,
+}
+
+fn draft() -> String {
+    "draft".into()
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App {
+            app_id: format!("sbxApp{}", random_alnum(16)),
+            name: "Sandbox app".into(),
+            kind: AppKind::General,
+            usage: Usage::AdminManagement,
+            client_id: random_alnum(22),
+            client_secret: random_alnum(32),
+            secret_token: random_alnum(22),
+            redirect_urls: Vec::new(),
+            allow_list: Vec::new(),
+            strict_mode: false,
+            subdomain_check: false,
+            scopes: Vec::new(),
+            optional_scopes: Vec::new(),
+            scope_description: String::new(),
+            products: Vec::new(),
+            event_subscriptions: Vec::new(),
+            manifest_extra: serde_json::Map::new(),
+            status: draft(),
+        }
+    }
+}
+
+/// Where and which events the sandbox delivers for an app.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EventSubscription {
+    /// The endpoint URL.
+    pub endpoint_url: String,
+    /// Event names, e.g. `meeting.ended`.
+    pub events: Vec<String>,
 }
 
 /// How a grant came to be.
@@ -219,6 +275,10 @@ pub struct Knobs {
     pub page_token_ttl: u64,
     /// Auto-approve consents as this user login (`owner`, `admin`, `member`).
     pub auto_approve: Option<String>,
+    /// HTTP status of a successful manifest PUT (Zoom documents 204; 200 was seen).
+    pub manifest_put_status: u16,
+    /// HTTP status of a successful app creation (200 and 201 were seen).
+    pub create_app_status: u16,
 }
 
 impl Default for Knobs {
@@ -232,6 +292,8 @@ impl Default for Knobs {
             invalid_client_status: 400,
             page_token_ttl: 15 * 60,
             auto_approve: None,
+            manifest_put_status: 204,
+            create_app_status: 201,
         }
     }
 }

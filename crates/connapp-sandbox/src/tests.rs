@@ -893,3 +893,260 @@ async fn auto_approve_knob_and_grant_revocation_from_control() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+// ---------------------------------------------------------------------------
+// Marketplace API
+// ---------------------------------------------------------------------------
+
+const MGMT: &str = "sbxMgmtClientId0000003";
+const DEX_APP_ID: &str = "sbxAppDex0000000000001";
+
+impl T {
+    async fn mgmt_token(&self) -> String {
+        let account = self.sbx.account_id();
+        let (s, v) = self
+            .token(&[("grant_type", "account_credentials"), ("account_id", &account)], MGMT)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["access_token"].as_str().expect("at").to_string()
+    }
+    async fn mp(&self, method: reqwest::Method, token: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+        let mut r = self
+            .http
+            .request(method, self.url(&format!("/v2/marketplace{path}")))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send().await.expect("marketplace")
+    }
+}
+
+#[tokio::test]
+async fn marketplace_needs_marketplace_scopes() {
+    let t = t();
+    let dex = t.admin_tokens().await;
+    let r = t
+        .mp(
+            reqwest::Method::GET,
+            dex["access_token"].as_str().expect("at"),
+            &format!("/apps/{DEX_APP_ID}/manifest"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], 4711);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("m")
+            .contains("marketplace:read:app:admin")
+    );
+}
+
+#[tokio::test]
+async fn export_validate_and_replace_a_manifest() {
+    let t = t();
+    let mt = t.mgmt_token().await;
+    let r = t
+        .mp(reqwest::Method::GET, &mt, &format!("/apps/{DEX_APP_ID}/manifest"), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let exported: Value = r.json().await.expect("json");
+    let m = &exported["manifest"];
+    assert_eq!(m["oauth_information"]["usage"], "ADMIN_MANAGEMENT");
+    assert_eq!(m["oauth_information"]["development_redirect_uri"], R);
+    assert_eq!(m["oauth_information"]["oauth_allow_list"], json!([R]));
+    assert_eq!(m["oauth_information"]["scopes"].as_array().expect("scopes").len(), 6);
+
+    // The validator answers 200 either way.
+    let r = t
+        .mp(
+            reqwest::Method::POST,
+            &mt,
+            "/apps/manifest/validate",
+            Some(json!({"manifest": m})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.expect("json")["ok"], true);
+    let mut bad = m.clone();
+    bad["oauth_information"]["usage"] = json!("USER_OPERATION");
+    let r = t
+        .mp(
+            reqwest::Method::POST,
+            &mt,
+            "/apps/manifest/validate",
+            Some(json!({"manifest": bad})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"], "invalid_manifest");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .expect("m")
+            .ends_with("is not a valid scope name when usage is USER_OPERATION")
+    );
+    // Permissive: an allow list without the redirect URL and unknown keys pass.
+    let mut lax = m.clone();
+    lax["oauth_information"]["oauth_allow_list"] = json!(["https://other.example/cb"]);
+    lax["oauth_information"]["made_up_key"] = json!(true);
+    let r = t
+        .mp(
+            reqwest::Method::POST,
+            &mt,
+            "/apps/manifest/validate",
+            Some(json!({"manifest": lax})),
+        )
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["ok"], true);
+
+    // An old grant, then a PUT that adds a scope and omits the allow list.
+    let before = t.admin_tokens().await;
+    let mut next = m.clone();
+    next["oauth_information"]["scopes"]
+        .as_array_mut()
+        .expect("scopes")
+        .push(json!({"scope": "dashboard:read:zoomroom:admin", "optional": false}));
+    next["oauth_information"]
+        .as_object_mut()
+        .expect("obj")
+        .remove("oauth_allow_list");
+    next["oauth_information"]["made_up_key"] = json!(1);
+    let r = t
+        .mp(
+            reqwest::Method::PUT,
+            &mt,
+            &format!("/apps/{DEX_APP_ID}/manifest"),
+            Some(json!({"manifest": next})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let after: Value = t
+        .mp(reqwest::Method::GET, &mt, &format!("/apps/{DEX_APP_ID}/manifest"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let oi = &after["manifest"]["oauth_information"];
+    assert_eq!(oi["oauth_allow_list"], json!([]), "a PUT is a full replacement");
+    assert!(oi.get("made_up_key").is_none(), "unknown keys are dropped");
+    assert_eq!(oi["scopes"].as_array().expect("scopes").len(), 7);
+    // The old grant keeps its scopes; the redirect URL still works for a new consent, which gets the new scope.
+    let r = t
+        .api(before["access_token"].as_str().expect("at"), "/metrics/zoomrooms/x")
+        .await;
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 4711);
+    let fresh = t.admin_tokens().await;
+    assert!(
+        fresh["scope"]
+            .as_str()
+            .expect("s")
+            .contains("dashboard:read:zoomroom:admin")
+    );
+
+    // An invalid PUT changes nothing.
+    let r = t
+        .mp(
+            reqwest::Method::PUT,
+            &mt,
+            &format!("/apps/{DEX_APP_ID}/manifest"),
+            Some(json!({"manifest": bad})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let still: Value = t
+        .mp(reqwest::Method::GET, &mt, &format!("/apps/{DEX_APP_ID}/manifest"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(still["manifest"]["oauth_information"]["usage"], "ADMIN_MANAGEMENT");
+}
+
+#[tokio::test]
+async fn only_draft_general_apps_export() {
+    let t = t();
+    let mt = t.mgmt_token().await;
+    let r = t
+        .mp(reqwest::Method::GET, &mt, "/apps/sbxAppS2S0000000000002/manifest", None)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v,
+        json!({"code": 1500, "message": "You can only export Draft General app's manifest now"})
+    );
+    let info: Value = t
+        .mp(reqwest::Method::GET, &mt, &format!("/apps/{DEX_APP_ID}"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["app_type"], "OAuthApp");
+    assert_eq!(info["app_status"], "unpublished");
+}
+
+#[tokio::test]
+async fn create_an_app_and_rotate_its_secret() {
+    let t = t();
+    let mt = t.mgmt_token().await;
+    let manifest = json!({
+        "display_information": {"display_name": "DEX for Zoom (beta)"},
+        "oauth_information": {
+            "usage": "ADMIN_MANAGEMENT",
+            "development_redirect_uri": "https://beta.service-now.com/oauth_redirect.do",
+            "oauth_allow_list": ["https://beta.service-now.com/oauth_redirect.do"],
+            "scopes": [{"scope": "user:read:user:admin", "optional": false}]
+        }
+    });
+    let r = t
+        .mp(
+            reqwest::Method::POST,
+            &mt,
+            "/apps",
+            Some(json!({"app_type": "general", "app_name": "DEX beta", "contact_name": "A", "contact_email": "a@example.com", "company_name": "Acme", "manifest": manifest})),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.expect("json");
+    let app_id = created["app_id"].as_str().expect("id").to_string();
+    let id = created["credentials"]["client_id"].as_str().expect("id").to_string();
+    let secret = created["credentials"]["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let cc = |secret: String| {
+        let id = id.clone();
+        let t = &t;
+        async move {
+            t.http
+                .post(t.url("/oauth/token"))
+                .basic_auth(&id, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+                .status()
+        }
+    };
+    assert_eq!(cc(secret.clone()).await, StatusCode::OK);
+    let r = t
+        .mp(
+            reqwest::Method::POST,
+            &mt,
+            &format!("/apps/{app_id}/rotate_client_secret"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let rotated: Value = r.json().await.expect("json");
+    let new_secret = rotated["client_secret"].as_str().expect("secret").to_string();
+    assert_ne!(new_secret, secret);
+    assert_eq!(cc(secret).await, StatusCode::BAD_REQUEST);
+    assert_eq!(cc(new_secret).await, StatusCode::OK);
+}

@@ -1,0 +1,507 @@
+//! The Marketplace API (`/v2/marketplace/...`): create and read apps, export,
+//! validate and replace manifests, rotate the client secret — with Zoom's
+//! quirks: the validator answers HTTP 200 with an error list and is
+//! permissive, unknown keys are dropped, PUT is a full replacement, only draft
+//! General apps export.
+//!
+//! The manifest shape follows `zoom-platform.md` §17. Event subscriptions are
+//! not documented there; the sandbox reads them from
+//! `features.event_subscriptions: [{"endpoint_url": ..., "events": [...]}]`
+//! [inferred].
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State as AxState};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use crate::api::{alternatives, enter, ok};
+use crate::data::iso;
+use crate::state::{App, AppKind, EventSubscription, Usage, random_alnum};
+use crate::{Ctx, api_error};
+
+pub(crate) fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/v2/marketplace/apps", post(create_app))
+        .route("/v2/marketplace/apps/manifest/validate", post(validate))
+        .route("/v2/marketplace/apps/{app_id}", get(get_app).delete(delete_app))
+        .route("/v2/marketplace/apps/{app_id}/manifest", get(export).put(replace))
+        .route("/v2/marketplace/apps/{app_id}/rotate_client_secret", post(rotate))
+}
+
+const CATEGORY: &str = "Medium";
+
+/// The manifest Zoom would export for `app`.
+pub fn manifest_of(app: &App) -> Value {
+    let mut oauth = Map::new();
+    oauth.insert(
+        "usage".into(),
+        json!(match app.usage {
+            Usage::AdminManagement => "ADMIN_MANAGEMENT",
+            Usage::UserOperation => "USER_OPERATION",
+        }),
+    );
+    oauth.insert(
+        "development_redirect_uri".into(),
+        json!(app.redirect_urls.first().cloned().unwrap_or_default()),
+    );
+    oauth.insert(
+        "production_redirect_uri".into(),
+        json!(
+            app.redirect_urls
+                .get(1)
+                .or(app.redirect_urls.first())
+                .cloned()
+                .unwrap_or_default()
+        ),
+    );
+    oauth.insert("oauth_allow_list".into(), json!(app.allow_list));
+    oauth.insert("strict_mode".into(), json!(app.strict_mode));
+    oauth.insert("subdomain_strict_mode".into(), json!(app.subdomain_check));
+    oauth.insert(
+        "scopes".into(),
+        Value::Array(
+            app.scopes
+                .iter()
+                .map(|s| json!({"scope": s, "optional": app.optional_scopes.contains(s)}))
+                .collect(),
+        ),
+    );
+    oauth.insert("scope_description".into(), json!(app.scope_description));
+    let mut display = Map::new();
+    display.insert("display_name".into(), json!(app.name));
+    let mut features = Map::new();
+    features.insert("products".into(), json!(app.products));
+    if !app.event_subscriptions.is_empty() {
+        features.insert("event_subscriptions".into(), json!(app.event_subscriptions));
+    }
+    for (k, v) in &app.manifest_extra {
+        if let Some((section, key)) = k.split_once('.') {
+            let target = match section {
+                "display_information" => &mut display,
+                "oauth_information" => &mut oauth,
+                "features" => &mut features,
+                _ => continue,
+            };
+            target.insert(key.to_string(), v.clone());
+        }
+    }
+    json!({"display_information": display, "oauth_information": oauth, "features": features})
+}
+
+/// Settings the sandbox keeps but does not act on (dropped silently otherwise).
+const EXTRA_KEYS: &[&str] = &[
+    "display_information.description",
+    "display_information.short_description",
+    "oauth_information.enable_private_pkce_client",
+    "oauth_information.enable_public_pkce_client",
+];
+
+/// The validator: `(errors, app fields)`; errors are `(setting, message)`.
+fn check_manifest(m: &Value) -> (Vec<(String, String)>, Option<App>) {
+    let mut errors = Vec::new();
+    let oauth = m.get("oauth_information").cloned().unwrap_or(Value::Null);
+    let display = m.get("display_information").cloned().unwrap_or(Value::Null);
+    let features = m.get("features").cloned().unwrap_or(Value::Null);
+    let usage = match oauth.get("usage").and_then(Value::as_str) {
+        Some("ADMIN_MANAGEMENT") => Some(Usage::AdminManagement),
+        Some("USER_OPERATION") => Some(Usage::UserOperation),
+        Some(other) => {
+            errors.push((
+                "oauth_information.usage".into(),
+                format!("{other} is not a valid usage; use ADMIN_MANAGEMENT or USER_OPERATION"),
+            ));
+            None
+        }
+        None => {
+            errors.push(("oauth_information.usage".into(), "usage is required".into()));
+            None
+        }
+    };
+    let dev = oauth
+        .get("development_redirect_uri")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if dev.is_empty() {
+        errors.push((
+            "oauth_information.development_redirect_uri".into(),
+            "development_redirect_uri is required".into(),
+        ));
+    }
+    let prod = oauth
+        .get("production_redirect_uri")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let name = display.get("display_name").and_then(Value::as_str).unwrap_or("");
+    if name.chars().count() >= 50 {
+        errors.push((
+            "display_information.display_name".into(),
+            "display_name must be less than 50 characters".into(),
+        ));
+    }
+    let mut scopes = Vec::new();
+    let mut optional = Vec::new();
+    if let Some(list) = oauth.get("scopes").and_then(Value::as_array) {
+        for (i, s) in list.iter().enumerate() {
+            let Some(scope) = s.get("scope").and_then(Value::as_str) else {
+                errors.push((
+                    format!("oauth_information.scopes[{i}].scope"),
+                    "scope is required".into(),
+                ));
+                continue;
+            };
+            if usage == Some(Usage::UserOperation) && (scope.ends_with(":admin") || scope.ends_with(":master")) {
+                errors.push((
+                    format!("oauth_information.scopes[{i}].scope"),
+                    format!("{scope} is not a valid scope name when usage is USER_OPERATION"),
+                ));
+            }
+            if s.get("optional").and_then(Value::as_bool).unwrap_or(false) {
+                optional.push(scope.to_string());
+            }
+            scopes.push(scope.to_string());
+        }
+        if !scopes.is_empty() && optional.len() == scopes.len() {
+            errors.push((
+                "oauth_information.scopes".into(),
+                "at least one scope must be non-optional".into(),
+            ));
+        }
+    }
+    let allow: Vec<String> = oauth
+        .get("oauth_allow_list")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let products: Vec<String> = features
+        .get("products")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let subs: Vec<EventSubscription> = features
+        .get("event_subscriptions")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let mut extra = Map::new();
+    for key in EXTRA_KEYS {
+        if let Some((section, k)) = key.split_once('.')
+            && let Some(v) = m.get(section).and_then(|s| s.get(k))
+        {
+            extra.insert((*key).to_string(), v.clone());
+        }
+    }
+    if !errors.is_empty() {
+        return (errors, None);
+    }
+    let mut redirect_urls = vec![dev.to_string()];
+    if !prod.is_empty() && prod != dev {
+        redirect_urls.push(prod.to_string());
+    }
+    let app = App {
+        name: name.to_string(),
+        usage: usage.unwrap_or(Usage::AdminManagement),
+        redirect_urls,
+        allow_list: allow,
+        strict_mode: oauth.get("strict_mode").and_then(Value::as_bool).unwrap_or(false),
+        subdomain_check: oauth
+            .get("subdomain_strict_mode")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        scopes,
+        optional_scopes: optional,
+        scope_description: oauth
+            .get("scope_description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        products,
+        event_subscriptions: subs,
+        manifest_extra: extra,
+        ..App::default()
+    };
+    (errors, Some(app))
+}
+
+fn errors_json(errors: &[(String, String)]) -> Value {
+    Value::Array(
+        errors
+            .iter()
+            .map(|(s, m)| json!({"setting": s, "message": m}))
+            .collect(),
+    )
+}
+
+fn body_json(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| api_error(400, 300, format!("Request body is not valid JSON: {e}")))
+}
+
+fn read_scopes() -> Vec<String> {
+    alternatives("marketplace:read:app:admin", true)
+}
+
+fn write_scopes() -> Vec<String> {
+    alternatives("marketplace:write:app:admin", true)
+}
+
+async fn validate(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, body: Bytes) -> Response {
+    let (_, rl) = match enter(
+        &ctx,
+        &h,
+        &rq,
+        "POST /marketplace/apps/manifest/validate",
+        &read_scopes(),
+        CATEGORY,
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let v = match body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(m) = v.get("manifest") else {
+        return api_error(400, 300, "manifest is required");
+    };
+    let (errors, _) = check_manifest(m);
+    // HTTP 200 even when the manifest is invalid.
+    if errors.is_empty() {
+        ok(json!({"ok": true, "errors": []}), CATEGORY, rl)
+    } else {
+        ok(
+            json!({"ok": false, "error": "invalid_manifest", "errors": errors_json(&errors)}),
+            CATEGORY,
+            rl,
+        )
+    }
+}
+
+fn find_app<'a>(s: &'a crate::state::State, app_id: &str) -> Option<&'a App> {
+    s.apps.values().find(|a| a.app_id == app_id)
+}
+
+async fn get_app(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Path(app_id): Path<String>,
+) -> Response {
+    let (_, rl) = match enter(&ctx, &h, &rq, "GET /marketplace/apps/{appId}", &read_scopes(), CATEGORY) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let s = ctx.lock();
+    let Some(app) = find_app(&s, &app_id) else {
+        return api_error(404, 1500, format!("App {app_id} does not exist."));
+    };
+    ok(
+        json!({
+            "app_id": app.app_id,
+            "app_name": app.name,
+            "app_type": match app.kind { AppKind::General => "OAuthApp", AppKind::ServerToServer => "S2SOAuthApp" },
+            "app_usage": match app.usage { Usage::AdminManagement => 1, Usage::UserOperation => 2 },
+            "app_status": if app.status == "published" { "published" } else { "unpublished" },
+            "app_scopes": app.scopes,
+            "app_requirements": {},
+        }),
+        CATEGORY,
+        rl,
+    )
+}
+
+async fn export(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Path(app_id): Path<String>,
+) -> Response {
+    let (_, rl) = match enter(
+        &ctx,
+        &h,
+        &rq,
+        "GET /marketplace/apps/{appId}/manifest",
+        &read_scopes(),
+        CATEGORY,
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let s = ctx.lock();
+    let Some(app) = find_app(&s, &app_id) else {
+        return api_error(404, 1500, format!("App {app_id} does not exist."));
+    };
+    if app.kind != AppKind::General || app.status != "draft" {
+        return api_error(404, 1500, "You can only export Draft General app's manifest now");
+    }
+    ok(json!({"manifest": manifest_of(app)}), CATEGORY, rl)
+}
+
+async fn replace(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (_, _) = match enter(
+        &ctx,
+        &h,
+        &rq,
+        "PUT /marketplace/apps/{appId}/manifest",
+        &write_scopes(),
+        CATEGORY,
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let v = match body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(m) = v.get("manifest") else {
+        return api_error(400, 300, "manifest is required");
+    };
+    let (errors, new) = check_manifest(m);
+    let Some(new) = new else {
+        let mut r = (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"code": 300, "message": "Invalid manifest.", "errors": errors_json(&errors)})),
+        )
+            .into_response();
+        crate::add_tracking_id(&mut r);
+        return r;
+    };
+    let mut s = ctx.lock();
+    let status = s.knobs.manifest_put_status;
+    let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
+        return api_error(404, 1500, format!("App {app_id} does not exist."));
+    };
+    // A full replacement: whatever the manifest omits is gone. Identity,
+    // credentials and existing grants stay; new consents get the new scopes.
+    *app = App {
+        app_id: app.app_id.clone(),
+        kind: app.kind,
+        client_id: app.client_id.clone(),
+        client_secret: app.client_secret.clone(),
+        secret_token: app.secret_token.clone(),
+        status: app.status.clone(),
+        ..new
+    };
+    let mut r = StatusCode::from_u16(status)
+        .unwrap_or(StatusCode::NO_CONTENT)
+        .into_response();
+    crate::add_tracking_id(&mut r);
+    r
+}
+
+async fn create_app(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, body: Bytes) -> Response {
+    let (_, rl) = match enter(&ctx, &h, &rq, "POST /marketplace/apps", &write_scopes(), CATEGORY) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let v = match body_json(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if v.get("app_type").and_then(Value::as_str) != Some("general") {
+        return api_error(400, 300, "app_type must be general.");
+    }
+    let Some(name) = v.get("app_name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+        return api_error(400, 300, "app_name is required.");
+    };
+    let mut app = match v.get("manifest") {
+        Some(m) => match check_manifest(m) {
+            (_, Some(app)) => app,
+            (errors, None) => {
+                let mut r = (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"code": 300, "message": "Invalid manifest.", "errors": errors_json(&errors)})),
+                )
+                    .into_response();
+                crate::add_tracking_id(&mut r);
+                return r;
+            }
+        },
+        None => App::default(),
+    };
+    if app.name.is_empty() {
+        app.name = name.to_string();
+    }
+    app.kind = AppKind::General;
+    let mut s = ctx.lock();
+    let created_at = iso(s.now());
+    let status = s.knobs.create_app_status;
+    let (app_id, client_id, client_secret) = (app.app_id.clone(), app.client_id.clone(), app.client_secret.clone());
+    s.apps.insert(client_id.clone(), app);
+    drop(s);
+    let mut r = ok(
+        json!({
+            "app_id": app_id,
+            "app_name": name,
+            "app_type": "general",
+            "created_at": created_at,
+            "credentials": {"client_id": client_id, "client_secret": client_secret},
+            "oauth_authorize_url": format!("{}/oauth/authorize?response_type=code&client_id={client_id}", ctx.base_url),
+        }),
+        CATEGORY,
+        rl,
+    );
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
+    r
+}
+
+async fn delete_app(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Path(app_id): Path<String>,
+) -> Response {
+    let accepted = alternatives("marketplace:delete:app:admin", true);
+    if let Err(r) = enter(&ctx, &h, &rq, "DELETE /marketplace/apps/{appId}", &accepted, CATEGORY) {
+        return r;
+    }
+    let mut s = ctx.lock();
+    let Some(client_id) = find_app(&s, &app_id).map(|a| a.client_id.clone()) else {
+        return api_error(404, 1500, format!("App {app_id} does not exist."));
+    };
+    s.apps.remove(&client_id);
+    let ids: Vec<u64> = s
+        .grants
+        .values()
+        .filter(|g| g.client_id == client_id)
+        .map(|g| g.id)
+        .collect();
+    for id in ids {
+        s.revoke_grant(id);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn rotate(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Path(app_id): Path<String>,
+) -> Response {
+    let accepted = alternatives("marketplace:update:client_secret:admin", true);
+    let (_, rl) = match enter(
+        &ctx,
+        &h,
+        &rq,
+        "POST /marketplace/apps/{appId}/rotate_client_secret",
+        &accepted,
+        CATEGORY,
+    ) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut s = ctx.lock();
+    let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
+        return api_error(404, 1500, format!("App {app_id} does not exist."));
+    };
+    app.client_secret = random_alnum(32);
+    let (client_id, secret) = (app.client_id.clone(), app.client_secret.clone());
+    drop(s);
+    ok(json!({"client_id": client_id, "client_secret": secret}), CATEGORY, rl)
+}
