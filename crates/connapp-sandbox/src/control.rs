@@ -25,6 +25,13 @@ pub(crate) fn routes() -> Router<Ctx> {
         .route("/_sandbox/account/plan", put(set_plan))
         .route("/_sandbox/rate-limits", get(get_limits).put(put_limits))
         .route("/_sandbox/counters", get(counters))
+        .route("/_sandbox/events", post(emit_event))
+        .route(
+            "/_sandbox/apps/{client_id}/validate-endpoints",
+            post(validate_endpoints),
+        )
+        .route("/_sandbox/deliveries", get(deliveries))
+        .route("/_sandbox/validations", get(validations))
 }
 
 fn bad(msg: impl Into<String>) -> Response {
@@ -58,9 +65,14 @@ struct Advance {
 }
 
 async fn advance(AxState(ctx): AxState<Ctx>, Json(a): Json<Advance>) -> Json<Value> {
-    let mut s = ctx.lock();
-    s.clock_offset += a.seconds;
-    Json(json!({"now": s.now(), "offset": s.clock_offset}))
+    let (now, offset) = {
+        let mut s = ctx.lock();
+        s.clock_offset += a.seconds;
+        (s.now(), s.clock_offset)
+    };
+    // Retries that just became due go out now.
+    crate::webhooks::run_due_retries(&ctx);
+    Json(json!({"now": now, "offset": offset}))
 }
 
 async fn get_knobs(AxState(ctx): AxState<Ctx>) -> Json<Knobs> {
@@ -165,4 +177,42 @@ async fn put_limits(AxState(ctx): AxState<Ctx>, Json(l): Json<std::collections::
 
 async fn counters(AxState(ctx): AxState<Ctx>) -> Json<Value> {
     Json(json!(ctx.lock().counters))
+}
+
+#[derive(Deserialize)]
+struct EmitEvent {
+    client_id: String,
+    event: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+async fn emit_event(AxState(ctx): AxState<Ctx>, Json(e): Json<EmitEvent>) -> Response {
+    if !ctx.lock().apps.contains_key(&e.client_id) {
+        return (StatusCode::NOT_FOUND, Json(json!({"error": "no such app"}))).into_response();
+    }
+    let payload = if e.payload.is_null() { json!({}) } else { e.payload };
+    let n = crate::webhooks::emit(&ctx, &e.client_id, &e.event, payload);
+    Json(json!({"deliveries": n})).into_response()
+}
+
+async fn validate_endpoints(AxState(ctx): AxState<Ctx>, Path(client_id): Path<String>) -> Response {
+    let urls: Vec<String> = match ctx.lock().apps.get(&client_id) {
+        Some(a) => a.event_subscriptions.iter().map(|e| e.endpoint_url.clone()).collect(),
+        None => return (StatusCode::NOT_FOUND, Json(json!({"error": "no such app"}))).into_response(),
+    };
+    let mut out = Vec::new();
+    for url in urls {
+        out.push(crate::webhooks::validate_endpoint(ctx.clone(), client_id.clone(), url).await);
+    }
+    Json(json!(out)).into_response()
+}
+
+async fn deliveries(AxState(ctx): AxState<Ctx>) -> Json<Value> {
+    let s = ctx.lock();
+    Json(json!({"deliveries": s.deliveries, "pending_retries": s.pending_retries}))
+}
+
+async fn validations(AxState(ctx): AxState<Ctx>) -> Json<Value> {
+    Json(json!(ctx.lock().validations))
 }

@@ -25,6 +25,7 @@ mod oauth;
 mod pages;
 pub mod redirect;
 pub mod state;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -192,6 +193,7 @@ pub enum SandboxError {
 pub(crate) struct Ctx {
     pub state: Arc<Mutex<State>>,
     pub base_url: Arc<str>,
+    pub http: reqwest::Client,
 }
 
 impl Ctx {
@@ -234,6 +236,9 @@ pub fn build_state(seed: Seed, now: u64) -> Result<State, SandboxError> {
         limits: plan_limits(seed.plan),
         counters: Counters::default(),
         rate: Default::default(),
+        deliveries: Vec::new(),
+        pending_retries: Vec::new(),
+        validations: Vec::new(),
         data: data::seed(now, &people),
     };
     state.clock_offset = 0;
@@ -277,6 +282,7 @@ impl Sandbox {
         let ctx = Ctx {
             state: state.clone(),
             base_url: format!("http://{addr}").into(),
+            http: webhooks::client(),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -360,7 +366,9 @@ pub async fn serve(
     let ctx = Ctx {
         state: Arc::new(Mutex::new(build_state(seed, real_now())?)),
         base_url: format!("http://{addr}").into(),
+        http: webhooks::client(),
     };
+    tokio::spawn(webhooks::ticker(ctx.clone()));
     axum::serve(listener, router(ctx))
         .with_graceful_shutdown(shutdown)
         .await

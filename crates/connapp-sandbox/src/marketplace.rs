@@ -377,6 +377,7 @@ async fn replace(
     let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
         return api_error(404, 1500, format!("App {app_id} does not exist."));
     };
+    let old_endpoints: Vec<String> = app.event_subscriptions.iter().map(|e| e.endpoint_url.clone()).collect();
     // A full replacement: whatever the manifest omits is gone. Identity,
     // credentials and existing grants stay; new consents get the new scopes.
     *app = App {
@@ -388,6 +389,18 @@ async fn replace(
         status: app.status.clone(),
         ..new
     };
+    // New endpoints are validated with the url_validation challenge, as on save in Zoom.
+    let client_id = app.client_id.clone();
+    let new_endpoints: Vec<String> = app
+        .event_subscriptions
+        .iter()
+        .map(|e| e.endpoint_url.clone())
+        .filter(|u| !old_endpoints.contains(u))
+        .collect();
+    drop(s);
+    for url in new_endpoints {
+        tokio::spawn(crate::webhooks::validate_endpoint(ctx.clone(), client_id.clone(), url));
+    }
     let mut r = StatusCode::from_u16(status)
         .unwrap_or(StatusCode::NO_CONTENT)
         .into_response();

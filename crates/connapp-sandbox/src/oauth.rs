@@ -416,7 +416,19 @@ async fn revoke(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery,
         .or_else(|| s.refresh_tokens.get(&token).copied());
     match gid {
         Some(gid) if s.grants.get(&gid).is_some_and(|g| g.client_id == client_id) => {
+            let user_id = s.grants.get(&gid).and_then(|g| g.user_id.clone());
             s.revoke_grant(gid);
+            let now = s.now();
+            drop(s);
+            // Revoking a user's grant uninstalls the app for them.
+            if let Some(user_id) = user_id {
+                crate::webhooks::emit(
+                    &ctx,
+                    &client_id,
+                    "app_deauthorized",
+                    json!({"user_id": user_id, "client_id": client_id, "deauthorization_time": crate::data::iso(now), "signature": "", "user_data_retention": "false"}),
+                );
+            }
             (StatusCode::OK, axum::Json(json!({"status": "success"}))).into_response()
         }
         _ => token_error(400, "Invalid Token!", "invalid_request"),

@@ -367,6 +367,15 @@ pub struct State {
     /// Rate-limit windows.
     #[serde(default)]
     pub rate: RateState,
+    /// Webhook delivery attempts.
+    #[serde(default)]
+    pub deliveries: Vec<crate::webhooks::Delivery>,
+    /// Webhook retries not yet due.
+    #[serde(default)]
+    pub pending_retries: Vec<crate::webhooks::PendingRetry>,
+    /// Endpoint URL validations run.
+    #[serde(default)]
+    pub validations: Vec<crate::webhooks::Validation>,
     /// Seeded API data.
     pub data: Data,
 }

@@ -1150,3 +1150,219 @@ async fn create_an_app_and_rotate_its_secret() {
     assert_eq!(cc(secret).await, StatusCode::BAD_REQUEST);
     assert_eq!(cc(new_secret).await, StatusCode::OK);
 }
+
+// ---------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    /// Status to answer events with.
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    secret_token: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+async fn receive(
+    axum::extract::State(rx): axum::extract::State<Receiver>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    rx.seen.lock().expect("lock").push((headers, text.clone()));
+    let v: Value = serde_json::from_str(&text).unwrap_or_default();
+    if v["event"] == "endpoint.url_validation" {
+        let plain = v["payload"]["plainToken"].as_str().unwrap_or("").to_string();
+        let key = rx.secret_token.lock().expect("lock").clone();
+        let enc = crate::webhooks::hmac_hex(&key, &plain);
+        return axum::Json(json!({"plainToken": plain, "encryptedToken": enc})).into_response();
+    }
+    let status = rx.status.load(std::sync::atomic::Ordering::SeqCst);
+    axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::OK)
+        .into_response()
+}
+
+async fn start_receiver(secret_token: &str) -> (String, Receiver) {
+    let rx = Receiver::default();
+    rx.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    *rx.secret_token.lock().expect("lock") = secret_token.to_string();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(rx.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), rx)
+}
+
+async fn wait_for<F: Fn() -> bool>(f: F) {
+    for _ in 0..100 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    panic!("condition not reached in 3 s");
+}
+
+impl T {
+    async fn subscribe(&self, endpoint: &str, events: &[&str]) {
+        let mt = self.mgmt_token().await;
+        let exported: Value = self
+            .mp(reqwest::Method::GET, &mt, &format!("/apps/{DEX_APP_ID}/manifest"), None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let mut m = exported["manifest"].clone();
+        m["features"]["event_subscriptions"] = json!([{"endpoint_url": endpoint, "events": events}]);
+        let r = self
+            .mp(
+                reqwest::Method::PUT,
+                &mt,
+                &format!("/apps/{DEX_APP_ID}/manifest"),
+                Some(json!({"manifest": m})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+#[tokio::test]
+async fn subscribing_runs_the_url_validation_challenge() {
+    let t = t();
+    let token = t.sbx.app(DEX).expect("app").secret_token;
+    let (url, rx) = start_receiver(&token).await;
+    t.subscribe(&url, &["meeting.ended"]).await;
+    wait_for(|| !rx.seen.lock().expect("lock").is_empty()).await;
+    let (h, body) = rx.seen.lock().expect("lock")[0].clone();
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["event"], "endpoint.url_validation");
+    let ts = h["x-zm-request-timestamp"]
+        .to_str()
+        .expect("ts")
+        .parse::<u64>()
+        .expect("number");
+    assert_eq!(
+        h["x-zm-signature"].to_str().expect("sig"),
+        crate::webhooks::signature(&token, ts, &body)
+    );
+    let checks = t
+        .control(
+            reqwest::Method::POST,
+            &format!("/apps/{DEX}/validate-endpoints"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(checks[0]["ok"], true, "{checks}");
+    // A receiver answering with the wrong key fails validation, and says why.
+    *rx.secret_token.lock().expect("lock") = "not-the-secret-token".into();
+    let checks = t
+        .control(
+            reqwest::Method::POST,
+            &format!("/apps/{DEX}/validate-endpoints"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(checks[0]["ok"], false);
+    assert!(checks[0]["error"].as_str().expect("e").contains("encryptedToken"));
+}
+
+#[tokio::test]
+async fn events_are_signed_over_the_exact_bytes_sent() {
+    let t = t();
+    let token = t.sbx.app(DEX).expect("app").secret_token;
+    let (url, rx) = start_receiver(&token).await;
+    t.subscribe(&url, &["meeting.ended", "app_deauthorized"]).await;
+    wait_for(|| rx.seen.lock().expect("lock").len() == 1).await;
+    let n = t
+        .control(
+            reqwest::Method::POST,
+            "/events",
+            json!({"client_id": DEX, "event": "meeting.ended", "payload": {"object": {"id": 123}}}),
+        )
+        .await;
+    assert_eq!(n["deliveries"], 1);
+    let n = t
+        .control(
+            reqwest::Method::POST,
+            "/events",
+            json!({"client_id": DEX, "event": "meeting.started"}),
+        )
+        .await;
+    assert_eq!(n["deliveries"], 0, "not subscribed");
+    wait_for(|| rx.seen.lock().expect("lock").len() == 2).await;
+    let (h, body) = rx.seen.lock().expect("lock")[1].clone();
+    assert!(!body.contains(": ") && !body.contains('\n'), "compact JSON: {body}");
+    let ts = h["x-zm-request-timestamp"]
+        .to_str()
+        .expect("ts")
+        .parse::<u64>()
+        .expect("number");
+    assert_eq!(
+        h["x-zm-signature"].to_str().expect("sig"),
+        crate::webhooks::signature(&token, ts, &body)
+    );
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["event"], "meeting.ended");
+    assert_eq!(v["payload"]["account_id"], t.sbx.account_id());
+    // Revoking a user's grant sends app_deauthorized.
+    let tokens = t.admin_tokens().await;
+    t.http
+        .post(t.url("/oauth/revoke"))
+        .basic_auth(DEX, Some(t.secret(DEX)))
+        .form(&[("token", tokens["access_token"].as_str().expect("at"))])
+        .send()
+        .await
+        .expect("revoke");
+    wait_for(|| rx.seen.lock().expect("lock").len() == 3).await;
+    let v: Value = serde_json::from_str(&rx.seen.lock().expect("lock")[2].1).expect("json");
+    assert_eq!(v["event"], "app_deauthorized");
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_three_times_after_5xx_never_after_4xx() {
+    let t = t();
+    let token = t.sbx.app(DEX).expect("app").secret_token;
+    let (url, rx) = start_receiver(&token).await;
+    t.subscribe(&url, &["meeting.ended"]).await;
+    wait_for(|| rx.seen.lock().expect("lock").len() == 1).await;
+    rx.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    t.control(
+        reqwest::Method::POST,
+        "/events",
+        json!({"client_id": DEX, "event": "meeting.ended"}),
+    )
+    .await;
+    wait_for(|| rx.seen.lock().expect("lock").len() == 2).await;
+    for (minutes, expected) in [(4, 2), (1, 3), (20, 4), (60, 5), (600, 5)] {
+        t.advance(minutes * 60).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert_eq!(rx.seen.lock().expect("lock").len(), expected, "after +{minutes} min");
+    }
+    let d = t.control(reqwest::Method::GET, "/deliveries", json!(null)).await;
+    let attempts: Vec<u64> = d["deliveries"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .map(|x| x["attempt"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(attempts, vec![0, 1, 2, 3]);
+    assert!(d["pending_retries"].as_array().expect("p").is_empty());
+    // A 4xx is final.
+    rx.status.store(404, std::sync::atomic::Ordering::SeqCst);
+    t.control(
+        reqwest::Method::POST,
+        "/events",
+        json!({"client_id": DEX, "event": "meeting.ended"}),
+    )
+    .await;
+    wait_for(|| rx.seen.lock().expect("lock").len() == 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let d = t.control(reqwest::Method::GET, "/deliveries", json!(null)).await;
+    assert!(d["pending_retries"].as_array().expect("p").is_empty());
+}
