@@ -150,7 +150,7 @@ fn the_sandbox_command_prints_endpoints_and_credentials_and_serves() {
         .as_array()
         .expect("apps")
         .iter()
-        .find(|a| a["kind"] == "server-to-server")
+        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
         .expect("s2s app")
         .clone();
     let http = reqwest::blocking::Client::new();
@@ -187,4 +187,82 @@ fn a_bad_sandbox_seed_is_a_clear_error() {
         .run(&["sandbox", "--port", "0", "--seed", "seed.toml"], None)
         .fails_with(3);
     assert!(out.stderr().contains("seed.toml"), "{}", out.stderr());
+}
+
+fn start_sandbox(bin: &std::path::Path, args: &[&str]) -> (std::process::Child, serde_json::Value) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args(["sandbox", "--port", "0", "--json"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    (
+        child,
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")),
+    )
+}
+
+fn stop(mut child: std::process::Child) {
+    // SAFETY: plain kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().expect("wait").success());
+}
+
+#[test]
+fn the_sandbox_state_survives_a_restart() {
+    let b = built();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("sandbox.json");
+    let state_arg = state.display().to_string();
+    let (child, info) = start_sandbox(&b.full, &["--state", &state_arg]);
+    let s2s = info["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
+        .expect("s2s")
+        .clone();
+    let http = reqwest::blocking::Client::new();
+    let v: serde_json::Value = http
+        .post(info["token_url"].as_str().expect("url"))
+        .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
+        .form(&[
+            ("grant_type", "account_credentials"),
+            ("account_id", info["account_id"].as_str().expect("acct")),
+        ])
+        .send()
+        .expect("token")
+        .json()
+        .expect("json");
+    let token = v["access_token"].as_str().expect("at").to_string();
+    stop(child);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&state).expect("saved").permissions().mode() & 0o777,
+        0o600
+    );
+
+    let (child, info2) = start_sandbox(&b.full, &["--state", &state_arg]);
+    let s2s2 = info2["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
+        .expect("s2s")
+        .clone();
+    assert_eq!(s2s["client_secret"], s2s2["client_secret"], "credentials survive");
+    let me = http
+        .get(format!("{}/v2/users/me", info2["base_url"].as_str().expect("base")))
+        .bearer_auth(&token)
+        .send()
+        .expect("api");
+    let status = me.status();
+    stop(child);
+    assert!(status.is_success(), "a token issued before the restart still works");
 }

@@ -178,6 +178,10 @@ pub struct SandboxArgs {
     /// A TOML seed file: account, plan, users, apps, knobs (see README).
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
+    /// Keep the sandbox's world in this file: loaded at start if it exists,
+    /// saved every few seconds and at Ctrl-C, so the sandbox can be restarted.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Print the endpoints and credentials as JSON (one line), then serve.
     #[arg(long)]
     pub json: bool,

@@ -24,7 +24,22 @@ fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
 }
 
 pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
-    let seed = load_seed(&a)?;
+    let mut seed = load_seed(&a)?;
+    if let Some(path) = &a.state
+        && path.exists()
+    {
+        if a.seed.is_some() {
+            return Err(
+                CliError::with_code(2, format!("{} exists, so --seed would be ignored", path.display()))
+                    .hint("drop --seed to continue the saved sandbox, or move the state file away to start fresh"),
+            );
+        }
+        // Print what the saved world holds, not a fresh seed's credentials.
+        let st = connapp_sandbox::load_state(path).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+        seed.account_id = st.account_id.clone();
+        seed.users = st.users.clone();
+        seed.apps = st.apps.values().cloned().collect();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -94,7 +109,11 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
         }
         out.flush()?;
         drop(out);
-        connapp_sandbox::serve(listener, seed, async {
+        let start = match a.state {
+            Some(path) => connapp_sandbox::Start::StateFile(path, seed),
+            None => connapp_sandbox::Start::Seed(seed),
+        };
+        connapp_sandbox::serve(listener, start, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

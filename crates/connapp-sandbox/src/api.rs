@@ -488,7 +488,11 @@ fn meeting_or_404<'a>(s: &'a State, q: &HashMap<String, String>, raw: &str) -> R
     if kind == "live" {
         return Err(not_found());
     }
-    find_meeting(s, raw).ok_or_else(not_found)
+    let m = find_meeting(s, raw).ok_or_else(not_found)?;
+    if m.start_time + 365 * 86_400 < s.now() {
+        return Err(api_error(400, 12702, "Can not access a meeting a year ago."));
+    }
+    Ok(m)
 }
 
 async fn list_qos(

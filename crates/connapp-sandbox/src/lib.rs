@@ -355,24 +355,89 @@ impl Drop for Sandbox {
     }
 }
 
+/// Where the sandbox's world comes from.
+pub enum Start {
+    /// A fresh world from a seed.
+    Seed(Seed),
+    /// The world saved in this file, or a fresh one from the seed if the file
+    /// does not exist yet; saved back every few seconds and on shutdown.
+    StateFile(std::path::PathBuf, Seed),
+}
+
+/// Reads a state file written by [`save_state`].
+pub fn load_state(path: &std::path::Path) -> Result<State, SandboxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SandboxError::Seed(format!("cannot read the state file {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        SandboxError::Seed(format!(
+            "{} is not a sandbox state file ({e}); move it away to start fresh",
+            path.display()
+        ))
+    })
+}
+
+/// Writes the state atomically, readable only by the owner (it holds secrets).
+pub fn save_state(state: &State, path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_vec(state).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(&text)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Serves the sandbox on `listener` until `shutdown` resolves (for callers
 /// that own a runtime, like `connapp sandbox`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    seed: Seed,
+    start: Start,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), SandboxError> {
     let addr = listener.local_addr().map_err(SandboxError::Runtime)?;
+    let (state, file) = match start {
+        Start::Seed(seed) => (build_state(seed, real_now())?, None),
+        Start::StateFile(path, seed) => {
+            let state = if path.exists() {
+                load_state(&path)?
+            } else {
+                build_state(seed, real_now())?
+            };
+            (state, Some(path))
+        }
+    };
     let ctx = Ctx {
-        state: Arc::new(Mutex::new(build_state(seed, real_now())?)),
+        state: Arc::new(Mutex::new(state)),
         base_url: format!("http://{addr}").into(),
         http: webhooks::client(),
     };
     tokio::spawn(webhooks::ticker(ctx.clone()));
-    axum::serve(listener, router(ctx))
+    if let Some(path) = &file {
+        save_state(&ctx.lock(), path).map_err(SandboxError::Runtime)?;
+        let (ctx, path) = (ctx.clone(), path.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let _ = save_state(&ctx.lock(), &path);
+            }
+        });
+    }
+    let result = axum::serve(listener, router(ctx.clone()))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(SandboxError::Runtime)
+        .map_err(SandboxError::Runtime);
+    if let Some(path) = &file {
+        save_state(&ctx.lock(), path).map_err(SandboxError::Runtime)?;
+    }
+    result
 }
 
 pub(crate) fn real_now() -> u64 {

@@ -1366,3 +1366,41 @@ async fn failed_deliveries_are_retried_three_times_after_5xx_never_after_4xx() {
     let d = t.control(reqwest::Method::GET, "/deliveries", json!(null)).await;
     assert!(d["pending_retries"].as_array().expect("p").is_empty());
 }
+
+#[tokio::test]
+async fn pkce_plain_and_qos_older_than_a_year() {
+    let t = t();
+    let code = t
+        .code(
+            "admin",
+            &[
+                ("code_challenge", "plain-verifier-0123456789-abcdefghijklmnop"),
+                ("code_challenge_method", "plain"),
+            ],
+        )
+        .await;
+    let (s, _) = t
+        .token(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", R),
+                ("code_verifier", "plain-verifier-0123456789-abcdefghijklmnop"),
+            ],
+            DEX,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let st = t.control(reqwest::Method::GET, "/state", json!(null)).await;
+    let id = st["meetings"][0]["id"].as_u64().expect("id");
+    t.advance(366 * 86_400).await;
+    let v = t.admin_tokens().await;
+    let r = t
+        .api(
+            v["access_token"].as_str().expect("at"),
+            &format!("/metrics/meetings/{id}/participants/qos?type=past"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.expect("json")["code"], 12702);
+}
