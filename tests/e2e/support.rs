@@ -86,6 +86,8 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Builds (once) the binary, the dist tree and every plugin the tests load.
 pub fn built() -> &'static Built {
+    // reqwest has no TLS provider of its own in this workspace.
+    connapp_sandbox::webhooks::install_tls_provider();
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let target = target_dir();

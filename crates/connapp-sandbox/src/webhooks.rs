@@ -82,8 +82,15 @@ pub fn hmac_hex(key: &str, message: &str) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Installs the process-wide TLS provider (ring) if none is installed yet.
+/// reqwest is built without a provider of its own in connapp.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The HTTP client deliveries use: 3-second answer window, no redirects.
 pub fn client() -> reqwest::Client {
+    install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .redirect(reqwest::redirect::Policy::none())

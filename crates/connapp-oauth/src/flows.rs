@@ -1,0 +1,393 @@
+//! The OAuth 2.0 flows: authorization code with PKCE and state, refresh,
+//! client credentials, Zoom's `account_credentials`, revocation.
+
+use std::fmt;
+
+use oauth2::basic::{BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl,
+    Scope, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::{EdgeError, check_endpoint, send};
+
+/// How the client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// Form fields (`client_secret_post`).
+    Body,
+}
+
+/// A provider's endpoints and habits, from the platform plugin and the declaration.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// Authorization endpoint (authorization-code apps).
+    pub authorize_url: Option<Url>,
+    /// Token endpoint.
+    pub token_url: Url,
+    /// Revocation endpoint.
+    pub revoke_url: Option<Url>,
+    /// Client authentication style.
+    pub client_auth: ClientAuth,
+    /// Use PKCE (S256).
+    pub pkce: bool,
+    /// Send the `scope` parameter at authorize (Zoom: no; the app's scopes are granted).
+    pub send_scopes: bool,
+    /// Scopes to request when `send_scopes`.
+    pub scopes: Vec<String>,
+}
+
+impl Provider {
+    /// Builds a provider, applying the endpoint policy to every URL.
+    pub fn new(
+        authorize_url: Option<&str>,
+        token_url: &str,
+        revoke_url: Option<&str>,
+        client_auth: ClientAuth,
+        pkce: bool,
+    ) -> Result<Self, EdgeError> {
+        Ok(Provider {
+            authorize_url: authorize_url.map(|u| check_endpoint("authorize URL", u)).transpose()?,
+            token_url: check_endpoint("token URL", token_url)?,
+            revoke_url: revoke_url.map(|u| check_endpoint("revoke URL", u)).transpose()?,
+            client_auth,
+            pkce,
+            send_scopes: false,
+            scopes: Vec::new(),
+        })
+    }
+}
+
+/// The client's credentials. The secret is never printed.
+pub struct Credentials {
+    /// Client ID.
+    pub client_id: String,
+    /// Client Secret.
+    pub client_secret: SecretString,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// What a token endpoint returned.
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: SecretString,
+    /// The refresh token, if any.
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime in seconds.
+    pub expires_in: Option<u64>,
+    /// Granted scopes, if the provider said.
+    pub scopes: Option<Vec<String>>,
+    /// Zoom's `api_url`.
+    pub api_url: Option<String>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .field("api_url", &self.api_url)
+            .finish()
+    }
+}
+
+/// A token-endpoint error body: RFC 6749 (`error_description`) or Zoom (`reason`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProviderError {
+    /// OAuth error code.
+    #[serde(default)]
+    pub error: String,
+    /// Zoom's explanation.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// RFC 6749's explanation.
+    #[serde(default)]
+    pub error_description: Option<String>,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)
+    }
+}
+
+impl oauth2::ErrorResponse for ProviderError {}
+
+/// Extra token-response fields: Zoom's `api_url`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Extra {
+    /// The API base for this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+impl ExtraTokenFields for Extra {}
+
+type Response = StandardTokenResponse<Extra, BasicTokenType>;
+
+type OClient = oauth2::Client<
+    ProviderError,
+    Response,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointMaybeSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+fn client(p: &Provider, c: &Credentials, redirect: Option<&Url>) -> Result<OClient, EdgeError> {
+    let mut cl = oauth2::Client::new(ClientId::new(c.client_id.clone()))
+        .set_client_secret(ClientSecret::new(c.client_secret.expose_secret().to_string()))
+        .set_auth_type(match p.client_auth {
+            ClientAuth::Basic => AuthType::BasicAuth,
+            ClientAuth::Body => AuthType::RequestBody,
+        })
+        .set_auth_uri_option(p.authorize_url.as_ref().map(|u| AuthUrl::from_url(u.clone())))
+        .set_token_uri_option(Some(TokenUrl::from_url(p.token_url.clone())))
+        .set_revocation_url_option(p.revoke_url.as_ref().map(|u| RevocationUrl::from_url(u.clone())));
+    if let Some(r) = redirect {
+        cl = cl.set_redirect_uri(RedirectUrl::from_url(r.clone()));
+    }
+    Ok(cl)
+}
+
+fn to_set(r: Response) -> TokenSet {
+    TokenSet {
+        access_token: SecretString::from(r.access_token().secret().to_string()),
+        refresh_token: r.refresh_token().map(|t| SecretString::from(t.secret().to_string())),
+        expires_in: r.expires_in().map(|d| d.as_secs()),
+        scopes: r.scopes().map(|s| s.iter().map(|x| x.to_string()).collect()),
+        api_url: r.extra_fields().api_url.clone(),
+    }
+}
+
+fn map_err(endpoint: &'static str, e: RequestTokenError<EdgeError, ProviderError>) -> EdgeError {
+    match e {
+        RequestTokenError::ServerResponse(p) => EdgeError::Rejected {
+            endpoint,
+            status: 400,
+            error: p.error,
+            reason: p.reason.or(p.error_description),
+        },
+        RequestTokenError::Request(e) => e,
+        RequestTokenError::Parse(e, _body) => EdgeError::BadResponse {
+            endpoint,
+            status: 200,
+            detail: format!("not a token response ({})", e.inner()),
+        },
+        RequestTokenError::Other(s) => EdgeError::BadResponse {
+            endpoint,
+            status: 0,
+            detail: s,
+        },
+    }
+}
+
+/// A prepared consent: the URL to open, the `state` to expect back, the PKCE verifier.
+pub struct AuthorizeRequest {
+    /// Open this in a browser.
+    pub url: Url,
+    /// The `state` the redirect must carry.
+    pub state: String,
+    /// The PKCE verifier for the code exchange.
+    pub pkce_verifier: Option<PkceCodeVerifier>,
+    /// The redirect URI used.
+    pub redirect_uri: Url,
+}
+
+/// Builds the authorization URL with a random `state` and, if the provider
+/// uses it, a PKCE S256 challenge.
+pub fn authorize(p: &Provider, c: &Credentials, redirect_uri: &Url) -> Result<AuthorizeRequest, EdgeError> {
+    let cl = client(p, c, Some(redirect_uri))?;
+    let mut req = cl
+        .authorize_url(CsrfToken::new_random)
+        .map_err(|e| EdgeError::Other(format!("no authorize URL configured: {e}")))?;
+    let mut verifier = None;
+    if p.pkce {
+        let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+        req = req.set_pkce_challenge(challenge);
+        verifier = Some(v);
+    }
+    if p.send_scopes {
+        req = req.add_scopes(p.scopes.iter().map(|s| Scope::new(s.clone())));
+    }
+    let (url, state) = req.url();
+    Ok(AuthorizeRequest {
+        url,
+        state: state.secret().to_string(),
+        pkce_verifier: verifier,
+        redirect_uri: redirect_uri.clone(),
+    })
+}
+
+/// Exchanges an authorization code.
+pub async fn exchange_code(
+    http: &reqwest::Client,
+    p: &Provider,
+    c: &Credentials,
+    code: &str,
+    redirect_uri: &Url,
+    verifier: Option<PkceCodeVerifier>,
+) -> Result<TokenSet, EdgeError> {
+    let cl = client(p, c, Some(redirect_uri))?;
+    let mut req = cl
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .map_err(|e| EdgeError::Other(e.to_string()))?;
+    if let Some(v) = verifier {
+        req = req.set_pkce_verifier(v);
+    }
+    let caller = |r| send(http, r);
+    req.request_async(&caller)
+        .await
+        .map(to_set)
+        .map_err(|e| map_err("token endpoint", e))
+}
+
+/// Refreshes: returns the new tokens (the old refresh token is dead at Zoom).
+pub async fn refresh(
+    http: &reqwest::Client,
+    p: &Provider,
+    c: &Credentials,
+    refresh_token: &SecretString,
+) -> Result<TokenSet, EdgeError> {
+    let cl = client(p, c, None)?;
+    let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
+    let req = cl
+        .exchange_refresh_token(&rt)
+        .map_err(|e| EdgeError::Other(e.to_string()))?;
+    let caller = |r| send(http, r);
+    req.request_async(&caller)
+        .await
+        .map(to_set)
+        .map_err(|e| map_err("token endpoint", e))
+}
+
+/// The client-credentials grant.
+pub async fn client_credentials(http: &reqwest::Client, p: &Provider, c: &Credentials) -> Result<TokenSet, EdgeError> {
+    let cl = client(p, c, None)?;
+    let req = cl
+        .exchange_client_credentials()
+        .map_err(|e| EdgeError::Other(e.to_string()))?;
+    let caller = |r| send(http, r);
+    req.request_async(&caller)
+        .await
+        .map(to_set)
+        .map_err(|e| map_err("token endpoint", e))
+}
+
+/// Zoom's server-to-server `account_credentials` grant (not in the `oauth2`
+/// crate): a form POST with the same client authentication.
+pub async fn account_credentials(
+    http: &reqwest::Client,
+    p: &Provider,
+    c: &Credentials,
+    account_id: &str,
+) -> Result<TokenSet, EdgeError> {
+    let mut form = vec![
+        ("grant_type", "account_credentials".to_string()),
+        ("account_id", account_id.to_string()),
+    ];
+    let mut rb = http.post(p.token_url.clone());
+    match p.client_auth {
+        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
+        ClientAuth::Body => {
+            form.push(("client_id", c.client_id.clone()));
+            form.push(("client_secret", c.client_secret.expose_secret().to_string()));
+        }
+    }
+    let resp = rb.form(&form).send().await.map_err(|e| EdgeError::Unreachable {
+        host: crate::host_of(p.token_url.as_str()),
+        detail: crate::without_url(&e),
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(|e| EdgeError::Unreachable {
+        host: crate::host_of(p.token_url.as_str()),
+        detail: crate::without_url(&e),
+    })?;
+    if status != 200 {
+        return Err(match serde_json::from_slice::<ProviderError>(&body) {
+            Ok(pe) if !pe.error.is_empty() => EdgeError::Rejected {
+                endpoint: "token endpoint",
+                status,
+                error: pe.error,
+                reason: pe.reason.or(pe.error_description),
+            },
+            _ => EdgeError::BadResponse {
+                endpoint: "token endpoint",
+                status,
+                detail: "not an OAuth error response".into(),
+            },
+        });
+    }
+    let r: Response = serde_json::from_slice(&body).map_err(|e| EdgeError::BadResponse {
+        endpoint: "token endpoint",
+        status,
+        detail: format!("not a token response ({e})"),
+    })?;
+    Ok(to_set(r))
+}
+
+/// Revokes a token (at Zoom: the whole grant).
+pub async fn revoke(
+    http: &reqwest::Client,
+    p: &Provider,
+    c: &Credentials,
+    token: &SecretString,
+) -> Result<(), EdgeError> {
+    let Some(url) = &p.revoke_url else {
+        return Err(EdgeError::Other("this provider has no revocation endpoint".into()));
+    };
+    // Zoom wants exactly `token=...` with Basic auth; the oauth2 crate adds a
+    // hint Zoom does not document, so post the form directly.
+    let mut form = vec![("token", token.expose_secret().to_string())];
+    let mut rb = http.post(url.clone());
+    match p.client_auth {
+        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
+        ClientAuth::Body => {
+            form.push(("client_id", c.client_id.clone()));
+            form.push(("client_secret", c.client_secret.expose_secret().to_string()));
+        }
+    }
+    let resp = rb.form(&form).send().await.map_err(|e| EdgeError::Unreachable {
+        host: crate::host_of(url.as_str()),
+        detail: crate::without_url(&e),
+    })?;
+    let status = resp.status().as_u16();
+    if status == 200 || status == 204 {
+        return Ok(());
+    }
+    let body = resp.bytes().await.unwrap_or_default();
+    Err(match serde_json::from_slice::<ProviderError>(&body) {
+        Ok(pe) if !pe.error.is_empty() => EdgeError::Rejected {
+            endpoint: "revoke endpoint",
+            status,
+            error: pe.error,
+            reason: pe.reason.or(pe.error_description),
+        },
+        _ => EdgeError::BadResponse {
+            endpoint: "revoke endpoint",
+            status,
+            detail: "not an OAuth error response".into(),
+        },
+    })
+}

@@ -1,0 +1,164 @@
+//! The token record connapp keeps in the store for each app.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::TokenSet;
+
+/// The tokens of one app, as stored. Secrets are redacted from `Debug`.
+pub struct TokenRecord {
+    /// The access token.
+    pub access_token: SecretString,
+    /// The refresh token, if the grant has one.
+    pub refresh_token: Option<SecretString>,
+    /// When the access token expires (unix seconds).
+    pub expires_at: u64,
+    /// When these tokens were obtained (unix seconds).
+    pub obtained_at: u64,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// The grant type that produced them.
+    pub grant_type: String,
+    /// The provider's API base for this account (Zoom's `api_url`).
+    pub api_url: Option<String>,
+}
+
+impl fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("access_token", &"<redacted>")
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field("expires_at", &self.expires_at)
+            .field("obtained_at", &self.obtained_at)
+            .field("scopes", &self.scopes)
+            .field("grant_type", &self.grant_type)
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    v: u32,
+    access_token: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    expires_at: u64,
+    obtained_at: u64,
+    scopes: &'a [String],
+    grant_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_url: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    v: u32,
+    access_token: SecretString,
+    #[serde(default)]
+    refresh_token: Option<SecretString>,
+    expires_at: u64,
+    obtained_at: u64,
+    #[serde(default)]
+    scopes: Vec<String>,
+    grant_type: String,
+    #[serde(default)]
+    api_url: Option<String>,
+}
+
+impl TokenRecord {
+    /// A record from a token response; without `scope` in the response the
+    /// requested scopes are assumed.
+    pub fn from_set(set: TokenSet, grant_type: &str, now: u64, assumed_scopes: &[String]) -> Self {
+        TokenRecord {
+            expires_at: now + set.expires_in.unwrap_or(3600),
+            obtained_at: now,
+            scopes: set.scopes.unwrap_or_else(|| assumed_scopes.to_vec()),
+            grant_type: grant_type.to_string(),
+            api_url: set.api_url,
+            access_token: set.access_token,
+            refresh_token: set.refresh_token,
+        }
+    }
+
+    /// Serialized for the store; zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let wire = WireOut {
+            v: 1,
+            access_token: self.access_token.expose_secret(),
+            refresh_token: self.refresh_token.as_ref().map(|t| t.expose_secret()),
+            expires_at: self.expires_at,
+            obtained_at: self.obtained_at,
+            scopes: &self.scopes,
+            grant_type: &self.grant_type,
+            api_url: self.api_url.as_deref(),
+        };
+        let mut out = Zeroizing::new(Vec::with_capacity(1024));
+        // Serializing plain strings and numbers into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &wire);
+        out
+    }
+
+    /// Parses stored bytes. The error never contains the bytes.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, String> {
+        let w: WireIn = serde_json::from_slice(b).map_err(|e| {
+            format!(
+                "the stored token record is unreadable (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        })?;
+        if w.v != 1 {
+            return Err(format!("the stored token record has format {}; upgrade connapp", w.v));
+        }
+        Ok(TokenRecord {
+            access_token: w.access_token,
+            refresh_token: w.refresh_token,
+            expires_at: w.expires_at,
+            obtained_at: w.obtained_at,
+            scopes: w.scopes,
+            grant_type: w.grant_type,
+            api_url: w.api_url,
+        })
+    }
+
+    /// Whether the access token is still good for `margin` seconds.
+    pub fn is_fresh(&self, now: u64, margin: u64) -> bool {
+        self.expires_at > now + margin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_redacted_debug() {
+        let r = TokenRecord {
+            access_token: SecretString::from("AT-CANARY".to_string()),
+            refresh_token: Some(SecretString::from("RT-CANARY".to_string())),
+            expires_at: 100,
+            obtained_at: 10,
+            scopes: vec!["a".into()],
+            grant_type: "authorization_code".into(),
+            api_url: Some("https://api.zoom.us".into()),
+        };
+        let b = r.to_bytes();
+        let back = TokenRecord::from_bytes(&b).expect("parses");
+        assert_eq!(back.access_token.expose_secret(), "AT-CANARY");
+        assert_eq!(
+            back.refresh_token.as_ref().map(|t| t.expose_secret()),
+            Some("RT-CANARY")
+        );
+        let dbg = format!("{back:?}");
+        assert!(!dbg.contains("CANARY"), "{dbg}");
+        assert!(back.is_fresh(50, 10));
+        assert!(!back.is_fresh(95, 10));
+        let err = TokenRecord::from_bytes(b"{\"v\":1,\"access_token\":\"SECRET-X\"}")
+            .err()
+            .expect("incomplete");
+        assert!(!err.contains("SECRET-X"));
+    }
+}
