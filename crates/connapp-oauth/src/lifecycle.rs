@@ -27,10 +27,13 @@ use crate::EdgeError;
 use crate::flows::TokenSet;
 use crate::record::TokenRecord;
 
+/// A stored record's bytes and version.
+pub type Versioned = (Zeroizing<Vec<u8>>, u64);
+
 /// The store as the lifecycle sees it: one record per app, with a version.
 pub trait TokenStore {
     /// The record bytes and version, if any.
-    fn load(&self) -> Result<Option<(Zeroizing<Vec<u8>>, u64)>, String>;
+    fn load(&self) -> Result<Option<Versioned>, String>;
     /// Writes if the current version is `expected` (`None`: must be absent);
     /// returns the new version. `Err(None)` means a compare-and-swap conflict.
     fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>>;
@@ -399,7 +402,7 @@ mod tests {
     struct Mem(Mutex<Option<(Vec<u8>, u64)>>, AtomicU64);
 
     impl TokenStore for Mem {
-        fn load(&self) -> Result<Option<(Zeroizing<Vec<u8>>, u64)>, String> {
+        fn load(&self) -> Result<Option<Versioned>, String> {
             Ok(self
                 .0
                 .lock()

@@ -156,9 +156,7 @@ mod tests {
         assert!(!dbg.contains("CANARY"), "{dbg}");
         assert!(back.is_fresh(50, 10));
         assert!(!back.is_fresh(95, 10));
-        let err = TokenRecord::from_bytes(b"{\"v\":1,\"access_token\":\"SECRET-X\"}")
-            .err()
-            .expect("incomplete");
+        let err = TokenRecord::from_bytes(b"{\"v\":1,\"access_token\":\"SECRET-X\"}").expect_err("incomplete");
         assert!(!err.contains("SECRET-X"));
     }
 }
