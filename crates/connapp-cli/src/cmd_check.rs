@@ -12,7 +12,8 @@ struct AppSummary<'a> {
     name: &'a str,
     platform: &'a str,
     usage: &'a str,
-    redirect_url: &'a str,
+    redirect_url: Option<&'a str>,
+    grant: &'static str,
     scopes: Vec<&'a str>,
 }
 
@@ -48,7 +49,8 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
                 name: &app.name,
                 platform: &app.platform,
                 usage: app.usage.as_str(),
-                redirect_url: &app.redirect_url,
+                redirect_url: app.redirect_url.as_deref(),
+                grant: app.oauth.grant.as_str(),
                 scopes: app.scopes.iter().map(|s| s.scope.as_str()).collect(),
             })
             .collect();
@@ -71,12 +73,14 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
         {
             for app in &decl.apps {
                 println!(
-                    "{file}: app {:?} is valid: {} {}, {} scopes, redirect {}",
+                    "{file}: app {:?} is valid: {} {}, {} scopes, {}",
                     app.name,
                     app.usage.as_str(),
                     app.platform,
                     app.scopes.len(),
                     app.redirect_url
+                        .as_deref()
+                        .map_or_else(|| app.oauth.grant.as_str().to_string(), |r| format!("redirect {r}"))
                 );
             }
             if warnings > 0 {

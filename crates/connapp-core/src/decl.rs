@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
-    App, Declaration, Scope, ScopeSource, StoreDecl, Target, Usage, servicenow_instance_url, servicenow_redirect,
+    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage, servicenow_instance_url, servicenow_redirect,
 };
 use crate::scope::{self, ScopeLevel, ScopeProblem};
 use crate::urls::{self, check_url, describe_difference};
@@ -43,7 +43,7 @@ pub struct PresetInfo {
 }
 
 /// Platforms connapp knows, with their scope catalogue.
-pub const KNOWN_PLATFORMS: &[&str] = &["zoom"];
+pub const KNOWN_PLATFORMS: &[&str] = &["zoom", "generic"];
 
 /// The result of checking a declaration.
 #[derive(Clone, Debug)]
@@ -97,6 +97,22 @@ struct RawApp {
     presets: Option<Spanned<Vec<Spanned<String>>>>,
     scopes: Option<Spanned<Vec<Spanned<String>>>>,
     target: Option<Spanned<RawTarget>>,
+    oauth: Option<Spanned<RawOAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    grant: Option<Spanned<String>>,
+    login_redirect: Option<Spanned<String>>,
+    oauth_base: Option<Spanned<String>>,
+    api_base: Option<Spanned<String>>,
+    authorize_url: Option<Spanned<String>>,
+    token_url: Option<Spanned<String>>,
+    revoke_url: Option<Spanned<String>>,
+    client_auth: Option<Spanned<String>>,
+    pkce: Option<Spanned<bool>>,
+    account_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +136,19 @@ const APP_FIELDS: &[&str] = &[
     "presets",
     "scopes",
     "target",
+    "oauth",
+];
+const OAUTH_FIELDS: &[&str] = &[
+    "grant",
+    "login_redirect",
+    "oauth_base",
+    "api_base",
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "client_auth",
+    "pkce",
+    "account_id",
 ];
 const TARGET_FIELDS: &[&str] = &["kind", "instance", "instance_url"];
 
@@ -177,6 +206,7 @@ fn expected_fields_for(path: &str) -> &'static [&'static str] {
         ["store"] => STORE_FIELDS,
         ["apps", _] => APP_FIELDS,
         ["apps", _, "target"] => TARGET_FIELDS,
+        ["apps", _, "oauth"] => OAUTH_FIELDS,
         _ => &[],
     }
 }
@@ -548,8 +578,13 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
     };
     let is_zoom = platform == "zoom";
 
+    // How connapp gets tokens (decides whether a redirect URL is needed).
+    let oauth = check_oauth(cx, n, raw.oauth.as_ref(), &platform, app_span.clone());
+    let needs_redirect = oauth.as_ref().is_none_or(|o| o.grant != GrantKind::AccountCredentials);
+
     // Usage.
     let usage = match &raw.usage {
+        None if !is_zoom => Some(Usage::UserManaged),
         None => {
             cx.err(
                 app_span.clone(),
@@ -582,6 +617,7 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
 
     // Redirect URL.
     let redirect_url = match &raw.redirect_url {
+        None if !needs_redirect => None,
         None => {
             let fix = match &target {
                 Some(t) => format!("add `redirect_url = {:?}`", t.redirect_url()),
@@ -628,6 +664,7 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
     // Allow list.
     let mut allow_list = Vec::new();
     match &raw.allow_list {
+        None if !needs_redirect => {}
         None => cx.err(
             app_span.clone(),
             &f("allow_list"),
@@ -701,6 +738,22 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
         }
     }
 
+    // connapp login's loopback redirect must be one Zoom accepts.
+    if let (Some(o), Some(raw_o)) = (&oauth, raw.oauth.as_ref())
+        && let (Some(lr), Some(span)) = (&o.login_redirect, raw_o.get_ref().login_redirect.as_ref().map(|s| s.span()))
+    {
+        let ok = allow_list.iter().any(|e| e == lr || same_ignoring_port(e, lr));
+        if !ok {
+            cx.err(
+                span,
+                &f("oauth.login_redirect"),
+                "login-redirect-allow-list",
+                format!("the login redirect {lr:?} is not on the allow list, so Zoom would refuse it (4700)"),
+                format!("add {lr:?} to allow_list (the port does not matter for loopback addresses)"),
+            );
+        }
+    }
+
     let strict_mode = raw.strict_mode.as_ref().is_some_and(|s| *s.get_ref());
     let subdomain_check = raw.subdomain_check.as_ref().is_some_and(|s| *s.get_ref());
 
@@ -716,14 +769,138 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
         display_name,
         platform,
         usage: usage?,
-        redirect_url: redirect_url?,
+        redirect_url,
         allow_list,
         strict_mode,
         subdomain_check,
         presets,
         scopes,
         target,
+        oauth: oauth?,
     })
+}
+
+fn same_ignoring_port(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(x), Ok(y)) => {
+            urls::is_loopback(&x)
+                && x.scheme() == y.scheme()
+                && x.host_str() == y.host_str()
+                && x.path() == y.path()
+                && x.query() == y.query()
+        }
+        _ => false,
+    }
+}
+
+fn check_oauth(
+    cx: &mut Ctx<'_>,
+    app: &str,
+    raw: Option<&Spanned<RawOAuth>>,
+    platform: &str,
+    app_span: Range<usize>,
+) -> Option<OAuth> {
+    let f = |field: &str| format!("apps.{app}.oauth.{field}");
+    let mut o = OAuth::default();
+    let Some(raw) = raw else {
+        if platform == "generic" {
+            cx.err(
+                app_span,
+                &f("token_url"),
+                "missing-field",
+                "a generic OAuth 2.0 app needs its endpoints",
+                "add [apps.NAME.oauth] with token_url (and authorize_url for logins)",
+            );
+            return None;
+        }
+        return Some(o);
+    };
+    let r = raw.get_ref();
+    let before = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();
+    if let Some(g) = &r.grant {
+        o.grant = match g.get_ref().as_str() {
+            "authorization_code" => GrantKind::AuthorizationCode,
+            "account_credentials" => GrantKind::AccountCredentials,
+            "client_credentials" => GrantKind::ClientCredentials,
+            other => {
+                cx.err(
+                    g.span(),
+                    &f("grant"),
+                    "oauth-grant",
+                    format!("unknown grant {other:?}"),
+                    "use authorization_code, account_credentials (Zoom server-to-server) or client_credentials",
+                );
+                GrantKind::AuthorizationCode
+            }
+        };
+    }
+    let url_field = |cx: &mut Ctx<'_>, v: &Option<Spanned<String>>, name: &str| -> Option<String> {
+        let s = v.as_ref()?;
+        match check_url(s.get_ref()) {
+            Ok(_) => Some(s.get_ref().clone()),
+            Err(p) => {
+                cx.err(s.span(), &f(name), p.rule, p.message, p.fix);
+                None
+            }
+        }
+    };
+    o.oauth_base = url_field(cx, &r.oauth_base, "oauth_base");
+    o.api_base = url_field(cx, &r.api_base, "api_base");
+    o.authorize_url = url_field(cx, &r.authorize_url, "authorize_url");
+    o.token_url = url_field(cx, &r.token_url, "token_url");
+    o.revoke_url = url_field(cx, &r.revoke_url, "revoke_url");
+    if let Some(lr) = &r.login_redirect {
+        match check_url(lr.get_ref()) {
+            Ok(u) if urls::is_loopback(&u) && u.scheme() == "http" => o.login_redirect = Some(lr.get_ref().clone()),
+            Ok(_) => cx.err(
+                lr.span(),
+                &f("login_redirect"),
+                "login-redirect-loopback",
+                format!("{:?} is not a loopback address; connapp login listens on this machine", lr.get_ref()),
+                "use e.g. \"http://127.0.0.1/callback\" (and add it to allow_list)",
+            ),
+            Err(p) => cx.err(lr.span(), &f("login_redirect"), p.rule, p.message, p.fix),
+        }
+    }
+    if let Some(ca) = &r.client_auth {
+        o.client_auth = match ca.get_ref().as_str() {
+            "basic" => Some(ClientAuthStyle::Basic),
+            "body" => Some(ClientAuthStyle::Body),
+            other => {
+                cx.err(ca.span(), &f("client_auth"), "oauth-client-auth", format!("unknown client_auth {other:?}"), "use \"basic\" or \"body\"");
+                None
+            }
+        };
+    }
+    if let Some(p) = &r.pkce {
+        o.pkce = *p.get_ref();
+    }
+    if let Some(a) = &r.account_id {
+        let v = a.get_ref();
+        if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            cx.err(a.span(), &f("account_id"), "oauth-account-id", "the account id is empty or has whitespace", "copy the Account ID from the app's page in the Zoom Marketplace");
+        } else {
+            o.account_id = Some(v.clone());
+        }
+    }
+    if o.grant == GrantKind::AccountCredentials {
+        if platform != "zoom" {
+            cx.err(raw.span(), &f("grant"), "oauth-grant", "account_credentials is Zoom's server-to-server grant", "use client_credentials for other providers");
+        }
+        if o.account_id.is_none() && r.account_id.is_none() {
+            cx.err(raw.span(), &f("account_id"), "missing-field", "account_credentials needs the Zoom account id", "add `account_id = \"...\"` (from the app's page in the Zoom Marketplace)");
+        }
+    }
+    if platform == "generic" {
+        if o.token_url.is_none() && r.token_url.is_none() {
+            cx.err(raw.span(), &f("token_url"), "missing-field", "a generic OAuth 2.0 app needs token_url", "add `token_url = \"https://provider.example/oauth/token\"`");
+        }
+        if o.grant == GrantKind::AuthorizationCode && o.authorize_url.is_none() && r.authorize_url.is_none() {
+            cx.err(raw.span(), &f("authorize_url"), "missing-field", "logging in needs authorize_url", "add `authorize_url = \"https://provider.example/oauth/authorize\"`");
+        }
+    }
+    let after = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();
+    (after == before).then_some(o)
 }
 
 fn check_allow_entry_host(

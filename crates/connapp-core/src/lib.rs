@@ -23,7 +23,7 @@ pub use decl::{
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, render_declaration};
 pub use model::{
-    App, AppLookupError, Declaration, Scope, ScopeSource, SecretKind, StoreDecl, Target, Usage, app_prefix, secret_key,
+    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl, Target, Usage, app_prefix, secret_key,
     servicenow_instance_url, servicenow_redirect,
 };
 

@@ -81,6 +81,81 @@ pub fn servicenow_instance_url(instance: &str) -> String {
     format!("https://{instance}.service-now.com")
 }
 
+/// How connapp itself obtains tokens for an app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    /// A user consents in a browser (`connapp login`).
+    AuthorizationCode,
+    /// Zoom server-to-server apps: no browser, no refresh token.
+    AccountCredentials,
+    /// App-level tokens: no browser, no refresh token.
+    ClientCredentials,
+}
+
+impl GrantKind {
+    /// The `grant_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantKind::AuthorizationCode => "authorization_code",
+            GrantKind::AccountCredentials => "account_credentials",
+            GrantKind::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// Client authentication at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuthStyle {
+    /// HTTP Basic.
+    Basic,
+    /// Form body.
+    Body,
+}
+
+/// `[apps.NAME.oauth]`: how connapp gets tokens, and endpoint overrides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OAuth {
+    /// The grant connapp uses.
+    pub grant: GrantKind,
+    /// The loopback redirect `connapp login` listens on (must be on the allow list).
+    pub login_redirect: Option<String>,
+    /// Zoom: base of the OAuth endpoints (default `https://zoom.us`).
+    pub oauth_base: Option<String>,
+    /// Base of the API (Zoom default `https://api.zoom.us`).
+    pub api_base: Option<String>,
+    /// Authorization endpoint (generic platform; overrides the platform's).
+    pub authorize_url: Option<String>,
+    /// Token endpoint (generic platform; overrides the platform's).
+    pub token_url: Option<String>,
+    /// Revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// Client authentication (default: the platform's).
+    pub client_auth: Option<ClientAuthStyle>,
+    /// PKCE (default: on).
+    pub pkce: bool,
+    /// Zoom account id (account_credentials).
+    pub account_id: Option<String>,
+}
+
+impl Default for OAuth {
+    fn default() -> Self {
+        OAuth {
+            grant: GrantKind::AuthorizationCode,
+            login_redirect: None,
+            oauth_base: None,
+            api_base: None,
+            authorize_url: None,
+            token_url: None,
+            revoke_url: None,
+            client_auth: None,
+            pkce: true,
+            account_id: None,
+        }
+    }
+}
+
 /// One connected app.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct App {
@@ -92,8 +167,8 @@ pub struct App {
     pub platform: String,
     /// Admin- or user-managed.
     pub usage: Usage,
-    /// The OAuth redirect URL.
-    pub redirect_url: String,
+    /// The OAuth redirect URL (none for server-to-server apps).
+    pub redirect_url: Option<String>,
     /// The OAuth allow list.
     pub allow_list: Vec<String>,
     /// Zoom's "Strict Mode URL".
@@ -106,6 +181,8 @@ pub struct App {
     pub scopes: Vec<Scope>,
     /// The consumer, if any.
     pub target: Option<Target>,
+    /// How connapp gets tokens.
+    pub oauth: OAuth,
 }
 
 /// The credential store and its settings.

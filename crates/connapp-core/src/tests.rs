@@ -42,8 +42,8 @@ fn init_output_is_accepted_and_complete() {
     let d = r.declaration.expect("valid");
     let app = d.app(None).expect("one app");
     assert_eq!(app.usage, Usage::AdminManaged);
-    assert_eq!(app.redirect_url, "https://acme.service-now.com/oauth_redirect.do");
-    assert_eq!(app.allow_list, vec![app.redirect_url.clone()]);
+    assert_eq!(app.redirect_url.as_deref(), Some("https://acme.service-now.com/oauth_redirect.do"));
+    assert_eq!(app.allow_list, vec!["https://acme.service-now.com/oauth_redirect.do".to_string()]);
     assert_eq!(app.scopes.len(), 6);
     assert_eq!(d.store.kind, "file");
 }
@@ -120,8 +120,8 @@ fn several_apps_need_a_name() {
     assert_eq!(d.apps.len(), 2);
     assert!(d.app(None).is_err());
     assert_eq!(
-        d.app(Some("dex-beta")).expect("exists").redirect_url,
-        "https://beta.service-now.com/oauth_redirect.do"
+        d.app(Some("dex-beta")).expect("exists").redirect_url.as_deref(),
+        Some("https://beta.service-now.com/oauth_redirect.do")
     );
 }
 
@@ -159,4 +159,43 @@ fn bad_declaration_corpus() {
         n += 1;
     }
     assert!(n >= 40, "only {n} bad declarations");
+}
+
+#[test]
+fn oauth_settings_are_checked() {
+    let base = init_text("acme");
+    let with = |extra: &str| format!("{base}\n[apps.dex-zoom.oauth]\n{extra}\n");
+    let ok = check("t.toml", &with("oauth_base = \"http://127.0.0.1:8700\"\napi_base = \"http://127.0.0.1:8700\""), &catalog());
+    assert!(!ok.has_errors(), "{:#?}", ok.diagnostics);
+    let r = rules_of(&with("login_redirect = \"http://127.0.0.1/callback\""));
+    assert!(r.contains(&"login-redirect-allow-list"), "{r:?}");
+    let with_allow = base.replace(
+        "allow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]",
+        "allow_list = [\"https://acme.service-now.com/oauth_redirect.do\", \"http://127.0.0.1/callback\"]",
+    ) + "\n[apps.dex-zoom.oauth]\nlogin_redirect = \"http://127.0.0.1:0/callback\"\n";
+    let r = check("t.toml", &with_allow, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    assert!(rules_of(&with("login_redirect = \"https://evil.example/cb\"")).contains(&"login-redirect-loopback"));
+    assert!(rules_of(&with("grant = \"password\"")).contains(&"oauth-grant"));
+    assert!(rules_of(&with("grant = \"account_credentials\"")).contains(&"missing-field"));
+    assert!(rules_of(&with("token_url = \"http://evil.example/token\"")).contains(&"url-https"));
+}
+
+#[test]
+fn server_to_server_apps_need_no_redirect() {
+    let text = "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"user:read:user:admin\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"abc123\"\n";
+    let r = check("t.toml", text, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    assert_eq!(d.apps[0].redirect_url, None);
+    assert_eq!(d.apps[0].oauth.grant, GrantKind::AccountCredentials);
+}
+
+#[test]
+fn generic_apps_need_endpoints() {
+    let text = "version = 1\n[store]\nkind = \"file\"\n[apps.gen]\ndisplay_name = \"Generic\"\nplatform = \"generic\"\nredirect_url = \"http://127.0.0.1/cb\"\nallow_list = [\"http://127.0.0.1/cb\"]\nscopes = [\"openid\", \"profile\"]\n";
+    assert!(rules_of(text).contains(&"missing-field"));
+    let full = format!("{text}[apps.gen.oauth]\nauthorize_url = \"https://id.example/authorize\"\ntoken_url = \"https://id.example/token\"\nclient_auth = \"body\"\n");
+    let r = check("t.toml", &full, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
 }
