@@ -30,6 +30,8 @@ fn the_full_binary_has_exactly_the_expected_builtins() {
     assert_eq!(
         names,
         vec![
+            ("platform-generic".to_string(), "builtin".to_string()),
+            ("platform-zoom".to_string(), "builtin".to_string()),
             ("preset-servicenow".to_string(), "builtin".to_string()),
             ("store-file".to_string(), "builtin".to_string())
         ]

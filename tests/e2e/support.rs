@@ -158,15 +158,9 @@ pub fn built() -> &'static Built {
         );
         let manifest = work.join("connapp-plugin-api-2/Cargo.toml");
         let text = std::fs::read_to_string(&manifest).expect("read manifest");
-        assert!(
-            text.contains("version = \"1.0.0\""),
-            "plugin API version moved; update this test"
-        );
-        std::fs::write(
-            &manifest,
-            text.replacen("version = \"1.0.0\"", "version = \"2.0.0\"", 1),
-        )
-        .expect("write");
+        let current = format!("version = \"{}\"", connapp_plugin_api::PLUGIN_API_VERSION);
+        assert!(text.contains(&current), "plugin API version not found in its manifest");
+        std::fs::write(&manifest, text.replacen(&current, "version = \"2.0.0\"", 1)).expect("write");
         std::fs::copy(root().join("Cargo.lock"), work.join("plugin/Cargo.lock")).expect("lock");
         must(
             cargo()

@@ -18,6 +18,8 @@ use anyhow::{Context, Result, bail};
 const PLUGINS: &[(&str, &str)] = &[
     ("store-file", "connapp-store-file"),
     ("preset-servicenow", "connapp-preset-servicenow"),
+    ("platform-zoom", "connapp-platform-zoom"),
+    ("platform-generic", "connapp-platform-generic"),
 ];
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -32,7 +34,7 @@ commands:
       --dev                debug build (fast; for tests)
       --out DIR            output directory (default: target/dist/connapp)
 
-plugins: store-file, preset-servicenow";
+plugins: store-file, preset-servicenow, platform-zoom, platform-generic";
 
 fn main() {
     if let Err(e) = run() {

@@ -8,4 +8,8 @@ pub fn link_all() {
     connapp_store_file::__connapp_link();
     #[cfg(feature = "builtin-preset-servicenow")]
     connapp_preset_servicenow::__connapp_link();
+    #[cfg(feature = "builtin-platform-zoom")]
+    connapp_platform_zoom::__connapp_link();
+    #[cfg(feature = "builtin-platform-generic")]
+    connapp_platform_generic::__connapp_link();
 }

@@ -50,6 +50,16 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Consent in the browser (or get a server-to-server token) and store the tokens.
+    Login(LoginArgs),
+    /// Print a valid access token, refreshing it first when it is about to expire.
+    Token(TokenArgs),
+    /// Refresh now (one app or --all).
+    Refresh(RefreshArgs),
+    /// Revoke the grant at the provider and forget its tokens.
+    Revoke(RevokeArgs),
+    /// Every app: grant type, token age and expiry, scopes granted vs declared, store.
+    Status(StatusArgs),
     /// Run the local Zoom sandbox (OAuth server, DEX APIs, control API) until Ctrl-C.
     Sandbox(SandboxArgs),
     /// Print shell completions.
@@ -183,6 +193,62 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
     /// Print the endpoints and credentials as JSON (one line), then serve.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The app (needed when the declaration has several).
+    pub app: Option<String>,
+    /// Do not open a browser: print the URL and read the redirected URL from standard input.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Seconds to wait for the consent.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The app (needed when the declaration has several).
+    pub app: Option<String>,
+    /// Refresh when the token expires within this many seconds (default 60).
+    #[arg(long)]
+    pub margin: Option<u64>,
+    /// Print token, expiry and scopes as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RefreshArgs {
+    /// The app (needed when the declaration has several).
+    #[arg(conflicts_with = "all")]
+    pub app: Option<String>,
+    /// Every authorization-code app in the declaration.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// The app (needed when the declaration has several).
+    pub app: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -98,6 +98,7 @@ pub fn catalog(reg: &Registry) -> Catalog {
             })
             .collect(),
         store_kinds: reg.store_kinds(),
+        platforms: reg.platforms().0.into_iter().map(|(p, _)| p.name).collect(),
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! Exit codes: 0 success; 1 failure; 2 command-line usage error; 3 the
 //! declaration is invalid; 4 a plugin failed (load refusal, ABI mismatch,
-//! panic, plugin error).
+//! panic, plugin error); 5 the grant is lost and a new consent is needed; 6 the
+//! provider could not be reached.
 
 mod builtins;
 mod cli;
@@ -15,6 +16,7 @@ mod cmd_init;
 mod cmd_plugins;
 mod cmd_sandbox;
 mod cmd_secrets;
+mod cmd_token;
 mod ctx;
 mod error;
 
@@ -64,6 +66,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             PluginsCommand::Info(a) => cmd_plugins::info(&g, a),
         },
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
+        Command::Login(a) => cmd_token::login(&g, a),
+        Command::Token(a) => cmd_token::token(&g, a),
+        Command::Refresh(a) => cmd_token::refresh(&g, a),
+        Command::Revoke(a) => cmd_token::revoke(&g, a),
+        Command::Status(a) => cmd_token::status(&g, a),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());

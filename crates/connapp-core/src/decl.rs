@@ -8,7 +8,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
-    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage, servicenow_instance_url, servicenow_redirect,
+    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage,
+    servicenow_instance_url, servicenow_redirect,
 };
 use crate::scope::{self, ScopeLevel, ScopeProblem};
 use crate::urls::{self, check_url, describe_difference};
@@ -29,6 +30,8 @@ pub struct Catalog {
     pub presets: Vec<PresetInfo>,
     /// Store kinds that are installed; empty = don't check.
     pub store_kinds: Vec<String>,
+    /// Platforms that are installed; empty = the built-in list.
+    pub platforms: Vec<String>,
 }
 
 /// A preset as validation sees it.
@@ -564,13 +567,18 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
             String::new()
         }
         Some(p) => {
-            if !KNOWN_PLATFORMS.contains(&p.get_ref().as_str()) {
+            let known: Vec<&str> = if catalog.platforms.is_empty() {
+                KNOWN_PLATFORMS.to_vec()
+            } else {
+                catalog.platforms.iter().map(String::as_str).collect()
+            };
+            if !known.contains(&p.get_ref().as_str()) {
                 cx.err(
                     p.span(),
                     &f("platform"),
                     "platform-unknown",
-                    format!("unknown platform {:?}", p.get_ref()),
-                    format!("use one of: {}", KNOWN_PLATFORMS.join(", ")),
+                    format!("no installed plugin provides the platform {:?}", p.get_ref()),
+                    format!("use one of: {}", known.join(", ")),
                 );
             }
             p.get_ref().clone()
@@ -740,7 +748,10 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
 
     // connapp login's loopback redirect must be one Zoom accepts.
     if let (Some(o), Some(raw_o)) = (&oauth, raw.oauth.as_ref())
-        && let (Some(lr), Some(span)) = (&o.login_redirect, raw_o.get_ref().login_redirect.as_ref().map(|s| s.span()))
+        && let (Some(lr), Some(span)) = (
+            &o.login_redirect,
+            raw_o.get_ref().login_redirect.as_ref().map(|s| s.span()),
+        )
     {
         let ok = allow_list.iter().any(|e| e == lr || same_ignoring_port(e, lr));
         if !ok {
@@ -856,7 +867,10 @@ fn check_oauth(
                 lr.span(),
                 &f("login_redirect"),
                 "login-redirect-loopback",
-                format!("{:?} is not a loopback address; connapp login listens on this machine", lr.get_ref()),
+                format!(
+                    "{:?} is not a loopback address; connapp login listens on this machine",
+                    lr.get_ref()
+                ),
                 "use e.g. \"http://127.0.0.1/callback\" (and add it to allow_list)",
             ),
             Err(p) => cx.err(lr.span(), &f("login_redirect"), p.rule, p.message, p.fix),
@@ -867,7 +881,13 @@ fn check_oauth(
             "basic" => Some(ClientAuthStyle::Basic),
             "body" => Some(ClientAuthStyle::Body),
             other => {
-                cx.err(ca.span(), &f("client_auth"), "oauth-client-auth", format!("unknown client_auth {other:?}"), "use \"basic\" or \"body\"");
+                cx.err(
+                    ca.span(),
+                    &f("client_auth"),
+                    "oauth-client-auth",
+                    format!("unknown client_auth {other:?}"),
+                    "use \"basic\" or \"body\"",
+                );
                 None
             }
         };
@@ -878,25 +898,55 @@ fn check_oauth(
     if let Some(a) = &r.account_id {
         let v = a.get_ref();
         if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            cx.err(a.span(), &f("account_id"), "oauth-account-id", "the account id is empty or has whitespace", "copy the Account ID from the app's page in the Zoom Marketplace");
+            cx.err(
+                a.span(),
+                &f("account_id"),
+                "oauth-account-id",
+                "the account id is empty or has whitespace",
+                "copy the Account ID from the app's page in the Zoom Marketplace",
+            );
         } else {
             o.account_id = Some(v.clone());
         }
     }
     if o.grant == GrantKind::AccountCredentials {
         if platform != "zoom" {
-            cx.err(raw.span(), &f("grant"), "oauth-grant", "account_credentials is Zoom's server-to-server grant", "use client_credentials for other providers");
+            cx.err(
+                raw.span(),
+                &f("grant"),
+                "oauth-grant",
+                "account_credentials is Zoom's server-to-server grant",
+                "use client_credentials for other providers",
+            );
         }
         if o.account_id.is_none() && r.account_id.is_none() {
-            cx.err(raw.span(), &f("account_id"), "missing-field", "account_credentials needs the Zoom account id", "add `account_id = \"...\"` (from the app's page in the Zoom Marketplace)");
+            cx.err(
+                raw.span(),
+                &f("account_id"),
+                "missing-field",
+                "account_credentials needs the Zoom account id",
+                "add `account_id = \"...\"` (from the app's page in the Zoom Marketplace)",
+            );
         }
     }
     if platform == "generic" {
         if o.token_url.is_none() && r.token_url.is_none() {
-            cx.err(raw.span(), &f("token_url"), "missing-field", "a generic OAuth 2.0 app needs token_url", "add `token_url = \"https://provider.example/oauth/token\"`");
+            cx.err(
+                raw.span(),
+                &f("token_url"),
+                "missing-field",
+                "a generic OAuth 2.0 app needs token_url",
+                "add `token_url = \"https://provider.example/oauth/token\"`",
+            );
         }
         if o.grant == GrantKind::AuthorizationCode && o.authorize_url.is_none() && r.authorize_url.is_none() {
-            cx.err(raw.span(), &f("authorize_url"), "missing-field", "logging in needs authorize_url", "add `authorize_url = \"https://provider.example/oauth/authorize\"`");
+            cx.err(
+                raw.span(),
+                &f("authorize_url"),
+                "missing-field",
+                "logging in needs authorize_url",
+                "add `authorize_url = \"https://provider.example/oauth/authorize\"`",
+            );
         }
     }
     let after = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();

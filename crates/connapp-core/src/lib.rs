@@ -23,8 +23,8 @@ pub use decl::{
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, render_declaration};
 pub use model::{
-    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl, Target, Usage, app_prefix, secret_key,
-    servicenow_instance_url, servicenow_redirect,
+    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
+    Target, Usage, app_prefix, secret_key, servicenow_instance_url, servicenow_redirect,
 };
 
 #[cfg(test)]

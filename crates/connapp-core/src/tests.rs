@@ -15,6 +15,7 @@ fn catalog() -> Catalog {
             ],
         }],
         store_kinds: vec!["file".into()],
+        platforms: vec!["zoom".into(), "generic".into()],
     }
 }
 
@@ -42,8 +43,14 @@ fn init_output_is_accepted_and_complete() {
     let d = r.declaration.expect("valid");
     let app = d.app(None).expect("one app");
     assert_eq!(app.usage, Usage::AdminManaged);
-    assert_eq!(app.redirect_url.as_deref(), Some("https://acme.service-now.com/oauth_redirect.do"));
-    assert_eq!(app.allow_list, vec!["https://acme.service-now.com/oauth_redirect.do".to_string()]);
+    assert_eq!(
+        app.redirect_url.as_deref(),
+        Some("https://acme.service-now.com/oauth_redirect.do")
+    );
+    assert_eq!(
+        app.allow_list,
+        vec!["https://acme.service-now.com/oauth_redirect.do".to_string()]
+    );
     assert_eq!(app.scopes.len(), 6);
     assert_eq!(d.store.kind, "file");
 }
@@ -165,7 +172,11 @@ fn bad_declaration_corpus() {
 fn oauth_settings_are_checked() {
     let base = init_text("acme");
     let with = |extra: &str| format!("{base}\n[apps.dex-zoom.oauth]\n{extra}\n");
-    let ok = check("t.toml", &with("oauth_base = \"http://127.0.0.1:8700\"\napi_base = \"http://127.0.0.1:8700\""), &catalog());
+    let ok = check(
+        "t.toml",
+        &with("oauth_base = \"http://127.0.0.1:8700\"\napi_base = \"http://127.0.0.1:8700\""),
+        &catalog(),
+    );
     assert!(!ok.has_errors(), "{:#?}", ok.diagnostics);
     let r = rules_of(&with("login_redirect = \"http://127.0.0.1/callback\""));
     assert!(r.contains(&"login-redirect-allow-list"), "{r:?}");
@@ -195,7 +206,9 @@ fn server_to_server_apps_need_no_redirect() {
 fn generic_apps_need_endpoints() {
     let text = "version = 1\n[store]\nkind = \"file\"\n[apps.gen]\ndisplay_name = \"Generic\"\nplatform = \"generic\"\nredirect_url = \"http://127.0.0.1/cb\"\nallow_list = [\"http://127.0.0.1/cb\"]\nscopes = [\"openid\", \"profile\"]\n";
     assert!(rules_of(text).contains(&"missing-field"));
-    let full = format!("{text}[apps.gen.oauth]\nauthorize_url = \"https://id.example/authorize\"\ntoken_url = \"https://id.example/token\"\nclient_auth = \"body\"\n");
+    let full = format!(
+        "{text}[apps.gen.oauth]\nauthorize_url = \"https://id.example/authorize\"\ntoken_url = \"https://id.example/token\"\nclient_auth = \"body\"\n"
+    );
     let r = check("t.toml", &full, &catalog());
     assert!(!r.has_errors(), "{:#?}", r.diagnostics);
 }

@@ -303,6 +303,25 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// All platforms, with the plugin each came from.
+    pub fn platforms(&self) -> (Vec<(connapp_plugin_api::Platform, &LoadedPlugin)>, Vec<HostError>) {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for p in self
+            .plugins
+            .iter()
+            .filter(|p| p.info.provides.iter().any(|x| x.kind == PluginKind::PLATFORM))
+        {
+            match host::platforms(p.module) {
+                Ok(v) => out.extend(v.into_iter().map(|platform| (platform, p))),
+                Err(error) => errors.push(plugin_error(p, error)),
+            }
+        }
+        (out, errors)
+    }
+}
+
 /// Wraps a plugin's error with the plugin's name and origin.
 pub fn plugin_error(plugin: &LoadedPlugin, error: StoreError) -> HostError {
     HostError::Plugin {

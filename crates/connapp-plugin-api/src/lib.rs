@@ -561,6 +561,101 @@ impl From<&FfiPreset> for Preset {
 }
 
 // ---------------------------------------------------------------------------
+// Platforms: plain data (the host does the HTTP)
+// ---------------------------------------------------------------------------
+
+/// An OAuth provider platform, as it crosses the ABI. Empty strings mean "none".
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiPlatform {
+    /// The name declarations use (`zoom`, `generic`).
+    pub name: RString,
+    /// One line for humans.
+    pub description: RString,
+    /// Authorization endpoint.
+    pub authorize_url: RString,
+    /// Token endpoint.
+    pub token_url: RString,
+    /// Revocation endpoint.
+    pub revoke_url: RString,
+    /// API base URL.
+    pub api_base: RString,
+    /// `basic` or `body`.
+    pub client_auth: RString,
+    /// Whether logins use PKCE (S256).
+    pub pkce: bool,
+    /// Whether to send `scope` at authorize (Zoom: no, the app's scopes are granted).
+    pub send_scopes: bool,
+    /// The token-response field that carries the account's API base (Zoom: `api_url`).
+    pub api_base_field: RString,
+    /// Whether endpoints must come from the declaration (generic OAuth 2.0).
+    pub endpoints_from_declaration: bool,
+}
+
+/// An OAuth provider platform: endpoints and habits, described, not executed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Platform {
+    /// The name declarations use.
+    pub name: String,
+    /// One line for humans.
+    pub description: String,
+    /// Authorization endpoint.
+    pub authorize_url: String,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Revocation endpoint.
+    pub revoke_url: String,
+    /// API base URL.
+    pub api_base: String,
+    /// `basic` or `body`.
+    pub client_auth: String,
+    /// Logins use PKCE (S256).
+    pub pkce: bool,
+    /// Send `scope` at authorize.
+    pub send_scopes: bool,
+    /// Token-response field with the account's API base.
+    pub api_base_field: String,
+    /// Endpoints must come from the declaration.
+    pub endpoints_from_declaration: bool,
+}
+
+impl From<&Platform> for FfiPlatform {
+    fn from(p: &Platform) -> Self {
+        FfiPlatform {
+            name: p.name.as_str().into(),
+            description: p.description.as_str().into(),
+            authorize_url: p.authorize_url.as_str().into(),
+            token_url: p.token_url.as_str().into(),
+            revoke_url: p.revoke_url.as_str().into(),
+            api_base: p.api_base.as_str().into(),
+            client_auth: p.client_auth.as_str().into(),
+            pkce: p.pkce,
+            send_scopes: p.send_scopes,
+            api_base_field: p.api_base_field.as_str().into(),
+            endpoints_from_declaration: p.endpoints_from_declaration,
+        }
+    }
+}
+
+impl From<&FfiPlatform> for Platform {
+    fn from(p: &FfiPlatform) -> Self {
+        Platform {
+            name: p.name.to_string(),
+            description: p.description.to_string(),
+            authorize_url: p.authorize_url.to_string(),
+            token_url: p.token_url.to_string(),
+            revoke_url: p.revoke_url.to_string(),
+            api_base: p.api_base.to_string(),
+            client_auth: p.client_auth.to_string(),
+            pkce: p.pkce,
+            send_scopes: p.send_scopes,
+            api_base_field: p.api_base_field.to_string(),
+            endpoints_from_declaration: p.endpoints_from_declaration,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Plugin info and the root module
 // ---------------------------------------------------------------------------
 
@@ -701,6 +796,9 @@ pub struct PluginModule {
     /// The presets the plugin provides.
     #[sabi(last_prefix_field)]
     pub presets: extern "C" fn() -> RResult<RVec<FfiPreset>, FfiError>,
+    /// The platforms the plugin provides (added in 1.1; absent in 1.0 plugins).
+    #[sabi(missing_field(option))]
+    pub platforms: extern "C" fn() -> RResult<RVec<FfiPlatform>, FfiError>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -741,6 +839,10 @@ pub trait Plugin: 'static {
     }
     /// The presets the plugin provides. The default is none.
     fn presets() -> Vec<Preset> {
+        Vec::new()
+    }
+    /// The platforms the plugin provides. The default is none.
+    fn platforms() -> Vec<Platform> {
         Vec::new()
     }
 }
@@ -887,12 +989,19 @@ pub mod __private {
         guard("presets", || Ok(P::presets().iter().map(FfiPreset::from).collect()))
     }
 
+    pub extern "C" fn platforms<P: Plugin>() -> RResult<RVec<FfiPlatform>, FfiError> {
+        guard("platforms", || {
+            Ok(P::platforms().iter().map(FfiPlatform::from).collect())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
             info: info::<P>,
             open_store: open_store::<P>,
             presets: presets::<P>,
+            platforms: platforms::<P>,
         }
         .leak_into_prefix()
     }
@@ -1046,5 +1155,13 @@ pub mod host {
     /// The plugin's presets.
     pub fn presets(m: PluginModuleRef) -> Result<Vec<Preset>, StoreError> {
         from_ffi((m.presets())()).map(|v| v.iter().map(Preset::from).collect())
+    }
+
+    /// The plugin's platforms (none for plugins built against API 1.0).
+    pub fn platforms(m: PluginModuleRef) -> Result<Vec<Platform>, StoreError> {
+        match m.platforms() {
+            Some(f) => from_ffi(f()).map(|v| v.iter().map(Platform::from).collect()),
+            None => Ok(Vec::new()),
+        }
     }
 }

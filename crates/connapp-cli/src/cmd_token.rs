@@ -1,0 +1,665 @@
+//! `connapp login | token | refresh | revoke | status`: getting tokens and
+//! never losing them. The lifecycle itself lives in `connapp_oauth::lifecycle`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind, secret_key};
+use connapp_host::{LoadedPlugin, Registry};
+use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
+use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Source, TokenStore, Versioned};
+use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
+use connapp_oauth::record::TokenRecord;
+use connapp_oauth::{EdgeError, check_endpoint};
+use connapp_plugin_api::zeroize::Zeroizing;
+use connapp_plugin_api::{Expected, Platform, StoreHandle};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
+use crate::ctx;
+use crate::error::{CliError, EXIT_INVALID};
+
+/// Exit code: the grant is gone (rotated elsewhere, re-consented, revoked or
+/// expired); a new consent is needed.
+pub const EXIT_REAUTH: u8 = 5;
+/// Exit code: the provider could not be reached.
+pub const EXIT_UNREACHABLE: u8 = 6;
+
+/// The stored token record of an app, as the lifecycle sees it.
+pub struct StoreTokens<'a> {
+    store: &'a StoreHandle,
+    key: String,
+}
+
+impl TokenStore for StoreTokens<'_> {
+    fn load(&self) -> Result<Option<Versioned>, String> {
+        self.store
+            .get(&self.key)
+            .map(|r| r.map(|r| (r.value, r.version)))
+            .map_err(|e| e.to_string())
+    }
+    fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+        let exp = match expected {
+            Some(v) => Expected::Version(v),
+            None => Expected::Absent,
+        };
+        connapp_oauth::lifecycle::fault("before-store-write");
+        self.store
+            .put(&self.key, bytes, exp)
+            .map_err(|e| if e.is_conflict() { None } else { Some(e.to_string()) })
+    }
+}
+
+/// The store key of an app's tokens.
+pub fn token_key(app: &str) -> String {
+    format!("apps/{app}/token")
+}
+
+/// Everything a token command needs for one app.
+struct AppCtx<'r> {
+    app: App,
+    store: StoreHandle,
+    store_plugin: &'r LoadedPlugin,
+    provider: Provider,
+    platform: Platform,
+    lifecycle: Lifecycle,
+    http: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+fn platform_of(reg: &Registry, name: &str) -> Result<Platform, CliError> {
+    let (platforms, _) = reg.platforms();
+    platforms
+        .into_iter()
+        .map(|(p, _)| p)
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            CliError::with_code(
+                EXIT_INVALID,
+                format!("no installed plugin provides the platform {name:?}"),
+            )
+            .hint("run `connapp plugins list` to see the installed platforms")
+        })
+}
+
+fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+/// The provider of an app: the platform's endpoints, overridden by the declaration.
+fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
+    let o = &app.oauth;
+    let pick = |explicit: &Option<String>, path: &str, default: &str| -> Option<String> {
+        explicit
+            .clone()
+            .or_else(|| o.oauth_base.as_ref().map(|b| join(b, path)))
+            .or_else(|| (!default.is_empty()).then(|| default.to_string()))
+    };
+    let authorize = pick(&o.authorize_url, "/oauth/authorize", &platform.authorize_url);
+    let token = pick(&o.token_url, "/oauth/token", &platform.token_url).ok_or_else(|| {
+        CliError::with_code(EXIT_INVALID, format!("{}: no token endpoint", app.name))
+            .hint("set token_url in [apps.NAME.oauth]")
+    })?;
+    let revoke = pick(&o.revoke_url, "/oauth/revoke", &platform.revoke_url);
+    let auth = match o.client_auth {
+        Some(ClientAuthStyle::Body) => ClientAuth::Body,
+        Some(ClientAuthStyle::Basic) => ClientAuth::Basic,
+        None if platform.client_auth == "body" => ClientAuth::Body,
+        None => ClientAuth::Basic,
+    };
+    let mut p = Provider::new(
+        authorize.as_deref(),
+        &token,
+        revoke.as_deref(),
+        auth,
+        o.pkce && platform.pkce,
+    )
+    .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{}: {e}", app.name)))?;
+    p.send_scopes = platform.send_scopes;
+    p.scopes = app.scopes.iter().map(|s| s.scope.clone()).collect();
+    Ok(p)
+}
+
+fn credentials(store: &StoreHandle, plugin: &LoadedPlugin, app: &str) -> Result<Credentials, CliError> {
+    let get = |kind: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
+        match store.get(&secret_key(app, kind)).map_err(|e| connapp_host::plugin_error(plugin, e))? {
+            Some(r) => Ok(r.value),
+            None => Err(CliError::failure(format!("no {} is stored for {app}", kind.label())).hint(format!(
+                "run `connapp secrets set {} --app {app}` with the value from the app's page in the Zoom Marketplace",
+                kind.as_str()
+            ))),
+        }
+    };
+    let id = get(SecretKind::ClientId)?;
+    let secret = get(SecretKind::ClientSecret)?;
+    Ok(Credentials {
+        client_id: String::from_utf8_lossy(&id).into_owned(),
+        client_secret: SecretString::from(String::from_utf8_lossy(&secret).into_owned()),
+    })
+}
+
+fn load<'r>(g: &Global, reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
+    let app = decl
+        .app(name)
+        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
+        .clone();
+    let platform = platform_of(reg, &app.platform)?;
+    let provider = provider_of(&app, &platform)?;
+    let (store, store_plugin) = ctx::open_store(reg, decl)?;
+    let data = ctx::data_dir()?;
+    let lifecycle = Lifecycle {
+        app: app.name.clone(),
+        lock_dir: data.join("locks"),
+        journal_dir: data.join("journal"),
+        margin: 60,
+        lock_timeout: Duration::from_secs(120),
+    };
+    let http = connapp_oauth::http_client().map_err(|e| CliError::failure(e.to_string()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+    let _ = g;
+    Ok(AppCtx {
+        app,
+        store,
+        store_plugin,
+        provider,
+        platform,
+        lifecycle,
+        http,
+        rt,
+    })
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Turns an edge error into what the user should know and do.
+fn edge_error(app: &str, e: EdgeError) -> CliError {
+    match &e {
+        EdgeError::Unreachable { .. } => CliError::with_code(EXIT_UNREACHABLE, format!("{app}: {e}"))
+            .hint("check the network and the endpoints in the declaration; nothing was changed"),
+        EdgeError::Rejected { error, .. } if error == "invalid_client" => CliError::failure(format!("{app}: {e}"))
+            .hint(format!(
+                "the Client ID or Client Secret is wrong (was the secret rotated?): run `connapp secrets set client-secret --app {app}`"
+            )),
+        _ => CliError::failure(format!("{app}: {e}")),
+    }
+}
+
+/// Explains a lifecycle failure in the user's terms.
+fn lifecycle_error(app: &str, e: LifecycleError) -> CliError {
+    match e {
+        LifecycleError::NoToken { .. } => CliError::with_code(EXIT_REAUTH, format!("no token is stored for {app}"))
+            .hint(format!("run `connapp login {app}` first")),
+        LifecycleError::NoRefreshToken { .. } => CliError::with_code(
+            EXIT_REAUTH,
+            format!("the token of {app} expired and its grant has no refresh token"),
+        )
+        .hint(format!("run `connapp login {app}` to get a new one")),
+        LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") => {
+            CliError::with_code(
+                EXIT_REAUTH,
+                format!(
+                    "the provider no longer accepts the refresh token of {app} ({source}). Zoom rotates refresh tokens on every use and keeps one grant per user per app, so this happens when:\n  - another holder refreshed first (another machine or a copy of this token), which rotated it away;\n  - the same user consented again elsewhere (for example ServiceNow's \"Get OAuth Token\"), which ended this grant;\n  - the app was uninstalled or the grant revoked;\n  - the refresh token expired after long disuse."
+                ),
+            )
+            .hint(format!("run `connapp login {app}` to consent again"))
+        }
+        LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
+        LifecycleError::Edge(e) => edge_error(app, e),
+        other => CliError::failure(format!("{app}: {other}")),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenJson<'a> {
+    app: &'a str,
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_at: u64,
+    expires_in: u64,
+    scopes: &'a [String],
+    api_url: Option<&'a str>,
+    source: &'static str,
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Stored => "stored",
+        Source::RefreshedElsewhere => "refreshed-by-another-process",
+        Source::Refreshed => "refreshed",
+        Source::Replayed => "recovered-from-journal",
+    }
+}
+
+/// Gets a valid token (refreshing if needed) for a loaded app.
+fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, Source), CliError> {
+    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
+    let store = StoreTokens {
+        store: &c.store,
+        key: token_key(&c.app.name),
+    };
+    let refresh = |rt: &SecretString| c.rt.block_on(flows::refresh(&c.http, &c.provider, &creds, rt));
+    let quiet = g.quiet;
+    let name = c.app.name.clone();
+    c.lifecycle
+        .token(&store, &now, force, &refresh, move || {
+            if !quiet {
+                eprintln!("waiting for another connapp process that is refreshing {name}...");
+            }
+        })
+        .map_err(|e| lifecycle_error(&c.app.name, e))
+}
+
+pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let mut c = load(g, &reg, &decl, a.app.as_deref())?;
+    if let Some(m) = a.margin {
+        c.lifecycle.margin = m;
+    }
+    let (rec, src) = valid_token(&c, false, g)?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        drop(out);
+        return ctx::print_json(&TokenJson {
+            app: &c.app.name,
+            access_token: rec.access_token.expose_secret(),
+            token_type: "bearer",
+            expires_at: rec.expires_at,
+            expires_in: rec.expires_at.saturating_sub(now()),
+            scopes: &rec.scopes,
+            api_url: rec.api_url.as_deref(),
+            source: source_name(src),
+        });
+    }
+    writeln!(out, "{}", rec.access_token.expose_secret())?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct RefreshJson {
+    app: String,
+    ok: bool,
+    expires_at: Option<u64>,
+    error: Option<String>,
+}
+
+pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let names: Vec<String> = if a.all {
+        decl.apps
+            .iter()
+            .filter(|x| x.oauth.grant == GrantKind::AuthorizationCode)
+            .map(|x| x.name.clone())
+            .collect()
+    } else {
+        vec![
+            decl.app(a.app.as_deref())
+                .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
+                .name
+                .clone(),
+        ]
+    };
+    let mut results = Vec::new();
+    let mut first_err: Option<CliError> = None;
+    let total = names.len();
+    for (i, name) in names.iter().enumerate() {
+        if a.all && !g.quiet && !a.json {
+            eprintln!("[{}/{total}] refreshing {name}", i + 1);
+        }
+        let r = load(g, &reg, &decl, Some(name)).and_then(|c| valid_token(&c, true, g));
+        match r {
+            Ok((rec, _)) => {
+                if !a.json && !g.quiet {
+                    println!(
+                        "{name}: refreshed, expires in {} min",
+                        rec.expires_at.saturating_sub(now()) / 60
+                    );
+                }
+                results.push(RefreshJson {
+                    app: name.clone(),
+                    ok: true,
+                    expires_at: Some(rec.expires_at),
+                    error: None,
+                });
+            }
+            Err(e) => {
+                results.push(RefreshJson {
+                    app: name.clone(),
+                    ok: false,
+                    expires_at: None,
+                    error: Some(e.message.clone()),
+                });
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    if a.json {
+        ctx::print_json(&results)?;
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[derive(Serialize)]
+struct LoginJson<'a> {
+    app: &'a str,
+    grant_type: &'static str,
+    scopes: &'a [String],
+    expires_at: u64,
+    refresh_token: bool,
+    store: String,
+}
+
+fn read_paste() -> Result<String, CliError> {
+    eprint!("After you allowed access, paste the full address of the page the browser was sent to: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::failure(format!("cannot read the pasted URL: {e}")))?;
+    if line.trim().is_empty() {
+        return Err(CliError::failure("nothing was pasted; no token").hint("run `connapp login` again"));
+    }
+    Ok(line)
+}
+
+fn consent_error(app: &str, e: ConsentError) -> CliError {
+    match e {
+        ConsentError::Timeout(s) => CliError::failure(format!("{app}: no consent arrived within {s} s")).hint(
+            "if the browser shows Zoom's \"Invalid redirect url\" (4700) page, the login redirect is not on the app's allow list in Zoom: add it exactly as declared in oauth.login_redirect",
+        ),
+        ConsentError::Denied { .. } => CliError::with_code(EXIT_REAUTH, format!("{app}: {e}"))
+            .hint("run `connapp login` again and choose Allow; admin-managed apps need an account owner or admin"),
+        other => CliError::failure(format!("{app}: {other}")),
+    }
+}
+
+pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let c = load(g, &reg, &decl, a.app.as_deref())?;
+    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
+    let name = c.app.name.clone();
+    let grant = c.app.oauth.grant;
+    let set = match grant {
+        GrantKind::AccountCredentials => {
+            let account = c.app.oauth.account_id.clone().unwrap_or_default();
+            c.rt.block_on(flows::account_credentials(&c.http, &c.provider, &creds, &account))
+                .map_err(|e| edge_error(&name, e))?
+        }
+        GrantKind::ClientCredentials => {
+            c.rt.block_on(flows::client_credentials(&c.http, &c.provider, &creds))
+                .map_err(|e| edge_error(&name, e))?
+        }
+        GrantKind::AuthorizationCode => {
+            let Some(lr) = &c.app.oauth.login_redirect else {
+                return Err(CliError::with_code(EXIT_INVALID, format!("{name} has no login redirect")).hint(
+                    "add `login_redirect = \"http://127.0.0.1/callback\"` under [apps.NAME.oauth] and the same URL to allow_list (and to the app's allow list in Zoom)",
+                ));
+            };
+            let template =
+                check_endpoint("login redirect", lr).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+            if !g.quiet {
+                eprintln!(
+                    "note: Zoom keeps one grant per user per app. If the Zoom user you sign in with has already authorized {} elsewhere (for example ServiceNow's \"Get OAuth Token\"), consenting here ends that grant and the other side must consent again. Sign in with a different admin than the one ServiceNow used.",
+                    c.app.display_name
+                );
+            }
+            let timeout = Duration::from_secs(a.timeout);
+            let (code, redirect, verifier) = if a.no_browser {
+                let mut fixed = template.clone();
+                if fixed.port().is_none() {
+                    let _ = fixed.set_port(Some(8400));
+                }
+                let req = flows::authorize(&c.provider, &creds, &fixed).map_err(|e| edge_error(&name, e))?;
+                eprintln!(
+                    "Open this URL in a browser on any machine and allow access:\n\n  {}\n",
+                    req.url
+                );
+                let pasted = read_paste()?;
+                let code = parse_pasted(&pasted, &req.state).map_err(|e| consent_error(&name, e))?;
+                (code, req.redirect_uri, req.pkce_verifier)
+            } else {
+                let (code, redirect, verifier) = c.rt.block_on(async {
+                    let lb = Loopback::bind(&template).await.map_err(|e| consent_error(&name, e))?;
+                    let req =
+                        flows::authorize(&c.provider, &creds, &lb.redirect_uri).map_err(|e| edge_error(&name, e))?;
+                    eprintln!(
+                        "Opening the browser to authorize {}. If it does not open, visit:\n\n  {}\n",
+                        c.app.display_name, req.url
+                    );
+                    // Some browsers (and $BROWSER commands) block until closed:
+                    // open from another thread so the listener keeps serving.
+                    let url = req.url.to_string();
+                    std::thread::spawn(move || {
+                        if let Err(e) = webbrowser::open(&url) {
+                            eprintln!("(could not open a browser: {e}; open the URL above by hand)");
+                        }
+                    });
+                    let redirect = lb.redirect_uri.clone();
+                    let code = lb
+                        .wait(&req.state, timeout)
+                        .await
+                        .map_err(|e| consent_error(&name, e))?;
+                    Ok::<_, CliError>((code, redirect, req.pkce_verifier))
+                })?;
+                (code, redirect, verifier)
+            };
+            c.rt.block_on(flows::exchange_code(
+                &c.http,
+                &c.provider,
+                &creds,
+                &code,
+                &redirect,
+                verifier,
+            ))
+            .map_err(|e| edge_error(&name, e))?
+        }
+    };
+    let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
+    let rec = TokenRecord::from_set(set, grant.as_str(), now(), &declared);
+    let store = StoreTokens {
+        store: &c.store,
+        key: token_key(&name),
+    };
+    c.lifecycle
+        .store_new(&store, &rec)
+        .map_err(|e| lifecycle_error(&name, e))?;
+    let missing: Vec<&String> = declared.iter().filter(|s| !rec.scopes.contains(s)).collect();
+    let desc = c.store.describe().map(|d| d.location).unwrap_or_default();
+    if a.json {
+        return ctx::print_json(&LoginJson {
+            app: &name,
+            grant_type: grant.as_str(),
+            scopes: &rec.scopes,
+            expires_at: rec.expires_at,
+            refresh_token: rec.refresh_token.is_some(),
+            store: desc,
+        });
+    }
+    if !g.quiet {
+        println!(
+            "Logged in: {name} ({}), {} scopes, expires in {} min; stored in {}",
+            grant.as_str(),
+            rec.scopes.len(),
+            rec.expires_at.saturating_sub(now()) / 60,
+            desc
+        );
+        if !missing.is_empty() {
+            eprintln!(
+                "warning: the grant lacks declared scopes: {} (add them to the app in Zoom, then log in again)",
+                missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    let _ = &c.platform;
+    Ok(())
+}
+
+pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let c = load(g, &reg, &decl, a.app.as_deref())?;
+    let name = c.app.name.clone();
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                CliError::failure("refusing to revoke without confirmation: standard input is not a terminal")
+                    .hint("pass --yes to confirm"),
+            );
+        }
+        eprint!("Revoke the grant of {name} at the provider and forget its tokens? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::failure("not revoked"));
+        }
+    }
+    let store = StoreTokens {
+        store: &c.store,
+        key: token_key(&name),
+    };
+    let Some((bytes, version)) = store.load().map_err(CliError::failure)? else {
+        return Err(CliError::failure(format!(
+            "no token is stored for {name}; nothing to revoke"
+        )));
+    };
+    let rec = TokenRecord::from_bytes(&bytes).map_err(CliError::failure)?;
+    let creds = credentials(&c.store, c.store_plugin, &name)?;
+    let token = rec.refresh_token.as_ref().unwrap_or(&rec.access_token);
+    let result = c.rt.block_on(flows::revoke(&c.http, &c.provider, &creds, token));
+    match result {
+        Ok(()) => {}
+        // Already dead at the provider: forget it all the same.
+        Err(EdgeError::Rejected { ref error, .. }) if error == "invalid_request" || error == "invalid_grant" => {}
+        Err(e) => return Err(edge_error(&name, e)),
+    }
+    c.store
+        .delete(&token_key(&name), Expected::Version(version))
+        .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?;
+    c.lifecycle.forget_journal();
+    if !g.quiet {
+        println!("Revoked the grant of {name} and removed its tokens");
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusApp {
+    app: String,
+    platform: String,
+    grant_type: String,
+    store: String,
+    logged_in: bool,
+    token_age_secs: Option<u64>,
+    expires_in_secs: Option<i64>,
+    refresh_token: bool,
+    declared_scopes: Vec<String>,
+    granted_scopes: Vec<String>,
+    missing_scopes: Vec<String>,
+    extra_scopes: Vec<String>,
+    error: Option<String>,
+}
+
+pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let location = store.describe().map(|d| d.location).unwrap_or_default();
+    let mut out = Vec::new();
+    for app in &decl.apps {
+        let declared: Vec<String> = app.scopes.iter().map(|s| s.scope.clone()).collect();
+        let mut s = StatusApp {
+            app: app.name.clone(),
+            platform: app.platform.clone(),
+            grant_type: app.oauth.grant.as_str().to_string(),
+            store: format!("{} ({location})", decl.store.kind),
+            logged_in: false,
+            token_age_secs: None,
+            expires_in_secs: None,
+            refresh_token: false,
+            declared_scopes: declared.clone(),
+            granted_scopes: vec![],
+            missing_scopes: vec![],
+            extra_scopes: vec![],
+            error: None,
+        };
+        match store.get(&token_key(&app.name)) {
+            Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
+                Ok(rec) => {
+                    let t = now();
+                    s.logged_in = true;
+                    s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));
+                    s.expires_in_secs = Some(rec.expires_at as i64 - t as i64);
+                    s.refresh_token = rec.refresh_token.is_some();
+                    s.missing_scopes = declared.iter().filter(|x| !rec.scopes.contains(x)).cloned().collect();
+                    s.extra_scopes = rec.scopes.iter().filter(|x| !declared.contains(x)).cloned().collect();
+                    s.granted_scopes = rec.scopes.clone();
+                }
+                Err(e) => s.error = Some(e),
+            },
+            Ok(None) => {}
+            Err(e) => s.error = Some(connapp_host::plugin_error(plugin, e).to_string()),
+        }
+        out.push(s);
+    }
+    if a.json {
+        return ctx::print_json(&out);
+    }
+    let mut w = std::io::stdout().lock();
+    writeln!(
+        w,
+        "{:<18} {:<20} {:<10} {:<12} {:<16} STORE",
+        "APP", "GRANT", "TOKEN", "EXPIRES", "SCOPES"
+    )?;
+    for s in &out {
+        let token = if s.logged_in { "yes" } else { "none" };
+        let expires = match s.expires_in_secs {
+            Some(e) if e > 0 => format!("in {} min", e / 60),
+            Some(_) => "expired".into(),
+            None => "-".into(),
+        };
+        let scopes = if !s.logged_in {
+            format!("{} declared", s.declared_scopes.len())
+        } else if s.missing_scopes.is_empty() {
+            format!("{}/{} ok", s.declared_scopes.len(), s.declared_scopes.len())
+        } else {
+            format!("{} missing", s.missing_scopes.len())
+        };
+        writeln!(
+            w,
+            "{:<18} {:<20} {:<10} {:<12} {:<16} {}",
+            s.app, s.grant_type, token, expires, scopes, s.store
+        )?;
+        if !s.missing_scopes.is_empty() && !g.quiet {
+            writeln!(
+                w,
+                "  missing: {} (consent again after adding them to the app)",
+                s.missing_scopes.join(", ")
+            )?;
+        }
+        if let Some(e) = &s.error {
+            writeln!(w, "  error: {e}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! connapp platform plugin `platform-generic`: any standards-following OAuth
+//! 2.0 provider. Its endpoints, client authentication and PKCE setting come
+//! from the declaration's `[apps.NAME.oauth]` table.
+//!
+//! What it is **not**: a discovery client (no `.well-known` lookups).
+
+use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, export_plugin};
+
+/// A generic OAuth 2.0 provider: everything from the declaration.
+pub fn generic() -> Platform {
+    Platform {
+        name: "generic".into(),
+        description: "any OAuth 2.0 provider; endpoints from the declaration".into(),
+        client_auth: "basic".into(),
+        pkce: true,
+        send_scopes: true,
+        endpoints_from_declaration: true,
+        ..Platform::default()
+    }
+}
+
+/// The plugin: provides the platform `generic`.
+pub struct GenericPlatform;
+
+impl Plugin for GenericPlatform {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "platform-generic".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "a generic OAuth 2.0 provider whose endpoints come from the declaration".into(),
+            api_version: String::new(),
+            provides: vec![Provided {
+                kind: PluginKind::PLATFORM,
+                name: "generic".into(),
+                store_capabilities: None,
+            }],
+        }
+    }
+    fn platforms() -> Vec<Platform> {
+        vec![generic()]
+    }
+}
+
+export_plugin!(GenericPlatform);
