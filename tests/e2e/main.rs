@@ -8,3 +8,4 @@ mod corpus;
 mod crash;
 mod plugins;
 mod secrets;
+mod tokens;

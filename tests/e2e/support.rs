@@ -42,6 +42,8 @@ pub struct Built {
     pub full: PathBuf,
     /// The dist tree made by `cargo xtask dist --dev --dynamic store-file`.
     pub dist: PathBuf,
+    /// `connapp` built with the fault-injection switch (test builds only).
+    pub fault: PathBuf,
     /// A directory holding only the panicking plugin.
     pub panic_dir: PathBuf,
     /// A directory holding only the plugin built for plugin API 2.0.0.
@@ -109,6 +111,12 @@ pub fn built() -> &'static Built {
                 .arg(&dist),
             "cargo xtask dist --dev --dynamic store-file",
         );
+        must(
+            cargo().args(["build", "-q", "-p", "connapp-cli", "--features", "fault-injection"]),
+            "cargo build -p connapp-cli --features fault-injection",
+        );
+        let fault = target.join("e2e").join("connapp-fault");
+        std::fs::copy(target.join("debug").join("connapp"), &fault).expect("copy binary");
         // The fully built-in binary, built after dist so target/debug/connapp is this one.
         must(
             cargo().args(["build", "-q", "-p", "connapp-cli"]),
@@ -175,6 +183,7 @@ pub fn built() -> &'static Built {
         );
         Built {
             full,
+            fault,
             dist,
             panic_dir,
             wrong_abi_dir,

@@ -431,6 +431,13 @@ impl FileStore {
             f.write_all(&sealed)?;
             f.sync_all()?;
             drop(f);
+            #[cfg(feature = "fault-injection")]
+            if std::env::var("CONNAPP_FAULT").is_ok_and(|p| p == "store-write") {
+                // SAFETY: SIGKILL to ourselves, between the temp file and the rename.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
             fs::rename(&tmp, &path)?;
             #[cfg(unix)]
             File::open(&self.dir)?.sync_all()?;

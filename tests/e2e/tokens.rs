@@ -1,0 +1,379 @@
+//! Tokens end to end: login (browser, paste-back, server-to-server, generic
+//! OAuth 2.0), token, refresh, revoke, status — against the in-process Zoom
+//! sandbox, with real processes, real locks and real crashes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use connapp_sandbox::state::App as SbxApp;
+use connapp_sandbox::{Sandbox as Zoom, Seed};
+use serde_json::{Value, json};
+
+use crate::support::{Run, Sandbox, built};
+
+const DEX: &str = "sbxDexClientId00000001";
+const LOOPBACK: &str = "http://127.0.0.1/callback";
+
+struct World {
+    zoom: Zoom,
+    user: Sandbox,
+    http: reqwest::blocking::Client,
+}
+
+fn seed(auto_approve: bool) -> Seed {
+    let mut seed = Seed::default();
+    for app in &mut seed.apps {
+        if app.client_id == DEX {
+            app.allow_list.push(LOOPBACK.into());
+            app.client_secret = "CANARY-client-secret-5d2f".into();
+        }
+    }
+    if auto_approve {
+        seed.knobs.auto_approve = Some("admin".into());
+    }
+    seed
+}
+
+/// A browser stand-in: fetches the URL and follows redirects, like a browser
+/// whose user already clicked Allow (the sandbox auto-approves).
+fn fetching_browser(dir: &Path) -> PathBuf {
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nexec python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \"$1\"\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+impl World {
+    fn new(bin: &Path, auto_approve: bool) -> World {
+        let zoom = Zoom::start(seed(auto_approve)).expect("sandbox");
+        let mut user = Sandbox::new(bin);
+        let decl = user.init();
+        let base = zoom.base_url();
+        let text = std::fs::read_to_string(&decl).expect("read").replace(
+            "allow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]",
+            &format!("allow_list = [\"https://acme.service-now.com/oauth_redirect.do\", \"{LOOPBACK}\"]"),
+        ) + &format!(
+            "\n[apps.dex-zoom.oauth]\noauth_base = \"{base}\"\napi_base = \"{base}\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+        );
+        std::fs::write(&decl, text).expect("write");
+        let browser = fetching_browser(user.path());
+        user.set_env("BROWSER", &browser.display().to_string());
+        user.run(&["secrets", "set", "client-id", "--from-stdin"], Some(DEX.as_bytes()))
+            .ok();
+        let secret = zoom.app(DEX).expect("app").client_secret;
+        user.run(
+            &["secrets", "set", "client-secret", "--from-stdin"],
+            Some(secret.as_bytes()),
+        )
+        .ok();
+        World {
+            zoom,
+            user,
+            http: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/_sandbox{path}", self.zoom.base_url()))
+            .json(&body)
+            .send()
+            .expect("control");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().expect("json")
+    }
+
+    fn set_knob(&self, k: &str, v: Value) {
+        let mut knobs = self.control(reqwest::Method::GET, "/knobs", Value::Null);
+        knobs[k] = v;
+        self.control(reqwest::Method::PUT, "/knobs", knobs);
+    }
+
+    fn counters(&self) -> Value {
+        self.control(reqwest::Method::GET, "/counters", Value::Null)
+    }
+
+    fn login(&self) -> Run {
+        self.user.run(&["login", "--timeout", "20"], None).ok()
+    }
+}
+
+#[test]
+fn login_token_status_refresh_revoke() {
+    let w = World::new(&built().full, true);
+    let out = w.login();
+    assert!(out.stdout().contains("Logged in: dex-zoom"), "{}", out.stdout());
+    assert!(out.stderr().contains("one grant per user per app"), "{}", out.stderr());
+    let token = w.user.run(&["token"], None).ok().stdout().trim().to_string();
+    assert!(token.starts_with("sbx.at."));
+    // The token works against the API.
+    let me = w
+        .http
+        .get(format!("{}/v2/users/me", w.zoom.base_url()))
+        .bearer_auth(&token)
+        .send()
+        .expect("api");
+    assert!(me.status().is_success());
+    let j = w.user.run(&["token", "--json"], None).ok().json();
+    assert_eq!(j["access_token"], token.as_str());
+    assert_eq!(j["source"], "stored");
+    assert_eq!(j["scopes"].as_array().expect("scopes").len(), 6);
+    let st = w.user.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["logged_in"], true);
+    assert_eq!(st[0]["declared_scopes"], st[0]["granted_scopes"]);
+    assert_eq!(st[0]["missing_scopes"], json!([]));
+    w.user.run(&["refresh"], None).ok();
+    assert_eq!(w.counters()["refreshes"]["1"], 1);
+    let new_token = w.user.run(&["token"], None).ok().stdout().trim().to_string();
+    assert_ne!(new_token, token);
+    w.user.run(&["revoke"], None).fails_with(1);
+    w.user.run(&["revoke", "--yes"], None).ok();
+    let out = w.user.run(&["token"], None).fails_with(5);
+    assert!(out.stderr().contains("connapp login"), "{}", out.stderr());
+}
+
+#[test]
+fn status_shows_scopes_missing_from_the_grant() {
+    let w = World::new(&built().full, true);
+    // The app in Zoom lacks one declared scope when the admin consents.
+    let mut app: SbxApp = w.zoom.app(DEX).expect("app");
+    app.scopes.retain(|s| s != "dashboard:read:issues_zoomroom:admin");
+    w.control(reqwest::Method::PUT, &format!("/apps/{DEX}"), json!(app));
+    let out = w.login();
+    assert!(out.stderr().contains("lacks declared scopes"), "{}", out.stderr());
+    let st = w.user.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["missing_scopes"], json!(["dashboard:read:issues_zoomroom:admin"]));
+    let text = w.user.run(&["status"], None).ok().stdout();
+    assert!(text.contains("1 missing"), "{text}");
+}
+
+#[test]
+fn no_browser_paste_back() {
+    let w = World::new(&built().full, false);
+    let mut child = Command::new(&w.user.bin)
+        .args(["login", "--no-browser"])
+        .current_dir(w.user.path())
+        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut url = None;
+    let mut line = String::new();
+    while stderr.read_line(&mut line).expect("read") > 0 {
+        if let Some(u) = line.trim().strip_prefix("http") {
+            url = Some(format!("http{u}"));
+            break;
+        }
+        line.clear();
+    }
+    let url = url.expect("connapp printed the authorize URL");
+    // The human: opens the URL elsewhere, signs in as the admin, clicks Allow.
+    let parsed = url::Url::parse(&url).expect("url");
+    let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    form.push(("user".into(), "admin".into()));
+    form.push(("decision".into(), "allow".into()));
+    let r = w
+        .http
+        .post(format!("{}/oauth/authorize", w.zoom.base_url()))
+        .form(&form)
+        .send()
+        .expect("consent");
+    let landed = r.headers()["location"].to_str().expect("location").to_string();
+    assert!(landed.starts_with("http://127.0.0.1:"), "{landed}");
+    // ...and pastes the address of the page that did not load.
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{landed}\n").as_bytes())
+        .expect("paste");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    w.user.run(&["token"], None).ok();
+}
+
+#[test]
+fn thirty_two_concurrent_token_calls_refresh_exactly_once() {
+    let w = World::new(&built().full, true);
+    w.set_knob("access_ttl", json!(1));
+    w.login();
+    std::thread::sleep(Duration::from_millis(1500));
+    w.set_knob("access_ttl", json!(3599));
+    let before = w.counters();
+    assert!(before["refreshes"].as_object().is_none_or(|m| m.is_empty()));
+    let children: Vec<_> = (0..32)
+        .map(|_| {
+            Command::new(&w.user.bin)
+                .args(["token", "--margin", "0"])
+                .current_dir(w.user.path())
+                .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let tokens: std::collections::BTreeSet<String> = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every process prints the same, refreshed token");
+    let c = w.counters();
+    assert_eq!(c["refreshes"]["1"], 1, "exactly one refresh: {c}");
+    assert_eq!(c["token_requests"]["refresh_token"], 1, "{c}");
+    // And the printed token is valid.
+    let t = tokens.into_iter().next().expect("token");
+    let me = w
+        .http
+        .get(format!("{}/v2/users/me", w.zoom.base_url()))
+        .bearer_auth(&t)
+        .send()
+        .expect("api");
+    assert!(me.status().is_success());
+}
+
+#[test]
+fn killed_refreshes_never_need_a_new_consent() {
+    let b = built();
+    let w = World::new(&b.fault, true);
+    w.login();
+    for point in [
+        "before-request",
+        "after-response",
+        "before-store-write",
+        "store-write",
+        "after-store-write",
+    ] {
+        let mut c = Command::new(&b.fault);
+        c.args(["refresh"])
+            .current_dir(w.user.path())
+            .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("CONNAPP_FAULT", point)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let status = c.status().expect("run");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{point}: the fault point was not reached ({status})"
+        );
+        // The next run recovers without a new consent.
+        let out = w.user.run(&["token", "--json"], None).ok();
+        let j = out.json();
+        let me = w
+            .http
+            .get(format!("{}/v2/users/me", w.zoom.base_url()))
+            .bearer_auth(j["access_token"].as_str().expect("token"))
+            .send()
+            .expect("api");
+        assert!(me.status().is_success(), "{point}: the recovered token does not work");
+        w.user.run(&["refresh"], None).ok();
+    }
+    assert_eq!(w.counters()["consents"], 1, "no new consent was needed");
+}
+
+#[test]
+fn a_refresh_token_lost_elsewhere_is_explained() {
+    let w = World::new(&built().full, true);
+    w.login();
+    // Someone else's consent with the same user ends this grant (ServiceNow's "Get OAuth Token").
+    let grants = w.control(reqwest::Method::GET, "/grants", Value::Null);
+    let id = grants[0]["id"].as_u64().expect("id");
+    w.control(reqwest::Method::POST, &format!("/grants/{id}/revoke"), Value::Null);
+    let out = w.user.run(&["refresh"], None).fails_with(5);
+    let err = out.stderr();
+    assert!(
+        err.contains("rotated") && err.contains("consented again") && err.contains("connapp login"),
+        "{err}"
+    );
+    assert!(!err.contains("HTTP/1.1") && !err.contains("sbx.rt."), "{err}");
+}
+
+#[test]
+fn server_to_server_apps_get_tokens_without_a_browser() {
+    let zoom = Zoom::start(Seed::default()).expect("sandbox");
+    let s = Sandbox::new(&built().full);
+    let base = zoom.base_url();
+    let account = zoom.account_id();
+    std::fs::write(
+        s.path().join("connapp.toml"),
+        format!(
+            "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"connapp S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\npresets = [\"servicenow-dex-zoom\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
+        ),
+    )
+    .expect("write");
+    let app = zoom.app("sbxS2SClientId00000002").expect("app");
+    s.run(
+        &["secrets", "set", "client-id", "--from-stdin"],
+        Some(app.client_id.as_bytes()),
+    )
+    .ok();
+    s.run(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(app.client_secret.as_bytes()),
+    )
+    .ok();
+    let j = s.run(&["login", "--json"], None).ok().json();
+    assert_eq!(j["grant_type"], "account_credentials");
+    assert_eq!(j["refresh_token"], false);
+    s.run(&["token"], None).ok();
+    let st = s.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["refresh_token"], false);
+}
+
+#[test]
+fn the_generic_platform_works_against_a_plain_oauth_server() {
+    let zoom = Zoom::start(seed(true)).expect("sandbox");
+    let mut s = Sandbox::new(&built().full);
+    let base = zoom.base_url();
+    std::fs::write(
+        s.path().join("connapp.toml"),
+        format!(
+            "version = 1\n[store]\nkind = \"file\"\n[apps.plain]\ndisplay_name = \"Plain OAuth\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [\"user:read:user:admin\"]\n[apps.plain.oauth]\nauthorize_url = \"{base}/oauth/authorize\"\ntoken_url = \"{base}/oauth/token\"\nrevoke_url = \"{base}/oauth/revoke\"\nclient_auth = \"body\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+        ),
+    )
+    .expect("write");
+    // The generic platform sends `scope`; comma-free single scope is fine for the sandbox.
+    let browser = fetching_browser(s.path());
+    s.set_env("BROWSER", &browser.display().to_string());
+    let app = zoom.app(DEX).expect("app");
+    s.run(
+        &["secrets", "set", "client-id", "--from-stdin"],
+        Some(app.client_id.as_bytes()),
+    )
+    .ok();
+    s.run(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(app.client_secret.as_bytes()),
+    )
+    .ok();
+    s.run(&["login", "--timeout", "20"], None).ok();
+    let j = s.run(&["token", "--json"], None).ok().json();
+    assert_eq!(j["scopes"], json!(["user:read:user:admin"]));
+    s.run(&["refresh"], None).ok();
+    s.run(&["revoke", "--yes"], None).ok();
+}
