@@ -377,3 +377,202 @@ fn the_generic_platform_works_against_a_plain_oauth_server() {
     s.run(&["refresh"], None).ok();
     s.run(&["revoke", "--yes"], None).ok();
 }
+
+#[test]
+fn secrets_and_tokens_never_reach_any_output_even_at_vvv() {
+    let w = World::new(&built().full, true);
+    let canary_secret = "CANARY-client-secret-5d2f";
+    assert_eq!(w.zoom.app(DEX).expect("app").client_secret, canary_secret);
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str], input: Option<&[u8]>| {
+        let mut full = vec!["-vvv"];
+        full.extend_from_slice(args);
+        let r = w.user.run(&full, input);
+        outputs.push((args.join(" "), r.stdout(), r.stderr()));
+        r
+    };
+    run(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(canary_secret.as_bytes()),
+    )
+    .ok();
+    run(&["secrets", "list"], None).ok();
+    run(&["check"], None).ok();
+    run(&["login", "--timeout", "20"], None).ok();
+    run(&["status"], None).ok();
+    run(&["status", "--json"], None).ok();
+    run(&["refresh"], None).ok();
+    run(&["refresh", "--all", "--json"], None).ok();
+    // `token` prints the access token by design (stdout only); its log must not.
+    let t = run(&["token"], None).ok();
+    assert!(t.stdout().starts_with("sbx.at."));
+    run(&["revoke", "--yes"], None).ok();
+    run(&["refresh"], None).fails_with(5);
+    let mut logged = 0;
+    for (cmd, out, err) in &outputs {
+        let out = if cmd == "token" { &String::new() } else { out };
+        for text in [out, err] {
+            assert!(
+                !text.contains(canary_secret),
+                "`{cmd}` printed the client secret:\n{text}"
+            );
+            assert!(!text.contains("sbx.at."), "`{cmd}` printed an access token:\n{text}");
+            assert!(!text.contains("sbx.rt."), "`{cmd}` printed a refresh token:\n{text}");
+        }
+        logged += err
+            .lines()
+            .filter(|l| l.contains("DEBUG") || l.contains("TRACE"))
+            .count();
+    }
+    assert!(logged > 5, "-vvv produced no debug log; the test would prove nothing");
+}
+
+/// Drives Debian's chromedriver over WebDriver (blocking).
+struct Chrome {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::blocking::Client,
+    profile: tempfile::TempDir,
+}
+
+impl Chrome {
+    fn start() -> Chrome {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (run `cargo xtask test`, which installs chromium-driver)");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::blocking::Client::new();
+        for _ in 0..200 {
+            if http
+                .get(format!("{base}/status"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().expect("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())]}}}});
+        let v: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .expect("session")
+            .json()
+            .expect("json");
+        let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
+        Chrome {
+            driver,
+            base,
+            session,
+            http,
+            profile,
+        }
+    }
+    fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let rb = self.http.request(method.clone(), &url);
+        let rb = if method == reqwest::Method::GET {
+            rb
+        } else {
+            rb.json(&body)
+        };
+        let v: Value = rb.send().expect("webdriver").json().expect("json");
+        v["value"].clone()
+    }
+    fn click(&self, css: &str) {
+        let el = self.cmd(
+            reqwest::Method::POST,
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        let id = el
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("element")
+            .to_string();
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = &self.profile;
+    }
+}
+
+#[test]
+#[ignore = "needs Chromium and chromedriver; `cargo xtask test` installs them and runs this"]
+fn login_with_headless_chromium_clicking_allow() {
+    let mut w = World::new(&built().full, false);
+    // The "browser" connapp opens only hands the URL to the test, which drives Chromium.
+    let url_file = w.user.path().join("authorize-url");
+    let script = w.user.path().join("hand-over.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > {}\n", url_file.display()),
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    w.user.set_env("BROWSER", &script.display().to_string());
+    let login = Command::new(&w.user.bin)
+        .args(["login", "--timeout", "60", "--json"])
+        .current_dir(w.user.path())
+        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn login");
+    let mut url = String::new();
+    for _ in 0..200 {
+        if let Ok(u) = std::fs::read_to_string(&url_file)
+            && !u.is_empty()
+        {
+            url = u;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        url.starts_with(&w.zoom.base_url()),
+        "no authorize URL handed over: {url:?}"
+    );
+    let chrome = Chrome::start();
+    chrome.cmd(reqwest::Method::POST, "/url", json!({"url": url}));
+    chrome.click("#user option[value='admin']");
+    chrome.click("#allow");
+    let out = login.wait_with_output().expect("login");
+    drop(chrome);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(j["refresh_token"], true);
+    // The token landed in the store; `token` prints it; status compares scopes.
+    let t = w.user.run(&["token"], None).ok().stdout();
+    assert!(t.starts_with("sbx.at."));
+    let st = w.user.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["declared_scopes"].as_array().expect("d").len(), 6);
+    assert_eq!(st[0]["missing_scopes"], json!([]));
+}

@@ -56,7 +56,13 @@ pub fn plugin_dirs() -> Vec<PathBuf> {
 
 /// Built-ins plus dynamic plugins from the plugin directories.
 pub fn registry() -> Registry {
-    Registry::discover(&plugin_dirs())
+    let dirs = plugin_dirs();
+    tracing::debug!(dirs = ?dirs, "plugin search path");
+    let reg = Registry::discover(&dirs);
+    for p in reg.plugins() {
+        tracing::debug!(plugin = %p.info.name, origin = %p.origin, "plugin loaded");
+    }
+    reg
 }
 
 /// Prints load failures as warnings (to stderr).
@@ -201,6 +207,7 @@ pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHan
         interactive: interactive(),
         prompt_secret,
     };
+    tracing::debug!(kind = %decl.store.kind, "opening the store");
     let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
         let err = CliError::from(e);
         if err.code == EXIT_PLUGIN {

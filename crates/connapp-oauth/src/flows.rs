@@ -357,6 +357,7 @@ pub async fn revoke(
     let Some(url) = &p.revoke_url else {
         return Err(EdgeError::Other("this provider has no revocation endpoint".into()));
     };
+    tracing::debug!(endpoint = %url, "revoking");
     // Zoom wants exactly `token=...` with Basic auth; the oauth2 crate adds a
     // hint Zoom does not document, so post the form directly.
     let mut form = vec![("token", token.expose_secret().to_string())];

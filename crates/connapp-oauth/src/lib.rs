@@ -159,6 +159,7 @@ pub(crate) async fn send(
         },
     })?;
     let status = resp.status().as_u16();
+    tracing::debug!(host = %host_of(&url), status, "response");
     let mut builder = http::Response::builder().status(status);
     for (k, v) in resp.headers() {
         builder = builder.header(k.as_str(), v.as_bytes());

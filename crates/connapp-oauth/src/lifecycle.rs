@@ -182,6 +182,7 @@ impl Lifecycle {
         let file = opts
             .open(&path)
             .map_err(|e| LifecycleError::Local(format!("cannot open {}: {e}", path.display())))?;
+        tracing::trace!(lock = %path.display(), "taking the app lock");
         let start = Instant::now();
         let mut told = false;
         loop {
@@ -231,6 +232,7 @@ impl Lifecycle {
         let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 32));
         out.extend_from_slice(format!("{}\n", base.map_or("-".to_string(), |v| v.to_string())).as_bytes());
         out.extend_from_slice(&body);
+        tracing::debug!(journal = %path.display(), "journaling the new tokens before the store write");
         let res = (|| {
             let mut opts = OpenOptions::new();
             opts.create(true).write(true).truncate(true);
@@ -315,6 +317,7 @@ impl Lifecycle {
             None => true,
             Some((cur, v)) => Some(*v) == base || cur.obtained_at < rec.obtained_at,
         };
+        tracing::info!(app = %self.app, newer, "replaying the journal of an interrupted run");
         if newer {
             let expected = current.as_ref().map(|(_, v)| *v);
             store.save(&rec.to_bytes(), expected).map_err(|e| {
@@ -365,6 +368,7 @@ impl Lifecycle {
             };
             return Ok((rec, src));
         }
+        tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs a refresh");
         let Some(rt) = &rec.refresh_token else {
             return Err(LifecycleError::NoRefreshToken { app: self.app.clone() });
         };
