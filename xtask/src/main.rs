@@ -50,6 +50,8 @@ fn run() -> Result<()> {
         Some("test") => test(),
         Some("dist") => dist(&args[1..]).map(|_| ()),
         Some("bench") => bench(),
+        // The demo's stand-in browser (connapp opens it through $BROWSER).
+        Some("browse") => browse(args.get(1).context("browse needs a URL")?),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -449,6 +451,27 @@ fn sandbox_startup(bin: &Path) -> Result<std::time::Duration> {
 // demo
 // ---------------------------------------------------------------------------
 
+const DEMO_SEED: &str = r#"# The sandbox world of the demo: the DEX app as the Marketplace procedure
+# creates it, plus a loopback redirect on its allow list for connapp's own login.
+plan = "business"
+[knobs]
+auto_approve = "admin"
+
+[[apps]]
+app_id = "sbxAppDex0000000000001"
+name = "DEX for Zoom"
+kind = "general"
+usage = "ADMIN_MANAGEMENT"
+client_id = "sbxDexClientId00000001"
+client_secret = "demo-client-secret-0123456789abcdef"
+secret_token = "demo-secret-token-abcdef"
+redirect_urls = ["https://acme.service-now.com/oauth_redirect.do"]
+allow_list = ["https://acme.service-now.com/oauth_redirect.do", "http://127.0.0.1/callback"]
+strict_mode = false
+subdomain_check = false
+scopes = ["report:read:user:admin", "dashboard:read:list_meeting_participants_qos:admin", "dashboard:read:meeting_participant_qos:admin", "dashboard:read:list_zoomrooms:admin", "dashboard:read:issues_zoomroom:admin", "user:read:user:admin"]
+"#;
+
 fn demo() -> Result<()> {
     run_cmd(cargo().args(["build", "-q", "-p", "connapp-cli"]))?;
     let bin = target_dir()
@@ -456,27 +479,89 @@ fn demo() -> Result<()> {
         .join(format!("connapp{}", std::env::consts::EXE_SUFFIX));
     let work = std::env::temp_dir().join(format!("connapp-demo-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    let result = demo_steps(&bin, &work);
+    std::fs::write(work.join("sandbox-seed.toml"), DEMO_SEED)?;
+    let mut sandbox = Command::new(&bin)
+        .args(["sandbox", "--port", "0", "--json", "--seed"])
+        .arg(work.join("sandbox-seed.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start connapp sandbox")?;
+    let result = (|| {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(sandbox.stdout.take().context("sandbox stdout")?).read_line(&mut line)?;
+        let base = json_str(&line, "base_url").context("the sandbox did not print its base URL")?;
+        demo_steps(&bin, &work, &base)
+    })();
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
-fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
+/// The string value of `"key":"..."` in a one-line JSON object (enough for the sandbox's banner).
+fn json_str(line: &str, key: &str) -> Option<String> {
+    let rest = line.split(&format!("\"{key}\":\"")).nth(1)?;
+    Some(rest.split('"').next()?.to_string())
+}
+
+/// A minimal browser for the demo: GET the URL over loopback HTTP and follow
+/// redirects, as a browser does after the (auto-approved) consent.
+fn browse(url: &str) -> Result<()> {
+    use std::io::{Read, Write};
+    let mut url = url.to_string();
+    for _ in 0..5 {
+        let rest = url
+            .strip_prefix("http://")
+            .context("the demo browser only speaks http to loopback")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let mut s = std::net::TcpStream::connect(authority)?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        let location = resp
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")));
+        match location {
+            Some(l) => url = l.trim().to_string(),
+            None => return Ok(()),
+        }
+    }
+    bail!("too many redirects")
+}
+
+fn demo_steps(bin: &Path, work: &Path, base: &str) -> Result<()> {
     let step = |title: &str, args: &[&str], stdin: Option<&str>| run_step(bin, work, title, args, stdin, 0);
+    println!("connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`");
     println!(
-        "connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`, in {}",
+        "  Zoom: the embedded sandbox at {base} (not the real Zoom)\n  work: {}",
         work.display()
     );
-    step("Declare the app from the preset", &["init", "--instance", "acme"], None)?;
+    step(
+        "Declare the app from the preset",
+        &[
+            "init",
+            "--instance",
+            "acme",
+            "--login-redirect",
+            "http://127.0.0.1/callback",
+            "--zoom-base",
+            base,
+        ],
+        None,
+    )?;
     let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
     println!("--- connapp.toml ---\n{decl}--------------------");
     step("Validate the declaration offline", &["check"], None)?;
     // The classic mistake: a trailing slash in the allow list, caught offline.
     let redirect = "https://acme.service-now.com/oauth_redirect.do";
-    let typo = decl.replace(
-        &format!("allow_list = [\"{redirect}\"]"),
-        &format!("allow_list = [\"{redirect}/\"]"),
-    );
+    let typo = decl.replace(&format!("[\"{redirect}\", "), &format!("[\"{redirect}/\", "));
     std::fs::write(work.join("typo.toml"), typo)?;
     run_step(
         bin,
@@ -486,40 +571,84 @@ fn demo_steps(bin: &Path, work: &Path) -> Result<()> {
         None,
         3,
     )?;
-    // Demo values stand in for what the Zoom Marketplace shows on the app's page.
+    // The values the Zoom Marketplace shows on the app's page (here: the sandbox's).
     step(
         "Store the Client ID",
         &["secrets", "set", "client-id", "--from-stdin"],
-        Some("dEm0cLiEnTiD4acme\n"),
+        Some("sbxDexClientId00000001\n"),
     )?;
     step(
         "Store the Client Secret",
         &["secrets", "set", "client-secret", "--from-stdin"],
-        Some("demo-client-secret-not-real-0123456789\n"),
+        Some("demo-client-secret-0123456789abcdef\n"),
     )?;
     step(
         "Store the Secret Token",
         &["secrets", "set", "secret-token", "--from-stdin"],
-        Some("demo-secret-token-not-real-abcdef\n"),
+        Some("demo-secret-token-abcdef\n"),
     )?;
     step("What is stored (metadata only)", &["secrets", "list"], None)?;
+    step(
+        "Consent as the Zoom admin (the sandbox approves at once)",
+        &["login"],
+        None,
+    )?;
+    println!("\n== A valid access token, refreshed when needed\n$ connapp token --json");
+    let out = demo_command(bin, work, &["token", "--json"])
+        .stdout(Stdio::piped())
+        .output()
+        .context("connapp token")?;
+    if !out.status.success() {
+        bail!("connapp token failed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Shown with the token shortened: it is a credential, even in a demo.
+    let token = json_str(&text.replace([' ', '\n'], ""), "access_token").unwrap_or_default();
+    println!(
+        "{}",
+        text.replace(
+            &token,
+            &format!("{}...({} characters)", &token[..token.len().min(12)], token.len())
+        )
+    );
+    step(
+        "Every app: grant, expiry, scopes granted vs declared",
+        &["status"],
+        None,
+    )?;
     step("Plugins in this build", &["plugins", "list"], None)?;
-    println!("\nDemo complete: declared, validated and stored in an encrypted file store.");
+    println!(
+        "\nDemo complete: declared, validated, secrets stored encrypted, consent given, token obtained and kept fresh."
+    );
     Ok(())
 }
 
-/// Runs one demo step and checks its exit code.
-fn run_step(bin: &Path, work: &Path, title: &str, args: &[&str], stdin: Option<&str>, code: i32) -> Result<()> {
-    println!("\n== {title}\n$ connapp {}", args.join(" "));
+fn demo_command(bin: &Path, work: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
     c.args(args)
         .current_dir(work)
         .env("CONNAPP_CONFIG_DIR", work.join("config"))
         .env("CONNAPP_DATA_DIR", work.join("data"))
         .env("CONNAPP_FILE_PASSPHRASE", "demo passphrase (use a real one)")
+        .env(
+            "BROWSER",
+            format!(
+                "{} browse %s",
+                std::env::current_exe()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            ),
+        )
         .env_remove("CONNAPP_FILE")
-        .env_remove("CONNAPP_PLUGIN_PATH")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        .env_remove("CONNAPP_PLUGIN_PATH");
+    c
+}
+
+/// Runs one demo step and checks its exit code.
+fn run_step(bin: &Path, work: &Path, title: &str, args: &[&str], stdin: Option<&str>, code: i32) -> Result<()> {
+    println!("\n== {title}\n$ connapp {}", args.join(" "));
+    let mut c = demo_command(bin, work, args);
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = c.spawn().context("start connapp")?;
     if let Some(input) = stdin {
         use std::io::Write;

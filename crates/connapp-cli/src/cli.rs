@@ -89,6 +89,12 @@ pub struct InitArgs {
     /// The store kind for secrets.
     #[arg(long, default_value = "file")]
     pub store: String,
+    /// A loopback redirect for `connapp login`, added to the allow list (e.g. http://127.0.0.1/callback).
+    #[arg(long, value_name = "URL")]
+    pub login_redirect: Option<String>,
+    /// Talk to this Zoom instead of zoom.us / api.zoom.us (e.g. `connapp sandbox`'s URL).
+    #[arg(long, value_name = "URL")]
+    pub zoom_base: Option<String>,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,

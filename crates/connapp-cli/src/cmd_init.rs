@@ -73,6 +73,8 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         scopes: &scopes,
         instance: &a.instance,
         store_kind: &a.store,
+        login_redirect: a.login_redirect.as_deref(),
+        zoom_base: a.zoom_base.as_deref(),
     });
     // Never write something `check` would reject.
     let report = connapp_core::check(&path.display().to_string(), &text, &ctx::catalog(&reg));

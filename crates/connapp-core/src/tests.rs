@@ -33,6 +33,8 @@ fn init_text(instance: &str) -> String {
         scopes: &scopes,
         instance,
         store_kind: "file",
+        login_redirect: None,
+        zoom_base: None,
     })
 }
 
