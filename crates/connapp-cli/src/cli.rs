@@ -213,6 +213,9 @@ pub struct LoginArgs {
     /// Seconds to wait for the consent.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// The user who will consent (sent as `login_hint`; named in the one-grant warning).
+    #[arg(long, value_name = "EMAIL")]
+    pub user_hint: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -394,7 +394,10 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let c = load(g, &reg, &decl, a.app.as_deref())?;
+    let mut c = load(g, &reg, &decl, a.app.as_deref())?;
+    if let Some(h) = &a.user_hint {
+        c.provider.extra_authorize_params.push(("login_hint".into(), h.clone()));
+    }
     let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
     let name = c.app.name.clone();
     let grant = c.app.oauth.grant;
@@ -417,8 +420,12 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
             let template =
                 check_endpoint("login redirect", lr).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
             if !g.quiet {
+                let who = a
+                    .user_hint
+                    .as_deref()
+                    .map_or("the Zoom user you sign in with".to_string(), |h| h.to_string());
                 eprintln!(
-                    "note: Zoom keeps one grant per user per app. If the Zoom user you sign in with has already authorized {} elsewhere (for example ServiceNow's \"Get OAuth Token\"), consenting here ends that grant and the other side must consent again. Sign in with a different admin than the one ServiceNow used.",
+                    "note: Zoom keeps one grant per user per app. If {who} has already authorized {} elsewhere (for example ServiceNow's \"Get OAuth Token\"), consenting here ends that grant and the other side must consent again. Sign in with a different admin than the one ServiceNow used.",
                     c.app.display_name
                 );
             }

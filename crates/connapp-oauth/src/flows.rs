@@ -42,6 +42,8 @@ pub struct Provider {
     pub send_scopes: bool,
     /// Scopes to request when `send_scopes`.
     pub scopes: Vec<String>,
+    /// Extra authorize parameters (e.g. `login_hint`).
+    pub extra_authorize_params: Vec<(String, String)>,
 }
 
 impl Provider {
@@ -61,6 +63,7 @@ impl Provider {
             pkce,
             send_scopes: false,
             scopes: Vec::new(),
+            extra_authorize_params: Vec::new(),
         })
     }
 }
@@ -230,6 +233,9 @@ pub fn authorize(p: &Provider, c: &Credentials, redirect_uri: &Url) -> Result<Au
     }
     if p.send_scopes {
         req = req.add_scopes(p.scopes.iter().map(|s| Scope::new(s.clone())));
+    }
+    for (k, v) in &p.extra_authorize_params {
+        req = req.add_extra_param(k.clone(), v.clone());
     }
     let (url, state) = req.url();
     Ok(AuthorizeRequest {
