@@ -33,7 +33,8 @@ fn the_full_binary_has_exactly_the_expected_builtins() {
             ("platform-generic".to_string(), "builtin".to_string()),
             ("platform-zoom".to_string(), "builtin".to_string()),
             ("preset-servicenow".to_string(), "builtin".to_string()),
-            ("store-file".to_string(), "builtin".to_string())
+            ("store-file".to_string(), "builtin".to_string()),
+            ("store-vault".to_string(), "builtin".to_string())
         ]
     );
 }
@@ -258,5 +259,26 @@ fn a_dynamic_plugin_cannot_shadow_a_builtin() {
         out.stderr().contains("already loaded from built-in"),
         "{}",
         out.stderr()
+    );
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn conformance_of_the_dynamic_vault_store_on_openbao() {
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR: run through `cargo xtask test`");
+    let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, token).expect("write");
+    let prefix = format!("connapp-e2e/dynamic-{}", std::process::id());
+    conformance_of_library(
+        &built().dist_store_vault(),
+        "vault",
+        vec![
+            ("addr".into(), addr),
+            ("token_file".into(), token_file.display().to_string()),
+            ("prefix".into(), prefix),
+        ],
+        false,
     );
 }

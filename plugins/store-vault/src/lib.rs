@@ -1,0 +1,559 @@
+//! connapp store plugin `store-vault`: secrets in Vault or OpenBao, KV
+//! version 2, with the engine's own check-and-set, so several hosts can share
+//! one store safely.
+//!
+//! Layout: each connapp key is one KV secret at `<mount>/data/<prefix>/<key>`
+//! holding `{"value": "<base64>"}`. Versions are KV versions. A delete writes
+//! a tombstone version with check-and-set and then soft-deletes it, so a
+//! delete is atomic against concurrent writers and versions never repeat.
+//!
+//! Settings (`[store.settings]`): `addr` (else `VAULT_ADDR` / `BAO_ADDR`),
+//! `mount` (default `secret`), `prefix` (default `connapp`), `namespace`,
+//! `token_file` (else `VAULT_TOKEN` / `BAO_TOKEN`), AppRole with `role_id` and
+//! `secret_id_file` (or `VAULT_SECRET_ID`), `ca_cert` (a PEM file).
+//!
+//! What it is **not**: a Vault administration tool; it never creates mounts
+//! or policies, it tells you which capability is missing.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use connapp_plugin_api::{
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
+    StoreDescription, StoreError, export_plugin,
+};
+use reqwest::blocking::{Client, Response};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+/// What the Vault store can do: persistent, shared, native check-and-set.
+pub const CAPABILITIES: Capabilities = Capabilities {
+    persistent: true,
+    shared_across_hosts: true,
+    native_cas: true,
+    max_value_size: 512 * 1024,
+};
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> StoreError {
+    StoreError::new(code, msg)
+}
+
+/// Connection settings.
+pub struct VaultConfig {
+    /// Base address, e.g. `https://vault.example:8200`.
+    pub addr: String,
+    /// KV v2 mount.
+    pub mount: String,
+    /// Path prefix under the mount.
+    pub prefix: String,
+    /// Enterprise/OpenBao namespace.
+    pub namespace: Option<String>,
+    /// The token.
+    pub token: Zeroizing<String>,
+    /// Extra CA certificate (PEM).
+    pub ca_cert: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for VaultConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultConfig")
+            .field("addr", &self.addr)
+            .field("mount", &self.mount)
+            .field("prefix", &self.prefix)
+            .field("namespace", &self.namespace)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The Vault / OpenBao store.
+pub struct VaultStore {
+    cfg: VaultConfig,
+    http: Client,
+}
+
+fn transport(addr: &str, e: &reqwest::Error) -> StoreError {
+    let what = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    err(ErrorCode::UNAVAILABLE, format!("cannot reach Vault at {addr}: {what}")).retryable()
+}
+
+impl VaultStore {
+    /// Connects (builds the client; no request yet).
+    pub fn new(cfg: VaultConfig) -> Result<Self, StoreError> {
+        // This plugin's own copy of rustls needs its provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &cfg.ca_cert {
+            let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
+                err(
+                    ErrorCode::INVALID_INPUT,
+                    format!("store.settings.ca_cert is not a PEM certificate: {e}"),
+                )
+            })?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b
+            .build()
+            .map_err(|e| err(ErrorCode::OTHER, format!("cannot build the HTTP client: {e}")))?;
+        Ok(VaultStore { cfg, http })
+    }
+
+    fn path(&self, kind: &str, key: &str) -> String {
+        let prefix = self.cfg.prefix.trim_matches('/');
+        let key = key.trim_start_matches('/');
+        let rel = if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}/{key}")
+        };
+        format!(
+            "{}/v1/{}/{kind}/{rel}",
+            self.cfg.addr.trim_end_matches('/'),
+            self.cfg.mount.trim_matches('/')
+        )
+    }
+
+    /// One request with retries on 5xx, 429 and transport errors (3 tries, backoff).
+    fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<(StatusCode, Value), StoreError> {
+        let mut delay = Duration::from_millis(100);
+        let mut last = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(delay);
+                delay *= 4;
+            }
+            let mut rb = self
+                .http
+                .request(method.clone(), url)
+                .header("X-Vault-Token", self.cfg.token.as_str())
+                .header("X-Vault-Request", "true");
+            if let Some(ns) = &self.cfg.namespace {
+                rb = rb.header("X-Vault-Namespace", ns);
+            }
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            match rb.send() {
+                Ok(r) => {
+                    let status = r.status();
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        last = Some(err(ErrorCode::UNAVAILABLE, format!("Vault answered HTTP {status}")).retryable());
+                        continue;
+                    }
+                    return Ok((status, json_of(r)));
+                }
+                Err(e) => last = Some(transport(&self.cfg.addr, &e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")))
+    }
+
+    fn denied(&self, url: &str, capability: &str) -> StoreError {
+        let path = url.split("/v1/").nth(1).unwrap_or(url);
+        err(
+            ErrorCode::PERMISSION_DENIED,
+            format!(
+                "Vault denied access to {path}: the token's policy needs the \"{capability}\" capability on path \"{path}\" (check the token, its policies, and the namespace)"
+            ),
+        )
+    }
+
+    fn unexpected(&self, what: &str, status: StatusCode, body: &Value) -> StoreError {
+        let errors = body["errors"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "));
+        err(
+            ErrorCode::OTHER,
+            format!(
+                "Vault refused to {what}: HTTP {status}{}",
+                errors.map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+        )
+    }
+
+    /// (current version, whether that version holds a live value). (0, false) when missing.
+    fn current(&self, key: &str) -> Result<(u64, bool), StoreError> {
+        let url = self.path("metadata", key);
+        let (status, body) = self.call(Method::GET, &url, None)?;
+        match status {
+            StatusCode::OK => {
+                let cur = body["data"]["current_version"].as_u64().unwrap_or(0);
+                let v = &body["data"]["versions"][cur.to_string()];
+                let live = cur > 0
+                    && v["deletion_time"].as_str().unwrap_or("").is_empty()
+                    && !v["destroyed"].as_bool().unwrap_or(false);
+                Ok((cur, live))
+            }
+            StatusCode::NOT_FOUND => Ok((0, false)),
+            StatusCode::FORBIDDEN => Err(self.denied(&url, "read")),
+            s => Err(self.unexpected("read metadata", s, &body)),
+        }
+    }
+
+    fn write(&self, key: &str, data: Value, cas: Option<u64>) -> Result<u64, StoreError> {
+        let url = self.path("data", key);
+        let mut body = json!({"data": data});
+        if let Some(c) = cas {
+            body["options"] = json!({"cas": c});
+        }
+        let (status, resp) = self.call(Method::POST, &url, Some(&body))?;
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT => resp["data"]["version"]
+                .as_u64()
+                .ok_or_else(|| err(ErrorCode::CORRUPT, "Vault's write answer has no version")),
+            StatusCode::BAD_REQUEST
+                if resp["errors"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .any(|e| e.as_str().is_some_and(|s| s.contains("check-and-set")))
+                }) =>
+            {
+                Err(StoreError::conflict(format!(
+                    "{key}: changed by someone else (check-and-set)"
+                )))
+            }
+            StatusCode::FORBIDDEN => Err(self.denied(&url, "update")),
+            StatusCode::NOT_FOUND => Err(err(
+                ErrorCode::INVALID_INPUT,
+                format!(
+                    "no KV version 2 engine at mount {:?}: enable it (`bao secrets enable -version=2 -path={} kv`) or set store.settings.mount",
+                    self.cfg.mount, self.cfg.mount
+                ),
+            )),
+            s => Err(self.unexpected("write", s, &resp)),
+        }
+    }
+
+    fn list_dir(&self, dir: &str, out: &mut Vec<String>) -> Result<(), StoreError> {
+        let url = self.path("metadata", dir);
+        let url = if dir.is_empty() {
+            format!("{}/", url.trim_end_matches('/'))
+        } else {
+            url
+        };
+        let (status, body) = self.call(Method::from_bytes(b"LIST").unwrap_or(Method::GET), &url, None)?;
+        match status {
+            StatusCode::OK => {
+                for k in body["data"]["keys"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let full = format!("{dir}{k}");
+                    if k.ends_with('/') {
+                        self.list_dir(&full, out)?;
+                    } else {
+                        out.push(full);
+                    }
+                }
+                Ok(())
+            }
+            StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::FORBIDDEN => Err(self.denied(&url, "list")),
+            s => Err(self.unexpected("list", s, &body)),
+        }
+    }
+}
+
+fn json_of(r: Response) -> Value {
+    r.json().unwrap_or(Value::Null)
+}
+
+fn conflict(key: &str, expected: Expected, version: u64, live: bool) -> StoreError {
+    let found = if live {
+        format!("version {version}")
+    } else {
+        "absent".into()
+    };
+    StoreError::conflict(format!("{key}: expected {expected:?}, found {found}"))
+}
+
+impl Store for VaultStore {
+    fn describe(&self) -> Result<StoreDescription, StoreError> {
+        Ok(StoreDescription {
+            capabilities: CAPABILITIES,
+            location: format!(
+                "{} (kv-v2 mount {}, prefix {})",
+                self.cfg.addr, self.cfg.mount, self.cfg.prefix
+            ),
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let url = self.path("data", key);
+        let (status, body) = self.call(Method::GET, &url, None)?;
+        match status {
+            StatusCode::OK => {
+                let data = &body["data"]["data"];
+                if data["tombstone"].as_bool().unwrap_or(false) {
+                    return Ok(None);
+                }
+                let version = body["data"]["metadata"]["version"].as_u64().unwrap_or(0);
+                let b64 = data["value"].as_str().ok_or_else(|| {
+                    err(
+                        ErrorCode::CORRUPT,
+                        format!("{key}: the Vault secret has no `value` field; was it written by connapp?"),
+                    )
+                })?;
+                let value = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|_| err(ErrorCode::CORRUPT, format!("{key}: the stored value is not base64")))?;
+                Ok(Some(Record {
+                    value: Zeroizing::new(value),
+                    version,
+                }))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::FORBIDDEN => Err(self.denied(&url, "read")),
+            s => Err(self.unexpected("read", s, &body)),
+        }
+    }
+
+    fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
+        if value.len() as u64 > CAPABILITIES.max_value_size {
+            return Err(err(
+                ErrorCode::TOO_LARGE,
+                format!(
+                    "{key}: {} bytes is more than the Vault store takes ({} bytes)",
+                    value.len(),
+                    CAPABILITIES.max_value_size
+                ),
+            ));
+        }
+        let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
+        let data = json!({"value": encoded.as_str()});
+        let cas = match expected {
+            Expected::Any => None,
+            Expected::Version(v) => {
+                // KV accepts cas on a deleted version; connapp does not.
+                let (cur, live) = self.current(key)?;
+                if !(live && cur == v) {
+                    return Err(conflict(key, expected, cur, live));
+                }
+                Some(v)
+            }
+            Expected::Absent => {
+                let (cur, live) = self.current(key)?;
+                if live {
+                    return Err(conflict(key, expected, cur, live));
+                }
+                Some(cur)
+            }
+        };
+        self.write(key, data, cas)
+    }
+
+    fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError> {
+        let (cur, live) = self.current(key)?;
+        let ok = match expected {
+            Expected::Any => true,
+            Expected::Absent => !live,
+            Expected::Version(v) => live && cur == v,
+        };
+        if !ok {
+            return Err(conflict(key, expected, cur, live));
+        }
+        if !live {
+            return Ok(false);
+        }
+        // A tombstone version, written with check-and-set, makes the delete atomic.
+        let v = self.write(key, json!({"tombstone": true}), Some(cur))?;
+        let url = self.path("data", key);
+        let (status, body) = self.call(Method::DELETE, &url, None)?;
+        if !(status.is_success() || status == StatusCode::NOT_FOUND) {
+            return Err(self.unexpected(&format!("delete (tombstone version {v} written)"), status, &body));
+        }
+        Ok(true)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // List the deepest directory the prefix names, then filter.
+        let dir = match prefix.rfind('/') {
+            Some(i) => &prefix[..=i],
+            None => "",
+        };
+        let mut all = Vec::new();
+        self.list_dir(dir, &mut all)?;
+        let mut out = Vec::new();
+        for k in all.into_iter().filter(|k| k.starts_with(prefix)) {
+            if self.current(&k)?.1 {
+                out.push(k);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Reads a secret from a file, trimmed; the file's content is never echoed.
+fn read_secret_file(setting: &str, path: &str) -> Result<Zeroizing<String>, StoreError> {
+    let s = std::fs::read_to_string(path).map_err(|e| {
+        err(
+            ErrorCode::INVALID_INPUT,
+            format!("store.settings.{setting}: cannot read {path}: {e}"),
+        )
+    })?;
+    Ok(Zeroizing::new(s.trim().to_string()))
+}
+
+fn env_secret(names: &[&str]) -> Option<Zeroizing<String>> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        .map(Zeroizing::new)
+}
+
+/// AppRole login: role id + secret id → a client token.
+fn approle_login(
+    cfg: &VaultConfig,
+    http: &Client,
+    role_id: &str,
+    secret_id: &str,
+) -> Result<Zeroizing<String>, StoreError> {
+    let url = format!("{}/v1/auth/approle/login", cfg.addr.trim_end_matches('/'));
+    let mut rb = http
+        .post(&url)
+        .json(&json!({"role_id": role_id, "secret_id": secret_id}));
+    if let Some(ns) = &cfg.namespace {
+        rb = rb.header("X-Vault-Namespace", ns);
+    }
+    let r = rb.send().map_err(|e| transport(&cfg.addr, &e))?;
+    let status = r.status();
+    let body = json_of(r);
+    match body["auth"]["client_token"].as_str() {
+        Some(t) if status.is_success() => Ok(Zeroizing::new(t.to_string())),
+        _ => Err(err(
+            ErrorCode::AUTH_FAILED,
+            format!("AppRole login failed (HTTP {status}): check store.settings.role_id and the secret id"),
+        )),
+    }
+}
+
+/// Builds a store from `[store.settings]` and the environment.
+pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
+    const KNOWN: &[&str] = &[
+        "addr",
+        "mount",
+        "prefix",
+        "namespace",
+        "token_file",
+        "role_id",
+        "secret_id_file",
+        "ca_cert",
+    ];
+    for (k, _) in ctx.settings() {
+        if !KNOWN.contains(&k) {
+            return Err(err(
+                ErrorCode::INVALID_INPUT,
+                format!(
+                    "store.settings.{k}: unknown setting for the vault store (known: {})",
+                    KNOWN.join(", ")
+                ),
+            ));
+        }
+    }
+    let addr = ctx
+        .setting("addr")
+        .map(str::to_string)
+        .or_else(|| std::env::var("VAULT_ADDR").ok())
+        .or_else(|| std::env::var("BAO_ADDR").ok())
+        .ok_or_else(|| {
+            err(
+                ErrorCode::INVALID_INPUT,
+                "the vault store needs an address: set store.settings.addr, VAULT_ADDR or BAO_ADDR",
+            )
+        })?;
+    let ca_cert = match ctx.setting("ca_cert") {
+        Some(p) => Some(std::fs::read(p).map_err(|e| {
+            err(
+                ErrorCode::INVALID_INPUT,
+                format!("store.settings.ca_cert: cannot read {p}: {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let mut cfg = VaultConfig {
+        addr,
+        mount: ctx.setting("mount").unwrap_or("secret").to_string(),
+        prefix: ctx.setting("prefix").unwrap_or("connapp").to_string(),
+        namespace: ctx
+            .setting("namespace")
+            .map(str::to_string)
+            .or_else(|| std::env::var("VAULT_NAMESPACE").ok()),
+        token: Zeroizing::new(String::new()),
+        ca_cert,
+    };
+    let store = VaultStore::new(VaultConfig {
+        token: Zeroizing::new(String::new()),
+        addr: cfg.addr.clone(),
+        mount: cfg.mount.clone(),
+        prefix: cfg.prefix.clone(),
+        namespace: cfg.namespace.clone(),
+        ca_cert: cfg.ca_cert.clone(),
+    })?;
+    cfg.token = if let Some(role) = ctx.setting("role_id") {
+        let secret_id = match ctx.setting("secret_id_file") {
+            Some(p) => read_secret_file("secret_id_file", p)?,
+            None => env_secret(&["VAULT_SECRET_ID", "BAO_SECRET_ID"]).ok_or_else(|| {
+                err(
+                    ErrorCode::AUTH_FAILED,
+                    "AppRole needs a secret id: set store.settings.secret_id_file or VAULT_SECRET_ID",
+                )
+            })?,
+        };
+        approle_login(&cfg, &store.http, role, &secret_id)?
+    } else if let Some(p) = ctx.setting("token_file") {
+        read_secret_file("token_file", p)?
+    } else {
+        env_secret(&["VAULT_TOKEN", "BAO_TOKEN"]).ok_or_else(|| {
+            err(
+                ErrorCode::AUTH_FAILED,
+                "the vault store needs a token: set VAULT_TOKEN or BAO_TOKEN, store.settings.token_file, or AppRole (role_id + secret_id_file)",
+            )
+        })?
+    };
+    Ok(VaultStore { cfg, http: store.http })
+}
+
+/// The plugin: provides the store kind `vault`.
+pub struct VaultStorePlugin;
+
+impl Plugin for VaultStorePlugin {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "store-vault".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Vault / OpenBao KV v2 with native check-and-set".into(),
+            api_version: String::new(),
+            provides: vec![Provided {
+                kind: PluginKind::STORE,
+                name: "vault".into(),
+                store_capabilities: Some(CAPABILITIES),
+            }],
+        }
+    }
+
+    fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
+        if name != "vault" {
+            return Err(err(
+                ErrorCode::UNSUPPORTED,
+                format!("store-vault provides `vault`, not {name:?}"),
+            ));
+        }
+        Ok(Box::new(from_settings(ctx)?))
+    }
+}
+
+export_plugin!(VaultStorePlugin);
+
+#[cfg(test)]
+mod tests;

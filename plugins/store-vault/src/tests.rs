@@ -1,0 +1,129 @@
+//! Against a real OpenBao (`bao server -dev`), started by `cargo xtask test`,
+//! which exports `CONNAPP_TEST_BAO_ADDR` and `CONNAPP_TEST_BAO_TOKEN`.
+
+use std::sync::Arc;
+
+use connapp_plugin_api::StoreHandle;
+
+use super::*;
+
+fn server() -> (String, String) {
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR")
+        .expect("CONNAPP_TEST_BAO_ADDR: run the OpenBao tests through `cargo xtask test`");
+    let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
+    (addr, token)
+}
+
+fn store(prefix: &str) -> VaultStore {
+    let (addr, token) = server();
+    VaultStore::new(VaultConfig {
+        addr,
+        mount: "secret".into(),
+        prefix: prefix.into(),
+        namespace: None,
+        token: Zeroizing::new(token),
+        ca_cert: None,
+    })
+    .expect("client")
+}
+
+fn unique(tag: &str) -> String {
+    format!(
+        "connapp-test/{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    )
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn conformance_on_openbao() {
+    let prefix = unique("conformance");
+    let open: connapp_store_conformance::Opener = Arc::new(move || Ok(StoreHandle::from_store(store(&prefix))));
+    let report = connapp_store_conformance::run(open);
+    println!("{report}");
+    report.assert_ok();
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn errors_name_the_path_and_capability() {
+    let (addr, _) = server();
+    let s = VaultStore::new(VaultConfig {
+        addr,
+        mount: "secret".into(),
+        prefix: "x".into(),
+        namespace: None,
+        token: Zeroizing::new("not-a-token".into()),
+        ca_cert: None,
+    })
+    .expect("client");
+    let e = s.put("k", b"v", Expected::Any).expect_err("denied");
+    assert_eq!(e.code, ErrorCode::PERMISSION_DENIED, "{e}");
+    assert!(
+        e.message.contains("secret/data/x/k") && e.message.contains("\"update\""),
+        "{e}"
+    );
+    let bad_mount = VaultStore::new(VaultConfig {
+        mount: "no-such-mount".into(),
+        ..VaultConfig {
+            addr: server().0,
+            mount: String::new(),
+            prefix: "x".into(),
+            namespace: None,
+            token: Zeroizing::new(server().1),
+            ca_cert: None,
+        }
+    })
+    .expect("client");
+    let e = bad_mount.put("k", b"v", Expected::Any).expect_err("no mount");
+    assert!(e.message.contains("KV version 2"), "{e}");
+}
+
+const CHILD_ENV: &str = "CONNAPP_TEST_VAULT_CAS_PREFIX";
+
+/// Child process of the multi-process test: 250 compare-and-swap increments.
+#[test]
+#[ignore = "helper process for four_processes_rotate_one_record_a_thousand_times"]
+fn cas_child() {
+    let Ok(prefix) = std::env::var(CHILD_ENV) else { return };
+    let s = store(&prefix);
+    for _ in 0..250 {
+        loop {
+            let r = s.get("counter").expect("get").expect("exists");
+            let n: u64 = std::str::from_utf8(&r.value).expect("utf8").parse().expect("number");
+            match s.put("counter", (n + 1).to_string().as_bytes(), Expected::Version(r.version)) {
+                Ok(_) => break,
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn four_processes_rotate_one_record_a_thousand_times() {
+    let prefix = unique("cas");
+    let s = store(&prefix);
+    let start = s.put("counter", b"0", Expected::Absent).expect("seed");
+    let exe = std::env::current_exe().expect("test binary");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args(["--exact", "tests::cas_child", "--ignored", "--test-threads=1"])
+                .env(CHILD_ENV, &prefix)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for mut c in children {
+        assert!(c.wait().expect("wait").success());
+    }
+    let r = s.get("counter").expect("get").expect("exists");
+    assert_eq!(std::str::from_utf8(&r.value).expect("utf8"), "1000", "lost updates");
+    assert_eq!(r.version, start + 1000);
+}
