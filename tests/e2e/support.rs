@@ -40,7 +40,7 @@ fn set_mode(p: &Path, mode: u32) {
 pub struct Built {
     /// `connapp` with every plugin built in.
     pub full: PathBuf,
-    /// The dist tree made by `cargo xtask dist --dev --dynamic store-file`.
+    /// The dist tree made by `cargo xtask dist --dev --dynamic store-file,store-vault`.
     pub dist: PathBuf,
     /// `connapp` built with the fault-injection switch (test builds only).
     pub fault: PathBuf,
@@ -108,7 +108,7 @@ pub fn built() -> &'static Built {
                     "dist",
                     "--dev",
                     "--dynamic",
-                    "store-file",
+                    "store-file,store-vault",
                     "--out",
                 ])
                 .arg(&dist),
