@@ -34,6 +34,7 @@ fn the_full_binary_has_exactly_the_expected_builtins() {
             ("platform-zoom".to_string(), "builtin".to_string()),
             ("preset-servicenow".to_string(), "builtin".to_string()),
             ("store-file".to_string(), "builtin".to_string()),
+            ("store-keyring".to_string(), "builtin".to_string()),
             ("store-vault".to_string(), "builtin".to_string())
         ]
     );

@@ -21,6 +21,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("platform-zoom", "connapp-platform-zoom"),
     ("platform-generic", "connapp-platform-generic"),
     ("store-vault", "connapp-store-vault"),
+    ("store-keyring", "connapp-store-keyring"),
 ];
 
 const USAGE: &str = "usage: cargo xtask <command>
@@ -35,7 +36,7 @@ commands:
       --dev                debug build (fast; for tests)
       --out DIR            output directory (default: target/dist/connapp)
 
-plugins: store-file, store-vault, preset-servicenow, platform-zoom, platform-generic";
+plugins: store-file, store-vault, store-keyring, preset-servicenow, platform-zoom, platform-generic";
 
 fn main() {
     if let Err(e) = run() {
@@ -374,7 +375,12 @@ fn start_openbao() -> Result<OpenBao> {
 fn test() -> Result<()> {
     let root = root();
     // Chromium and its WebDriver click through the sandbox's consent page.
-    ensure_debian_packages(&[("chromium", "chromium"), ("chromedriver", "chromium-driver")])?;
+    ensure_debian_packages(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("dbus-run-session", "dbus"),
+        ("gnome-keyring-daemon", "gnome-keyring"),
+    ])?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(
         cargo()
@@ -395,11 +401,19 @@ fn test() -> Result<()> {
     let bao = start_openbao()?;
     total.add(run_tests(
         cargo()
-            .args(["test", "--workspace", "--", "--include-ignored"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "connapp-store-keyring",
+                "--",
+                "--include-ignored",
+            ])
             .env("CONNAPP_TEST_BAO_ADDR", &bao.addr)
             .env("CONNAPP_TEST_BAO_TOKEN", &bao.token),
     )?);
     drop(bao);
+    total.add(keyring_tests()?);
     total.add(run_tests(
         cargo()
             .args(["test", "--manifest-path"])
@@ -413,6 +427,55 @@ fn test() -> Result<()> {
         total.passed, total.failed, total.ignored
     );
     Ok(())
+}
+
+/// The keyring tests, inside a private D-Bus session with an unlocked GNOME
+/// Keyring and private HOME/XDG directories (a developer's keyring is never touched).
+fn keyring_tests() -> Result<Tally> {
+    let mut so = cargo();
+    so.args([
+        "rustc",
+        "-q",
+        "-p",
+        "connapp-store-keyring",
+        "--lib",
+        "--features",
+        "cdylib",
+        "--crate-type",
+        "cdylib",
+    ]);
+    run_cmd(&mut so)?;
+    let lib = target_dir().join("debug").join("libconnapp_store_keyring.so");
+    let home = std::env::temp_dir().join(format!("connapp-keyring-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(home.join("run"))?;
+    set_mode(&home.join("run"), 0o700)?;
+    let real_home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"));
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(|| real_home.join(".cargo"), PathBuf::from);
+    let rustup_home = std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
+    let cargo_bin = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let script = format!(
+        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec '{}' test -p connapp-store-keyring -- --include-ignored",
+        PathBuf::from(&cargo_bin).display()
+    );
+    let mut c = Command::new("dbus-run-session");
+    c.args(["--", "sh", "-c", &script])
+        .current_dir(root())
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", home.join("run"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("CARGO_HOME", cargo_home)
+        .env("RUSTUP_HOME", rustup_home)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env("CONNAPP_TEST_KEYRING", "1")
+        .env("CONNAPP_TEST_KEYRING_SO", &lib);
+    let result = run_tests(&mut c);
+    let _ = std::fs::remove_dir_all(&home);
+    result
 }
 
 #[derive(Default)]

@@ -8,6 +8,8 @@ pub fn link_all() {
     connapp_store_file::__connapp_link();
     #[cfg(feature = "builtin-store-vault")]
     connapp_store_vault::__connapp_link();
+    #[cfg(feature = "builtin-store-keyring")]
+    connapp_store_keyring::__connapp_link();
     #[cfg(feature = "builtin-preset-servicenow")]
     connapp_preset_servicenow::__connapp_link();
     #[cfg(feature = "builtin-platform-zoom")]
