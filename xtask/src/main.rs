@@ -505,7 +505,10 @@ impl Tally {
 fn run_tests(c: &mut Command) -> Result<Tally> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!(
-        "$ cargo {}",
+        "$ {} {}",
+        Path::new(c.get_program())
+            .file_name()
+            .map_or_else(|| "?".into(), |n| n.to_string_lossy()),
         c.get_args().map(OsStr::to_string_lossy).collect::<Vec<_>>().join(" ")
     );
     let mut child = c.stdout(Stdio::piped()).spawn().context("cannot run cargo test")?;

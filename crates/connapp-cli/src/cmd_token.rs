@@ -575,6 +575,7 @@ struct StatusApp {
     platform: String,
     grant_type: String,
     store: String,
+    store_capabilities: crate::cmd_secrets::CapsJson,
     logged_in: bool,
     token_age_secs: Option<u64>,
     expires_in_secs: Option<i64>,
@@ -591,7 +592,8 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
-    let location = store.describe().map(|d| d.location).unwrap_or_default();
+    let described = store.describe().map_err(|e| connapp_host::plugin_error(plugin, e))?;
+    let location = described.location.clone();
     let mut out = Vec::new();
     for app in &decl.apps {
         let declared: Vec<String> = app.scopes.iter().map(|s| s.scope.clone()).collect();
@@ -600,6 +602,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             platform: app.platform.clone(),
             grant_type: app.oauth.grant.as_str().to_string(),
             store: format!("{} ({location})", decl.store.kind),
+            store_capabilities: described.capabilities.into(),
             logged_in: false,
             token_age_secs: None,
             expires_in_secs: None,
