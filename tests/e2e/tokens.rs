@@ -576,3 +576,77 @@ fn login_with_headless_chromium_clicking_allow() {
     assert_eq!(st[0]["declared_scopes"].as_array().expect("d").len(), 6);
     assert_eq!(st[0]["missing_scopes"], json!([]));
 }
+
+/// login → token → refresh → status on another store, at -vvv, with a canary
+/// client secret: nothing secret in any output.
+fn journey_on_store(store_toml: &str, extra_env: &[(&str, String)]) {
+    let w = World::new(&built().full, true);
+    let mut user = Sandbox::new(&built().full);
+    user.env = w.user.env.clone();
+    for (k, v) in extra_env {
+        user.set_env(k, v);
+    }
+    let decl = w.user.path().join("connapp.toml");
+    let text = std::fs::read_to_string(&decl)
+        .expect("read")
+        .replace("[store]\nkind = \"file\"\n", store_toml);
+    std::fs::write(user.path().join("connapp.toml"), text).expect("write");
+    std::fs::copy(w.user.path().join("browser.sh"), user.path().join("browser.sh")).expect("copy");
+    user.set_env("BROWSER", &user.path().join("browser.sh").display().to_string());
+    let canary = w.zoom.app(DEX).expect("app").client_secret;
+    let mut outputs = Vec::new();
+    for (args, input) in [
+        (vec!["-vvv", "check"], None),
+        (
+            vec!["-vvv", "secrets", "set", "client-id", "--from-stdin"],
+            Some(DEX.as_bytes()),
+        ),
+        (
+            vec!["-vvv", "secrets", "set", "client-secret", "--from-stdin"],
+            Some(canary.as_bytes()),
+        ),
+        (vec!["-vvv", "secrets", "list"], None),
+        (vec!["-vvv", "login", "--timeout", "20"], None),
+        (vec!["-vvv", "refresh"], None),
+        (vec!["-vvv", "status", "--json"], None),
+    ] {
+        let r = user.run(&args, input).ok();
+        outputs.push((args.join(" "), r.stdout(), r.stderr()));
+    }
+    let t = user.run(&["-vvv", "token"], None).ok();
+    assert!(t.stdout().starts_with("sbx.at."));
+    outputs.push(("token".into(), String::new(), t.stderr()));
+    for (cmd, out, err) in &outputs {
+        for text in [out, err] {
+            assert!(!text.contains(&canary), "`{cmd}` printed the client secret:\n{text}");
+            assert!(
+                !text.contains("sbx.rt.") && !text.contains("sbx.at."),
+                "`{cmd}` printed a token:\n{text}"
+            );
+        }
+    }
+    assert_eq!(w.counters()["refreshes"]["1"], 1);
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn journey_on_the_vault_store() {
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR: run through `cargo xtask test`");
+    let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
+    let prefix = format!("connapp-e2e/journey-{}", std::process::id());
+    journey_on_store(
+        &format!("[store]\nkind = \"vault\"\n[store.settings]\nprefix = \"{prefix}\"\n"),
+        &[("VAULT_ADDR", addr), ("VAULT_TOKEN", token)],
+    );
+}
+
+#[test]
+#[ignore = "needs a Secret Service; `cargo xtask test` runs this inside its private D-Bus session"]
+fn journey_on_the_keyring_store() {
+    assert_eq!(
+        std::env::var("CONNAPP_TEST_KEYRING").as_deref(),
+        Ok("1"),
+        "run through `cargo xtask test`"
+    );
+    journey_on_store("[store]\nkind = \"keyring\"\n", &[]);
+}

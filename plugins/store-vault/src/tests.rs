@@ -127,3 +127,35 @@ fn four_processes_rotate_one_record_a_thousand_times() {
     assert_eq!(std::str::from_utf8(&r.value).expect("utf8"), "1000", "lost updates");
     assert_eq!(r.version, start + 1000);
 }
+
+#[test]
+fn a_stopped_server_fails_fast_and_clearly() {
+    // A port nobody listens on: OpenBao "stopped".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let s = VaultStore::new(VaultConfig {
+        addr: format!("http://127.0.0.1:{port}"),
+        mount: "secret".into(),
+        prefix: "x".into(),
+        namespace: None,
+        token: Zeroizing::new("t".into()),
+        ca_cert: None,
+    })
+    .expect("client");
+    let start = std::time::Instant::now();
+    let e = s.get("k").expect_err("unreachable");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(e.code, ErrorCode::UNAVAILABLE);
+    assert!(
+        e.message
+            .contains(&format!("cannot reach Vault at http://127.0.0.1:{port}")),
+        "{e}"
+    );
+}
