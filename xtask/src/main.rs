@@ -467,7 +467,7 @@ fn keyring_tests() -> Result<Tally> {
     let rustup_home = std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
     let cargo_bin = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let script = format!(
-        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; '{cargo}' test -p connapp-store-keyring -- --include-ignored && exec '{cargo}' test -p connapp-tests --test e2e keyring -- --include-ignored",
+        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; '{cargo}' test -p connapp-store-keyring -- --include-ignored && exec '{cargo}' test --workspace --test e2e keyring -- --include-ignored",
         cargo = PathBuf::from(&cargo_bin).display()
     );
     let mut c = Command::new("dbus-run-session");

@@ -159,3 +159,108 @@ fn a_stopped_server_fails_fast_and_clearly() {
         "{e}"
     );
 }
+
+extern "C" fn no_prompt(
+    _: connapp_plugin_api::abi_stable::std_types::RStr<'_>,
+) -> connapp_plugin_api::abi_stable::std_types::RResult<
+    connapp_plugin_api::abi_stable::std_types::RVec<u8>,
+    connapp_plugin_api::FfiError,
+> {
+    connapp_plugin_api::abi_stable::std_types::RResult::RErr(connapp_plugin_api::FfiError {
+        code: ErrorCode::AUTH_FAILED,
+        message: "no prompt in tests".into(),
+        retryable: false,
+    })
+}
+
+/// AppRole login with a policy limited to one prefix: works inside it, and a
+/// write outside it is a 403 that names the path and the capability.
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn approle_with_a_narrow_policy() {
+    use connapp_plugin_api::abi_stable::std_types::{RString, Tuple2};
+    let (addr, root) = server();
+    let http = reqwest::blocking::Client::new();
+    let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
+        let r = http
+            .request(method, format!("{addr}/v1/{path}"))
+            .header("X-Vault-Token", &root)
+            .json(&body)
+            .send()
+            .expect("admin call");
+        assert!(
+            r.status().is_success() || r.status() == reqwest::StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            r.status()
+        );
+        r.json().unwrap_or(Value::Null)
+    };
+    let tag = format!("approle{}", std::process::id());
+    // Enabling twice answers 400 "path is already in use"; either way it is there.
+    admin(reqwest::Method::POST, "sys/auth/approle", json!({"type": "approle"}));
+    let policy = format!(
+        "path \"secret/data/{tag}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\"] }}\npath \"secret/metadata/{tag}/*\" {{ capabilities = [\"read\", \"list\"] }}"
+    );
+    admin(
+        reqwest::Method::PUT,
+        &format!("sys/policies/acl/{tag}"),
+        json!({"policy": policy}),
+    );
+    admin(
+        reqwest::Method::POST,
+        &format!("auth/approle/role/{tag}"),
+        json!({"token_policies": [tag]}),
+    );
+    let role_id = admin(
+        reqwest::Method::GET,
+        &format!("auth/approle/role/{tag}/role-id"),
+        Value::Null,
+    )["data"]["role_id"]
+        .as_str()
+        .expect("role id")
+        .to_string();
+    let secret_id = admin(
+        reqwest::Method::POST,
+        &format!("auth/approle/role/{tag}/secret-id"),
+        json!({}),
+    )["data"]["secret_id"]
+        .as_str()
+        .expect("secret id")
+        .to_string();
+    let dir = std::env::temp_dir().join(format!("connapp-approle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let secret_file = dir.join("secret-id");
+    std::fs::write(&secret_file, &secret_id).expect("write");
+    let ctx_for = |prefix: &str| connapp_plugin_api::FfiStoreContext {
+        settings: [
+            ("addr", addr.as_str()),
+            ("prefix", prefix),
+            ("role_id", role_id.as_str()),
+            ("secret_id_file", &secret_file.display().to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v)))
+        .collect(),
+        data_dir: dir.display().to_string().into(),
+        interactive: false,
+        prompt_secret: no_prompt,
+    };
+    let inside = ctx_for(&tag);
+    let s = from_settings(&StoreContext::new(&inside)).expect("AppRole login");
+    s.put("apps/x/client-id", b"abc", Expected::Any).expect("allowed");
+    assert_eq!(
+        s.get("apps/x/client-id").expect("get").expect("there").value.as_slice(),
+        b"abc"
+    );
+    let outside = ctx_for("elsewhere");
+    let s = from_settings(&StoreContext::new(&outside)).expect("AppRole login");
+    let e = s.put("apps/x/client-id", b"abc", Expected::Any).expect_err("denied");
+    assert_eq!(e.code, ErrorCode::PERMISSION_DENIED, "{e}");
+    assert!(
+        e.message.contains("secret/metadata/elsewhere/apps/x/client-id")
+            || e.message.contains("secret/data/elsewhere/apps/x/client-id"),
+        "{e}"
+    );
+    assert!(!e.message.contains(&secret_id), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
