@@ -134,9 +134,10 @@ async fn attempt(ctx: Ctx, client_id: String, endpoint_url: String, event: Strin
     let Some(token) = ctx.lock().apps.get(&client_id).map(|a| a.secret_token.clone()) else {
         return;
     };
+    // Retries count from when this attempt was made, not from when it ended.
+    let at = ctx.lock().now();
     let (status, error, _) = post_signed(&ctx, &token, &endpoint_url, &body).await;
     let mut s = ctx.lock();
-    let at = s.now();
     s.deliveries.push(Delivery {
         client_id: client_id.clone(),
         endpoint_url: endpoint_url.clone(),
