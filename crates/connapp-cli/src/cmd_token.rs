@@ -62,7 +62,6 @@ struct AppCtx<'r> {
     store: StoreHandle,
     store_plugin: &'r LoadedPlugin,
     provider: Provider,
-    platform: Platform,
     lifecycle: Lifecycle,
     http: reqwest::Client,
     rt: tokio::runtime::Runtime,
@@ -139,7 +138,7 @@ fn credentials(store: &StoreHandle, plugin: &LoadedPlugin, app: &str) -> Result<
     })
 }
 
-fn load<'r>(g: &Global, reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
+fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
     let app = decl
         .app(name)
         .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
@@ -160,13 +159,11 @@ fn load<'r>(g: &Global, reg: &'r Registry, decl: &Declaration, name: Option<&str
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
-    let _ = g;
     Ok(AppCtx {
         app,
         store,
         store_plugin,
         provider,
-        platform,
         lifecycle,
         http,
         rt,
@@ -240,12 +237,21 @@ fn source_name(s: Source) -> &'static str {
 
 /// Gets a valid token (refreshing if needed) for a loaded app.
 fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, Source), CliError> {
-    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
     let store = StoreTokens {
         store: &c.store,
         key: token_key(&c.app.name),
     };
-    let refresh = |rt: &SecretString| c.rt.block_on(flows::refresh(&c.http, &c.provider, &creds, rt));
+    // The client credentials are read only when a refresh is due: serving a
+    // fresh token stays one store read.
+    let creds_error = std::cell::RefCell::new(None);
+    let refresh = |rt: &SecretString| match credentials(&c.store, c.store_plugin, &c.app.name) {
+        Ok(creds) => c.rt.block_on(flows::refresh(&c.http, &c.provider, &creds, rt)),
+        Err(e) => {
+            let msg = e.message.clone();
+            *creds_error.borrow_mut() = Some(e);
+            Err(EdgeError::Other(msg))
+        }
+    };
     let quiet = g.quiet;
     let name = c.app.name.clone();
     c.lifecycle
@@ -254,14 +260,14 @@ fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, 
                 eprintln!("waiting for another connapp process that is refreshing {name}...");
             }
         })
-        .map_err(|e| lifecycle_error(&c.app.name, e))
+        .map_err(|e| creds_error.take().unwrap_or_else(|| lifecycle_error(&c.app.name, e)))
 }
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let mut c = load(g, &reg, &decl, a.app.as_deref())?;
+    let mut c = load(&reg, &decl, a.app.as_deref())?;
     if let Some(m) = a.margin {
         c.lifecycle.margin = m;
     }
@@ -317,7 +323,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         if a.all && !g.quiet && !a.json {
             eprintln!("[{}/{total}] refreshing {name}", i + 1);
         }
-        let r = load(g, &reg, &decl, Some(name)).and_then(|c| valid_token(&c, true, g));
+        let r = load(&reg, &decl, Some(name)).and_then(|c| valid_token(&c, true, g));
         match r {
             Ok((rec, _)) => {
                 if !a.json && !g.quiet {
@@ -394,7 +400,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let mut c = load(g, &reg, &decl, a.app.as_deref())?;
+    let mut c = load(&reg, &decl, a.app.as_deref())?;
     if let Some(h) = &a.user_hint {
         c.provider.extra_authorize_params.push(("login_hint".into(), h.clone()));
     }
@@ -516,7 +522,6 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
             );
         }
     }
-    let _ = &c.platform;
     Ok(())
 }
 
@@ -524,7 +529,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let c = load(g, &reg, &decl, a.app.as_deref())?;
+    let c = load(&reg, &decl, a.app.as_deref())?;
     let name = c.app.name.clone();
     if !a.yes {
         if !std::io::stdin().is_terminal() {

@@ -301,6 +301,51 @@ pub async fn client_credentials(http: &reqwest::Client, p: &Provider, c: &Creden
         .map_err(|e| map_err("token endpoint", e))
 }
 
+/// POSTs a form with the provider's client authentication; returns the
+/// status and body, or the provider's OAuth error for any other status than
+/// those in `ok`.
+async fn post_form(
+    http: &reqwest::Client,
+    p: &Provider,
+    c: &Credentials,
+    url: &Url,
+    endpoint: &'static str,
+    mut form: Vec<(&'static str, String)>,
+    ok: &[u16],
+) -> Result<(u16, Vec<u8>), EdgeError> {
+    let mut rb = http.post(url.clone());
+    match p.client_auth {
+        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
+        ClientAuth::Body => {
+            form.push(("client_id", c.client_id.clone()));
+            form.push(("client_secret", c.client_secret.expose_secret().to_string()));
+        }
+    }
+    let unreachable = |e: reqwest::Error| EdgeError::Unreachable {
+        host: crate::host_of(url.as_str()),
+        detail: crate::without_url(&e),
+    };
+    let resp = rb.form(&form).send().await.map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    let body = resp.bytes().await.map_err(unreachable)?.to_vec();
+    if ok.contains(&status) {
+        return Ok((status, body));
+    }
+    Err(match serde_json::from_slice::<ProviderError>(&body) {
+        Ok(pe) if !pe.error.is_empty() => EdgeError::Rejected {
+            endpoint,
+            status,
+            error: pe.error,
+            reason: pe.reason.or(pe.error_description),
+        },
+        _ => EdgeError::BadResponse {
+            endpoint,
+            status,
+            detail: "not an OAuth error response".into(),
+        },
+    })
+}
+
 /// Zoom's server-to-server `account_credentials` grant (not in the `oauth2`
 /// crate): a form POST with the same client authentication.
 pub async fn account_credentials(
@@ -309,42 +354,12 @@ pub async fn account_credentials(
     c: &Credentials,
     account_id: &str,
 ) -> Result<TokenSet, EdgeError> {
-    let mut form = vec![
+    tracing::debug!(endpoint = %p.token_url, grant = "account_credentials", "requesting a token");
+    let form = vec![
         ("grant_type", "account_credentials".to_string()),
         ("account_id", account_id.to_string()),
     ];
-    let mut rb = http.post(p.token_url.clone());
-    match p.client_auth {
-        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
-        ClientAuth::Body => {
-            form.push(("client_id", c.client_id.clone()));
-            form.push(("client_secret", c.client_secret.expose_secret().to_string()));
-        }
-    }
-    let resp = rb.form(&form).send().await.map_err(|e| EdgeError::Unreachable {
-        host: crate::host_of(p.token_url.as_str()),
-        detail: crate::without_url(&e),
-    })?;
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|e| EdgeError::Unreachable {
-        host: crate::host_of(p.token_url.as_str()),
-        detail: crate::without_url(&e),
-    })?;
-    if status != 200 {
-        return Err(match serde_json::from_slice::<ProviderError>(&body) {
-            Ok(pe) if !pe.error.is_empty() => EdgeError::Rejected {
-                endpoint: "token endpoint",
-                status,
-                error: pe.error,
-                reason: pe.reason.or(pe.error_description),
-            },
-            _ => EdgeError::BadResponse {
-                endpoint: "token endpoint",
-                status,
-                detail: "not an OAuth error response".into(),
-            },
-        });
-    }
+    let (status, body) = post_form(http, p, c, &p.token_url, "token endpoint", form, &[200]).await?;
     let r: Response = serde_json::from_slice(&body).map_err(|e| EdgeError::BadResponse {
         endpoint: "token endpoint",
         status,
@@ -366,35 +381,7 @@ pub async fn revoke(
     tracing::debug!(endpoint = %url, "revoking");
     // Zoom wants exactly `token=...` with Basic auth; the oauth2 crate adds a
     // hint Zoom does not document, so post the form directly.
-    let mut form = vec![("token", token.expose_secret().to_string())];
-    let mut rb = http.post(url.clone());
-    match p.client_auth {
-        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
-        ClientAuth::Body => {
-            form.push(("client_id", c.client_id.clone()));
-            form.push(("client_secret", c.client_secret.expose_secret().to_string()));
-        }
-    }
-    let resp = rb.form(&form).send().await.map_err(|e| EdgeError::Unreachable {
-        host: crate::host_of(url.as_str()),
-        detail: crate::without_url(&e),
-    })?;
-    let status = resp.status().as_u16();
-    if status == 200 || status == 204 {
-        return Ok(());
-    }
-    let body = resp.bytes().await.unwrap_or_default();
-    Err(match serde_json::from_slice::<ProviderError>(&body) {
-        Ok(pe) if !pe.error.is_empty() => EdgeError::Rejected {
-            endpoint: "revoke endpoint",
-            status,
-            error: pe.error,
-            reason: pe.reason.or(pe.error_description),
-        },
-        _ => EdgeError::BadResponse {
-            endpoint: "revoke endpoint",
-            status,
-            detail: "not an OAuth error response".into(),
-        },
-    })
+    let form = vec![("token", token.expose_secret().to_string())];
+    post_form(http, p, c, url, "revoke endpoint", form, &[200, 204]).await?;
+    Ok(())
 }

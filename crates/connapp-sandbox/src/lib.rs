@@ -219,7 +219,7 @@ pub fn build_state(seed: Seed, now: u64) -> Result<State, SandboxError> {
         .iter()
         .map(|u| (u.id.clone(), format!("{} {}", u.first_name, u.last_name)))
         .collect();
-    let mut state = State {
+    let state = State {
         account_id: seed.account_id,
         plan: seed.plan,
         dashboard_enabled: seed.dashboard_enabled,
@@ -241,7 +241,6 @@ pub fn build_state(seed: Seed, now: u64) -> Result<State, SandboxError> {
         validations: Vec::new(),
         data: data::seed(now, &people),
     };
-    state.clock_offset = 0;
     Ok(state)
 }
 
