@@ -60,6 +60,20 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Every app: grant type, token age and expiry, scopes granted vs declared, store.
     Status(StatusArgs),
+    /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
+    Plan(PlanArgs),
+    /// Make the provider app match the declaration (export, merge, validate, write, compare).
+    Apply(ApplyArgs),
+    /// The Marketplace procedure, step by step, with this app's exact values (Markdown or HTML).
+    Guide(GuideArgs),
+    /// Prove the app works: secrets, drift, granted scopes and one API call per scope.
+    #[command(visible_alias = "doctor")]
+    Verify(VerifyArgs),
+    /// Zoom webhooks: verify a signature, answer the URL validation, run a verifying receiver.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
     /// Run the local Zoom sandbox (OAuth server, DEX APIs, control API) until Ctrl-C.
     Sandbox(SandboxArgs),
     /// Print shell completions.
@@ -95,6 +109,10 @@ pub struct InitArgs {
     /// Talk to this Zoom instead of zoom.us / api.zoom.us (e.g. `connapp sandbox`'s URL).
     #[arg(long, value_name = "URL")]
     pub zoom_base: Option<String>,
+    /// Add a Server-to-Server management app of this Zoom account (holds the
+    /// Marketplace scopes), so `connapp plan` / `apply` can create and update the app.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub management_account: Option<String>,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
@@ -260,4 +278,115 @@ pub struct StatusArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The app (default: every app that has `managed_by`).
+    pub app: Option<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    /// The app (default: every app that has `managed_by`).
+    pub app: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Restore the manifest saved before the last apply instead.
+    #[arg(long)]
+    pub rollback: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `connapp guide`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuideFormat {
+    /// Markdown with check boxes.
+    Md,
+    /// One self-contained HTML page whose check boxes remember their state.
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct GuideArgs {
+    /// The app (needed when the declaration has several).
+    pub app: Option<String>,
+    /// Markdown or HTML.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: GuideFormat,
+    /// Write to this file (0644, atomically) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The app (needed when the declaration has several).
+    pub app: Option<String>,
+    /// Print every check as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Check a received event's signature with the app's Secret Token (exit 0: valid, 1: not).
+    Verify(WebhookVerifyArgs),
+    /// Print the answer to an `endpoint.url_validation` challenge.
+    Challenge(WebhookChallengeArgs),
+    /// Receive events: answer URL validation, refuse bad signatures (401), forward or print the rest.
+    Serve(WebhookServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct WebhookVerifyArgs {
+    /// The app whose Secret Token signs the events.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The request headers, one `name: value` per line (as curl -D writes them).
+    #[arg(long, value_name = "FILE")]
+    pub headers: std::path::PathBuf,
+    /// The raw request body, byte for byte.
+    #[arg(long, value_name = "FILE")]
+    pub body: std::path::PathBuf,
+    /// Accept timestamps this many seconds from now (default 300).
+    #[arg(long, default_value_t = 300)]
+    pub window: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct WebhookChallengeArgs {
+    /// The app whose Secret Token answers.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// The `payload.plainToken` Zoom sent.
+    pub plain_token: String,
+}
+
+#[derive(Args, Debug)]
+pub struct WebhookServeArgs {
+    /// The app whose Secret Token signs the events.
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Where to listen, e.g. 127.0.0.1:8788 (port 0 picks one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8788")]
+    pub listen: std::net::SocketAddr,
+    /// POST verified events to this URL (the raw body, with Zoom's headers) instead of printing them.
+    #[arg(long, value_name = "URL")]
+    pub forward: Option<String>,
+    /// Accept timestamps this many seconds from now (default 300).
+    #[arg(long, default_value_t = 300)]
+    pub window: u64,
+    /// The URL path events arrive on.
+    #[arg(long, default_value = "/")]
+    pub path: String,
 }

@@ -75,6 +75,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         store_kind: &a.store,
         login_redirect: a.login_redirect.as_deref(),
         zoom_base: a.zoom_base.as_deref(),
+        management_account: a.management_account.as_deref(),
     });
     // Never write something `check` would reject.
     let report = connapp_core::check(&path.display().to_string(), &text, &ctx::catalog(&reg));
@@ -110,6 +111,15 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         println!("  connapp check");
         for k in connapp_core::SecretKind::ALL {
             println!("  connapp secrets set {}", k.as_str());
+        }
+        if a.management_account.is_some() {
+            println!(
+                "  connapp secrets set client-id --app {0}; connapp secrets set client-secret --app {0}",
+                connapp_core::MANAGEMENT_APP
+            );
+            println!("  connapp plan; connapp apply");
+        } else {
+            println!("  connapp guide --format html --out guide.html   (the Marketplace steps with these values)");
         }
     }
     Ok(())

@@ -177,10 +177,13 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     let mut secrets = Vec::new();
     for app in apps {
-        for kind in SecretKind::ALL {
+        for kind in SecretKind::KEPT {
             let rec = store
                 .get(&secret_key(&app.name, kind))
                 .map_err(|e| connapp_host::plugin_error(plugin, e))?;
+            if kind == SecretKind::AppId && rec.is_none() {
+                continue; // only apps created by `connapp apply` have one
+            }
             secrets.push(ListEntry {
                 app: app.name.clone(),
                 secret: kind.as_str(),

@@ -57,17 +57,18 @@ pub fn token_key(app: &str) -> String {
 }
 
 /// Everything a token command needs for one app.
-struct AppCtx<'r> {
-    app: App,
-    store: StoreHandle,
-    store_plugin: &'r LoadedPlugin,
+pub(crate) struct AppCtx<'r> {
+    pub app: App,
+    pub store: StoreHandle,
+    pub store_plugin: &'r LoadedPlugin,
     provider: Provider,
     lifecycle: Lifecycle,
-    http: reqwest::Client,
-    rt: tokio::runtime::Runtime,
+    pub http: reqwest::Client,
+    pub rt: tokio::runtime::Runtime,
+    pub platform: Platform,
 }
 
-fn platform_of(reg: &Registry, name: &str) -> Result<Platform, CliError> {
+pub(crate) fn platform_of(reg: &Registry, name: &str) -> Result<Platform, CliError> {
     let (platforms, _) = reg.platforms();
     platforms
         .into_iter()
@@ -138,7 +139,7 @@ fn credentials(store: &StoreHandle, plugin: &LoadedPlugin, app: &str) -> Result<
     })
 }
 
-fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
+pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
     let app = decl
         .app(name)
         .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
@@ -146,6 +147,7 @@ fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result
     let platform = platform_of(reg, &app.platform)?;
     let provider = provider_of(&app, &platform)?;
     let (store, store_plugin) = ctx::open_store(reg, decl)?;
+    let platform = platform.clone();
     let data = ctx::data_dir()?;
     let lifecycle = Lifecycle {
         app: app.name.clone(),
@@ -167,6 +169,7 @@ fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result
         lifecycle,
         http,
         rt,
+        platform,
     })
 }
 
@@ -233,6 +236,75 @@ fn source_name(s: Source) -> &'static str {
         Source::Refreshed => "refreshed",
         Source::Replayed => "recovered-from-journal",
     }
+}
+
+/// A valid access token for any app: refreshed when due; for server-to-server
+/// apps (no refresh token) a new one is obtained with the app's credentials.
+pub(crate) fn api_token(c: &AppCtx<'_>, g: &Global) -> Result<TokenRecord, CliError> {
+    match valid_token(c, false, g) {
+        Ok((rec, _)) => Ok(rec),
+        Err(e) if e.code == EXIT_REAUTH && c.app.oauth.grant != GrantKind::AuthorizationCode => mint_and_store(c),
+        Err(e) => Err(e),
+    }
+}
+
+/// A new server-to-server token, stored like any other.
+fn mint_and_store(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
+    let set = mint(c)?;
+    let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
+    let rec = TokenRecord::from_set(set, c.app.oauth.grant.as_str(), now(), &declared);
+    let store = StoreTokens {
+        store: &c.store,
+        key: token_key(&c.app.name),
+    };
+    c.lifecycle
+        .store_new(&store, &rec)
+        .map_err(|e| lifecycle_error(&c.app.name, e))?;
+    Ok(rec)
+}
+
+/// A new token for an app that needs no user: account or client credentials.
+fn mint(c: &AppCtx<'_>) -> Result<connapp_oauth::TokenSet, CliError> {
+    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
+    let name = &c.app.name;
+    match c.app.oauth.grant {
+        GrantKind::AccountCredentials => {
+            let account = c.app.oauth.account_id.clone().unwrap_or_default();
+            c.rt.block_on(flows::account_credentials(&c.http, &c.provider, &creds, &account))
+                .map_err(|e| edge_error(name, e))
+        }
+        GrantKind::ClientCredentials => {
+            c.rt.block_on(flows::client_credentials(&c.http, &c.provider, &creds))
+                .map_err(|e| edge_error(name, e))
+        }
+        GrantKind::AuthorizationCode => {
+            Err(CliError::failure(format!("{name} needs a user's consent")).hint(format!("run `connapp login {name}`")))
+        }
+    }
+}
+
+/// The API root for calls with `rec`: the account's `api_url` from the token,
+/// else the declaration's or the platform's API base (Zoom's paths sit under `/v2`).
+pub(crate) fn api_root(c: &AppCtx<'_>, rec: &TokenRecord) -> String {
+    let base = rec
+        .api_url
+        .clone()
+        .or_else(|| c.app.oauth.api_base.clone())
+        .unwrap_or_else(|| c.platform.api_base.clone());
+    let base = base.trim_end_matches('/').to_string();
+    if c.platform.name == "zoom" && !base.ends_with("/v2") {
+        format!("{base}/v2")
+    } else {
+        base
+    }
+}
+
+/// Refreshes now (for `verify`, after Zoom refused the stored token).
+pub(crate) fn force_refresh(c: &AppCtx<'_>, g: &Global) -> Result<(), CliError> {
+    if c.app.oauth.grant != GrantKind::AuthorizationCode {
+        return mint_and_store(c).map(|_| ());
+    }
+    valid_token(c, true, g).map(|_| ())
 }
 
 /// Gets a valid token (refreshing if needed) for a loaded app.
@@ -408,14 +480,9 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let name = c.app.name.clone();
     let grant = c.app.oauth.grant;
     let set = match grant {
-        GrantKind::AccountCredentials => {
-            let account = c.app.oauth.account_id.clone().unwrap_or_default();
-            c.rt.block_on(flows::account_credentials(&c.http, &c.provider, &creds, &account))
-                .map_err(|e| edge_error(&name, e))?
-        }
-        GrantKind::ClientCredentials => {
-            c.rt.block_on(flows::client_credentials(&c.http, &c.provider, &creds))
-                .map_err(|e| edge_error(&name, e))?
+        GrantKind::AccountCredentials | GrantKind::ClientCredentials => {
+            drop(creds);
+            mint(&c)?
         }
         GrantKind::AuthorizationCode => {
             let Some(lr) = &c.app.oauth.login_redirect else {

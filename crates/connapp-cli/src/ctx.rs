@@ -259,3 +259,49 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+/// Asks before a change: `yes` skips the question; without a terminal and
+/// without `yes` it is a usage error (nothing interactive without a terminal).
+pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    if !interactive() {
+        return Err(CliError::with_code(
+            2,
+            "refusing to change anything without confirmation: standard input is not a terminal",
+        )
+        .hint("review with `connapp plan`, then pass --yes"));
+    }
+    eprint!("{question} Only \"yes\" is accepted: ");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+    if line.trim() != "yes" {
+        return Err(CliError::failure("cancelled; nothing was changed"));
+    }
+    Ok(())
+}
+
+/// What the installed presets say about each of an app's scopes: the reason
+/// and the probe, for the scopes a preset knows.
+pub fn preset_scopes(reg: &Registry, app: &connapp_core::App) -> Vec<connapp_plugin_api::PresetScope> {
+    let (presets, _) = reg.presets();
+    app.scopes
+        .iter()
+        .filter_map(|s| {
+            presets
+                .iter()
+                .filter(|(p, _)| p.platform == app.platform)
+                .flat_map(|(p, _)| p.scopes.iter())
+                .find(|ps| ps.scope == s.scope)
+                .cloned()
+        })
+        .collect()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

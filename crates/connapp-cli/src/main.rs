@@ -11,12 +11,16 @@
 
 mod builtins;
 mod cli;
+mod cmd_apply;
 mod cmd_check;
+mod cmd_guide;
 mod cmd_init;
 mod cmd_plugins;
 mod cmd_sandbox;
 mod cmd_secrets;
 mod cmd_token;
+mod cmd_verify;
+mod cmd_webhook;
 mod ctx;
 mod error;
 
@@ -25,7 +29,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand};
+use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand, WebhookCommand};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.code == 0 => ExitCode::SUCCESS,
+        // The command already said everything (plan's "changes pending", verify's table).
+        Err(e) if e.message.is_empty() => ExitCode::from(e.code),
         Err(e) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "error: {}", e.message);
@@ -85,6 +91,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
             PluginsCommand::Info(a) => cmd_plugins::info(&g, a),
         },
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
+        Command::Plan(a) => cmd_apply::plan(&g, a),
+        Command::Apply(a) => cmd_apply::apply(&g, a),
+        Command::Guide(a) => cmd_guide::run(&g, a),
+        Command::Verify(a) => cmd_verify::run(&g, a),
+        Command::Webhook { command } => match command {
+            WebhookCommand::Verify(a) => cmd_webhook::verify(&g, a),
+            WebhookCommand::Challenge(a) => cmd_webhook::challenge(&g, a),
+            WebhookCommand::Serve(a) => cmd_webhook::serve(&g, a),
+        },
         Command::Login(a) => cmd_token::login(&g, a),
         Command::Token(a) => cmd_token::token(&g, a),
         Command::Refresh(a) => cmd_token::refresh(&g, a),

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
-    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage,
+    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage, Webhook,
     servicenow_instance_url, servicenow_redirect,
 };
 use crate::scope::{self, ScopeLevel, ScopeProblem};
@@ -101,6 +101,17 @@ struct RawApp {
     scopes: Option<Spanned<Vec<Spanned<String>>>>,
     target: Option<Spanned<RawTarget>>,
     oauth: Option<Spanned<RawOAuth>>,
+    optional_scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    app_id: Option<Spanned<String>>,
+    managed_by: Option<Spanned<String>>,
+    webhook: Option<Spanned<RawWebhook>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    endpoint_url: Option<Spanned<String>>,
+    events: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -140,7 +151,12 @@ const APP_FIELDS: &[&str] = &[
     "scopes",
     "target",
     "oauth",
+    "optional_scopes",
+    "app_id",
+    "managed_by",
+    "webhook",
 ];
+const WEBHOOK_FIELDS: &[&str] = &["endpoint_url", "events"];
 const OAUTH_FIELDS: &[&str] = &[
     "grant",
     "login_redirect",
@@ -210,6 +226,7 @@ fn expected_fields_for(path: &str) -> &'static [&'static str] {
         ["apps", _] => APP_FIELDS,
         ["apps", _, "target"] => TARGET_FIELDS,
         ["apps", _, "oauth"] => OAUTH_FIELDS,
+        ["apps", _, "webhook"] => WEBHOOK_FIELDS,
         _ => &[],
     }
 }
@@ -266,7 +283,9 @@ fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text:
     let fix = if message.contains("invalid type") {
         match field.rsplit('.').next().unwrap_or("") {
             "strict_mode" | "subdomain_check" => "write true or false (without quotes)".to_string(),
-            "allow_list" | "presets" | "scopes" => "write an array of strings, e.g. [\"a\", \"b\"]".to_string(),
+            "allow_list" | "presets" | "scopes" | "optional_scopes" | "events" => {
+                "write an array of strings, e.g. [\"a\", \"b\"]".to_string()
+            }
             "version" => "write version = 1".to_string(),
             "apps" => "declare each app as a table: [apps.my-app]".to_string(),
             "target" => "declare the target as a table: [apps.NAME.target]".to_string(),
@@ -380,6 +399,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
                     apps.push(a);
                 }
             }
+            check_managed_by(cx, map.get_ref(), &apps);
         }
     }
     Some(Declaration {
@@ -387,6 +407,79 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
         store: store?,
         apps,
     })
+}
+
+/// `managed_by` names another app of the declaration that can manage this one.
+fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, apps: &[App]) {
+    for (name, app) in raw {
+        let Some(m) = &app.get_ref().managed_by else { continue };
+        let target = m.get_ref();
+        let field = format!("apps.{name}.managed_by");
+        if target == name {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-self",
+                "an app cannot manage itself: its own token lacks the Marketplace scopes",
+                "name a separate management app (Server-to-Server OAuth, `marketplace:` scopes)",
+            );
+            continue;
+        }
+        let Some(other) = raw.get(target) else {
+            let names: Vec<&str> = raw.keys().map(String::as_str).filter(|n| n != name).collect();
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-unknown",
+                format!("there is no app {target:?} in this declaration"),
+                if names.is_empty() {
+                    "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)".to_string()
+                } else {
+                    format!("use one of: {}", names.join(", "))
+                },
+            );
+            continue;
+        };
+        if other.get_ref().managed_by.is_some() {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-chain",
+                format!("{target:?} is itself managed by another app; connapp follows one step only"),
+                format!("remove `managed_by` from [apps.{target}], or point this app at the final management app"),
+            );
+            continue;
+        }
+        // Only when both apps are valid: their platforms and scopes are known.
+        let (Some(this), Some(mgr)) = (
+            apps.iter().find(|a| &a.name == name),
+            apps.iter().find(|a| &a.name == target),
+        ) else {
+            continue;
+        };
+        if this.platform != mgr.platform {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-platform",
+                format!(
+                    "{target:?} is a {} app but {name:?} is a {} app",
+                    mgr.platform, this.platform
+                ),
+                "name a management app on the same platform",
+            );
+        } else if this.platform == "zoom" && !mgr.scopes.iter().any(|s| s.scope.starts_with("marketplace:")) {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-scopes",
+                format!("the management app {target:?} requests no `marketplace:` scopes, so Zoom would refuse every Marketplace call"),
+                format!(
+                    "add to [apps.{target}] scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:delete:app:admin\"]"
+                ),
+            );
+        }
+    }
 }
 
 fn check_store(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawStore>>, catalog: &Catalog) -> Option<StoreDecl> {
@@ -769,7 +862,26 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
     let subdomain_check = raw.subdomain_check.as_ref().is_some_and(|s| *s.get_ref());
 
     // Scopes.
-    let (presets, scopes) = check_scopes(cx, n, raw, app_span, &platform, is_zoom, usage, catalog);
+    let (presets, mut scopes) = check_scopes(cx, n, raw, app_span.clone(), &platform, is_zoom, usage, catalog);
+    check_optional_scopes(cx, n, raw, &mut scopes);
+
+    // Provider app id, management app (checked against the other apps later), webhook.
+    let app_id = raw.app_id.as_ref().and_then(|id| {
+        let v = id.get_ref();
+        if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            cx.err(
+                id.span(),
+                &f("app_id"),
+                "app-id",
+                format!("{v:?} is not an app id: Zoom's are 20-30 letters and digits"),
+                "copy the app id from the app's Marketplace URL, or remove `app_id` and let `connapp apply` create the app",
+            );
+            return None;
+        }
+        Some(v.clone())
+    });
+    let managed_by = raw.managed_by.as_ref().map(|m| m.get_ref().clone());
+    let webhook = raw.webhook.as_ref().and_then(|w| check_webhook(cx, n, w));
 
     let after = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();
     if after > before {
@@ -788,7 +900,148 @@ fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, catalog: &Cata
         scopes,
         target,
         oauth: oauth?,
+        app_id,
+        managed_by,
+        webhook,
     })
+}
+
+/// Zoom's event names: `product.event` in lower case, e.g. `meeting.ended`,
+/// `endpoint.url_validation`, `app_deauthorized`.
+fn valid_event_name(e: &str) -> bool {
+    !e.is_empty()
+        && e.len() <= 100
+        && e.starts_with(|c: char| c.is_ascii_lowercase())
+        && e.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_')
+        && !e.ends_with('.')
+        && !e.contains("..")
+}
+
+/// Zoom allows at most 20 event subscriptions per app (zoom-platform.md §16).
+const MAX_EVENTS: usize = 20;
+
+fn check_webhook(cx: &mut Ctx<'_>, app: &str, w: &Spanned<RawWebhook>) -> Option<Webhook> {
+    let f = |field: &str| format!("apps.{app}.webhook.{field}");
+    let raw = w.get_ref();
+    let before = cx.diags.len();
+    let endpoint_url = match &raw.endpoint_url {
+        None => {
+            cx.err(
+                w.span(),
+                &f("endpoint_url"),
+                "missing-field",
+                "`webhook.endpoint_url` is missing: Zoom needs to know where to send events",
+                "add e.g. `endpoint_url = \"https://hooks.example.com/zoom\"`, or remove [webhook]",
+            );
+            String::new()
+        }
+        Some(u) => {
+            let s = u.get_ref();
+            match check_url(s) {
+                Err(p) => cx.err(u.span(), &f("endpoint_url"), p.rule, p.message, p.fix),
+                Ok(url) if url.scheme() != "https" && !urls::is_loopback(&url) => cx.err(
+                    u.span(),
+                    &f("endpoint_url"),
+                    "webhook-https",
+                    format!("the webhook endpoint {s:?} is not https; Zoom only delivers events over TLS"),
+                    format!("write {:?}", s.replacen("http://", "https://", 1)),
+                ),
+                Ok(_) => {}
+            }
+            s.clone()
+        }
+    };
+    let mut events = Vec::new();
+    match &raw.events {
+        None => cx.err(
+            w.span(),
+            &f("events"),
+            "missing-field",
+            "`webhook.events` is missing",
+            "add the events to receive, e.g. `events = [\"meeting.ended\"]`",
+        ),
+        Some(list) if list.get_ref().is_empty() => cx.err(
+            list.span(),
+            &f("events"),
+            "webhook-events-empty",
+            "the webhook subscribes to no events",
+            "add the events to receive, e.g. `events = [\"meeting.ended\"]`, or remove [webhook]",
+        ),
+        Some(list) => {
+            if list.get_ref().len() > MAX_EVENTS {
+                cx.err(
+                    list.span(),
+                    &f("events"),
+                    "webhook-events-count",
+                    format!(
+                        "{} events; Zoom allows at most {MAX_EVENTS} per app",
+                        list.get_ref().len()
+                    ),
+                    "drop the events nobody consumes",
+                );
+            }
+            for (i, e) in list.get_ref().iter().enumerate() {
+                let name = e.get_ref();
+                if !valid_event_name(name) {
+                    cx.err(
+                        e.span(),
+                        &format!("apps.{app}.webhook.events[{i}]"),
+                        "webhook-event-name",
+                        format!("{name:?} is not a Zoom event name"),
+                        "write it as Zoom's event reference does, lower case with dots, e.g. \"meeting.ended\"",
+                    );
+                } else if events.contains(name) {
+                    cx.err(
+                        e.span(),
+                        &format!("apps.{app}.webhook.events[{i}]"),
+                        "webhook-event-duplicate",
+                        format!("the event {name:?} is listed twice"),
+                        "remove the duplicate",
+                    );
+                } else {
+                    events.push(name.clone());
+                }
+            }
+        }
+    }
+    if cx.diags.len() > before {
+        return None;
+    }
+    Some(Webhook { endpoint_url, events })
+}
+
+fn check_optional_scopes(cx: &mut Ctx<'_>, app: &str, raw: &RawApp, scopes: &mut [Scope]) {
+    let Some(list) = &raw.optional_scopes else { return };
+    for (i, s) in list.get_ref().iter().enumerate() {
+        let name = s.get_ref();
+        match scopes.iter_mut().find(|x| &x.scope == name) {
+            Some(x) if x.optional => cx.err(
+                s.span(),
+                &format!("apps.{app}.optional_scopes[{i}]"),
+                "scope-duplicate",
+                format!("{name:?} is listed twice in optional_scopes"),
+                "remove the duplicate",
+            ),
+            Some(x) => x.optional = true,
+            None => cx.err(
+                s.span(),
+                &format!("apps.{app}.optional_scopes[{i}]"),
+                "optional-scope-unknown",
+                format!("{name:?} is marked optional but the app does not request it"),
+                "list it in `scopes` (or a preset) too, or remove it from optional_scopes",
+            ),
+        }
+    }
+    if !scopes.is_empty() && scopes.iter().all(|s| s.optional) {
+        cx.err(
+            list.span(),
+            &format!("apps.{app}.optional_scopes"),
+            "optional-scope-all",
+            "every scope is optional; Zoom requires at least one required scope",
+            "remove at least one scope from optional_scopes",
+        );
+    }
 }
 
 fn same_ignoring_port(a: &str, b: &str) -> bool {
@@ -1184,6 +1437,7 @@ fn check_scopes(
                 scopes.push(Scope {
                     scope: s.clone(),
                     source: ScopeSource::Preset(name.clone()),
+                    optional: false,
                 });
             }
         }
@@ -1210,6 +1464,7 @@ fn check_scopes(
             scopes.push(Scope {
                 scope: scope.clone(),
                 source: ScopeSource::Explicit,
+                optional: false,
             });
         }
     }

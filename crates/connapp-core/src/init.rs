@@ -23,7 +23,14 @@ pub struct InitOptions<'a> {
     pub login_redirect: Option<&'a str>,
     /// Zoom base URL override for both OAuth and API (e.g. the sandbox).
     pub zoom_base: Option<&'a str>,
+    /// The Zoom account id of a Server-to-Server management app: when given,
+    /// the declaration gets that app (`zoom-marketplace`) and `managed_by`, so
+    /// `connapp plan`/`apply` can reach the Marketplace API.
+    pub management_account: Option<&'a str>,
 }
+
+/// The name `connapp init` gives the management app.
+pub const MANAGEMENT_APP: &str = "zoom-marketplace";
 
 /// Renders a complete declaration for one app on a ServiceNow target.
 pub fn render_declaration(o: &InitOptions<'_>) -> String {
@@ -45,6 +52,36 @@ pub fn render_declaration(o: &InitOptions<'_>) -> String {
             oauth.push_str(&format!("oauth_base = \"{b}\"\napi_base = \"{b}\"\n"));
         }
     }
+    let base_lines = o
+        .zoom_base
+        .map(|b| format!("oauth_base = \"{b}\"\napi_base = \"{b}\"\n"))
+        .unwrap_or_default();
+    let (managed_by, management) = match o.management_account {
+        Some(account) => (
+            format!("# The app below holds the Marketplace scopes `connapp plan` / `apply` use.\nmanaged_by = \"{MANAGEMENT_APP}\"\n"),
+            format!(
+                r#"
+# A Server-to-Server OAuth app of the same account whose token may read and
+# write Marketplace apps. Store its Client ID and Client Secret with
+# `connapp secrets set client-id --app {MANAGEMENT_APP}` (and client-secret).
+[apps.{MANAGEMENT_APP}]
+display_name = "connapp marketplace management"
+platform = "{platform}"
+usage = "admin-managed"
+scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:delete:app:admin"]
+
+[apps.{MANAGEMENT_APP}.oauth]
+grant = "account_credentials"
+account_id = "{account}"
+{base_lines}"#,
+                platform = o.platform,
+            ),
+        ),
+        None => (
+            "# To let `connapp plan` / `apply` manage this app through the Marketplace API,\n# add a Server-to-Server management app (see `connapp init --management-account`)\n# and name it here: managed_by = \"zoom-marketplace\"\n".to_string(),
+            String::new(),
+        ),
+    };
     let mut scope_lines = String::new();
     for (scope, reason) in o.scopes {
         scope_lines.push_str(&format!("#   {scope:<52} {reason}\n"));
@@ -73,11 +110,11 @@ subdomain_check = false
 {scope_lines}presets = ["{preset}"]
 # Extra scopes beyond the preset, if any.
 scopes = []
-
+{managed_by}
 [apps.{name}.target]
 kind = "servicenow"
 instance = "{instance}"
-{oauth}"#,
+{oauth}{management}"#,
         store = o.store_kind,
         name = o.app_name,
         display = o.display_name,

@@ -12,19 +12,21 @@
 mod decl;
 mod diag;
 mod init;
+pub mod manifest;
 mod model;
 pub mod scope;
 pub mod urls;
+pub mod webhook;
 
 pub use decl::{
     Catalog, DECLARATION_VERSION, KNOWN_PLATFORMS, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report,
     check, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
-pub use init::{InitOptions, render_declaration};
+pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};
 pub use model::{
     App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
-    Target, Usage, app_prefix, secret_key, servicenow_instance_url, servicenow_redirect,
+    Target, Usage, Webhook, app_prefix, secret_key, servicenow_instance_url, servicenow_redirect,
 };
 
 #[cfg(test)]

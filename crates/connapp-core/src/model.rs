@@ -47,6 +47,17 @@ pub struct Scope {
     pub scope: String,
     /// Where it came from.
     pub source: ScopeSource,
+    /// Marked optional on the provider (Zoom lets users decline it).
+    pub optional: bool,
+}
+
+/// `[apps.NAME.webhook]`: the event subscription of an app.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Webhook {
+    /// Where the provider sends events.
+    pub endpoint_url: String,
+    /// The event types, e.g. `meeting.ended`.
+    pub events: Vec<String>,
 }
 
 /// The consumer that will hold the app's credentials.
@@ -183,6 +194,15 @@ pub struct App {
     pub target: Option<Target>,
     /// How connapp gets tokens.
     pub oauth: OAuth,
+    /// The provider's id of the app (Zoom: the Marketplace app id), when the
+    /// declaration names it; otherwise `connapp apply` keeps it in the store.
+    pub app_id: Option<String>,
+    /// Another app of the declaration whose token may manage this one on the
+    /// provider (Zoom: holds the `marketplace:` scopes). Without it, `plan` and
+    /// `apply` cannot reach the provider and `guide` is the way.
+    pub managed_by: Option<String>,
+    /// The event subscription, if any.
+    pub webhook: Option<Webhook>,
 }
 
 /// The credential store and its settings.
@@ -217,12 +237,18 @@ impl Declaration {
                     name: n.to_string(),
                     known: self.apps.iter().map(|a| a.name.clone()).collect(),
                 }),
-            None => match self.apps.as_slice() {
-                [only] => Ok(only),
-                _ => Err(AppLookupError::Ambiguous {
-                    known: self.apps.iter().map(|a| a.name.clone()).collect(),
-                }),
-            },
+            None => {
+                // Management apps (named by another app's `managed_by`) are
+                // never the default: `connapp token` means the app itself.
+                let managers: Vec<&str> = self.apps.iter().filter_map(|a| a.managed_by.as_deref()).collect();
+                let mut candidates = self.apps.iter().filter(|a| !managers.contains(&a.name.as_str()));
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => Ok(only),
+                    _ => Err(AppLookupError::Ambiguous {
+                        known: self.apps.iter().map(|a| a.name.clone()).collect(),
+                    }),
+                }
+            }
         }
     }
 }
@@ -256,11 +282,20 @@ pub enum SecretKind {
     ClientSecret,
     /// Zoom's Secret Token (webhook signing).
     SecretToken,
+    /// The provider's app id (Zoom Marketplace), kept by `connapp apply`. Not secret.
+    AppId,
 }
 
 impl SecretKind {
     /// All kinds, in display order.
     pub const ALL: [SecretKind; 3] = [SecretKind::ClientId, SecretKind::ClientSecret, SecretKind::SecretToken];
+    /// Everything kept per app: the three credentials and the app id.
+    pub const KEPT: [SecretKind; 4] = [
+        SecretKind::ClientId,
+        SecretKind::ClientSecret,
+        SecretKind::SecretToken,
+        SecretKind::AppId,
+    ];
 
     /// The name used on the command line and in store keys.
     pub fn as_str(self) -> &'static str {
@@ -268,6 +303,7 @@ impl SecretKind {
             SecretKind::ClientId => "client-id",
             SecretKind::ClientSecret => "client-secret",
             SecretKind::SecretToken => "secret-token",
+            SecretKind::AppId => "app-id",
         }
     }
 
@@ -277,12 +313,13 @@ impl SecretKind {
             SecretKind::ClientId => "Client ID",
             SecretKind::ClientSecret => "Client Secret",
             SecretKind::SecretToken => "Secret Token",
+            SecretKind::AppId => "App ID",
         }
     }
 
     /// Parses a command-line name.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        Self::KEPT.into_iter().find(|k| k.as_str() == s)
     }
 
     /// Checks a value's shape; returns why it looks wrong. The value itself is

@@ -179,6 +179,8 @@ pub const ZOOM_KNOWN_SCOPES: &[&str] = &[
     "marketplace:update:app:admin",
     "marketplace:update:client_secret",
     "marketplace:update:client_secret:admin",
+    "marketplace:delete:app",
+    "marketplace:delete:app:admin",
 ];
 
 /// The closest known scope to `s`, if it is close enough to be a likely typo.

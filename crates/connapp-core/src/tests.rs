@@ -35,6 +35,7 @@ fn init_text(instance: &str) -> String {
         store_kind: "file",
         login_redirect: None,
         zoom_base: None,
+        management_account: None,
     })
 }
 

@@ -320,6 +320,21 @@ impl Registry {
         }
         (out, errors)
     }
+
+    /// The provider configuration the plugin that provides `platform` wants
+    /// for `app_json` (see `Plugin::provider_manifest`); `Ok(None)` when no
+    /// plugin provides the platform or it manages no provider configuration.
+    pub fn provider_manifest(&self, platform: &str, app_json: &str) -> Result<Option<String>, HostError> {
+        let Some(p) = self.plugins.iter().find(|p| {
+            p.info
+                .provides
+                .iter()
+                .any(|x| x.kind == PluginKind::PLATFORM && x.name == platform)
+        }) else {
+            return Ok(None);
+        };
+        host::provider_manifest(p.module, platform, app_json).map_err(|e| plugin_error(p, e))
+    }
 }
 
 /// Wraps a plugin's error with the plugin's name and origin.

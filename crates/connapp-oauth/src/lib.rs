@@ -11,6 +11,7 @@
 //! endpoints and quirks come in an [`Provider`] described by a platform
 //! plugin and the declaration).
 
+pub mod api;
 pub mod flows;
 pub mod lifecycle;
 pub mod loopback;

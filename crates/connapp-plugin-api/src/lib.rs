@@ -799,6 +799,10 @@ pub struct PluginModule {
     /// The platforms the plugin provides (added in 1.1; absent in 1.0 plugins).
     #[sabi(missing_field(option))]
     pub platforms: extern "C" fn() -> RResult<RVec<FfiPlatform>, FfiError>,
+    /// The provider-side configuration (e.g. Zoom's app manifest) a platform
+    /// wants for an app: `(platform, app JSON) -> desired JSON` (added in 1.2).
+    #[sabi(missing_field(option))]
+    pub provider_manifest: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -844,6 +848,20 @@ pub trait Plugin: 'static {
     /// The platforms the plugin provides. The default is none.
     fn platforms() -> Vec<Platform> {
         Vec::new()
+    }
+    /// The provider-side configuration the platform `platform` wants for an
+    /// app, as JSON: only the settings the platform manages, which the host
+    /// merges into the live configuration (settings not named survive).
+    ///
+    /// `app` is the app as `connapp check --json` prints it (name,
+    /// display_name, usage, redirect_url, allow_list, strict_mode,
+    /// subdomain_check, scopes with `optional`, webhook, ...) plus
+    /// `scope_reasons`, an object from scope to its one-line reason. `None`
+    /// means the platform has no provider configuration to manage (the
+    /// default). Pure: no IO.
+    fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        let _ = (platform, app);
+        Ok(None)
     }
 }
 
@@ -995,6 +1013,15 @@ pub mod __private {
         })
     }
 
+    pub extern "C" fn provider_manifest<P: Plugin>(
+        platform: RStr<'_>,
+        app: RStr<'_>,
+    ) -> RResult<ROption<RString>, FfiError> {
+        guard("provider_manifest", || {
+            P::provider_manifest(platform.as_str(), app.as_str()).map(|o| o.map(RString::from).into())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
@@ -1002,6 +1029,7 @@ pub mod __private {
             open_store: open_store::<P>,
             presets: presets::<P>,
             platforms: platforms::<P>,
+            provider_manifest: provider_manifest::<P>,
         }
         .leak_into_prefix()
     }
@@ -1155,6 +1183,15 @@ pub mod host {
     /// The plugin's presets.
     pub fn presets(m: PluginModuleRef) -> Result<Vec<Preset>, StoreError> {
         from_ffi((m.presets())()).map(|v| v.iter().map(Preset::from).collect())
+    }
+
+    /// The provider configuration a platform wants for an app (`None` when the
+    /// plugin has none, or was built against API 1.0/1.1).
+    pub fn provider_manifest(m: PluginModuleRef, platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        match m.provider_manifest() {
+            Some(f) => from_ffi(f(platform.into(), app.into())).map(|o| o.into_option().map(|s| s.into_string())),
+            None => Ok(None),
+        }
     }
 
     /// The plugin's platforms (none for plugins built against API 1.0).

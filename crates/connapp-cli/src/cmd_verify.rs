@@ -1,0 +1,611 @@
+//! `connapp verify` (alias `doctor`): proves the app works and explains every
+//! failure in the user's terms. Checks, in order: the declaration, the stored
+//! secrets, drift between the live Zoom app and the declaration, the redirect
+//! URLs Zoom will accept (4700), connapp's own grant, the scopes it holds, and
+//! one API call per scope (the preset's probe).
+
+use std::io::Write;
+
+use connapp_core::{App, GrantKind, SecretKind, secret_key, urls};
+use connapp_oauth::api::{Api, ApiError, enc};
+use connapp_oauth::record::TokenRecord;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::{Global, VerifyArgs};
+use crate::cmd_token::{self, AppCtx};
+use crate::ctx;
+use crate::error::CliError;
+
+/// How one check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Proven.
+    Ok,
+    /// Works, but something deserves attention.
+    Warn,
+    /// Broken; `fix` says what to do.
+    Fail,
+    /// Could not be checked; `detail` says why.
+    Skip,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "skip",
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(Debug, Serialize)]
+pub struct Check {
+    /// What kind of check: declaration, secret, drift, redirect, grant, scope.
+    pub check: &'static str,
+    /// The subject: a secret, a URL, a scope.
+    pub item: String,
+    /// The endpoint called, if any.
+    pub endpoint: String,
+    /// The outcome.
+    pub result: Outcome,
+    /// What was found.
+    pub detail: String,
+    /// What to do (empty when nothing).
+    pub fix: String,
+}
+
+fn row(check: &'static str, item: impl Into<String>, endpoint: impl Into<String>, result: Outcome) -> Check {
+    Check {
+        check,
+        item: item.into(),
+        endpoint: endpoint.into(),
+        result,
+        detail: String::new(),
+        fix: String::new(),
+    }
+}
+
+impl Check {
+    fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = d.into();
+        self
+    }
+    fn fix(mut self, f: impl Into<String>) -> Self {
+        self.fix = f.into();
+        self
+    }
+}
+
+#[derive(Serialize)]
+struct VerifyJson<'a> {
+    app: &'a str,
+    ok: bool,
+    checks: &'a [Check],
+}
+
+/// What a failed API call means for the scope it was meant to prove.
+pub fn diagnose(scope: &str, app: &App, e: &ApiError) -> (Outcome, String, String) {
+    let name = &app.name;
+    let reconsent = if app.target.is_some() {
+        format!(
+            "then consent again: in ServiceNow press \"Get OAuth Token\" on the DEX OAuth profile, and for connapp's own grant run `connapp login {name}`"
+        )
+    } else {
+        format!("then consent again (`connapp login {name}`)")
+    };
+    match e {
+        ApiError::Edge(e) => (
+            Outcome::Fail,
+            format!("Zoom could not be reached: {e}"),
+            "check the network and api_base; nothing else can be proven until Zoom answers".into(),
+        ),
+        ApiError::Status { code: Some(4711), message, .. } => (
+            Outcome::Fail,
+            format!("the token does not hold {scope} (4711: {message})"),
+            format!(
+                "add {scope} to the Zoom app (`connapp apply`, or Scopes in the Marketplace), {reconsent}; grants keep the scopes they were issued with"
+            ),
+        ),
+        ApiError::Status { code: Some(124), message, .. } if message.to_ascii_lowercase().contains("expired") => (
+            Outcome::Fail,
+            format!("Zoom says the access token expired (124: {message}) while connapp's copy says it is still valid"),
+            format!("check this machine's clock, then run `connapp refresh {name}`"),
+        ),
+        ApiError::Status { code: Some(124), message, .. } => (
+            Outcome::Fail,
+            format!(
+                "Zoom refused the access token (124: {message}): it was revoked, superseded by a newer token of the same grant, or belongs to another environment"
+            ),
+            format!("run `connapp refresh {name}`; if that fails with invalid_grant, `connapp login {name}`"),
+        ),
+        ApiError::Status { status: 429, rate, message, .. } => {
+            let category = rate.category.as_deref().unwrap_or("unknown");
+            let kind = rate.kind.as_deref().unwrap_or("per-second");
+            let when = match (&rate.retry_after, kind) {
+                (Some(t), _) => format!("retry after {t}"),
+                (None, "Daily-limit") => "retry after midnight UTC".to_string(),
+                (None, _) => "retry in a few seconds".to_string(),
+            };
+            (
+                Outcome::Warn,
+                format!("rate-limited: category {category}, {kind} limit ({message})"),
+                format!(
+                    "{when}; the limits are per account and shared with DEX and every other app, so avoid running verify in a loop"
+                ),
+            )
+        }
+        ApiError::Status { code: Some(200), message, .. } => (
+            Outcome::Fail,
+            format!("no Dashboard access (code 200: {message})"),
+            "Dashboard APIs need a Business plan or higher, with Dashboard enabled for the account and for the consenting admin's role (Account Management > Account Settings / Role Management)".into(),
+        ),
+        ApiError::Status { code: Some(300), message, .. } => (
+            Outcome::Fail,
+            format!("Zoom refused the request parameters (300: {message})"),
+            "report date ranges must be at most one month long and within the last six months".into(),
+        ),
+        ApiError::Status { code: Some(3001), message, .. } => (
+            Outcome::Skip,
+            format!("the meeting used for the probe is gone (3001: {message})"),
+            "run verify again; it picks a recent past meeting from the report".into(),
+        ),
+        ApiError::Status { code: Some(12702), message, .. } => (
+            Outcome::Skip,
+            format!("the meeting is older than a year (12702: {message})"),
+            "run verify again after a meeting has taken place".into(),
+        ),
+        ApiError::Status { status, code, message, .. } => (
+            Outcome::Fail,
+            format!(
+                "HTTP {status}{}: {message}",
+                code.map(|c| format!(" code {c}")).unwrap_or_default()
+            ),
+            "see Zoom's API reference for this endpoint".into(),
+        ),
+    }
+}
+
+/// `YYYY-MM-DD` of a unix time.
+fn ymd(t: u64) -> String {
+    chrono::DateTime::from_timestamp(t as i64, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// A meeting UUID as a path segment: Zoom wants it double-encoded when it
+/// starts with `/` or contains `//`.
+fn meeting_segment(uuid: &str) -> String {
+    if uuid.starts_with('/') || uuid.contains("//") {
+        enc(&enc(uuid))
+    } else {
+        enc(uuid)
+    }
+}
+
+fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), CliError> {
+    for kind in SecretKind::ALL {
+        let present = c
+            .store
+            .get(&secret_key(&c.app.name, kind))
+            .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?
+            .is_some();
+        let needed = kind != SecretKind::SecretToken || c.app.webhook.is_some();
+        let r = row(
+            "secret",
+            kind.label(),
+            "",
+            if present {
+                Outcome::Ok
+            } else if needed {
+                Outcome::Fail
+            } else {
+                Outcome::Warn
+            },
+        );
+        checks.push(if present {
+            r.detail("stored")
+        } else {
+            r.detail(if needed {
+                "not stored".to_string()
+            } else {
+                "not stored (only needed to verify webhooks)".to_string()
+            })
+            .fix(format!("connapp secrets set {} --app {}", kind.as_str(), c.app.name))
+        });
+    }
+    Ok(())
+}
+
+/// Asks Zoom's authorize endpoint whether it accepts `redirect` (no consent
+/// happens: the answer is either the sign-in/consent page or the 4700 page).
+fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &str) -> Check {
+    let authorize = c
+        .app
+        .oauth
+        .authorize_url
+        .clone()
+        .or_else(|| {
+            c.app
+                .oauth
+                .oauth_base
+                .as_ref()
+                .map(|b| format!("{}/oauth/authorize", b.trim_end_matches('/')))
+        })
+        .unwrap_or_else(|| c.platform.authorize_url.clone());
+    let client_id = match c.store.get(&secret_key(&c.app.name, SecretKind::ClientId)) {
+        Ok(Some(r)) => String::from_utf8_lossy(&r.value).into_owned(),
+        _ => {
+            return row("redirect", redirect, "GET /oauth/authorize", Outcome::Skip)
+                .detail("no Client ID is stored")
+                .fix(format!("connapp secrets set client-id --app {}", c.app.name));
+        }
+    };
+    let resp = c.rt.block_on(async {
+        let r = c
+            .http
+            .get(&authorize)
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", client_id.as_str()),
+                ("redirect_uri", redirect),
+            ])
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        Ok::<_, reqwest::Error>((status, body))
+    });
+    let base = row("redirect", redirect, "GET /oauth/authorize", Outcome::Ok);
+    match resp {
+        Err(e) => base
+            .result_of(Outcome::Fail)
+            .detail(format!("Zoom could not be reached: {}", e.without_url()))
+            .fix("check the network and oauth_base"),
+        Ok((400, body)) if body.contains("4700") => {
+            let candidates: Vec<String> = live
+                .map(|m| {
+                    let o = &m["oauth_information"];
+                    let mut v: Vec<String> = ["development_redirect_uri", "production_redirect_uri"]
+                        .iter()
+                        .filter_map(|k| o[*k].as_str().map(str::to_string))
+                        .collect();
+                    v.extend(
+                        o["oauth_allow_list"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|x| x.as_str().map(str::to_string)),
+                    );
+                    v
+                })
+                .unwrap_or_default();
+            let closest = candidates
+                .iter()
+                .min_by_key(|c| strsim::levenshtein(c, redirect))
+                .cloned();
+            let detail = match &closest {
+                Some(z) => format!(
+                    "Zoom refuses it (4700 Invalid redirect url). {what} sends {redirect:?}; Zoom's closest entry is {z:?}: {}",
+                    urls::describe_difference(redirect, z)
+                ),
+                None => format!("Zoom refuses it (4700 Invalid redirect url). {what} sends {redirect:?}"),
+            };
+            base.result_of(Outcome::Fail).detail(detail).fix(format!(
+                "put {redirect:?} exactly on the Zoom app's redirect URL / allow list (`connapp apply`, or the Marketplace's OAuth Information page)"
+            ))
+        }
+        Ok((status, _)) if status < 500 => base.detail(format!("Zoom accepts it as {what}'s redirect")),
+        Ok((status, _)) => base
+            .result_of(Outcome::Skip)
+            .detail(format!("Zoom's authorize page answered HTTP {status}")),
+    }
+}
+
+impl Check {
+    fn result_of(mut self, o: Outcome) -> Self {
+        self.result = o;
+        self
+    }
+}
+
+/// One API call per scope, with the preset's probes.
+fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRecord, checks: &mut Vec<Check>) -> bool {
+    let known = ctx::preset_scopes(reg, &c.app);
+    let now = ctx::now();
+    let mut vars: Vec<(String, String)> = vec![
+        ("{from}".into(), ymd(now.saturating_sub(27 * 86_400))),
+        ("{to}".into(), ymd(now)),
+    ];
+    let mut saw_124 = false;
+    for s in &c.app.scopes {
+        let Some(p) = known.iter().find(|k| k.scope == s.scope) else {
+            checks.push(
+                row(
+                    "scope",
+                    &s.scope,
+                    "",
+                    if rec.scopes.contains(&s.scope) {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Fail
+                    },
+                )
+                .detail(if rec.scopes.contains(&s.scope) {
+                    "granted (no preset probe for this scope)"
+                } else {
+                    "not granted, and no preset probe for this scope"
+                }),
+            );
+            continue;
+        };
+        let endpoint = format!("{} {}", p.probe.method, p.probe.path);
+        let fill = |t: &str| {
+            let mut t = t.to_string();
+            for (k, v) in &vars {
+                t = t.replace(k.as_str(), v);
+            }
+            t
+        };
+        let path = fill(&p.probe.path);
+        let query: Vec<(String, String)> = p.probe.query.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+        if path.contains('{') || query.iter().any(|(_, v)| v.contains('{')) {
+            checks.push(
+                row("scope", &s.scope, &endpoint, Outcome::Skip)
+                    .detail("no past meeting was found through the report to probe with")
+                    .fix("hold a short meeting, then run verify again"),
+            );
+            continue;
+        }
+        if p.probe.method != "GET" {
+            checks.push(row("scope", &s.scope, &endpoint, Outcome::Skip).detail("only GET probes are run"));
+            continue;
+        }
+        match c.rt.block_on(api.get(&path, &query)) {
+            Ok(body) => {
+                learn(&body, &mut vars);
+                let granted = rec.scopes.contains(&s.scope);
+                checks.push(row("scope", &s.scope, &endpoint, Outcome::Ok).detail(if granted {
+                    "granted, and the call succeeded"
+                } else {
+                    "the call succeeded through an alternative scope"
+                }));
+            }
+            Err(e) => {
+                saw_124 |= e.code() == Some(124);
+                let (o, detail, fix) = diagnose(&s.scope, &c.app, &e);
+                checks.push(row("scope", &s.scope, &endpoint, o).detail(detail).fix(fix));
+            }
+        }
+    }
+    saw_124
+}
+
+/// Picks up `{meetingId}` / `{participantId}` from probe answers.
+fn learn(body: &Value, vars: &mut Vec<(String, String)>) {
+    let has = |vars: &Vec<(String, String)>, k: &str| vars.iter().any(|(x, _)| x == k);
+    if !has(vars, "{meetingId}")
+        && let Some(uuid) = body["meetings"]
+            .as_array()
+            .and_then(|l| l.iter().find_map(|m| m["uuid"].as_str()))
+    {
+        vars.push(("{meetingId}".into(), meeting_segment(uuid)));
+    }
+    if !has(vars, "{participantId}")
+        && let Some(id) = body["participants"].as_array().and_then(|l| {
+            l.iter()
+                .find_map(|p| p["id"].as_str().filter(|s| !s.is_empty()).or(p["user_id"].as_str()))
+        })
+    {
+        vars.push(("{participantId}".into(), enc(id)));
+    }
+}
+
+fn print_table(out: &mut impl Write, checks: &[Check]) -> std::io::Result<()> {
+    let w_item = checks.iter().map(|c| c.item.len()).max().unwrap_or(4).clamp(4, 56);
+    let w_ep = checks.iter().map(|c| c.endpoint.len()).max().unwrap_or(8).clamp(8, 64);
+    writeln!(
+        out,
+        "{:<6} {:<11} {:<w_item$} {:<w_ep$} WHAT TO DO",
+        "RESULT", "CHECK", "ITEM", "ENDPOINT"
+    )?;
+    for c in checks {
+        writeln!(
+            out,
+            "{:<6} {:<11} {:<w_item$} {:<w_ep$} {}",
+            c.result.word(),
+            c.check,
+            c.item,
+            c.endpoint,
+            if c.fix.is_empty() { "-" } else { c.fix.as_str() }
+        )?;
+        if !c.detail.is_empty() && c.result != Outcome::Ok {
+            writeln!(out, "       {}", c.detail)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
+    let reg = ctx::registry();
+    ctx::warn_failures(&reg, g);
+    let (path, decl) = ctx::load_declaration(g, &reg)?;
+    let c = cmd_token::load(&reg, &decl, a.app.as_deref())?;
+    let app = c.app.clone();
+    let mut checks =
+        vec![row("declaration", path.display().to_string(), "", Outcome::Ok).detail("valid (`connapp check`)")];
+    secrets(&c, &mut checks)?;
+
+    // Drift: only when connapp can reach the Marketplace API.
+    let mut live = None;
+    if app.managed_by.is_some() && app.redirect_url.is_some() {
+        match crate::cmd_apply::drift(&reg, &decl, &app, g) {
+            Ok((manifest, changes)) if changes.is_empty() => {
+                checks.push(
+                    row(
+                        "drift",
+                        "Zoom app settings",
+                        "GET /marketplace/apps/{appId}/manifest",
+                        Outcome::Ok,
+                    )
+                    .detail("the live app matches the declaration"),
+                );
+                live = Some(manifest);
+            }
+            Ok((manifest, changes)) => {
+                let lines: Vec<String> = changes.iter().map(|c| c.line()).collect();
+                checks.push(
+                    row(
+                        "drift",
+                        "Zoom app settings",
+                        "GET /marketplace/apps/{appId}/manifest",
+                        Outcome::Fail,
+                    )
+                    .detail(format!(
+                        "the live app differs from the declaration: {}",
+                        lines.join("; ")
+                    ))
+                    .fix("review with `connapp plan`, then `connapp apply`"),
+                );
+                live = Some(manifest);
+            }
+            Err(e) => checks.push(
+                row(
+                    "drift",
+                    "Zoom app settings",
+                    "GET /marketplace/apps/{appId}/manifest",
+                    Outcome::Skip,
+                )
+                .detail(e.message)
+                .fix(e.hint.unwrap_or_default()),
+            ),
+        }
+    } else if app.redirect_url.is_some() {
+        checks.push(
+            row("drift", "Zoom app settings", "", Outcome::Skip)
+                .detail("no `managed_by`: connapp cannot read the app's Marketplace settings")
+                .fix("compare by hand with `connapp guide`, or declare a management app"),
+        );
+    }
+
+    // The redirect URLs Zoom must accept.
+    if app.oauth.grant == GrantKind::AuthorizationCode {
+        if let Some(t) = &app.target {
+            checks.push(redirect_probe(&c, &t.redirect_url(), live.as_ref(), "ServiceNow"));
+        } else if let Some(r) = &app.redirect_url {
+            checks.push(redirect_probe(&c, r, live.as_ref(), "the consumer"));
+        }
+        if let Some(l) = &app.oauth.login_redirect {
+            checks.push(redirect_probe(&c, l, live.as_ref(), "`connapp login`"));
+        }
+    }
+
+    // connapp's own grant and the scopes it holds.
+    let token = cmd_token::api_token(&c, g);
+    match token {
+        Err(e) => {
+            checks.push(
+                row("grant", "connapp's token", "POST /oauth/token", Outcome::Fail)
+                    .detail(e.message)
+                    .fix(e.hint.unwrap_or_default()),
+            );
+            for s in &app.scopes {
+                checks.push(row("scope", &s.scope, "", Outcome::Skip).detail("no usable token"));
+            }
+        }
+        Ok(rec) => {
+            let missing: Vec<&str> = app
+                .scopes
+                .iter()
+                .map(|s| s.scope.as_str())
+                .filter(|s| !rec.scopes.iter().any(|g| g == s))
+                .collect();
+            let r = row(
+                "grant",
+                "connapp's token",
+                "",
+                if missing.is_empty() { Outcome::Ok } else { Outcome::Fail },
+            );
+            checks.push(if missing.is_empty() {
+                r.detail(format!("{} of {} declared scopes granted", app.scopes.len(), app.scopes.len()))
+            } else {
+                r.detail(format!("the grant lacks {}", missing.join(", "))).fix(format!(
+                    "make sure the Zoom app has them (`connapp plan`), then consent again: `connapp login {}` (and ServiceNow's \"Get OAuth Token\" for DEX's own grant)",
+                    app.name
+                ))
+            });
+            let root = cmd_token::api_root(&c, &rec);
+            match Api::new(c.http.clone(), &root, rec.access_token.clone()) {
+                Err(e) => checks.push(row("grant", "API base", root.as_str(), Outcome::Fail).detail(e.to_string())),
+                Ok(api) => {
+                    if probes(&reg, &c, &api, &rec, &mut checks) {
+                        // The stored token was refused: is the grant still alive?
+                        checks.push(match cmd_token::force_refresh(&c, g) {
+                            Ok(()) => row("grant", "refresh", "POST /oauth/token", Outcome::Warn)
+                                .detail("Zoom refused the stored access token, but the refresh token still works; connapp now holds a new access token")
+                                .fix("run verify again"),
+                            Err(e) => row("grant", "refresh", "POST /oauth/token", Outcome::Fail)
+                                .detail(e.message)
+                                .fix(e.hint.unwrap_or_default()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    let ok = !checks.iter().any(|c| c.result == Outcome::Fail);
+    if a.json {
+        ctx::print_json(&VerifyJson {
+            app: &app.name,
+            ok,
+            checks: &checks,
+        })?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        print_table(&mut out, &checks)?;
+        let failed = checks.iter().filter(|c| c.result == Outcome::Fail).count();
+        if ok {
+            writeln!(out, "{}: everything declared works.", app.name)?;
+        } else {
+            writeln!(out, "{}: {failed} check(s) failed; see WHAT TO DO.", app.name)?;
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::with_code(1, String::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_double_encoded_only_when_zoom_needs_it() {
+        assert_eq!(meeting_segment("abc=="), "abc%3D%3D");
+        assert_eq!(meeting_segment("/ab//c"), "%252Fab%252F%252Fc");
+    }
+
+    #[test]
+    fn probes_learn_the_meeting_and_participant() {
+        let mut vars = Vec::new();
+        learn(&serde_json::json!({"meetings": [{"uuid": "u1=="}]}), &mut vars);
+        learn(
+            &serde_json::json!({"participants": [{"id": "", "user_id": "p1"}]}),
+            &mut vars,
+        );
+        assert_eq!(
+            vars,
+            vec![
+                ("{meetingId}".to_string(), "u1%3D%3D".to_string()),
+                ("{participantId}".to_string(), "p1".to_string())
+            ]
+        );
+    }
+}
