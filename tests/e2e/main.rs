@@ -9,3 +9,4 @@ mod crash;
 mod plugins;
 mod secrets;
 mod tokens;
+mod zoomapp;

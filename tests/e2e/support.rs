@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -310,5 +313,114 @@ impl Run {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.0.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout()))
+    }
+}
+
+/// A browser stand-in: fetches the URL and follows redirects, like a browser
+/// whose user already clicked Allow (the sandbox auto-approves).
+pub fn fetching_browser(dir: &Path) -> PathBuf {
+    let script = dir.join("browser.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nexec python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \"$1\"\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+/// Drives Debian's chromedriver over WebDriver (blocking).
+pub struct Chrome {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::blocking::Client,
+    profile: tempfile::TempDir,
+}
+
+impl Chrome {
+    pub fn start() -> Chrome {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (run `cargo xtask test`, which installs chromium-driver)");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::blocking::Client::new();
+        for _ in 0..200 {
+            if http
+                .get(format!("{base}/status"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().expect("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())]}}}});
+        let v: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .expect("session")
+            .json()
+            .expect("json");
+        let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
+        Chrome {
+            driver,
+            base,
+            session,
+            http,
+            profile,
+        }
+    }
+    pub fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let rb = self.http.request(method.clone(), &url);
+        let rb = if method == reqwest::Method::GET {
+            rb
+        } else {
+            rb.json(&body)
+        };
+        let v: Value = rb.send().expect("webdriver").json().expect("json");
+        v["value"].clone()
+    }
+    pub fn click(&self, css: &str) {
+        let el = self.cmd(
+            reqwest::Method::POST,
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        let id = el
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .expect("element")
+            .to_string();
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = &self.profile;
     }
 }

@@ -3,7 +3,7 @@
 //! sandbox, with real processes, real locks and real crashes.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use connapp_sandbox::state::App as SbxApp;
 use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, built};
+use crate::support::{Chrome, Run, Sandbox, built, fetching_browser};
 
 const DEX: &str = "sbxDexClientId00000001";
 const LOOPBACK: &str = "http://127.0.0.1/callback";
@@ -34,20 +34,6 @@ fn seed(auto_approve: bool) -> Seed {
         seed.knobs.auto_approve = Some("admin".into());
     }
     seed
-}
-
-/// A browser stand-in: fetches the URL and follows redirects, like a browser
-/// whose user already clicked Allow (the sandbox auto-approves).
-fn fetching_browser(dir: &Path) -> PathBuf {
-    let script = dir.join("browser.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\nexec python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()' \"$1\"\n",
-    )
-    .expect("write");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    script
 }
 
 impl World {
@@ -425,101 +411,6 @@ fn secrets_and_tokens_never_reach_any_output_even_at_vvv() {
             .count();
     }
     assert!(logged > 5, "-vvv produced no debug log; the test would prove nothing");
-}
-
-/// Drives Debian's chromedriver over WebDriver (blocking).
-struct Chrome {
-    driver: std::process::Child,
-    base: String,
-    session: String,
-    http: reqwest::blocking::Client,
-    profile: tempfile::TempDir,
-}
-
-impl Chrome {
-    fn start() -> Chrome {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (run `cargo xtask test`, which installs chromium-driver)");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::blocking::Client::new();
-        for _ in 0..200 {
-            if http
-                .get(format!("{base}/status"))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let profile = tempfile::tempdir().expect("profile");
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", format!("--user-data-dir={}", profile.path().display())]}}}});
-        let v: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .expect("session")
-            .json()
-            .expect("json");
-        let session = v["value"]["sessionId"].as_str().expect("session id").to_string();
-        Chrome {
-            driver,
-            base,
-            session,
-            http,
-            profile,
-        }
-    }
-    fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = format!("{}/session/{}{path}", self.base, self.session);
-        let rb = self.http.request(method.clone(), &url);
-        let rb = if method == reqwest::Method::GET {
-            rb
-        } else {
-            rb.json(&body)
-        };
-        let v: Value = rb.send().expect("webdriver").json().expect("json");
-        v["value"].clone()
-    }
-    fn click(&self, css: &str) {
-        let el = self.cmd(
-            reqwest::Method::POST,
-            "/element",
-            json!({"using": "css selector", "value": css}),
-        );
-        let id = el
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .expect("element")
-            .to_string();
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
-    }
-}
-
-impl Drop for Chrome {
-    fn drop(&mut self) {
-        let _ = self
-            .http
-            .delete(format!("{}/session/{}", self.base, self.session))
-            .send();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = &self.profile;
-    }
 }
 
 #[test]

@@ -48,8 +48,16 @@ fn cmd(s: impl Into<String>) -> Part {
 /// The words to type into the Marketplace's scope search for a scope.
 pub fn search_term(scope: &str) -> String {
     let parts: Vec<&str> = scope.split(':').collect();
-    let resource = parts.get(2).copied().unwrap_or(scope);
-    resource.trim_start_matches("list_").replace('_', " ")
+    let (Some(product), Some(resource)) = (parts.first(), parts.get(2)) else {
+        return scope.to_string();
+    };
+    let mut words: Vec<&str> = Vec::new();
+    for w in std::iter::once(*product).chain(resource.trim_start_matches("list_").split('_')) {
+        if !w.is_empty() && !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words.join(" ")
 }
 
 fn on_off(b: bool) -> &'static str {

@@ -1,0 +1,832 @@
+//! The Zoom app as code, end to end against the in-process Zoom sandbox:
+//! plan / apply / rollback through the Marketplace manifest API, verify with
+//! one probe per scope and every diagnosis, the webhook commands, the guide.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use connapp_sandbox::state::App as SbxApp;
+use connapp_sandbox::{Sandbox as Zoom, Seed};
+use serde_json::{Value, json};
+
+use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, target_dir};
+
+const MGMT: &str = "sbxMgmtClientId0000003";
+const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
+const LOOPBACK: &str = "http://127.0.0.1/callback";
+const ACCOUNT: &str = "sbxAccount0000000000001";
+
+struct World {
+    zoom: Zoom,
+    user: Sandbox,
+    http: reqwest::blocking::Client,
+}
+
+impl World {
+    /// A declaration with a management app, its secrets stored; no Zoom app yet.
+    fn new() -> World {
+        let mut seed = Seed::default();
+        seed.knobs.auto_approve = Some("admin".into());
+        for app in &mut seed.apps {
+            if app.client_id == MGMT {
+                app.client_secret = MGMT_SECRET.into();
+            }
+        }
+        let zoom = Zoom::start(seed).expect("sandbox");
+        let mut user = Sandbox::new(&built().full);
+        let base = zoom.base_url();
+        user.run(
+            &[
+                "init",
+                "--instance",
+                "acme",
+                "--display-name",
+                "DEX for Zoom (acme)",
+                "--login-redirect",
+                LOOPBACK,
+                "--zoom-base",
+                &base,
+                "--management-account",
+                ACCOUNT,
+            ],
+            None,
+        )
+        .ok();
+        user.run(
+            &[
+                "secrets",
+                "set",
+                "client-id",
+                "--app",
+                "zoom-marketplace",
+                "--from-stdin",
+            ],
+            Some(MGMT.as_bytes()),
+        )
+        .ok();
+        user.run(
+            &[
+                "secrets",
+                "set",
+                "client-secret",
+                "--app",
+                "zoom-marketplace",
+                "--from-stdin",
+            ],
+            Some(MGMT_SECRET.as_bytes()),
+        )
+        .ok();
+        let browser = fetching_browser(user.path());
+        user.set_env("BROWSER", &browser.display().to_string());
+        World {
+            zoom,
+            user,
+            http: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `apply --yes` on a fresh world: creates the app; returns its app id.
+    fn create(&self) -> String {
+        let j = self.user.run(&["apply", "--yes", "--json"], None).ok().json();
+        assert_eq!(j["applied"], true);
+        j["apps"][0]["app_id"].as_str().expect("app id").to_string()
+    }
+
+    /// The created app as Zoom holds it.
+    fn app(&self, app_id: &str) -> SbxApp {
+        self.zoom
+            .apps()
+            .into_iter()
+            .find(|a| a.app_id == app_id)
+            .expect("the app exists in Zoom")
+    }
+
+    /// What an admin would change by hand in the Marketplace.
+    fn edit_app(&self, app_id: &str, f: impl FnOnce(&mut SbxApp)) {
+        let mut app = self.app(app_id);
+        f(&mut app);
+        let url = format!("{}/_sandbox/apps/{}", self.zoom.base_url(), app.client_id);
+        let r = self.http.put(url).json(&app).send().expect("control");
+        assert!(r.status().is_success());
+    }
+
+    fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/_sandbox{path}", self.zoom.base_url()))
+            .json(&body)
+            .send()
+            .expect("control");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().expect("json")
+    }
+
+    fn decl(&self) -> String {
+        std::fs::read_to_string(self.user.path().join("connapp.toml")).expect("read")
+    }
+
+    fn set_decl(&self, text: &str) {
+        std::fs::write(self.user.path().join("connapp.toml"), text).expect("write");
+    }
+
+    /// create + Secret Token from the app's page + connapp's own consent.
+    fn ready(&self) -> String {
+        let id = self.create();
+        let token = self.app(&id).secret_token;
+        self.user
+            .run(
+                &["secrets", "set", "secret-token", "--from-stdin"],
+                Some(token.as_bytes()),
+            )
+            .ok();
+        self.user.run(&["login", "--timeout", "20"], None).ok();
+        id
+    }
+
+    fn verify(&self) -> (Run, Value) {
+        let r = self.user.run(&["verify", "--json"], None);
+        let j = r.json();
+        (r, j)
+    }
+}
+
+fn checks<'a>(j: &'a Value, check: &str) -> Vec<&'a Value> {
+    j["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["check"] == check)
+        .collect()
+}
+
+fn scope_row<'a>(j: &'a Value, scope: &str) -> &'a Value {
+    checks(j, "scope")
+        .into_iter()
+        .find(|c| c["item"] == scope)
+        .unwrap_or_else(|| panic!("no row for {scope}: {j:#}"))
+}
+
+#[test]
+fn plan_apply_rollback_and_unmanaged_fields_survive() {
+    let w = World::new();
+    // A fresh declaration: everything is to be created.
+    let p = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    assert_eq!(p["pending"], true);
+    assert_eq!(p["apps"][0]["action"], "create");
+    assert_eq!(p["apps"][0]["scopes_added"].as_array().expect("scopes").len(), 6);
+    let human = w.user.run(&["plan"], None).fails_with(7).stdout();
+    for s in [
+        "+ oauth_information.usage: \"ADMIN_MANAGEMENT\"",
+        "+ oauth_information.development_redirect_uri: \"https://acme.service-now.com/oauth_redirect.do\"",
+        "+ oauth_information.oauth_allow_list: \"http://127.0.0.1/callback\"",
+        "+ oauth_information.scopes: dashboard:read:list_zoomrooms:admin (optional=false)",
+        "+ display_information.display_name: \"DEX for Zoom (acme)\"",
+        "Plan: 1 to create, 0 to update, 0 unchanged.",
+    ] {
+        assert!(human.contains(s), "missing {s:?} in:\n{human}");
+    }
+
+    // Not interactive and no --yes: refused, nothing created.
+    w.user.run(&["apply"], None).fails_with(2);
+    assert_eq!(w.zoom.apps().len(), 3);
+
+    let out = w.user.run(&["apply", "--yes"], None).ok();
+    let all = format!("{}{}", out.stdout(), out.stderr());
+    let id = w.user.run(&["plan", "--json"], None).ok().json()["apps"][0]["app_id"]
+        .as_str()
+        .expect("app id")
+        .to_string();
+    let app = w.app(&id);
+    assert!(!all.contains(&app.client_secret), "the new client secret was printed");
+    assert!(!all.contains(MGMT_SECRET));
+    assert!(all.contains("never printed"), "{all}");
+    assert_eq!(app.name, "DEX for Zoom (acme)");
+    assert_eq!(app.scopes.len(), 6);
+    assert_eq!(
+        app.redirect_urls,
+        vec!["https://acme.service-now.com/oauth_redirect.do"]
+    );
+    // The credentials went straight into the store.
+    let list = w.user.run(&["secrets", "list", "--json"], None).ok().json();
+    let present = |app: &str, s: &str| {
+        list["secrets"]
+            .as_array()
+            .expect("secrets")
+            .iter()
+            .any(|e| e["app"] == app && e["secret"] == s && e["present"] == true)
+    };
+    assert!(present("dex-zoom", "client-id") && present("dex-zoom", "client-secret") && present("dex-zoom", "app-id"));
+
+    // A second plan: nothing to do.
+    let p = w.user.run(&["plan", "--json"], None).ok().json();
+    assert_eq!(p["pending"], false);
+    assert_eq!(p["apps"][0]["changes"], json!([]));
+
+    // Settings connapp does not manage, set by an admin in the Marketplace.
+    w.edit_app(&id, |a| {
+        a.products = vec!["ZOOM_MEETING".into(), "ZOOM_ROOM".into()];
+        a.manifest_extra.insert(
+            "display_information.description".into(),
+            json!("Meeting quality for ServiceNow"),
+        );
+    });
+    assert_eq!(w.user.run(&["plan", "--json"], None).ok().json()["pending"], false);
+
+    // One more scope and Strict Mode: exactly those settings change.
+    let text = w
+        .decl()
+        .replace("scopes = []", "scopes = [\"meeting:read:meeting:admin\"]")
+        .replace("strict_mode = false", "strict_mode = true");
+    w.set_decl(&text);
+    let p = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    let paths: Vec<&str> = p["apps"][0]["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["path"].as_str().expect("path"))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![
+            "oauth_information.scope_description",
+            "oauth_information.scopes",
+            "oauth_information.strict_mode"
+        ]
+    );
+    assert_eq!(p["apps"][0]["scopes_added"], json!(["meeting:read:meeting:admin"]));
+    let out = w.user.run(&["apply", "--yes"], None).ok();
+    assert!(
+        out.stderr().contains("existing grants keep their old scopes"),
+        "{}",
+        out.stderr()
+    );
+    assert!(out.stderr().contains("Get OAuth Token"), "{}", out.stderr());
+    let app = w.app(&id);
+    assert!(app.scopes.contains(&"meeting:read:meeting:admin".to_string()));
+    assert!(app.strict_mode);
+    assert_eq!(app.products, vec!["ZOOM_MEETING", "ZOOM_ROOM"], "unmanaged field lost");
+    assert_eq!(
+        app.manifest_extra.get("display_information.description"),
+        Some(&json!("Meeting quality for ServiceNow"))
+    );
+    assert_eq!(w.user.run(&["plan", "--json"], None).ok().json()["pending"], false);
+
+    // Rollback restores the manifest from before the last apply.
+    w.user.run(&["apply", "--rollback"], None).fails_with(2);
+    let r = w
+        .user
+        .run(&["apply", "--rollback", "--yes", "--json"], None)
+        .ok()
+        .json();
+    assert_eq!(r[0]["app_id"], id.as_str());
+    let app = w.app(&id);
+    assert!(!app.scopes.contains(&"meeting:read:meeting:admin".to_string()));
+    assert!(!app.strict_mode);
+    assert_eq!(app.products, vec!["ZOOM_MEETING", "ZOOM_ROOM"]);
+    // ... so the declaration is ahead again.
+    w.user.run(&["plan"], None).fails_with(7);
+}
+
+#[test]
+fn plan_needs_a_valid_declaration_and_a_management_app() {
+    let w = World::new();
+    // Every scope optional: Zoom would refuse; connapp says so offline, before any call.
+    let all = "[\"report:read:user:admin\", \"dashboard:read:list_meeting_participants_qos:admin\", \"dashboard:read:meeting_participant_qos:admin\", \"dashboard:read:list_zoomrooms:admin\", \"dashboard:read:issues_zoomroom:admin\", \"user:read:user:admin\"]";
+    let good = w.decl();
+    w.set_decl(&good.replace(
+        "[apps.dex-zoom.target]",
+        &format!("optional_scopes = {all}\n\n[apps.dex-zoom.target]"),
+    ));
+    let e = w.user.run(&["plan"], None).fails_with(3).stderr();
+    assert!(e.contains("invalid"), "{e}");
+    let e = w.user.run(&["check"], None).fails_with(3).stderr();
+    assert!(e.contains("optional-scope-all"), "{e}");
+    let before = w.control(reqwest::Method::GET, "/counters", Value::Null);
+
+    // Without managed_by, plan says how to get there.
+    w.set_decl(&good.replace("managed_by = \"zoom-marketplace\"\n", ""));
+    let e = w.user.run(&["plan", "dex-zoom"], None).fails_with(3).stderr();
+    assert!(e.contains("managed_by") && e.contains("connapp guide"), "{e}");
+    // managed_by naming an app that does not exist, or one without Marketplace scopes.
+    w.set_decl(&good.replace("managed_by = \"zoom-marketplace\"", "managed_by = \"zoom-admin\""));
+    let e = w.user.run(&["check"], None).fails_with(3).stderr();
+    assert!(
+        e.contains("managed-by-unknown") && e.contains("zoom-marketplace"),
+        "{e}"
+    );
+    w.set_decl(&good.replace(
+        "scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:delete:app:admin\"]",
+        "scopes = [\"user:read:user:admin\"]",
+    ));
+    let e = w.user.run(&["check"], None).fails_with(3).stderr();
+    assert!(e.contains("managed-by-scopes"), "{e}");
+    // Nothing reached Zoom.
+    assert_eq!(w.control(reqwest::Method::GET, "/counters", Value::Null), before);
+}
+
+#[test]
+fn verify_is_green_and_names_exactly_a_removed_scope() {
+    let w = World::new();
+    let id = w.ready();
+    let (r, j) = w.verify();
+    assert_eq!(r.code(), Some(0), "{j:#}");
+    assert_eq!(j["ok"], true);
+    for c in checks(&j, "scope") {
+        assert_eq!(c["result"], "ok", "{c}");
+    }
+    assert_eq!(checks(&j, "scope").len(), 6);
+    assert_eq!(checks(&j, "drift")[0]["result"], "ok");
+    assert_eq!(checks(&j, "redirect").len(), 2);
+    let table = w.user.run(&["doctor"], None).ok().stdout();
+    assert!(
+        table.contains("GET /metrics/zoomrooms") && table.contains("everything declared works"),
+        "{table}"
+    );
+
+    // An admin removes one scope in the Marketplace; the next consent lacks it.
+    let gone = "dashboard:read:list_zoomrooms:admin";
+    w.edit_app(&id, |a| a.scopes.retain(|s| s != gone));
+    w.user.run(&["login", "--timeout", "20"], None).ok();
+    let (r, j) = w.verify();
+    assert_eq!(r.code(), Some(1));
+    assert_eq!(j["ok"], false);
+    let row = scope_row(&j, gone);
+    assert_eq!(row["result"], "fail");
+    assert_eq!(row["endpoint"], "GET /metrics/zoomrooms");
+    assert!(row["detail"].as_str().expect("detail").contains("4711"), "{row}");
+    let fix = row["fix"].as_str().expect("fix");
+    assert!(
+        fix.contains(gone) && fix.contains("connapp apply") && fix.contains("connapp login dex-zoom"),
+        "{fix}"
+    );
+    for c in checks(&j, "scope") {
+        if c["item"] != gone {
+            assert_eq!(c["result"], "ok", "only {gone} should fail: {c}");
+        }
+    }
+    let grant = &checks(&j, "grant")[0];
+    assert_eq!(grant["result"], "fail");
+    assert!(grant["detail"].as_str().expect("d").contains(gone));
+    // Drift shows where the scope went missing.
+    let drift = &checks(&j, "drift")[0];
+    assert_eq!(drift["result"], "fail");
+    assert!(drift["detail"].as_str().expect("d").contains(gone), "{drift}");
+    // apply + consent repairs it.
+    w.user.run(&["apply", "--yes"], None).ok();
+    w.user.run(&["login", "--timeout", "20"], None).ok();
+    assert_eq!(w.verify().1["ok"], true);
+}
+
+#[test]
+fn verify_diagnoses_redirect_mismatch_plan_and_rate_limits() {
+    let w = World::new();
+    let id = w.ready();
+
+    // 4700: Zoom has the redirect with a trailing slash.
+    let good = "https://acme.service-now.com/oauth_redirect.do";
+    w.edit_app(&id, |a| {
+        a.redirect_urls = vec![format!("{good}/")];
+        a.allow_list = vec![format!("{good}/"), LOOPBACK.into()];
+    });
+    let (_, j) = w.verify();
+    let row = checks(&j, "redirect")
+        .into_iter()
+        .find(|c| c["item"] == good)
+        .expect("redirect row");
+    assert_eq!(row["result"], "fail");
+    let d = row["detail"].as_str().expect("detail");
+    assert!(
+        d.contains("4700") && d.contains(&format!("{good:?}")) && d.contains(&format!("\"{good}/\"")),
+        "{d}"
+    );
+    assert!(d.contains("trailing slash"), "{d}");
+    w.user.run(&["apply", "--yes"], None).ok();
+
+    // Plan without Dashboard access: the dashboard probes say so, the others pass.
+    w.control(reqwest::Method::PUT, "/account/plan", json!({"plan": "pro"}));
+    let (_, j) = w.verify();
+    let row = scope_row(&j, "dashboard:read:list_zoomrooms:admin");
+    assert_eq!(row["result"], "fail");
+    assert!(row["detail"].as_str().expect("d").contains("code 200"), "{row}");
+    assert!(row["fix"].as_str().expect("f").contains("Business plan"), "{row}");
+    assert_eq!(scope_row(&j, "user:read:user:admin")["result"], "ok");
+    w.control(reqwest::Method::PUT, "/account/plan", json!({"plan": "business"}));
+
+    // 429: the Light category (users/me) is exhausted for the day.
+    w.control(
+        reqwest::Method::PUT,
+        "/rate-limits",
+        json!({"Light": {"per_window": 100, "window_secs": 1, "per_day": 0}}),
+    );
+    let (_, j) = w.verify();
+    let row = scope_row(&j, "user:read:user:admin");
+    assert_eq!(row["result"], "warn", "{row}");
+    let d = row["detail"].as_str().expect("d");
+    assert!(d.contains("category Light") && d.contains("Daily-limit"), "{d}");
+    assert!(row["fix"].as_str().expect("f").contains("retry after"), "{row}");
+}
+
+#[test]
+fn verify_diagnoses_expired_revoked_and_rotated_credentials() {
+    let w = World::new();
+    let id = w.ready();
+    let client_id = w.app(&id).client_id;
+
+    // 124 expired: Zoom's clock is ahead; a refresh repairs it.
+    w.control(reqwest::Method::POST, "/clock/advance", json!({"seconds": 7200}));
+    let (_, j) = w.verify();
+    let row = scope_row(&j, "user:read:user:admin");
+    assert!(row["detail"].as_str().expect("d").contains("expired"), "{row}");
+    let refresh = checks(&j, "grant")
+        .into_iter()
+        .find(|c| c["item"] == "refresh")
+        .expect("refresh row");
+    assert_eq!(refresh["result"], "warn", "{refresh}");
+    assert_eq!(w.verify().1["ok"], true);
+
+    // 124 invalid + invalid_grant: the grant was revoked (or rotated elsewhere).
+    let grants = w.control(reqwest::Method::GET, "/grants", Value::Null);
+    let gid = grants
+        .as_array()
+        .expect("grants")
+        .iter()
+        .find(|g| g["client_id"] == client_id.as_str() && g["revoked"] != true)
+        .expect("grant")["id"]
+        .as_u64()
+        .expect("id");
+    w.control(reqwest::Method::POST, &format!("/grants/{gid}/revoke"), json!({}));
+    let (_, j) = w.verify();
+    assert!(
+        scope_row(&j, "user:read:user:admin")["detail"]
+            .as_str()
+            .expect("d")
+            .contains("124")
+    );
+    let refresh = checks(&j, "grant")
+        .into_iter()
+        .find(|c| c["item"] == "refresh")
+        .expect("refresh row");
+    assert_eq!(refresh["result"], "fail");
+    let d = refresh["detail"].as_str().expect("d");
+    assert!(d.contains("invalid_grant") && d.contains("consented again"), "{d}");
+    assert!(refresh["fix"].as_str().expect("f").contains("connapp login dex-zoom"));
+
+    // invalid_client: the Client Secret was rotated in the Marketplace.
+    w.user.run(&["login", "--timeout", "20"], None).ok();
+    w.control(
+        reqwest::Method::POST,
+        &format!("/apps/{client_id}/rotate-secret"),
+        json!({}),
+    );
+    w.control(reqwest::Method::POST, "/clock/advance", json!({"seconds": 7200}));
+    let (_, j) = w.verify();
+    let refresh = checks(&j, "grant")
+        .into_iter()
+        .find(|c| c["item"] == "refresh")
+        .expect("refresh row");
+    assert_eq!(refresh["result"], "fail");
+    assert!(
+        refresh["detail"].as_str().expect("d").contains("invalid_client"),
+        "{refresh}"
+    );
+    assert!(refresh["fix"].as_str().expect("f").contains("rotated"), "{refresh}");
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks
+// ---------------------------------------------------------------------------
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A world whose app exists and whose Secret Token is stored.
+fn webhook_world() -> (World, String, String) {
+    let w = World::new();
+    let id = w.create();
+    let token = w.app(&id).secret_token;
+    w.user
+        .run(
+            &["secrets", "set", "secret-token", "--from-stdin"],
+            Some(token.as_bytes()),
+        )
+        .ok();
+    (w, id, token)
+}
+
+#[test]
+fn webhook_verify_and_challenge_follow_zooms_algorithm() {
+    let (w, _, token) = webhook_world();
+    let body = r#"{"event":"meeting.ended","payload":{"account_id":"a","object":{"id":1}},"event_ts":1}"#;
+    let ts = now();
+    // Signed the way the sandbox signs (an implementation independent of connapp's).
+    let sig = connapp_sandbox::webhooks::signature(&token, ts, body);
+    let dir = w.user.path();
+    let verify = |headers: &str, body: &str| -> Run {
+        std::fs::write(dir.join("h.txt"), headers).expect("write");
+        std::fs::write(dir.join("b.json"), body).expect("write");
+        w.user
+            .run(&["webhook", "verify", "--headers", "h.txt", "--body", "b.json"], None)
+    };
+    let hdr =
+        |sig: &str, ts: u64| format!("POST / HTTP/1.1\r\nx-zm-signature: {sig}\r\nx-zm-request-timestamp: {ts}\r\n");
+    let ok = verify(&hdr(&sig, ts), body).ok();
+    assert!(ok.stdout().contains("valid") && ok.stdout().contains("meeting.ended"));
+    let reserialized = serde_json::to_string_pretty(&serde_json::from_str::<Value>(body).expect("json")).expect("s");
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            hdr(&connapp_sandbox::webhooks::signature("wrong-secret", ts, body), ts),
+            body.into(),
+            "does not match",
+        ),
+        (hdr(&sig, ts), body.replace("\"id\":1", "\"id\":2"), "does not match"),
+        (hdr(&sig, ts), reserialized, "does not match"),
+        (
+            hdr(&connapp_sandbox::webhooks::signature(&token, ts - 600, body), ts - 600),
+            body.into(),
+            "old",
+        ),
+        (
+            hdr(&connapp_sandbox::webhooks::signature(&token, ts + 600, body), ts + 600),
+            body.into(),
+            "future",
+        ),
+        (
+            format!("x-zm-request-timestamp: {ts}\n"),
+            body.into(),
+            "x-zm-signature header is missing",
+        ),
+        (
+            format!("x-zm-signature: {sig}\n"),
+            body.into(),
+            "x-zm-request-timestamp header is missing",
+        ),
+    ];
+    for (h, b, why) in cases {
+        let r = verify(&h, &b).fails_with(1);
+        assert!(r.stderr().contains(why), "{why}: {}", r.stderr());
+        assert!(!r.stderr().contains(&token));
+    }
+    let c = w
+        .user
+        .run(&["webhook", "challenge", "qgg8vlvZRS6UYooatFL8Aw"], None)
+        .ok()
+        .json();
+    assert_eq!(c["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    assert_eq!(
+        c["encryptedToken"],
+        connapp_sandbox::webhooks::hmac_hex(&token, "qgg8vlvZRS6UYooatFL8Aw")
+    );
+}
+
+struct Receiver {
+    child: std::process::Child,
+    url: String,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(w: &World) -> Receiver {
+    let mut child = Command::new(&w.user.bin)
+        .args(["webhook", "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(w.user.path())
+        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut banner = String::new();
+    err.read_line(&mut banner).expect("banner");
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {banner:?}"))
+        .to_string();
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in out.lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    Receiver { child, url, lines }
+}
+
+#[test]
+fn webhook_serve_answers_validation_refuses_forgeries_and_receives_sandbox_events() {
+    let (w, id, token) = webhook_world();
+    let rx = serve(&w);
+    let post = |body: &str, headers: &[(&str, String)]| {
+        let mut r = w.http.post(&rx.url).body(body.to_string());
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        r.send().expect("post")
+    };
+    let signed = |body: &str, ts: u64, key: &str| {
+        vec![
+            ("x-zm-signature", connapp_sandbox::webhooks::signature(key, ts, body)),
+            ("x-zm-request-timestamp", ts.to_string()),
+        ]
+    };
+    let ts = now();
+    // The URL validation challenge, answered per the documented algorithm.
+    let challenge = r#"{"payload":{"plainToken":"abc123"},"event_ts":1,"event":"endpoint.url_validation"}"#;
+    let r = post(challenge, &signed(challenge, ts, &token));
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().expect("json");
+    assert_eq!(v["plainToken"], "abc123");
+    assert_eq!(
+        v["encryptedToken"],
+        connapp_sandbox::webhooks::hmac_hex(&token, "abc123")
+    );
+    // Forgeries: 401 each.
+    let body = r#"{"event":"meeting.ended","payload":{}}"#;
+    for h in [
+        signed(body, ts, "not-the-secret-token"),
+        signed(body, ts - 900, &token),
+        signed(body, ts + 900, &token),
+        vec![("x-zm-request-timestamp", ts.to_string())],
+        vec![],
+    ] {
+        assert_eq!(post(body, &h).status(), 401, "{h:?}");
+    }
+    assert_eq!(
+        post(
+            r#"{"event":"meeting.ended","payload":{"x":1}}"#,
+            &signed(body, ts, &token)
+        )
+        .status(),
+        401
+    );
+    // A valid event is printed as one JSON line.
+    assert_eq!(post(body, &signed(body, ts, &token)).status(), 204);
+    let line = rx.lines.recv_timeout(Duration::from_secs(10)).expect("event line");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "meeting.ended");
+
+    // The sandbox validates the endpoint when apply subscribes it, then delivers signed events.
+    let text = w.decl()
+        + &format!(
+            "\n[apps.dex-zoom.webhook]\nendpoint_url = \"{}\"\nevents = [\"meeting.ended\"]\n",
+            rx.url
+        );
+    w.set_decl(&text);
+    w.user.run(&["apply", "--yes"], None).ok();
+    let client_id = w.app(&id).client_id;
+    let mut validated = false;
+    for _ in 0..100 {
+        let v = w.control(reqwest::Method::GET, "/validations", Value::Null);
+        if v.as_array().is_some_and(|l| {
+            l.iter()
+                .any(|x| x["endpoint_url"] == rx.url.as_str() && x["ok"] == true)
+        }) {
+            validated = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(validated, "the sandbox's url_validation of the receiver did not pass");
+    let sent = w.control(
+        reqwest::Method::POST,
+        "/events",
+        json!({"client_id": client_id, "event": "meeting.ended", "payload": {"object": {"uuid": "u-1"}}}),
+    );
+    assert_eq!(sent["deliveries"], 1);
+    let line = rx
+        .lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("sandbox event line");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["body"]["payload"]["object"]["uuid"], "u-1");
+    let d = w.control(reqwest::Method::GET, "/deliveries", Value::Null);
+    assert!(
+        d["deliveries"]
+            .as_array()
+            .expect("d")
+            .iter()
+            .all(|x| x["status"] == 204),
+        "{d}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The guide
+// ---------------------------------------------------------------------------
+
+#[test]
+fn markdown_guide_contains_every_value_of_the_declaration() {
+    let w = World::new();
+    let text = w.decl().replace(
+        "[apps.dex-zoom.target]",
+        "optional_scopes = [\"user:read:user:admin\"]\n[apps.dex-zoom.webhook]\nendpoint_url = \"https://hooks.example.com/zoom\"\nevents = [\"meeting.ended\", \"meeting.started\"]\n\n[apps.dex-zoom.target]",
+    );
+    w.set_decl(&text);
+    let md = w.user.run(&["guide"], None).ok().stdout();
+    for v in [
+        "DEX for Zoom (acme)",
+        "Admin-managed",
+        "`https://acme.service-now.com/oauth_redirect.do`",
+        "`http://127.0.0.1/callback`",
+        "Strict Mode URL: `Off`",
+        "Subdomain Check: `Off`",
+        "`https://hooks.example.com/zoom`",
+        "`meeting.ended`",
+        "`meeting.started`",
+        "connapp secrets set client-id --app dex-zoom",
+        "connapp secrets set client-secret --app dex-zoom",
+        "connapp secrets set secret-token --app dex-zoom",
+        "(mark it optional)",
+        "- [ ] **1.",
+    ] {
+        assert!(md.contains(v), "missing {v:?}");
+    }
+    for s in [
+        "report:read:user:admin",
+        "dashboard:read:list_meeting_participants_qos:admin",
+        "dashboard:read:meeting_participant_qos:admin",
+        "dashboard:read:list_zoomrooms:admin",
+        "dashboard:read:issues_zoomroom:admin",
+        "user:read:user:admin",
+    ] {
+        let line = md
+            .lines()
+            .find(|l| l.contains(&format!("`{s}`")))
+            .unwrap_or_else(|| panic!("no {s}"));
+        assert!(line.contains("search: `"), "{line}");
+        assert!(line.contains(" - "), "no reason on {line}");
+    }
+}
+
+#[test]
+#[ignore = "needs Chromium and chromedriver; `cargo xtask test` installs them and runs this"]
+fn html_guide_renders_in_headless_chromium_and_remembers_ticks() {
+    let w = World::new();
+    w.user
+        .run(&["guide", "--format", "html", "--out", "guide.html"], None)
+        .ok();
+    let page = w.user.path().join("guide.html");
+    let html = std::fs::read_to_string(&page).expect("html");
+    assert!(
+        html.contains("<script>") && !html.contains("src=\"http"),
+        "not self-contained"
+    );
+    // A screenshot for the test output.
+    let shots = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+    let png = shots.join("guide.png");
+    let _ = std::fs::remove_file(&png);
+    let profile = tempfile::tempdir().expect("profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1100,2400",
+            &format!("--user-data-dir={}", profile.path().display()),
+            &format!("--screenshot={}", png.display()),
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .expect("chromium (run `cargo xtask test`, which installs it)");
+    assert!(png.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&png).expect("png");
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    assert!(
+        bytes.len() > 20_000,
+        "the screenshot is nearly empty ({} bytes)",
+        bytes.len()
+    );
+    println!("guide screenshot: {}", png.display());
+
+    // Ticks survive a reload (localStorage).
+    let chrome = Chrome::start();
+    let url = format!("file://{}", page.display());
+    chrome.cmd(reqwest::Method::POST, "/url", json!({"url": url}));
+    chrome.click("input[data-step='scopes']");
+    chrome.cmd(reqwest::Method::POST, "/refresh", json!({}));
+    let checked = chrome.cmd(
+        reqwest::Method::POST,
+        "/execute/sync",
+        json!({"script": "return [document.querySelector(\"input[data-step='scopes']\").checked, document.querySelector(\"input[data-step='basic']\").checked, document.getElementById('count').textContent];", "args": []}),
+    );
+    assert_eq!(checked[0], true, "{checked}");
+    assert_eq!(checked[1], false, "{checked}");
+    assert!(checked[2].as_str().expect("count").starts_with("1 of"), "{checked}");
+}
