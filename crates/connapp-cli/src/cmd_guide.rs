@@ -358,11 +358,16 @@ mod tests {
 
     #[test]
     fn search_terms_are_the_resource_words() {
-        assert_eq!(search_term("dashboard:read:list_zoomrooms:admin"), "zoomrooms");
+        assert_eq!(
+            search_term("dashboard:read:list_zoomrooms:admin"),
+            "dashboard zoomrooms"
+        );
         assert_eq!(
             search_term("dashboard:read:meeting_participant_qos:admin"),
-            "meeting participant qos"
+            "dashboard meeting participant qos"
         );
+        assert_eq!(search_term("report:read:user:admin"), "report user");
+        assert_eq!(search_term("user:read:user:admin"), "user");
         assert_eq!(search_term("odd"), "odd");
     }
 
