@@ -601,7 +601,7 @@ fn vault_token_bench(bin: &Path) -> Result<()> {
     let bao = start_openbao()?;
     let work = std::env::temp_dir().join(format!("connapp-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    std::fs::write(work.join("sandbox-seed.toml"), DEMO_SEED)?;
+    std::fs::write(work.join("sandbox-seed.toml"), BENCH_SEED)?;
     // SAFETY: xtask is single-threaded here; children inherit these.
     unsafe {
         std::env::set_var("VAULT_ADDR", &bao.addr);
@@ -721,7 +721,28 @@ fn sandbox_startup(bin: &Path) -> Result<std::time::Duration> {
 // demo
 // ---------------------------------------------------------------------------
 
-const DEMO_SEED: &str = r#"# The sandbox world of the demo: the DEX app as the Marketplace procedure
+/// The sandbox world of the demo: a Zoom account with a Server-to-Server app
+/// that holds the Marketplace scopes (the DEX app does not exist yet).
+const DEMO_SEED: &str = r#"plan = "business"
+[knobs]
+auto_approve = "admin"
+
+[[apps]]
+app_id = "sbxAppMgmt000000000003"
+name = "connapp marketplace management"
+kind = "server-to-server"
+usage = "ADMIN_MANAGEMENT"
+client_id = "sbxMgmtClientId0000003"
+client_secret = "demo-management-secret-0123456789"
+secret_token = "demo-management-token"
+redirect_urls = []
+allow_list = []
+strict_mode = false
+subdomain_check = false
+scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:delete:app:admin"]
+"#;
+
+const BENCH_SEED: &str = r#"# The sandbox world of the benchmarks: the DEX app as the Marketplace procedure
 # creates it, plus a loopback redirect on its allow list for connapp's own login.
 plan = "business"
 [knobs]
@@ -836,7 +857,7 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         work.display()
     );
     step(
-        "Declare the app from the preset",
+        "Declare the app from the preset, with a management app for the Marketplace API",
         &[
             "init",
             "--instance",
@@ -847,6 +868,8 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
             "http://127.0.0.1/callback",
             "--zoom-base",
             base,
+            "--management-account",
+            "sbxAccount0000000000001",
         ],
         None,
     )?;
@@ -865,21 +888,66 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         None,
         3,
     )?;
-    // The values the Zoom Marketplace shows on the app's page (here: the sandbox's).
+    // The management app's credentials, as its Marketplace page shows them (here: the sandbox's).
     step(
-        "Store the Client ID",
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some("sbxDexClientId00000001\n"),
+        "Store the management app's Client ID",
+        &[
+            "secrets",
+            "set",
+            "client-id",
+            "--app",
+            "zoom-marketplace",
+            "--from-stdin",
+        ],
+        Some("sbxMgmtClientId0000003\n"),
     )?;
     step(
-        "Store the Client Secret",
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some("demo-client-secret-0123456789abcdef\n"),
+        "Store the management app's Client Secret",
+        &[
+            "secrets",
+            "set",
+            "client-secret",
+            "--app",
+            "zoom-marketplace",
+            "--from-stdin",
+        ],
+        Some("demo-management-secret-0123456789\n"),
+    )?;
+    run_step(
+        bin,
+        work,
+        "What would change on Zoom (exit code 7: changes pending)",
+        &["plan"],
+        None,
+        7,
     )?;
     step(
-        "Store the Secret Token",
+        "Create the Zoom app from the declaration; its Client ID and Secret go straight into the store",
+        &["apply", "--yes"],
+        None,
+    )?;
+    step("A second plan: Zoom matches the declaration", &["plan"], None)?;
+    // Kept after the demo (the work directory is removed).
+    let guide = target_dir().join("demo-guide.html");
+    step(
+        "The manual procedure with this app's exact values (for reviewers, or without the API)",
+        &["guide", "--format", "html", "--out", &guide.display().to_string()],
+        None,
+    )?;
+    println!("  open {} in a browser to see it", guide.display());
+    // The Secret Token is shown on the app's Features > Access page (here: the sandbox's control API).
+    let apps = http("GET", &format!("{base}/_sandbox/apps"), None)?;
+    let apps: serde_json::Value = serde_json::from_str(&apps).context("the sandbox's app list")?;
+    let dex = apps
+        .as_array()
+        .and_then(|l| l.iter().find(|a| a["name"] == "DEX for Zoom"))
+        .context("the created app is not in the sandbox")?;
+    let secret_token = dex["secret_token"].as_str().context("secret token")?.to_string();
+    let client_id = dex["client_id"].as_str().context("client id")?.to_string();
+    step(
+        "Store the Secret Token (copied from the app's Features > Access page)",
         &["secrets", "set", "secret-token", "--from-stdin"],
-        Some("demo-secret-token-abcdef\n"),
+        Some(&format!("{secret_token}\n")),
     )?;
     step("What is stored (metadata only)", &["secrets", "list"], None)?;
     step(
@@ -906,15 +974,104 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         )
     );
     step(
+        "Prove every scope with a real API call (and check drift and redirects)",
+        &["verify"],
+        None,
+    )?;
+    webhook_round_trip(bin, work, base, &client_id)?;
+    step(
         "Every app: grant, expiry, scopes granted vs declared",
         &["status"],
         None,
     )?;
     step("Plugins in this build", &["plugins", "list"], None)?;
     println!(
-        "\nDemo complete: declared, validated, secrets stored encrypted, consent given, token obtained and kept fresh."
+        "\nDemo complete: declared, validated, the Zoom app created from the declaration, secrets stored encrypted, consent given, every scope proven, a signed webhook received."
     );
     Ok(())
+}
+
+/// Starts `connapp webhook serve`, subscribes it with `apply`, has the sandbox
+/// send an event, and shows the verified event.
+fn webhook_round_trip(bin: &Path, work: &Path, base: &str, client_id: &str) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    println!(
+        "\n== Receive Zoom webhooks, verified with the Secret Token\n$ connapp webhook serve --listen 127.0.0.1:0"
+    );
+    let mut serve = demo_command(bin, work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("start connapp webhook serve")?;
+    let result = (|| {
+        let mut banner = String::new();
+        BufReader::new(serve.stderr.take().context("stderr")?).read_line(&mut banner)?;
+        print!("{banner}");
+        let url = banner
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .context("the receiver printed no address")?
+            .to_string();
+        let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
+        std::fs::write(
+            work.join("connapp.toml"),
+            format!("{decl}\n[apps.dex-zoom.webhook]\nendpoint_url = \"{url}\"\nevents = [\"meeting.ended\"]\n"),
+        )?;
+        run_step(
+            bin,
+            work,
+            "Subscribe the receiver to meeting.ended (Zoom validates the endpoint with a challenge)",
+            &["apply", "--yes"],
+            None,
+            0,
+        )?;
+        let body = format!(
+            "{{\"client_id\":\"{client_id}\",\"event\":\"meeting.ended\",\"payload\":{{\"object\":{{\"topic\":\"Weekly IT sync\"}}}}}}"
+        );
+        http("POST", &format!("{base}/_sandbox/events"), Some(&body))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = serve.stdout.take().context("stdout")?;
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .context("no event arrived at the receiver within 10 s")?;
+        println!(
+            "\n== The sandbox sent a signed meeting.ended; the receiver verified it and printed:\n{}",
+            line.trim()
+        );
+        Ok(())
+    })();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    result
+}
+
+/// One HTTP/1.1 request over loopback (the demo's only HTTP client); returns the body.
+fn http(method: &str, url: &str, body: Option<&str>) -> Result<String> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .context("the demo only speaks http to loopback")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = std::net::TcpStream::connect(authority)?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").context("not an HTTP response")?;
+    if !head.starts_with("HTTP/1.1 2") {
+        bail!("{method} {path}: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
 }
 
 fn demo_command(bin: &Path, work: &Path, args: &[&str]) -> Command {
