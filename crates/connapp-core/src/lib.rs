@@ -2,7 +2,9 @@
 //!
 //! This crate parses a declaration, checks it thoroughly and turns it into a
 //! [`Declaration`] of [`App`]s. Every problem is a [`Diagnostic`] that names the
-//! file, line and column, the field, the rule and the fix.
+//! file, line and column, the field, the rule and the fix. It also holds the
+//! pure logic around a declaration: merging a provider manifest and describing
+//! the difference ([`manifest`]), and Zoom's webhook signatures ([`webhook`]).
 //!
 //! What it is **not**: it does no IO (no files, no network, no clock, no
 //! environment), has no async runtime and knows nothing of the plugin ABI.
