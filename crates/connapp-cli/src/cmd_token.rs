@@ -192,6 +192,23 @@ fn edge_error(app: &str, e: EdgeError) -> CliError {
     }
 }
 
+/// Explains a failed code exchange; Zoom's 4709 shows both redirect URLs.
+pub(crate) fn exchange_error(app: &str, e: EdgeError, authorize_redirect: &str, token_redirect: &str) -> CliError {
+    let is_4709 = matches!(&e, EdgeError::Rejected { reason: Some(r), .. } if r.contains("4709") || r.to_ascii_lowercase().contains("redirect uri mismatch"));
+    if !is_4709 {
+        return edge_error(app, e);
+    }
+    CliError::failure(format!(
+        "{app}: Zoom refused the code exchange with 4709 \"Redirect URI mismatch\": the token request must repeat the authorize request's redirect_uri byte for byte.\n  authorize: {authorize_redirect:?}\n  token:     {token_redirect:?}\n  {}",
+        if authorize_redirect == token_redirect {
+            "connapp sent the same URL both times, so something in between (a proxy, a rewritten URL) changed one of them".to_string()
+        } else {
+            connapp_core::urls::describe_difference(authorize_redirect, token_redirect)
+        }
+    ))
+    .hint(format!("run `connapp login {app}` again; a consumer (ServiceNow) must use one redirect URL in its OAuth profile for both requests"))
+}
+
 /// Explains a lifecycle failure in the user's terms.
 fn lifecycle_error(app: &str, e: LifecycleError) -> CliError {
     match e {
@@ -550,7 +567,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
                 &redirect,
                 verifier,
             ))
-            .map_err(|e| edge_error(&name, e))?
+            .map_err(|e| exchange_error(&name, e, redirect.as_str(), redirect.as_str()))?
         }
     };
     let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
@@ -744,4 +761,36 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_4709_shows_both_redirects_and_their_difference() {
+        let e = EdgeError::Rejected {
+            endpoint: "token",
+            status: 400,
+            error: "invalid_request".into(),
+            reason: Some("Redirect URI mismatch (4709)".into()),
+        };
+        let r = "https://acme.service-now.com/oauth_redirect.do";
+        let err = exchange_error("dex-zoom", e, r, &format!("{r}/"));
+        assert!(err.message.contains("4709"), "{}", err.message);
+        assert!(err.message.contains(&format!("{r:?}")) && err.message.contains(&format!("\"{r}/\"")));
+        assert!(err.message.contains("trailing slash"), "{}", err.message);
+        let other = EdgeError::Rejected {
+            endpoint: "token",
+            status: 400,
+            error: "invalid_client".into(),
+            reason: None,
+        };
+        assert!(
+            exchange_error("dex-zoom", other, r, r)
+                .hint
+                .unwrap_or_default()
+                .contains("rotated")
+        );
+    }
 }

@@ -189,6 +189,9 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 #[cfg(test)]
+mod sandbox_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
