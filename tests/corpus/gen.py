@@ -32,6 +32,7 @@ def sub(a, b):
     return lambda t: t.replace(a, b, 1)
 def scopes(v):
     return sub('scopes = []', f'scopes = {v}')
+MGMT = "\n[apps.mgmt]\ndisplay_name = \"mgmt\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"marketplace:read:app:admin\"]\n\n[apps.mgmt.oauth]\ngrant = \"account_credentials\"\naccount_id = \"acc1\"\n"
 cases = [
   ("redirect-lookalike-suffix", "redirect-servicenow", redirect("https://acme.service-now.com.evil.example/oauth_redirect.do")),
   ("redirect-lookalike-path", "redirect-servicenow", redirect("https://evil.example/acme.service-now.com/oauth_redirect.do")),
@@ -104,6 +105,18 @@ cases = [
   ("empty-file", "file-empty", lambda t: ""),
   ("whitespace-only", "file-empty", lambda t: "\n\n   \n"),
   ("oversized", "file-too-large", lambda t: t + "#" + "x" * (300 * 1024) + "\n"),
+  ("managed-by-unknown", "managed-by-unknown", sub('scopes = []', 'scopes = []\nmanaged_by = "zoom-admin"')),
+  ("managed-by-self", "managed-by-self", sub('scopes = []', 'scopes = []\nmanaged_by = "dex-zoom"')),
+  ("managed-by-no-marketplace-scopes", "managed-by-scopes", lambda t: t.replace('scopes = []', 'scopes = []\nmanaged_by = "mgmt"', 1) + MGMT.replace("marketplace:read:app:admin", "user:read:user:admin")),
+  ("managed-by-chain", "managed-by-chain", lambda t: t.replace('scopes = []', 'scopes = []\nmanaged_by = "mgmt"', 1) + MGMT.replace('usage = "admin-managed"', 'usage = "admin-managed"\nmanaged_by = "dex-zoom"')),
+  ("app-id-invalid", "app-id", sub('scopes = []', 'scopes = []\napp_id = "not an id!"')),
+  ("optional-scope-not-requested", "optional-scope-unknown", sub('scopes = []', 'scopes = []\noptional_scopes = ["meeting:read:meeting:admin"]')),
+  ("optional-scope-all", "optional-scope-all", sub('scopes = []', 'scopes = []\noptional_scopes = ["report:read:user:admin", "dashboard:read:list_meeting_participants_qos:admin", "dashboard:read:meeting_participant_qos:admin", "dashboard:read:list_zoomrooms:admin", "dashboard:read:issues_zoomroom:admin", "user:read:user:admin"]')),
+  ("webhook-http", "url-https", lambda t: t + '\n[apps.dex-zoom.webhook]\nendpoint_url = "http://hooks.example.com/zoom"\nevents = ["meeting.ended"]\n'),
+  ("webhook-no-events", "webhook-events-empty", lambda t: t + '\n[apps.dex-zoom.webhook]\nendpoint_url = "https://hooks.example.com/zoom"\nevents = []\n'),
+  ("webhook-bad-event", "webhook-event-name", lambda t: t + '\n[apps.dex-zoom.webhook]\nendpoint_url = "https://hooks.example.com/zoom"\nevents = ["Meeting Ended"]\n'),
+  ("webhook-missing-url", "missing-field", lambda t: t + '\n[apps.dex-zoom.webhook]\nevents = ["meeting.ended"]\n'),
+  ("webhook-unknown-field", "unknown-field", lambda t: t + '\n[apps.dex-zoom.webhook]\nendpoint = "https://hooks.example.com/zoom"\nevents = ["meeting.ended"]\n'),
 ]
 os.makedirs("bad", exist_ok=True)
 for f in os.listdir("bad"):

@@ -215,3 +215,48 @@ fn generic_apps_need_endpoints() {
     let r = check("t.toml", &full, &catalog());
     assert!(!r.has_errors(), "{:#?}", r.diagnostics);
 }
+
+#[test]
+fn management_app_webhook_and_optional_scopes_are_modelled() {
+    let scopes: Vec<(String, String)> = catalog().presets[0]
+        .scopes
+        .iter()
+        .map(|s| (s.clone(), "why".into()))
+        .collect();
+    let text = render_declaration(&InitOptions {
+        app_name: "dex-zoom",
+        display_name: "DEX for Zoom",
+        preset: "servicenow-dex-zoom",
+        platform: "zoom",
+        scopes: &scopes,
+        instance: "acme",
+        store_kind: "file",
+        login_redirect: None,
+        zoom_base: None,
+        management_account: Some("acc1"),
+    })
+    .replace(
+        "[apps.dex-zoom.target]",
+        "optional_scopes = [\"user:read:user:admin\"]\n\n[apps.dex-zoom.webhook]\nendpoint_url = \"http://127.0.0.1:8788/\"\nevents = [\"meeting.ended\"]\n\n[apps.dex-zoom.target]",
+    );
+    let r = check("connapp.toml", &text, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    let app = d
+        .app(None)
+        .expect("the managed app is the default, not the management app");
+    assert_eq!(app.name, "dex-zoom");
+    assert_eq!(app.managed_by.as_deref(), Some("zoom-marketplace"));
+    let w = app.webhook.as_ref().expect("webhook");
+    assert_eq!(w.events, vec!["meeting.ended"]);
+    let optional: Vec<&str> = app
+        .scopes
+        .iter()
+        .filter(|s| s.optional)
+        .map(|s| s.scope.as_str())
+        .collect();
+    assert_eq!(optional, vec!["user:read:user:admin"]);
+    let mgr = d.app(Some("zoom-marketplace")).expect("management app");
+    assert_eq!(mgr.oauth.grant, crate::GrantKind::AccountCredentials);
+    assert!(mgr.redirect_url.is_none());
+}
