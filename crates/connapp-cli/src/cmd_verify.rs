@@ -266,7 +266,8 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
             .result_of(Outcome::Fail)
             .detail(format!("Zoom could not be reached: {}", e.without_url()))
             .fix("check the network and oauth_base"),
-        Ok((400, body)) if body.contains("4700") => {
+        // Zoom answers with its "Invalid redirect url" error page (4700; the sandbox: HTTP 400).
+        Ok((status, body)) if (status >= 400 && body.contains("4700")) || body.contains("Invalid redirect url") => {
             let candidates: Vec<String> = live
                 .map(|m| {
                     let o = &m["oauth_information"];
