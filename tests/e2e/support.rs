@@ -424,3 +424,20 @@ impl Drop for Chrome {
         let _ = &self.profile;
     }
 }
+
+/// One call to the Zoom sandbox's control API (`/_sandbox{path}`); asserts success.
+pub fn sandbox_control(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    let r = http
+        .request(method, format!("{base}/_sandbox{path}"))
+        .json(&body)
+        .send()
+        .expect("control");
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().expect("json")
+}

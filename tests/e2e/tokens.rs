@@ -11,7 +11,7 @@ use connapp_sandbox::state::App as SbxApp;
 use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Chrome, Run, Sandbox, built, fetching_browser};
+use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, sandbox_control};
 
 const DEX: &str = "sbxDexClientId00000001";
 const LOOPBACK: &str = "http://127.0.0.1/callback";
@@ -70,14 +70,7 @@ impl World {
     }
 
     fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .request(method, format!("{}/_sandbox{path}", self.zoom.base_url()))
-            .json(&body)
-            .send()
-            .expect("control");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().expect("json")
+        sandbox_control(&self.http, &self.zoom.base_url(), method, path, body)
     }
 
     fn set_knob(&self, k: &str, v: Value) {

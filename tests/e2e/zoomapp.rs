@@ -10,7 +10,7 @@ use connapp_sandbox::state::App as SbxApp;
 use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, target_dir};
+use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, sandbox_control, target_dir};
 
 const MGMT: &str = "sbxMgmtClientId0000003";
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
@@ -115,14 +115,7 @@ impl World {
     }
 
     fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .request(method, format!("{}/_sandbox{path}", self.zoom.base_url()))
-            .json(&body)
-            .send()
-            .expect("control");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().expect("json")
+        sandbox_control(&self.http, &self.zoom.base_url(), method, path, body)
     }
 
     fn decl(&self) -> String {

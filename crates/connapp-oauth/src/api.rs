@@ -11,7 +11,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::{EdgeError, check_endpoint, host_of, without_url};
+use crate::{EdgeError, check_endpoint, host_of, unreachable, without_url};
 
 /// What a rate-limited or failed response said about the limits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -139,14 +139,7 @@ impl Api {
         if let Some(b) = body {
             rb = rb.json(b);
         }
-        let resp = rb.send().await.map_err(|e| EdgeError::Unreachable {
-            host: host_of(&url),
-            detail: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                without_url(&e)
-            },
-        })?;
+        let resp = rb.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status().as_u16();
         let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         let rate = RateLimit {

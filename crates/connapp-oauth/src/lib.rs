@@ -151,14 +151,7 @@ pub(crate) async fn send(
     for (k, v) in &parts.headers {
         rb = rb.header(k.as_str(), v.as_bytes());
     }
-    let resp = rb.send().await.map_err(|e| EdgeError::Unreachable {
-        host: host_of(&url),
-        detail: if e.is_timeout() {
-            "timed out".into()
-        } else {
-            without_url(&e)
-        },
-    })?;
+    let resp = rb.send().await.map_err(|e| unreachable(&url, &e))?;
     let status = resp.status().as_u16();
     tracing::debug!(host = %host_of(&url), status, "response");
     let mut builder = http::Response::builder().status(status);
@@ -172,6 +165,18 @@ pub(crate) async fn send(
     builder
         .body(bytes.to_vec())
         .map_err(|e| EdgeError::Other(format!("bad response: {e}")))
+}
+
+/// A failed request as the user should read it: the host, a timeout or the cause.
+pub(crate) fn unreachable(url: &str, e: &reqwest::Error) -> EdgeError {
+    EdgeError::Unreachable {
+        host: host_of(url),
+        detail: if e.is_timeout() {
+            "timed out".into()
+        } else {
+            without_url(e)
+        },
+    }
 }
 
 /// A reqwest error's text without the URL (which may carry parameters).
