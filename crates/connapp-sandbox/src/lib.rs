@@ -24,6 +24,7 @@ mod marketplace;
 mod oauth;
 mod pages;
 pub mod redirect;
+pub mod servicenow;
 pub mod state;
 pub mod webhooks;
 
