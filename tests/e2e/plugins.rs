@@ -31,6 +31,7 @@ fn the_full_binary_has_exactly_the_expected_builtins() {
         names,
         vec![
             ("platform-generic".to_string(), "builtin".to_string()),
+            ("platform-servicenow".to_string(), "builtin".to_string()),
             ("platform-zoom".to_string(), "builtin".to_string()),
             ("preset-servicenow".to_string(), "builtin".to_string()),
             ("store-file".to_string(), "builtin".to_string()),

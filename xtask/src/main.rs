@@ -20,6 +20,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("preset-servicenow", "connapp-preset-servicenow"),
     ("platform-zoom", "connapp-platform-zoom"),
     ("platform-generic", "connapp-platform-generic"),
+    ("platform-servicenow", "connapp-platform-servicenow"),
     ("store-vault", "connapp-store-vault"),
     ("store-keyring", "connapp-store-keyring"),
 ];
@@ -36,7 +37,8 @@ commands:
       --dev                debug build (fast; for tests)
       --out DIR            output directory (default: target/dist/connapp)
 
-plugins: store-file, store-vault, store-keyring, preset-servicenow, platform-zoom, platform-generic";
+plugins: store-file, store-vault, store-keyring, preset-servicenow, platform-zoom, platform-generic,
+         platform-servicenow";
 
 fn main() {
     if let Err(e) = run() {

@@ -16,4 +16,6 @@ pub fn link_all() {
     connapp_platform_zoom::__connapp_link();
     #[cfg(feature = "builtin-platform-generic")]
     connapp_platform_generic::__connapp_link();
+    #[cfg(feature = "builtin-platform-servicenow")]
+    connapp_platform_servicenow::__connapp_link();
 }

@@ -74,7 +74,7 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
-    /// Run the local Zoom sandbox (OAuth server, DEX APIs, control API) until Ctrl-C.
+    /// Run the local Zoom and ServiceNow sandboxes (OAuth, DEX APIs, Table API, control API) until Ctrl-C.
     Sandbox(SandboxArgs),
     /// Print shell completions.
     Completions {
@@ -209,6 +209,9 @@ pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8700)]
     pub port: u16,
+    /// Port of the ServiceNow instance on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub servicenow_port: u16,
     /// A TOML seed file: account, plan, users, apps, knobs (see README).
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! `connapp sandbox`: the local Zoom, for people without a Zoom account.
+//! `connapp sandbox`: the local Zoom and ServiceNow, for people without accounts.
 
 use std::io::Write;
 
@@ -54,6 +54,17 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
             })?;
         let addr = listener.local_addr()?;
         let base = format!("http://{addr}");
+        // The ServiceNow instance listens next to it (any free port).
+        let sn_listener = tokio::net::TcpListener::bind(("127.0.0.1", a.servicenow_port))
+            .await
+            .map_err(|e| CliError::failure(format!("cannot listen on 127.0.0.1:{}: {e}", a.servicenow_port)))?;
+        let sn_base = format!("http://{}", sn_listener.local_addr()?);
+        let sn_seed = connapp_sandbox::servicenow::SnSeed::default();
+        let sn_users: Vec<_> = sn_seed
+            .users
+            .iter()
+            .map(|u| json!({"user_name": u.user_name, "password": u.password, "roles": u.roles}))
+            .collect();
         let apps: Vec<_> = seed
             .apps
             .iter()
@@ -72,6 +83,8 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                 "token_url": format!("{base}/oauth/token"), "revoke_url": format!("{base}/oauth/revoke"),
                 "api_base": format!("{base}/v2"), "control": format!("{base}/_sandbox"),
                 "account_id": seed.account_id, "apps": apps,
+                "servicenow_url": sn_base, "servicenow_users": sn_users,
+                "servicenow_dex_alias": sn_seed.dex_alias_id,
             });
             writeln!(out, "{info}")?;
         } else {
@@ -91,6 +104,16 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                     .collect::<Vec<_>>()
                     .join(", ")
             )?;
+            writeln!(out, "ServiceNow (not a real instance) on {sn_base}")?;
+            for u in &sn_seed.users {
+                writeln!(
+                    out,
+                    "  user {:<12} password {:<22} roles {}",
+                    u.user_name,
+                    u.password,
+                    u.roles.join(",")
+                )?;
+            }
             for app in &seed.apps {
                 writeln!(out, "app {:?} ({:?}, {:?})", app.name, app.kind, app.usage)?;
                 writeln!(out, "  client id      {}", app.client_id)?;
@@ -113,10 +136,19 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
             Some(path) => connapp_sandbox::Start::StateFile(path, seed),
             None => connapp_sandbox::Start::Seed(seed),
         };
-        connapp_sandbox::serve(listener, start, async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| CliError::failure(e.to_string()))
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        let (zoom, sn) = tokio::join!(
+            connapp_sandbox::serve(listener, start, stopped(stop_rx.clone())),
+            connapp_sandbox::servicenow::serve(sn_listener, sn_seed, stopped(stop_rx)),
+        );
+        zoom.map_err(|e| CliError::failure(e.to_string()))?;
+        sn.map_err(|e| CliError::failure(e.to_string()))
     })
 }

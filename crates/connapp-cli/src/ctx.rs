@@ -104,7 +104,14 @@ pub fn catalog(reg: &Registry) -> Catalog {
             })
             .collect(),
         store_kinds: reg.store_kinds(),
-        platforms: reg.platforms().0.into_iter().map(|(p, _)| p.name).collect(),
+        // Apps name provider platforms; consumers (e.g. servicenow) have no token endpoint.
+        platforms: reg
+            .platforms()
+            .0
+            .into_iter()
+            .filter(|(p, _)| !p.token_url.is_empty() || p.endpoints_from_declaration)
+            .map(|(p, _)| p.name)
+            .collect(),
     }
 }
 

@@ -335,6 +335,20 @@ impl Registry {
         };
         host::provider_manifest(p.module, platform, app_json).map_err(|e| plugin_error(p, e))
     }
+
+    /// The records the plugin that provides the consumer platform `platform`
+    /// wants (see `Plugin::consumer_records`); `Ok(None)` when none does.
+    pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<String>, HostError> {
+        let Some(p) = self.plugins.iter().find(|p| {
+            p.info
+                .provides
+                .iter()
+                .any(|x| x.kind == PluginKind::PLATFORM && x.name == platform)
+        }) else {
+            return Ok(None);
+        };
+        host::consumer_records(p.module, platform, input_json).map_err(|e| plugin_error(p, e))
+    }
 }
 
 /// Wraps a plugin's error with the plugin's name and origin.

@@ -803,6 +803,10 @@ pub struct PluginModule {
     /// wants for an app: `(platform, app JSON) -> desired JSON` (added in 1.2).
     #[sabi(missing_field(option))]
     pub provider_manifest: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    /// The records a consumer platform wants for an app, as JSON:
+    /// `(platform, input JSON) -> desired records JSON` (added in 1.2).
+    #[sabi(missing_field(option))]
+    pub consumer_records: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -861,6 +865,16 @@ pub trait Plugin: 'static {
     /// default). Pure: no IO.
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         let _ = (platform, app);
+        Ok(None)
+    }
+    /// The records the consumer platform `platform` (e.g. `servicenow`) wants
+    /// for an app, as JSON the host executes against the consumer's API:
+    /// `{"lookups": [...], "records": [...], "prune": [...]}` (see
+    /// `platform-servicenow` for the shape). `input` holds the app, the
+    /// provider's endpoints and the target settings. `None` (the default)
+    /// means the plugin is no such consumer. Pure: no IO.
+    fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
+        let _ = (platform, input);
         Ok(None)
     }
 }
@@ -1022,6 +1036,15 @@ pub mod __private {
         })
     }
 
+    pub extern "C" fn consumer_records<P: Plugin>(
+        platform: RStr<'_>,
+        input: RStr<'_>,
+    ) -> RResult<ROption<RString>, FfiError> {
+        guard("consumer_records", || {
+            P::consumer_records(platform.as_str(), input.as_str()).map(|o| o.map(RString::from).into())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
@@ -1030,6 +1053,7 @@ pub mod __private {
             presets: presets::<P>,
             platforms: platforms::<P>,
             provider_manifest: provider_manifest::<P>,
+            consumer_records: consumer_records::<P>,
         }
         .leak_into_prefix()
     }
@@ -1190,6 +1214,14 @@ pub mod host {
     pub fn provider_manifest(m: PluginModuleRef, platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         match m.provider_manifest() {
             Some(f) => from_ffi(f(platform.into(), app.into())).map(|o| o.into_option().map(|s| s.into_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The records a consumer platform wants (`None` when the plugin has none).
+    pub fn consumer_records(m: PluginModuleRef, platform: &str, input: &str) -> Result<Option<String>, StoreError> {
+        match m.consumer_records() {
+            Some(f) => from_ffi(f(platform.into(), input.into())).map(|o| o.into_option().map(|s| s.into_string())),
             None => Ok(None),
         }
     }
