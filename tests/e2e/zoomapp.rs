@@ -178,7 +178,7 @@ fn plan_apply_rollback_and_unmanaged_fields_survive() {
         "+ oauth_information.oauth_allow_list: \"http://127.0.0.1/callback\"",
         "+ oauth_information.scopes: dashboard:read:list_zoomrooms:admin (optional=false)",
         "+ display_information.display_name: \"DEX for Zoom (acme)\"",
-        "Plan: 1 to create, 0 to update, 0 unchanged.",
+        "Plan: 1 Zoom app(s) to create, 0 to update, 0 unchanged.",
     ] {
         assert!(human.contains(s), "missing {s:?} in:\n{human}");
     }

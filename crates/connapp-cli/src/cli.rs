@@ -91,7 +91,7 @@ pub struct InitArgs {
     /// The preset whose scopes the app requests.
     #[arg(long, default_value = "servicenow-dex-zoom")]
     pub preset: String,
-    /// The ServiceNow instance name (NAME in https://NAME.service-now.com).
+    /// The ServiceNow instance name (NAME in https://NAME.service-now.com), or its base URL.
     #[arg(long)]
     pub instance: String,
     /// The app's name in the declaration.
@@ -140,8 +140,13 @@ pub enum SecretsCommand {
 
 #[derive(Args, Debug)]
 pub struct SecretSetArgs {
-    /// Which secret: client-id, client-secret or secret-token.
-    #[arg(value_parser = ["client-id", "client-secret", "secret-token"])]
+    /// Which secret: client-id, client-secret, secret-token; app-id; or the
+    /// ServiceNow sign-in: instance-user, instance-password, instance-client-id,
+    /// instance-client-secret.
+    #[arg(value_parser = [
+        "client-id", "client-secret", "secret-token", "app-id",
+        "instance-user", "instance-password", "instance-client-id", "instance-client-secret",
+    ])]
     pub kind: String,
     /// The app (needed when the declaration has several).
     #[arg(long)]
@@ -166,8 +171,13 @@ pub struct SecretListArgs {
 
 #[derive(Args, Debug)]
 pub struct SecretRmArgs {
-    /// Which secret: client-id, client-secret or secret-token.
-    #[arg(value_parser = ["client-id", "client-secret", "secret-token"])]
+    /// Which secret: client-id, client-secret, secret-token; app-id; or the
+    /// ServiceNow sign-in: instance-user, instance-password, instance-client-id,
+    /// instance-client-secret.
+    #[arg(value_parser = [
+        "client-id", "client-secret", "secret-token", "app-id",
+        "instance-user", "instance-password", "instance-client-id", "instance-client-secret",
+    ])]
     pub kind: String,
     /// The app (needed when the declaration has several).
     #[arg(long)]

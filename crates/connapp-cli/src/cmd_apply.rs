@@ -6,6 +6,7 @@
 //! export again and compare. Without an app id the app is created and its
 //! Client ID / Client Secret go straight into the store.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::cli::{ApplyArgs, Global, PlanArgs};
+use crate::cmd_target::{self, Consumer, TargetPlan};
 use crate::cmd_token::{self, AppCtx, EXIT_UNREACHABLE};
 use crate::ctx;
 use crate::error::{CliError, EXIT_INVALID};
@@ -44,16 +46,37 @@ pub struct AppPlan {
     pub scopes_added: Vec<String>,
     /// Scopes the app loses.
     pub scopes_removed: Vec<String>,
+    /// The consumer end (ServiceNow), when the app has a target and the
+    /// store holds the instance's credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servicenow: Option<TargetPlan>,
     #[serde(skip)]
     live: Value,
     #[serde(skip)]
     merged: Value,
 }
 
-#[derive(Serialize)]
-struct PlanJson<'a> {
-    pending: bool,
-    apps: &'a [AppPlan],
+impl AppPlan {
+    /// The plan of an app connapp does not manage on Zoom (no `managed_by`).
+    fn unmanaged(app: &App) -> AppPlan {
+        AppPlan {
+            app: app.name.clone(),
+            app_id: app.app_id.clone(),
+            managed_by: String::new(),
+            action: "unmanaged",
+            changes: Vec::new(),
+            scopes_added: Vec::new(),
+            scopes_removed: Vec::new(),
+            servicenow: None,
+            live: Value::Null,
+            merged: Value::Null,
+        }
+    }
+
+    /// Anything to do on either end.
+    fn pending(&self) -> bool {
+        !matches!(self.action, "none" | "unmanaged") || self.servicenow.as_ref().is_some_and(|t| t.pending)
+    }
 }
 
 /// The apps `plan`/`apply` act on.
@@ -62,17 +85,21 @@ fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>
         let app = decl
             .app(Some(n))
             .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
-        if app.managed_by.is_none() {
+        if app.managed_by.is_none() && app.target.is_none() {
             return Err(not_managed(app));
         }
         return Ok(vec![app]);
     }
-    let apps: Vec<&App> = decl.apps.iter().filter(|a| a.managed_by.is_some()).collect();
+    let apps: Vec<&App> = decl
+        .apps
+        .iter()
+        .filter(|a| a.managed_by.is_some() || a.target.is_some())
+        .collect();
     if apps.is_empty() {
         let first = decl.apps.first().map_or("APP", |a| a.name.as_str());
         return Err(CliError::with_code(
             EXIT_INVALID,
-            "no app in the declaration has `managed_by`, so connapp cannot reach the Zoom Marketplace API",
+            "no app in the declaration has `managed_by` or a target, so there is nothing to plan",
         )
         .hint(format!(
             "declare a management app (Server-to-Server OAuth with `marketplace:` scopes) and set `managed_by` in [apps.{first}]; or follow `connapp guide` to set the app up by hand"
@@ -84,11 +111,15 @@ fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>
 fn not_managed(app: &App) -> CliError {
     CliError::with_code(
         EXIT_INVALID,
-        format!("{} has no `managed_by`, so connapp cannot reach its Marketplace settings", app.name),
+        format!(
+            "{} has no `managed_by`, so connapp cannot reach its Marketplace settings{}",
+            app.name,
+            if app.target.is_some() { ", and no ServiceNow credentials are stored" } else { "" }
+        ),
     )
     .hint(format!(
-        "set `managed_by = \"NAME\"` in [apps.{}] to a Server-to-Server app with `marketplace:` scopes, or follow `connapp guide {}`",
-        app.name, app.name
+        "set `managed_by = \"NAME\"` in [apps.{0}] to a Server-to-Server app with `marketplace:` scopes, or follow `connapp guide {0}`; for ServiceNow, `connapp secrets set instance-user --app {0}` and instance-password",
+        app.name
     ))
 }
 
@@ -210,6 +241,7 @@ fn plan_app(reg: &Registry, m: &Manager<'_>, app: &App) -> Result<AppPlan, CliEr
         changes,
         scopes_added,
         scopes_removed,
+        servicenow: None,
         live,
         merged,
     })
@@ -244,14 +276,30 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
     Ok(())
 }
 
-fn summary(plans: &[AppPlan]) -> String {
+fn summary(plans: &[&AppPlan]) -> String {
     let n = |a: &str| plans.iter().filter(|p| p.action == a).count();
-    format!(
-        "Plan: {} to create, {} to update, {} unchanged.",
+    let mut s = format!(
+        "Plan: {} Zoom app(s) to create, {} to update, {} unchanged.",
         n("create"),
         n("update"),
         n("none")
-    )
+    );
+    let sn: Vec<&TargetPlan> = plans.iter().filter_map(|p| p.servicenow.as_ref()).collect();
+    if !sn.is_empty() {
+        let count = |act: &[&str]| {
+            sn.iter()
+                .flat_map(|t| &t.items)
+                .filter(|i| act.contains(&i.action))
+                .count()
+        };
+        s.push_str(&format!(
+            " ServiceNow: {} record(s) to create, {} to update, {} to delete.",
+            count(&["create", "created-by-instance"]),
+            count(&["update"]),
+            count(&["delete"])
+        ));
+    }
+    s
 }
 
 /// The live manifest of a managed app and how it differs from the declaration
@@ -270,27 +318,101 @@ pub(crate) fn drift(
     Ok((p.live, p.changes))
 }
 
+/// One app's work: the Zoom end (if managed) and the ServiceNow end (if targeted
+/// and the instance credentials are stored).
+struct Work<'r, 'd> {
+    app: &'d App,
+    zoom: Option<Manager<'r>>,
+    sn: Option<(AppCtx<'r>, Consumer, HashMap<String, String>)>,
+    plan: AppPlan,
+}
+
+/// `None` when neither end can be reached (no `managed_by`, no instance credentials).
+fn prepare<'r, 'd>(
+    reg: &'r Registry,
+    decl: &Declaration,
+    app: &'d App,
+    g: &Global,
+) -> Result<Option<Work<'r, 'd>>, CliError> {
+    let (zoom, mut plan) = match app.managed_by {
+        Some(_) => {
+            let m = manager(reg, decl, app, g)?;
+            let p = plan_app(reg, &m, app)?;
+            (Some(m), p)
+        }
+        None => (None, AppPlan::unmanaged(app)),
+    };
+    let mut sn = None;
+    if app.target.is_some() {
+        let c = cmd_token::load(reg, decl, Some(&app.name))?;
+        if let Some(cons) = cmd_target::consumer(reg, &c)? {
+            let (tp, ids) = cmd_target::run(&c, &cons, false)?;
+            plan.servicenow = Some(tp);
+            sn = Some((c, cons, ids));
+        } else if !g.quiet {
+            eprintln!(
+                "{}: ServiceNow skipped: no instance credentials are stored (`connapp secrets set instance-user --app {}` and instance-password)",
+                app.name, app.name
+            );
+        }
+    }
+    if zoom.is_none() && sn.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Work { app, zoom, sn, plan }))
+}
+
+/// Prepares every app; an app named on the command line must be reachable.
+fn prepare_all<'r, 'd>(
+    reg: &'r Registry,
+    decl: &'d Declaration,
+    name: Option<&str>,
+    g: &Global,
+) -> Result<Vec<Work<'r, 'd>>, CliError> {
+    let mut work = Vec::new();
+    let apps = targets(decl, name)?;
+    for app in &apps {
+        match prepare(reg, decl, app, g)? {
+            Some(w) => work.push(w),
+            None if name.is_some() => return Err(not_managed(app)),
+            None => {}
+        }
+    }
+    if work.is_empty() {
+        return Err(apps.first().map_or_else(not_managed_any, |a| not_managed(a)));
+    }
+    Ok(work)
+}
+
+fn not_managed_any() -> CliError {
+    CliError::with_code(EXIT_INVALID, "there is nothing connapp can plan")
+}
+
+fn print_work(out: &mut impl Write, w: &Work<'_, '_>) -> std::io::Result<()> {
+    if w.plan.action != "unmanaged" {
+        print_plan(out, &w.plan, &w.app.display_name)?;
+    }
+    if let Some(t) = &w.plan.servicenow {
+        cmd_target::print(out, w.app, t)?;
+    }
+    Ok(())
+}
+
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let mut plans = Vec::new();
-    for app in targets(&decl, a.app.as_deref())? {
-        let m = manager(&reg, &decl, app, g)?;
-        plans.push(plan_app(&reg, &m, app)?);
-    }
-    let pending = plans.iter().any(|p| p.action != "none");
+    let work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
+    let pending = work.iter().any(|w| w.plan.pending());
     if a.json {
-        ctx::print_json(&PlanJson { pending, apps: &plans })?;
+        let plans: Vec<&AppPlan> = work.iter().map(|w| &w.plan).collect();
+        ctx::print_json(&json!({"pending": pending, "apps": plans}))?;
     } else if !g.quiet {
         let mut out = std::io::stdout().lock();
-        for p in &plans {
-            let display = decl
-                .app(Some(&p.app))
-                .map(|x| x.display_name.clone())
-                .unwrap_or_default();
-            print_plan(&mut out, p, &display)?;
+        for w in &work {
+            print_work(&mut out, w)?;
         }
+        let plans: Vec<&AppPlan> = work.iter().map(|w| &w.plan).collect();
         writeln!(out, "{}", summary(&plans))?;
         if pending {
             writeln!(out, "Run `connapp apply` to make these changes.")?;
@@ -332,12 +454,6 @@ fn newest_history(app: &str) -> Result<Option<PathBuf>, CliError> {
         .collect();
     files.sort();
     Ok(files.pop())
-}
-
-#[derive(Serialize)]
-struct ApplyJson<'a> {
-    apps: &'a [AppPlan],
-    applied: bool,
 }
 
 fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> Result<(), CliError> {
@@ -491,71 +607,112 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let apps = targets(&decl, a.app.as_deref())?;
     if a.rollback {
-        return rollback(g, &a, &reg, &decl, &apps);
+        let apps = targets(&decl, a.app.as_deref())?;
+        let zoom_apps: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();
+        return rollback(g, &a, &reg, &decl, &zoom_apps);
     }
-    let mut work = Vec::new();
-    for app in apps {
-        let m = manager(&reg, &decl, app, g)?;
-        let p = plan_app(&reg, &m, app)?;
-        work.push((app, m, p));
-    }
-    let pending = work.iter().filter(|(_, _, p)| p.action != "none").count();
+    let mut work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
+    let pending = work.iter().filter(|w| w.plan.pending()).count();
     if !a.json && !g.quiet {
         let mut out = std::io::stdout().lock();
-        for (app, _, p) in &work {
-            print_plan(&mut out, p, &app.display_name)?;
+        for w in &work {
+            print_work(&mut out, w)?;
         }
     }
     if pending == 0 {
+        let links = consent_links(&work)?;
         if a.json {
-            let plans: Vec<AppPlan> = work.into_iter().map(|(_, _, p)| p).collect();
-            return ctx::print_json(&ApplyJson {
-                apps: &plans,
-                applied: false,
-            });
+            let plans: Vec<&AppPlan> = work.iter().map(|w| &w.plan).collect();
+            return ctx::print_json(&json!({"apps": plans, "applied": false, "consent": links_json(&links)}));
         }
         if !g.quiet {
             println!("No changes.");
+            print_links(&links);
         }
         return Ok(());
     }
-    ctx::confirm(&format!("Apply these changes to {pending} Zoom app(s)?"), a.yes)?;
-    for (app, m, p) in &mut work {
-        match p.action {
-            "create" => {
-                let id = create(m, app, &p.merged, g)?;
-                confirm_written(m, app, &id, &p.merged)?;
-                p.app_id = Some(id);
+    ctx::confirm(&format!("Apply these changes to {pending} app(s)?"), a.yes)?;
+    for w in &mut work {
+        let (app, p) = (w.app, &mut w.plan);
+        if let Some(m) = &w.zoom {
+            match p.action {
+                "create" => {
+                    let id = create(m, app, &p.merged, g)?;
+                    confirm_written(m, app, &id, &p.merged)?;
+                    p.app_id = Some(id);
+                }
+                "update" => {
+                    let id = p.app_id.clone().unwrap_or_default();
+                    update(m, p, app, &id)?;
+                    confirm_written(m, app, &id, &p.merged)?;
+                }
+                _ => {}
             }
-            "update" => {
-                let id = p.app_id.clone().unwrap_or_default();
-                update(m, p, app, &id)?;
-                confirm_written(m, app, &id, &p.merged)?;
+            if matches!(p.action, "create" | "update") {
+                if !g.quiet && !a.json {
+                    println!(
+                        "{}: applied {} change(s) to Zoom app {}; the export matches.",
+                        app.name,
+                        p.changes.len(),
+                        p.app_id.as_deref().unwrap_or("")
+                    );
+                }
+                if !p.scopes_added.is_empty() && p.action == "update" && !g.quiet {
+                    eprintln!("{}", reconsent_note(app, &p.scopes_added));
+                }
             }
-            _ => continue,
         }
-        if !g.quiet && !a.json {
-            println!(
-                "{}: applied {} change(s) to Zoom app {}; the export matches.",
-                app.name,
-                p.changes.len(),
-                p.app_id.as_deref().unwrap_or("")
-            );
-        }
-        if !p.scopes_added.is_empty() && p.action == "update" && !g.quiet {
-            eprintln!("{}", reconsent_note(app, &p.scopes_added));
+        // The consumer end, after the provider (it needs the Client ID).
+        if let Some((c, cons, ids)) = &mut w.sn {
+            let (done, new_ids) = cmd_target::run(c, cons, true)?;
+            *ids = new_ids;
+            let changed = done.items.iter().filter(|i| i.action != "none").count();
+            if !g.quiet && !a.json {
+                println!(
+                    "{}: ServiceNow {}: {changed} record(s) created, updated or removed; the chain is in place.",
+                    app.name, done.instance
+                );
+            }
+            p.servicenow = Some(done);
         }
     }
+    let links = consent_links(&work)?;
     if a.json {
-        let plans: Vec<AppPlan> = work.into_iter().map(|(_, _, p)| p).collect();
-        return ctx::print_json(&ApplyJson {
-            apps: &plans,
-            applied: true,
-        });
+        let plans: Vec<&AppPlan> = work.iter().map(|w| &w.plan).collect();
+        return ctx::print_json(&json!({"apps": plans, "applied": true, "consent": links_json(&links)}));
+    }
+    if !g.quiet {
+        print_links(&links);
     }
     Ok(())
+}
+
+/// The "Get OAuth Token" links of chains that hold no live refresh token yet.
+fn consent_links<'d>(work: &[Work<'_, 'd>]) -> Result<Vec<(&'d App, String)>, CliError> {
+    let mut links = Vec::new();
+    for w in work {
+        if let Some((c, cons, ids)) = &w.sn
+            && !cmd_target::has_token(c, cons, ids)?
+            && let Some(link) = cmd_target::consent_link(cons, ids)
+        {
+            links.push((w.app, link));
+        }
+    }
+    Ok(links)
+}
+
+fn links_json(links: &[(&App, String)]) -> Vec<Value> {
+    links
+        .iter()
+        .map(|(app, l)| json!({"app": app.name, "consent_url": l}))
+        .collect()
+}
+
+fn print_links(links: &[(&App, String)]) {
+    for (app, link) in links {
+        println!("\n{}", cmd_target::consent_note(app, link));
+    }
 }
 
 #[derive(Serialize)]

@@ -17,7 +17,10 @@ struct Output<'a> {
 }
 
 pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
-    if !valid_instance_name(&a.instance) {
+    // A full base URL (custom domain, or the sandbox's instance) is written as
+    // `instance_url` and checked with the rest of the declaration below.
+    let is_url = a.instance.contains("://");
+    if !is_url && !valid_instance_name(&a.instance) {
         let lower = a.instance.to_ascii_lowercase();
         let hint = if let Some(name) = lower.strip_prefix("https://").unwrap_or(&lower).split('.').next()
             && lower.contains(".service-now.com")
@@ -89,7 +92,11 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         ));
     }
     ctx::write_atomic(&path, text.as_bytes())?;
-    let redirect = connapp_core::servicenow_redirect(&connapp_core::servicenow_instance_url(&a.instance));
+    let redirect = if is_url {
+        connapp_core::servicenow_redirect(&a.instance)
+    } else {
+        connapp_core::servicenow_redirect(&connapp_core::servicenow_instance_url(&a.instance))
+    };
     if a.json {
         return ctx::print_json(&Output {
             file: path.display().to_string(),

@@ -181,8 +181,8 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
             let rec = store
                 .get(&secret_key(&app.name, kind))
                 .map_err(|e| connapp_host::plugin_error(plugin, e))?;
-            if kind == SecretKind::AppId && rec.is_none() {
-                continue; // only apps created by `connapp apply` have one
+            if !SecretKind::ALL.contains(&kind) && rec.is_none() {
+                continue; // app ids and instance credentials only when there are some
             }
             secrets.push(ListEntry {
                 app: app.name.clone(),

@@ -300,6 +300,25 @@ fn mint(c: &AppCtx<'_>) -> Result<connapp_oauth::TokenSet, CliError> {
     }
 }
 
+/// The provider's endpoints as a consumer must be told them: authorize,
+/// token, revoke, API base and client authentication (`basic` or `body`).
+pub(crate) fn provider_endpoints(c: &AppCtx<'_>) -> serde_json::Value {
+    let p = &c.provider;
+    let api = c
+        .app
+        .oauth
+        .api_base
+        .clone()
+        .unwrap_or_else(|| c.platform.api_base.clone());
+    serde_json::json!({
+        "authorize_url": p.authorize_url.as_ref().map(|u| u.to_string()),
+        "token_url": p.token_url.to_string(),
+        "revoke_url": p.revoke_url.as_ref().map(|u| u.to_string()),
+        "api_base": api.trim_end_matches('/'),
+        "client_auth": match p.client_auth { ClientAuth::Basic => "basic", ClientAuth::Body => "body" },
+    })
+}
+
 /// The API root for calls with `rec`: the account's `api_url` from the token,
 /// else the declaration's or the platform's API base (Zoom's paths sit under `/v2`).
 pub(crate) fn api_root(c: &AppCtx<'_>, rec: &TokenRecord) -> String {

@@ -18,6 +18,7 @@ mod cmd_init;
 mod cmd_plugins;
 mod cmd_sandbox;
 mod cmd_secrets;
+mod cmd_target;
 mod cmd_token;
 mod cmd_verify;
 mod cmd_webhook;

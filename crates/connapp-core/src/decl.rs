@@ -8,8 +8,8 @@ use toml::Spanned;
 
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
-    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Target, Usage, Webhook,
-    servicenow_instance_url, servicenow_redirect,
+    App, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, ServicenowSettings,
+    StoreDecl, Target, Usage, Webhook, servicenow_instance_url, servicenow_redirect,
 };
 use crate::scope::{self, ScopeLevel, ScopeProblem};
 use crate::urls::{self, check_url, describe_difference};
@@ -135,6 +135,10 @@ struct RawTarget {
     kind: Option<Spanned<String>>,
     instance: Option<Spanned<String>>,
     instance_url: Option<Spanned<String>>,
+    auth: Option<Spanned<String>>,
+    alias: Option<Spanned<String>>,
+    entity_name: Option<Spanned<String>>,
+    connection_name: Option<Spanned<String>>,
 }
 
 const TOP_FIELDS: &[&str] = &["version", "store", "apps"];
@@ -169,7 +173,15 @@ const OAUTH_FIELDS: &[&str] = &[
     "pkce",
     "account_id",
 ];
-const TARGET_FIELDS: &[&str] = &["kind", "instance", "instance_url"];
+const TARGET_FIELDS: &[&str] = &[
+    "kind",
+    "instance",
+    "instance_url",
+    "auth",
+    "alias",
+    "entity_name",
+    "connection_name",
+];
 
 struct Ctx<'a> {
     map: SourceMap<'a>,
@@ -1244,6 +1256,58 @@ fn check_allow_entry_host(
 fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<Target> {
     let raw = t.get_ref();
     let f = |field: &str| format!("apps.{app}.target.{field}");
+    let mut settings = ServicenowSettings::default();
+    if let Some(a) = &raw.auth {
+        match a.get_ref().as_str() {
+            "basic" => settings.auth = InstanceAuth::Basic,
+            "oauth" => settings.auth = InstanceAuth::Oauth,
+            other => cx.err(
+                a.span(),
+                &f("auth"),
+                "target-auth",
+                format!("{other:?} is not a way to sign in to ServiceNow"),
+                "write `auth = \"basic\"` (instance-user / instance-password) or `auth = \"oauth\"` (client credentials)",
+            ),
+        }
+    }
+    if let Some(a) = &raw.alias {
+        let id = a.get_ref();
+        let ok = !id.is_empty()
+            && id.split('.').count() <= 2
+            && id
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if ok {
+            settings.alias = Some(id.clone());
+        } else {
+            cx.err(
+                a.span(),
+                &f("alias"),
+                "target-alias",
+                format!("{id:?} is not a connection & credential alias ID"),
+                "write the alias ID as ServiceNow shows it: SCOPE.NAME (letters, digits, underscores), e.g. \"sn_zoom_spoke.Zoom\"",
+            );
+        }
+    }
+    for (field, value, slot) in [
+        ("entity_name", &raw.entity_name, &mut settings.entity_name),
+        ("connection_name", &raw.connection_name, &mut settings.connection_name),
+    ] {
+        if let Some(v) = value {
+            let name = v.get_ref();
+            if name.trim().is_empty() || name.len() > 80 || name.chars().any(char::is_control) {
+                cx.err(
+                    v.span(),
+                    &f(field),
+                    "target-name",
+                    format!("{name:?} is not a usable record name"),
+                    "use 1-80 printable characters",
+                );
+            } else {
+                *slot = Some(name.clone());
+            }
+        }
+    }
     match &raw.kind {
         None => {
             cx.err(
@@ -1303,6 +1367,7 @@ fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<T
                 return Some(Target::Servicenow {
                     instance_url: servicenow_instance_url(name),
                     instance: Some(name.clone()),
+                    settings,
                 });
             }
             let fix = if let Some(host) = name
@@ -1349,6 +1414,7 @@ fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<T
                 Ok(url) => Some(Target::Servicenow {
                     instance_url: url.origin().ascii_serialization(),
                     instance: None,
+                    settings,
                 }),
             }
         }

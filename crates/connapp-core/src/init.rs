@@ -15,7 +15,7 @@ pub struct InitOptions<'a> {
     pub platform: &'a str,
     /// The preset's scopes with their one-line reasons (written as comments).
     pub scopes: &'a [(String, String)],
-    /// The ServiceNow instance name.
+    /// The ServiceNow instance name, or its base URL.
     pub instance: &'a str,
     /// The store kind.
     pub store_kind: &'a str,
@@ -34,7 +34,16 @@ pub const MANAGEMENT_APP: &str = "zoom-marketplace";
 
 /// Renders a complete declaration for one app on a ServiceNow target.
 pub fn render_declaration(o: &InitOptions<'_>) -> String {
-    let redirect = servicenow_redirect(&servicenow_instance_url(o.instance));
+    // `instance` is a name (acme) or a whole base URL (custom domains, sandboxes).
+    let (redirect, instance_line) = if o.instance.contains("://") {
+        let base = o.instance.trim_end_matches('/');
+        (servicenow_redirect(base), format!("instance_url = \"{base}\""))
+    } else {
+        (
+            servicenow_redirect(&servicenow_instance_url(o.instance)),
+            format!("instance = \"{}\"", o.instance),
+        )
+    };
     let allow = match o.login_redirect {
         Some(l) => format!("[\"{redirect}\", \"{l}\"]"),
         None => format!("[\"{redirect}\"]"),
@@ -113,13 +122,12 @@ scopes = []
 {managed_by}
 [apps.{name}.target]
 kind = "servicenow"
-instance = "{instance}"
+{instance_line}
 {oauth}{management}"#,
         store = o.store_kind,
         name = o.app_name,
         display = o.display_name,
         platform = o.platform,
         preset = o.preset,
-        instance = o.instance,
     )
 }

@@ -27,8 +27,9 @@ pub use decl::{
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};
 pub use model::{
-    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
-    Target, Usage, Webhook, app_prefix, secret_key, servicenow_instance_url, servicenow_redirect,
+    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, SecretKind,
+    ServicenowSettings, StoreDecl, Target, Usage, Webhook, app_prefix, secret_key, servicenow_instance_url,
+    servicenow_redirect,
 };
 
 #[cfg(test)]

@@ -70,7 +70,34 @@ pub enum Target {
         instance_url: String,
         /// The instance name when given as one, e.g. `acme`.
         instance: Option<String>,
+        /// How connapp reaches the instance and names the records.
+        settings: ServicenowSettings,
     },
+}
+
+/// How connapp signs in to a ServiceNow instance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceAuth {
+    /// Basic authentication: `instance-user` / `instance-password` in the store.
+    #[default]
+    Basic,
+    /// OAuth client credentials at `/oauth_token.do`: `instance-client-id` /
+    /// `instance-client-secret` in the store.
+    Oauth,
+}
+
+/// `[apps.NAME.target]` settings beyond the instance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServicenowSettings {
+    /// Basic or OAuth.
+    pub auth: InstanceAuth,
+    /// The ID of the connection & credential alias DEX uses (discovered when absent).
+    pub alias: Option<String>,
+    /// The name of the OAuth provider record (default: the display name).
+    pub entity_name: Option<String>,
+    /// The name of the credential and connection (default: the display name).
+    pub connection_name: Option<String>,
 }
 
 impl Target {
@@ -284,17 +311,29 @@ pub enum SecretKind {
     SecretToken,
     /// The provider's app id (Zoom Marketplace), kept by `connapp apply`. Not secret.
     AppId,
+    /// The ServiceNow user connapp signs in as (basic authentication).
+    InstanceUser,
+    /// That user's password.
+    InstancePassword,
+    /// The ServiceNow OAuth client connapp signs in with (client credentials).
+    InstanceClientId,
+    /// That client's secret.
+    InstanceClientSecret,
 }
 
 impl SecretKind {
     /// All kinds, in display order.
     pub const ALL: [SecretKind; 3] = [SecretKind::ClientId, SecretKind::ClientSecret, SecretKind::SecretToken];
     /// Everything kept per app: the three credentials and the app id.
-    pub const KEPT: [SecretKind; 4] = [
+    pub const KEPT: [SecretKind; 8] = [
         SecretKind::ClientId,
         SecretKind::ClientSecret,
         SecretKind::SecretToken,
         SecretKind::AppId,
+        SecretKind::InstanceUser,
+        SecretKind::InstancePassword,
+        SecretKind::InstanceClientId,
+        SecretKind::InstanceClientSecret,
     ];
 
     /// The name used on the command line and in store keys.
@@ -304,6 +343,10 @@ impl SecretKind {
             SecretKind::ClientSecret => "client-secret",
             SecretKind::SecretToken => "secret-token",
             SecretKind::AppId => "app-id",
+            SecretKind::InstanceUser => "instance-user",
+            SecretKind::InstancePassword => "instance-password",
+            SecretKind::InstanceClientId => "instance-client-id",
+            SecretKind::InstanceClientSecret => "instance-client-secret",
         }
     }
 
@@ -314,6 +357,10 @@ impl SecretKind {
             SecretKind::ClientSecret => "Client Secret",
             SecretKind::SecretToken => "Secret Token",
             SecretKind::AppId => "App ID",
+            SecretKind::InstanceUser => "ServiceNow user",
+            SecretKind::InstancePassword => "ServiceNow password",
+            SecretKind::InstanceClientId => "ServiceNow OAuth client ID",
+            SecretKind::InstanceClientSecret => "ServiceNow OAuth client secret",
         }
     }
 
@@ -337,7 +384,12 @@ impl SecretKind {
         let Ok(text) = std::str::from_utf8(value) else {
             return Err(format!("the {} is not valid UTF-8 text", self.label()));
         };
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Passwords may hold spaces; identifiers and generated secrets never do.
+        let spaces_ok = self == SecretKind::InstancePassword;
+        if text
+            .chars()
+            .any(|c| c.is_control() || (c.is_whitespace() && !spaces_ok))
+        {
             return Err(format!(
                 "the {} contains whitespace or control characters; copy it again without spaces or line breaks",
                 self.label()

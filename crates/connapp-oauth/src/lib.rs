@@ -16,6 +16,7 @@ pub mod flows;
 pub mod lifecycle;
 pub mod loopback;
 pub mod record;
+pub mod servicenow;
 
 use std::time::Duration;
 

@@ -114,7 +114,10 @@ async fn authorize(AxState(ctx): AxState<Ctx>, h: HeaderMap, Query(p): Query<Has
     };
     let auto = ctx.lock().knobs.auto_approve.clone();
     if let Some(user) = auto {
-        return decision(&ctx, &p, &user, true, scopes);
+        // A `login_hint` naming a sandbox user picks who "signed in" (so two
+        // consents by different admins can be simulated); otherwise the knob's user.
+        let hinted = p.get("login_hint").filter(|h| ctx.lock().user(h).is_some()).cloned();
+        return decision(&ctx, &p, &hinted.unwrap_or(user), true, scopes);
     }
     let s = ctx.lock();
     let Some(app) = p.get("client_id").and_then(|c| s.apps.get(c)) else {

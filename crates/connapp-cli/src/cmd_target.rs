@@ -1,0 +1,611 @@
+//! The consumer end of `plan` / `apply` / `verify`: the records a consumer
+//! platform plugin describes (`platform-servicenow`), looked up, created or
+//! updated in order through the instance's Table API, pruned, and checked.
+//!
+//! The plugin's description is data: records with a `key`, a `table`, the
+//! fields that `find` them, the `fields` they should have, `write_only` fields
+//! (written once, never read back) and `created_by` (rows the instance makes
+//! itself). Values `$ref:KEY` are the sys_id of another record or lookup;
+//! `$secret:KIND` a value from the store.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use connapp_core::{App, InstanceAuth, SecretKind, Target, secret_key};
+use connapp_host::Registry;
+use connapp_oauth::servicenow::{Auth, Instance, Record, SnError};
+use connapp_plugin_api::zeroize::Zeroizing;
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::cmd_token::{AppCtx, EXIT_UNREACHABLE};
+use crate::ctx;
+use crate::error::{CliError, EXIT_INVALID};
+
+/// The consumer's connection for one app.
+pub(crate) struct Consumer {
+    pub inst: Instance,
+    pub desired: Desired,
+}
+
+/// What the platform wants.
+pub(crate) struct Desired {
+    lookups: Vec<Value>,
+    records: Vec<Value>,
+    prune: Vec<Value>,
+    consent: Value,
+}
+
+/// One record's fate.
+#[derive(Debug, Serialize)]
+pub struct Item {
+    /// The platform's key for it.
+    pub key: String,
+    /// The table.
+    pub table: String,
+    /// For humans.
+    pub label: String,
+    /// `create`, `update`, `none`, `delete`, or `created-by-instance`.
+    pub action: &'static str,
+    /// The record, when it exists.
+    pub sys_id: Option<String>,
+    /// `(field, before, after)` for updates and creations.
+    pub changes: Vec<(String, String, String)>,
+}
+
+/// The consumer half of a plan.
+#[derive(Debug, Serialize)]
+pub struct TargetPlan {
+    /// The instance.
+    pub instance: String,
+    /// Every record and what happens to it.
+    pub items: Vec<Item>,
+    /// Anything to do.
+    pub pending: bool,
+}
+
+/// Turns an instance failure into what the user should know and do.
+pub(crate) fn sn_error(app: &str, e: SnError) -> CliError {
+    let hint = match &e {
+        SnError::Unauthorized { .. } => format!(
+            "store the instance credentials: `connapp secrets set instance-user --app {app}` and `connapp secrets set instance-password --app {app}` (or instance-client-id / instance-client-secret with `auth = \"oauth\"`)"
+        ),
+        SnError::Forbidden { table, .. } => format!(
+            "the ServiceNow user needs the admin role ({} suffices for {table})",
+            if table.starts_with("oauth_") { "oauth_admin" } else { "connection_admin" }
+        ),
+        SnError::Asleep { .. } => {
+            "wake the developer instance (developer.servicenow.com), or check instance / instance_url in the declaration".into()
+        }
+        SnError::RateLimited { retry_after } => format!("wait {retry_after} s; a rate-limit rule on the instance counts requests per user per hour"),
+        SnError::NotFound { .. } => "run `connapp plan` to see the records connapp expects".into(),
+        SnError::Status { .. } => "see the instance's system log for the business rule or data policy that refused it".into(),
+        SnError::Edge(_) => "check the network and the instance URL; nothing was changed".into(),
+    };
+    let code = if matches!(e, SnError::Edge(_)) {
+        EXIT_UNREACHABLE
+    } else {
+        1
+    };
+    CliError::with_code(code, format!("{app}: {e}")).hint(hint)
+}
+
+fn secret(c: &AppCtx<'_>, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+    Ok(c.store
+        .get(&secret_key(&c.app.name, kind))
+        .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?
+        .map(|r| r.value))
+}
+
+fn text(v: Zeroizing<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// Whether the store holds credentials for the app's instance.
+pub(crate) fn has_credentials(c: &AppCtx<'_>) -> Result<bool, CliError> {
+    let Some(Target::Servicenow { settings, .. }) = &c.app.target else {
+        return Ok(false);
+    };
+    let kind = match settings.auth {
+        InstanceAuth::Basic => SecretKind::InstanceUser,
+        InstanceAuth::Oauth => SecretKind::InstanceClientId,
+    };
+    Ok(secret(c, kind)?.is_some())
+}
+
+/// Signs in to the app's instance with the credentials in the store.
+pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
+    let Some(Target::Servicenow {
+        instance_url, settings, ..
+    }) = &c.app.target
+    else {
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("{} has no ServiceNow target", c.app.name),
+        ));
+    };
+    let name = &c.app.name;
+    let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
+        secret(c, k)?.ok_or_else(|| {
+            CliError::failure(format!("no {} is stored for {name}", k.label()))
+                .hint(format!("run `connapp secrets set {} --app {name}`", k.as_str()))
+        })
+    };
+    let auth = match settings.auth {
+        InstanceAuth::Basic => Auth::Basic {
+            user: text(need(SecretKind::InstanceUser)?),
+            password: SecretString::from(text(need(SecretKind::InstancePassword)?)),
+        },
+        InstanceAuth::Oauth => {
+            let id = text(need(SecretKind::InstanceClientId)?);
+            let secret = SecretString::from(text(need(SecretKind::InstanceClientSecret)?));
+            let token =
+                c.rt.block_on(Instance::client_credentials(&c.http, instance_url, &id, &secret))
+                    .map_err(|e| sn_error(name, e))?;
+            Auth::Bearer(token)
+        }
+    };
+    Instance::new(c.http.clone(), instance_url, auth)
+        .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{name}: {e}")))
+}
+
+/// What the consumer platform wants for this app.
+pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliError> {
+    let Some(Target::Servicenow {
+        instance_url, settings, ..
+    }) = &c.app.target
+    else {
+        return Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("{} has no ServiceNow target", c.app.name),
+        ));
+    };
+    let input = json!({
+        "app": serde_json::to_value(&c.app).unwrap_or(Value::Null),
+        "provider": crate::cmd_token::provider_endpoints(c),
+        "target": {
+            "instance_url": instance_url,
+            "alias": settings.alias,
+            "entity_name": settings.entity_name,
+            "connection_name": settings.connection_name,
+        },
+    });
+    let out = reg.consumer_records("servicenow", &input.to_string())?.ok_or_else(|| {
+        CliError::with_code(
+            4,
+            "no installed plugin describes ServiceNow records (platform-servicenow)",
+        )
+        .hint("run `connapp plugins list`")
+    })?;
+    let v: Value = serde_json::from_str(&out)
+        .map_err(|e| CliError::with_code(4, format!("platform-servicenow sent records that are not JSON: {e}")))?;
+    let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    Ok(Desired {
+        lookups: list("lookups"),
+        records: list("records"),
+        prune: list("prune"),
+        consent: v.get("consent").cloned().unwrap_or(Value::Null),
+    })
+}
+
+fn str_of(v: &Value, k: &str) -> String {
+    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// Resolves `$ref:` and `$secret:` (client-id only: the one non-secret secret).
+fn resolve(v: &str, ids: &HashMap<String, String>, client_id: &str) -> Option<String> {
+    if let Some(k) = v.strip_prefix("$ref:") {
+        return ids.get(k).cloned();
+    }
+    if v == "$secret:client-id" {
+        return Some(client_id.to_string());
+    }
+    Some(v.to_string())
+}
+
+fn fields_of(v: &Value, k: &str) -> Map<String, Value> {
+    v.get(k).and_then(Value::as_object).cloned().unwrap_or_default()
+}
+
+/// The encoded query that finds a record, when every part is known.
+fn find_query(spec: &Value, ids: &HashMap<String, String>, client_id: &str) -> Option<String> {
+    let mut parts = Vec::new();
+    for (f, v) in fields_of(spec, "find") {
+        parts.push(format!("{f}={}", resolve(v.as_str()?, ids, client_id)?));
+    }
+    Some(parts.join("^"))
+}
+
+/// Resolved desired fields (unresolvable references become `(new KEY)`).
+fn wanted(spec: &Value, ids: &HashMap<String, String>, client_id: &str) -> Vec<(String, String)> {
+    fields_of(spec, "fields")
+        .into_iter()
+        .map(|(f, v)| {
+            let raw = v.as_str().unwrap_or("");
+            let value =
+                resolve(raw, ids, client_id).unwrap_or_else(|| format!("(new {})", raw.trim_start_matches("$ref:")));
+            (f, value)
+        })
+        .collect()
+}
+
+fn diff(row: &Record, want: &[(String, String)]) -> Vec<(String, String, String)> {
+    want.iter()
+        .filter_map(|(f, v)| {
+            let have = row.get(f).and_then(Value::as_str).unwrap_or("");
+            (have != v).then(|| (f.clone(), have.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Value) -> Result<(String, String), CliError> {
+    let name = &c.app.name;
+    let rows =
+        c.rt.block_on(inst.list(&str_of(l, "table"), &str_of(l, "query"), &["sys_id", "id", "name"]))
+            .map_err(|e| sn_error(name, e))?;
+    let not = str_of(l, "not");
+    let rows: Vec<&Record> = rows
+        .iter()
+        .filter(|r| r.get("id").and_then(Value::as_str) != Some(&not))
+        .collect();
+    match rows.as_slice() {
+        [one] => Ok((
+            str_of(&Value::Object((*one).clone()), "sys_id"),
+            str_of(&Value::Object((*one).clone()), "id"),
+        )),
+        [] => Err(CliError::failure(format!(
+            "{name}: the instance has no {} (query {})",
+            str_of(l, "label"),
+            str_of(l, "query")
+        ))
+        .hint(format!(
+            "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]"
+        ))),
+        many => {
+            let ids: Vec<String> = many
+                .iter()
+                .map(|r| r.get("id").and_then(Value::as_str).unwrap_or("").to_string())
+                .collect();
+            Err(
+                CliError::failure(format!("{name}: several aliases could be DEX's: {}", ids.join(", "))).hint(format!(
+                    "set `alias = \"...\"` in [apps.{name}.target] to the one DEX for Zoom uses"
+                )),
+            )
+        }
+    }
+}
+
+/// The consumer half of a plan (`execute = false`) or of an apply (`true`).
+pub(crate) fn run(
+    c: &AppCtx<'_>,
+    cons: &Consumer,
+    execute: bool,
+) -> Result<(TargetPlan, HashMap<String, String>), CliError> {
+    let name = &c.app.name;
+    let inst = &cons.inst;
+    // Before `apply` creates the Zoom app there is no Client ID yet: a plan shows a placeholder.
+    let client_id = match secret(c, SecretKind::ClientId)?.map(text) {
+        Some(id) => id,
+        None if !execute => "(the new Zoom app's Client ID)".to_string(),
+        None => {
+            return Err(
+                CliError::failure(format!("no Client ID is stored for {name}")).hint(format!(
+                    "run `connapp apply` for the Zoom app first, or `connapp secrets set client-id --app {name}`"
+                )),
+            );
+        }
+    };
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for l in &cons.desired.lookups {
+        let (sys_id, _) = lookup(c, inst, l)?;
+        ids.insert(str_of(l, "key"), sys_id);
+    }
+    let mut items = Vec::new();
+    for spec in &cons.desired.records {
+        let (key, table) = (str_of(spec, "key"), str_of(spec, "table"));
+        let mut found: Option<Record> = None;
+        if let Some(q) = find_query(spec, &ids, &client_id) {
+            let rows =
+                c.rt.block_on(inst.list(&table, &q, &[]))
+                    .map_err(|e| sn_error(name, e))?;
+            found = rows.into_iter().next();
+        }
+        let created_by = spec.get("created_by").and_then(Value::as_str).is_some();
+        if found.is_none() && execute && created_by {
+            // The instance creates it with its parent; give the business rule a moment.
+            for _ in 0..20 {
+                if let Some(q) = find_query(spec, &ids, &client_id) {
+                    let rows =
+                        c.rt.block_on(inst.list(&table, &q, &[]))
+                            .map_err(|e| sn_error(name, e))?;
+                    found = rows.into_iter().next();
+                }
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let want = wanted(spec, &ids, &client_id);
+        let label = match want.iter().find(|(f, _)| f == "name") {
+            Some((_, n)) if !str_of(spec, "label").contains(n.as_str()) => format!("{n} ({})", str_of(spec, "label")),
+            _ => str_of(spec, "label"),
+        };
+        let item = match found {
+            Some(row) => {
+                let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+                ids.insert(key.clone(), id.clone());
+                let changes = diff(&row, &want);
+                if execute && !changes.is_empty() {
+                    let body: Map<String, Value> = changes.iter().map(|(f, _, v)| (f.clone(), json!(v))).collect();
+                    c.rt.block_on(inst.patch(&table, &id, &Value::Object(body), false))
+                        .map_err(|e| sn_error(name, e))?;
+                }
+                Item {
+                    key,
+                    table,
+                    label,
+                    action: if changes.is_empty() { "none" } else { "update" },
+                    sys_id: Some(id),
+                    changes,
+                }
+            }
+            None if !execute => Item {
+                key,
+                table,
+                label,
+                action: if created_by { "created-by-instance" } else { "create" },
+                sys_id: None,
+                changes: want
+                    .iter()
+                    .map(|(f, v)| (f.clone(), String::new(), v.clone()))
+                    .collect(),
+            },
+            None => {
+                let body: Map<String, Value> = want.iter().map(|(f, v)| (f.clone(), json!(v))).collect();
+                let row =
+                    c.rt.block_on(inst.create(&table, &Value::Object(body)))
+                        .map_err(|e| sn_error(name, e))?;
+                let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+                ids.insert(key.clone(), id.clone());
+                write_only(c, inst, spec, &table, &id)?;
+                Item {
+                    key,
+                    table,
+                    label,
+                    action: "create",
+                    sys_id: Some(id),
+                    changes: want
+                        .iter()
+                        .map(|(f, v)| (f.clone(), String::new(), v.clone()))
+                        .collect(),
+                }
+            }
+        };
+        items.push(item);
+    }
+    // Rows the platform no longer wants (a scope removed from the declaration).
+    for p in &cons.desired.prune {
+        let Some(q) = find_query(p, &ids, &client_id) else {
+            continue;
+        };
+        let table = str_of(p, "table");
+        let prefix = str_of(p, "keep_prefix");
+        let keep: Vec<String> = items
+            .iter()
+            .filter(|i| i.key.starts_with(&prefix))
+            .filter_map(|i| i.sys_id.clone())
+            .collect();
+        let rows =
+            c.rt.block_on(inst.list(&table, &q, &[]))
+                .map_err(|e| sn_error(name, e))?;
+        for row in rows {
+            let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+            if keep.contains(&id) {
+                continue;
+            }
+            if execute {
+                c.rt.block_on(inst.delete(&table, &id)).map_err(|e| sn_error(name, e))?;
+            }
+            let label = ["oauth_entity_scope", "name"]
+                .iter()
+                .find_map(|f| row.get(*f).and_then(Value::as_str).filter(|s| !s.is_empty()))
+                .unwrap_or(&id)
+                .to_string();
+            items.push(Item {
+                key: format!("prune:{id}"),
+                table: table.clone(),
+                label,
+                action: "delete",
+                sys_id: Some(id),
+                changes: Vec::new(),
+            });
+        }
+    }
+    let pending = items.iter().any(|i| i.action != "none");
+    Ok((
+        TargetPlan {
+            instance: inst.base().to_string(),
+            items,
+            pending,
+        },
+        ids,
+    ))
+}
+
+/// Writes the write-only fields of a just-created record, each in its own
+/// request with `sysparm_input_display_value=true` (`servicenow.md` §3.8).
+fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &str) -> Result<(), CliError> {
+    for (field, v) in fields_of(spec, "write_only") {
+        let Some(kind) = v
+            .as_str()
+            .and_then(|s| s.strip_prefix("$secret:"))
+            .and_then(SecretKind::parse)
+        else {
+            continue;
+        };
+        let value = secret(c, kind)?.ok_or_else(|| {
+            CliError::failure(format!("no {} is stored for {}", kind.label(), c.app.name)).hint(format!(
+                "run `connapp secrets set {} --app {}`",
+                kind.as_str(),
+                c.app.name
+            ))
+        })?;
+        let plain = Zeroizing::new(text(value));
+        let mut body = Map::new();
+        body.insert(field.clone(), Value::String(plain.to_string()));
+        let body = Value::Object(body);
+        let r = c.rt.block_on(inst.patch(table, id, &body, true));
+        // The JSON copy held the secret: overwrite it before it is dropped.
+        if let Value::Object(mut m) = body
+            && let Some(Value::String(s)) = m.get_mut(&field)
+        {
+            zeroize::Zeroize::zeroize(s);
+        }
+        r.map_err(|e| sn_error(&c.app.name, e))?;
+    }
+    Ok(())
+}
+
+/// The link the admin opens for ServiceNow's "Get OAuth Token".
+pub(crate) fn consent_link(cons: &Consumer, ids: &HashMap<String, String>) -> Option<String> {
+    let path = cons.desired.consent.get("path")?.as_str()?;
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in cons.desired.consent.get("query")?.as_object()? {
+        q.append_pair(k, &resolve(v.as_str()?, ids, "")?);
+    }
+    Some(format!("{}{path}?{}", cons.inst.base(), q.finish()))
+}
+
+/// Whether the instance holds an unexpired refresh token for the credential
+/// (someone already pressed "Get OAuth Token").
+pub(crate) fn has_token(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<bool, CliError> {
+    Ok(token_expiry(c, cons, ids)?.is_some_and(|exp| exp > ctx::now()))
+}
+
+/// The expiry (unix time) of the refresh token ServiceNow holds for the credential.
+pub(crate) fn token_expiry(
+    c: &AppCtx<'_>,
+    cons: &Consumer,
+    ids: &HashMap<String, String>,
+) -> Result<Option<u64>, CliError> {
+    let name = &c.app.name;
+    let (Some(cred), Some(profile)) = (ids.get("credential"), ids.get("profile")) else {
+        return Ok(None);
+    };
+    let rps =
+        c.rt.block_on(cons.inst.list(
+            "oauth_requestor_profile",
+            &format!("requestor_id={cred}^oauth_entity_profile={profile}"),
+            &["sys_id"],
+        ))
+        .map_err(|e| sn_error(name, e))?;
+    let Some(rp) = rps.first().and_then(|r| r.get("sys_id")).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let tokens =
+        c.rt.block_on(cons.inst.list(
+            "oauth_credential",
+            &format!("oauth_requestor_profile={rp}^type=refresh_token"),
+            &["sys_id", "expires"],
+        ))
+        .map_err(|e| sn_error(name, e))?;
+    Ok(tokens
+        .iter()
+        .filter_map(|t| t.get("expires").and_then(Value::as_str))
+        .filter_map(|e| {
+            chrono::NaiveDateTime::parse_from_str(e, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|d| d.and_utc().timestamp().max(0) as u64)
+        })
+        .max())
+}
+
+/// Prints the consumer half of a plan.
+pub(crate) fn print(out: &mut impl Write, app: &App, p: &TargetPlan) -> std::io::Result<()> {
+    if !p.pending {
+        return writeln!(out, "{}: ServiceNow {} has every record", app.name, p.instance);
+    }
+    writeln!(out, "{}: ServiceNow {}:", app.name, p.instance)?;
+    for i in p.items.iter().filter(|i| i.action != "none") {
+        let sign = match i.action {
+            "create" => "+",
+            "created-by-instance" => "+",
+            "delete" => "-",
+            _ => "~",
+        };
+        let by = if i.action == "created-by-instance" {
+            " (ServiceNow creates it with the provider)"
+        } else {
+            ""
+        };
+        writeln!(out, "  {sign} {} {:?}{by}", i.table, i.label)?;
+        if i.action == "update" {
+            for (f, b, a) in &i.changes {
+                writeln!(out, "      {f}: {b:?} -> {a:?}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Loads what the consumer needs, or `None` when the app has no target or the
+/// store holds no instance credentials (then only the provider is planned).
+pub(crate) fn consumer(reg: &Registry, c: &AppCtx<'_>) -> Result<Option<Consumer>, CliError> {
+    if c.app.target.is_none() || !has_credentials(c)? {
+        return Ok(None);
+    }
+    Ok(Some(Consumer {
+        inst: instance(c)?,
+        desired: desired(reg, c)?,
+    }))
+}
+
+/// The note after an apply: the consent only the admin can give.
+pub(crate) fn consent_note(app: &App, link: &str) -> String {
+    format!(
+        "Last step, in ServiceNow: an admin opens\n  {link}\nsigns in to Zoom as an account admin and allows access (this is ServiceNow's \"Get OAuth Token\").\nconnapp does not do this itself: Zoom keeps one grant per user per app, so a consent by connapp with the same Zoom user would end the grant ServiceNow holds (or the other way round). Use a different Zoom admin for `connapp login {}`.",
+        app.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_and_the_client_id_resolve() {
+        let mut ids = HashMap::new();
+        ids.insert("provider".to_string(), "abc".to_string());
+        assert_eq!(resolve("$ref:provider", &ids, "cid").as_deref(), Some("abc"));
+        assert_eq!(resolve("$ref:profile", &ids, "cid"), None);
+        assert_eq!(resolve("$secret:client-id", &ids, "cid").as_deref(), Some("cid"));
+        let spec = json!({"find": {"oauth_entity": "$ref:provider", "default": "true"},
+                          "fields": {"oauth_entity": "$ref:provider", "x": "$ref:later"}});
+        let q = find_query(&spec, &ids, "cid").expect("query");
+        assert!(q.contains("oauth_entity=abc") && q.contains("default=true"));
+        let w = wanted(&spec, &ids, "cid");
+        assert!(w.contains(&("x".to_string(), "(new later)".to_string())));
+    }
+
+    #[test]
+    fn diff_names_changed_fields_only() {
+        let row: Record = serde_json::from_value(json!({"a": "1", "b": "2"})).expect("row");
+        let d = diff(
+            &row,
+            &[
+                ("a".into(), "1".into()),
+                ("b".into(), "3".into()),
+                ("c".into(), "x".into()),
+            ],
+        );
+        assert_eq!(
+            d,
+            vec![
+                ("b".into(), "2".into(), "3".into()),
+                ("c".into(), String::new(), "x".into())
+            ]
+        );
+    }
+}

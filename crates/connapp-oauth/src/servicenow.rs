@@ -1,0 +1,297 @@
+//! A ServiceNow instance's Table API (`servicenow.md` §3) as connapp uses it:
+//! list / create / patch / delete, basic or bearer authentication (bearer from
+//! client credentials at `/oauth_token.do`), and the instance's failures told
+//! apart: bad credentials (401), missing role (403), missing record (404),
+//! rate-limit rule (429 + Retry-After seconds) and a hibernating instance (HTML
+//! instead of JSON).
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use crate::{EdgeError, check_endpoint, unreachable};
+
+/// How connapp signs in.
+pub enum Auth {
+    /// Basic authentication.
+    Basic {
+        /// User name.
+        user: String,
+        /// Password.
+        password: SecretString,
+    },
+    /// A bearer token (from `/oauth_token.do`).
+    Bearer(SecretString),
+}
+
+/// A refused Table API call.
+#[derive(Debug, thiserror::Error)]
+pub enum SnError {
+    /// 401.
+    #[error("the instance refused the credentials (HTTP 401: {message})")]
+    Unauthorized {
+        /// ServiceNow's message.
+        message: String,
+    },
+    /// 403.
+    #[error("ServiceNow refused to {op} {table} (HTTP 403: {detail})")]
+    Forbidden {
+        /// read, create, update, delete.
+        op: &'static str,
+        /// The table.
+        table: String,
+        /// ServiceNow's detail.
+        detail: String,
+    },
+    /// 404.
+    #[error("{table} has no record {id} (or an ACL hides it)")]
+    NotFound {
+        /// The table.
+        table: String,
+        /// The sys_id.
+        id: String,
+    },
+    /// 429.
+    #[error("the instance's rate-limit rule refused the call (HTTP 429); retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds.
+        retry_after: u64,
+    },
+    /// HTML instead of JSON.
+    #[error(
+        "{base} answered with an HTML page instead of JSON: the instance is hibernating (a developer instance asleep) or this is not a ServiceNow instance"
+    )]
+    Asleep {
+        /// The instance URL.
+        base: String,
+    },
+    /// Any other failure status.
+    #[error("ServiceNow answered HTTP {status} to {op} {table}: {message}{}", detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Status {
+        /// Status.
+        status: u16,
+        /// Operation.
+        op: &'static str,
+        /// Table.
+        table: String,
+        /// Message.
+        message: String,
+        /// Detail.
+        detail: Option<String>,
+    },
+    /// The network.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+}
+
+/// One instance.
+pub struct Instance {
+    http: reqwest::Client,
+    base: String,
+    auth: Auth,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("base", &self.base)
+            .field("auth", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A row as the Table API returns it with `sysparm_exclude_reference_link=true`
+/// (every value a string).
+pub type Record = Map<String, Value>;
+
+impl Instance {
+    /// An instance at `base` (e.g. `https://acme.service-now.com`).
+    pub fn new(http: reqwest::Client, base: &str, auth: Auth) -> Result<Self, EdgeError> {
+        check_endpoint("ServiceNow instance URL", base)?;
+        Ok(Instance {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            auth,
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A bearer token for connapp's own OAuth client (client credentials).
+    pub async fn client_credentials(
+        http: &reqwest::Client,
+        base: &str,
+        client_id: &str,
+        client_secret: &SecretString,
+    ) -> Result<SecretString, SnError> {
+        let url = format!("{}/oauth_token.do", base.trim_end_matches('/'));
+        check_endpoint("ServiceNow instance URL", &url)?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose_secret()),
+        ];
+        let r = http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable(&url, &e))?;
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.map_err(|e| unreachable(&url, &e))?;
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(SnError::Asleep { base: base.to_string() });
+        };
+        match v.get("access_token").and_then(Value::as_str) {
+            Some(t) if status == 200 => Ok(SecretString::from(t.to_string())),
+            _ => Err(SnError::Unauthorized {
+                message: format!(
+                    "{} {} from /oauth_token.do; is client_credentials enabled (glide.oauth.inbound.client.credential.grant_type.enabled)?",
+                    v.get("error").and_then(Value::as_str).unwrap_or(""),
+                    v.get("error_description").and_then(Value::as_str).unwrap_or("")
+                )
+                .trim()
+                .to_string(),
+            }),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        op: &'static str,
+        table: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, SnError> {
+        let url = format!("{}{path}", self.base);
+        let mut rb = self.http.request(method, &url).header("accept", "application/json");
+        rb = match &self.auth {
+            Auth::Basic { user, password } => rb.basic_auth(user, Some(password.expose_secret())),
+            Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
+        };
+        if !query.is_empty() {
+            rb = rb.query(query);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await.map_err(|e| unreachable(&url, &e))?;
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        tracing::debug!(op, table, status, "servicenow response");
+        let bytes = r.bytes().await.map_err(|e| unreachable(&url, &e))?;
+        if status == 204 {
+            return Ok(Value::Null);
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Err(SnError::Asleep {
+                base: self.base.clone(),
+            });
+        };
+        if (200..300).contains(&status) {
+            return Ok(v.get("result").cloned().unwrap_or(Value::Null));
+        }
+        let message = v
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let detail = v.pointer("/error/detail").and_then(Value::as_str).map(str::to_string);
+        Err(match status {
+            401 => SnError::Unauthorized { message },
+            403 => SnError::Forbidden {
+                op,
+                table: table.to_string(),
+                detail: detail.unwrap_or(message),
+            },
+            404 => SnError::NotFound {
+                table: table.to_string(),
+                id: path.rsplit('/').next().unwrap_or("").to_string(),
+            },
+            429 => SnError::RateLimited { retry_after },
+            _ => SnError::Status {
+                status,
+                op,
+                table: table.to_string(),
+                message,
+                detail,
+            },
+        })
+    }
+
+    /// Rows of `table` matching the encoded `query`, references as plain sys_ids.
+    pub async fn list(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Record>, SnError> {
+        let fields = fields.join(",");
+        let mut q = vec![("sysparm_query", query), ("sysparm_exclude_reference_link", "true")];
+        if !fields.is_empty() {
+            q.push(("sysparm_fields", fields.as_str()));
+        }
+        let v = self
+            .send(Method::GET, "read", table, &format!("/api/now/table/{table}"), &q, None)
+            .await?;
+        Ok(v.as_array()
+            .map(|l| l.iter().filter_map(|r| r.as_object().cloned()).collect())
+            .unwrap_or_default())
+    }
+
+    /// Creates a row; returns it.
+    pub async fn create(&self, table: &str, fields: &Value) -> Result<Record, SnError> {
+        let v = self
+            .send(
+                Method::POST,
+                "create",
+                table,
+                &format!("/api/now/table/{table}"),
+                &[("sysparm_exclude_reference_link", "true")],
+                Some(fields),
+            )
+            .await?;
+        Ok(v.as_object().cloned().unwrap_or_default())
+    }
+
+    /// Updates fields of a row. `display_input` sends
+    /// `sysparm_input_display_value=true`, the only way encrypted (password2)
+    /// fields are stored correctly; keep reference fields out of such a call.
+    pub async fn patch(&self, table: &str, id: &str, fields: &Value, display_input: bool) -> Result<(), SnError> {
+        let mut q = vec![("sysparm_exclude_reference_link", "true")];
+        if display_input {
+            q.push(("sysparm_input_display_value", "true"));
+            // The answer would hold the encrypted field's placeholder: not needed.
+            q.push(("sysparm_fields", "sys_id"));
+        }
+        self.send(
+            Method::PATCH,
+            "update",
+            table,
+            &format!("/api/now/table/{table}/{id}"),
+            &q,
+            Some(fields),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a row.
+    pub async fn delete(&self, table: &str, id: &str) -> Result<(), SnError> {
+        self.send(
+            Method::DELETE,
+            "delete",
+            table,
+            &format!("/api/now/table/{table}/{id}"),
+            &[],
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+}
