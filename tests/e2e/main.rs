@@ -8,5 +8,6 @@ mod corpus;
 mod crash;
 mod plugins;
 mod secrets;
+mod servicenow;
 mod tokens;
 mod zoomapp;

@@ -260,7 +260,7 @@ fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Value) -> Result<(String, String)
             str_of(l, "query")
         ))
         .hint(format!(
-            "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]"
+            "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]; a user without the admin role may not see it"
         ))),
         many => {
             let ids: Vec<String> = many

@@ -167,9 +167,13 @@ pub fn may_write(table: &str, roles: &[String]) -> bool {
     }
 }
 
-/// Reads follow writes, except that any authenticated user may read users and choices.
+/// Reads follow writes, except that any authenticated user may read users and
+/// choices, and connection/credential admins may read aliases (`servicenow.md` §1.5).
 pub fn may_read(table: &str, roles: &[String]) -> bool {
-    may_write(table, roles) || matches!(table, "sys_choice" | "sys_user")
+    let has = |r: &str| roles.iter().any(|x| x == r);
+    may_write(table, roles)
+        || matches!(table, "sys_choice" | "sys_user")
+        || (table == "sys_alias" && (has("connection_admin") || has("credential_admin")))
 }
 
 /// A row: every value a string (references hold the sys_id).
@@ -229,8 +233,9 @@ impl Default for SnKnobs {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SnSeed {
-    /// Users (default: `admin`/`admin-password` with role admin,
-    /// `oauthadmin` with oauth_admin, `itil` with itil).
+    /// Users (default: `admin`/`admin-password` with role admin, `oauthadmin`
+    /// with oauth_admin, `connadmin` with connection_admin, `itil` with itil;
+    /// each password is the name plus `-password`).
     pub users: Vec<SnUser>,
     /// Inbound OAuth clients.
     pub clients: Vec<SnClient>,
@@ -252,6 +257,7 @@ impl Default for SnSeed {
             users: vec![
                 user("admin", "admin-password", &["admin"]),
                 user("oauthadmin", "oauthadmin-password", &["oauth_admin"]),
+                user("connadmin", "connadmin-password", &["connection_admin"]),
                 user("itil", "itil-password", &["itil"]),
             ],
             clients: vec![SnClient {

@@ -1,0 +1,423 @@
+//! The ServiceNow end, end to end: `apply` builds the DEX record chain in the
+//! ServiceNow sandbox, the admin's consent there gets a real Zoom grant, the
+//! sandbox's DEX job reads the six endpoints, `verify` checks both ends and
+//! diagnoses every broken chain. The Zoom client secret never shows anywhere.
+
+use connapp_sandbox::servicenow::{Instance, SnSeed};
+use connapp_sandbox::{Sandbox as Zoom, Seed};
+use serde_json::{Value, json};
+
+use crate::support::{Run, Sandbox, built, fetching_browser, sandbox_control};
+
+const MGMT: &str = "sbxMgmtClientId0000003";
+const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
+
+struct World {
+    sn: Instance,
+    zoom: Zoom,
+    user: Sandbox,
+    http: reqwest::blocking::Client,
+    outputs: std::cell::RefCell<String>,
+}
+
+impl World {
+    fn new() -> World {
+        let sn = Instance::start(SnSeed::default()).expect("servicenow");
+        let mut seed = Seed::default();
+        seed.knobs.auto_approve = Some("admin".into());
+        for app in &mut seed.apps {
+            if app.client_id == MGMT {
+                app.client_secret = MGMT_SECRET.into();
+            }
+        }
+        let zoom = Zoom::start(seed).expect("zoom");
+        let mut user = Sandbox::new(&built().full);
+        let base = zoom.base_url();
+        user.run(
+            &[
+                "init",
+                "--instance",
+                &sn.base_url(),
+                "--login-redirect",
+                "http://127.0.0.1/callback",
+                "--zoom-base",
+                &base,
+                "--management-account",
+                "sbxAccount0000000000001",
+            ],
+            None,
+        )
+        .ok();
+        for (kind, app, value) in [
+            ("client-id", "zoom-marketplace", MGMT),
+            ("client-secret", "zoom-marketplace", MGMT_SECRET),
+            ("instance-user", "dex-zoom", "admin"),
+            ("instance-password", "dex-zoom", "admin-password"),
+        ] {
+            user.run(
+                &["secrets", "set", kind, "--app", app, "--from-stdin"],
+                Some(value.as_bytes()),
+            )
+            .ok();
+        }
+        let browser = fetching_browser(user.path());
+        user.set_env("BROWSER", &browser.display().to_string());
+        World {
+            sn,
+            zoom,
+            user,
+            http: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            outputs: Default::default(),
+        }
+    }
+
+    /// Runs connapp and keeps its output for the canary check.
+    fn run(&self, args: &[&str]) -> Run {
+        let r = self.user.run(args, None);
+        self.outputs
+            .borrow_mut()
+            .push_str(&format!("{}{}", r.stdout(), r.stderr()));
+        r
+    }
+
+    fn count(&self, table: &str) -> usize {
+        self.sn.with_state(|s| s.rows(table).len())
+    }
+
+    /// apply; returns the consent link.
+    fn apply(&self) -> String {
+        let j = self.run(&["apply", "--yes", "--json"]).ok().json();
+        j["consent"][0]["consent_url"].as_str().unwrap_or("").to_string()
+    }
+
+    /// The admin opens the link (Zoom auto-approves as `admin`); returns the final page.
+    fn consent(&self, link: &str) -> String {
+        let mut url = link.to_string();
+        for _ in 0..5 {
+            let r = self.http.get(&url).send().expect("browser");
+            match r.headers().get("location") {
+                Some(l) => url = l.to_str().expect("location").to_string(),
+                None => return r.text().expect("page"),
+            }
+        }
+        panic!("too many redirects")
+    }
+
+    fn dex(&self) -> Value {
+        self.http
+            .post(format!("{}/_sandbox/dex/run", self.sn.base_url()))
+            .send()
+            .expect("dex")
+            .json()
+            .expect("json")
+    }
+
+    fn verify(&self) -> Value {
+        self.run(&["verify", "--json"]).json()
+    }
+
+    /// apply + consent in ServiceNow + connapp's own login as another admin.
+    fn ready(&self) {
+        let link = self.apply();
+        assert!(self.consent(&link).contains("OAuth token received"));
+        self.ready_after_consent();
+    }
+
+    fn created_secret(&self) -> String {
+        self.zoom
+            .apps()
+            .into_iter()
+            .find(|a| a.name == "DEX for Zoom" && a.client_id != "sbxDexClientId00000001")
+            .expect("created app")
+            .client_secret
+    }
+}
+
+fn sn_rows(j: &Value) -> Vec<&Value> {
+    j["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["check"] == "servicenow")
+        .collect()
+}
+
+fn failing(j: &Value) -> Vec<&Value> {
+    sn_rows(j).into_iter().filter(|c| c["result"] == "fail").collect()
+}
+
+#[test]
+fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_records() {
+    let w = World::new();
+    let p = w.run(&["plan", "--json"]).fails_with(7).json();
+    let items = p["apps"][0]["servicenow"]["items"].as_array().expect("items");
+    assert_eq!(items.len(), 16, "{p:#}");
+    let link = w.apply();
+    assert!(
+        link.contains("/oauth_initiator.do?") && link.contains("oauth_requestor="),
+        "{link}"
+    );
+    for (table, n) in [
+        ("oauth_entity", 1),
+        ("oauth_entity_profile", 1),
+        ("oauth_entity_scope", 6),
+        ("oauth_entity_profile_scope", 6),
+        ("oauth_2_0_credentials", 1),
+        ("http_connection", 1),
+    ] {
+        assert_eq!(w.count(table), n, "{table}");
+    }
+    // The secret reached the instance through the write-only path only.
+    let secret = w.created_secret();
+    let stored = w.sn.with_state(|s| {
+        let id = s.rows("oauth_entity")[0]["sys_id"].clone();
+        s.secret("oauth_entity", &id, "client_secret")
+    });
+    assert_eq!(
+        stored,
+        Some(Some(secret.clone())),
+        "written with sysparm_input_display_value=true"
+    );
+    let p = w.run(&["plan", "--json"]).ok().json();
+    assert_eq!(p["pending"], false);
+    // Idempotent: a second apply changes nothing and duplicates nothing.
+    w.run(&["apply", "--yes"]).ok();
+    assert_eq!(w.count("oauth_entity"), 1);
+    assert_eq!(w.count("http_connection"), 1);
+
+    // One more scope: exactly its scope record and its profile link (plus the Zoom manifest).
+    let decl = w.user.path().join("connapp.toml");
+    let text = std::fs::read_to_string(&decl).expect("read");
+    std::fs::write(
+        &decl,
+        text.replace("scopes = []", "scopes = [\"meeting:read:meeting:admin\"]"),
+    )
+    .expect("write");
+    let p = w.run(&["plan", "--json"]).fails_with(7).json();
+    let changed: Vec<(&str, &str)> = p["apps"][0]["servicenow"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["action"] != "none")
+        .map(|i| (i["action"].as_str().expect("a"), i["table"].as_str().expect("t")))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            ("create", "oauth_entity_scope"),
+            ("create", "oauth_entity_profile_scope")
+        ]
+    );
+    w.run(&["apply", "--yes"]).ok();
+    assert_eq!(w.count("oauth_entity_scope"), 7);
+    // ... and removing it deletes exactly those two.
+    std::fs::write(&decl, text).expect("write");
+    let p = w.run(&["plan", "--json"]).fails_with(7).json();
+    let deleted = p["apps"][0]["servicenow"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["action"] == "delete")
+        .count();
+    assert_eq!(deleted, 2, "{p:#}");
+    w.run(&["apply", "--yes"]).ok();
+    assert_eq!(w.count("oauth_entity_scope"), 6);
+    assert_eq!(w.count("oauth_entity_profile_scope"), 6);
+
+    // The canary: the Zoom client secret is in no output and no Table API answer.
+    let listing = w
+        .http
+        .get(format!(
+            "{}/api/now/table/oauth_entity?sysparm_display_value=all",
+            w.sn.base_url()
+        ))
+        .basic_auth("admin", Some("admin-password"))
+        .send()
+        .expect("list")
+        .text()
+        .expect("body");
+    assert!(!listing.contains(&secret), "the instance returned the client secret");
+    let all = w.outputs.borrow();
+    assert!(
+        !all.contains(&secret) && !all.contains(MGMT_SECRET),
+        "a secret was printed"
+    );
+}
+
+#[test]
+fn consent_in_servicenow_then_the_dex_job_works_and_verify_is_green_on_both_ends() {
+    let w = World::new();
+    let link = w.apply();
+    let out = w.run(&["apply", "--yes"]).ok().stdout();
+    assert!(
+        out.contains("oauth_initiator.do") && out.contains("one grant per user per app"),
+        "{out}"
+    );
+    assert_eq!(w.dex()["steps"][1]["detail"], "Please generate an OAuth Token");
+    assert!(w.consent(&link).contains("OAuth token received"));
+    let run = w.dex();
+    assert_eq!(run["ok"], true, "{run:#}");
+    assert_eq!(run["steps"].as_array().expect("steps").len(), 8);
+    w.ready_after_consent();
+    let v = w.verify();
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert!(sn_rows(&v).len() >= 18);
+    // connapp's own login used another admin: ServiceNow's grant is intact.
+    assert_eq!(w.dex()["ok"], true);
+    // The consent link is no longer offered once ServiceNow holds a token.
+    let j = w.run(&["apply", "--yes", "--json"]).ok().json();
+    assert_eq!(j["consent"], json!([]));
+}
+
+impl World {
+    fn ready_after_consent(&self) {
+        let app = self
+            .zoom
+            .apps()
+            .into_iter()
+            .find(|a| a.name == "DEX for Zoom" && a.client_id != "sbxDexClientId00000001")
+            .expect("created app");
+        self.user
+            .run(
+                &["secrets", "set", "secret-token", "--from-stdin"],
+                Some(app.secret_token.as_bytes()),
+            )
+            .ok();
+        self.run(&["login", "--user-hint", "owner", "--timeout", "20"]).ok();
+    }
+}
+
+#[test]
+fn broken_chains_are_diagnosed() {
+    let w = World::new();
+    w.ready();
+    assert_eq!(w.verify()["ok"], true);
+
+    // A scope record deleted in ServiceNow.
+    w.sn.with_state(|s| {
+        let id = s
+            .rows("oauth_entity_scope")
+            .into_iter()
+            .find(|r| r["oauth_entity_scope"] == "dashboard:read:list_zoomrooms:admin")
+            .expect("scope")["sys_id"]
+            .clone();
+        s.tables.get_mut("oauth_entity_scope").expect("t").remove(&id);
+    });
+    let v = w.verify();
+    let f = failing(&v);
+    assert!(
+        f.iter()
+            .any(|c| c["detail"].as_str().expect("d").contains("missing scope record")
+                && c["detail"]
+                    .as_str()
+                    .expect("d")
+                    .contains("dashboard:read:list_zoomrooms:admin")),
+        "{f:#?}"
+    );
+    w.run(&["apply", "--yes"]).ok();
+    assert_eq!(w.verify()["ok"], true);
+
+    // The credential no longer points at the profile.
+    w.sn.with_state(|s| {
+        let t = s.tables.get_mut("oauth_2_0_credentials").expect("t");
+        for r in t.values_mut() {
+            r.insert("oauth_entity_profile".into(), String::new());
+        }
+    });
+    let v = w.verify();
+    assert!(
+        failing(&v)
+            .iter()
+            .any(|c| c["detail"].as_str().expect("d").contains("not linked")),
+        "{v:#}"
+    );
+    w.run(&["apply", "--yes"]).ok();
+
+    // The profile's grant type differs from the provider's.
+    w.sn.with_state(|s| {
+        for r in s.tables.get_mut("oauth_entity_profile").expect("t").values_mut() {
+            r.insert("grant_type".into(), "client_credentials".into());
+        }
+    });
+    let v = w.verify();
+    assert!(
+        failing(&v)
+            .iter()
+            .any(|c| c["detail"].as_str().expect("d").contains("grant type")),
+        "{v:#}"
+    );
+    w.run(&["apply", "--yes"]).ok();
+
+    // The redirect URL in ServiceNow gained a trailing slash.
+    w.sn.with_state(|s| {
+        for r in s.tables.get_mut("oauth_entity").expect("t").values_mut() {
+            let u = r["redirect_url"].clone();
+            r.insert("redirect_url".into(), format!("{u}/"));
+        }
+    });
+    let v = w.verify();
+    let row = sn_rows(&v)
+        .into_iter()
+        .find(|c| c["item"] == "redirect URL")
+        .expect("redirect row")
+        .clone();
+    assert_eq!(row["result"], "fail");
+    assert!(row["detail"].as_str().expect("d").contains("trailing slash"), "{row}");
+    w.run(&["apply", "--yes"]).ok();
+    assert_eq!(w.verify()["ok"], true);
+
+    // ServiceNow's refresh token expired (its lifespan ran out unused).
+    w.sn.with_state(|s| {
+        for r in s.tables.get_mut("oauth_credential").expect("t").values_mut() {
+            r.insert("expires".into(), "2026-01-01 00:00:00".into());
+        }
+    });
+    let v = w.verify();
+    let row = sn_rows(&v)
+        .into_iter()
+        .find(|c| c["item"] == "ServiceNow's token")
+        .expect("token row")
+        .clone();
+    assert_eq!(row["result"], "fail");
+    assert!(row["detail"].as_str().expect("d").contains("expired"), "{row}");
+    assert!(row["fix"].as_str().expect("f").contains("oauth_initiator.do"), "{row}");
+
+    // A user who may read aliases and connections but not write OAuth records: 403, naming the role.
+    w.user
+        .run(&["secrets", "set", "instance-user", "--from-stdin"], Some(b"connadmin"))
+        .ok();
+    w.user
+        .run(
+            &["secrets", "set", "instance-password", "--from-stdin"],
+            Some(b"connadmin-password"),
+        )
+        .ok();
+    let e = w.run(&["apply", "--yes"]).fails_with(1).stderr();
+    assert!(e.contains("403") && e.contains("admin role"), "{e}");
+    w.user
+        .run(&["secrets", "set", "instance-user", "--from-stdin"], Some(b"admin"))
+        .ok();
+    w.user
+        .run(
+            &["secrets", "set", "instance-password", "--from-stdin"],
+            Some(b"admin-password"),
+        )
+        .ok();
+
+    // A hibernating instance answers HTML.
+    let mut knobs = sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::GET, "/knobs", Value::Null);
+    knobs["asleep"] = json!(true);
+    sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::PUT, "/knobs", knobs);
+    let e = w.run(&["plan"]).fails_with(1).stderr();
+    assert!(e.contains("hibernating"), "{e}");
+    let v = w.verify();
+    assert!(
+        failing(&v)
+            .iter()
+            .any(|c| c["detail"].as_str().expect("d").contains("hibernating")),
+        "{v:#}"
+    );
+}
