@@ -1009,7 +1009,8 @@ fn demo(store: &str) -> Result<()> {
         let mut line = String::new();
         std::io::BufReader::new(sandbox.stdout.take().context("sandbox stdout")?).read_line(&mut line)?;
         let base = json_str(&line, "base_url").context("the sandbox did not print its base URL")?;
-        demo_steps(&bin, &work, &base, store)
+        let sn = json_str(&line, "servicenow_url").context("the sandbox did not print its ServiceNow URL")?;
+        demo_steps(&bin, &work, &base, &sn, store)
     })();
     let _ = sandbox.kill();
     let _ = sandbox.wait();
@@ -1026,46 +1027,22 @@ fn json_str(line: &str, key: &str) -> Option<String> {
 /// A minimal browser for the demo: GET the URL over loopback HTTP and follow
 /// redirects, as a browser does after the (auto-approved) consent.
 fn browse(url: &str) -> Result<()> {
-    use std::io::{Read, Write};
-    let mut url = url.to_string();
-    for _ in 0..5 {
-        let rest = url
-            .strip_prefix("http://")
-            .context("the demo browser only speaks http to loopback")?;
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let path = if path.is_empty() { "/" } else { path };
-        let mut s = std::net::TcpStream::connect(authority)?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
-        )?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp)?;
-        let location = resp
-            .lines()
-            .take_while(|l| !l.is_empty())
-            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")));
-        match location {
-            Some(l) => url = l.trim().to_string(),
-            None => return Ok(()),
-        }
-    }
-    bail!("too many redirects")
+    fetch(url).map(|_| ())
 }
 
-fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
+fn demo_steps(bin: &Path, work: &Path, base: &str, sn: &str, store: &str) -> Result<()> {
     let step = |title: &str, args: &[&str], stdin: Option<&str>| run_step(bin, work, title, args, stdin, 0);
-    println!("connapp demo: the DEX for Zoom app for the ServiceNow instance `acme`");
+    println!("connapp demo: DEX for Zoom, from one declaration to data flowing into ServiceNow");
     println!(
-        "  Zoom: the embedded sandbox at {base} (not the real Zoom)\n  work: {}",
+        "  Zoom:       the embedded Zoom sandbox at {base} (not the real Zoom)\n  ServiceNow: the embedded instance at {sn} (not a real instance)\n  work:       {}",
         work.display()
     );
     step(
-        "Declare the app from the preset, with a management app for the Marketplace API",
+        "Declare the app from the preset: the Zoom app, its ServiceNow instance, a management app for the Marketplace API",
         &[
             "init",
             "--instance",
-            "acme",
+            sn,
             "--store",
             store,
             "--login-redirect",
@@ -1081,7 +1058,7 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
     println!("--- connapp.toml ---\n{decl}--------------------");
     step("Validate the declaration offline", &["check"], None)?;
     // The classic mistake: a trailing slash in the allow list, caught offline.
-    let redirect = "https://acme.service-now.com/oauth_redirect.do";
+    let redirect = format!("{sn}/oauth_redirect.do");
     let typo = decl.replace(&format!("[\"{redirect}\", "), &format!("[\"{redirect}/\", "));
     std::fs::write(work.join("typo.toml"), typo)?;
     run_step(
@@ -1092,45 +1069,63 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         None,
         3,
     )?;
-    // The management app's credentials, as its Marketplace page shows them (here: the sandbox's).
-    step(
-        "Store the management app's Client ID",
-        &[
-            "secrets",
-            "set",
-            "client-id",
-            "--app",
-            "zoom-marketplace",
-            "--from-stdin",
-        ],
-        Some("sbxMgmtClientId0000003\n"),
-    )?;
-    step(
-        "Store the management app's Client Secret",
-        &[
-            "secrets",
-            "set",
-            "client-secret",
-            "--app",
-            "zoom-marketplace",
-            "--from-stdin",
-        ],
-        Some("demo-management-secret-0123456789\n"),
-    )?;
+    // Credentials as their owners' pages show them (here: the sandboxes').
+    for (title, args, value) in [
+        (
+            "Store the management app's Client ID",
+            ["client-id", "zoom-marketplace"],
+            "sbxMgmtClientId0000003",
+        ),
+        (
+            "Store the management app's Client Secret",
+            ["client-secret", "zoom-marketplace"],
+            "demo-management-secret-0123456789",
+        ),
+        (
+            "Store the ServiceNow user connapp signs in as",
+            ["instance-user", "dex-zoom"],
+            "admin",
+        ),
+        (
+            "Store that user's password",
+            ["instance-password", "dex-zoom"],
+            "admin-password",
+        ),
+    ] {
+        step(
+            title,
+            &["secrets", "set", args[0], "--app", args[1], "--from-stdin"],
+            Some(&format!("{value}\n")),
+        )?;
+    }
     run_step(
         bin,
         work,
-        "What would change on Zoom (exit code 7: changes pending)",
+        "What would change on Zoom and in ServiceNow (exit code 7: changes pending)",
         &["plan"],
         None,
         7,
     )?;
-    step(
-        "Create the Zoom app from the declaration; its Client ID and Secret go straight into the store",
-        &["apply", "--yes"],
-        None,
-    )?;
-    step("A second plan: Zoom matches the declaration", &["plan"], None)?;
+    println!("\n== Apply both ends: create the Zoom app, then the ServiceNow records\n$ connapp apply --yes --json");
+    let out = demo_command(bin, work, &["apply", "--yes", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("connapp apply")?;
+    if !out.status.success() {
+        bail!("connapp apply failed");
+    }
+    let applied: serde_json::Value = serde_json::from_slice(&out.stdout).context("apply --json")?;
+    let records = applied["apps"][0]["servicenow"]["items"].as_array().map_or(0, Vec::len);
+    let link = applied["consent"][0]["consent_url"]
+        .as_str()
+        .context("apply offered no consent link")?
+        .to_string();
+    println!(
+        "  Zoom app {} created; {records} ServiceNow records in place.\n  The consent link for the ServiceNow admin:\n  {link}",
+        applied["apps"][0]["app_id"].as_str().unwrap_or("?")
+    );
+    step("A second plan: both ends match the declaration", &["plan"], None)?;
     // Kept after the demo (the work directory is removed).
     let guide = target_dir().join("demo-guide.html");
     step(
@@ -1139,6 +1134,35 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         None,
     )?;
     println!("  open {} in a browser to see it", guide.display());
+
+    println!(
+        "\n== The ServiceNow admin presses \"Get OAuth Token\" (opens the link; Zoom's sandbox approves as its admin)"
+    );
+    let page = fetch(&link)?;
+    let result = page
+        .split("<h1 id=\"result\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or("(no result on the page)");
+    println!("  ServiceNow says: {result}");
+    if result != "OAuth token received" {
+        bail!("the consent in ServiceNow did not complete");
+    }
+
+    println!("\n== DEX's scheduled job reads Zoom with ServiceNow's token (the sandbox runs it now)");
+    let run: serde_json::Value = serde_json::from_str(&http("POST", &format!("{sn}/_sandbox/dex/run"), None)?)?;
+    for st in run["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<4} {:<66} {}",
+            if st["ok"] == true { "ok" } else { "FAIL" },
+            st["step"].as_str().unwrap_or(""),
+            st["detail"].as_str().unwrap_or("")
+        );
+    }
+    if run["ok"] != true {
+        bail!("the DEX job failed");
+    }
+
     // The Secret Token is shown on the app's Features > Access page (here: the sandbox's control API).
     let apps = http("GET", &format!("{base}/_sandbox/apps"), None)?;
     let apps: serde_json::Value = serde_json::from_str(&apps).context("the sandbox's app list")?;
@@ -1155,30 +1179,12 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
     )?;
     step("What is stored (metadata only)", &["secrets", "list"], None)?;
     step(
-        "Consent as the Zoom admin (the sandbox approves at once)",
-        &["login"],
+        "connapp's own grant, as a different Zoom admin than ServiceNow's (one grant per user per app)",
+        &["login", "--user-hint", "owner"],
         None,
     )?;
-    println!("\n== A valid access token, refreshed when needed\n$ connapp token --json");
-    let out = demo_command(bin, work, &["token", "--json"])
-        .stdout(Stdio::piped())
-        .output()
-        .context("connapp token")?;
-    if !out.status.success() {
-        bail!("connapp token failed");
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    // Shown with the token shortened: it is a credential, even in a demo.
-    let token = json_str(&text.replace([' ', '\n'], ""), "access_token").unwrap_or_default();
-    println!(
-        "{}",
-        text.replace(
-            &token,
-            &format!("{}...({} characters)", &token[..token.len().min(12)], token.len())
-        )
-    );
     step(
-        "Prove every scope with a real API call (and check drift and redirects)",
+        "Prove both ends: every scope with a real API call, drift, redirects, and the ServiceNow chain",
         &["verify"],
         None,
     )?;
@@ -1188,11 +1194,63 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, store: &str) -> Result<()> {
         &["status"],
         None,
     )?;
-    step("Plugins in this build", &["plugins", "list"], None)?;
+    // ServiceNow's grant survived connapp's own consent: DEX still reads.
+    let again: serde_json::Value = serde_json::from_str(&http("POST", &format!("{sn}/_sandbox/dex/run"), None)?)?;
+    if again["ok"] != true {
+        bail!("DEX lost its grant after connapp's login");
+    }
     println!(
-        "\nDemo complete: declared, validated, the Zoom app created from the declaration, secrets stored encrypted, consent given, every scope proven, a signed webhook received."
+        r#"
+== What happened
+  1. connapp.toml declared the Zoom app for DEX (admin-managed, 6 scopes, redirect {redirect})
+     and the ServiceNow instance it belongs to; `check` caught a trailing-slash typo offline.
+  2. `apply` created the app through Zoom's Marketplace API and put its Client ID and Client
+     Secret straight into the encrypted store (never shown), then wrote {records} ServiceNow records:
+     the OAuth provider (secret written once, write-only), its profile, one record and link per
+     scope, the OAuth 2.0 credential and the HTTP connection on DEX's connection alias.
+  3. The ServiceNow admin's "Get OAuth Token" gave ServiceNow its own Zoom grant; DEX's job then
+     read all six Zoom APIs with it (users, meeting report, meeting QoS, participant QoS,
+     Zoom Rooms, room issues), before and after connapp's own login as a different Zoom admin.
+  4. `verify` proved every scope with a real call and checked the ServiceNow chain end to end;
+     a signed webhook was verified with the Secret Token.
+Nothing here needed a Zoom or ServiceNow account; against real ones, only the URLs and
+credentials in connapp.toml and the store change."#
     );
     Ok(())
+}
+
+/// GET `url` over loopback HTTP following redirects, as a browser would; returns the final body.
+fn fetch(url: &str) -> Result<String> {
+    let mut url = url.to_string();
+    for _ in 0..6 {
+        let (head, body) = raw_get(&url)?;
+        let location = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")));
+        match location {
+            Some(l) => url = l.trim().to_string(),
+            None => return Ok(body),
+        }
+    }
+    bail!("too many redirects")
+}
+
+fn raw_get(url: &str) -> Result<(String, String)> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .context("the demo browser only speaks http to loopback")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut s = std::net::TcpStream::connect(authority)?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+    Ok((head.to_string(), body.to_string()))
 }
 
 /// Starts `connapp webhook serve`, subscribes it with `apply`, has the sandbox

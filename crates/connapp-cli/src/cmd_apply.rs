@@ -668,7 +668,7 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
             let (done, new_ids) = cmd_target::run(c, cons, true)?;
             *ids = new_ids;
             let changed = done.items.iter().filter(|i| i.action != "none").count();
-            if !g.quiet && !a.json {
+            if changed > 0 && !g.quiet && !a.json {
                 println!(
                     "{}: ServiceNow {}: {changed} record(s) created, updated or removed; the chain is in place.",
                     app.name, done.instance

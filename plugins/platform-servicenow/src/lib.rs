@@ -78,7 +78,7 @@ pub fn records(input: &Value) -> Result<Value, String> {
     };
     let mut records = vec![
         json!({
-            "key": "provider", "table": "oauth_entity", "label": "OAuth provider (Application Registry)",
+            "key": "provider", "table": "oauth_entity", "label": "OAuth provider in the Application Registry",
             "find": {"name": entity_name},
             "fields": {
                 "name": entity_name, "type": "oauth_provider", "default_grant_type": "authorization_code",
