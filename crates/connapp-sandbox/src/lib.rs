@@ -1,6 +1,8 @@
 //! A faithful local Zoom for connapp's tests, its demo, and people without a
 //! Zoom account: the OAuth server (`zoom.us` side), the APIs behind the six DEX
 //! scopes (`api.zoom.us/v2` side) and a control API for tests (`/_sandbox`).
+//! [`servicenow`] is the other end: a local ServiceNow instance with the Table
+//! API, the consent round trip against this Zoom and a DEX job.
 //!
 //! `zoom-platform.md` is the specification, including the unpleasant parts:
 //! exact redirect matching with 4700 pages that never redirect, single-use
