@@ -183,8 +183,8 @@ fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_reco
     );
     let p = w.run(&["plan", "--json"]).ok().json();
     assert_eq!(p["pending"], false);
-    // Idempotent: a second apply changes nothing and duplicates nothing.
-    w.run(&["apply", "--yes"]).ok();
+    // Idempotent: a second apply changes nothing and duplicates nothing (and logs no secret).
+    w.run(&["-vvv", "apply", "--yes"]).ok();
     assert_eq!(w.count("oauth_entity"), 1);
     assert_eq!(w.count("http_connection"), 1);
 
@@ -227,6 +227,7 @@ fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_reco
     assert_eq!(w.count("oauth_entity_scope"), 6);
     assert_eq!(w.count("oauth_entity_profile_scope"), 6);
 
+    w.run(&["-vvv", "verify"]);
     // The canary: the Zoom client secret is in no output and no Table API answer.
     let listing = w
         .http
@@ -420,4 +421,53 @@ fn broken_chains_are_diagnosed() {
             .any(|c| c["detail"].as_str().expect("d").contains("hibernating")),
         "{v:#}"
     );
+}
+
+#[test]
+fn instance_access_by_oauth_client_credentials_and_rate_limit_messages() {
+    let w = World::new();
+    // Sign in with connapp's own OAuth client instead of a password.
+    let decl = w.user.path().join("connapp.toml");
+    let text = std::fs::read_to_string(&decl).expect("read");
+    std::fs::write(
+        &decl,
+        text.replace("[apps.dex-zoom.target]\n", "[apps.dex-zoom.target]\nauth = \"oauth\"\n"),
+    )
+    .expect("write");
+    let e = w.run(&["plan"]).fails_with(7).stderr();
+    assert!(
+        e.contains("ServiceNow skipped") && e.contains("instance-client-id"),
+        "{e}"
+    );
+    for (kind, value) in [
+        ("instance-client-id", "sbxSnClient0000000000000000000001"),
+        ("instance-client-secret", "sbx-sn-client-secret"),
+    ] {
+        w.user
+            .run(&["secrets", "set", kind, "--from-stdin"], Some(value.as_bytes()))
+            .ok();
+    }
+    let p = w.run(&["plan", "--json"]).fails_with(7).json();
+    assert_eq!(p["apps"][0]["servicenow"]["items"].as_array().expect("items").len(), 16);
+    // A wrong client secret: the instance's access_denied, explained.
+    w.user
+        .run(
+            &["secrets", "set", "instance-client-secret", "--from-stdin"],
+            Some(b"wrong"),
+        )
+        .ok();
+    let e = w.run(&["plan"]).fails_with(1).stderr();
+    assert!(e.contains("401") && e.contains("client_credentials"), "{e}");
+    w.user
+        .run(
+            &["secrets", "set", "instance-client-secret", "--from-stdin"],
+            Some(b"sbx-sn-client-secret"),
+        )
+        .ok();
+    // A rate-limit rule: when to retry, in seconds.
+    let mut knobs = sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::GET, "/knobs", Value::Null);
+    knobs["rate_limit_per_hour"] = json!(2);
+    sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::PUT, "/knobs", knobs);
+    let e = w.run(&["plan"]).fails_with(1).stderr();
+    assert!(e.contains("429") && e.contains("retry in"), "{e}");
 }

@@ -351,8 +351,9 @@ fn prepare<'r, 'd>(
             sn = Some((c, cons, ids));
         } else if !g.quiet {
             eprintln!(
-                "{}: ServiceNow skipped: no instance credentials are stored (`connapp secrets set instance-user --app {}` and instance-password)",
-                app.name, app.name
+                "{}: ServiceNow skipped: no instance credentials are stored ({})",
+                app.name,
+                cmd_target::credentials_hint(app)
             );
         }
     }

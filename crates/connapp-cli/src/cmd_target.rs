@@ -69,7 +69,7 @@ pub struct TargetPlan {
 pub(crate) fn sn_error(app: &str, e: SnError) -> CliError {
     let hint = match &e {
         SnError::Unauthorized { .. } => format!(
-            "store the instance credentials: `connapp secrets set instance-user --app {app}` and `connapp secrets set instance-password --app {app}` (or instance-client-id / instance-client-secret with `auth = \"oauth\"`)"
+            "check the stored instance credentials: instance-user / instance-password, or instance-client-id / instance-client-secret with `auth = \"oauth\"` (`connapp secrets set KIND --app {app}`)"
         ),
         SnError::Forbidden { table, .. } => format!(
             "the ServiceNow user needs the admin role ({} suffices for {table})",
@@ -100,6 +100,20 @@ fn secret(c: &AppCtx<'_>, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>
 
 fn text(v: Zeroizing<Vec<u8>>) -> String {
     String::from_utf8_lossy(&v).into_owned()
+}
+
+/// The commands that store the instance's credentials for the app's `auth`.
+pub(crate) fn credentials_hint(app: &App) -> String {
+    let (a, b) = match &app.target {
+        Some(Target::Servicenow { settings, .. }) if settings.auth == InstanceAuth::Oauth => {
+            ("instance-client-id", "instance-client-secret")
+        }
+        _ => ("instance-user", "instance-password"),
+    };
+    format!(
+        "`connapp secrets set {a} --app {0}` and `connapp secrets set {b} --app {0}`",
+        app.name
+    )
 }
 
 /// Whether the store holds credentials for the app's instance.

@@ -450,10 +450,7 @@ fn servicenow(
         checks.push(
             row("servicenow", base, "", Outcome::Skip)
                 .detail("no instance credentials are stored, so the ServiceNow chain cannot be checked")
-                .fix(format!(
-                    "connapp secrets set instance-user --app {0}; connapp secrets set instance-password --app {0}",
-                    c.app.name
-                )),
+                .fix(cmd_target::credentials_hint(&c.app)),
         );
         return Ok(());
     }
