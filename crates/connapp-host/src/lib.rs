@@ -325,26 +325,26 @@ impl Registry {
     /// for `app_json` (see `Plugin::provider_manifest`); `Ok(None)` when no
     /// plugin provides the platform or it manages no provider configuration.
     pub fn provider_manifest(&self, platform: &str, app_json: &str) -> Result<Option<String>, HostError> {
-        let Some(p) = self.plugins.iter().find(|p| {
-            p.info
-                .provides
-                .iter()
-                .any(|x| x.kind == PluginKind::PLATFORM && x.name == platform)
-        }) else {
+        let Some(p) = self.platform_plugin(platform) else {
             return Ok(None);
         };
         host::provider_manifest(p.module, platform, app_json).map_err(|e| plugin_error(p, e))
     }
 
-    /// The records the plugin that provides the consumer platform `platform`
-    /// wants (see `Plugin::consumer_records`); `Ok(None)` when none does.
-    pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<String>, HostError> {
-        let Some(p) = self.plugins.iter().find(|p| {
+    /// The plugin that provides the platform `platform`.
+    fn platform_plugin(&self, platform: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|p| {
             p.info
                 .provides
                 .iter()
                 .any(|x| x.kind == PluginKind::PLATFORM && x.name == platform)
-        }) else {
+        })
+    }
+
+    /// The records the plugin that provides the consumer platform `platform`
+    /// wants (see `Plugin::consumer_records`); `Ok(None)` when none does.
+    pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<String>, HostError> {
+        let Some(p) = self.platform_plugin(platform) else {
             return Ok(None);
         };
         host::consumer_records(p.module, platform, input_json).map_err(|e| plugin_error(p, e))

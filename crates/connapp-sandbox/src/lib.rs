@@ -273,10 +273,7 @@ impl Sandbox {
 
     /// Starts on `addr`.
     pub fn start_on(seed: Seed, addr: SocketAddr) -> Result<Sandbox, SandboxError> {
-        let std_listener = std::net::TcpListener::bind(addr).map_err(|source| SandboxError::Bind { addr, source })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let std_listener = bind(addr)?;
         let addr = std_listener
             .local_addr()
             .map_err(|source| SandboxError::Bind { addr, source })?;
@@ -286,31 +283,11 @@ impl Sandbox {
             base_url: format!("http://{addr}").into(),
             http: webhooks::client(),
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(SandboxError::Runtime)?;
-        let thread = std::thread::Builder::new()
-            .name("connapp-sandbox".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, router(ctx))
-                        .with_graceful_shutdown(async move {
-                            let _ = rx.await;
-                        })
-                        .await;
-                });
-            })
-            .map_err(SandboxError::Runtime)?;
+        let (shutdown, thread) = spawn_server("connapp-sandbox", std_listener, router(ctx))?;
         Ok(Sandbox {
             addr,
             state,
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
             thread: Some(thread),
         })
     }
@@ -355,6 +332,44 @@ impl Drop for Sandbox {
             let _ = t.join();
         }
     }
+}
+
+/// A non-blocking listener on `addr`.
+pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| SandboxError::Bind { addr, source })?;
+    l.set_nonblocking(true)
+        .map_err(|source| SandboxError::Bind { addr, source })?;
+    Ok(l)
+}
+
+/// Serves `router` on its own thread and runtime until the sender fires.
+pub(crate) fn spawn_server(
+    name: &str,
+    listener: std::net::TcpListener,
+    router: Router,
+) -> Result<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>), SandboxError> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(SandboxError::Runtime)?;
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(SandboxError::Runtime)?;
+    Ok((tx, thread))
 }
 
 /// Where the sandbox's world comes from.

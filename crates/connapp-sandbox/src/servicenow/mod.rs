@@ -511,10 +511,7 @@ impl Instance {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub fn start(seed: SnSeed) -> Result<Instance, SandboxError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let std_listener = std::net::TcpListener::bind(addr).map_err(|source| SandboxError::Bind { addr, source })?;
-        std_listener
-            .set_nonblocking(true)
-            .map_err(|source| SandboxError::Bind { addr, source })?;
+        let std_listener = crate::bind(addr)?;
         let addr = std_listener
             .local_addr()
             .map_err(|source| SandboxError::Bind { addr, source })?;
@@ -523,31 +520,11 @@ impl Instance {
             state: state.clone(),
             http: crate::webhooks::client(),
         };
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(SandboxError::Runtime)?;
-        let thread = std::thread::Builder::new()
-            .name("connapp-sandbox-servicenow".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let _ = axum::serve(listener, router(ctx))
-                        .with_graceful_shutdown(async move {
-                            let _ = rx.await;
-                        })
-                        .await;
-                });
-            })
-            .map_err(SandboxError::Runtime)?;
+        let (shutdown, thread) = crate::spawn_server("connapp-sandbox-servicenow", std_listener, router(ctx))?;
         Ok(Instance {
             addr,
             state,
-            shutdown: Some(tx),
+            shutdown: Some(shutdown),
             thread: Some(thread),
         })
     }
