@@ -471,3 +471,61 @@ fn instance_access_by_oauth_client_credentials_and_rate_limit_messages() {
     let e = w.run(&["plan"]).fails_with(1).stderr();
     assert!(e.contains("429") && e.contains("retry in"), "{e}");
 }
+
+#[test]
+fn a_rotated_client_secret_reaches_servicenow_with_write_secrets() {
+    let w = World::new();
+    w.ready();
+    let client_id = w
+        .zoom
+        .apps()
+        .into_iter()
+        .find(|a| a.name == "DEX for Zoom" && a.client_id != "sbxDexClientId00000001")
+        .expect("created app")
+        .client_id;
+    // Rotated in the Marketplace; ServiceNow's next refresh now fails with invalid_client.
+    let rotated = sandbox_control(
+        &w.http,
+        &w.zoom.base_url(),
+        reqwest::Method::POST,
+        &format!("/apps/{client_id}/rotate-secret"),
+        json!({}),
+    )["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    for base in [w.sn.base_url(), w.zoom.base_url()] {
+        sandbox_control(
+            &w.http,
+            &base,
+            reqwest::Method::POST,
+            "/clock/advance",
+            json!({"seconds": 3700}),
+        );
+    }
+    let run = w.dex();
+    assert_eq!(run["ok"], false);
+    assert!(
+        run["steps"][1]["detail"]
+            .as_str()
+            .expect("d")
+            .contains("invalid_client"),
+        "{run:#}"
+    );
+    // The admin stores the new secret; apply --write-secrets hands it to ServiceNow.
+    w.user
+        .run(
+            &["secrets", "set", "client-secret", "--from-stdin"],
+            Some(rotated.as_bytes()),
+        )
+        .ok();
+    let out = w.run(&["apply", "--yes", "--write-secrets"]).ok().stdout();
+    assert!(!out.contains(&rotated));
+    let stored = w.sn.with_state(|s| {
+        let id = s.rows("oauth_entity")[0]["sys_id"].clone();
+        s.secret("oauth_entity", &id, "client_secret")
+    });
+    assert_eq!(stored, Some(Some(rotated)));
+    let run = w.dex();
+    assert_eq!(run["ok"], true, "{run:#}");
+}

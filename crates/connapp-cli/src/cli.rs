@@ -312,6 +312,10 @@ pub struct ApplyArgs {
     /// Restore the manifest saved before the last apply instead.
     #[arg(long)]
     pub rollback: bool,
+    /// Write ServiceNow's write-only copies again (the Client Secret), e.g.
+    /// after rotating the secret in Zoom and `connapp secrets set client-secret`.
+    #[arg(long, conflicts_with = "rollback")]
+    pub write_secrets: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
-use connapp_core::{App, Declaration, SecretKind, secret_key};
+use connapp_core::{App, Declaration, GrantKind, SecretKind, secret_key};
 use connapp_host::Registry;
 use connapp_oauth::api::{Api, ApiError};
 use connapp_plugin_api::Expected;
@@ -151,7 +151,37 @@ pub(crate) fn api_error(what: &str, mgr: &str, e: ApiError) -> CliError {
 /// The management connection of one app.
 struct Manager<'r> {
     ctx: AppCtx<'r>,
-    api: Api,
+    api: std::cell::RefCell<Api>,
+}
+
+impl Manager<'_> {
+    /// One Marketplace call. A server-to-server token Zoom refuses (124:
+    /// expired or superseded, e.g. Zoom's clock runs ahead of ours) is minted
+    /// again and the call repeated once.
+    // ApiError carries Zoom's whole answer (code, message, rate limits, tracking
+    // id) for the diagnoses; one call per command, so its size does not matter.
+    #[allow(clippy::result_large_err)]
+    fn call<T, F, Fut>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: Fn(Api) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let current = self.api.borrow().clone();
+        match self.ctx.rt.block_on(f(current)) {
+            Err(e) if e.code() == Some(124) && self.ctx.app.oauth.grant != GrantKind::AuthorizationCode => {
+                let Ok(rec) = cmd_token::renew_server_to_server(&self.ctx) else {
+                    return Err(e);
+                };
+                let root = cmd_token::api_root(&self.ctx, &rec);
+                let Ok(api) = Api::new(self.ctx.http.clone(), &root, rec.access_token.clone()) else {
+                    return Err(e);
+                };
+                *self.api.borrow_mut() = api.clone();
+                self.ctx.rt.block_on(f(api))
+            }
+            r => r,
+        }
+    }
 }
 
 fn manager<'r>(reg: &'r Registry, decl: &Declaration, app: &App, g: &Global) -> Result<Manager<'r>, CliError> {
@@ -163,7 +193,10 @@ fn manager<'r>(reg: &'r Registry, decl: &Declaration, app: &App, g: &Global) -> 
     let root = cmd_token::api_root(&c, &rec);
     let api = Api::new(c.http.clone(), &root, rec.access_token.clone())
         .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{name}: {e}")))?;
-    Ok(Manager { ctx: c, api })
+    Ok(Manager {
+        ctx: c,
+        api: std::cell::RefCell::new(api),
+    })
 }
 
 /// The app as the platform plugin sees it: the model plus each scope's reason.
@@ -219,9 +252,7 @@ fn plan_app(reg: &Registry, m: &Manager<'_>, app: &App) -> Result<AppPlan, CliEr
     let mgr = app.managed_by.clone().unwrap_or_default();
     let live = match &id {
         Some(id) => m
-            .ctx
-            .rt
-            .block_on(m.api.export_manifest(id))
+            .call(|api| async move { api.export_manifest(id).await })
             .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))?,
         None => json!({}),
     };
@@ -346,7 +377,7 @@ fn prepare<'r, 'd>(
     if app.target.is_some() {
         let c = cmd_token::load(reg, decl, Some(&app.name))?;
         if let Some(cons) = cmd_target::consumer(reg, &c)? {
-            let (tp, ids) = cmd_target::run(&c, &cons, false)?;
+            let (tp, ids) = cmd_target::run(&c, &cons, cmd_target::Mode::Plan)?;
             plan.servicenow = Some(tp);
             sn = Some((c, cons, ids));
         } else if !g.quiet {
@@ -460,9 +491,7 @@ fn newest_history(app: &str) -> Result<Option<PathBuf>, CliError> {
 fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> Result<(), CliError> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     let problems = m
-        .ctx
-        .rt
-        .block_on(m.api.validate_manifest(manifest, id))
+        .call(|api| async move { api.validate_manifest(manifest, id).await })
         .map_err(|e| api_error(&format!("{}: validate the manifest", app.name), &mgr, e))?;
     if problems.is_empty() {
         return Ok(());
@@ -483,9 +512,7 @@ fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> R
 fn confirm_written(m: &Manager<'_>, app: &App, id: &str, written: &Value) -> Result<(), CliError> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     let after = m
-        .ctx
-        .rt
-        .block_on(m.api.export_manifest(id))
+        .call(|api| async move { api.export_manifest(id).await })
         .map_err(|e| api_error(&format!("{}: export the manifest again", app.name), &mgr, e))?;
     // Settings Zoom adds on its own (defaults) are fine; dropped or changed ones are not.
     let lost: Vec<Change> = manifest::diff(written, &after)
@@ -527,9 +554,7 @@ fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<Stri
     }
     validate(m, app, merged, None)?;
     let mut answer = m
-        .ctx
-        .rt
-        .block_on(m.api.create_app(&app.display_name, merged))
+        .call(|api| async move { api.create_app(&app.display_name, merged).await })
         .map_err(|e| api_error(&format!("{}: create the Zoom app", app.name), &mgr, e))?;
     let id = answer
         .get("app_id")
@@ -584,9 +609,7 @@ fn update(m: &Manager<'_>, p: &AppPlan, app: &App, id: &str) -> Result<(), CliEr
     let mgr = app.managed_by.clone().unwrap_or_default();
     validate(m, app, &p.merged, Some(id))?;
     save_history(&app.name, id, &p.live)?;
-    m.ctx
-        .rt
-        .block_on(m.api.replace_manifest(id, &p.merged))
+    m.call(|api| async move { api.replace_manifest(id, &p.merged).await })
         .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))
 }
 
@@ -614,7 +637,10 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         return rollback(g, &a, &reg, &decl, &zoom_apps);
     }
     let mut work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
-    let pending = work.iter().filter(|w| w.plan.pending()).count();
+    let pending = work
+        .iter()
+        .filter(|w| w.plan.pending() || (a.write_secrets && w.sn.is_some()))
+        .count();
     if !a.json && !g.quiet {
         let mut out = std::io::stdout().lock();
         for w in &work {
@@ -666,7 +692,12 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         }
         // The consumer end, after the provider (it needs the Client ID).
         if let Some((c, cons, ids)) = &mut w.sn {
-            let (done, new_ids) = cmd_target::run(c, cons, true)?;
+            let mode = if a.write_secrets {
+                cmd_target::Mode::ApplyWithSecrets
+            } else {
+                cmd_target::Mode::Apply
+            };
+            let (done, new_ids) = cmd_target::run(c, cons, mode)?;
             *ids = new_ids;
             let changed = done.items.iter().filter(|i| i.action != "none").count();
             if changed > 0 && !g.quiet && !a.json {
@@ -747,9 +778,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         let m = manager(reg, decl, app, g)?;
         let mgr = app.managed_by.clone().unwrap_or_default();
         let live = m
-            .ctx
-            .rt
-            .block_on(m.api.export_manifest(id))
+            .call(|api| async move { api.export_manifest(id).await })
             .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))?;
         let changes = manifest::diff(&live, saved);
         work.push((*app, m, path, id.to_string(), saved.clone(), changes));
@@ -777,9 +806,8 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         let mgr = app.managed_by.clone().unwrap_or_default();
         if !changes.is_empty() {
             validate(&m, app, &saved, Some(&id))?;
-            m.ctx
-                .rt
-                .block_on(m.api.replace_manifest(&id, &saved))
+            let (id_ref, saved_ref) = (&id, &saved);
+            m.call(|api| async move { api.replace_manifest(id_ref, saved_ref).await })
                 .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))?;
             confirm_written(&m, app, &id, &saved)?;
         }

@@ -290,12 +290,25 @@ fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Value) -> Result<(String, String)
     }
 }
 
-/// The consumer half of a plan (`execute = false`) or of an apply (`true`).
+/// What `run` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Look only (plan, verify).
+    Plan,
+    /// Create, update and prune (apply).
+    Apply,
+    /// Apply, and write the write-only fields of existing records again
+    /// (after a Client Secret rotation in Zoom).
+    ApplyWithSecrets,
+}
+
+/// The consumer half of a plan or of an apply.
 pub(crate) fn run(
     c: &AppCtx<'_>,
     cons: &Consumer,
-    execute: bool,
+    mode: Mode,
 ) -> Result<(TargetPlan, HashMap<String, String>), CliError> {
+    let execute = mode != Mode::Plan;
     let name = &c.app.name;
     let inst = &cons.inst;
     // Before `apply` creates the Zoom app there is no Client ID yet: a plan shows a placeholder.
@@ -350,11 +363,16 @@ pub(crate) fn run(
             Some(row) => {
                 let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
                 ids.insert(key.clone(), id.clone());
-                let changes = diff(&row, &want);
+                let mut changes = diff(&row, &want);
                 if execute && !changes.is_empty() {
                     let body: Map<String, Value> = changes.iter().map(|(f, _, v)| (f.clone(), json!(v))).collect();
                     c.rt.block_on(inst.patch(&table, &id, &Value::Object(body), false))
                         .map_err(|e| sn_error(name, e))?;
+                }
+                if mode == Mode::ApplyWithSecrets {
+                    for field in write_only(c, inst, spec, &table, &id)? {
+                        changes.push((field, "(write-only)".into(), "(written again)".into()));
+                    }
                 }
                 Item {
                     key,
@@ -450,7 +468,8 @@ pub(crate) fn run(
 
 /// Writes the write-only fields of a just-created record, each in its own
 /// request with `sysparm_input_display_value=true` (`servicenow.md` §3.8).
-fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &str) -> Result<(), CliError> {
+fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &str) -> Result<Vec<String>, CliError> {
+    let mut written = Vec::new();
     for (field, v) in fields_of(spec, "write_only") {
         let Some(kind) = v
             .as_str()
@@ -478,8 +497,9 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &s
             zeroize::Zeroize::zeroize(s);
         }
         r.map_err(|e| sn_error(&c.app.name, e))?;
+        written.push(field);
     }
-    Ok(())
+    Ok(written)
 }
 
 /// The link the admin opens for ServiceNow's "Get OAuth Token".

@@ -265,6 +265,11 @@ pub(crate) fn api_token(c: &AppCtx<'_>, g: &Global) -> Result<TokenRecord, CliEr
     }
 }
 
+/// A new server-to-server token now (the stored one was refused), stored.
+pub(crate) fn renew_server_to_server(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
+    mint_and_store(c)
+}
+
 /// A new server-to-server token, stored like any other.
 fn mint_and_store(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
     let set = mint(c)?;

@@ -469,7 +469,7 @@ fn servicenow(
             return Ok(());
         }
     };
-    let (plan, ids) = match cmd_target::run(c, &cons, false) {
+    let (plan, ids) = match cmd_target::run(c, &cons, cmd_target::Mode::Plan) {
         Ok(r) => r,
         Err(e) => {
             failed(checks, e);

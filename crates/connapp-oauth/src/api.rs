@@ -79,6 +79,7 @@ impl ApiError {
 }
 
 /// An authenticated client for one API base.
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
