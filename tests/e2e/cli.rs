@@ -241,7 +241,17 @@ fn the_sandbox_state_survives_a_restart() {
         .json()
         .expect("json");
     let token = v["access_token"].as_str().expect("at").to_string();
+    // A record in the ServiceNow instance next to it.
+    let sn = info["servicenow_url"].as_str().expect("servicenow").to_string();
+    let r = http
+        .post(format!("{sn}/api/now/table/oauth_entity"))
+        .basic_auth("admin", Some("admin-password"))
+        .json(&serde_json::json!({"name": "kept across restarts"}))
+        .send()
+        .expect("create");
+    assert_eq!(r.status(), 201);
     stop(child);
+    assert!(dir.path().join("sandbox.servicenow.json").exists());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&state).expect("saved").permissions().mode() & 0o777,
@@ -263,6 +273,17 @@ fn the_sandbox_state_survives_a_restart() {
         .send()
         .expect("api");
     let status = me.status();
+    let sn2 = info2["servicenow_url"].as_str().expect("servicenow").to_string();
+    let kept: serde_json::Value = http
+        .get(format!(
+            "{sn2}/api/now/table/oauth_entity?sysparm_query=name=kept across restarts"
+        ))
+        .basic_auth("admin", Some("admin-password"))
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
     stop(child);
     assert!(status.is_success(), "a token issued before the restart still works");
+    assert_eq!(kept["result"].as_array().map(Vec::len), Some(1), "{kept}");
 }

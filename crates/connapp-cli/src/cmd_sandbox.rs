@@ -132,6 +132,8 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
         }
         out.flush()?;
         drop(out);
+        // ServiceNow's world is kept next to Zoom's: world.json -> world.servicenow.json.
+        let sn_state = a.state.as_ref().map(|p| p.with_extension("servicenow.json"));
         let start = match a.state {
             Some(path) => connapp_sandbox::Start::StateFile(path, seed),
             None => connapp_sandbox::Start::Seed(seed),
@@ -146,7 +148,7 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
         };
         let (zoom, sn) = tokio::join!(
             connapp_sandbox::serve(listener, start, stopped(stop_rx.clone())),
-            connapp_sandbox::servicenow::serve(sn_listener, sn_seed, stopped(stop_rx)),
+            connapp_sandbox::servicenow::serve(sn_listener, sn_seed, sn_state, stopped(stop_rx)),
         );
         zoom.map_err(|e| CliError::failure(e.to_string()))?;
         sn.map_err(|e| CliError::failure(e.to_string()))

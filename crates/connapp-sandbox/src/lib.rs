@@ -394,7 +394,7 @@ pub fn load_state(path: &std::path::Path) -> Result<State, SandboxError> {
 }
 
 /// Writes the state atomically, readable only by the owner (it holds secrets).
-pub fn save_state(state: &State, path: &std::path::Path) -> std::io::Result<()> {
+pub fn save_state<T: Serialize>(state: &T, path: &std::path::Path) -> std::io::Result<()> {
     use std::io::Write;
     let text = serde_json::to_vec(state).map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
@@ -437,13 +437,13 @@ pub async fn serve(
     };
     tokio::spawn(webhooks::ticker(ctx.clone()));
     if let Some(path) = &file {
-        save_state(&ctx.lock(), path).map_err(SandboxError::Runtime)?;
+        save_state(&*ctx.lock(), path).map_err(SandboxError::Runtime)?;
         let (ctx, path) = (ctx.clone(), path.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
             loop {
                 tick.tick().await;
-                let _ = save_state(&ctx.lock(), &path);
+                let _ = save_state(&*ctx.lock(), &path);
             }
         });
     }
@@ -452,7 +452,7 @@ pub async fn serve(
         .await
         .map_err(SandboxError::Runtime);
     if let Some(path) = &file {
-        save_state(&ctx.lock(), path).map_err(SandboxError::Runtime)?;
+        save_state(&*ctx.lock(), path).map_err(SandboxError::Runtime)?;
     }
     result
 }

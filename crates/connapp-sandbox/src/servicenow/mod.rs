@@ -552,20 +552,54 @@ impl Drop for Instance {
     }
 }
 
-/// Serves the instance on `listener` until `shutdown` resolves (for `connapp sandbox`).
+/// Serves the instance on `listener` until `shutdown` resolves (for `connapp
+/// sandbox`). With `state_file`, the instance's records and tokens are loaded
+/// from it when it exists and saved to it every two seconds and at the end.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     seed: SnSeed,
+    state_file: Option<std::path::PathBuf>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let state = match &state_file {
+        Some(p) if p.exists() => {
+            let text = std::fs::read_to_string(p)?;
+            let mut s: SnState = serde_json::from_str(&text).map_err(|e| {
+                std::io::Error::other(format!(
+                    "{} is not a ServiceNow sandbox state file ({e}); move it away to start fresh",
+                    p.display()
+                ))
+            })?;
+            // Links and redirects follow the address it listens on now.
+            s.base_url = base;
+            s
+        }
+        _ => SnState::new(seed, &base),
+    };
     let ctx = SnCtx {
-        state: Arc::new(Mutex::new(SnState::new(seed, &format!("http://{addr}")))),
+        state: Arc::new(Mutex::new(state)),
         http: crate::webhooks::client(),
     };
-    axum::serve(listener, router(ctx))
+    if let Some(path) = &state_file {
+        crate::save_state(&*ctx.lock(), path)?;
+        let (ctx, path) = (ctx.clone(), path.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let _ = crate::save_state(&*ctx.lock(), &path);
+            }
+        });
+    }
+    let result = axum::serve(listener, router(ctx.clone()))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(path) = &state_file {
+        crate::save_state(&*ctx.lock(), path)?;
+    }
+    result
 }
 
 #[cfg(test)]
