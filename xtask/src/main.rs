@@ -1199,13 +1199,18 @@ fn demo_steps(bin: &Path, work: &Path, base: &str, sn: &str, store: &str) -> Res
     if again["ok"] != true {
         bail!("DEX lost its grant after connapp's login");
     }
+    let store_name = match store {
+        "vault" => "Vault (here OpenBao)",
+        "keyring" => "the OS keyring",
+        _ => "the encrypted file store",
+    };
     println!(
         r#"
 == What happened
   1. connapp.toml declared the Zoom app for DEX (admin-managed, 6 scopes, redirect {redirect})
      and the ServiceNow instance it belongs to; `check` caught a trailing-slash typo offline.
   2. `apply` created the app through Zoom's Marketplace API and put its Client ID and Client
-     Secret straight into the encrypted store (never shown), then wrote {records} ServiceNow records:
+     Secret straight into {store_name} (never shown), then wrote {records} ServiceNow records:
      the OAuth provider (secret written once, write-only), its profile, one record and link per
      scope, the OAuth 2.0 credential and the HTTP connection on DEX's connection alias.
   3. The ServiceNow admin's "Get OAuth Token" gave ServiceNow its own Zoom grant; DEX's job then
