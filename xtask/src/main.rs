@@ -892,7 +892,7 @@ fn vault_token_bench(bin: &Path) -> Result<()> {
 
 /// Time from spawning `connapp sandbox` until it has answered one HTTP request.
 fn sandbox_startup(bin: &Path) -> Result<std::time::Duration> {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader};
     let start = std::time::Instant::now();
     let mut child = Command::new(bin)
         .args(["sandbox", "--port", "0", "--json"])
@@ -908,10 +908,7 @@ fn sandbox_startup(bin: &Path) -> Result<std::time::Duration> {
         .and_then(|r| r.split('"').next())
         .context("no base_url in the sandbox's first line")?
         .to_string();
-    let mut s = std::net::TcpStream::connect(&addr)?;
-    s.write_all(format!("GET /_sandbox/knobs HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes())?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
+    let (resp, _) = request("GET", &format!("http://{addr}/_sandbox/knobs"), None)?;
     let elapsed = start.elapsed();
     let _ = child.kill();
     let _ = child.wait();
@@ -1228,7 +1225,7 @@ credentials in connapp.toml and the store change."#
 fn fetch(url: &str) -> Result<String> {
     let mut url = url.to_string();
     for _ in 0..6 {
-        let (head, body) = raw_get(&url)?;
+        let (head, body) = request("GET", &url, None)?;
         let location = head
             .lines()
             .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")));
@@ -1238,24 +1235,6 @@ fn fetch(url: &str) -> Result<String> {
         }
     }
     bail!("too many redirects")
-}
-
-fn raw_get(url: &str) -> Result<(String, String)> {
-    use std::io::{Read, Write};
-    let rest = url
-        .strip_prefix("http://")
-        .context("the demo browser only speaks http to loopback")?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let mut s = std::net::TcpStream::connect(authority)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
-    )?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp)?;
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
-    Ok((head.to_string(), body.to_string()))
 }
 
 /// Starts `connapp webhook serve`, subscribes it with `apply`, has the sandbox
@@ -1320,11 +1299,21 @@ fn webhook_round_trip(bin: &Path, work: &Path, base: &str, client_id: &str) -> R
 
 /// One HTTP/1.1 request over loopback (the demo's only HTTP client); returns the body.
 fn http(method: &str, url: &str, body: Option<&str>) -> Result<String> {
+    let (head, body) = request(method, url, body)?;
+    if !head.starts_with("HTTP/1.1 2") {
+        bail!("{method} {url}: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body)
+}
+
+/// One HTTP/1.1 request over loopback; returns (status line and headers, body).
+fn request(method: &str, url: &str, body: Option<&str>) -> Result<(String, String)> {
     use std::io::{Read, Write};
     let rest = url
         .strip_prefix("http://")
         .context("the demo only speaks http to loopback")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
     let mut s = std::net::TcpStream::connect(authority)?;
     let body = body.unwrap_or("");
     write!(
@@ -1335,10 +1324,7 @@ fn http(method: &str, url: &str, body: Option<&str>) -> Result<String> {
     let mut resp = String::new();
     s.read_to_string(&mut resp)?;
     let (head, body) = resp.split_once("\r\n\r\n").context("not an HTTP response")?;
-    if !head.starts_with("HTTP/1.1 2") {
-        bail!("{method} {path}: {}", head.lines().next().unwrap_or(""));
-    }
-    Ok(body.to_string())
+    Ok((head.to_string(), body.to_string()))
 }
 
 fn demo_command(bin: &Path, work: &Path, args: &[&str]) -> Command {

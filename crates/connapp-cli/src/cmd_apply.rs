@@ -184,11 +184,13 @@ impl Manager<'_> {
     }
 }
 
-fn manager<'r>(reg: &'r Registry, decl: &Declaration, app: &App, g: &Global) -> Result<Manager<'r>, CliError> {
+/// The management app of `base`'s app, sharing its store and runtime.
+fn manager<'r>(reg: &'r Registry, decl: &Declaration, base: &AppCtx<'r>, g: &Global) -> Result<Manager<'r>, CliError> {
+    let app = &base.app;
     let Some(name) = app.managed_by.as_deref() else {
         return Err(not_managed(app));
     };
-    let c = cmd_token::load(reg, decl, Some(name))?;
+    let c = base.sibling(reg, decl, name)?;
     let rec = cmd_token::api_token(&c, g)?;
     let root = cmd_token::api_root(&c, &rec);
     let api = Api::new(c.http.clone(), &root, rec.access_token.clone())
@@ -230,12 +232,8 @@ fn app_id(m: &Manager<'_>, app: &App) -> Result<Option<String>, CliError> {
     if let Some(id) = &app.app_id {
         return Ok(Some(id.clone()));
     }
-    let rec = m
-        .ctx
-        .store
-        .get(&secret_key(&app.name, SecretKind::AppId))
-        .map_err(|e| connapp_host::plugin_error(m.ctx.store_plugin, e))?;
-    Ok(rec.map(|r| String::from_utf8_lossy(&r.value).into_owned()))
+    let rec = m.ctx.secret_of(&app.name, SecretKind::AppId)?;
+    Ok(rec.map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 fn scope_delta(before: &Value, after: &Value) -> (Vec<String>, Vec<String>) {
@@ -335,14 +333,14 @@ fn summary(plans: &[&AppPlan]) -> String {
 
 /// The live manifest of a managed app and how it differs from the declaration
 /// (for `verify`).
-pub(crate) fn drift(
-    reg: &Registry,
+pub(crate) fn drift<'r>(
+    reg: &'r Registry,
     decl: &Declaration,
-    app: &App,
+    c: &AppCtx<'r>,
     g: &Global,
 ) -> Result<(Value, Vec<Change>), CliError> {
-    let m = manager(reg, decl, app, g)?;
-    let p = plan_app(reg, &m, app)?;
+    let m = manager(reg, decl, c, g)?;
+    let p = plan_app(reg, &m, &c.app)?;
     if p.app_id.is_none() {
         return Err(CliError::failure("the Zoom app does not exist yet").hint("run `connapp apply` to create it"));
     }
@@ -363,11 +361,12 @@ fn prepare<'r, 'd>(
     reg: &'r Registry,
     decl: &Declaration,
     app: &'d App,
+    c: AppCtx<'r>,
     g: &Global,
 ) -> Result<Option<Work<'r, 'd>>, CliError> {
     let (zoom, mut plan) = match app.managed_by {
         Some(_) => {
-            let m = manager(reg, decl, app, g)?;
+            let m = manager(reg, decl, &c, g)?;
             let p = plan_app(reg, &m, app)?;
             (Some(m), p)
         }
@@ -375,7 +374,6 @@ fn prepare<'r, 'd>(
     };
     let mut sn = None;
     if app.target.is_some() {
-        let c = cmd_token::load(reg, decl, Some(&app.name))?;
         if let Some(cons) = cmd_target::consumer(reg, &c)? {
             let (tp, ids) = cmd_target::run(&c, &cons, cmd_target::Mode::Plan)?;
             plan.servicenow = Some(tp);
@@ -403,8 +401,18 @@ fn prepare_all<'r, 'd>(
 ) -> Result<Vec<Work<'r, 'd>>, CliError> {
     let mut work = Vec::new();
     let apps = targets(decl, name)?;
+    // One store open, HTTP client and runtime for every app of the command.
+    let mut base: Option<AppCtx<'r>> = None;
     for app in &apps {
-        match prepare(reg, decl, app, g)? {
+        let c = match &base {
+            Some(b) => b.sibling(reg, decl, &app.name)?,
+            None => {
+                let c = cmd_token::load(reg, decl, Some(&app.name))?;
+                base = Some(c.sibling(reg, decl, &app.name)?);
+                c
+            }
+        };
+        match prepare(reg, decl, app, c, g)? {
             Some(w) => work.push(w),
             None if name.is_some() => return Err(not_managed(app)),
             None => {}
@@ -536,11 +544,7 @@ fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<Stri
     let store = &m.ctx.store;
     let plugin = m.ctx.store_plugin;
     for kind in [SecretKind::ClientId, SecretKind::ClientSecret] {
-        if store
-            .get(&secret_key(&app.name, kind))
-            .map_err(|e| connapp_host::plugin_error(plugin, e))?
-            .is_some()
-        {
+        if m.ctx.secret_of(&app.name, kind)?.is_some() {
             return Err(CliError::failure(format!(
                 "{}: a {} is stored but no app id: this app seems to exist already",
                 app.name,
@@ -775,7 +779,8 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         let (Some(id), Some(saved)) = (doc.get("app_id").and_then(Value::as_str), doc.get("manifest")) else {
             return Err(CliError::failure(format!("{} is not a saved manifest", path.display())));
         };
-        let m = manager(reg, decl, app, g)?;
+        let c = cmd_token::load(reg, decl, Some(&app.name))?;
+        let m = manager(reg, decl, &c, g)?;
         let mgr = app.managed_by.clone().unwrap_or_default();
         let live = m
             .call(|api| async move { api.export_manifest(id).await })

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use connapp_core::{App, InstanceAuth, SecretKind, Target, secret_key};
+use connapp_core::{App, InstanceAuth, SecretKind, Target};
 use connapp_host::Registry;
 use connapp_oauth::servicenow::{Auth, Instance, Record, SnError};
 use connapp_plugin_api::zeroize::Zeroizing;
@@ -91,13 +91,6 @@ pub(crate) fn sn_error(app: &str, e: SnError) -> CliError {
     CliError::with_code(code, format!("{app}: {e}")).hint(hint)
 }
 
-fn secret(c: &AppCtx<'_>, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
-    Ok(c.store
-        .get(&secret_key(&c.app.name, kind))
-        .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?
-        .map(|r| r.value))
-}
-
 fn text(v: Zeroizing<Vec<u8>>) -> String {
     String::from_utf8_lossy(&v).into_owned()
 }
@@ -125,7 +118,7 @@ pub(crate) fn has_credentials(c: &AppCtx<'_>) -> Result<bool, CliError> {
         InstanceAuth::Basic => SecretKind::InstanceUser,
         InstanceAuth::Oauth => SecretKind::InstanceClientId,
     };
-    Ok(secret(c, kind)?.is_some())
+    Ok(c.stored(kind)?.is_some())
 }
 
 /// Signs in to the app's instance with the credentials in the store.
@@ -141,7 +134,7 @@ pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
     };
     let name = &c.app.name;
     let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
-        secret(c, k)?.ok_or_else(|| {
+        c.stored(k)?.ok_or_else(|| {
             CliError::failure(format!("no {} is stored for {name}", k.label()))
                 .hint(format!("run `connapp secrets set {} --app {name}`", k.as_str()))
         })
@@ -312,7 +305,7 @@ pub(crate) fn run(
     let name = &c.app.name;
     let inst = &cons.inst;
     // Before `apply` creates the Zoom app there is no Client ID yet: a plan shows a placeholder.
-    let client_id = match secret(c, SecretKind::ClientId)?.map(text) {
+    let client_id = match c.stored(SecretKind::ClientId)?.map(text) {
         Some(id) => id,
         None if !execute => "(the new Zoom app's Client ID)".to_string(),
         None => {
@@ -478,7 +471,7 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &s
         else {
             continue;
         };
-        let value = secret(c, kind)?.ok_or_else(|| {
+        let value = c.stored(kind)?.ok_or_else(|| {
             CliError::failure(format!("no {} is stored for {}", kind.label(), c.app.name)).hint(format!(
                 "run `connapp secrets set {} --app {}`",
                 kind.as_str(),

@@ -2,6 +2,7 @@
 //! never losing them. The lifecycle itself lives in `connapp_oauth::lifecycle`.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::rc::Rc;
 use std::time::Duration;
 
 use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind, secret_key};
@@ -17,7 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
-use crate::ctx;
+use crate::ctx::{self, now};
 use crate::error::{CliError, EXIT_INVALID};
 
 /// Exit code: the grant is gone (rotated elsewhere, re-consented, revoked or
@@ -57,14 +58,15 @@ pub fn token_key(app: &str) -> String {
 }
 
 /// Everything a token command needs for one app.
+/// Apps of one command share the store, the HTTP client and the runtime.
 pub(crate) struct AppCtx<'r> {
     pub app: App,
-    pub store: StoreHandle,
+    pub store: Rc<StoreHandle>,
     pub store_plugin: &'r LoadedPlugin,
     provider: Provider,
     lifecycle: Lifecycle,
     pub http: reqwest::Client,
-    pub rt: tokio::runtime::Runtime,
+    pub rt: Rc<tokio::runtime::Runtime>,
     pub platform: Platform,
 }
 
@@ -121,10 +123,11 @@ fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
     Ok(p)
 }
 
-fn credentials(store: &StoreHandle, plugin: &LoadedPlugin, app: &str) -> Result<Credentials, CliError> {
+fn credentials(c: &AppCtx<'_>) -> Result<Credentials, CliError> {
+    let app = &c.app.name;
     let get = |kind: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
-        match store.get(&secret_key(app, kind)).map_err(|e| connapp_host::plugin_error(plugin, e))? {
-            Some(r) => Ok(r.value),
+        match c.stored(kind)? {
+            Some(v) => Ok(v),
             None => Err(CliError::failure(format!("no {} is stored for {app}", kind.label())).hint(format!(
                 "run `connapp secrets set {} --app {app}` with the value from the app's page in the Zoom Marketplace",
                 kind.as_str()
@@ -140,14 +143,43 @@ fn credentials(store: &StoreHandle, plugin: &LoadedPlugin, app: &str) -> Result<
 }
 
 pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
+    load_with(reg, decl, name, None)
+}
+
+impl<'r> AppCtx<'r> {
+    /// The stored value of `app`'s secret `kind` (any app of the declaration: the store is shared).
+    pub(crate) fn secret_of(&self, app: &str, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+        Ok(self
+            .store
+            .get(&secret_key(app, kind))
+            .map_err(|e| connapp_host::plugin_error(self.store_plugin, e))?
+            .map(|r| r.value))
+    }
+
+    /// The stored value of this app's secret `kind`.
+    pub(crate) fn stored(&self, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
+        self.secret_of(&self.app.name, kind)
+    }
+
+    /// Another app of the same declaration, on the same open store, HTTP
+    /// client and runtime (a store open can cost a key derivation).
+    pub(crate) fn sibling(&self, reg: &'r Registry, decl: &Declaration, name: &str) -> Result<AppCtx<'r>, CliError> {
+        load_with(reg, decl, Some(name), Some(self))
+    }
+}
+
+fn load_with<'r>(
+    reg: &'r Registry,
+    decl: &Declaration,
+    name: Option<&str>,
+    shared: Option<&AppCtx<'r>>,
+) -> Result<AppCtx<'r>, CliError> {
     let app = decl
         .app(name)
         .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
         .clone();
     let platform = platform_of(reg, &app.platform)?;
     let provider = provider_of(&app, &platform)?;
-    let (store, store_plugin) = ctx::open_store(reg, decl)?;
-    let platform = platform.clone();
     let data = ctx::data_dir()?;
     let lifecycle = Lifecycle {
         app: app.name.clone(),
@@ -156,11 +188,18 @@ pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>
         margin: 60,
         lock_timeout: Duration::from_secs(120),
     };
-    let http = connapp_oauth::http_client().map_err(|e| CliError::failure(e.to_string()))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+    let (store, store_plugin, http, rt) = match shared {
+        Some(c) => (c.store.clone(), c.store_plugin, c.http.clone(), c.rt.clone()),
+        None => {
+            let (store, plugin) = ctx::open_store(reg, decl)?;
+            let http = connapp_oauth::http_client().map_err(|e| CliError::failure(e.to_string()))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+            (Rc::new(store), plugin, http, Rc::new(rt))
+        }
+    };
     Ok(AppCtx {
         app,
         store,
@@ -171,12 +210,6 @@ pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>
         rt,
         platform,
     })
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Turns an edge error into what the user should know and do.
@@ -287,7 +320,7 @@ fn mint_and_store(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
 
 /// A new token for an app that needs no user: account or client credentials.
 fn mint(c: &AppCtx<'_>) -> Result<connapp_oauth::TokenSet, CliError> {
-    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
+    let creds = credentials(c)?;
     let name = &c.app.name;
     match c.app.oauth.grant {
         GrantKind::AccountCredentials => {
@@ -357,7 +390,7 @@ fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, 
     // The client credentials are read only when a refresh is due: serving a
     // fresh token stays one store read.
     let creds_error = std::cell::RefCell::new(None);
-    let refresh = |rt: &SecretString| match credentials(&c.store, c.store_plugin, &c.app.name) {
+    let refresh = |rt: &SecretString| match credentials(c) {
         Ok(creds) => c.rt.block_on(flows::refresh(&c.http, &c.provider, &creds, rt)),
         Err(e) => {
             let msg = e.message.clone();
@@ -517,7 +550,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     if let Some(h) = &a.user_hint {
         c.provider.extra_authorize_params.push(("login_hint".into(), h.clone()));
     }
-    let creds = credentials(&c.store, c.store_plugin, &c.app.name)?;
+    let creds = credentials(&c)?;
     let name = c.app.name.clone();
     let grant = c.app.oauth.grant;
     let set = match grant {
@@ -663,7 +696,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
         )));
     };
     let rec = TokenRecord::from_bytes(&bytes).map_err(CliError::failure)?;
-    let creds = credentials(&c.store, c.store_plugin, &name)?;
+    let creds = credentials(&c)?;
     let token = rec.refresh_token.as_ref().unwrap_or(&rec.access_token);
     let result = c.rt.block_on(flows::revoke(&c.http, &c.provider, &creds, token));
     match result {

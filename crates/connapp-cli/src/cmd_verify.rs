@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use connapp_core::{App, GrantKind, SecretKind, secret_key, urls};
+use connapp_core::{App, GrantKind, SecretKind, urls};
 use connapp_oauth::api::{Api, ApiError, enc};
 use connapp_oauth::record::TokenRecord;
 use serde::Serialize;
@@ -77,6 +77,10 @@ impl Check {
     }
     fn fix(mut self, f: impl Into<String>) -> Self {
         self.fix = f.into();
+        self
+    }
+    fn result_of(mut self, o: Outcome) -> Self {
+        self.result = o;
         self
     }
 }
@@ -189,11 +193,7 @@ fn meeting_segment(uuid: &str) -> String {
 
 fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), CliError> {
     for kind in SecretKind::ALL {
-        let present = c
-            .store
-            .get(&secret_key(&c.app.name, kind))
-            .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?
-            .is_some();
+        let present = c.stored(kind)?.is_some();
         let needed = kind != SecretKind::SecretToken || c.app.webhook.is_some();
         let r = row(
             "secret",
@@ -237,8 +237,8 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
                 .map(|b| format!("{}/oauth/authorize", b.trim_end_matches('/')))
         })
         .unwrap_or_else(|| c.platform.authorize_url.clone());
-    let client_id = match c.store.get(&secret_key(&c.app.name, SecretKind::ClientId)) {
-        Ok(Some(r)) => String::from_utf8_lossy(&r.value).into_owned(),
+    let client_id = match c.stored(SecretKind::ClientId) {
+        Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
         _ => {
             return row("redirect", redirect, "GET /oauth/authorize", Outcome::Skip)
                 .detail("no Client ID is stored")
@@ -304,13 +304,6 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
         Ok((status, _)) => base
             .result_of(Outcome::Skip)
             .detail(format!("Zoom's authorize page answered HTTP {status}")),
-    }
-}
-
-impl Check {
-    fn result_of(mut self, o: Outcome) -> Self {
-        self.result = o;
-        self
     }
 }
 
@@ -627,7 +620,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
     // Drift: only when connapp can reach the Marketplace API.
     let mut live = None;
     if app.managed_by.is_some() && app.redirect_url.is_some() {
-        match crate::cmd_apply::drift(&reg, &decl, &app, g) {
+        match crate::cmd_apply::drift(&reg, &decl, &c, g) {
             Ok((manifest, changes)) if changes.is_empty() => {
                 checks.push(
                     row(

@@ -233,6 +233,17 @@ fn errors_json(errors: &[(String, String)]) -> Value {
     )
 }
 
+/// 400 code 300 with the validator's errors (PUT and create refuse alike).
+fn invalid_manifest(errors: &[(String, String)]) -> Response {
+    let mut r = (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({"code": 300, "message": "Invalid manifest.", "errors": errors_json(errors)})),
+    )
+        .into_response();
+    crate::add_tracking_id(&mut r);
+    r
+}
+
 fn body_json(body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|e| api_error(400, 300, format!("Request body is not valid JSON: {e}")))
 }
@@ -364,13 +375,7 @@ async fn replace(
     };
     let (errors, new) = check_manifest(m);
     let Some(new) = new else {
-        let mut r = (
-            StatusCode::BAD_REQUEST,
-            axum::Json(json!({"code": 300, "message": "Invalid manifest.", "errors": errors_json(&errors)})),
-        )
-            .into_response();
-        crate::add_tracking_id(&mut r);
-        return r;
+        return invalid_manifest(&errors);
     };
     let mut s = ctx.lock();
     let status = s.knobs.manifest_put_status;
@@ -426,15 +431,7 @@ async fn create_app(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQ
     let mut app = match v.get("manifest") {
         Some(m) => match check_manifest(m) {
             (_, Some(app)) => app,
-            (errors, None) => {
-                let mut r = (
-                    StatusCode::BAD_REQUEST,
-                    axum::Json(json!({"code": 300, "message": "Invalid manifest.", "errors": errors_json(&errors)})),
-                )
-                    .into_response();
-                crate::add_tracking_id(&mut r);
-                return r;
-            }
+            (errors, None) => return invalid_manifest(&errors),
         },
         None => App::default(),
     };
