@@ -409,7 +409,34 @@ impl Chrome {
             .and_then(Value::as_str)
             .expect("element")
             .to_string();
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
+        // Centre it first: a click on an element at the viewport's edge can land elsewhere.
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": "arguments[0].scrollIntoView({block: 'center'});", "args": [el]}),
+        );
+        let res = self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
+        assert!(res.is_null(), "click on {css} failed: {res}");
+    }
+    /// The value of a script run in the page.
+    pub fn eval(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+    /// Runs `script` until it returns something truthy (10 s at most); its last value.
+    pub fn wait_for(&self, script: &str) -> Value {
+        let mut v = Value::Null;
+        for _ in 0..100 {
+            v = self.eval(script);
+            if !(v.is_null() || v == Value::Bool(false) || v == json!("")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        v
     }
 }
 

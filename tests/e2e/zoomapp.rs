@@ -812,12 +812,20 @@ fn html_guide_renders_in_headless_chromium_and_remembers_ticks() {
     let chrome = Chrome::start();
     let url = format!("file://{}", page.display());
     chrome.cmd(reqwest::Method::POST, "/url", json!({"url": url}));
+    chrome.wait_for("return document.getElementById('count').textContent.startsWith('0 of');");
     chrome.click("input[data-step='scopes']");
+    // The page saved the tick before it is reloaded.
+    let saved = chrome.wait_for(
+        "var v = localStorage.getItem('connapp-guide:' + document.body.dataset.app); \
+         return v && JSON.parse(v).scopes === true ? v : null;",
+    );
+    assert!(saved.is_string(), "the tick was not saved: {saved}");
     chrome.cmd(reqwest::Method::POST, "/refresh", json!({}));
-    let checked = chrome.cmd(
-        reqwest::Method::POST,
-        "/execute/sync",
-        json!({"script": "return [document.querySelector(\"input[data-step='scopes']\").checked, document.querySelector(\"input[data-step='basic']\").checked, document.getElementById('count').textContent];", "args": []}),
+    chrome.wait_for("return document.readyState === 'complete';");
+    let checked = chrome.eval(
+        "return [document.querySelector(\"input[data-step='scopes']\").checked, \
+         document.querySelector(\"input[data-step='basic']\").checked, \
+         document.getElementById('count').textContent];",
     );
     assert_eq!(checked[0], true, "{checked}");
     assert_eq!(checked[1], false, "{checked}");
