@@ -821,7 +821,7 @@ fn html_guide_renders_in_headless_chromium_and_remembers_ticks() {
     );
     assert!(saved.is_string(), "the tick was not saved: {saved}");
     // Chromium hands the write to its storage backend asynchronously; under load a reload
-    // right after it can read the area before the write lands (seen in CI). A user reopens
+    // right after it can read the area before the write lands (seen in loaded runs). A user reopens
     // the page much later, so the test reloads until the tick is back (10 s at most).
     let mut checked = Value::Null;
     for _ in 0..20 {
