@@ -6,8 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use connapp_host::{HostError, Registry};
-use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RVec};
 use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
+use connapp_store_conformance::context;
 
 use crate::support::{Sandbox, built};
 
@@ -69,29 +70,9 @@ fn dist_with_a_dynamic_file_store_lists_it_with_its_path() {
     assert!(info.stdout().contains("persistent: yes"), "{}", info.stdout());
 }
 
-extern "C" fn no_prompt(_: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
-    RResult::RErr(FfiError {
-        code: ErrorCode::AUTH_FAILED,
-        message: RString::from("no prompt in tests"),
-        retryable: false,
-    })
-}
-
 /// Answers the file store's passphrase prompt, as a human at a terminal would.
 extern "C" fn test_passphrase(_: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
     RResult::ROk(RVec::from_slice(b"conformance passphrase"))
-}
-
-fn context(settings: &[(&str, &str)], data_dir: &Path) -> FfiStoreContext {
-    FfiStoreContext {
-        settings: settings
-            .iter()
-            .map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v)))
-            .collect(),
-        data_dir: data_dir.display().to_string().into(),
-        interactive: false,
-        prompt_secret: no_prompt,
-    }
 }
 
 fn interactive_context(data_dir: &Path) -> FfiStoreContext {

@@ -3,13 +3,12 @@
 //! sandbox's DEX job reads the six endpoints, `verify` checks both ends and
 //! diagnoses every broken chain. The Zoom client secret never shows anywhere.
 
+use connapp_sandbox::Sandbox as Zoom;
 use connapp_sandbox::servicenow::{Instance, SnSeed};
-use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, built, fetching_browser, sandbox_control};
+use crate::support::{Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control, zoom_with_management};
 
-const MGMT: &str = "sbxMgmtClientId0000003";
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
 
 struct World {
@@ -23,14 +22,7 @@ struct World {
 impl World {
     fn new() -> World {
         let sn = Instance::start(SnSeed::default()).expect("servicenow");
-        let mut seed = Seed::default();
-        seed.knobs.auto_approve = Some("admin".into());
-        for app in &mut seed.apps {
-            if app.client_id == MGMT {
-                app.client_secret = MGMT_SECRET.into();
-            }
-        }
-        let zoom = Zoom::start(seed).expect("zoom");
+        let zoom = zoom_with_management(MGMT_SECRET);
         let mut user = Sandbox::new(&built().full);
         let base = zoom.base_url();
         user.run(
@@ -48,14 +40,10 @@ impl World {
             None,
         )
         .ok();
-        for (kind, app, value) in [
-            ("client-id", "zoom-marketplace", MGMT),
-            ("client-secret", "zoom-marketplace", MGMT_SECRET),
-            ("instance-user", "dex-zoom", "admin"),
-            ("instance-password", "dex-zoom", "admin-password"),
-        ] {
+        user.store_management(MGMT_SECRET);
+        for (kind, value) in [("instance-user", "admin"), ("instance-password", "admin-password")] {
             user.run(
-                &["secrets", "set", kind, "--app", app, "--from-stdin"],
+                &["secrets", "set", kind, "--app", "dex-zoom", "--from-stdin"],
                 Some(value.as_bytes()),
             )
             .ok();
@@ -66,10 +54,7 @@ impl World {
             sn,
             zoom,
             user,
-            http: reqwest::blocking::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: no_redirects(),
             outputs: Default::default(),
         }
     }

@@ -198,6 +198,30 @@ pub fn built() -> &'static Built {
     })
 }
 
+/// The Zoom sandbox's seeded management app (Server-to-Server, `marketplace:` scopes).
+const MGMT: &str = "sbxMgmtClientId0000003";
+
+/// A Zoom sandbox that auto-approves consent as `admin`, its management app's
+/// Client Secret set to `secret` (a test's canary).
+pub fn zoom_with_management(secret: &str) -> connapp_sandbox::Sandbox {
+    let mut seed = connapp_sandbox::Seed::default();
+    seed.knobs.auto_approve = Some("admin".into());
+    for app in &mut seed.apps {
+        if app.client_id == MGMT {
+            app.client_secret = secret.into();
+        }
+    }
+    connapp_sandbox::Sandbox::start(seed).expect("zoom sandbox")
+}
+
+/// An HTTP client that shows each redirect instead of following it.
+pub fn no_redirects() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 /// An isolated user: own config, data and working directories.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -235,21 +259,30 @@ impl Sandbox {
         self.env.retain(|(x, _)| x != k);
     }
 
-    /// Runs connapp with `args`, stdin from `input` (or empty, not a terminal).
-    pub fn run(&self, args: &[&str], input: Option<&[u8]>) -> Run {
-        let mut c = Command::new(&self.bin);
+    /// `bin` with `args` as this user: their directories and environment, stdin
+    /// empty (not a terminal), stdout and stderr piped.
+    pub fn command_of(&self, bin: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
         c.args(args)
             .current_dir(self.path())
             .env_remove("CONNAPP_FILE")
             .env_remove("CONNAPP_PLUGIN_PATH")
             .env_remove("CONNAPP_FILE_PASSPHRASE")
-            .stdin(Stdio::piped())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().expect("spawn connapp");
+        c
+    }
+
+    /// connapp with `args` as this user, to spawn (see [`Sandbox::command_of`]).
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.command_of(&self.bin, args)
+    }
+
+    /// Runs connapp with `args`, stdin from `input` (or empty, not a terminal).
+    pub fn run(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        let mut child = self.command(args).stdin(Stdio::piped()).spawn().expect("spawn connapp");
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("stdin");
@@ -262,6 +295,17 @@ impl Sandbox {
             }
         }
         Run(child.wait_with_output().expect("wait"))
+    }
+
+    /// Stores the management app's Client ID and Secret (`zoom-marketplace`).
+    pub fn store_management(&self, secret: &str) {
+        for (kind, value) in [("client-id", MGMT), ("client-secret", secret)] {
+            self.run(
+                &["secrets", "set", kind, "--app", "zoom-marketplace", "--from-stdin"],
+                Some(value.as_bytes()),
+            )
+            .ok();
+        }
     }
 
     /// `init` + nothing else; returns the declaration path.

@@ -4,14 +4,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use connapp_sandbox::state::App as SbxApp;
 use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, sandbox_control};
+use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control};
 
 const DEX: &str = "sbxDexClientId00000001";
 const LOOPBACK: &str = "http://127.0.0.1/callback";
@@ -62,10 +62,7 @@ impl World {
         World {
             zoom,
             user,
-            http: reqwest::blocking::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: no_redirects(),
         }
     }
 
@@ -140,13 +137,10 @@ fn status_shows_scopes_missing_from_the_grant() {
 #[test]
 fn no_browser_paste_back() {
     let w = World::new(&built().full, false);
-    let mut child = Command::new(&w.user.bin)
-        .args(["login", "--no-browser"])
-        .current_dir(w.user.path())
-        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let mut child = w
+        .user
+        .command(&["login", "--no-browser"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
@@ -195,17 +189,7 @@ fn thirty_two_concurrent_token_calls_refresh_exactly_once() {
     let before = w.counters();
     assert!(before["refreshes"].as_object().is_none_or(|m| m.is_empty()));
     let children: Vec<_> = (0..32)
-        .map(|_| {
-            Command::new(&w.user.bin)
-                .args(["token", "--margin", "0"])
-                .current_dir(w.user.path())
-                .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn")
-        })
+        .map(|_| w.user.command(&["token", "--margin", "0"]).spawn().expect("spawn"))
         .collect();
     let outs: Vec<_> = children
         .into_iter()
@@ -245,12 +229,8 @@ fn killed_refreshes_never_need_a_new_consent() {
         "store-write",
         "after-store-write",
     ] {
-        let mut c = Command::new(&b.fault);
-        c.args(["refresh"])
-            .current_dir(w.user.path())
-            .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("CONNAPP_FAULT", point)
-            .stdin(Stdio::null())
+        let mut c = w.user.command_of(&b.fault, &["refresh"]);
+        c.env("CONNAPP_FAULT", point)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let status = c.status().expect("run");
@@ -421,13 +401,9 @@ fn login_with_headless_chromium_clicking_allow() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     w.user.set_env("BROWSER", &script.display().to_string());
-    let login = Command::new(&w.user.bin)
-        .args(["login", "--timeout", "60", "--json"])
-        .current_dir(w.user.path())
-        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let login = w
+        .user
+        .command(&["login", "--timeout", "60", "--json"])
         .spawn()
         .expect("spawn login");
     let mut url = String::new();

@@ -3,16 +3,17 @@
 //! one probe per scope and every diagnosis, the webhook commands, the guide.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use connapp_sandbox::Sandbox as Zoom;
 use connapp_sandbox::state::App as SbxApp;
-use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, sandbox_control, target_dir};
+use crate::support::{
+    Chrome, Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control, target_dir, zoom_with_management,
+};
 
-const MGMT: &str = "sbxMgmtClientId0000003";
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
 const LOOPBACK: &str = "http://127.0.0.1/callback";
 const ACCOUNT: &str = "sbxAccount0000000000001";
@@ -26,14 +27,7 @@ struct World {
 impl World {
     /// A declaration with a management app, its secrets stored; no Zoom app yet.
     fn new() -> World {
-        let mut seed = Seed::default();
-        seed.knobs.auto_approve = Some("admin".into());
-        for app in &mut seed.apps {
-            if app.client_id == MGMT {
-                app.client_secret = MGMT_SECRET.into();
-            }
-        }
-        let zoom = Zoom::start(seed).expect("sandbox");
+        let zoom = zoom_with_management(MGMT_SECRET);
         let mut user = Sandbox::new(&built().full);
         let base = zoom.base_url();
         user.run(
@@ -53,39 +47,13 @@ impl World {
             None,
         )
         .ok();
-        user.run(
-            &[
-                "secrets",
-                "set",
-                "client-id",
-                "--app",
-                "zoom-marketplace",
-                "--from-stdin",
-            ],
-            Some(MGMT.as_bytes()),
-        )
-        .ok();
-        user.run(
-            &[
-                "secrets",
-                "set",
-                "client-secret",
-                "--app",
-                "zoom-marketplace",
-                "--from-stdin",
-            ],
-            Some(MGMT_SECRET.as_bytes()),
-        )
-        .ok();
+        user.store_management(MGMT_SECRET);
         let browser = fetching_browser(user.path());
         user.set_env("BROWSER", &browser.display().to_string());
         World {
             zoom,
             user,
-            http: reqwest::blocking::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: no_redirects(),
         }
     }
 
@@ -593,13 +561,9 @@ impl Drop for Receiver {
 }
 
 fn serve(w: &World) -> Receiver {
-    let mut child = Command::new(&w.user.bin)
-        .args(["webhook", "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(w.user.path())
-        .envs(w.user.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let mut child = w
+        .user
+        .command(&["webhook", "serve", "--listen", "127.0.0.1:0"])
         .spawn()
         .expect("spawn serve");
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
@@ -749,14 +713,7 @@ fn markdown_guide_contains_every_value_of_the_declaration() {
     ] {
         assert!(md.contains(v), "missing {v:?}");
     }
-    for s in [
-        "report:read:user:admin",
-        "dashboard:read:list_meeting_participants_qos:admin",
-        "dashboard:read:meeting_participant_qos:admin",
-        "dashboard:read:list_zoomrooms:admin",
-        "dashboard:read:issues_zoomroom:admin",
-        "user:read:user:admin",
-    ] {
+    for s in connapp_sandbox::DEX_SCOPES {
         let line = md
             .lines()
             .find(|l| l.contains(&format!("`{s}`")))

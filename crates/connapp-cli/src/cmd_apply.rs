@@ -82,9 +82,7 @@ impl AppPlan {
 /// The apps `plan`/`apply` act on.
 fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>, CliError> {
     if let Some(n) = name {
-        let app = decl
-            .app(Some(n))
-            .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+        let app = ctx::app(decl, Some(n))?;
         if app.managed_by.is_none() && app.target.is_none() {
             return Err(not_managed(app));
         }

@@ -11,7 +11,7 @@ use connapp_plugin_api::PresetScope;
 
 use crate::cli::{Global, GuideArgs, GuideFormat};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::CliError;
 
 /// A value the admin types or copies.
 #[derive(Debug, Clone)]
@@ -328,9 +328,7 @@ pub fn run(g: &Global, a: GuideArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl
-        .app(a.app.as_deref())
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    let app = ctx::app(&decl, a.app.as_deref())?;
     let reasons = ctx::preset_scopes(&reg, app);
     let steps = steps(app, &reasons);
     let text = match a.format {

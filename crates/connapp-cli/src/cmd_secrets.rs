@@ -110,9 +110,7 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl
-        .app(a.app.as_deref())
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    let app = ctx::app(&decl, a.app.as_deref())?;
     // Read the value before opening the store, so a passphrase prompt and the
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
@@ -168,10 +166,7 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let apps: Vec<&connapp_core::App> = match &a.app {
-        Some(n) => vec![
-            decl.app(Some(n))
-                .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?,
-        ],
+        Some(n) => vec![ctx::app(&decl, Some(n))?],
         None => decl.apps.iter().collect(),
     };
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
@@ -232,9 +227,7 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl
-        .app(a.app.as_deref())
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+    let app = ctx::app(&decl, a.app.as_deref())?;
     if !a.yes {
         if !ctx::interactive() {
             return Err(CliError::failure(

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use connapp_core::{App, InstanceAuth, SecretKind, Target};
+use connapp_core::{App, InstanceAuth, SecretKind, ServicenowSettings, Target};
 use connapp_host::Registry;
 use connapp_oauth::servicenow::{Auth, Instance, Record, SnError};
 use connapp_plugin_api::zeroize::Zeroizing;
@@ -121,17 +121,22 @@ pub(crate) fn has_credentials(c: &AppCtx<'_>) -> Result<bool, CliError> {
     Ok(c.stored(kind)?.is_some())
 }
 
+/// The app's ServiceNow instance URL and settings.
+fn servicenow(app: &App) -> Result<(&str, &ServicenowSettings), CliError> {
+    match &app.target {
+        Some(Target::Servicenow {
+            instance_url, settings, ..
+        }) => Ok((instance_url, settings)),
+        None => Err(CliError::with_code(
+            EXIT_INVALID,
+            format!("{} has no ServiceNow target", app.name),
+        )),
+    }
+}
+
 /// Signs in to the app's instance with the credentials in the store.
 pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
-    let Some(Target::Servicenow {
-        instance_url, settings, ..
-    }) = &c.app.target
-    else {
-        return Err(CliError::with_code(
-            EXIT_INVALID,
-            format!("{} has no ServiceNow target", c.app.name),
-        ));
-    };
+    let (instance_url, settings) = servicenow(&c.app)?;
     let name = &c.app.name;
     let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
         c.stored(k)?.ok_or_else(|| {
@@ -159,15 +164,7 @@ pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
 
 /// What the consumer platform wants for this app.
 pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliError> {
-    let Some(Target::Servicenow {
-        instance_url, settings, ..
-    }) = &c.app.target
-    else {
-        return Err(CliError::with_code(
-            EXIT_INVALID,
-            format!("{} has no ServiceNow target", c.app.name),
-        ));
-    };
+    let (instance_url, settings) = servicenow(&c.app)?;
     let input = json!({
         "app": serde_json::to_value(&c.app).unwrap_or(Value::Null),
         "provider": crate::cmd_token::provider_endpoints(c),

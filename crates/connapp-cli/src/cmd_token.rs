@@ -174,10 +174,7 @@ fn load_with<'r>(
     name: Option<&str>,
     shared: Option<&AppCtx<'r>>,
 ) -> Result<AppCtx<'r>, CliError> {
-    let app = decl
-        .app(name)
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
-        .clone();
+    let app = ctx::app(decl, name)?.clone();
     let platform = platform_of(reg, &app.platform)?;
     let provider = provider_of(&app, &platform)?;
     let data = ctx::data_dir()?;
@@ -455,12 +452,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
             .map(|x| x.name.clone())
             .collect()
     } else {
-        vec![
-            decl.app(a.app.as_deref())
-                .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
-                .name
-                .clone(),
-        ]
+        vec![ctx::app(&decl, a.app.as_deref())?.name.clone()]
     };
     let mut results = Vec::new();
     let mut first_err: Option<CliError> = None;

@@ -19,18 +19,14 @@ use serde_json::{Value, json};
 
 use crate::cli::{Global, WebhookChallengeArgs, WebhookServeArgs, WebhookVerifyArgs};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::CliError;
 
 /// The app's Secret Token from the store.
 fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<u8>>), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
-    let app = decl
-        .app(app)
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?
-        .name
-        .clone();
+    let app = ctx::app(&decl, app)?.name.clone();
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     match store
         .get(&secret_key(&app, SecretKind::SecretToken))

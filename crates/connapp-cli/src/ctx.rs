@@ -147,6 +147,12 @@ pub fn read_declaration(path: &Path) -> Result<String, CliError> {
 }
 
 /// Checks the declaration; on errors prints them and fails with exit code 3.
+/// The app `name` names (or the only one), or the declaration's error as a usage error.
+pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_core::App, CliError> {
+    decl.app(name)
+        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))
+}
+
 pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declaration), CliError> {
     let path = declaration_path(g)?;
     let text = read_declaration(&path)?;

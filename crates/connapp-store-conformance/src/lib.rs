@@ -6,6 +6,7 @@
 //! or your own store wrapped with [`StoreHandle::from_store`]). Every case uses
 //! keys under a random prefix, so the suite can run against a store that also
 //! holds real data, and it deletes what it wrote.
+//! [`context`] builds the non-interactive store context such tests open with.
 //!
 //! What it is **not**: a benchmark or a fault-injection harness; crash safety
 //! is tested per store, because only the store knows how it writes.
@@ -15,7 +16,30 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use connapp_plugin_api::{ErrorCode, Expected, StoreError, StoreHandle};
+use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
+use connapp_plugin_api::{ErrorCode, Expected, FfiError, FfiStoreContext, StoreError, StoreHandle};
+
+/// A store context for tests: the given settings and data directory, not
+/// interactive, and a prompt callback that refuses (as a headless run would).
+pub fn context(settings: &[(&str, &str)], data_dir: &std::path::Path) -> FfiStoreContext {
+    FfiStoreContext {
+        settings: settings
+            .iter()
+            .map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v)))
+            .collect(),
+        data_dir: data_dir.display().to_string().into(),
+        interactive: false,
+        prompt_secret: no_prompt,
+    }
+}
+
+extern "C" fn no_prompt(_: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
+    RResult::RErr(FfiError {
+        code: ErrorCode::AUTH_FAILED,
+        message: RString::from("no prompt in tests"),
+        retryable: false,
+    })
+}
 
 /// Opens a new handle on the store under test.
 pub type Opener = Arc<dyn Fn() -> Result<StoreHandle, StoreError> + Send + Sync>;

@@ -74,19 +74,6 @@ fn open_without_bus_child() {
     }
 }
 
-extern "C" fn no_prompt(
-    _: connapp_plugin_api::abi_stable::std_types::RStr<'_>,
-) -> connapp_plugin_api::abi_stable::std_types::RResult<
-    connapp_plugin_api::abi_stable::std_types::RVec<u8>,
-    connapp_plugin_api::FfiError,
-> {
-    connapp_plugin_api::abi_stable::std_types::RResult::RErr(connapp_plugin_api::FfiError {
-        code: ErrorCode::AUTH_FAILED,
-        message: "no prompt in tests".into(),
-        retryable: false,
-    })
-}
-
 /// The same suite through the dynamic library `cargo xtask test` builds
 /// (`CONNAPP_TEST_KEYRING_SO`), loaded by the real host.
 #[test]
@@ -98,14 +85,9 @@ fn conformance_of_the_dynamic_keyring_store() {
     reg.load_file(Path::new(&so)).unwrap_or_else(|e| panic!("{e}"));
     let reg = Arc::new(reg);
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().display().to_string();
+    let data = dir.path().to_path_buf();
     let open: connapp_store_conformance::Opener = Arc::new(move || {
-        let ctx = connapp_plugin_api::FfiStoreContext {
-            settings: Default::default(),
-            data_dir: data.as_str().into(),
-            interactive: false,
-            prompt_secret: no_prompt,
-        };
+        let ctx = connapp_store_conformance::context(&[], &data);
         reg.open_store("keyring", &ctx).map(|(h, _)| h).map_err(|e| match e {
             connapp_host::HostError::Plugin { error, .. } => error,
             other => StoreError::new(ErrorCode::OTHER, other.to_string()),

@@ -160,25 +160,11 @@ fn a_stopped_server_fails_fast_and_clearly() {
     );
 }
 
-extern "C" fn no_prompt(
-    _: connapp_plugin_api::abi_stable::std_types::RStr<'_>,
-) -> connapp_plugin_api::abi_stable::std_types::RResult<
-    connapp_plugin_api::abi_stable::std_types::RVec<u8>,
-    connapp_plugin_api::FfiError,
-> {
-    connapp_plugin_api::abi_stable::std_types::RResult::RErr(connapp_plugin_api::FfiError {
-        code: ErrorCode::AUTH_FAILED,
-        message: "no prompt in tests".into(),
-        retryable: false,
-    })
-}
-
 /// AppRole login with a policy limited to one prefix: works inside it, and a
 /// write outside it is a 403 that names the path and the capability.
 #[test]
 #[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
 fn approle_with_a_narrow_policy() {
-    use connapp_plugin_api::abi_stable::std_types::{RString, Tuple2};
     let (addr, root) = server();
     let http = reqwest::blocking::Client::new();
     let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
@@ -231,19 +217,17 @@ fn approle_with_a_narrow_policy() {
     std::fs::create_dir_all(&dir).expect("dir");
     let secret_file = dir.join("secret-id");
     std::fs::write(&secret_file, &secret_id).expect("write");
-    let ctx_for = |prefix: &str| connapp_plugin_api::FfiStoreContext {
-        settings: [
-            ("addr", addr.as_str()),
-            ("prefix", prefix),
-            ("role_id", role_id.as_str()),
-            ("secret_id_file", &secret_file.display().to_string()),
-        ]
-        .iter()
-        .map(|(k, v)| Tuple2(RString::from(*k), RString::from(*v)))
-        .collect(),
-        data_dir: dir.display().to_string().into(),
-        interactive: false,
-        prompt_secret: no_prompt,
+    let secret_file_setting = secret_file.display().to_string();
+    let ctx_for = |prefix: &str| {
+        connapp_store_conformance::context(
+            &[
+                ("addr", addr.as_str()),
+                ("prefix", prefix),
+                ("role_id", role_id.as_str()),
+                ("secret_id_file", &secret_file_setting),
+            ],
+            &dir,
+        )
     };
     let inside = ctx_for(&tag);
     let s = from_settings(&StoreContext::new(&inside)).expect("AppRole login");

@@ -111,6 +111,17 @@ fn check_accept(h: &HeaderMap) -> Result<(), Response> {
     }
 }
 
+/// Every Table API handler's preamble: who is calling (401, 429), whether the
+/// answer can be JSON (406, when there is an answer) and the table exists (400).
+fn admit(ctx: &SnCtx, h: &HeaderMap, table: &str, answers: bool) -> Result<(SnUser, Option<(u64, u64)>), Response> {
+    let entered = enter(ctx, h)?;
+    if answers {
+        check_accept(h)?;
+    }
+    known_table(table)?;
+    Ok(entered)
+}
+
 fn known_table(table: &str) -> Result<(), Response> {
     if schema(table).is_none() {
         return Err(sn_error(400, &format!("Invalid table {table}"), None));
@@ -231,13 +242,10 @@ fn ok(status: StatusCode, body: Value, rl: Option<(u64, u64)>) -> Response {
 }
 
 async fn list(State(ctx): State<SnCtx>, h: HeaderMap, Path(table): Path<String>, Query(p): Params) -> Response {
-    let (user, rl) = match enter(&ctx, &h) {
+    let (user, rl) = match admit(&ctx, &h, &table, true) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_accept(&h).and_then(|_| known_table(&table)) {
-        return r;
-    }
     let s = ctx.lock();
     let render = Render::from(&p);
     let mut q = p.get("sysparm_query").map(String::as_str).unwrap_or("").to_string();
@@ -310,13 +318,10 @@ async fn get_one(
     Path((table, id)): Path<(String, String)>,
     Query(p): Params,
 ) -> Response {
-    let (user, rl) = match enter(&ctx, &h) {
+    let (user, rl) = match admit(&ctx, &h, &table, true) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_accept(&h).and_then(|_| known_table(&table)) {
-        return r;
-    }
     let s = ctx.lock();
     match s.row(&table, &id).filter(|_| may_read(&table, &user.roles)) {
         Some(row) => ok(
@@ -429,13 +434,10 @@ async fn create(
     Query(p): Params,
     body: Bytes,
 ) -> Response {
-    let (user, rl) = match enter(&ctx, &h) {
+    let (user, rl) = match admit(&ctx, &h, &table, true) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_accept(&h).and_then(|_| known_table(&table)) {
-        return r;
-    }
     if !may_write(&table, &user.roles) {
         return acl("Insert");
     }
@@ -510,13 +512,10 @@ async fn update(
     Query(p): Params,
     body: Bytes,
 ) -> Response {
-    let (user, rl) = match enter(&ctx, &h) {
+    let (user, rl) = match admit(&ctx, &h, &table, true) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = check_accept(&h).and_then(|_| known_table(&table)) {
-        return r;
-    }
     let fields = match body_fields(&table, &h, &body) {
         Ok(f) => f,
         Err(r) => return r,
@@ -541,13 +540,11 @@ async fn update(
 }
 
 async fn delete(State(ctx): State<SnCtx>, h: HeaderMap, Path((table, id)): Path<(String, String)>) -> Response {
-    let (user, rl) = match enter(&ctx, &h) {
+    // 204 without a body: no Accept check.
+    let (user, rl) = match admit(&ctx, &h, &table, false) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = known_table(&table) {
-        return r;
-    }
     let mut s = ctx.lock();
     if s.row(&table, &id).is_none() || !may_read(&table, &user.roles) {
         return not_found();
