@@ -153,7 +153,7 @@ fn the_sandbox_command_prints_endpoints_and_credentials_and_serves() {
         .find(|a| a["client_id"] == "sbxS2SClientId00000002")
         .expect("s2s app")
         .clone();
-    let http = reqwest::blocking::Client::new();
+    let http = crate::support::http();
     let r = http
         .post(info["token_url"].as_str().expect("token url"))
         .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
@@ -228,7 +228,7 @@ fn the_sandbox_state_survives_a_restart() {
         .find(|a| a["client_id"] == "sbxS2SClientId00000002")
         .expect("s2s")
         .clone();
-    let http = reqwest::blocking::Client::new();
+    let http = crate::support::http();
     let v: serde_json::Value = http
         .post(info["token_url"].as_str().expect("url"))
         .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
@@ -286,4 +286,66 @@ fn the_sandbox_state_survives_a_restart() {
     stop(child);
     assert!(status.is_success(), "a token issued before the restart still works");
     assert_eq!(kept["result"].as_array().map(Vec::len), Some(1), "{kept}");
+}
+
+/// Every way of not being able to read the declaration is exit 3, and a
+/// declaration over the limit is named with its true size.
+#[test]
+fn unreadable_declarations_exit_3_and_sizes_are_true() {
+    let s = Sandbox::new(&built().full);
+    let big = s.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 10 * 1024 * 1024]).expect("write");
+    let big = big.display().to_string();
+    let out = s.run(&["--file", &big, "check"], None).fails_with(3);
+    assert!(out.stderr().contains("error[file-too-large]"), "{}", out.stderr());
+    assert!(out.stderr().contains("is 10485760 bytes"), "{}", out.stderr());
+    assert!(!out.stderr().contains("262145"), "{}", out.stderr());
+    let j = s.run(&["--file", &big, "check", "--json"], None).fails_with(3).json();
+    assert_eq!(j["diagnostics"][0]["rule"], "file-too-large");
+
+    let out = s.run(&["--file", "/", "check"], None).fails_with(3);
+    assert!(out.stderr().contains("is a directory"), "{}", out.stderr());
+    let out = s.run(&["--file", "/dev/zero", "check"], None).fails_with(3);
+    assert!(out.stderr().contains("more than the limit"), "{}", out.stderr());
+    let missing = s.path().join("missing.toml").display().to_string();
+    let out = s.run(&["--file", &missing, "check"], None).fails_with(3);
+    assert!(out.stderr().contains("connapp init"), "{}", out.stderr());
+    // The same for every command that reads the declaration.
+    s.run(&["--file", "/", "status"], None).fails_with(3);
+}
+
+/// `webhook verify` on an endless file fails at the limit, naming the
+/// path and the limit, in bounded memory (the peak resident size of the
+/// process, from the kernel).
+#[test]
+fn webhook_verify_reads_at_most_its_limit() {
+    let s = Sandbox::new(&built().full);
+    std::fs::write(s.path().join("h.txt"), "x-zm-signature: v0=00\n").expect("write");
+    for (headers, body, what) in [
+        ("h.txt", "/dev/zero", "the webhook body /dev/zero"),
+        ("/dev/zero", "h.txt", "the request headers /dev/zero"),
+    ] {
+        // Reaped by wait4 below (which also reports the peak memory).
+        #[allow(clippy::zombie_processes)]
+        let child = s
+            .command(&["webhook", "verify", "--headers", headers, "--body", body])
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waiting for our own child, with valid out-pointers.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(rc, pid);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.expect("stderr"), &mut stderr).expect("stderr");
+        assert!(libc::WIFEXITED(status), "killed: {status}");
+        assert_eq!(libc::WEXITSTATUS(status), 2, "{stderr}");
+        assert!(stderr.contains(what), "{stderr}");
+        assert!(stderr.contains("more than the limit of"), "{stderr}");
+        // ru_maxrss is in KiB on Linux. The limits are 2 MiB and 64 KiB; the
+        // binary itself needs a few tens of MiB. Unbounded, it grew to 500 MiB.
+        assert!(usage.ru_maxrss < 128 * 1024, "peak RSS {} KiB", usage.ru_maxrss);
+    }
 }

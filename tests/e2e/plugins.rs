@@ -10,7 +10,7 @@ use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RVec};
 use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
 use connapp_store_conformance::context;
 
-use crate::support::{Sandbox, built};
+use crate::support::{Sandbox, built, scratch};
 
 #[test]
 fn the_full_binary_has_exactly_the_expected_builtins() {
@@ -213,7 +213,7 @@ fn a_plugin_built_for_another_abi_is_refused_naming_both_versions() {
 #[test]
 fn libraries_in_writable_directories_are_refused() {
     let b = built();
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = scratch();
     let lib = dir.path().join("libconnapp_dir_store.so");
     std::fs::copy(b.example_dir.join("libconnapp_dir_store.so"), &lib).expect("copy");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -227,6 +227,103 @@ fn libraries_in_writable_directories_are_refused() {
     std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     let out = s.run(&["plugins", "list"], None).fails_with(4);
     assert!(out.stderr().contains("the library"), "{}", out.stderr());
+}
+
+/// As OpenSSH's StrictModes: a 0755 plugin directory under a 0777 parent is
+/// refused, naming the parent; so is one under a sticky /tmp-like directory.
+#[test]
+fn a_writable_ancestor_directory_is_refused() {
+    let b = built();
+    let top = scratch();
+    let parent = top.path().join("shared");
+    let dir = parent.join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::copy(
+        b.example_dir.join("libconnapp_dir_store.so"),
+        dir.join("libconnapp_dir_store.so"),
+    )
+    .expect("copy");
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &dir.display().to_string());
+    for mode in [0o777, 0o1777, 0o775] {
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let out = s.run(&["plugins", "list"], None).fails_with(4);
+        let err = out.stderr();
+        assert!(
+            err.contains(&format!("the parent directory {}", parent.display())),
+            "{mode:o}: {err}"
+        );
+        assert!(
+            err.contains(&format!("chmod go-w {}", parent.display())),
+            "{mode:o}: {err}"
+        );
+        assert!(!out.stdout().contains("example-dir-store"), "{mode:o}");
+        if mode == 0o1777 {
+            assert!(err.contains("sticky"), "{err}");
+        }
+    }
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = s.run(&["plugins", "list"], None).ok();
+    assert!(out.stdout().contains("example-dir-store"), "{}", out.stdout());
+}
+
+/// A half-finished copy of a plugin (its first 3000 bytes) and a text file
+/// named like a library are refused before the dynamic loader maps them
+/// (which would crash the process with SIGBUS): `plugins list` exits 4
+/// naming both, and every other command works with the valid plugins.
+#[test]
+fn broken_library_files_are_refused_and_the_rest_still_work() {
+    let b = built();
+    let dir = scratch();
+    let good = std::fs::read(b.example_dir.join("libconnapp_dir_store.so")).expect("read");
+    std::fs::write(dir.path().join("libconnapp_dir_store.so"), &good).expect("write");
+    let truncated = dir.path().join("libhalf_copied.so");
+    std::fs::write(&truncated, &good[..3000]).expect("write");
+    let text = dir.path().join("libnotes.so");
+    std::fs::write(&text, "this is not a library\n").expect("write");
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &dir.path().display().to_string());
+
+    let out = s.run(&["plugins", "list"], None).fails_with(4);
+    let err = out.stderr();
+    assert!(
+        err.contains(&format!(
+            "{}: refused: not a loadable plugin library",
+            truncated.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("truncated"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: refused: not a loadable plugin library: not an ELF file",
+            text.display()
+        )),
+        "{err}"
+    );
+    assert!(out.stdout().contains("example-dir-store"), "{}", out.stdout());
+    let j = s.run(&["plugins", "list", "--json"], None).fails_with(4).json();
+    assert_eq!(j["failures"].as_array().expect("failures").len(), 2, "{j}");
+
+    // The other commands warn and carry on, with the valid dynamic plugin too.
+    let decl = s.init();
+    let kv = s.path().join("kv");
+    let text = std::fs::read_to_string(&decl).expect("read").replace(
+        "kind = \"file\"",
+        &format!("kind = \"dir\"\n[store.settings]\npath = \"{}\"", kv.display()),
+    );
+    std::fs::write(&decl, text).expect("write");
+    let out = s.run(&["check"], None).ok();
+    assert!(out.stderr().contains("warning: plugin not loaded"), "{}", out.stderr());
+    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))
+        .ok();
+    let j = s.run(&["secrets", "list", "--json"], None).ok().json();
+    assert_eq!(j["store"]["plugin"], "example-dir-store");
+    // `token` reads the store through the dynamic plugin and fails only for its own reason.
+    let out = s.run(&["token"], None);
+    assert_ne!(out.code(), Some(4), "{}", out.stderr());
+    assert!(out.code().is_some(), "killed by a signal: {}", out.stderr());
 }
 
 #[test]

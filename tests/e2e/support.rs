@@ -24,21 +24,6 @@ fn cargo() -> Command {
     c
 }
 
-fn must(c: &mut Command, what: &str) {
-    let out = c.output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn set_mode(p: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
 /// Everything built for the tests.
 pub struct Built {
     /// `connapp` with every plugin built in.
@@ -67,135 +52,52 @@ impl Built {
     }
 }
 
-fn plugin_dir(name: &str, lib: &Path) -> PathBuf {
-    let dir = target_dir().join("e2e").join(name);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    set_mode(&dir, 0o755);
-    let dest = dir.join(lib.file_name().expect("file name"));
-    std::fs::copy(lib, &dest).expect("copy plugin");
-    set_mode(&dest, 0o755);
-    dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir").flatten() {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == "target") {
-            continue;
-        }
-        if p.is_dir() {
-            copy_dir(&p, &to.join(e.file_name()));
-        } else {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
+/// The built things, at the paths `cargo xtask e2e-build` writes.
+fn at(e2e: &Path) -> Built {
+    Built {
+        full: e2e.join("connapp-full"),
+        fault: e2e.join("connapp-fault"),
+        dist: e2e.join("dist"),
+        panic_dir: e2e.join("panic"),
+        wrong_abi_dir: e2e.join("wrong-abi"),
+        example_dir: e2e.join("example"),
     }
 }
 
-/// Builds (once) the binary, the dist tree and every plugin the tests load.
+/// What the tests drive, built by `cargo xtask e2e-build`. `cargo xtask test`
+/// builds it before the tests and passes its directory in `CONNAPP_E2E_DIR`;
+/// a test run any other way (alone, `cargo test`, a bare `cargo nextest run`)
+/// builds it here, one process at a time under a lock file, so each test
+/// stands on its own and none relies on another having built first.
 pub fn built() -> &'static Built {
-    // reqwest has no TLS provider of its own in this workspace.
-    connapp_sandbox::webhooks::install_tls_provider();
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let target = target_dir();
-        let dist = target.join("e2e").join("dist");
-        must(
-            cargo()
-                .args([
-                    "run",
-                    "-q",
-                    "-p",
-                    "xtask",
-                    "--",
-                    "dist",
-                    "--dev",
-                    "--dynamic",
-                    "store-file,store-vault",
-                    "--out",
-                ])
-                .arg(&dist),
-            "cargo xtask dist --dev --dynamic store-file,store-vault",
-        );
-        must(
-            cargo().args(["build", "-q", "-p", "connapp-cli", "--features", "fault-injection"]),
-            "cargo build -p connapp-cli --features fault-injection",
-        );
-        let fault = target.join("e2e").join("connapp-fault");
-        std::fs::copy(target.join("debug").join("connapp"), &fault).expect("copy binary");
-        // The fully built-in binary, built after dist so target/debug/connapp is this one.
-        must(
-            cargo().args(["build", "-q", "-p", "connapp-cli"]),
-            "cargo build -p connapp-cli",
-        );
-        let full = target.join("e2e").join("connapp-full");
-        std::fs::copy(target.join("debug").join("connapp"), &full).expect("copy binary");
-
-        must(
-            cargo().args([
-                "rustc",
-                "-q",
-                "-p",
-                "connapp-fixture-plugin-panic",
-                "--lib",
-                "--features",
-                "cdylib",
-                "--crate-type",
-                "cdylib",
-            ]),
-            "build the panicking fixture",
-        );
-        let panic_dir = plugin_dir(
-            "panic",
-            &target.join("debug").join("libconnapp_fixture_plugin_panic.so"),
-        );
-
-        // Out of tree: the third-party example, against the real plugin API.
-        let oot = target.join("out-of-tree");
-        must(
-            cargo()
-                .args(["build", "-q", "--manifest-path"])
-                .arg(root().join("examples/third-party-store/Cargo.toml"))
-                .env("CARGO_TARGET_DIR", &oot),
-            "build examples/third-party-store out of tree",
-        );
-        let example_dir = plugin_dir("example", &oot.join("debug").join("libconnapp_dir_store.so"));
-
-        // Out of tree: a plugin built against plugin API 2.0.0 (a copy of the
-        // API crate with its version bumped), which this host must refuse.
-        let work = target.join("e2e").join("wrong-abi-src");
-        let _ = std::fs::remove_dir_all(&work);
-        copy_dir(&root().join("tests/fixtures/plugin-wrong-abi"), &work.join("plugin"));
-        copy_dir(
-            &root().join("crates/connapp-plugin-api"),
-            &work.join("connapp-plugin-api-2"),
-        );
-        let manifest = work.join("connapp-plugin-api-2/Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).expect("read manifest");
-        let current = format!("version = \"{}\"", connapp_plugin_api::PLUGIN_API_VERSION);
-        assert!(text.contains(&current), "plugin API version not found in its manifest");
-        std::fs::write(&manifest, text.replacen(&current, "version = \"2.0.0\"", 1)).expect("write");
-        std::fs::copy(root().join("Cargo.lock"), work.join("plugin/Cargo.lock")).expect("lock");
-        must(
-            cargo()
-                .args(["build", "-q", "--manifest-path"])
-                .arg(work.join("plugin/Cargo.toml"))
-                .env("CARGO_TARGET_DIR", &oot),
-            "build the wrong-ABI fixture",
-        );
-        let wrong_abi_dir = plugin_dir(
-            "wrong-abi",
-            &oot.join("debug").join("libconnapp_fixture_plugin_wrong_abi.so"),
-        );
-        Built {
-            full,
-            fault,
-            dist,
-            panic_dir,
-            wrong_abi_dir,
-            example_dir,
+        if let Some(dir) = std::env::var_os("CONNAPP_E2E_DIR") {
+            return at(Path::new(&dir));
         }
+        let locks = target_dir().join("e2e-lock");
+        std::fs::create_dir_all(&locks).expect("mkdir");
+        let lock = std::fs::File::create(locks.join("build.lock")).expect("lock file");
+        // SAFETY: flock on a file descriptor we own; released when `lock` closes.
+        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "cannot lock {}", locks.join("build.lock").display());
+        let out = cargo()
+            .args(["run", "-q", "-p", "xtask", "--", "e2e-build"])
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo xtask e2e-build");
+        assert!(out.status.success(), "cargo xtask e2e-build failed");
+        drop(lock);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let dir = stdout.lines().last().expect("e2e-build prints its directory");
+        at(Path::new(dir.trim()))
     })
+}
+
+/// A fresh directory inside the e2e tree, where the plugin trust check
+/// holds (unlike /tmp, which it rightly refuses); removed on drop.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(built().dist.parent().expect("e2e dir").join("scratch")).expect("scratch dir")
 }
 
 /// The Zoom sandbox's seeded management app (Server-to-Server, `marketplace:` scopes).
@@ -214,9 +116,21 @@ pub fn zoom_with_management(secret: &str) -> connapp_sandbox::Sandbox {
     connapp_sandbox::Sandbox::start(seed).expect("zoom sandbox")
 }
 
+/// Every blocking HTTP client the e2e tests build starts here: it installs
+/// the TLS provider itself instead of relying on another test having done so.
+pub fn http_builder() -> reqwest::blocking::ClientBuilder {
+    connapp_plugin_api::tls::install_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// A plain blocking HTTP client (see [`http_builder`]).
+pub fn http() -> reqwest::blocking::Client {
+    http_builder().build().expect("client")
+}
+
 /// An HTTP client that shows each redirect instead of following it.
 pub fn no_redirects() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    http_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
@@ -397,7 +311,7 @@ impl Chrome {
             .spawn()
             .expect("chromedriver (run `cargo xtask test`, which installs chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::blocking::Client::new();
+        let http = http();
         for _ in 0..200 {
             if http
                 .get(format!("{base}/status"))

@@ -561,11 +561,13 @@ impl Drop for Receiver {
 }
 
 fn serve(w: &World) -> Receiver {
-    let mut child = w
-        .user
-        .command(&["webhook", "serve", "--listen", "127.0.0.1:0"])
-        .spawn()
-        .expect("spawn serve");
+    serve_with(w, &[])
+}
+
+fn serve_with(w: &World, extra: &[&str]) -> Receiver {
+    let mut args = vec!["webhook", "serve", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut child = w.user.command(&args).spawn().expect("spawn serve");
     let mut err = BufReader::new(child.stderr.take().expect("stderr"));
     let mut banner = String::new();
     err.read_line(&mut banner).expect("banner");
@@ -680,6 +682,127 @@ fn webhook_serve_answers_validation_refuses_forgeries_and_receives_sandbox_event
             .all(|x| x["status"] == 204),
         "{d}"
     );
+}
+
+/// A raw HTTP/1.1 POST of a signed URL-validation event (a complete request).
+fn signed_challenge_request(token: &str, plain: &str) -> String {
+    let body = format!(r#"{{"payload":{{"plainToken":"{plain}"}},"event_ts":1,"event":"endpoint.url_validation"}}"#);
+    let ts = now();
+    let sig = connapp_sandbox::webhooks::signature(token, ts, &body);
+    format!(
+        "POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-zm-signature: {sig}\r\nx-zm-request-timestamp: {ts}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Opens a connection and sends a request head that never ends.
+fn stalled(addr: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+        .expect("write");
+    s
+}
+
+/// Reads until the server closes the connection; false if it is still open after `limit`.
+fn closed_within(s: &mut std::net::TcpStream, limit: Duration) -> bool {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let mut buf = [0u8; 1024];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true, // reset: closed too
+        }
+    }
+    false
+}
+
+#[test]
+fn webhook_serve_closes_slow_clients_and_keeps_serving() {
+    let (w, _, token) = webhook_world();
+    let rx = serve_with(&w, &["--header-timeout", "2"]);
+    let addr = rx.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    // 200 clients that never finish their request head.
+    let mut slow: Vec<std::net::TcpStream> = (0..200).map(|_| stalled(&addr)).collect();
+    // Meanwhile a correctly signed event is answered at once.
+    let body = r#"{"payload":{"plainToken":"during"},"event_ts":1,"event":"endpoint.url_validation"}"#;
+    let ts = now();
+    let r = w
+        .http
+        .post(&rx.url)
+        .header("x-zm-signature", connapp_sandbox::webhooks::signature(&token, ts, body))
+        .header("x-zm-request-timestamp", ts.to_string())
+        .body(body)
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().expect("json")["plainToken"], "during");
+    // Every stalled connection is closed by the header timeout (2 s; the
+    // bound here only allows for a loaded machine, without the timeout
+    // they would stay open forever).
+    for (i, s) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(30)),
+            "stalled connection {i} is still open"
+        );
+    }
+
+    // An idle kept-alive connection is closed the same way after its response.
+    use std::io::{Read, Write};
+    let mut keep = std::net::TcpStream::connect(&addr).expect("connect");
+    keep.write_all(signed_challenge_request(&token, "keep").as_bytes())
+        .expect("write");
+    keep.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut buf = [0u8; 4096];
+    let n = keep.read(&mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    assert!(
+        closed_within(&mut keep, Duration::from_secs(30)),
+        "idle keep-alive connection still open"
+    );
+}
+
+#[test]
+fn webhook_serve_bounds_its_connections() {
+    use std::io::{Read, Write};
+    let (w, _, token) = webhook_world();
+    let rx = serve_with(&w, &["--header-timeout", "3", "--max-connections", "5"]);
+    let addr = rx.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let mut slow: Vec<std::net::TcpStream> = (0..5).map(|_| stalled(&addr)).collect();
+    // Make sure the five are being served (accepted) before the sixth comes.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sixth = std::net::TcpStream::connect(&addr).expect("connect (the kernel queues it)");
+    sixth
+        .write_all(signed_challenge_request(&token, "sixth").as_bytes())
+        .expect("write");
+    // While the five hold every slot, the sixth is not answered...
+    sixth
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    match sixth.read(&mut buf) {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+        other => panic!("the sixth connection was served past the bound: {other:?}"),
+    }
+    // ...and once the header timeout frees them, it is.
+    for s in &mut slow {
+        assert!(closed_within(s, Duration::from_secs(30)));
+    }
+    sixth.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut answer = String::new();
+    while !answer.contains("sixth") {
+        let n = sixth.read(&mut buf).expect("answer");
+        if n == 0 {
+            break;
+        }
+        answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("sixth"), "{answer}");
 }
 
 // ---------------------------------------------------------------------------

@@ -14,6 +14,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+mod e2e;
+mod fuzz;
+
 /// Plugins connapp ships: (name, package).
 const PLUGINS: &[(&str, &str)] = &[
     ("store-file", "connapp-store-file"),
@@ -30,6 +33,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   demo [--store S]         run the main job on embedded defaults (S: file, vault, keyring)
   test                     install test prerequisites, then fmt, clippy and all tests (what CI runs)
+  fuzz [TARGET] [--seconds N]
+                           coverage-guided fuzzing with libFuzzer (stable toolchain), N s per target
+                           (default 60); targets: declaration, webhook, token_answer, plugin_precheck
+  e2e-build                build what the end-to-end tests drive into target/e2e (test does this first)
   bench                    speed targets: sandbox throughput and start-up, connapp token vs bao kv get
   dist [options]           assemble target/dist/connapp
       --builtin a,b        plugins linked into the binary (default: all not listed as dynamic)
@@ -61,6 +68,8 @@ fn run() -> Result<()> {
         Some("test") => test(),
         Some("dist") => dist(&args[1..]).map(|_| ()),
         Some("bench") => bench(),
+        Some("e2e-build") => e2e::build().map(|_| ()),
+        Some("fuzz") => fuzz::run(&args[1..]),
         // The demo's stand-in browser (connapp opens it through $BROWSER).
         Some("browse") => browse(args.get(1).context("browse needs a URL")?),
         Some("help" | "--help" | "-h") | None => {
@@ -404,34 +413,38 @@ fn test() -> Result<()> {
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
             .args(["--", "-D", "warnings"]),
     )?;
+    ensure_nextest()?;
+    // Everything the e2e tests drive, built once; each test process then
+    // starts at once (see xtask/src/e2e.rs).
+    let e2e_dir = e2e::build()?;
     let mut total = Tally::default();
     // Tests that need these services are #[ignore]d for plain `cargo test`;
     // here they run. The server stops when `bao` drops, also on failure.
     let bao = start_openbao()?;
     total.add(run_tests(
-        cargo()
+        nextest()
             .args([
-                "test",
                 "--workspace",
                 "--exclude",
                 "connapp-store-keyring",
-                "--",
-                "--include-ignored",
                 // Runs later, inside the private D-Bus session.
-                "--skip",
-                "journey_on_the_keyring_store",
+                "-E",
+                "not test(journey_on_the_keyring_store)",
             ])
+            .env("CONNAPP_E2E_DIR", &e2e_dir)
             .env("CONNAPP_TEST_BAO_ADDR", &bao.addr)
             .env("CONNAPP_TEST_BAO_TOKEN", &bao.token),
     )?);
     drop(bao);
-    total.add(keyring_tests()?);
+    total.add(keyring_tests(&e2e_dir)?);
     total.add(run_tests(
-        cargo()
-            .args(["test", "--manifest-path"])
+        nextest()
+            .arg("--manifest-path")
             .arg(root.join("examples/third-party-store/Cargo.toml"))
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree")),
     )?);
+    // nextest does not run doctests; the plugin API's guide has one.
+    total.add(run_tests(cargo().args(["test", "--doc", "-p", "connapp-plugin-api"]))?);
     eprintln!("xtask test: all green");
     // One closing line for all test binaries together.
     println!(
@@ -441,9 +454,42 @@ fn test() -> Result<()> {
     Ok(())
 }
 
+/// `cargo nextest run` as CI runs it: every test in its own process, ignored
+/// tests included (their services are up), no fail-fast, hung tests ended.
+fn nextest() -> Command {
+    let mut c = cargo();
+    c.args([
+        "nextest",
+        "run",
+        "--profile",
+        "ci",
+        "--run-ignored",
+        "all",
+        "--no-tests",
+        "fail",
+    ])
+    .env("NEXTEST_HIDE_PROGRESS_BAR", "1");
+    c
+}
+
+/// cargo-nextest, installed from crates.io if this machine lacks it.
+fn ensure_nextest() -> Result<()> {
+    let have = cargo()
+        .args(["nextest", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("xtask: installing cargo-nextest (crates.io)");
+        run_cmd(cargo().args(["install", "--locked", "cargo-nextest"]))?;
+    }
+    Ok(())
+}
+
 /// The keyring tests, inside a private D-Bus session with an unlocked GNOME
 /// Keyring and private HOME/XDG directories (a developer's keyring is never touched).
-fn keyring_tests() -> Result<Tally> {
+fn keyring_tests(e2e_dir: &Path) -> Result<Tally> {
     let mut so = cargo();
     so.args([
         "rustc",
@@ -457,7 +503,12 @@ fn keyring_tests() -> Result<Tally> {
         "cdylib",
     ]);
     run_cmd(&mut so)?;
-    let lib = target_dir().join("debug").join("libconnapp_store_keyring.so");
+    // Loaded by the real host, so it sits in a directory the trust check accepts.
+    let lib = e2e::plugin_dir(
+        "keyring",
+        &target_dir().join("debug").join("libconnapp_store_keyring.so"),
+    )?
+    .join("libconnapp_store_keyring.so");
     let home = std::env::temp_dir().join(format!("connapp-keyring-home-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(home.join("run"))?;
@@ -468,9 +519,12 @@ fn keyring_tests() -> Result<Tally> {
     let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(|| real_home.join(".cargo"), PathBuf::from);
     let rustup_home = std::env::var_os("RUSTUP_HOME").map_or_else(|| real_home.join(".rustup"), PathBuf::from);
     let cargo_bin = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let nextest = format!(
+        "'{}' nextest run --profile ci --run-ignored all --no-tests fail",
+        PathBuf::from(&cargo_bin).display()
+    );
     let script = format!(
-        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; '{cargo}' test -p connapp-store-keyring -- --include-ignored && exec '{cargo}' test --workspace --test e2e keyring -- --include-ignored",
-        cargo = PathBuf::from(&cargo_bin).display()
+        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; {nextest} -p connapp-store-keyring && exec {nextest} -p connapp-tests --test e2e -E 'test(keyring)'"
     );
     let mut c = Command::new("dbus-run-session");
     c.args(["--", "sh", "-c", &script])
@@ -484,6 +538,8 @@ fn keyring_tests() -> Result<Tally> {
         .env("RUSTUP_HOME", rustup_home)
         .env("CARGO_TARGET_DIR", target_dir())
         .env("CONNAPP_TEST_KEYRING", "1")
+        .env("CONNAPP_E2E_DIR", e2e_dir)
+        .env("NEXTEST_HIDE_PROGRESS_BAR", "1")
         .env("CONNAPP_TEST_KEYRING_SO", &lib);
     let result = run_tests(&mut c);
     let _ = std::fs::remove_dir_all(&home);
@@ -505,8 +561,37 @@ impl Tally {
     }
 }
 
-/// Runs `cargo test`, passing its output through, and adds up its
-/// `test result:` lines.
+/// Adds up one closing line: libtest's `test result: ok. 3 passed; 0 failed;
+/// 1 ignored; …` or nextest's `Summary [ 1.2s] 4 tests run: 3 passed, 1 failed, 2 skipped`.
+fn tally_line(line: &str, tally: &mut Tally) {
+    let rest = if let Some(r) = line.strip_prefix("test result: ") {
+        r
+    } else if let Some((_, r)) = line
+        .trim_start()
+        .strip_prefix("Summary")
+        .and_then(|r| r.split_once(" run: "))
+    {
+        r
+    } else {
+        return;
+    };
+    for part in rest.split([';', ',']) {
+        let mut words = part.split_whitespace().rev();
+        let (Some(what), Some(n)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        match what {
+            "passed" => tally.passed += n,
+            "failed" => tally.failed += n,
+            "ignored" | "skipped" => tally.ignored += n,
+            _ => {}
+        }
+    }
+}
+
+/// Runs a test command (cargo test or cargo nextest), passing its output
+/// through, and adds up its closing lines (on stdout or stderr).
 fn run_tests(c: &mut Command) -> Result<Tally> {
     use std::io::{BufRead, BufReader, Write};
     eprintln!(
@@ -516,32 +601,33 @@ fn run_tests(c: &mut Command) -> Result<Tally> {
             .map_or_else(|| "?".into(), |n| n.to_string_lossy()),
         c.get_args().map(OsStr::to_string_lossy).collect::<Vec<_>>().join(" ")
     );
-    let mut child = c.stdout(Stdio::piped()).spawn().context("cannot run cargo test")?;
-    let out = child.stdout.take().context("cargo test stdout")?;
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run the tests")?;
+    let err = child.stderr.take().context("test stderr")?;
+    let stderr_tally = std::thread::spawn(move || {
+        let mut tally = Tally::default();
+        let mut stderr = std::io::stderr();
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = writeln!(stderr, "{line}");
+            tally_line(&line, &mut tally);
+        }
+        tally
+    });
+    let out = child.stdout.take().context("test stdout")?;
     let mut tally = Tally::default();
     let mut stdout = std::io::stdout();
     for line in BufReader::new(out).lines() {
         let line = line?;
         writeln!(stdout, "{line}")?;
-        if let Some(rest) = line.strip_prefix("test result: ") {
-            for part in rest.split(';') {
-                let mut words = part.split_whitespace().rev();
-                let (Some(what), Some(n)) = (words.next(), words.next()) else {
-                    continue;
-                };
-                let Ok(n) = n.parse::<u64>() else { continue };
-                match what {
-                    "passed" => tally.passed += n,
-                    "failed" => tally.failed += n,
-                    "ignored" => tally.ignored += n,
-                    _ => {}
-                }
-            }
-        }
+        tally_line(&line, &mut tally);
     }
     let status = child.wait()?;
+    tally.add(stderr_tally.join().unwrap_or_default());
     if !status.success() {
-        bail!("cargo test failed ({status})");
+        bail!("the tests failed ({status})");
     }
     Ok(tally)
 }
@@ -1363,4 +1449,24 @@ fn run_step(bin: &Path, work: &Path, title: &str, args: &[&str], stdin: Option<&
         bail!("demo step {title:?} ended with {status}, expected exit code {code}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_lines_of_both_runners_are_counted() {
+        let mut t = Tally::default();
+        tally_line(
+            "test result: ok. 3 passed; 1 failed; 2 ignored; 0 measured; 5 filtered out; finished in 0.1s",
+            &mut t,
+        );
+        tally_line(
+            "     Summary [  12.345s] 9 tests run: 7 passed, 2 failed, 4 skipped",
+            &mut t,
+        );
+        tally_line("        PASS [   0.1s] connapp-core tests::passed", &mut t);
+        assert_eq!((t.passed, t.failed, t.ignored), (10, 3, 6));
+    }
 }

@@ -406,4 +406,14 @@ pub struct WebhookServeArgs {
     /// The URL path events arrive on.
     #[arg(long, default_value = "/")]
     pub path: String,
+    /// Close a connection that has not sent a complete request head within
+    /// this many seconds, also between requests on a kept-alive connection.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Serve at most this many connections at once; more wait in the kernel's queue.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+    /// Answer 408 to a request whose body (and forwarding) takes longer than this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
 }

@@ -770,8 +770,8 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
             }
             continue;
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+        let text = connapp_plugin_api::bounded::read_text("the saved manifest", &path, MAX_SAVED_MANIFEST_BYTES)
+            .map_err(|e| CliError::failure(e.to_string()))?;
         let doc: Value = serde_json::from_str(&text)
             .map_err(|e| CliError::failure(format!("{} is not a saved manifest: {e}", path.display())))?;
         let (Some(id), Some(saved)) = (doc.get("app_id").and_then(Value::as_str), doc.get("manifest")) else {
@@ -831,6 +831,9 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
     }
     Ok(())
 }
+
+/// The largest saved manifest `rollback` reads (Zoom's manifests are a few KiB).
+const MAX_SAVED_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -31,9 +31,8 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     ctx::warn_failures(&reg, g);
     let path = ctx::declaration_path(g)?;
-    let text = ctx::read_declaration(&path)?;
     let file = path.display().to_string();
-    let report = connapp_core::check(&file, &text, &ctx::catalog(&reg));
+    let report = ctx::check_file(&path, &reg)?;
     let errors = report
         .diagnostics
         .iter()

@@ -12,8 +12,8 @@ fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
     let Some(path) = &a.seed else {
         return Ok(Seed::default());
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::failure(format!("cannot read the seed {}: {e}", path.display())))?;
+    let text = connapp_plugin_api::bounded::read_text("the seed", path, connapp_sandbox::MAX_STATE_BYTES)
+        .map_err(|e| CliError::failure(e.to_string()))?;
     toml::from_str(&text).map_err(|e| {
         CliError::with_code(
             EXIT_INVALID,

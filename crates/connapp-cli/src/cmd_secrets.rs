@@ -1,7 +1,7 @@
 //! `connapp secrets set|list|rm`. Values come from a no-echo prompt or
 //! standard input, never from the command line, and are never printed.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 
 use connapp_core::{SecretKind, secret_key};
 use connapp_plugin_api::{Capabilities, Expected, StoreHandle};
@@ -241,8 +241,7 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
             app.name,
             decl.store.kind
         );
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        let line = ctx::read_answer()?;
         if !matches!(line.trim(), "y" | "Y" | "yes") {
             return Err(CliError::failure("not removed"));
         }

@@ -1,7 +1,7 @@
 //! `connapp login | token | refresh | revoke | status`: getting tokens and
 //! never losing them. The lifecycle itself lives in `connapp_oauth::lifecycle`.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -512,10 +512,7 @@ struct LoginJson<'a> {
 fn read_paste() -> Result<String, CliError> {
     eprint!("After you allowed access, paste the full address of the page the browser was sent to: ");
     let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
+    let line = connapp_plugin_api::bounded::read_line(&mut std::io::stdin().lock(), ctx::MAX_ANSWER_BYTES)
         .map_err(|e| CliError::failure(format!("cannot read the pasted URL: {e}")))?;
     if line.trim().is_empty() {
         return Err(CliError::failure("nothing was pasted; no token").hint("run `connapp login` again"));
@@ -672,8 +669,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
             );
         }
         eprint!("Revoke the grant of {name} at the provider and forget its tokens? [y/N] ");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        let line = ctx::read_answer()?;
         if !matches!(line.trim(), "y" | "Y" | "yes") {
             return Err(CliError::failure("not revoked"));
         }

@@ -6,12 +6,13 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use connapp_core::webhook::{self, Rejection};
+use connapp_core::webhook::{self, Received, Refused, Rejection};
 use connapp_core::{SecretKind, secret_key};
 use connapp_plugin_api::zeroize::Zeroizing;
 use serde::Serialize;
@@ -39,19 +40,6 @@ fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<
     }
 }
 
-/// Parses `name: value` lines (curl -D style; a status line is skipped).
-fn parse_headers(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| !k.contains(' ') && !k.is_empty())
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect()
-}
-
-fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
 #[derive(Serialize)]
 struct VerifyJson<'a> {
     valid: bool,
@@ -63,16 +51,20 @@ struct VerifyJson<'a> {
 }
 
 pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| CliError::with_code(2, format!("cannot read {}: {e}", p.display())))
+    let read = |what, p: &std::path::Path, limit: usize| {
+        connapp_plugin_api::bounded::read_file(what, p, limit as u64).map_err(|e| CliError::with_code(2, e.to_string()))
     };
-    let headers = parse_headers(&String::from_utf8_lossy(&read(&a.headers)?));
-    let body = read(&a.body)?;
+    let headers = webhook::parse_headers(&String::from_utf8_lossy(&read(
+        "the request headers",
+        &a.headers,
+        MAX_HEADER_BYTES,
+    )?));
+    let body = read("the webhook body", &a.body, MAX_EVENT_BYTES)?;
     let (app, key) = secret_token(g, a.app.as_deref())?;
     let result = webhook::verify(
         &key,
-        header(&headers, webhook::SIGNATURE_HEADER),
-        header(&headers, webhook::TIMESTAMP_HEADER),
+        webhook::header(&headers, webhook::SIGNATURE_HEADER),
+        webhook::header(&headers, webhook::TIMESTAMP_HEADER),
         &body,
         ctx::now(),
         a.window,
@@ -127,6 +119,76 @@ pub fn challenge(g: &Global, a: WebhookChallengeArgs) -> Result<(), CliError> {
     ctx::print_json(&answer)
 }
 
+/// The most saved request headers `webhook verify` reads (far more than any request has).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The largest event body accepted (Zoom's events are a few KiB); a larger one is answered 413.
+pub const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// What `webhook serve` allows a client.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// From accept (or the end of the previous response) to a complete request head.
+    header_timeout: Duration,
+    /// Connections served at once.
+    max_connections: usize,
+}
+
+/// Serves `router` over HTTP/1.1 with hyper's own protections: a header-read
+/// timeout (hyper starts it whenever it waits for a request head, so it also
+/// ends idle kept-alive connections), at most `max_connections` connections
+/// (a semaphore permit per connection, taken before `accept`, so excess
+/// clients wait in the listen backlog instead of costing memory), and a
+/// graceful stop on `shutdown` that lets requests in flight finish.
+async fn serve_bounded(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: not fatal; back off.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Requests in flight get a moment to finish.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}
+
 struct Receiver {
     key: Zeroizing<Vec<u8>>,
     window: u64,
@@ -145,7 +207,7 @@ fn reject(r: &Rejection) -> Response {
 async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let now = ctx::now();
-    if let Err(r) = webhook::verify(
+    let (event, parsed) = match webhook::receive(
         &rx.key,
         h(webhook::SIGNATURE_HEADER),
         h(webhook::TIMESTAMP_HEADER),
@@ -153,31 +215,27 @@ async fn receive(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
         now,
         rx.window,
     ) {
-        tracing::info!(reason = %r, "refused an event");
-        return reject(&r);
-    }
-    let parsed: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => {
+        Ok(Received::Challenge {
+            plain_token,
+            encrypted_token,
+        }) => {
+            let answer = json!({"plainToken": plain_token, "encryptedToken": encrypted_token});
+            return (StatusCode::OK, axum::Json(answer)).into_response();
+        }
+        Ok(Received::Event { event, body }) => (event, body),
+        Err(Refused::Signature(r)) => {
+            tracing::info!(reason = %r, "refused an event");
+            return reject(&r);
+        }
+        Err(r) => {
             return (
                 StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": "invalid_body", "reason": "the signed body is not JSON"})),
+                axum::Json(json!({"error": "invalid_body", "reason": r.to_string()})),
             )
                 .into_response();
         }
     };
-    let event = parsed.get("event").and_then(Value::as_str).unwrap_or("");
-    if event == "endpoint.url_validation" {
-        let Some(plain) = parsed.pointer("/payload/plainToken").and_then(Value::as_str) else {
-            return (
-                StatusCode::BAD_REQUEST,
-                axum::Json(json!({"error": "invalid_body", "reason": "payload.plainToken is missing"})),
-            )
-                .into_response();
-        };
-        let answer = json!({"plainToken": plain, "encryptedToken": webhook::challenge_response(&rx.key, plain)});
-        return (StatusCode::OK, axum::Json(answer)).into_response();
-    }
+    let event = event.as_str();
     if let Some((client, url)) = &rx.forward {
         let mut req = client
             .post(url)
@@ -277,25 +335,20 @@ pub fn serve(g: &Global, a: WebhookServeArgs) -> Result<(), CliError> {
         }
         let router = axum::Router::new()
             .route(&a.path, axum::routing::post(receive))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENT_BYTES))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(a.request_timeout),
+            ))
             .with_state(rx);
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .map_err(|e| CliError::failure(format!("the receiver stopped: {e}")))
+        let limits = Limits {
+            header_timeout: Duration::from_secs(a.header_timeout),
+            max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
+        };
+        serve_bounded(listener, router, limits, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        Ok(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headers_are_parsed_like_curl_writes_them() {
-        let h = parse_headers("HTTP/1.1 200 OK\r\nX-Zm-Signature: v0=ab\r\nx-zm-request-timestamp:  17 \r\n\r\n");
-        assert_eq!(header(&h, "x-zm-signature"), Some("v0=ab"));
-        assert_eq!(header(&h, "x-zm-request-timestamp"), Some("17"));
-        assert_eq!(h.len(), 2);
-    }
 }

@@ -1,7 +1,7 @@
 //! What every command needs: directories, the plugin registry, the
 //! declaration, an open store.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use connapp_core::{Catalog, Declaration, PresetInfo, Report};
@@ -115,36 +115,52 @@ pub fn catalog(reg: &Registry) -> Catalog {
     }
 }
 
-/// Reads a declaration without trusting its size.
-pub fn read_declaration(path: &Path) -> Result<String, CliError> {
-    let f = std::fs::File::open(path).map_err(|e| {
-        let err = CliError::with_code(
-            EXIT_INVALID,
-            format!("cannot read the declaration {}: {e}", path.display()),
-        );
-        if e.kind() == std::io::ErrorKind::NotFound {
-            err.hint("run `connapp init --instance NAME` to write one, or pass --file")
-        } else {
-            err
+/// Reads and checks the declaration at `path` without trusting its size.
+/// A declaration over the limit is an invalid declaration (the
+/// `file-too-large` diagnostic, with its true size); every way of failing to
+/// read it at all (missing, a directory, unreadable, not UTF-8) is the same
+/// exit code, 3.
+pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
+    use connapp_plugin_api::bounded;
+    let file = path.display().to_string();
+    let bytes = match bounded::read_file("the declaration", path, connapp_core::MAX_DECLARATION_BYTES as u64) {
+        Ok(b) => b,
+        Err(bounded::ReadError::TooLarge { size, .. }) => return Ok(connapp_core::too_large(&file, size)),
+        Err(e) => {
+            let err = CliError::with_code(EXIT_INVALID, e.to_string());
+            return Err(match e.io_kind() {
+                Some(std::io::ErrorKind::NotFound) => {
+                    err.hint("run `connapp init --instance NAME` to write one, or pass --file")
+                }
+                Some(std::io::ErrorKind::IsADirectory) => {
+                    err.hint("pass the declaration file itself, e.g. --file connapp.toml")
+                }
+                _ => err,
+            });
         }
-    })?;
-    let mut bytes = Vec::new();
-    f.take(connapp_core::MAX_DECLARATION_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CliError::failure(format!("cannot read {}: {e}", path.display())))?;
+    };
     match String::from_utf8(bytes) {
-        Ok(s) => Ok(s),
+        Ok(text) => Ok(connapp_core::check(&file, &text, &catalog(reg))),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
             Err(CliError::with_code(
                 EXIT_INVALID,
-                format!("{}:{line}: the declaration is not valid UTF-8 text", path.display()),
+                format!("{file}:{line}: the declaration is not valid UTF-8 text"),
             )
             .hint("save the file as UTF-8"))
         }
     }
 }
+
+/// One line from standard input at a prompt (bounded: a prompt's answer is short).
+pub fn read_answer() -> Result<String, CliError> {
+    connapp_plugin_api::bounded::read_line(&mut std::io::stdin().lock(), MAX_ANSWER_BYTES)
+        .map_err(|e| CliError::failure(format!("cannot read the answer: {e}")))
+}
+
+/// The longest line read at a prompt (a pasted redirect URL fits easily).
+pub const MAX_ANSWER_BYTES: u64 = 16 * 1024;
 
 /// Checks the declaration; on errors prints them and fails with exit code 3.
 /// The app `name` names (or the only one), or the declaration's error as a usage error.
@@ -155,8 +171,7 @@ pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_
 
 pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declaration), CliError> {
     let path = declaration_path(g)?;
-    let text = read_declaration(&path)?;
-    let report: Report = connapp_core::check(&path.display().to_string(), &text, &catalog(reg));
+    let report = check_file(&path, reg)?;
     match report.declaration {
         Some(d) => Ok((path, d)),
         None => {
@@ -287,8 +302,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
         .hint("review with `connapp plan`, then pass --yes"));
     }
     eprint!("{question} Only \"yes\" is accepted: ");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)?;
+    let line = read_answer()?;
     if line.trim() != "yes" {
         return Err(CliError::failure("cancelled; nothing was changed"));
     }

@@ -213,6 +213,35 @@ impl Ctx<'_> {
     }
 }
 
+fn too_large_diag(cx: &mut Ctx<'_>, size: Option<u64>) {
+    let message = match size {
+        Some(n) => format!("the declaration is {n} bytes; the limit is {MAX_DECLARATION_BYTES} bytes"),
+        None => format!("the declaration holds more than the limit of {MAX_DECLARATION_BYTES} bytes"),
+    };
+    cx.err(
+        0..0,
+        "(document)",
+        "file-too-large",
+        message,
+        "a declaration holds a few apps and is a few kilobytes; check that this is the right file",
+    );
+}
+
+/// The report for a declaration too large to read: its caller knows the
+/// file's true `size` (`None` for a device or pipe, read only up to the
+/// limit) and never hands the text over.
+pub fn too_large(file: &str, size: Option<u64>) -> Report {
+    let mut cx = Ctx {
+        map: SourceMap::new(file, ""),
+        diags: Vec::new(),
+    };
+    too_large_diag(&mut cx, size);
+    Report {
+        declaration: None,
+        diagnostics: cx.diags,
+    }
+}
+
 /// Checks a declaration. `file` is the name to put in diagnostics, `text` its
 /// contents. Pure: no IO.
 pub fn check(file: &str, text: &str, catalog: &Catalog) -> Report {
@@ -312,16 +341,7 @@ fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text:
 
 fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declaration> {
     if text.len() > MAX_DECLARATION_BYTES {
-        cx.err(
-            0..0,
-            "(document)",
-            "file-too-large",
-            format!(
-                "the declaration is {} bytes; the limit is {MAX_DECLARATION_BYTES}",
-                text.len()
-            ),
-            "a declaration holds a few apps and is a few kilobytes; check that this is the right file",
-        );
+        too_large_diag(cx, Some(text.len() as u64));
         return None;
     }
     if text.trim().is_empty() {

@@ -22,7 +22,7 @@ pub mod webhook;
 
 pub use decl::{
     Catalog, DECLARATION_VERSION, KNOWN_PLATFORMS, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report,
-    check, valid_instance_name,
+    check, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};

@@ -112,14 +112,15 @@ pub fn verify(
     let signature = signature.ok_or(Rejection::MissingSignature)?.trim();
     let ts_text = timestamp.ok_or(Rejection::MissingTimestamp)?.trim();
     let ts: u64 = ts_text.parse().map_err(|_| Rejection::BadTimestamp)?;
-    if ts + window < now {
-        return Err(Rejection::Stale { age: now - ts, window });
+    // Differences, never sums: a timestamp or window near u64::MAX must not
+    // overflow (found by the webhook fuzz target).
+    let age = now.saturating_sub(ts);
+    if age > window {
+        return Err(Rejection::Stale { age, window });
     }
-    if ts > now + window {
-        return Err(Rejection::Future {
-            ahead: ts - now,
-            window,
-        });
+    let ahead = ts.saturating_sub(now);
+    if ahead > window {
+        return Err(Rejection::Future { ahead, window });
     }
     let given = signature
         .strip_prefix("v0=")
@@ -142,6 +143,87 @@ pub fn challenge_response(secret_token: &[u8], plain_token: &str) -> String {
     hex(&m.finalize().into_bytes())
 }
 
+/// What a receiver does with one verified request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Received {
+    /// `endpoint.url_validation`: answer 200 with
+    /// `{"plainToken": plain_token, "encryptedToken": encrypted_token}`.
+    Challenge {
+        /// The token Zoom sent.
+        plain_token: String,
+        /// Its HMAC with the Secret Token.
+        encrypted_token: String,
+    },
+    /// Any other verified event.
+    Event {
+        /// The `event` field (empty when the body has none).
+        event: String,
+        /// The whole body.
+        body: serde_json::Value,
+    },
+}
+
+/// Why a receiver refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The signature or timestamp (answer 401).
+    #[error("{0}")]
+    Signature(#[from] Rejection),
+    /// Signed, but the body is not JSON (answer 400).
+    #[error("the signed body is not JSON")]
+    NotJson,
+    /// A URL validation without `payload.plainToken` (answer 400).
+    #[error("payload.plainToken is missing")]
+    MissingPlainToken,
+}
+
+/// A webhook receiver's whole decision over one request: [`verify`] first
+/// (nothing of an unverified body is parsed), then the body as JSON, then
+/// the URL-validation challenge or the event.
+pub fn receive(
+    secret_token: &[u8],
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    body: &[u8],
+    now: u64,
+    window: u64,
+) -> Result<Received, Refused> {
+    verify(secret_token, signature, timestamp, body, now, window)?;
+    let parsed: serde_json::Value = serde_json::from_slice(body).map_err(|_| Refused::NotJson)?;
+    let event = parsed
+        .get("event")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if event == "endpoint.url_validation" {
+        let plain = parsed
+            .pointer("/payload/plainToken")
+            .and_then(serde_json::Value::as_str)
+            .ok_or(Refused::MissingPlainToken)?;
+        return Ok(Received::Challenge {
+            plain_token: plain.to_string(),
+            encrypted_token: challenge_response(secret_token, plain),
+        });
+    }
+    Ok(Received::Event { event, body: parsed })
+}
+
+/// Parses saved request headers, `name: value` a line, as `curl -D` writes
+/// them (a status line and lines without a colon are skipped; names are
+/// lower-cased).
+pub fn parse_headers(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| !k.contains(' ') && !k.is_empty())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+/// The first header called `name` (lower case) in [`parse_headers`]' output.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +232,75 @@ mod tests {
     const BODY: &[u8] = br#"{"event":"meeting.ended","payload":{}}"#;
     // Computed independently with Python's hmac module.
     const SIG: &str = "v0=febe381c38d8b87965c3aac9c1b11ab76f240906b3d1cf4210425324eef388a2";
+
+    /// Fuzz regression (webhook target): `ts + window` overflowed for a
+    /// timestamp near u64::MAX, and `now + window` for a huge `--window`.
+    #[test]
+    fn extreme_timestamps_and_windows_do_not_overflow() {
+        let max = u64::MAX.to_string();
+        assert!(matches!(
+            verify(KEY, Some(SIG), Some(&max), BODY, 1_700_000_000, 300),
+            Err(Rejection::Future { .. })
+        ));
+        assert!(matches!(
+            verify(KEY, Some(SIG), Some("0"), BODY, u64::MAX, 300),
+            Err(Rejection::Stale { .. })
+        ));
+        // A window wider than time itself: only the signature decides.
+        assert_eq!(
+            verify(KEY, Some(SIG), Some("1700000000"), BODY, u64::MAX, u64::MAX),
+            Ok(())
+        );
+        assert_eq!(
+            verify(KEY, Some(SIG), Some(&max), BODY, 0, u64::MAX),
+            Err(Rejection::Mismatch)
+        );
+    }
+
+    #[test]
+    fn headers_are_parsed_like_curl_writes_them() {
+        let h = parse_headers("HTTP/1.1 200 OK\r\nX-Zm-Signature: v0=ab\r\nx-zm-request-timestamp:  17 \r\n\r\n");
+        assert_eq!(header(&h, "x-zm-signature"), Some("v0=ab"));
+        assert_eq!(header(&h, "x-zm-request-timestamp"), Some("17"));
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
+    fn receive_answers_the_challenge_and_passes_events() {
+        let ts = "1700000000";
+        let body = br#"{"event":"endpoint.url_validation","payload":{"plainToken":"plain-abc"}}"#;
+        let got = receive(KEY, Some(&sign(KEY, ts, body)), Some(ts), body, 1_700_000_000, 300);
+        assert_eq!(
+            got,
+            Ok(Received::Challenge {
+                plain_token: "plain-abc".into(),
+                encrypted_token: challenge_response(KEY, "plain-abc"),
+            })
+        );
+        let got = receive(KEY, Some(SIG), Some(ts), BODY, 1_700_000_000, 300).expect("event");
+        assert!(matches!(got, Received::Event { ref event, .. } if event == "meeting.ended"));
+        let bad = b"not json";
+        assert_eq!(
+            receive(KEY, Some(&sign(KEY, ts, bad)), Some(ts), bad, 1_700_000_000, 300),
+            Err(Refused::NotJson)
+        );
+        let no_plain = br#"{"event":"endpoint.url_validation","payload":{}}"#;
+        assert_eq!(
+            receive(
+                KEY,
+                Some(&sign(KEY, ts, no_plain)),
+                Some(ts),
+                no_plain,
+                1_700_000_000,
+                300
+            ),
+            Err(Refused::MissingPlainToken)
+        );
+        assert_eq!(
+            receive(KEY, Some(SIG), Some(ts), b"{}", 1_700_000_000, 300),
+            Err(Refused::Signature(Rejection::Mismatch))
+        );
+    }
 
     #[test]
     fn signature_and_challenge_match_independent_vectors() {

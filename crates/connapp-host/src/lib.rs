@@ -7,9 +7,13 @@
 //! loaded, except in [`Origin`], which is reported to users.
 //!
 //! What it is **not**: a sandbox. Loading a library runs its code; the trust
-//! checks (absolute path, owned by you or root, not group- or world-writable)
-//! keep out accidents and other users, not a malicious library you installed.
-//! Libraries are never unloaded.
+//! checks (absolute path; the file, its directory and every directory above
+//! it owned by you or root and not group- or world-writable, as OpenSSH's
+//! StrictModes) keep out accidents and other users, not a malicious library
+//! you installed. The [`precheck`] keeps out broken files (a truncated copy
+//! would crash the process inside the loader). Libraries are never unloaded.
+
+pub mod precheck;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -85,6 +89,14 @@ pub enum HostError {
         /// The library.
         path: PathBuf,
         /// Why, with the fix.
+        reason: String,
+    },
+    /// The file is not a complete shared library for this platform.
+    #[error("{}: refused: not a loadable plugin library: {reason}; fix: rebuild the plugin or copy it again (a half-finished copy looks like this), or remove the file", path.display())]
+    NotALibrary {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         reason: String,
     },
     /// The library could not be loaded.
@@ -215,6 +227,10 @@ impl Registry {
             detail: e.to_string(),
         })?;
         check_trusted(&path)?;
+        precheck::check_file(&path).map_err(|e| HostError::NotALibrary {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         let header = lib_header_from_path(&path).map_err(|e| map_library_error(&path, e))?;
         let module = header
             .init_root_module::<PluginModuleRef>()
@@ -387,6 +403,10 @@ fn map_library_error(path: &Path, e: LibraryError) -> HostError {
     }
 }
 
+/// The trust checks, nearest first: the library, its directory, then every
+/// directory above it up to the root. Each must be owned by you or root and
+/// be neither group- nor world-writable; a sticky world-writable directory
+/// such as /tmp is not trusted either (anyone can create a directory there).
 #[cfg(unix)]
 fn check_trusted(path: &Path) -> Result<(), HostError> {
     use std::os::unix::fs::MetadataExt;
@@ -401,16 +421,22 @@ fn check_trusted(path: &Path) -> Result<(), HostError> {
             std::fs::metadata(p).map_err(|e| untrusted(format!("cannot inspect {what} {}: {e}", p.display())))?;
         if meta.uid() != me && meta.uid() != 0 {
             return Err(untrusted(format!(
-                "{what} {} belongs to user id {}, not to you or root; fix: chown it, or move the plugin",
+                "{what} {} belongs to user id {}, not to you or root, so that user could replace the plugin; fix: chown it, or move the plugin",
                 p.display(),
                 meta.uid()
             )));
         }
-        let mode = meta.mode() & 0o777;
+        let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 {
+            let sticky = if mode & 0o1000 != 0 {
+                " (sticky, like /tmp: anyone can still create files and directories in it)"
+            } else {
+                ""
+            };
             return Err(untrusted(format!(
-                "{what} {} is group- or world-writable (mode {mode:03o}), so another user could replace the plugin; fix: chmod go-w {}",
+                "{what} {} is group- or world-writable (mode {:03o}){sticky}, so another user could replace the plugin; fix: chmod go-w {}, or move the plugin to a directory only you and root can write",
                 p.display(),
+                mode & 0o777,
                 p.display()
             )));
         }
@@ -421,8 +447,12 @@ fn check_trusted(path: &Path) -> Result<(), HostError> {
         return Err(untrusted("not a regular file".into()));
     }
     check(path, "the library")?;
-    if let Some(dir) = path.parent() {
+    let mut dirs = path.ancestors().skip(1);
+    if let Some(dir) = dirs.next() {
         check(dir, "the directory")?;
+    }
+    for dir in dirs {
+        check(dir, "the parent directory")?;
     }
     Ok(())
 }
@@ -443,22 +473,85 @@ mod tests {
         assert!(!is_library_name("so"));
     }
 
+    /// A scratch directory next to this test binary (under the target
+    /// directory, not /tmp, which is itself untrusted).
+    fn scratch(name: &str) -> PathBuf {
+        let exe = std::env::current_exe().expect("exe");
+        let dir = exe
+            .parent()
+            .expect("deps")
+            .join(format!("connapp-host-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
     #[cfg(unix)]
     #[test]
-    fn world_writable_directories_are_refused() {
+    fn writable_directories_are_refused_nearest_first() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("connapp-host-test-{}", std::process::id()));
+        let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+        let top = scratch("trust");
+        let dir = top.join("plugins");
         std::fs::create_dir_all(&dir).expect("dir");
+        mode(&top, 0o755);
+        mode(&dir, 0o755);
         let lib = dir.join("libx.so");
         std::fs::write(&lib, b"not a library").expect("write");
-        std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        mode(&lib, 0o644);
+
+        // The library's own directory.
+        mode(&dir, 0o777);
         let e = Registry::default().load_file(&lib).expect_err("refused");
         assert!(matches!(e, HostError::Untrusted { .. }), "{e}");
-        assert!(e.to_string().contains("chmod go-w"), "{e}");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let e = Registry::default().load_file(&lib).expect_err("not a library");
-        assert!(matches!(e, HostError::Load { .. }), "{e}");
-        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert!(
+            e.to_string().contains(&format!("the directory {}", dir.display())),
+            "{e}"
+        );
+        assert!(e.to_string().contains(&format!("chmod go-w {}", dir.display())), "{e}");
+
+        // A directory above it, even when the plugin directory itself is fine.
+        mode(&dir, 0o755);
+        mode(&top, 0o777);
+        let e = Registry::default().load_file(&lib).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains(&format!("the parent directory {}", top.display())),
+            "{e}"
+        );
+
+        // Sticky does not make it trusted.
+        mode(&top, 0o1777);
+        let e = Registry::default().load_file(&lib).expect_err("refused");
+        assert!(e.to_string().contains("sticky"), "{e}");
+
+        // The library itself comes first.
+        mode(&lib, 0o666);
+        let e = Registry::default().load_file(&lib).expect_err("refused");
+        assert!(e.to_string().contains("the library"), "{e}");
+        mode(&top, 0o755);
+        mode(&lib, 0o644);
+        std::fs::remove_dir_all(&top).expect("cleanup");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_that_is_not_a_library_is_refused_before_the_loader() {
+        let top = scratch("notlib");
+        let lib = top.join("libx.so");
+        std::fs::write(&lib, b"not a library").expect("write");
+        let e = Registry::default().load_file(&lib).expect_err("refused");
+        match e {
+            // Where the target directory sits under an untrusted directory
+            // (a checkout in /tmp), the trust check speaks first; it must
+            // then name a directory above the scratch one.
+            HostError::Untrusted { ref reason, .. } => {
+                assert!(reason.contains("parent directory"), "{e}");
+                assert!(!reason.contains(&top.display().to_string()), "{e}");
+            }
+            HostError::NotALibrary { ref reason, .. } => assert!(reason.contains("not an ELF file"), "{e}"),
+            other => panic!("{other}"),
+        }
+        std::fs::remove_dir_all(&top).expect("cleanup");
     }
 }

@@ -301,6 +301,48 @@ pub async fn client_credentials(http: &reqwest::Client, p: &Provider, c: &Creden
         .map_err(|e| map_err("token endpoint", e))
 }
 
+/// A token endpoint's answer (`status`, `Content-Type`, body) as connapp
+/// reads it: the `oauth2` crate's own response handling (the same code the
+/// code exchange, refresh and client credentials go through), then
+/// connapp's mapping into a [`TokenSet`] or an [`EdgeError`]. No network:
+/// the "transport" hands back the given answer. Tests and the fuzzer use it
+/// to feed any bytes a server might send.
+pub fn parse_token_answer(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<TokenSet, EdgeError> {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let bad = |detail: String| EdgeError::Other(detail);
+    let mut resp = http::Response::builder().status(status);
+    if let Some(ct) = content_type {
+        resp = resp.header(http::header::CONTENT_TYPE, ct);
+    }
+    let resp = resp.body(body.to_vec()).map_err(|e| bad(format!("bad answer: {e}")))?;
+    let token_url = TokenUrl::new("https://token.invalid/".into()).map_err(|e| bad(e.to_string()))?;
+    let cl: oauth2::Client<
+        ProviderError,
+        Response,
+        BasicTokenIntrospectionResponse,
+        StandardRevocableToken,
+        BasicRevocationErrorResponse,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        EndpointNotSet,
+        oauth2::EndpointSet,
+    > = oauth2::Client::new(ClientId::new("fuzz".into())).set_token_uri(token_url);
+    let answer = std::cell::RefCell::new(Some(resp));
+    let caller = |_req: oauth2::HttpRequest| {
+        let r = answer.borrow_mut().take();
+        async move { r.ok_or_else(|| EdgeError::Other("asked twice".into())) }
+    };
+    let req = cl.exchange_client_credentials();
+    let fut = std::pin::pin!(req.request_async(&caller));
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.poll(&mut cx) {
+        Poll::Ready(r) => r.map(to_set).map_err(|e| map_err("token endpoint", e)),
+        Poll::Pending => Err(bad("the answer did not resolve at once".into())),
+    }
+}
+
 /// POSTs a form with the provider's client authentication; returns the
 /// status and body, or the provider's OAuth error for any other status than
 /// those in `ok`.

@@ -114,11 +114,16 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
+/// Every reqwest client connapp's edge builds starts here: the TLS provider
+/// is installed first, so no caller depends on another having done it.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    connapp_plugin_api::tls::install_provider();
+    reqwest::Client::builder()
+}
+
 /// The one HTTP client policy: no redirects, timeouts, rustls with ring.
 pub fn http_client() -> Result<reqwest::Client, EdgeError> {
-    // The process-wide TLS provider; installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))

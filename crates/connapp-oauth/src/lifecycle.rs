@@ -252,10 +252,11 @@ impl Lifecycle {
 
     fn read_journal(&self) -> Result<Option<(Option<u64>, TokenRecord)>, LifecycleError> {
         let path = self.journal_path();
-        let bytes = match fs::read(&path) {
+        // A journal holds one token answer: a few KiB.
+        let bytes = match connapp_plugin_api::bounded::read_file("the journal", &path, 1 << 20) {
             Ok(b) => Zeroizing::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(LifecycleError::Local(format!("cannot read {}: {e}", path.display()))),
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
+            Err(e) => return Err(LifecycleError::Local(e.to_string())),
         };
         let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
             return Err(LifecycleError::Local(format!(

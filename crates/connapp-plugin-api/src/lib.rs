@@ -78,6 +78,10 @@ use abi_stable::{
 };
 pub use inventory;
 pub use zeroize;
+
+pub mod bounded;
+#[cfg(feature = "tls")]
+pub mod tls;
 use zeroize::{Zeroize, Zeroizing};
 
 /// The version of this crate, which is the version of the plugin ABI.

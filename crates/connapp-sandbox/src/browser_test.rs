@@ -84,7 +84,7 @@ async fn wd(http: &reqwest::Client, method: reqwest::Method, url: String, body: 
 #[ignore = "needs Chromium and chromedriver; `cargo xtask test` installs them and runs this"]
 async fn consent_page_clicked_through_in_headless_chromium() {
     let sbx = Sandbox::start(Seed::default()).expect("sandbox");
-    let http = reqwest::Client::new();
+    let http = crate::webhooks::client_builder().build().expect("client");
     // An app whose allow list has a loopback redirect (the port is ignored).
     let app = App {
         app_id: "sbxAppLoopback00000003".into(),

@@ -381,10 +381,13 @@ pub enum Start {
     StateFile(std::path::PathBuf, Seed),
 }
 
+/// The largest seed or state file the sandbox reads.
+pub const MAX_STATE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a state file written by [`save_state`].
 pub fn load_state(path: &std::path::Path) -> Result<State, SandboxError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SandboxError::Seed(format!("cannot read the state file {}: {e}", path.display())))?;
+    let text = connapp_plugin_api::bounded::read_text("the state file", path, MAX_STATE_BYTES)
+        .map_err(|e| SandboxError::Seed(e.to_string()))?;
     serde_json::from_str(&text).map_err(|e| {
         SandboxError::Seed(format!(
             "{} is not a sandbox state file ({e}); move it away to start fresh",

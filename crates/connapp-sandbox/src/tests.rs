@@ -18,7 +18,7 @@ struct T {
 fn t() -> T {
     T {
         sbx: Sandbox::start(Seed::default()).expect("start"),
-        http: reqwest::Client::builder()
+        http: crate::webhooks::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),

@@ -82,16 +82,17 @@ pub fn hmac_hex(key: &str, message: &str) -> String {
     mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Installs the process-wide TLS provider (ring) if none is installed yet.
-/// reqwest is built without a provider of its own in connapp.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Every reqwest client the sandbox (and its tests) builds starts here: the
+/// TLS provider is installed first (reqwest has no provider of its own in
+/// connapp), so no caller depends on another having done it.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    connapp_plugin_api::tls::install_provider();
+    reqwest::Client::builder()
 }
 
 /// The HTTP client deliveries use: 3-second answer window, no redirects.
 pub fn client() -> reqwest::Client {
-    install_tls_provider();
-    reqwest::Client::builder()
+    client_builder()
         .timeout(Duration::from_secs(3))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,7 +25,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use connapp_plugin_api::{
     Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, export_plugin,
+    StoreDescription, StoreError, bounded, export_plugin,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -41,6 +41,8 @@ const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = MAGIC.len() + 1 + 12 + SALT_LEN + NONCE_LEN;
 /// Largest value the store accepts.
 pub const MAX_VALUE: usize = 1 << 20;
+/// The largest store file read (a few hundred values at the largest size).
+pub const MAX_FILE: u64 = 256 << 20;
 
 /// What the file store can do: persistent, local to this host, compare-and-swap
 /// emulated under a file lock.
@@ -74,6 +76,15 @@ impl Default for Cost {
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> StoreError {
     StoreError::new(code, msg)
+}
+
+fn read_err(e: bounded::ReadError) -> StoreError {
+    let code = match e.io_kind() {
+        None => ErrorCode::TOO_LARGE,
+        Some(std::io::ErrorKind::PermissionDenied) => ErrorCode::PERMISSION_DENIED,
+        Some(_) => ErrorCode::UNAVAILABLE,
+    };
+    err(code, e.to_string())
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
@@ -352,11 +363,10 @@ impl FileStore {
     fn read(&self) -> Result<Contents, StoreError> {
         let path = self.file_path();
         check_private(&path, false)?;
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => f.read_to_end(&mut bytes).map_err(|e| io_err("read", &path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
-            Err(e) => return Err(io_err("open", &path, e)),
+        let bytes = match bounded::read_file("the store file", &path, MAX_FILE) {
+            Ok(b) => b,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(Contents::default()),
+            Err(e) => return Err(read_err(e)),
         };
         let (header, nonce) = parse_header(&bytes, &path)?;
         let key = self.keys.lock().map_err(|_| poisoned())?.key_for(&header)?;
@@ -393,13 +403,13 @@ impl FileStore {
     fn write(&self, contents: &Contents) -> Result<(), StoreError> {
         let path = self.file_path();
         // Keep the salt of an existing file so the cached key stays valid.
-        let header = match fs::read(&path) {
+        let header = match bounded::read_file("the store file", &path, MAX_FILE) {
             Ok(b) => parse_header(&b, &path)?.0,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Header {
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => Header {
                 cost: self.cost,
                 salt: random()?,
             },
-            Err(e) => return Err(io_err("read", &path, e)),
+            Err(e) => return Err(read_err(e)),
         };
         let key = self.keys.lock().map_err(|_| poisoned())?.key_for(&header)?;
         let nonce: [u8; NONCE_LEN] = random()?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use base64::Engine;
 use connapp_plugin_api::{
     Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, export_plugin,
+    StoreDescription, StoreError, bounded, export_plugin,
 };
 use reqwest::blocking::{Client, Response};
 use reqwest::{Method, StatusCode};
@@ -83,12 +83,18 @@ fn transport(addr: &str, e: &reqwest::Error) -> StoreError {
     err(ErrorCode::UNAVAILABLE, format!("cannot reach Vault at {addr}: {what}")).retryable()
 }
 
+/// Every HTTP client this plugin builds starts here. A dynamic plugin has
+/// its own copy of rustls, so it installs its own provider; a test that
+/// builds a client alone must not depend on a store having been built first.
+pub(crate) fn client_builder() -> reqwest::blocking::ClientBuilder {
+    connapp_plugin_api::tls::install_provider();
+    Client::builder()
+}
+
 impl VaultStore {
     /// Connects (builds the client; no request yet).
     pub fn new(cfg: VaultConfig) -> Result<Self, StoreError> {
-        // This plugin's own copy of rustls needs its provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut b = Client::builder()
+        let mut b = client_builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none());
@@ -396,10 +402,16 @@ impl Store for VaultStore {
 
 /// Reads a secret from a file, trimmed; the file's content is never echoed.
 fn read_secret_file(setting: &str, path: &str) -> Result<Zeroizing<String>, StoreError> {
-    let s = std::fs::read_to_string(path).map_err(|e| {
+    // A token or secret id is well under a KiB; the limit keeps a wrong path
+    // (a device, a huge file) from costing memory.
+    let bytes = Zeroizing::new(
+        bounded::read_file("the secret file", std::path::Path::new(path), 64 * 1024)
+            .map_err(|e| err(ErrorCode::INVALID_INPUT, format!("store.settings.{setting}: {e}")))?,
+    );
+    let s = std::str::from_utf8(&bytes).map_err(|_| {
         err(
             ErrorCode::INVALID_INPUT,
-            format!("store.settings.{setting}: cannot read {path}: {e}"),
+            format!("store.settings.{setting}: {path} is not UTF-8 text"),
         )
     })?;
     Ok(Zeroizing::new(s.trim().to_string()))
@@ -473,12 +485,10 @@ pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
             )
         })?;
     let ca_cert = match ctx.setting("ca_cert") {
-        Some(p) => Some(std::fs::read(p).map_err(|e| {
-            err(
-                ErrorCode::INVALID_INPUT,
-                format!("store.settings.ca_cert: cannot read {p}: {e}"),
-            )
-        })?),
+        Some(p) => Some(
+            bounded::read_file("the CA certificate", std::path::Path::new(p), 1024 * 1024)
+                .map_err(|e| err(ErrorCode::INVALID_INPUT, format!("store.settings.ca_cert: {e}")))?,
+        ),
         None => None,
     };
     let mut cfg = VaultConfig {

@@ -166,7 +166,7 @@ fn a_stopped_server_fails_fast_and_clearly() {
 #[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
 fn approle_with_a_narrow_policy() {
     let (addr, root) = server();
-    let http = reqwest::blocking::Client::new();
+    let http = crate::client_builder().build().expect("client");
     let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
         let r = http
             .request(method, format!("{addr}/v1/{path}"))

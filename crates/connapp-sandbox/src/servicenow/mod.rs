@@ -565,7 +565,8 @@ pub async fn serve(
     let base = format!("http://{addr}");
     let state = match &state_file {
         Some(p) if p.exists() => {
-            let text = std::fs::read_to_string(p)?;
+            let text = connapp_plugin_api::bounded::read_text("the state file", p, crate::MAX_STATE_BYTES)
+                .map_err(std::io::Error::other)?;
             let mut s: SnState = serde_json::from_str(&text).map_err(|e| {
                 std::io::Error::other(format!(
                     "{} is not a ServiceNow sandbox state file ({e}); move it away to start fresh",

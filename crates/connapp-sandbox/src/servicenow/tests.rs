@@ -31,7 +31,7 @@ fn world() -> World {
     World {
         sn,
         zoom,
-        http: reqwest::Client::builder()
+        http: crate::webhooks::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client"),
