@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -51,6 +51,11 @@ fn page_err(msg: &str) -> String {
     )
 }
 
+/// The most of a request head the loopback listener reads (a browser's is a few KiB).
+pub const MAX_REQUEST_HEAD: u64 = 64 * 1024;
+/// How long one connection may take to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Loopback {
     /// Binds the loopback host of `template` (`http://127.0.0.1[:port]/path`);
     /// port 0 or none picks a free one (Zoom ignores the port of loopback redirects).
@@ -77,6 +82,8 @@ impl Loopback {
     }
 
     /// Waits for the redirect; answers the browser with a short page.
+    /// Connections that send no request head within [`HEAD_TIMEOUT`], or a
+    /// head over [`MAX_REQUEST_HEAD`], are dropped and the wait goes on.
     pub async fn wait(self, state: &str, timeout: Duration) -> Result<String, ConsentError> {
         let fut = async {
             loop {
@@ -86,20 +93,26 @@ impl Loopback {
                     .await
                     .map_err(|e| ConsentError::Io(e.to_string()))?;
                 let (read, mut write) = stream.into_split();
-                let mut line = String::new();
-                let mut reader = BufReader::new(read);
-                if reader.read_line(&mut line).await.is_err() {
-                    continue;
-                }
-                // Drain the headers so the browser sees a clean response.
-                loop {
-                    let mut h = String::new();
-                    match reader.read_line(&mut h).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) if h == "\r\n" || h == "\n" => break,
-                        Ok(_) => {}
+                // Any local process can connect: the request head is bounded
+                // in size and time, so a stray client cannot hold the login.
+                let mut reader = BufReader::new(read.take(MAX_REQUEST_HEAD));
+                let head = async {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).await.ok()?;
+                    // Drain the headers so the browser sees a clean response.
+                    loop {
+                        let mut h = String::new();
+                        match reader.read_line(&mut h).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if h == "\r\n" || h == "\n" => break,
+                            Ok(_) => {}
+                        }
                     }
-                }
+                    Some(line)
+                };
+                let Ok(Some(line)) = tokio::time::timeout(HEAD_TIMEOUT, head).await else {
+                    continue;
+                };
                 let target = line.split_whitespace().nth(1).unwrap_or("");
                 let Ok(url) = Url::parse(&format!("http://loopback{target}")) else {
                     continue;
@@ -194,6 +207,38 @@ mod tests {
                 .map(|r| r.status().as_u16())
         });
         let code = lb.wait("st", Duration::from_secs(5)).await.expect("code");
+        assert_eq!(code, "c0de");
+        assert_eq!(client.await.expect("join").expect("request"), 200);
+    }
+
+    /// A local client that sends an endless request line (and never ends
+    /// it) does not hold the listener: its head is cut at the bound, and
+    /// the browser's redirect after it is taken. Unbounded, the wait would
+    /// block on that line until its timeout.
+    #[tokio::test]
+    async fn an_endless_request_line_does_not_hold_the_listener() {
+        let lb = Loopback::bind(&Url::parse("http://127.0.0.1/callback").expect("url"))
+            .await
+            .expect("bind");
+        let port = lb.redirect_uri.port().unwrap_or(0);
+        let client = tokio::spawn(async move {
+            let mut hog = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            hog.write_all(b"GET /").await.expect("write");
+            hog.write_all(&vec![b'a'; 2 * MAX_REQUEST_HEAD as usize])
+                .await
+                .expect("write");
+            let http = crate::http_client().expect("client");
+            let status = http
+                .get(format!("http://127.0.0.1:{port}/callback?code=c0de&state=st"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            drop(hog);
+            status
+        });
+        let code = lb.wait("st", Duration::from_secs(8)).await.expect("code");
         assert_eq!(code, "c0de");
         assert_eq!(client.await.expect("join").expect("request"), 200);
     }
