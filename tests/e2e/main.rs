@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod corpus;
 mod crash;
+mod interop;
 mod plugins;
 mod secrets;
 mod servicenow;

@@ -162,7 +162,7 @@ fn rm_needs_confirmation_without_a_terminal() {
     s.init();
     s.run(&["secrets", "set", "secret-token", "--from-stdin"], Some(b"tok-123"))
         .ok();
-    let out = s.run(&["secrets", "rm", "secret-token"], None).fails_with(1);
+    let out = s.run(&["secrets", "rm", "secret-token"], None).fails_with(2);
     assert!(out.stderr().contains("--yes"), "{}", out.stderr());
     assert!(read_back(&s, "apps/dex-zoom/secret-token").is_some());
     let j = s

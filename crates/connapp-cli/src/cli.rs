@@ -284,6 +284,10 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Remove the local tokens even when the provider refuses the revocation
+    /// (they may then still be valid at the provider until they expire).
+    #[arg(long)]
+    pub forget: bool,
 }
 
 #[derive(Args, Debug)]

@@ -230,7 +230,8 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     let app = ctx::app(&decl, a.app.as_deref())?;
     if !a.yes {
         if !ctx::interactive() {
-            return Err(CliError::failure(
+            return Err(CliError::with_code(
+                2,
                 "refusing to remove a secret without confirmation: standard input is not a terminal",
             )
             .hint("pass --yes to confirm"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind, secret_key};
 use connapp_host::{LoadedPlugin, Registry};
 use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
-use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Source, TokenStore, Versioned};
+use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenStore, Versioned};
 use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
 use connapp_oauth::record::TokenRecord;
 use connapp_oauth::{EdgeError, check_endpoint};
@@ -49,6 +49,30 @@ impl TokenStore for StoreTokens<'_> {
         self.store
             .put(&self.key, bytes, exp)
             .map_err(|e| if e.is_conflict() { None } else { Some(e.to_string()) })
+    }
+    fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        // Next to the tokens: wherever the store keeps them (an encrypted
+        // file, Vault, the keyring), never in plaintext on disk.
+        let key = format!("{}.journal-key", self.key);
+        let get = || -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+            match self.store.get(&key).map_err(|e| e.to_string())? {
+                Some(r) if r.value.len() == 32 => Ok(Some(r.value)),
+                Some(_) => Err(format!(
+                    "{key} in the store is not a 32-byte key; remove it to make a new one"
+                )),
+                None => Ok(None),
+            }
+        };
+        if let Some(k) = get()? {
+            return Ok(k);
+        }
+        let k = connapp_oauth::lifecycle::new_journal_key()?;
+        match self.store.put(&key, &k, Expected::Absent) {
+            Ok(_) => Ok(k),
+            // Another process created it first: use theirs.
+            Err(e) if e.is_conflict() => get()?.ok_or_else(|| format!("{key} vanished while it was created")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -120,6 +144,7 @@ fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
     .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{}: {e}", app.name)))?;
     p.send_scopes = platform.send_scopes;
     p.scopes = app.scopes.iter().map(|s| s.scope.clone()).collect();
+    p.extra_authorize_params = o.authorize_params.clone();
     Ok(p)
 }
 
@@ -184,6 +209,7 @@ fn load_with<'r>(
         journal_dir: data.join("journal"),
         margin: 60,
         lock_timeout: Duration::from_secs(120),
+        grant_type: app.oauth.grant.as_str().to_string(),
     };
     let (store, store_plugin, http, rt) = match shared {
         Some(c) => (c.store.clone(), c.store_plugin, c.http.clone(), c.rt.clone()),
@@ -239,16 +265,26 @@ pub(crate) fn exchange_error(app: &str, e: EdgeError, authorize_redirect: &str, 
     .hint(format!("run `connapp login {app}` again; a consumer (ServiceNow) must use one redirect URL in its OAuth profile for both requests"))
 }
 
-/// Explains a lifecycle failure in the user's terms.
-fn lifecycle_error(app: &str, e: LifecycleError) -> CliError {
+/// Explains a lifecycle failure in the user's terms. `zoom`: the provider is
+/// Zoom, whose habits (rotation on every use, one grant per user per app)
+/// explain a refused refresh token; other providers get RFC 6749's reasons.
+// Platform wording still lives here until the platform contract carries it (issue 12).
+fn lifecycle_error(app: &str, zoom: bool, e: LifecycleError) -> CliError {
     match e {
         LifecycleError::NoToken { .. } => CliError::with_code(EXIT_REAUTH, format!("no token is stored for {app}"))
             .hint(format!("run `connapp login {app}` first")),
-        LifecycleError::NoRefreshToken { .. } => CliError::with_code(
-            EXIT_REAUTH,
-            format!("the token of {app} expired and its grant has no refresh token"),
-        )
-        .hint(format!("run `connapp login {app}` to get a new one")),
+        e @ LifecycleError::NoRefreshToken { .. } => CliError::with_code(EXIT_REAUTH, e.to_string()).hint(format!(
+            "the provider gave this grant no refresh token, so only a new consent renews it: run `connapp login {app}` (for a provider that issues refresh tokens only on request, declare [apps.{app}.oauth] authorize_params, e.g. prompt = \"consent\" and scope offline_access)"
+        )),
+        LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") && !zoom => {
+            CliError::with_code(
+                EXIT_REAUTH,
+                format!(
+                    "the provider no longer accepts the refresh token of {app} ({source}). Per RFC 6749 this happens when the grant was revoked or expired, or when the provider rotates refresh tokens and another holder of this one refreshed first."
+                ),
+            )
+            .hint(format!("run `connapp login {app}` to consent again"))
+        }
         LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") => {
             CliError::with_code(
                 EXIT_REAUTH,
@@ -271,7 +307,8 @@ struct TokenJson<'a> {
     token_type: &'static str,
     expires_at: u64,
     expires_in: u64,
-    scopes: &'a [String],
+    /// What the provider said it granted; `null`: its answer did not say.
+    scopes: Option<&'a [String]>,
     api_url: Option<&'a str>,
     source: &'static str,
 }
@@ -282,37 +319,19 @@ fn source_name(s: Source) -> &'static str {
         Source::RefreshedElsewhere => "refreshed-by-another-process",
         Source::Refreshed => "refreshed",
         Source::Replayed => "recovered-from-journal",
+        Source::Minted => "minted",
     }
 }
 
-/// A valid access token for any app: refreshed when due; for server-to-server
-/// apps (no refresh token) a new one is obtained with the app's credentials.
+/// A valid access token for any app: refreshed when due; for apps without
+/// a user (server-to-server, client credentials) minted anew when due.
 pub(crate) fn api_token(c: &AppCtx<'_>, g: &Global) -> Result<TokenRecord, CliError> {
-    match valid_token(c, false, g) {
-        Ok((rec, _)) => Ok(rec),
-        Err(e) if e.code == EXIT_REAUTH && c.app.oauth.grant != GrantKind::AuthorizationCode => mint_and_store(c),
-        Err(e) => Err(e),
-    }
+    valid_token(c, false, g.quiet).map(|(rec, _)| rec)
 }
 
 /// A new server-to-server token now (the stored one was refused), stored.
 pub(crate) fn renew_server_to_server(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
-    mint_and_store(c)
-}
-
-/// A new server-to-server token, stored like any other.
-fn mint_and_store(c: &AppCtx<'_>) -> Result<TokenRecord, CliError> {
-    let set = mint(c)?;
-    let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
-    let rec = TokenRecord::from_set(set, c.app.oauth.grant.as_str(), now(), &declared);
-    let store = StoreTokens {
-        store: &c.store,
-        key: token_key(&c.app.name),
-    };
-    c.lifecycle
-        .store_new(&store, &rec)
-        .map_err(|e| lifecycle_error(&c.app.name, e))?;
-    Ok(rec)
+    valid_token(c, true, true).map(|(rec, _)| rec)
 }
 
 /// A new token for an app that needs no user: account or client credentials.
@@ -372,14 +391,11 @@ pub(crate) fn api_root(c: &AppCtx<'_>, rec: &TokenRecord) -> String {
 
 /// Refreshes now (for `verify`, after Zoom refused the stored token).
 pub(crate) fn force_refresh(c: &AppCtx<'_>, g: &Global) -> Result<(), CliError> {
-    if c.app.oauth.grant != GrantKind::AuthorizationCode {
-        return mint_and_store(c).map(|_| ());
-    }
-    valid_token(c, true, g).map(|_| ())
+    valid_token(c, true, g.quiet).map(|_| ())
 }
 
 /// Gets a valid token (refreshing if needed) for a loaded app.
-fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, Source), CliError> {
+fn valid_token(c: &AppCtx<'_>, force: bool, quiet: bool) -> Result<(TokenRecord, Source), CliError> {
     let store = StoreTokens {
         store: &c.store,
         key: token_key(&c.app.name),
@@ -395,15 +411,32 @@ fn valid_token(c: &AppCtx<'_>, force: bool, g: &Global) -> Result<(TokenRecord, 
             Err(EdgeError::Other(msg))
         }
     };
-    let quiet = g.quiet;
+    // Apps without a user get a new token from their own credentials,
+    // under the same lock and single flight as a refresh.
+    let mint = || match mint(c) {
+        Ok(set) => Ok(set),
+        Err(e) => {
+            let msg = e.message.clone();
+            *creds_error.borrow_mut() = Some(e);
+            Err(EdgeError::Other(msg))
+        }
+    };
+    let renew = Renew {
+        refresh: &refresh,
+        mint: (c.app.oauth.grant != GrantKind::AuthorizationCode).then_some(&mint as &dyn Fn() -> _),
+    };
     let name = c.app.name.clone();
     c.lifecycle
-        .token(&store, &now, force, &refresh, move || {
+        .token(&store, &now, force, &renew, move || {
             if !quiet {
                 eprintln!("waiting for another connapp process that is refreshing {name}...");
             }
         })
-        .map_err(|e| creds_error.take().unwrap_or_else(|| lifecycle_error(&c.app.name, e)))
+        .map_err(|e| {
+            creds_error
+                .take()
+                .unwrap_or_else(|| lifecycle_error(&c.app.name, c.platform.name == "zoom", e))
+        })
 }
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
@@ -414,7 +447,7 @@ pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
     if let Some(m) = a.margin {
         c.lifecycle.margin = m;
     }
-    let (rec, src) = valid_token(&c, false, g)?;
+    let (rec, src) = valid_token(&c, false, g.quiet)?;
     let mut out = std::io::stdout().lock();
     if a.json {
         drop(out);
@@ -424,7 +457,7 @@ pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
             token_type: "bearer",
             expires_at: rec.expires_at,
             expires_in: rec.expires_at.saturating_sub(now()),
-            scopes: &rec.scopes,
+            scopes: rec.scopes.as_deref(),
             api_url: rec.api_url.as_deref(),
             source: source_name(src),
         });
@@ -461,7 +494,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         if a.all && !g.quiet && !a.json {
             eprintln!("[{}/{total}] refreshing {name}", i + 1);
         }
-        let r = load(&reg, &decl, Some(name)).and_then(|c| valid_token(&c, true, g));
+        let r = load(&reg, &decl, Some(name)).and_then(|c| valid_token(&c, true, g.quiet));
         match r {
             Ok((rec, _)) => {
                 if !a.json && !g.quiet {
@@ -503,7 +536,8 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
 struct LoginJson<'a> {
     app: &'a str,
     grant_type: &'static str,
-    scopes: &'a [String],
+    /// What the provider said it granted; `null`: its answer did not say.
+    scopes: Option<&'a [String]>,
     expires_at: u64,
     refresh_token: bool,
     store: String,
@@ -555,7 +589,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
             };
             let template =
                 check_endpoint("login redirect", lr).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
-            if !g.quiet {
+            if !g.quiet && c.platform.name == "zoom" {
                 let who = a
                     .user_hint
                     .as_deref()
@@ -617,21 +651,24 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
         }
     };
     let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
-    let rec = TokenRecord::from_set(set, grant.as_str(), now(), &declared);
+    let rec = TokenRecord::from_set(set, grant.as_str(), now());
     let store = StoreTokens {
         store: &c.store,
         key: token_key(&name),
     };
     c.lifecycle
         .store_new(&store, &rec)
-        .map_err(|e| lifecycle_error(&name, e))?;
-    let missing: Vec<&String> = declared.iter().filter(|s| !rec.scopes.contains(s)).collect();
+        .map_err(|e| lifecycle_error(&name, c.platform.name == "zoom", e))?;
+    let missing: Vec<&String> = match &rec.scopes {
+        Some(granted) => declared.iter().filter(|s| !granted.contains(s)).collect(),
+        None => Vec::new(),
+    };
     let desc = c.store.describe().map(|d| d.location).unwrap_or_default();
     if a.json {
         return ctx::print_json(&LoginJson {
             app: &name,
             grant_type: grant.as_str(),
-            scopes: &rec.scopes,
+            scopes: rec.scopes.as_deref(),
             expires_at: rec.expires_at,
             refresh_token: rec.refresh_token.is_some(),
             store: desc,
@@ -639,9 +676,12 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     }
     if !g.quiet {
         println!(
-            "Logged in: {name} ({}), {} scopes, expires in {} min; stored in {}",
+            "Logged in: {name} ({}), {}, expires in {} min; stored in {}",
             grant.as_str(),
-            rec.scopes.len(),
+            match &rec.scopes {
+                Some(s) => format!("{} scopes granted", s.len()),
+                None => "granted scopes not reported by the provider".to_string(),
+            },
             rec.expires_at.saturating_sub(now()) / 60,
             desc
         );
@@ -663,10 +703,11 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     let name = c.app.name.clone();
     if !a.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(
-                CliError::failure("refusing to revoke without confirmation: standard input is not a terminal")
-                    .hint("pass --yes to confirm"),
-            );
+            return Err(CliError::with_code(
+                2,
+                "refusing to revoke without confirmation: standard input is not a terminal",
+            )
+            .hint("pass --yes to confirm"));
         }
         eprint!("Revoke the grant of {name} at the provider and forget its tokens? [y/N] ");
         let line = ctx::read_answer()?;
@@ -686,12 +727,24 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     let rec = TokenRecord::from_bytes(&bytes).map_err(CliError::failure)?;
     let creds = credentials(&c)?;
     let token = rec.refresh_token.as_ref().unwrap_or(&rec.access_token);
-    let result = c.rt.block_on(flows::revoke(&c.http, &c.provider, &creds, token));
-    match result {
-        Ok(()) => {}
-        // Already dead at the provider: forget it all the same.
-        Err(EdgeError::Rejected { ref error, .. }) if error == "invalid_request" || error == "invalid_grant" => {}
-        Err(e) => return Err(edge_error(&name, e)),
+    // RFC 7009 §2.2: 200 means revoked (or already unknown to the server);
+    // anything else is an error, and the tokens may well still work, so they
+    // are kept unless the user asks to forget them all the same.
+    if let Err(e) = c.rt.block_on(flows::revoke(&c.http, &c.provider, &creds, token)) {
+        if !a.forget {
+            let err = edge_error(&name, e);
+            let kept = format!(
+                "the tokens of {name} are kept, since the provider may still honour them; fix what it said and run `connapp revoke` again, or `connapp revoke --forget --yes` to remove them here anyway"
+            );
+            let hint = match &err.hint {
+                Some(h) => format!("{h}; {kept}"),
+                None => kept,
+            };
+            return Err(err.hint(hint));
+        }
+        eprintln!(
+            "warning: the provider did not revoke the grant of {name} ({e}); forgetting its tokens here as asked (--forget), but they may stay valid at the provider until they expire"
+        );
     }
     c.store
         .delete(&token_key(&name), Expected::Version(version))
@@ -715,7 +768,8 @@ struct StatusApp {
     expires_in_secs: Option<i64>,
     refresh_token: bool,
     declared_scopes: Vec<String>,
-    granted_scopes: Vec<String>,
+    /// What the provider said it granted; `null`: not logged in, or its answer did not say.
+    granted_scopes: Option<Vec<String>>,
     missing_scopes: Vec<String>,
     extra_scopes: Vec<String>,
     error: Option<String>,
@@ -742,7 +796,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             expires_in_secs: None,
             refresh_token: false,
             declared_scopes: declared.clone(),
-            granted_scopes: vec![],
+            granted_scopes: None,
             missing_scopes: vec![],
             extra_scopes: vec![],
             error: None,
@@ -755,8 +809,10 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
                     s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));
                     s.expires_in_secs = Some(rec.expires_at as i64 - t as i64);
                     s.refresh_token = rec.refresh_token.is_some();
-                    s.missing_scopes = declared.iter().filter(|x| !rec.scopes.contains(x)).cloned().collect();
-                    s.extra_scopes = rec.scopes.iter().filter(|x| !declared.contains(x)).cloned().collect();
+                    if let Some(granted) = &rec.scopes {
+                        s.missing_scopes = declared.iter().filter(|x| !granted.contains(x)).cloned().collect();
+                        s.extra_scopes = granted.iter().filter(|x| !declared.contains(x)).cloned().collect();
+                    }
                     s.granted_scopes = rec.scopes.clone();
                 }
                 Err(e) => s.error = Some(e),
@@ -784,6 +840,8 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         };
         let scopes = if !s.logged_in {
             format!("{} declared", s.declared_scopes.len())
+        } else if s.granted_scopes.is_none() {
+            "not reported".into()
         } else if s.missing_scopes.is_empty() {
             format!("{}/{} ok", s.declared_scopes.len(), s.declared_scopes.len())
         } else {

@@ -316,6 +316,8 @@ fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRe
         ("{to}".into(), ymd(now)),
     ];
     let mut saw_124 = false;
+    // `None`: the provider's answer did not say what it granted.
+    let granted = |scope: &str| rec.scopes.as_ref().map(|g| g.iter().any(|x| x == scope));
     for s in &c.app.scopes {
         let Some(p) = known.iter().find(|k| k.scope == s.scope) else {
             checks.push(
@@ -323,16 +325,16 @@ fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRe
                     "scope",
                     &s.scope,
                     "",
-                    if rec.scopes.contains(&s.scope) {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Fail
+                    match granted(&s.scope) {
+                        Some(true) => Outcome::Ok,
+                        Some(false) => Outcome::Fail,
+                        None => Outcome::Skip,
                     },
                 )
-                .detail(if rec.scopes.contains(&s.scope) {
-                    "granted (no preset probe for this scope)"
-                } else {
-                    "not granted, and no preset probe for this scope"
+                .detail(match granted(&s.scope) {
+                    Some(true) => "granted (no preset probe for this scope)",
+                    Some(false) => "not granted, and no preset probe for this scope",
+                    None => "the provider did not report the granted scopes, and no preset probe for this scope",
                 }),
             );
             continue;
@@ -362,12 +364,13 @@ fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRe
         match c.rt.block_on(api.get(&path, &query)) {
             Ok(body) => {
                 learn(&body, &mut vars);
-                let granted = rec.scopes.contains(&s.scope);
-                checks.push(row("scope", &s.scope, &endpoint, Outcome::Ok).detail(if granted {
-                    "granted, and the call succeeded"
-                } else {
-                    "the call succeeded through an alternative scope"
-                }));
+                checks.push(
+                    row("scope", &s.scope, &endpoint, Outcome::Ok).detail(match granted(&s.scope) {
+                        Some(true) => "granted, and the call succeeded",
+                        Some(false) => "the call succeeded through an alternative scope",
+                        None => "the call succeeded (the provider did not report the granted scopes)",
+                    }),
+                );
             }
             Err(e) => {
                 saw_124 |= e.code() == Some(124);
@@ -699,7 +702,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                 .scopes
                 .iter()
                 .map(|s| s.scope.as_str())
-                .filter(|s| !rec.scopes.iter().any(|g| g == s))
+                .filter(|s| rec.scopes.as_ref().is_some_and(|g| !g.iter().any(|x| x == s)))
                 .collect();
             let r = row(
                 "grant",
@@ -707,7 +710,9 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                 "",
                 if missing.is_empty() { Outcome::Ok } else { Outcome::Fail },
             );
-            checks.push(if missing.is_empty() {
+            checks.push(if rec.scopes.is_none() {
+                r.detail("the provider did not report which scopes it granted; the probes below decide")
+            } else if missing.is_empty() {
                 r.detail(format!("{} of {} declared scopes granted", app.scopes.len(), app.scopes.len()))
             } else {
                 r.detail(format!("the grant lacks {}", missing.join(", "))).fix(format!(

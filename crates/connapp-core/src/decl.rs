@@ -127,6 +127,7 @@ struct RawOAuth {
     client_auth: Option<Spanned<String>>,
     pkce: Option<Spanned<bool>>,
     account_id: Option<Spanned<String>>,
+    authorize_params: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +173,7 @@ const OAUTH_FIELDS: &[&str] = &[
     "client_auth",
     "pkce",
     "account_id",
+    "authorize_params",
 ];
 const TARGET_FIELDS: &[&str] = &[
     "kind",
@@ -1082,6 +1084,78 @@ fn same_ignoring_port(a: &str, b: &str) -> bool {
     }
 }
 
+/// Authorize parameters connapp sets itself, or that would put a secret in
+/// a URL the browser shows and logs: never from the declaration.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "client_secret",
+    "redirect_uri",
+    "state",
+    "scope",
+    "code",
+    "code_challenge",
+    "code_challenge_method",
+    "code_verifier",
+    "grant_type",
+    "refresh_token",
+    "access_token",
+    "password",
+    "assertion",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+/// Extra authorize parameters (`prompt`, `access_type`, `audience`,
+/// `resource`, ...): RFC 6749 parameter names, printable values.
+fn check_authorize_params(cx: &mut Ctx<'_>, field: &str, params: &BTreeMap<String, Spanned<String>>, o: &mut OAuth) {
+    for (name, value) in params {
+        let at = format!("{field}.{name}");
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_AUTHORIZE_PARAMS.contains(&lower.as_str()) || lower.contains("secret") {
+            let fix = if lower == "scope" {
+                "declare scopes in the app's `scopes` list (e.g. \"offline_access\"); connapp sends them"
+            } else {
+                "remove it: connapp sets this parameter itself, or it would put a secret into the authorize URL"
+            };
+            cx.err(
+                value.span(),
+                &at,
+                "oauth-authorize-param",
+                format!("{name:?} cannot be an extra authorize parameter"),
+                fix,
+            );
+            continue;
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            cx.err(
+                value.span(),
+                &at,
+                "oauth-authorize-param",
+                format!("{name:?} is not a parameter name (letters, digits, `_`, `-`, `.`)"),
+                "use the name the provider documents, e.g. prompt, access_type, audience, resource",
+            );
+            continue;
+        }
+        let v = value.get_ref();
+        if v.chars().any(char::is_control) || v.len() > 2048 {
+            cx.err(
+                value.span(),
+                &at,
+                "oauth-authorize-param",
+                "the value has control characters or is longer than 2048 bytes",
+                "use the value the provider documents (it is URL-encoded by connapp)",
+            );
+            continue;
+        }
+        o.authorize_params.push((name.clone(), v.clone()));
+    }
+}
+
 fn check_oauth(
     cx: &mut Ctx<'_>,
     app: &str,
@@ -1172,6 +1246,9 @@ fn check_oauth(
     }
     if let Some(p) = &r.pkce {
         o.pkce = *p.get_ref();
+    }
+    if let Some(params) = &r.authorize_params {
+        check_authorize_params(cx, &f("authorize_params"), params.get_ref(), &mut o);
     }
     if let Some(a) = &r.account_id {
         let v = a.get_ref();

@@ -175,6 +175,10 @@ pub struct OAuth {
     pub pkce: bool,
     /// Zoom account id (account_credentials).
     pub account_id: Option<String>,
+    /// Extra parameters sent to the authorization endpoint (e.g. `prompt`,
+    /// `access_type`, `audience`), validated: never one connapp sets itself
+    /// or one that carries a secret.
+    pub authorize_params: Vec<(String, String)>,
 }
 
 impl Default for OAuth {
@@ -190,6 +194,7 @@ impl Default for OAuth {
             client_auth: None,
             pkce: true,
             account_id: None,
+            authorize_params: Vec::new(),
         }
     }
 }
@@ -384,16 +389,44 @@ impl SecretKind {
         let Ok(text) = std::str::from_utf8(value) else {
             return Err(format!("the {} is not valid UTF-8 text", self.label()));
         };
-        // Passwords may hold spaces; identifiers and generated secrets never do.
-        let spaces_ok = self == SecretKind::InstancePassword;
-        if text
-            .chars()
-            .any(|c| c.is_control() || (c.is_whitespace() && !spaces_ok))
-        {
-            return Err(format!(
-                "the {} contains whitespace or control characters; copy it again without spaces or line breaks",
-                self.label()
-            ));
+        match self {
+            // RFC 6749 Appendix A: client_id and client_secret are *VSCHAR,
+            // printable ASCII from space to `~`. A space is allowed; a line
+            // break, a tab or a non-ASCII character cannot be part of one.
+            SecretKind::ClientId
+            | SecretKind::ClientSecret
+            | SecretKind::InstanceClientId
+            | SecretKind::InstanceClientSecret => {
+                if let Some(c) = text.chars().find(|c| !(' '..='~').contains(c)) {
+                    let what = if c.is_control() {
+                        "a control character (a line break or tab?)"
+                    } else {
+                        "a character outside printable ASCII"
+                    };
+                    return Err(format!(
+                        "the {} contains {what}, which OAuth 2.0 client credentials cannot hold (RFC 6749 allows printable ASCII, space to ~); copy it again",
+                        self.label()
+                    ));
+                }
+            }
+            // A password may hold anything printable.
+            SecretKind::InstancePassword => {
+                if text.chars().any(char::is_control) {
+                    return Err(format!(
+                        "the {} contains control characters (a line break?); copy it again",
+                        self.label()
+                    ));
+                }
+            }
+            // Values Zoom and ServiceNow generate: never whitespace.
+            SecretKind::SecretToken | SecretKind::AppId | SecretKind::InstanceUser => {
+                if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                    return Err(format!(
+                        "the {} contains whitespace or control characters, which the values Zoom and ServiceNow generate never do; copy it again without spaces or line breaks",
+                        self.label()
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -416,9 +449,14 @@ mod tests {
     #[test]
     fn secret_values_are_checked_without_echoing_them() {
         let err = SecretKind::ClientSecret
-            .check_value(b"abc def")
-            .expect_err("has a space");
+            .check_value(b"abc\ndef")
+            .expect_err("has a line break");
         assert!(!err.contains("abc"));
+        assert!(err.contains("RFC 6749"), "{err}");
+        // OAuth allows spaces and every printable ASCII character in a client secret.
+        assert!(SecretKind::ClientSecret.check_value(b"a b+/=%~!").is_ok());
+        assert!(SecretKind::ClientSecret.check_value("\u{e9}".as_bytes()).is_err());
+        assert!(SecretKind::SecretToken.check_value(b"abc def").is_err());
         assert!(SecretKind::ClientId.check_value(b"").is_err());
         assert!(SecretKind::ClientId.check_value(b"AbC123_x").is_ok());
         assert!(SecretKind::ClientId.check_value(&[0xff, 0xfe]).is_err());

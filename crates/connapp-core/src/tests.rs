@@ -260,3 +260,44 @@ fn management_app_webhook_and_optional_scopes_are_modelled() {
     assert_eq!(mgr.oauth.grant, crate::GrantKind::AccountCredentials);
     assert!(mgr.redirect_url.is_none());
 }
+
+#[test]
+fn extra_authorize_params_are_kept_and_reserved_ones_refused() {
+    let base = "version = 1\n[store]\nkind = \"file\"\n[apps.gen]\ndisplay_name = \"Generic\"\nplatform = \"generic\"\nredirect_url = \"http://127.0.0.1/cb\"\nallow_list = [\"http://127.0.0.1/cb\"]\nscopes = [\"openid\", \"offline_access\"]\n[apps.gen.oauth]\nauthorize_url = \"https://id.example/auth\"\ntoken_url = \"https://id.example/token\"\n";
+    let good = format!(
+        "{base}authorize_params = {{ prompt = \"consent\", access_type = \"offline\", audience = \"https://api.example\" }}\n"
+    );
+    let r = check("t.toml", &good, &catalog());
+    let d = r.declaration.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    let mut params = d.apps[0].oauth.authorize_params.clone();
+    params.sort();
+    assert_eq!(
+        params,
+        vec![
+            ("access_type".to_string(), "offline".to_string()),
+            ("audience".to_string(), "https://api.example".to_string()),
+            ("prompt".to_string(), "consent".to_string()),
+        ]
+    );
+    for bad in [
+        "client_secret = \"x\"",
+        "code_verifier = \"x\"",
+        "redirect_uri = \"x\"",
+        "state = \"x\"",
+        "scope = \"openid\"",
+        "my_secret_thing = \"x\"",
+        "\"bad name\" = \"x\"",
+        "prompt = \"a\\nb\"",
+    ] {
+        let text = format!("{base}authorize_params = {{ {bad} }}\n");
+        let r = check("t.toml", &text, &catalog());
+        assert!(r.declaration.is_none(), "{bad}");
+        let d = r
+            .diagnostics
+            .iter()
+            .find(|d| d.rule == "oauth-authorize-param")
+            .unwrap_or_else(|| panic!("{bad}: {:?}", r.diagnostics));
+        assert!(d.field.starts_with("apps.gen.oauth.authorize_params."), "{}", d.field);
+        assert!(!d.fix.is_empty());
+    }
+}

@@ -12,6 +12,7 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
+use zeroize::Zeroizing;
 
 use crate::{EdgeError, check_endpoint, send};
 
@@ -184,26 +185,84 @@ fn to_set(r: Response) -> TokenSet {
     }
 }
 
-fn map_err(endpoint: &'static str, e: RequestTokenError<EdgeError, ProviderError>) -> EdgeError {
+/// Maps the oauth2 crate's error, naming the HTTP status that really came
+/// back (the crate's error does not carry it; [`Recorder`] does).
+fn map_err(endpoint: &'static str, status: u16, e: RequestTokenError<EdgeError, ProviderError>) -> EdgeError {
+    let ok = (200..300).contains(&status);
     match e {
         RequestTokenError::ServerResponse(p) => EdgeError::Rejected {
             endpoint,
-            status: 400,
+            status,
             error: p.error,
             reason: p.reason.or(p.error_description),
         },
         RequestTokenError::Request(e) => e,
         RequestTokenError::Parse(e, _body) => EdgeError::BadResponse {
             endpoint,
-            status: 200,
-            detail: format!("not a token response ({})", e.inner()),
+            status,
+            detail: if ok {
+                format!("not a token response ({})", e.inner())
+            } else {
+                "not an OAuth error response".into()
+            },
         },
         RequestTokenError::Other(s) => EdgeError::BadResponse {
             endpoint,
-            status: 0,
-            detail: s,
+            status,
+            detail: if s.contains("empty error response") {
+                "an empty body".into()
+            } else {
+                s
+            },
         },
     }
+}
+
+/// The transport the oauth2 crate's requests go through: connapp's HTTP
+/// policy ([`send`]), remembering the status of the answer for the error.
+struct Recorder<'a> {
+    http: &'a reqwest::Client,
+    status: std::sync::atomic::AtomicU16,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(http: &'a reqwest::Client) -> Self {
+        Recorder {
+            http,
+            status: std::sync::atomic::AtomicU16::new(0),
+        }
+    }
+    async fn send(&self, r: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, EdgeError> {
+        let resp = send(self.http, r).await?;
+        self.status
+            .store(resp.status().as_u16(), std::sync::atomic::Ordering::Relaxed);
+        Ok(resp)
+    }
+    fn finish(
+        &self,
+        endpoint: &'static str,
+        r: Result<Response, RequestTokenError<EdgeError, ProviderError>>,
+    ) -> Result<TokenSet, EdgeError> {
+        let status = self.status.load(std::sync::atomic::Ordering::Relaxed);
+        r.map(to_set).map_err(|e| map_err(endpoint, status, e))
+    }
+}
+
+/// RFC 6749 §2.3.1: the client id and secret are each
+/// `application/x-www-form-urlencoded` before they are joined with `:` and
+/// base64-encoded. The oauth2 crate does the same for the requests it
+/// sends; every request connapp sends itself uses this (a test compares
+/// the two headers byte for byte).
+pub fn basic_authorization(c: &Credentials) -> String {
+    use base64::Engine;
+    let id: String = form_urlencoded::byte_serialize(c.client_id.as_bytes()).collect();
+    let secret =
+        Zeroizing::new(form_urlencoded::byte_serialize(c.client_secret.expose_secret().as_bytes()).collect::<String>());
+    let joined = Zeroizing::new(format!("{id}:{}", secret.as_str()));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(joined.as_bytes())
+    )
 }
 
 /// A prepared consent: the URL to open, the `state` to expect back, the PKCE verifier.
@@ -262,11 +321,10 @@ pub async fn exchange_code(
     if let Some(v) = verifier {
         req = req.set_pkce_verifier(v);
     }
-    let caller = |r| send(http, r);
-    req.request_async(&caller)
-        .await
-        .map(to_set)
-        .map_err(|e| map_err("token endpoint", e))
+    let rec = Recorder::new(http);
+    let caller = |r| rec.send(r);
+    let r = req.request_async(&caller).await;
+    rec.finish("token endpoint", r)
 }
 
 /// Refreshes: returns the new tokens (the old refresh token is dead at Zoom).
@@ -281,24 +339,27 @@ pub async fn refresh(
     let req = cl
         .exchange_refresh_token(&rt)
         .map_err(|e| EdgeError::Other(e.to_string()))?;
-    let caller = |r| send(http, r);
-    req.request_async(&caller)
-        .await
-        .map(to_set)
-        .map_err(|e| map_err("token endpoint", e))
+    let rec = Recorder::new(http);
+    let caller = |r| rec.send(r);
+    let r = req.request_async(&caller).await;
+    rec.finish("token endpoint", r)
 }
 
-/// The client-credentials grant.
+/// The client-credentials grant. The declared scopes are sent as `scope`
+/// where the platform sends scopes (RFC 6749 §4.4.2); what the provider
+/// granted is what its answer says, never the request.
 pub async fn client_credentials(http: &reqwest::Client, p: &Provider, c: &Credentials) -> Result<TokenSet, EdgeError> {
     let cl = client(p, c, None)?;
-    let req = cl
+    let mut req = cl
         .exchange_client_credentials()
         .map_err(|e| EdgeError::Other(e.to_string()))?;
-    let caller = |r| send(http, r);
-    req.request_async(&caller)
-        .await
-        .map(to_set)
-        .map_err(|e| map_err("token endpoint", e))
+    if p.send_scopes {
+        req = req.add_scopes(p.scopes.iter().map(|s| Scope::new(s.clone())));
+    }
+    let rec = Recorder::new(http);
+    let caller = |r| rec.send(r);
+    let r = req.request_async(&caller).await;
+    rec.finish("token endpoint", r)
 }
 
 /// A token endpoint's answer (`status`, `Content-Type`, body) as connapp
@@ -338,7 +399,7 @@ pub fn parse_token_answer(status: u16, content_type: Option<&str>, body: &[u8]) 
     let fut = std::pin::pin!(req.request_async(&caller));
     let mut cx = Context::from_waker(Waker::noop());
     match fut.poll(&mut cx) {
-        Poll::Ready(r) => r.map(to_set).map_err(|e| map_err("token endpoint", e)),
+        Poll::Ready(r) => r.map(to_set).map_err(|e| map_err("token endpoint", status, e)),
         Poll::Pending => Err(bad("the answer did not resolve at once".into())),
     }
 }
@@ -357,7 +418,7 @@ async fn post_form(
 ) -> Result<(u16, Vec<u8>), EdgeError> {
     let mut rb = http.post(url.clone());
     match p.client_auth {
-        ClientAuth::Basic => rb = rb.basic_auth(&c.client_id, Some(c.client_secret.expose_secret())),
+        ClientAuth::Basic => rb = rb.header(http::header::AUTHORIZATION, basic_authorization(c)),
         ClientAuth::Body => {
             form.push(("client_id", c.client_id.clone()));
             form.push(("client_secret", c.client_secret.expose_secret().to_string()));
@@ -426,4 +487,91 @@ pub async fn revoke(
     let form = vec![("token", token.expose_secret().to_string())];
     post_form(http, p, c, url, "revoke endpoint", form, &[200, 204]).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Authorization header the oauth2 crate sends for `c`.
+    fn oauth2_header(c: &Credentials) -> String {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let p = Provider::new(None, "https://token.example/", None, ClientAuth::Basic, false).expect("provider");
+        let cl = client(&p, c, None).expect("client");
+        let seen = std::cell::RefCell::new(String::new());
+        let caller = |req: oauth2::HttpRequest| {
+            *seen.borrow_mut() = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            async {
+                http::Response::builder()
+                    .status(400)
+                    .body(b"{\"error\":\"x\"}".to_vec())
+                    .map_err(|e| EdgeError::Other(e.to_string()))
+            }
+        };
+        let req = cl.exchange_client_credentials().expect("request");
+        {
+            let fut = std::pin::pin!(req.request_async(&caller));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(matches!(fut.poll(&mut cx), Poll::Ready(_)));
+        }
+        seen.borrow().clone()
+    }
+
+    /// RFC 6749 §2.3.1: one encoding for every request connapp makes, the
+    /// same bytes as the oauth2 crate's, for secrets with reserved characters.
+    #[test]
+    fn basic_authentication_is_form_encoded_like_the_oauth2_crate() {
+        for (id, secret) in [
+            ("plain", "secret"),
+            ("id with space", "a+b/c=d%e f:g&h"),
+            ("ü:id", "ümlaut~!*'()"),
+        ] {
+            let c = Credentials {
+                client_id: id.into(),
+                client_secret: SecretString::from(secret.to_string()),
+            };
+            assert_eq!(basic_authorization(&c), oauth2_header(&c), "{id}");
+        }
+        let c = Credentials {
+            client_id: "id".into(),
+            client_secret: SecretString::from("a+b".to_string()),
+        };
+        // base64("id:a%2Bb")
+        assert_eq!(basic_authorization(&c), "Basic aWQ6YSUyQmI=");
+    }
+
+    /// The status in an error is the status that came back.
+    #[test]
+    fn errors_name_the_status_that_came_back() {
+        let status = |r: Result<TokenSet, EdgeError>| match r {
+            Err(EdgeError::BadResponse { status, .. } | EdgeError::Rejected { status, .. }) => status,
+            other => panic!("{other:?}"),
+        };
+        let html = b"<html>oops</html>".as_slice();
+        assert_eq!(status(parse_token_answer(500, Some("text/html"), html)), 500);
+        assert_eq!(status(parse_token_answer(200, Some("text/html"), html)), 200);
+        assert_eq!(status(parse_token_answer(200, Some("application/json"), b"")), 200);
+        assert_eq!(status(parse_token_answer(502, None, b"")), 502);
+        let e = parse_token_answer(401, Some("application/json"), br#"{"error":"invalid_client"}"#).expect_err("401");
+        assert!(
+            matches!(e, EdgeError::Rejected { status: 401, ref error, .. } if error == "invalid_client"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("invalid_client"), "{e}");
+        let e = parse_token_answer(503, Some("text/html"), html).expect_err("503");
+        assert!(e.to_string().contains("HTTP 503"), "{e}");
+        let ok = parse_token_answer(
+            200,
+            Some("application/json"),
+            br#"{"access_token":"AT","token_type":"bearer","expires_in":60,"scope":"a b"}"#,
+        )
+        .expect("token");
+        assert_eq!(ok.scopes.as_deref(), Some(&["a".to_string(), "b".to_string()][..]));
+    }
 }

@@ -3,15 +3,24 @@
 //! 1. Single flight inside a process (a mutex per app) and a lock across
 //!    processes (an exclusive lock on `<lock_dir>/<app>.lock`).
 //! 2. After taking the lock, re-read: someone else may have refreshed.
-//! 3. The refresh response is made durable first: a journal file (0600,
-//!    atomic, fsync'd) is written before the store is touched, then the store
-//!    record is replaced with compare-and-swap, then the journal is removed.
-//!    A journal left behind (crash, store failure) is replayed by the next
-//!    run before anything else.
+//! 3. The answer is made durable first: the new record is sealed
+//!    (XChaCha20-Poly1305 under the app's journal key) and written to a
+//!    journal file of its own (0600, created exclusively, fsync'd, the
+//!    directory fsync'd) before anything else is done with it; then the
+//!    store record is replaced with compare-and-swap; then the journal file
+//!    is removed. Any journal left behind (a crash, a failed store write) is
+//!    replayed by the next run before anything else: every journal file of
+//!    the app that decrypts is a complete answer, the newest wins, and all of
+//!    them — torn ones included — are removed.
+//! 4. No token is ever on disk in plaintext: the journal key is a random
+//!    32-byte key kept in the store itself next to the tokens (created on
+//!    first use) and read, under the lock, before the request whose answer
+//!    it will seal — so it is at hand exactly when the store write fails.
 //!
 //! The one window no client can close is between the provider rotating the
-//! token and the journal reaching the disk (the response in flight): a crash
-//! exactly there loses the new refresh token.
+//! token and the sealed journal reaching the disk (the response in flight,
+//! the parse and the fsync): a crash exactly there loses the new refresh
+//! token.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +46,88 @@ pub trait TokenStore {
     /// Writes if the current version is `expected` (`None`: must be absent);
     /// returns the new version. `Err(None)` means a compare-and-swap conflict.
     fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>>;
+    /// The app's journal key, 32 random bytes kept in the store (created on
+    /// first use, with compare-and-swap so concurrent creators agree).
+    fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String>;
+}
+
+/// The journal file's first bytes; the rest is nonce and sealed record.
+const JOURNAL_MAGIC: &[u8; 8] = b"CAJRNL01";
+const NONCE_LEN: usize = 24;
+/// A journal holds one token answer: a few KiB.
+const MAX_JOURNAL_BYTES: u64 = 1 << 20;
+
+/// A 32-byte key from the system's randomness.
+pub fn new_journal_key() -> Result<Zeroizing<Vec<u8>>, String> {
+    let mut k = Zeroizing::new(vec![0u8; 32]);
+    getrandom::fill(&mut k).map_err(|e| format!("no system randomness: {e}"))?;
+    Ok(k)
+}
+
+fn cipher(key: &[u8]) -> Result<chacha20poly1305::XChaCha20Poly1305, LifecycleError> {
+    use chacha20poly1305::KeyInit;
+    chacha20poly1305::XChaCha20Poly1305::new_from_slice(key)
+        .map_err(|_| LifecycleError::Store("the journal key in the store is not 32 bytes".into()))
+}
+
+fn journal_aad(app: &str) -> Vec<u8> {
+    let mut aad = JOURNAL_MAGIC.to_vec();
+    aad.extend_from_slice(app.as_bytes());
+    aad
+}
+
+/// Seals `plain` for `app`: magic, nonce, ciphertext with its tag.
+fn seal(app: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>, LifecycleError> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce).map_err(|e| LifecycleError::Local(format!("no system randomness: {e}")))?;
+    let ct = cipher(key)?
+        .encrypt(
+            &chacha20poly1305::XNonce::from(nonce),
+            Payload {
+                msg: plain,
+                aad: &journal_aad(app),
+            },
+        )
+        .map_err(|_| LifecycleError::Local("cannot seal the journal".into()))?;
+    let mut out = Vec::with_capacity(JOURNAL_MAGIC.len() + NONCE_LEN + ct.len());
+    out.extend_from_slice(JOURNAL_MAGIC);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Opens a sealed journal; `None` for anything incomplete, altered or
+/// sealed under another key.
+fn open_sealed(app: &str, key: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    use chacha20poly1305::aead::{Aead, Payload};
+    let rest = bytes.strip_prefix(JOURNAL_MAGIC.as_slice())?;
+    if rest.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, ct) = rest.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+    cipher(key)
+        .ok()?
+        .decrypt(
+            &chacha20poly1305::XNonce::from(nonce),
+            Payload {
+                msg: ct,
+                aad: &journal_aad(app),
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+/// `base\nrecord`: the store version the record replaces, and the record.
+fn parse_plain(plain: &[u8]) -> Option<(Option<u64>, TokenRecord)> {
+    let nl = plain.iter().position(|b| *b == b'\n')?;
+    let base = std::str::from_utf8(&plain[..nl])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok());
+    let rec = TokenRecord::from_bytes(&plain[nl + 1..]).ok()?;
+    Some((base, rec))
 }
 
 /// Why a token could not be had.
@@ -48,11 +139,16 @@ pub enum LifecycleError {
         /// The app.
         app: String,
     },
-    /// The stored grant has no refresh token (server-to-server, client credentials).
-    #[error("the token of {app} expired and its grant has no refresh token")]
+    /// The stored token is (about to be) unusable and the grant has no
+    /// refresh token, nor can connapp mint one without a user.
+    #[error("the token of {app} {} and its grant has no refresh token", when(*expires_at, *now))]
     NoRefreshToken {
         /// The app.
         app: String,
+        /// When the stored access token expires.
+        expires_at: u64,
+        /// Now.
+        now: u64,
     },
     /// The provider refused the refresh token.
     #[error("the provider refused the refresh token of {app}: {source}")]
@@ -81,6 +177,24 @@ pub enum LifecycleError {
     },
 }
 
+/// "expired 30 s ago" or "expires in 20 s" (inside the refresh margin).
+fn when(expires_at: u64, now: u64) -> String {
+    if expires_at <= now {
+        format!("expired {} s ago", now - expires_at)
+    } else {
+        format!("expires in {} s", expires_at - now)
+    }
+}
+
+/// How a stale token is renewed.
+pub struct Renew<'a> {
+    /// With the stored refresh token (authorization-code grants).
+    pub refresh: &'a dyn Fn(&SecretString) -> Result<TokenSet, EdgeError>,
+    /// With the client's own credentials, no user (client credentials,
+    /// Zoom's account credentials); `None` for grants that need a user.
+    pub mint: Option<&'a dyn Fn() -> Result<TokenSet, EdgeError>>,
+}
+
 /// Where the lifecycle keeps its local files and how it behaves.
 #[derive(Clone, Debug)]
 pub struct Lifecycle {
@@ -94,6 +208,8 @@ pub struct Lifecycle {
     pub margin: u64,
     /// Give up waiting for another process's lock after this long.
     pub lock_timeout: Duration,
+    /// The grant type recorded for tokens minted without a user.
+    pub grant_type: String,
 }
 
 /// What [`Lifecycle::token`] did.
@@ -105,6 +221,8 @@ pub enum Source {
     RefreshedElsewhere,
     /// This call refreshed.
     Refreshed,
+    /// This call obtained a new token with the client's credentials.
+    Minted,
     /// A journal from an interrupted run was replayed.
     Replayed,
 }
@@ -121,9 +239,19 @@ fn process_lock(app: &str) -> &'static Mutex<()> {
         .or_insert_with(|| Box::leak(Box::new(Mutex::new(()))))
 }
 
-/// Test builds only: kills the process at a named point (`CONNAPP_FAULT`).
+/// Test builds only: kills the process at a named point (`CONNAPP_FAULT`);
+/// with `CONNAPP_FAULT_SLOW=MS`, lingers MS milliseconds at every point, so
+/// that kills at random moments land in each phase of a refresh (journal
+/// durable but store not written, store written but journal not removed)
+/// and not only in the start-up that dominates a run.
 #[cfg(feature = "fault-injection")]
 pub fn fault(point: &str) {
+    if let Some(ms) = std::env::var("CONNAPP_FAULT_SLOW")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     if std::env::var("CONNAPP_FAULT").is_ok_and(|p| p == point) {
         // SAFETY: sending SIGKILL to ourselves; nothing after this runs.
         unsafe {
@@ -131,6 +259,22 @@ pub fn fault(point: &str) {
         }
     }
 }
+
+/// Test builds only: appends a line to `$CONNAPP_TRACE_DURABLE` once a
+/// journal is durable, so a kill test knows the new token reached the disk.
+#[cfg(feature = "fault-injection")]
+fn durable_marker() {
+    if let Some(p) = std::env::var_os("CONNAPP_TRACE_DURABLE")
+        && let Ok(mut f) = OpenOptions::new().create(true).append(true).open(p)
+    {
+        let _ = f.write_all(b"durable\n");
+        let _ = f.sync_all();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+fn durable_marker() {}
 
 /// Release builds: no fault points.
 #[cfg(not(feature = "fault-injection"))]
@@ -163,8 +307,26 @@ impl Lifecycle {
         self.lock_dir.join(format!("{}.lock", self.app))
     }
 
-    fn journal_path(&self) -> PathBuf {
-        self.journal_dir.join(format!("{}.journal", self.app))
+    /// Every journal file of the app: sealed ones (`APP.journal.PID-N`) and
+    /// those of older connapp versions (`APP.journal`, `.APP.journal.tmp.PID`).
+    fn journal_files(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(&self.journal_dir) else {
+            return Vec::new();
+        };
+        let exact = format!("{}.journal", self.app);
+        let sealed = format!("{}.journal.", self.app);
+        let legacy_tmp = format!(".{}.journal.tmp.", self.app);
+        let mut v: Vec<PathBuf> = rd
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n == exact || n.starts_with(&sealed) || n.starts_with(&legacy_tmp)
+            })
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
     }
 
     /// Takes the in-process and the cross-process lock of the app.
@@ -222,57 +384,69 @@ impl Lifecycle {
         }
     }
 
-    fn write_journal(&self, base: Option<u64>, rec: &TokenRecord) -> Result<(), LifecycleError> {
+    /// Seals `rec` (replacing store version `base`) into a journal file of
+    /// its own and makes it durable; returns the file.
+    fn write_journal(&self, key: &[u8], base: Option<u64>, rec: &TokenRecord) -> Result<PathBuf, LifecycleError> {
         private_dir(&self.journal_dir)?;
-        let path = self.journal_path();
-        let tmp = self
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self
             .journal_dir
-            .join(format!(".{}.journal.tmp.{}", self.app, std::process::id()));
+            .join(format!("{}.journal.{}-{n}", self.app, std::process::id()));
         let body = rec.to_bytes();
-        let mut out = Zeroizing::new(Vec::with_capacity(body.len() + 32));
-        out.extend_from_slice(format!("{}\n", base.map_or("-".to_string(), |v| v.to_string())).as_bytes());
-        out.extend_from_slice(&body);
-        tracing::debug!(journal = %path.display(), "journaling the new tokens before the store write");
+        let mut plain = Zeroizing::new(Vec::with_capacity(body.len() + 32));
+        plain.extend_from_slice(format!("{}\n", base.map_or("-".to_string(), |v| v.to_string())).as_bytes());
+        plain.extend_from_slice(&body);
+        let sealed = seal(&self.app, key, &plain)?;
+        tracing::debug!(journal = %path.display(), "journaling the new tokens (sealed) before the store write");
         let res = (|| {
             let mut opts = OpenOptions::new();
-            opts.create(true).write(true).truncate(true);
+            opts.create_new(true).write(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt;
                 opts.mode(0o600);
             }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&out)?;
+            let mut f = opts.open(&path)?;
+            f.write_all(&sealed)?;
             f.sync_all()?;
-            fs::rename(&tmp, &path)?;
             File::open(&self.journal_dir)?.sync_all()
         })();
-        res.map_err(|e| LifecycleError::Local(format!("cannot write the journal {}: {e}", path.display())))
+        res.map_err(|e| LifecycleError::Local(format!("cannot write the journal {}: {e}", path.display())))?;
+        durable_marker();
+        Ok(path)
     }
 
-    fn read_journal(&self) -> Result<Option<(Option<u64>, TokenRecord)>, LifecycleError> {
-        let path = self.journal_path();
-        // A journal holds one token answer: a few KiB.
-        let bytes = match connapp_plugin_api::bounded::read_file("the journal", &path, 1 << 20) {
-            Ok(b) => Zeroizing::new(b),
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => return Ok(None),
-            Err(e) => return Err(LifecycleError::Local(e.to_string())),
-        };
-        let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
-            return Err(LifecycleError::Local(format!(
-                "{} is damaged; remove it",
-                path.display()
-            )));
-        };
-        let base = std::str::from_utf8(&bytes[..nl])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok());
-        let rec = TokenRecord::from_bytes(&bytes[nl + 1..]).map_err(LifecycleError::Local)?;
-        Ok(Some((base, rec)))
+    /// The newest complete journal among the app's journal files (sealed
+    /// under `key`, or a legacy plaintext one), if any.
+    fn read_journals(&self, key: &[u8], files: &[PathBuf]) -> Option<(Option<u64>, TokenRecord)> {
+        let mut best: Option<(Option<u64>, TokenRecord)> = None;
+        for path in files {
+            let Ok(bytes) = connapp_plugin_api::bounded::read_file("the journal", path, MAX_JOURNAL_BYTES) else {
+                continue;
+            };
+            let bytes = Zeroizing::new(bytes);
+            let found = match open_sealed(&self.app, key, &bytes) {
+                Some(plain) => parse_plain(&plain),
+                // Written by an older connapp, in plaintext: complete if it parses.
+                None if !bytes.starts_with(JOURNAL_MAGIC) => parse_plain(&bytes),
+                None => None,
+            };
+            match found {
+                Some(j) if best.as_ref().is_none_or(|(_, b)| j.1.obtained_at >= b.obtained_at) => best = Some(j),
+                Some(_) => {}
+                None => {
+                    tracing::info!(journal = %path.display(), "an incomplete journal (a write that was cut off); removing it")
+                }
+            }
+        }
+        best
     }
 
-    fn remove_journal(&self) {
-        let _ = fs::remove_file(self.journal_path());
+    fn remove_journals(&self, files: &[PathBuf]) {
+        for f in files {
+            let _ = fs::remove_file(f);
+        }
         if let Ok(d) = File::open(&self.journal_dir) {
             let _ = d.sync_all();
         }
@@ -280,8 +454,14 @@ impl Lifecycle {
 
     /// Makes `rec` durable: journal, then store (CAS against `base`), then
     /// drop the journal. Returns the new store version.
-    fn commit(&self, store: &dyn TokenStore, base: Option<u64>, rec: &TokenRecord) -> Result<u64, LifecycleError> {
-        self.write_journal(base, rec)?;
+    fn commit(
+        &self,
+        store: &dyn TokenStore,
+        key: &[u8],
+        base: Option<u64>,
+        rec: &TokenRecord,
+    ) -> Result<u64, LifecycleError> {
+        let journal = self.write_journal(key, base, rec)?;
         fault("after-response");
         let bytes = rec.to_bytes();
         let v = match store.save(&bytes, base) {
@@ -304,13 +484,20 @@ impl Lifecycle {
             Err(Some(e)) => return Err(LifecycleError::Store(e)),
         };
         fault("after-store-write");
-        self.remove_journal();
+        self.remove_journals(&[journal]);
         Ok(v)
     }
 
-    /// Replays a journal left by an interrupted run. Caller holds the lock.
-    fn replay(&self, store: &dyn TokenStore) -> Result<bool, LifecycleError> {
-        let Some((base, rec)) = self.read_journal()? else {
+    /// Replays what interrupted runs left: the newest complete journal, if
+    /// newer than the store; then removes every journal file of the app.
+    /// Caller holds the lock.
+    fn replay(&self, store: &dyn TokenStore, key: &[u8]) -> Result<bool, LifecycleError> {
+        let files = self.journal_files();
+        if files.is_empty() {
+            return Ok(false);
+        }
+        let Some((base, rec)) = self.read_journals(key, &files) else {
+            self.remove_journals(&files);
             return Ok(false);
         };
         let current = self.read(store)?;
@@ -325,42 +512,55 @@ impl Lifecycle {
                 LifecycleError::Store(e.unwrap_or_else(|| "conflict while replaying the journal".into()))
             })?;
         }
-        self.remove_journal();
+        self.remove_journals(&files);
         Ok(newer)
+    }
+
+    /// The journal key, from the store (created there on first use).
+    fn key(&self, store: &dyn TokenStore) -> Result<Zeroizing<Vec<u8>>, LifecycleError> {
+        store.journal_key().map_err(LifecycleError::Store)
     }
 
     /// Stores a brand-new grant (login, client/account credentials) durably.
     pub fn store_new(&self, store: &dyn TokenStore, rec: &TokenRecord) -> Result<(), LifecycleError> {
         let _lock = self.lock(|| {})?;
-        self.replay(store)?;
+        let key = self.key(store)?;
+        self.replay(store, &key)?;
         let base = self.read(store)?.map(|(_, v)| v);
-        self.commit(store, base, rec)?;
+        self.commit(store, &key, base, rec)?;
         Ok(())
     }
 
     /// A valid token: the stored one if fresh (and `force` is false), else a
-    /// refreshed one, refreshed at most once across processes.
+    /// renewed one — refreshed, or minted anew for grants without a user —
+    /// renewed at most once across processes (the per-app lock, then a
+    /// re-read: 32 callers at once cause one request).
     pub fn token(
         &self,
         store: &dyn TokenStore,
         now: &dyn Fn() -> u64,
         force: bool,
-        refresh: &dyn Fn(&SecretString) -> Result<TokenSet, EdgeError>,
+        renew: &Renew<'_>,
         waiting: impl FnMut(),
     ) -> Result<(TokenRecord, Source), LifecycleError> {
         // Fast path without the lock.
         if !force
-            && !self.journal_path().exists()
+            && self.journal_files().is_empty()
             && let Some((rec, _)) = self.read(store)?
             && rec.is_fresh(now(), self.margin)
         {
             return Ok((rec, Source::Stored));
         }
         let _lock = self.lock(waiting)?;
-        let replayed = self.replay(store)?;
-        let (rec, version) = self
-            .read(store)?
-            .ok_or_else(|| LifecycleError::NoToken { app: self.app.clone() })?;
+        // Read before any request, so it is at hand if the store fails later.
+        let key = self.key(store)?;
+        let replayed = self.replay(store, &key)?;
+        let stored = self.read(store)?;
+        let (rec, version) = match (stored, renew.mint) {
+            (Some(s), _) => s,
+            (None, Some(mint)) => return self.mint(store, &key, None, mint, now),
+            (None, None) => return Err(LifecycleError::NoToken { app: self.app.clone() }),
+        };
         if rec.is_fresh(now(), self.margin) && (!force || replayed) {
             let src = if replayed {
                 Source::Replayed
@@ -369,29 +569,51 @@ impl Lifecycle {
             };
             return Ok((rec, src));
         }
-        tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs a refresh");
+        tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs renewing");
         let Some(rt) = &rec.refresh_token else {
-            return Err(LifecycleError::NoRefreshToken { app: self.app.clone() });
+            if let Some(mint) = renew.mint {
+                return self.mint(store, &key, Some(version), mint, now);
+            }
+            return Err(LifecycleError::NoRefreshToken {
+                app: self.app.clone(),
+                expires_at: rec.expires_at,
+                now: now(),
+            });
         };
         fault("before-request");
-        let set = refresh(rt).map_err(|e| match e {
+        let set = (renew.refresh)(rt).map_err(|e| match e {
             EdgeError::Rejected { .. } => LifecycleError::RefreshRejected {
                 app: self.app.clone(),
                 source: e,
             },
             other => LifecycleError::Edge(other),
         })?;
-        let mut new = TokenRecord::from_set(set, &rec.grant_type, now(), &rec.scopes);
-        if new.api_url.is_none() {
-            new.api_url = rec.api_url.clone();
-        }
-        self.commit(store, Some(version), &new)?;
+        let new = rec.refreshed(set, now());
+        self.commit(store, &key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
     }
 
-    /// Removes the stored tokens' journal (after a revoke).
+    /// A new token from the client's credentials, committed like a refresh.
+    /// Caller holds the lock.
+    fn mint(
+        &self,
+        store: &dyn TokenStore,
+        key: &[u8],
+        version: Option<u64>,
+        mint: &dyn Fn() -> Result<TokenSet, EdgeError>,
+        now: &dyn Fn() -> u64,
+    ) -> Result<(TokenRecord, Source), LifecycleError> {
+        tracing::info!(app = %self.app, "obtaining a new token with the client's credentials");
+        fault("before-request");
+        let set = mint()?;
+        let new = TokenRecord::from_set(set, &self.grant_type, now());
+        self.commit(store, key, version, &new)?;
+        Ok((new, Source::Minted))
+    }
+
+    /// Removes the app's journal files (after a revoke).
     pub fn forget_journal(&self) {
-        self.remove_journal();
+        self.remove_journals(&self.journal_files());
     }
 }
 
@@ -424,7 +646,12 @@ mod tests {
             *g = Some((bytes.to_vec(), v));
             Ok(v)
         }
+        fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+            Ok(Zeroizing::new(vec![7u8; 32]))
+        }
     }
+
+    const KEY: &[u8] = &[7u8; 32];
 
     fn lc(dir: &Path) -> Lifecycle {
         Lifecycle {
@@ -433,6 +660,7 @@ mod tests {
             journal_dir: dir.join("journal"),
             margin: 60,
             lock_timeout: Duration::from_secs(5),
+            grant_type: "authorization_code".into(),
         }
     }
 
@@ -442,7 +670,7 @@ mod tests {
             refresh_token: Some(SecretString::from(rt.to_string())),
             expires_at,
             obtained_at,
-            scopes: vec![],
+            scopes: None,
             grant_type: "authorization_code".into(),
             api_url: None,
         }
@@ -470,11 +698,44 @@ mod tests {
             assert_eq!(rt.expose_secret(), "r1");
             Ok(set("a2", "r2"))
         };
-        let (r, s) = l.token(&store, &|| 100, false, &refresh, || {}).expect("token");
+        let (r, s) = l
+            .token(
+                &store,
+                &|| 100,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a1", Source::Stored));
-        let (r, s) = l.token(&store, &|| 990, false, &refresh, || {}).expect("token");
+        let (r, s) = l
+            .token(
+                &store,
+                &|| 990,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a2", Source::Refreshed));
-        let (r, _) = l.token(&store, &|| 991, false, &refresh, || {}).expect("token");
+        let (r, _) = l
+            .token(
+                &store,
+                &|| 991,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("token");
         assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r2"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let _ = fs::remove_dir_all(&dir);
@@ -487,14 +748,38 @@ mod tests {
         let store = Mem::default();
         l.store_new(&store, &rec("a1", "r1", 1000, 0)).expect("store");
         // A run that got new tokens but died before the store write.
-        l.write_journal(Some(1), &rec("a2", "r2", 5000, 900)).expect("journal");
+        l.write_journal(KEY, Some(1), &rec("a2", "r2", 5000, 900))
+            .expect("journal");
         let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("must not refresh") };
-        let (r, s) = l.token(&store, &|| 950, false, &refresh, || {}).expect("token");
+        let (r, s) = l
+            .token(
+                &store,
+                &|| 950,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a2", Source::Replayed));
-        assert!(!l.journal_path().exists());
+        assert!(l.journal_files().is_empty());
         // A stale journal (older than the store) is dropped, not applied.
-        l.write_journal(Some(1), &rec("old", "old", 100, 1)).expect("journal");
-        let (r, _) = l.token(&store, &|| 950, false, &refresh, || {}).expect("token");
+        l.write_journal(KEY, Some(1), &rec("old", "old", 100, 1))
+            .expect("journal");
+        let (r, _) = l
+            .token(
+                &store,
+                &|| 950,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("token");
         assert_eq!(r.access_token.expose_secret(), "a2");
         let _ = fs::remove_dir_all(&dir);
     }
@@ -513,13 +798,150 @@ mod tests {
                 reason: Some("Invalid Token!".into()),
             })
         };
-        let e = l.token(&store, &|| 100, false, &refresh, || {}).expect_err("rejected");
+        let e = l
+            .token(
+                &store,
+                &|| 100,
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect_err("rejected");
         assert!(matches!(e, LifecycleError::RefreshRejected { .. }), "{e}");
         let (b, _) = store.load().expect("load").expect("kept");
         assert_eq!(
             TokenRecord::from_bytes(&b).expect("rec").access_token.expose_secret(),
             "a1"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// RFC 6749 §6: a refresh answer may leave out `refresh_token`; the old
+    /// one then stays valid and must be kept (authlib's default).
+    #[test]
+    fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
+        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-4", std::process::id()));
+        let l = lc(&dir);
+        let store = Mem::default();
+        let mut first = rec("a1", "r1", 10, 0);
+        first.scopes = Some(vec!["read".into()]);
+        l.store_new(&store, &first).expect("store");
+        let refresh = |rt: &SecretString| {
+            assert_eq!(rt.expose_secret(), "r1");
+            Ok(TokenSet {
+                refresh_token: None,
+                ..set("a2", "unused")
+            })
+        };
+        let renew = Renew {
+            refresh: &refresh,
+            mint: None,
+        };
+        let (r, _) = l.token(&store, &|| 100, false, &renew, || {}).expect("token");
+        assert_eq!(r.access_token.expose_secret(), "a2");
+        assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r1"));
+        assert_eq!(r.scopes.as_deref(), Some(&["read".to_string()][..]));
+        // And the next expiry refreshes again with the same one.
+        let (r, _) = l.token(&store, &|| 100_000, false, &renew, || {}).expect("token");
+        assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r1"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Grants without a user are minted again when due (and from nothing),
+    /// once; grants that need a user say so, naming expired vs expiring.
+    #[test]
+    fn tokens_without_a_user_are_minted_when_due() {
+        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-5", std::process::id()));
+        let mut l = lc(&dir);
+        l.grant_type = "client_credentials".into();
+        let store = Mem::default();
+        let calls = AtomicU64::new(0);
+        let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("no refresh token") };
+        let mint = || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            Ok(TokenSet {
+                refresh_token: None,
+                ..set(&format!("m{n}"), "")
+            })
+        };
+        let renew = Renew {
+            refresh: &refresh,
+            mint: Some(&mint),
+        };
+        let (r, s) = l
+            .token(&store, &|| 100, false, &renew, || {})
+            .expect("minted from nothing");
+        assert_eq!((r.access_token.expose_secret(), s), ("m0", Source::Minted));
+        assert_eq!(r.grant_type, "client_credentials");
+        assert_eq!(r.scopes, None, "not reported by the provider");
+        let (_, s) = l.token(&store, &|| 200, false, &renew, || {}).expect("fresh");
+        assert_eq!(s, Source::Stored);
+        // Inside the margin (expires at 3700, margin 60).
+        let (r, s) = l.token(&store, &|| 3650, false, &renew, || {}).expect("minted again");
+        assert_eq!((r.access_token.expose_secret(), s), ("m1", Source::Minted));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let user = Renew {
+            refresh: &refresh,
+            mint: None,
+        };
+        let e = l
+            .token(&store, &|| 7200, false, &user, || {})
+            .expect_err("needs a user");
+        assert!(e.to_string().contains("expires in 50 s"), "{e}");
+        let e = l
+            .token(&store, &|| 8000, false, &user, || {})
+            .expect_err("needs a user");
+        assert!(e.to_string().contains("expired 750 s ago"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A journal is sealed: no token appears in the file; a torn write (any
+    /// prefix of a sealed file) is never applied and is removed; the newest
+    /// complete journal wins, temp files of older versions included.
+    #[test]
+    fn journals_are_sealed_complete_or_ignored_and_cleaned_up() {
+        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-6", std::process::id()));
+        let l = lc(&dir);
+        let store = Mem::default();
+        l.store_new(&store, &rec("at-CANARY-1", "rt-CANARY-1", 1000, 0))
+            .expect("store");
+        let path = l
+            .write_journal(KEY, Some(1), &rec("at-CANARY-2", "rt-CANARY-2", 5000, 900))
+            .expect("journal");
+        let sealed = fs::read(&path).expect("read");
+        assert!(
+            !String::from_utf8_lossy(&sealed).contains("CANARY"),
+            "plaintext in the journal"
+        );
+        // Every proper prefix of the sealed file is incomplete.
+        for cut in [0, 8, 20, 32, sealed.len() / 2, sealed.len() - 1] {
+            assert!(open_sealed("app", KEY, &sealed[..cut]).is_none(), "cut at {cut}");
+        }
+        assert!(open_sealed("app", &[8u8; 32], &sealed).is_none(), "another key");
+        assert!(open_sealed("other-app", KEY, &sealed).is_none(), "another app");
+        // A torn newer one next to the complete one, and a legacy temp file.
+        fs::write(l.journal_dir.join("app.journal.99999-0"), &sealed[..sealed.len() - 5]).expect("torn");
+        let legacy = rec("at-3", "rt-3", 6000, 950);
+        let mut plain = b"1\n".to_vec();
+        plain.extend_from_slice(&legacy.to_bytes());
+        fs::write(l.journal_dir.join(".app.journal.tmp.4242"), &plain).expect("legacy");
+        assert_eq!(l.journal_files().len(), 3);
+        let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("must not refresh") };
+        let renew = Renew {
+            refresh: &refresh,
+            mint: None,
+        };
+        let (r, s) = l.token(&store, &|| 960, false, &renew, || {}).expect("token");
+        assert_eq!(
+            (r.access_token.expose_secret(), s),
+            ("at-3", Source::Replayed),
+            "the newest complete one"
+        );
+        assert!(l.journal_files().is_empty(), "every journal file is removed");
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -18,8 +18,9 @@ pub struct TokenRecord {
     pub expires_at: u64,
     /// When these tokens were obtained (unix seconds).
     pub obtained_at: u64,
-    /// Granted scopes.
-    pub scopes: Vec<String>,
+    /// The scopes the provider said it granted; `None` when its answer did
+    /// not say (never the declaration presented as the grant).
+    pub scopes: Option<Vec<String>>,
     /// The grant type that produced them.
     pub grant_type: String,
     /// The provider's API base for this account (Zoom's `api_url`).
@@ -47,7 +48,8 @@ struct WireOut<'a> {
     refresh_token: Option<&'a str>,
     expires_at: u64,
     obtained_at: u64,
-    scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<&'a [String]>,
     grant_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_url: Option<&'a str>,
@@ -62,20 +64,20 @@ struct WireIn {
     expires_at: u64,
     obtained_at: u64,
     #[serde(default)]
-    scopes: Vec<String>,
+    scopes: Option<Vec<String>>,
     grant_type: String,
     #[serde(default)]
     api_url: Option<String>,
 }
 
 impl TokenRecord {
-    /// A record from a token response; without `scope` in the response the
-    /// requested scopes are assumed.
-    pub fn from_set(set: TokenSet, grant_type: &str, now: u64, assumed_scopes: &[String]) -> Self {
+    /// A record from a new grant's token response: the scopes are what the
+    /// answer's `scope` says, or unknown.
+    pub fn from_set(set: TokenSet, grant_type: &str, now: u64) -> Self {
         TokenRecord {
-            expires_at: now + set.expires_in.unwrap_or(3600),
+            expires_at: now.saturating_add(set.expires_in.unwrap_or(3600)),
             obtained_at: now,
-            scopes: set.scopes.unwrap_or_else(|| assumed_scopes.to_vec()),
+            scopes: set.scopes,
             grant_type: grant_type.to_string(),
             api_url: set.api_url,
             access_token: set.access_token,
@@ -91,7 +93,7 @@ impl TokenRecord {
             refresh_token: self.refresh_token.as_ref().map(|t| t.expose_secret()),
             expires_at: self.expires_at,
             obtained_at: self.obtained_at,
-            scopes: &self.scopes,
+            scopes: self.scopes.as_deref(),
             grant_type: &self.grant_type,
             api_url: self.api_url.as_deref(),
         };
@@ -126,7 +128,25 @@ impl TokenRecord {
 
     /// Whether the access token is still good for `margin` seconds.
     pub fn is_fresh(&self, now: u64, margin: u64) -> bool {
-        self.expires_at > now + margin
+        self.expires_at > now.saturating_add(margin)
+    }
+
+    /// The record after a refresh answered `set` (RFC 6749 §6): a new
+    /// refresh token replaces the old one, but an answer without one leaves
+    /// the old one valid, so it is kept; an answer without `scope` means
+    /// the scope is unchanged (§5.1), so the previous one is kept too.
+    pub fn refreshed(&self, set: TokenSet, now: u64) -> Self {
+        let mut new = TokenRecord::from_set(set, &self.grant_type, now);
+        if new.refresh_token.is_none() {
+            new.refresh_token = self.refresh_token.clone();
+        }
+        if new.scopes.is_none() {
+            new.scopes = self.scopes.clone();
+        }
+        if new.api_url.is_none() {
+            new.api_url = self.api_url.clone();
+        }
+        new
     }
 }
 
@@ -141,7 +161,7 @@ mod tests {
             refresh_token: Some(SecretString::from("RT-CANARY".to_string())),
             expires_at: 100,
             obtained_at: 10,
-            scopes: vec!["a".into()],
+            scopes: Some(vec!["a".into()]),
             grant_type: "authorization_code".into(),
             api_url: Some("https://api.zoom.us".into()),
         };
