@@ -143,17 +143,34 @@ fn values_never_come_from_argv_and_bad_values_store_nothing() {
     // There is no way to pass the value as an argument.
     s.run(&["secrets", "set", "client-secret", "hunter2"], None)
         .fails_with(2);
-    // Whitespace inside, or empty: refused, naming the secret, not the value.
+    // A line break or tab inside, or empty: refused, naming the secret, not the value.
     let out = s
         .run(
             &["secrets", "set", "client-secret", "--from-stdin"],
-            Some(b"abc def-SECRETPART"),
+            Some(b"abc\tdef-SECRETPART"),
         )
         .fails_with(3);
     assert!(!out.stderr().contains("SECRETPART"), "{}", out.stderr());
+    assert!(out.stderr().contains("RFC 6749"), "{}", out.stderr());
+    // A Secret Token (Zoom-generated) never holds a space.
+    s.run(
+        &["secrets", "set", "secret-token", "--from-stdin"],
+        Some(b"abc def-SECRETPART"),
+    )
+    .fails_with(3);
     s.run(&["secrets", "set", "client-secret", "--from-stdin"], Some(b"\n"))
         .fails_with(3);
     assert!(read_back(&s, "apps/dex-zoom/client-secret").is_none());
+    // OAuth allows a space in a client secret (RFC 6749: printable ASCII).
+    s.run(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(b"with a space+/=%"),
+    )
+    .ok();
+    assert_eq!(
+        read_back(&s, "apps/dex-zoom/client-secret").as_deref(),
+        Some(b"with a space+/=%".as_slice())
+    );
 }
 
 #[test]

@@ -835,6 +835,8 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         let token = if s.logged_in { "yes" } else { "none" };
         let expires = match s.expires_in_secs {
             Some(e) if e > 0 => format!("in {} min", e / 60),
+            // Apps without a user get a new token from `connapp token` (or any command) when due.
+            Some(_) if s.grant_type != "authorization_code" => "renews on use".into(),
             Some(_) => "expired".into(),
             None => "-".into(),
         };

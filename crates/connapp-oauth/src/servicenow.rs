@@ -9,6 +9,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
+use crate::flows::{ClientAuth, Credentials, Provider};
 use crate::{EdgeError, check_endpoint, unreachable};
 
 /// How connapp signs in.
@@ -128,34 +129,24 @@ impl Instance {
         client_secret: &SecretString,
     ) -> Result<SecretString, SnError> {
         let url = format!("{}/oauth_token.do", base.trim_end_matches('/'));
-        check_endpoint("ServiceNow instance URL", &url)?;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret.expose_secret()),
-        ];
-        let r = http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable(&url, &e))?;
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.map_err(|e| unreachable(&url, &e))?;
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-            return Err(SnError::Asleep { base: base.to_string() });
+        // The one OAuth client path (flows): ServiceNow takes the client's
+        // credentials in the body (client_secret_post).
+        let provider = Provider::new(None, &url, None, ClientAuth::Body, false)?;
+        let creds = Credentials {
+            client_id: client_id.to_string(),
+            client_secret: client_secret.clone(),
         };
-        match v.get("access_token").and_then(Value::as_str) {
-            Some(t) if status == 200 => Ok(SecretString::from(t.to_string())),
-            _ => Err(SnError::Unauthorized {
+        match crate::flows::client_credentials(http, &provider, &creds).await {
+            Ok(set) => Ok(set.access_token),
+            // A hibernating instance answers its HTML wake-up page.
+            Err(EdgeError::BadResponse { .. }) => Err(SnError::Asleep { base: base.to_string() }),
+            Err(EdgeError::Rejected { error, reason, .. }) => Err(SnError::Unauthorized {
                 message: format!(
-                    "{} {} from /oauth_token.do; is client_credentials enabled (glide.oauth.inbound.client.credential.grant_type.enabled)?",
-                    v.get("error").and_then(Value::as_str).unwrap_or(""),
-                    v.get("error_description").and_then(Value::as_str).unwrap_or("")
-                )
-                .trim()
-                .to_string(),
+                    "{error} {} from /oauth_token.do; is client_credentials enabled (glide.oauth.inbound.client.credential.grant_type.enabled)?",
+                    reason.unwrap_or_default()
+                ),
             }),
+            Err(e) => Err(SnError::Edge(e)),
         }
     }
 
