@@ -3,21 +3,26 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
 /// connapp: OAuth connected apps as code — declared, validated, stored safely.
 #[derive(Parser, Debug)]
 #[command(name = "connapp", version, propagate_version = true)]
-#[command(
-    after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 3 invalid declaration, 4 plugin failure.\n\
-Environment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE."
-)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The whole command line, with the closing text `--help`, the man page and
+/// the completions share: the exit codes come from [`crate::error::Exit`].
+pub fn command() -> clap::Command {
+    Cli::command().after_help(format!(
+        "{}\nEnvironment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE.",
+        crate::error::Exit::help()
+    ))
 }
 
 /// Options every command takes.

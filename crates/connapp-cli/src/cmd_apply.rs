@@ -21,13 +21,9 @@ use serde_json::{Value, json};
 
 use crate::cli::{ApplyArgs, Global, PlanArgs};
 use crate::cmd_target::{self, Consumer, TargetPlan};
-use crate::cmd_token::{self, AppCtx, EXIT_UNREACHABLE};
+use crate::cmd_token::{self, AppCtx};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
-
-/// Exit code of `plan` when changes are pending (0 = none). Not 2 as in
-/// `terraform plan -detailed-exitcode`: 2 is connapp's usage error.
-pub const EXIT_CHANGES: u8 = 7;
+use crate::error::{CliError, Exit};
 
 /// One app's plan.
 #[derive(Serialize)]
@@ -96,7 +92,7 @@ fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>
     if apps.is_empty() {
         let first = decl.apps.first().map_or("APP", |a| a.name.as_str());
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             "no app in the declaration has `managed_by` or a target, so there is nothing to plan",
         )
         .hint(format!(
@@ -108,7 +104,7 @@ fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>
 
 fn not_managed(app: &App) -> CliError {
     CliError::with_code(
-        EXIT_INVALID,
+        Exit::Invalid,
         format!(
             "{} has no `managed_by`, so connapp cannot reach its Marketplace settings{}",
             app.name,
@@ -124,7 +120,7 @@ fn not_managed(app: &App) -> CliError {
 /// Turns an API failure into what the user should know and do.
 pub(crate) fn api_error(what: &str, mgr: &str, e: ApiError) -> CliError {
     match &e {
-        ApiError::Edge(_) => CliError::with_code(EXIT_UNREACHABLE, format!("{what}: {e}"))
+        ApiError::Edge(_) => CliError::with_code(Exit::Unreachable, format!("{what}: {e}"))
             .hint("check the network and the API base in the declaration; nothing was changed"),
         ApiError::Status { code: Some(4711), .. } => CliError::failure(format!("{what}: {e}")).hint(format!(
             "the token of {mgr} lacks a Marketplace scope: add it to that app in Zoom, then run `connapp refresh {mgr}` (server-to-server apps get the new scopes on the next token)"
@@ -192,7 +188,7 @@ fn manager<'r>(reg: &'r Registry, decl: &Declaration, base: &AppCtx<'r>, g: &Glo
     let rec = cmd_token::api_token(&c, g)?;
     let root = cmd_token::api_root(&c, &rec);
     let api = Api::new(c.http.clone(), &root, rec.access_token.clone())
-        .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{name}: {e}")))?;
+        .map_err(|e| CliError::with_code(Exit::Invalid, format!("{name}: {e}")))?;
     Ok(Manager {
         ctx: c,
         api: std::cell::RefCell::new(api),
@@ -214,15 +210,19 @@ fn desired(reg: &Registry, app: &App) -> Result<Value, CliError> {
     let text = reg.provider_manifest(&app.platform, &app_json(reg, app).to_string())?;
     let Some(text) = text else {
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!(
                 "the platform {:?} has no app manifest for {} (server-to-server apps have none)",
                 app.platform, app.name
             ),
         ));
     };
-    serde_json::from_str(&text)
-        .map_err(|e| CliError::with_code(4, format!("the platform plugin sent a manifest that is not JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::with_code(
+            Exit::Plugin,
+            format!("the platform plugin sent a manifest that is not JSON: {e}"),
+        )
+    })
 }
 
 /// The provider's app id: the declaration's, else the one `apply` stored.
@@ -423,7 +423,7 @@ fn prepare_all<'r, 'd>(
 }
 
 fn not_managed_any() -> CliError {
-    CliError::with_code(EXIT_INVALID, "there is nothing connapp can plan")
+    CliError::with_code(Exit::Invalid, "there is nothing connapp can plan")
 }
 
 fn print_work(out: &mut impl Write, w: &Work<'_, '_>) -> std::io::Result<()> {
@@ -457,7 +457,7 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
         }
     }
     if pending {
-        return Err(CliError::with_code(EXIT_CHANGES, String::new()));
+        return Err(CliError::with_code(Exit::Changes, String::new()));
     }
     Ok(())
 }
@@ -504,7 +504,7 @@ fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> R
     }
     let lines: Vec<String> = problems.iter().map(|(s, msg)| format!("  {s}: {msg}")).collect();
     Err(CliError::with_code(
-        EXIT_INVALID,
+        Exit::Invalid,
         format!(
             "Zoom refused the manifest of {} (nothing was changed):\n{}",
             app.name,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::{CheckArgs, Global};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::{CliError, Exit};
 
 #[derive(Serialize)]
 struct AppSummary<'a> {
@@ -89,7 +89,7 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
     }
     if errors > 0 {
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!(
                 "{file} is invalid: {errors} error{}",
                 if errors == 1 { "" } else { "s" }

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::{Global, InitArgs};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::{CliError, Exit};
 
 #[derive(Serialize)]
 struct Output<'a> {
@@ -30,7 +30,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
             "an instance name is the NAME in https://NAME.service-now.com: lower-case letters, digits, hyphens".into()
         };
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!("--instance {:?} is not a valid ServiceNow instance name", a.instance),
         )
         .hint(hint));
@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     let Some((preset, _)) = presets.iter().find(|(p, _)| p.name == a.preset) else {
         let known: Vec<&str> = presets.iter().map(|(p, _)| p.name.as_str()).collect();
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!("no installed plugin provides the preset {:?}", a.preset),
         )
         .hint(format!(
@@ -87,7 +87,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
             eprintln!("{d}");
         }
         return Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             "the options given would make an invalid declaration; nothing was written",
         ));
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::{Global, PluginInfoArgs, PluginsArgs};
 use crate::cmd_secrets::CapsJson;
 use crate::ctx;
-use crate::error::{CliError, EXIT_PLUGIN};
+use crate::error::{CliError, Exit};
 
 #[derive(Serialize)]
 struct ProvidedJson {
@@ -73,7 +73,7 @@ fn failures_result(reg: &Registry) -> Result<(), CliError> {
     match reg.failures().len() {
         0 => Ok(()),
         n => Err(CliError::with_code(
-            EXIT_PLUGIN,
+            Exit::Plugin,
             format!(
                 "{n} plugin librar{} could not be loaded",
                 if n == 1 { "y" } else { "ies" }
@@ -150,7 +150,7 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
         if let Some(f) = reg.failures().first() {
             err.message
                 .push_str(&format!(" (and a library failed to load: {})", f.error));
-            err.code = EXIT_PLUGIN;
+            err.code = Exit::Plugin;
         }
         return Err(err);
     };

@@ -6,7 +6,7 @@ use connapp_sandbox::Seed;
 use serde_json::json;
 
 use crate::cli::{Global, SandboxArgs};
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::{CliError, Exit};
 
 fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
     let Some(path) = &a.seed else {
@@ -16,7 +16,7 @@ fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
         .map_err(|e| CliError::failure(e.to_string()))?;
     toml::from_str(&text).map_err(|e| {
         CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!("{}: invalid seed: {}", path.display(), e.message().trim()),
         )
         .hint("every field is optional; see the README's sandbox section for the format")
@@ -29,13 +29,14 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
         && path.exists()
     {
         if a.seed.is_some() {
-            return Err(
-                CliError::with_code(2, format!("{} exists, so --seed would be ignored", path.display()))
-                    .hint("drop --seed to continue the saved sandbox, or move the state file away to start fresh"),
-            );
+            return Err(CliError::with_code(
+                Exit::Usage,
+                format!("{} exists, so --seed would be ignored", path.display()),
+            )
+            .hint("drop --seed to continue the saved sandbox, or move the state file away to start fresh"));
         }
         // Print what the saved world holds, not a fresh seed's credentials.
-        let st = connapp_sandbox::load_state(path).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+        let st = connapp_sandbox::load_state(path).map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))?;
         seed.account_id = st.account_id.clone();
         seed.users = st.users.clone();
         seed.apps = st.apps.values().cloned().collect();

@@ -10,12 +10,12 @@ use zeroize::Zeroizing;
 
 use crate::cli::{Global, SecretListArgs, SecretRmArgs, SecretSetArgs};
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::{CliError, Exit};
 
 const MAX_SECRET_INPUT: u64 = 8192;
 
 fn kind_of(s: &str) -> Result<SecretKind, CliError> {
-    SecretKind::parse(s).ok_or_else(|| CliError::with_code(2, format!("unknown secret {s:?}")))
+    SecretKind::parse(s).ok_or_else(|| CliError::with_code(Exit::Usage, format!("unknown secret {s:?}")))
 }
 
 fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
@@ -115,7 +115,7 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
-        CliError::with_code(EXIT_INVALID, format!("{why}; nothing was stored")).hint(format!(
+        CliError::with_code(Exit::Invalid, format!("{why}; nothing was stored")).hint(format!(
             "copy the {} from the app's page in the Zoom Marketplace and try again",
             kind.label()
         ))
@@ -231,7 +231,7 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     if !a.yes {
         if !ctx::interactive() {
             return Err(CliError::with_code(
-                2,
+                Exit::Usage,
                 "refusing to remove a secret without confirmation: standard input is not a terminal",
             )
             .hint("pass --yes to confirm"));

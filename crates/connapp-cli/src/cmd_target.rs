@@ -19,9 +19,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::cmd_token::{AppCtx, EXIT_UNREACHABLE};
+use crate::cmd_token::AppCtx;
 use crate::ctx;
-use crate::error::{CliError, EXIT_INVALID};
+use crate::error::{CliError, Exit};
 
 /// The consumer's connection for one app.
 pub(crate) struct Consumer {
@@ -84,9 +84,9 @@ pub(crate) fn sn_error(app: &str, e: SnError) -> CliError {
         SnError::Edge(_) => "check the network and the instance URL; nothing was changed".into(),
     };
     let code = if matches!(e, SnError::Edge(_)) {
-        EXIT_UNREACHABLE
+        Exit::Unreachable
     } else {
-        1
+        Exit::Failure
     };
     CliError::with_code(code, format!("{app}: {e}")).hint(hint)
 }
@@ -128,7 +128,7 @@ fn servicenow(app: &App) -> Result<(&str, &ServicenowSettings), CliError> {
             instance_url, settings, ..
         }) => Ok((instance_url, settings)),
         None => Err(CliError::with_code(
-            EXIT_INVALID,
+            Exit::Invalid,
             format!("{} has no ServiceNow target", app.name),
         )),
     }
@@ -159,7 +159,7 @@ pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
         }
     };
     Instance::new(c.http.clone(), instance_url, auth)
-        .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{name}: {e}")))
+        .map_err(|e| CliError::with_code(Exit::Invalid, format!("{name}: {e}")))
 }
 
 /// What the consumer platform wants for this app.
@@ -177,13 +177,17 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
     });
     let out = reg.consumer_records("servicenow", &input.to_string())?.ok_or_else(|| {
         CliError::with_code(
-            4,
+            Exit::Plugin,
             "no installed plugin describes ServiceNow records (platform-servicenow)",
         )
         .hint("run `connapp plugins list`")
     })?;
-    let v: Value = serde_json::from_str(&out)
-        .map_err(|e| CliError::with_code(4, format!("platform-servicenow sent records that are not JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| {
+        CliError::with_code(
+            Exit::Plugin,
+            format!("platform-servicenow sent records that are not JSON: {e}"),
+        )
+    })?;
     let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
     Ok(Desired {
         lookups: list("lookups"),

@@ -19,13 +19,7 @@ use serde::Serialize;
 
 use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
 use crate::ctx::{self, now};
-use crate::error::{CliError, EXIT_INVALID};
-
-/// Exit code: the grant is gone (rotated elsewhere, re-consented, revoked or
-/// expired); a new consent is needed.
-pub const EXIT_REAUTH: u8 = 5;
-/// Exit code: the provider could not be reached.
-pub const EXIT_UNREACHABLE: u8 = 6;
+use crate::error::{CliError, Exit};
 
 /// The stored token record of an app, as the lifecycle sees it.
 pub struct StoreTokens<'a> {
@@ -102,7 +96,7 @@ pub(crate) fn platform_of(reg: &Registry, name: &str) -> Result<Platform, CliErr
         .find(|p| p.name == name)
         .ok_or_else(|| {
             CliError::with_code(
-                EXIT_INVALID,
+                Exit::Invalid,
                 format!("no installed plugin provides the platform {name:?}"),
             )
             .hint("run `connapp plugins list` to see the installed platforms")
@@ -124,7 +118,7 @@ fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
     };
     let authorize = pick(&o.authorize_url, "/oauth/authorize", &platform.authorize_url);
     let token = pick(&o.token_url, "/oauth/token", &platform.token_url).ok_or_else(|| {
-        CliError::with_code(EXIT_INVALID, format!("{}: no token endpoint", app.name))
+        CliError::with_code(Exit::Invalid, format!("{}: no token endpoint", app.name))
             .hint("set token_url in [apps.NAME.oauth]")
     })?;
     let revoke = pick(&o.revoke_url, "/oauth/revoke", &platform.revoke_url);
@@ -141,7 +135,7 @@ fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
         auth,
         o.pkce && platform.pkce,
     )
-    .map_err(|e| CliError::with_code(EXIT_INVALID, format!("{}: {e}", app.name)))?;
+    .map_err(|e| CliError::with_code(Exit::Invalid, format!("{}: {e}", app.name)))?;
     p.send_scopes = platform.send_scopes;
     p.scopes = app.scopes.iter().map(|s| s.scope.clone()).collect();
     p.extra_authorize_params = o.authorize_params.clone();
@@ -238,7 +232,7 @@ fn load_with<'r>(
 /// Turns an edge error into what the user should know and do.
 fn edge_error(app: &str, e: EdgeError) -> CliError {
     match &e {
-        EdgeError::Unreachable { .. } => CliError::with_code(EXIT_UNREACHABLE, format!("{app}: {e}"))
+        EdgeError::Unreachable { .. } => CliError::with_code(Exit::Unreachable, format!("{app}: {e}"))
             .hint("check the network and the endpoints in the declaration; nothing was changed"),
         EdgeError::Rejected { error, .. } if error == "invalid_client" => CliError::failure(format!("{app}: {e}"))
             .hint(format!(
@@ -271,14 +265,14 @@ pub(crate) fn exchange_error(app: &str, e: EdgeError, authorize_redirect: &str, 
 // Platform wording still lives here until the platform contract carries it (issue 12).
 fn lifecycle_error(app: &str, zoom: bool, e: LifecycleError) -> CliError {
     match e {
-        LifecycleError::NoToken { .. } => CliError::with_code(EXIT_REAUTH, format!("no token is stored for {app}"))
+        LifecycleError::NoToken { .. } => CliError::with_code(Exit::Reauth, format!("no token is stored for {app}"))
             .hint(format!("run `connapp login {app}` first")),
-        e @ LifecycleError::NoRefreshToken { .. } => CliError::with_code(EXIT_REAUTH, e.to_string()).hint(format!(
+        e @ LifecycleError::NoRefreshToken { .. } => CliError::with_code(Exit::Reauth, e.to_string()).hint(format!(
             "the provider gave this grant no refresh token, so only a new consent renews it: run `connapp login {app}` (for a provider that issues refresh tokens only on request, declare [apps.{app}.oauth] authorize_params, e.g. prompt = \"consent\" and scope offline_access)"
         )),
         LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") && !zoom => {
             CliError::with_code(
-                EXIT_REAUTH,
+                Exit::Reauth,
                 format!(
                     "the provider no longer accepts the refresh token of {app} ({source}). Per RFC 6749 this happens when the grant was revoked or expired, or when the provider rotates refresh tokens and another holder of this one refreshed first."
                 ),
@@ -287,7 +281,7 @@ fn lifecycle_error(app: &str, zoom: bool, e: LifecycleError) -> CliError {
         }
         LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") => {
             CliError::with_code(
-                EXIT_REAUTH,
+                Exit::Reauth,
                 format!(
                     "the provider no longer accepts the refresh token of {app} ({source}). Zoom rotates refresh tokens on every use and keeps one grant per user per app, so this happens when:\n  - another holder refreshed first (another machine or a copy of this token), which rotated it away;\n  - the same user consented again elsewhere (for example ServiceNow's \"Get OAuth Token\"), which ended this grant;\n  - the app was uninstalled or the grant revoked;\n  - the refresh token expired after long disuse."
                 ),
@@ -559,7 +553,7 @@ fn consent_error(app: &str, e: ConsentError) -> CliError {
         ConsentError::Timeout(s) => CliError::failure(format!("{app}: no consent arrived within {s} s")).hint(
             "if the browser shows Zoom's \"Invalid redirect url\" (4700) page, the login redirect is not on the app's allow list in Zoom: add it exactly as declared in oauth.login_redirect",
         ),
-        ConsentError::Denied { .. } => CliError::with_code(EXIT_REAUTH, format!("{app}: {e}"))
+        ConsentError::Denied { .. } => CliError::with_code(Exit::Reauth, format!("{app}: {e}"))
             .hint("run `connapp login` again and choose Allow; admin-managed apps need an account owner or admin"),
         other => CliError::failure(format!("{app}: {other}")),
     }
@@ -583,12 +577,12 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
         }
         GrantKind::AuthorizationCode => {
             let Some(lr) = &c.app.oauth.login_redirect else {
-                return Err(CliError::with_code(EXIT_INVALID, format!("{name} has no login redirect")).hint(
+                return Err(CliError::with_code(Exit::Invalid, format!("{name} has no login redirect")).hint(
                     "add `login_redirect = \"http://127.0.0.1/callback\"` under [apps.NAME.oauth] and the same URL to allow_list (and to the app's allow list in Zoom)",
                 ));
             };
             let template =
-                check_endpoint("login redirect", lr).map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))?;
+                check_endpoint("login redirect", lr).map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))?;
             if !g.quiet && c.platform.name == "zoom" {
                 let who = a
                     .user_hint
@@ -704,7 +698,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             return Err(CliError::with_code(
-                2,
+                Exit::Usage,
                 "refusing to revoke without confirmation: standard input is not a terminal",
             )
             .hint("pass --yes to confirm"));

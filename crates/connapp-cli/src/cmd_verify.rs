@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::cli::{Global, VerifyArgs};
 use crate::cmd_token::{self, AppCtx};
 use crate::ctx;
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 
 /// How one check ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -763,7 +763,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
     if ok {
         Ok(())
     } else {
-        Err(CliError::with_code(1, String::new()))
+        Err(CliError::with_code(Exit::Failure, String::new()))
     }
 }
 

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::cli::{Global, WebhookChallengeArgs, WebhookServeArgs, WebhookVerifyArgs};
 use crate::ctx;
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 
 /// The app's Secret Token from the store.
 fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<u8>>), CliError> {
@@ -52,7 +52,8 @@ struct VerifyJson<'a> {
 
 pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
     let read = |what, p: &std::path::Path, limit: usize| {
-        connapp_plugin_api::bounded::read_file(what, p, limit as u64).map_err(|e| CliError::with_code(2, e.to_string()))
+        connapp_plugin_api::bounded::read_file(what, p, limit as u64)
+            .map_err(|e| CliError::with_code(Exit::Usage, e.to_string()))
     };
     let headers = webhook::parse_headers(&String::from_utf8_lossy(&read(
         "the request headers",
@@ -293,11 +294,15 @@ fn printer(lines: mpsc::Receiver<String>) {
 pub fn serve(g: &Global, a: WebhookServeArgs) -> Result<(), CliError> {
     let (app, key) = secret_token(g, a.app.as_deref())?;
     if !a.path.starts_with('/') {
-        return Err(CliError::with_code(2, format!("--path {:?} must start with /", a.path)));
+        return Err(CliError::with_code(
+            Exit::Usage,
+            format!("--path {:?} must start with /", a.path),
+        ));
     }
     let forward = match &a.forward {
         Some(u) => {
-            connapp_oauth::check_endpoint("forward URL", u).map_err(|e| CliError::with_code(2, e.to_string()))?;
+            connapp_oauth::check_endpoint("forward URL", u)
+                .map_err(|e| CliError::with_code(Exit::Usage, e.to_string()))?;
             Some((
                 connapp_oauth::http_client().map_err(|e| CliError::failure(e.to_string()))?,
                 u.clone(),

@@ -11,7 +11,7 @@ use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
 use serde::Serialize;
 
 use crate::cli::Global;
-use crate::error::{CliError, EXIT_INVALID, EXIT_PLUGIN};
+use crate::error::{CliError, Exit};
 
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "connapp")
@@ -127,7 +127,7 @@ pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
         Ok(b) => b,
         Err(bounded::ReadError::TooLarge { size, .. }) => return Ok(connapp_core::too_large(&file, size)),
         Err(e) => {
-            let err = CliError::with_code(EXIT_INVALID, e.to_string());
+            let err = CliError::with_code(Exit::Invalid, e.to_string());
             return Err(match e.io_kind() {
                 Some(std::io::ErrorKind::NotFound) => {
                     err.hint("run `connapp init --instance NAME` to write one, or pass --file")
@@ -145,7 +145,7 @@ pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
             Err(CliError::with_code(
-                EXIT_INVALID,
+                Exit::Invalid,
                 format!("{file}:{line}: the declaration is not valid UTF-8 text"),
             )
             .hint("save the file as UTF-8"))
@@ -166,7 +166,7 @@ pub const MAX_ANSWER_BYTES: u64 = 16 * 1024;
 /// The app `name` names (or the only one), or the declaration's error as a usage error.
 pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_core::App, CliError> {
     decl.app(name)
-        .map_err(|e| CliError::with_code(EXIT_INVALID, e.to_string()))
+        .map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))
 }
 
 pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declaration), CliError> {
@@ -184,7 +184,7 @@ pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declarat
                 .filter(|d| d.severity == connapp_core::Severity::Error)
                 .count();
             Err(CliError::with_code(
-                EXIT_INVALID,
+                Exit::Invalid,
                 format!(
                     "{} is invalid ({n} error{})",
                     path.display(),
@@ -238,7 +238,7 @@ pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHan
     tracing::debug!(kind = %decl.store.kind, "opening the store");
     let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
         let err = CliError::from(e);
-        if err.code == EXIT_PLUGIN {
+        if err.code == Exit::Plugin {
             err
         } else {
             err.hint(store_hint(&decl.store.kind))
@@ -296,7 +296,7 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
     }
     if !interactive() {
         return Err(CliError::with_code(
-            2,
+            Exit::Usage,
             "refusing to change anything without confirmation: standard input is not a terminal",
         )
         .hint("review with `connapp plan`, then pass --yes"));

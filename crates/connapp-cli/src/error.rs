@@ -3,18 +3,82 @@
 use connapp_host::HostError;
 use connapp_plugin_api::{ErrorCode, StoreError};
 
-/// Exit code: general failure.
-pub const EXIT_FAILURE: u8 = 1;
-/// Exit code: the declaration is invalid.
-pub const EXIT_INVALID: u8 = 3;
-/// Exit code: a plugin failed.
-pub const EXIT_PLUGIN: u8 = 4;
+/// Every exit code connapp has, in one place: `--help` is generated from
+/// [`Exit::ALL`], and a test checks the README against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success (and `plan`: nothing to change).
+    Ok = 0,
+    /// A general failure (for `verify`: a check failed).
+    Failure = 1,
+    /// A command-line usage error, also a change without `--yes` and without a terminal.
+    Usage = 2,
+    /// The declaration is invalid or cannot be read.
+    Invalid = 3,
+    /// A plugin failed: a refused library, an ABI mismatch, a plugin panic.
+    Plugin = 4,
+    /// The grant is lost: a human must consent again (`connapp login`).
+    Reauth = 5,
+    /// The provider could not be reached.
+    Unreachable = 6,
+    /// `plan`: changes are pending.
+    Changes = 7,
+}
+
+impl Exit {
+    /// All codes, in order.
+    pub const ALL: [Exit; 8] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::Invalid,
+        Exit::Plugin,
+        Exit::Reauth,
+        Exit::Unreachable,
+        Exit::Changes,
+    ];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What it means, in the words `--help` and the README use.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Failure => "failure",
+            Exit::Usage => "command-line usage error",
+            Exit::Invalid => "invalid declaration",
+            Exit::Plugin => "plugin failure",
+            Exit::Reauth => "the grant is lost, consent again",
+            Exit::Unreachable => "the provider could not be reached",
+            Exit::Changes => "`plan`: changes are pending",
+        }
+    }
+
+    /// The `--help` paragraph.
+    pub fn help() -> String {
+        let list: Vec<String> = Exit::ALL
+            .iter()
+            .map(|e| format!("{} {}", e.code(), e.meaning().replace('`', "")))
+            .collect();
+        format!("Exit codes: {}.", list.join(", "))
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
 
 /// A failure to report.
 #[derive(Debug)]
 pub struct CliError {
     /// Exit code.
-    pub code: u8,
+    pub code: Exit,
     /// What went wrong.
     pub message: String,
     /// What to do about it.
@@ -24,12 +88,12 @@ pub struct CliError {
 impl CliError {
     pub fn failure(message: impl Into<String>) -> Self {
         CliError {
-            code: EXIT_FAILURE,
+            code: Exit::Failure,
             message: message.into(),
             hint: None,
         }
     }
-    pub fn with_code(code: u8, message: impl Into<String>) -> Self {
+    pub fn with_code(code: Exit, message: impl Into<String>) -> Self {
         CliError {
             code,
             message: message.into(),
@@ -45,9 +109,9 @@ impl CliError {
 impl From<HostError> for CliError {
     fn from(e: HostError) -> Self {
         let code = match &e {
-            HostError::NoSuchStore { .. } => EXIT_INVALID,
+            HostError::NoSuchStore { .. } => Exit::Invalid,
             HostError::Plugin { error, .. } if error.code != ErrorCode::PANIC => store_exit_code(error),
-            _ => EXIT_PLUGIN,
+            _ => Exit::Plugin,
         };
         let hint = match &e {
             HostError::NoSuchStore { .. } => Some("run `connapp plugins list` to see what is installed".to_string()),
@@ -64,10 +128,10 @@ impl From<HostError> for CliError {
     }
 }
 
-fn store_exit_code(e: &StoreError) -> u8 {
+fn store_exit_code(e: &StoreError) -> Exit {
     match e.code {
-        ErrorCode::PANIC => EXIT_PLUGIN,
-        _ => EXIT_FAILURE,
+        ErrorCode::PANIC => Exit::Plugin,
+        _ => Exit::Failure,
     }
 }
 
@@ -75,8 +139,41 @@ impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             // The reader went away (`connapp plugins list | head`): not an error.
-            return CliError::with_code(0, String::new());
+            return CliError::with_code(Exit::Ok, String::new());
         }
         CliError::failure(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's "Exit codes" paragraph, `--help` and [`Exit`] agree:
+    /// the same codes, in order, with the same meanings.
+    #[test]
+    fn readme_help_and_code_agree_on_exit_codes() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Exit codes")
+            .nth(1)
+            .and_then(|s| s.split("\n\n").find(|p| !p.trim().is_empty()))
+            .expect("the README has an Exit codes paragraph");
+        let text = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        let entries: Vec<&str> = text.trim_end_matches('.').split(" · ").collect();
+        assert_eq!(entries.len(), Exit::ALL.len(), "README lists other codes: {text}");
+        for (entry, e) in entries.iter().zip(Exit::ALL) {
+            let want = format!("{} {}", e.code(), e.meaning());
+            assert!(
+                entry.starts_with(&want),
+                "README says {entry:?}, the code says {want:?}"
+            );
+        }
+        let help = crate::cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains(&Exit::help()), "--help lacks {:?}:\n{help}", Exit::help());
+        for (i, e) in Exit::ALL.iter().enumerate() {
+            assert_eq!(usize::from(e.code()), i);
+        }
     }
 }

@@ -4,10 +4,8 @@
 //! What it is **not**: a library. Logic that can be tested without a terminal
 //! belongs in `connapp-core` (pure) or a plugin.
 //!
-//! Exit codes: 0 success; 1 failure; 2 command-line usage error; 3 the
-//! declaration is invalid; 4 a plugin failed (load refusal, ABI mismatch,
-//! panic, plugin error); 5 the grant is lost and a new consent is needed; 6 the
-//! provider could not be reached.
+//! Exit codes: [`error::Exit`], the one list (`--help` prints it, a test
+//! checks the README against it).
 
 mod builtins;
 mod cli;
@@ -28,33 +26,33 @@ mod error;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::FromArgMatches;
 
 use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand, WebhookCommand};
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 
 fn main() -> ExitCode {
     builtins::link_all();
-    let cli = match Cli::try_parse() {
+    let cli = match cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return if e.use_stderr() { Exit::Usage } else { Exit::Ok }.into();
         }
     };
     init_logging(cli.global.verbose, cli.global.quiet);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.code == 0 => ExitCode::SUCCESS,
+        Err(e) if e.code == Exit::Ok => ExitCode::SUCCESS,
         // The command already said everything (plan's "changes pending", verify's table).
-        Err(e) if e.message.is_empty() => ExitCode::from(e.code),
+        Err(e) if e.message.is_empty() => e.code.into(),
         Err(e) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "error: {}", e.message);
             if let Some(hint) = &e.hint {
                 let _ = writeln!(err, "  hint: {hint}");
             }
-            ExitCode::from(e.code)
+            e.code.into()
         }
     }
 }
@@ -107,12 +105,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Revoke(a) => cmd_token::revoke(&g, a),
         Command::Status(a) => cmd_token::status(&g, a),
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
+            let mut cmd = cli::command();
             clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());
             Ok(())
         }
         Command::Man => {
-            let man = clap_mangen::Man::new(Cli::command());
+            let man = clap_mangen::Man::new(cli::command());
             man.render(&mut std::io::stdout())
                 .map_err(|e| CliError::failure(format!("cannot write the man page: {e}")))
         }
