@@ -12,16 +12,8 @@ fuzz_target!(|data: &[u8]| {
         presets: vec![PresetInfo {
             name: "servicenow-dex-zoom".into(),
             platform: "zoom".into(),
-            scopes: [
-                "report:read:user:admin",
-                "dashboard:read:list_meeting_participants_qos:admin",
-                "dashboard:read:meeting_participant_qos:admin",
-                "dashboard:read:list_zoomrooms:admin",
-                "dashboard:read:issues_zoomroom:admin",
-                "user:read:user:admin",
-            ]
-            .map(String::from)
-            .to_vec(),
+            // The six DEX scopes open ZOOM_KNOWN_SCOPES.
+            scopes: connapp_core::scope::ZOOM_KNOWN_SCOPES[..6].iter().map(|s| s.to_string()).collect(),
         }],
         store_kinds: vec!["file".into(), "vault".into(), "keyring".into()],
         platforms: vec!["zoom".into(), "generic".into()],

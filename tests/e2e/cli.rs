@@ -14,14 +14,7 @@ fn init_writes_a_declaration_that_check_accepts() {
         out.stdout()
     );
     let text = std::fs::read_to_string(s.path().join("connapp.toml")).expect("written");
-    for scope in [
-        "report:read:user:admin",
-        "dashboard:read:list_meeting_participants_qos:admin",
-        "dashboard:read:meeting_participant_qos:admin",
-        "dashboard:read:list_zoomrooms:admin",
-        "dashboard:read:issues_zoomroom:admin",
-        "user:read:user:admin",
-    ] {
+    for scope in connapp_sandbox::DEX_SCOPES {
         assert!(text.contains(scope), "{scope} missing from\n{text}");
     }
     assert!(text.contains("usage = \"admin-managed\""));

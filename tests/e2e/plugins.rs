@@ -130,11 +130,9 @@ fn conformance_of_the_out_of_tree_example_store() {
     );
 }
 
-#[test]
-fn the_out_of_tree_example_works_from_the_binary() {
-    let b = built();
-    let mut s = Sandbox::new(&b.full);
-    s.set_env("CONNAPP_PLUGIN_PATH", &b.example_dir.display().to_string());
+/// `init`, then the declaration's store switched to the out-of-tree
+/// example's `dir` store (the plugin must be on `CONNAPP_PLUGIN_PATH`).
+fn use_example_store(s: &Sandbox) {
     let decl = s.init();
     let kv = s.path().join("kv");
     let text = std::fs::read_to_string(&decl).expect("read").replace(
@@ -142,6 +140,14 @@ fn the_out_of_tree_example_works_from_the_binary() {
         &format!("kind = \"dir\"\n[store.settings]\npath = \"{}\"", kv.display()),
     );
     std::fs::write(&decl, text).expect("write");
+}
+
+#[test]
+fn the_out_of_tree_example_works_from_the_binary() {
+    let b = built();
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &b.example_dir.display().to_string());
+    use_example_store(&s);
     s.run(&["check"], None).ok();
     s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))
         .ok();
@@ -307,13 +313,7 @@ fn broken_library_files_are_refused_and_the_rest_still_work() {
     assert_eq!(j["failures"].as_array().expect("failures").len(), 2, "{j}");
 
     // The other commands warn and carry on, with the valid dynamic plugin too.
-    let decl = s.init();
-    let kv = s.path().join("kv");
-    let text = std::fs::read_to_string(&decl).expect("read").replace(
-        "kind = \"file\"",
-        &format!("kind = \"dir\"\n[store.settings]\npath = \"{}\"", kv.display()),
-    );
-    std::fs::write(&decl, text).expect("write");
+    use_example_store(&s);
     let out = s.run(&["check"], None).ok();
     assert!(out.stderr().contains("warning: plugin not loaded"), "{}", out.stderr());
     s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))

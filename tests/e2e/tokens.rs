@@ -272,9 +272,9 @@ fn a_refresh_token_lost_elsewhere_is_explained() {
     assert!(!err.contains("HTTP/1.1") && !err.contains("sbx.rt."), "{err}");
 }
 
-#[test]
-fn server_to_server_apps_get_tokens_without_a_browser() {
-    let zoom = Zoom::start(Seed::default()).expect("sandbox");
+/// A user with a Zoom Server-to-Server app on `zoom`'s account, its
+/// credentials stored.
+fn s2s_user(zoom: &Zoom) -> Sandbox {
     let s = Sandbox::new(&built().full);
     let base = zoom.base_url();
     let account = zoom.account_id();
@@ -296,6 +296,13 @@ fn server_to_server_apps_get_tokens_without_a_browser() {
         Some(app.client_secret.as_bytes()),
     )
     .ok();
+    s
+}
+
+#[test]
+fn server_to_server_apps_get_tokens_without_a_browser() {
+    let zoom = Zoom::start(Seed::default()).expect("sandbox");
+    let s = s2s_user(&zoom);
     let j = s.run(&["login", "--json"], None).ok().json();
     assert_eq!(j["grant_type"], "account_credentials");
     assert_eq!(j["refresh_token"], false);
@@ -310,27 +317,8 @@ fn server_to_server_apps_get_tokens_without_a_browser() {
 #[test]
 fn server_to_server_tokens_are_minted_again_at_each_expiry_once() {
     let zoom = Zoom::start(Seed::default()).expect("sandbox");
-    let s = Sandbox::new(&built().full);
+    let s = s2s_user(&zoom);
     let base = zoom.base_url();
-    let account = zoom.account_id();
-    std::fs::write(
-        s.path().join("connapp.toml"),
-        format!(
-            "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"connapp S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\npresets = [\"servicenow-dex-zoom\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
-        ),
-    )
-    .expect("write");
-    let app = zoom.app("sbxS2SClientId00000002").expect("app");
-    s.run(
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some(app.client_id.as_bytes()),
-    )
-    .ok();
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(app.client_secret.as_bytes()),
-    )
-    .ok();
     let http = no_redirects();
     let control = |m: reqwest::Method, p: &str, b: Value| sandbox_control(&http, &base, m, p, b);
     let set_ttl = |ttl: u64| {

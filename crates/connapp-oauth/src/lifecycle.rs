@@ -653,6 +653,16 @@ mod tests {
 
     const KEY: &[u8] = &[7u8; 32];
 
+    /// `token` at `now` for a grant with a user (refresh, no mint).
+    fn token_at(
+        l: &Lifecycle,
+        store: &Mem,
+        now: u64,
+        refresh: &dyn Fn(&SecretString) -> Result<TokenSet, EdgeError>,
+    ) -> Result<(TokenRecord, Source), LifecycleError> {
+        l.token(store, &|| now, false, &Renew { refresh, mint: None }, || {})
+    }
+
     fn lc(dir: &Path) -> Lifecycle {
         Lifecycle {
             app: "app".into(),
@@ -698,44 +708,11 @@ mod tests {
             assert_eq!(rt.expose_secret(), "r1");
             Ok(set("a2", "r2"))
         };
-        let (r, s) = l
-            .token(
-                &store,
-                &|| 100,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect("token");
+        let (r, s) = token_at(&l, &store, 100, &refresh).expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a1", Source::Stored));
-        let (r, s) = l
-            .token(
-                &store,
-                &|| 990,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect("token");
+        let (r, s) = token_at(&l, &store, 990, &refresh).expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a2", Source::Refreshed));
-        let (r, _) = l
-            .token(
-                &store,
-                &|| 991,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect("token");
+        let (r, _) = token_at(&l, &store, 991, &refresh).expect("token");
         assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r2"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let _ = fs::remove_dir_all(&dir);
@@ -751,35 +728,13 @@ mod tests {
         l.write_journal(KEY, Some(1), &rec("a2", "r2", 5000, 900))
             .expect("journal");
         let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("must not refresh") };
-        let (r, s) = l
-            .token(
-                &store,
-                &|| 950,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect("token");
+        let (r, s) = token_at(&l, &store, 950, &refresh).expect("token");
         assert_eq!((r.access_token.expose_secret(), s), ("a2", Source::Replayed));
         assert!(l.journal_files().is_empty());
         // A stale journal (older than the store) is dropped, not applied.
         l.write_journal(KEY, Some(1), &rec("old", "old", 100, 1))
             .expect("journal");
-        let (r, _) = l
-            .token(
-                &store,
-                &|| 950,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect("token");
+        let (r, _) = token_at(&l, &store, 950, &refresh).expect("token");
         assert_eq!(r.access_token.expose_secret(), "a2");
         let _ = fs::remove_dir_all(&dir);
     }
@@ -798,18 +753,7 @@ mod tests {
                 reason: Some("Invalid Token!".into()),
             })
         };
-        let e = l
-            .token(
-                &store,
-                &|| 100,
-                false,
-                &Renew {
-                    refresh: &refresh,
-                    mint: None,
-                },
-                || {},
-            )
-            .expect_err("rejected");
+        let e = token_at(&l, &store, 100, &refresh).expect_err("rejected");
         assert!(matches!(e, LifecycleError::RefreshRejected { .. }), "{e}");
         let (b, _) = store.load().expect("load").expect("kept");
         assert_eq!(
