@@ -461,7 +461,7 @@ pub(crate) fn run(
 }
 
 /// Writes the write-only fields of a just-created record, each in its own
-/// request with `sysparm_input_display_value=true` (`servicenow.md` §3.8).
+/// request with `sysparm_input_display_value=true` (`docs/servicenow.md` §3.8).
 fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &str) -> Result<Vec<String>, CliError> {
     let mut written = Vec::new();
     for (field, v) in fields_of(spec, "write_only") {

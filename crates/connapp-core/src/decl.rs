@@ -952,7 +952,7 @@ fn valid_event_name(e: &str) -> bool {
         && !e.contains("..")
 }
 
-/// Zoom allows at most 20 event subscriptions per app (zoom-platform.md §16).
+/// Zoom allows at most 20 event subscriptions per app (docs/zoom-platform.md §16).
 const MAX_EVENTS: usize = 20;
 
 fn check_webhook(cx: &mut Ctx<'_>, app: &str, w: &Spanned<RawWebhook>) -> Option<Webhook> {

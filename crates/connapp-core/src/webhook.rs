@@ -1,5 +1,5 @@
 //! Zoom webhook signatures and the URL-validation answer
-//! (`zoom-platform.md` §16), as pure functions over bytes.
+//! (`docs/zoom-platform.md` §16), as pure functions over bytes.
 //!
 //! - `x-zm-signature: v0=<hex HMAC-SHA256(Secret Token, "v0:{timestamp}:{raw body}")>`;
 //!   verified over the **raw** body bytes (never a re-serialization) with a

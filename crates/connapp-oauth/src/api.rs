@@ -1,5 +1,5 @@
 //! Calling a provider's REST API with an access token, and reading its
-//! errors the way Zoom writes them (`zoom-platform.md` §13–§14): the numeric
+//! errors the way Zoom writes them (`docs/zoom-platform.md` §13–§14): the numeric
 //! `code`, the message, the rate-limit headers and the tracking id.
 //!
 //! Also the Zoom Marketplace manifest calls `connapp plan`/`apply` use

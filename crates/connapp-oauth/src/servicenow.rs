@@ -1,4 +1,4 @@
-//! A ServiceNow instance's Table API (`servicenow.md` §3) as connapp uses it:
+//! A ServiceNow instance's Table API (`docs/servicenow.md` §3) as connapp uses it:
 //! list / create / patch / delete, basic or bearer authentication (bearer from
 //! client credentials at `/oauth_token.do`), and the instance's failures told
 //! apart: bad credentials (401), missing role (403), missing record (404),

@@ -4,7 +4,7 @@
 //! [`servicenow`] is the other end: a local ServiceNow instance with the Table
 //! API, the consent round trip against this Zoom and a DEX job.
 //!
-//! `zoom-platform.md` is the specification, including the unpleasant parts:
+//! `docs/zoom-platform.md` is the specification, including the unpleasant parts:
 //! exact redirect matching with 4700 pages that never redirect, single-use
 //! codes, refresh-token rotation with immediate death of the old token, one
 //! grant per (app, user), scopes frozen at consent, 4711 naming the accepted

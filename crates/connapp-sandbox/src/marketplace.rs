@@ -4,7 +4,7 @@
 //! permissive, unknown keys are dropped, PUT is a full replacement, only draft
 //! General apps export.
 //!
-//! The manifest shape follows `zoom-platform.md` §17. Event subscriptions are
+//! The manifest shape follows `docs/zoom-platform.md` §17. Event subscriptions are
 //! not documented there; the sandbox reads them from
 //! `features.event_subscriptions: [{"endpoint_url": ..., "events": [...]}]`
 //! [inferred].

@@ -1,4 +1,4 @@
-//! Zoom's redirect URL matching (`zoom-platform.md` §9): exact and
+//! Zoom's redirect URL matching (`docs/zoom-platform.md` §9): exact and
 //! case-sensitive; loopback ports ignored; base-URL allow-list entries act as
 //! prefixes unless Strict Mode is on; Subdomain Check limits prefixes to the
 //! entry's own host.

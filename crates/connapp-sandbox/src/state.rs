@@ -255,7 +255,7 @@ pub struct PageToken {
     pub issued_at: u64,
 }
 
-/// Lifetimes and behaviour switches (see `zoom-platform.md` §19).
+/// Lifetimes and behaviour switches (see `docs/zoom-platform.md` §19).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Knobs {
@@ -405,7 +405,7 @@ fn real_now() -> u64 {
         .as_secs()
 }
 
-/// The default rate limits of a plan (`zoom-platform.md` §14).
+/// The default rate limits of a plan (`docs/zoom-platform.md` §14).
 pub fn plan_limits(plan: Plan) -> BTreeMap<String, Limit> {
     let (light, medium, heavy, ri, heavy_day) = match plan {
         Plan::Free => ((4, 6000), (2, 2000), (1, 1000), (10, 30_000), 1000),

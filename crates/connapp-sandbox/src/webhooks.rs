@@ -1,4 +1,4 @@
-//! Webhook delivery as Zoom does it (`zoom-platform.md` §16): events signed
+//! Webhook delivery as Zoom does it (`docs/zoom-platform.md` §16): events signed
 //! with the app's Secret Token (`x-zm-signature: v0=<hex HMAC-SHA256 of
 //! "v0:{timestamp}:{body}">`, `x-zm-request-timestamp`), compact JSON bodies,
 //! the `endpoint.url_validation` challenge, a 3-second answer window, and

@@ -1,6 +1,6 @@
 //! connapp platform plugin `platform-servicenow`: the consumer side of DEX for
 //! Zoom. From a declared app and the provider's endpoints it describes the
-//! ServiceNow records DEX needs (`servicenow.md` §2, §7): the OAuth provider
+//! ServiceNow records DEX needs (`docs/servicenow.md` §2, §7): the OAuth provider
 //! (`oauth_entity`), its default profile, one scope record per scope and its
 //! link to the profile, the OAuth 2.0 credential, and the HTTP connection on
 //! the DEX connection & credential alias.
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 /// The platform's name (as a target kind).
 pub const SERVICENOW: &str = "servicenow";
 
-/// Zoom's refresh tokens live 90 days (`zoom-platform.md` §4); ServiceNow's
+/// Zoom's refresh tokens live 90 days (`docs/zoom-platform.md` §4); ServiceNow's
 /// default of 100 days would outlive them, so the provider record says 90.
 pub const ZOOM_REFRESH_LIFESPAN_SECS: u64 = 90 * 86_400;
 

@@ -1,5 +1,5 @@
 //! connapp platform plugin `platform-zoom`: Zoom's OAuth endpoints and habits
-//! (`zoom-platform.md` §2–§7): Basic client authentication, PKCE for
+//! (`docs/zoom-platform.md` §2–§7): Basic client authentication, PKCE for
 //! connapp's own logins, no `scope` parameter at authorize (the app's
 //! configured scopes are granted), the account's API base in `api_url`.
 //!
@@ -62,7 +62,7 @@ impl Plugin for ZoomPlatform {
     }
 }
 
-/// The part of a Zoom app manifest (`zoom-platform.md` §17) that connapp
+/// The part of a Zoom app manifest (`docs/zoom-platform.md` §17) that connapp
 /// manages for `app` (the app as `connapp check --json` prints it, plus
 /// `scope_reasons`). `null` values mean "remove this setting". Server-to-server
 /// apps (no redirect URL) have no manifest: `None`.

@@ -1,4 +1,4 @@
-//! A faithful local ServiceNow instance (`servicenow.md` §8): the Table API
+//! A faithful local ServiceNow instance (`docs/servicenow.md` §8): the Table API
 //! for the tables of the DEX for Zoom record chain with its conventions, basic
 //! and OAuth authentication with roles, `oauth_initiator.do` /
 //! `oauth_redirect.do` doing a real consent against the Zoom sandbox and
@@ -154,7 +154,7 @@ pub fn kind_of(table: &str, field: &str) -> Option<Kind> {
         .map(|(_, k)| *k)
 }
 
-/// Who may read and write a table (`servicenow.md` §1.5).
+/// Who may read and write a table (`docs/servicenow.md` §1.5).
 pub fn may_write(table: &str, roles: &[String]) -> bool {
     let has = |r: &str| roles.iter().any(|x| x == r);
     if has("admin") {
@@ -168,7 +168,7 @@ pub fn may_write(table: &str, roles: &[String]) -> bool {
 }
 
 /// Reads follow writes, except that any authenticated user may read users and
-/// choices, and connection/credential admins may read aliases (`servicenow.md` §1.5).
+/// choices, and connection/credential admins may read aliases (`docs/servicenow.md` §1.5).
 pub fn may_read(table: &str, roles: &[String]) -> bool {
     let has = |r: &str| roles.iter().any(|x| x == r);
     may_write(table, roles)

@@ -1,4 +1,4 @@
-//! The instance's OAuth side (`servicenow.md` §3.7, §5): `/oauth_token.do`
+//! The instance's OAuth side (`docs/servicenow.md` §3.7, §5): `/oauth_token.do`
 //! for connapp's own access (client credentials, password), the consent round
 //! trip `oauth_initiator.do` → Zoom → `oauth_redirect.do` that stores tokens
 //! in `oauth_credential`, refreshing as ServiceNow does, and the sandbox's
@@ -164,7 +164,7 @@ fn with_client_auth(
 }
 
 /// The client secret as the instance would send it; a secret written without
-/// `sysparm_input_display_value=true` is stored malformed (`servicenow.md` §3.8).
+/// `sysparm_input_display_value=true` is stored malformed (`docs/servicenow.md` §3.8).
 fn client_secret(s: &SnState, entity_id: &str) -> String {
     match s.secret("oauth_entity", entity_id, "client_secret") {
         Some(Some(v)) => v,

@@ -1,4 +1,4 @@
-//! ServiceNow's encoded queries (`servicenow.md` §3.2), the subset connapp
+//! ServiceNow's encoded queries (`docs/servicenow.md` §3.2), the subset connapp
 //! and the DEX chain use: `^` AND, `^OR` OR, `^NQ` new query, `=`, `!=`,
 //! `LIKE`, `NOT LIKE`, `STARTSWITH`, `ENDSWITH`, `IN`, `ISEMPTY`,
 //! `ISNOTEMPTY`, `<`, `<=`, `>`, `>=`, `ORDERBY`/`ORDERBYDESC`, and one level

@@ -1,4 +1,4 @@
-//! The Table API (`servicenow.md` §3): `/api/now/table/{table}[/{sys_id}]`
+//! The Table API (`docs/servicenow.md` §3): `/api/now/table/{table}[/{sys_id}]`
 //! with the result wrapper, string values, references as link/value, 201 +
 //! `Location`, 204, ServiceNow's error bodies, encoded queries (invalid parts
 //! silently ignored), `X-Total-Count` and `Link` paging, write-only password2
