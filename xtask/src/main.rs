@@ -431,6 +431,16 @@ fn test() -> Result<()> {
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
             .args(["--", "-D", "warnings"]),
     )?;
+    // The API crates a third party builds against are publishable.
+    run_cmd(cargo().args([
+        "package",
+        "-q",
+        "-p",
+        "connapp-plugin-api",
+        "-p",
+        "connapp-store-conformance",
+        "--allow-dirty",
+    ]))?;
     ensure_nextest()?;
     ensure_authlib()?;
     // Everything the e2e tests drive, built once; each test process then
