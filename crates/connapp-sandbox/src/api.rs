@@ -12,7 +12,8 @@ use chrono::{Datelike, NaiveDate};
 use serde_json::{Value, json};
 
 use crate::data::{Meeting, iso, participant_json};
-use crate::state::{Limit, PageToken, Plan, State, User, random_hex};
+use crate::random::random_hex;
+use crate::state::{Limit, PageToken, Plan, State, User};
 use crate::{Ctx, add_tracking_id, api_error};
 
 pub(crate) fn routes() -> Router<Ctx> {
@@ -250,15 +251,12 @@ async fn get_user(
     h: HeaderMap,
     RawQuery(rq): RawQuery,
     Path(user_id): Path<String>,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("user:read:user:admin", true);
-    let (caller, rl) = match enter(&ctx, &h, &rq, "GET /users/{userId}", &accepted, "Light") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (caller, rl) = enter(&ctx, &h, &rq, "GET /users/{userId}", &accepted, "Light")?;
     let s = ctx.lock();
     let Some(u) = resolve_user(&s, &caller, &user_id) else {
-        return api_error(404, 1001, format!("User does not exist: {user_id}."));
+        return Err(api_error(404, 1001, format!("User does not exist: {user_id}.")));
     };
     // A user-level scope reads only the token's own user.
     let admin = caller
@@ -266,13 +264,13 @@ async fn get_user(
         .iter()
         .any(|x| x == "user:read:user:admin" || x == "user:read:user:master");
     if !admin && caller.user_id.as_deref() != Some(u.id.as_str()) {
-        return api_error(
+        return Err(api_error(
             400,
             4711,
             "Invalid access token, does not contain scopes:[user:read:user:admin, user:read:user:master].",
-        );
+        ));
     }
-    ok(user_json(&s, u), "Light", rl)
+    Ok(ok(user_json(&s, u), "Light", rl))
 }
 
 fn validation(field: &str, message: &str) -> Response {
@@ -384,40 +382,26 @@ async fn report_meetings(
     RawQuery(rq): RawQuery,
     Path(user_id): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("report:read:user:admin", false);
-    let (caller, rl) = match enter(&ctx, &h, &rq, "GET /report/users/{userId}/meetings", &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (caller, rl) = enter(&ctx, &h, &rq, "GET /report/users/{userId}/meetings", &accepted, "Heavy")?;
     let mut s = ctx.lock();
-    if let Err(r) = plan_allows_reports(&s) {
-        return r;
-    }
+    plan_allows_reports(&s)?;
     let Some(u) = resolve_user(&s, &caller, &user_id).cloned() else {
-        return api_error(
+        return Err(api_error(
             404,
             1001,
             format!("User {user_id} not exist or not belong to this account."),
-        );
+        ));
     };
-    let (start, end, from, to) = match date_range(&s, &q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    let (start, end, from, to) = date_range(&s, &q)?;
     let kind = q.get("type").map_or("past", String::as_str);
     if !["past", "pastOne", "pastJoined"].contains(&kind) {
-        return validation("type", "type must be past, pastOne or pastJoined");
+        return Err(validation("type", "type must be past, pastOne or pastJoined"));
     }
-    let size = match page_size(&q, 30, 300) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    let size = page_size(&q, 30, 300)?;
     let listing = format!("report:{}:{from}:{to}:{kind}:{size}", u.id);
-    let offset = match page_start(&mut s, &listing, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let offset = page_start(&mut s, &listing, &q)?;
     let matching: Vec<&Meeting> = s
         .data
         .meetings
@@ -446,14 +430,14 @@ async fn report_meetings(
         })
         .collect();
     let next = next_token(&mut s, &listing, offset + size, total);
-    ok(
+    Ok(ok(
         json!({
             "from": from, "to": to, "page_count": total.div_ceil(size), "page_size": size,
             "total_records": total, "next_page_token": next, "meetings": meetings,
         }),
         "Heavy",
         rl,
-    )
+    ))
 }
 
 /// Finds a meeting by numeric id (latest instance) or UUID. Axum decodes the
@@ -501,30 +485,16 @@ async fn list_qos(
     RawQuery(rq): RawQuery,
     Path(meeting_id): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_meeting_participants_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/qos";
-    let (_, rl) = match enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
     let mut s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let m = match meeting_or_404(&s, &q, &meeting_id) {
-        Ok(m) => m.clone(),
-        Err(r) => return r,
-    };
-    let size = match page_size(&q, 1, 10) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let m = meeting_or_404(&s, &q, &meeting_id)?.clone();
+    let size = page_size(&q, 1, 10)?;
     let listing = format!("qos:{}:{size}", m.uuid);
-    let offset = match page_start(&mut s, &listing, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let offset = page_start(&mut s, &listing, &q)?;
     let total = m.participants.len();
     let participants: Vec<Value> = m
         .participants
@@ -534,14 +504,14 @@ async fn list_qos(
         .map(|p| participant_json(p, true))
         .collect();
     let next = next_token(&mut s, &listing, offset + size, total);
-    ok(
+    Ok(ok(
         json!({
             "page_count": total.div_ceil(size), "page_size": size, "total_records": total,
             "next_page_token": next, "participants": participants,
         }),
         "Heavy",
         rl,
-    )
+    ))
 }
 
 async fn qos_summary(
@@ -550,21 +520,13 @@ async fn qos_summary(
     RawQuery(rq): RawQuery,
     Path(meeting_id): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_meeting_participants_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/qos_summary";
-    let (_, rl) = match enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
     let s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let m = match meeting_or_404(&s, &q, &meeting_id) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let m = meeting_or_404(&s, &q, &meeting_id)?;
     let participants: Vec<Value> = m
         .participants
         .iter()
@@ -578,11 +540,11 @@ async fn qos_summary(
             })
         })
         .collect();
-    ok(
+    Ok(ok(
         json!({"page_size": participants.len(), "total_records": participants.len(), "next_page_token": "", "participants": participants}),
         "Heavy",
         rl,
-    )
+    ))
 }
 
 async fn participant_qos(
@@ -591,54 +553,42 @@ async fn participant_qos(
     RawQuery(rq): RawQuery,
     Path((meeting_id, participant_id)): Path<(String, String)>,
     Query(q): Q,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:meeting_participant_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/{participantId}/qos";
-    let (_, rl) = match enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
     let s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let m = match meeting_or_404(&s, &q, &meeting_id) {
-        Ok(m) => m,
-        Err(r) => return r,
-    };
-    match m
-        .participants
-        .iter()
-        .find(|p| p.id == participant_id || p.user_id == participant_id)
-    {
-        Some(p) => ok(participant_json(p, true), "Heavy", rl),
-        None => api_error(
-            404,
-            3001,
-            format!("Participant {participant_id} does not exist in meeting {meeting_id}."),
-        ),
-    }
+    plan_allows_dashboard(&s)?;
+    let m = meeting_or_404(&s, &q, &meeting_id)?;
+    Ok(
+        match m
+            .participants
+            .iter()
+            .find(|p| p.id == participant_id || p.user_id == participant_id)
+        {
+            Some(p) => ok(participant_json(p, true), "Heavy", rl),
+            None => api_error(
+                404,
+                3001,
+                format!("Participant {participant_id} does not exist in meeting {meeting_id}."),
+            ),
+        },
+    )
 }
 
-async fn list_rooms(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, Query(q): Q) -> Response {
+async fn list_rooms(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Query(q): Q,
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_zoomrooms:admin", false);
-    let (_, rl) = match enter(&ctx, &h, &rq, "GET /metrics/zoomrooms", &accepted, "Resource-intensive") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms", &accepted, "Resource-intensive")?;
     let mut s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let size = match page_size(&q, 30, 300) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let size = page_size(&q, 30, 300)?;
     let listing = format!("rooms:{size}");
-    let mut offset = match page_start(&mut s, &listing, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let mut offset = page_start(&mut s, &listing, &q)?;
     let page_number = q
         .get("page_number")
         .and_then(|p| p.parse::<usize>().ok())
@@ -666,14 +616,14 @@ async fn list_rooms(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQ
         })
         .collect();
     let next = next_token(&mut s, &listing, offset + size, total);
-    ok(
+    Ok(ok(
         json!({
             "page_count": total.div_ceil(size), "page_number": offset / size + 1, "page_size": size,
             "total_records": total, "next_page_token": next, "zoom_rooms": rooms,
         }),
         "Resource-intensive",
         rl,
-    )
+    ))
 }
 
 async fn get_room(
@@ -681,38 +631,32 @@ async fn get_room(
     h: HeaderMap,
     RawQuery(rq): RawQuery,
     Path(room_id): Path<String>,
-) -> Response {
+) -> Result<Response, Response> {
     // Needs dashboard:read:zoomroom:admin, which is not among the six DEX scopes.
     let accepted = alternatives("dashboard:read:zoomroom:admin", false);
-    let (_, rl) = match enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/{zoomroomId}", &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/{zoomroomId}", &accepted, "Heavy")?;
     let s = ctx.lock();
-    match s.data.rooms.iter().find(|r| r.id == room_id) {
+    Ok(match s.data.rooms.iter().find(|r| r.id == room_id) {
         Some(r) => ok(
             json!({"id": r.id, "room_name": r.room_name, "status": r.status, "health": r.health}),
             "Heavy",
             rl,
         ),
         None => api_error(404, 3301, format!("Zoom Room {room_id} does not exist.")),
-    }
+    })
 }
 
-async fn top_issues(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, Query(q): Q) -> Response {
+async fn top_issues(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Query(q): Q,
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:issues_zoomroom:admin", false);
-    let (_, rl) = match enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/issues", &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/issues", &accepted, "Heavy")?;
     let s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let (start, end, from, to) = match date_range(&s, &q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let (start, end, from, to) = date_range(&s, &q)?;
     let mut counts: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
     for r in &s.data.rooms {
         for (issue, t) in &r.issues {
@@ -728,27 +672,24 @@ async fn top_issues(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQ
         .iter()
         .map(|(n, c)| json!({"issue_name": n, "zoom_rooms_count": c}))
         .collect();
-    ok(
+    Ok(ok(
         json!({"from": from, "to": to, "total_records": list.len(), "issues": list}),
         "Heavy",
         rl,
-    )
+    ))
 }
 
-async fn rooms_with_issues(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, Query(q): Q) -> Response {
+async fn rooms_with_issues(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    Query(q): Q,
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_zoomrooms:admin", false);
-    let (_, rl) = match enter(&ctx, &h, &rq, "GET /metrics/issues/zoomrooms", &accepted, "Heavy") {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/issues/zoomrooms", &accepted, "Heavy")?;
     let s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let (start, end, from, to) = match date_range(&s, &q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let (start, end, from, to) = date_range(&s, &q)?;
     let mut rooms: Vec<(&str, &str, usize)> = s
         .data
         .rooms
@@ -768,11 +709,11 @@ async fn rooms_with_issues(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq
         .iter()
         .map(|(id, n, c)| json!({"id": id, "room_name": n, "issues_count": c}))
         .collect();
-    ok(
+    Ok(ok(
         json!({"from": from, "to": to, "total_records": list.len(), "zoom_rooms": list}),
         "Heavy",
         rl,
-    )
+    ))
 }
 
 async fn room_issues(
@@ -781,39 +722,25 @@ async fn room_issues(
     RawQuery(rq): RawQuery,
     Path(room_id): Path<String>,
     Query(q): Q,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:issues_zoomroom:admin", false);
-    let (_, rl) = match enter(
+    let (_, rl) = enter(
         &ctx,
         &h,
         &rq,
         "GET /metrics/issues/zoomrooms/{zoomroomId}",
         &accepted,
         "Heavy",
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    )?;
     let mut s = ctx.lock();
-    if let Err(r) = plan_allows_dashboard(&s) {
-        return r;
-    }
-    let (start, end, from, to) = match date_range(&s, &q) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    plan_allows_dashboard(&s)?;
+    let (start, end, from, to) = date_range(&s, &q)?;
     let Some(room) = s.data.rooms.iter().find(|r| r.id == room_id).cloned() else {
-        return api_error(404, 3301, format!("Zoom Room {room_id} does not exist."));
+        return Err(api_error(404, 3301, format!("Zoom Room {room_id} does not exist.")));
     };
-    let size = match page_size(&q, 30, 300) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
+    let size = page_size(&q, 30, 300)?;
     let listing = format!("roomissues:{room_id}:{from}:{to}:{size}");
-    let offset = match page_start(&mut s, &listing, &q) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let offset = page_start(&mut s, &listing, &q)?;
     let all: Vec<&(String, u64)> = room.issues.iter().filter(|(_, t)| *t >= start && *t <= end).collect();
     let total = all.len();
     let details: Vec<Value> = all
@@ -823,12 +750,12 @@ async fn room_issues(
         .map(|(i, t)| json!({"issue": i, "time": iso(*t)}))
         .collect();
     let next = next_token(&mut s, &listing, offset + size, total);
-    ok(
+    Ok(ok(
         json!({
             "from": from, "to": to, "page_count": total.div_ceil(size), "page_size": size,
             "total_records": total, "next_page_token": next, "issue_details": details,
         }),
         "Heavy",
         rl,
-    )
+    ))
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Ctx;
-use crate::state::{App, Knobs, Limit, Plan, plan_limits, random_alnum};
+use crate::random::random_alnum;
+use crate::state::{App, Knobs, Limit, Plan, plan_limits};
 
 pub(crate) fn routes() -> Router<Ctx> {
     Router::new()

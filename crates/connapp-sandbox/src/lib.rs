@@ -25,6 +25,7 @@ pub mod data;
 mod marketplace;
 mod oauth;
 mod pages;
+pub mod random;
 pub mod redirect;
 pub mod servicenow;
 pub mod state;
@@ -40,7 +41,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::state::{App, AppKind, Counters, Knobs, Plan, Role, State, Usage, User, plan_limits, random_alnum};
+use crate::random::random_alnum;
+use crate::state::{App, AppKind, Counters, Knobs, Plan, Role, State, Usage, User, plan_limits};
 
 /// The six scopes DEX for Zoom needs.
 pub const DEX_SCOPES: [&str; 6] = [
@@ -481,7 +483,7 @@ pub(crate) fn api_error(status: u16, code: u32, message: impl Into<String>) -> R
 }
 
 pub(crate) fn add_tracking_id(r: &mut Response) {
-    if let Ok(v) = HeaderValue::from_str(&format!("v=2.0;clid=sbx;rid={}", state::random_hex(8))) {
+    if let Ok(v) = HeaderValue::from_str(&format!("v=2.0;clid=sbx;rid={}", random::random_hex(8))) {
         r.headers_mut().insert("x-zm-trackingid", v);
     }
 }

@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{alternatives, enter, ok};
 use crate::data::iso;
-use crate::state::{App, AppKind, EventSubscription, Usage, random_alnum};
+use crate::random::random_alnum;
+use crate::state::{App, AppKind, EventSubscription, Usage};
 use crate::{Ctx, api_error};
 
 pub(crate) fn routes() -> Router<Ctx> {
@@ -256,36 +257,37 @@ fn write_scopes() -> Vec<String> {
     alternatives("marketplace:write:app:admin", true)
 }
 
-async fn validate(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, body: Bytes) -> Response {
-    let (_, rl) = match enter(
+async fn validate(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let (_, rl) = enter(
         &ctx,
         &h,
         &rq,
         "POST /marketplace/apps/manifest/validate",
         &read_scopes(),
         CATEGORY,
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let v = match body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    )?;
+    let v = body_json(&body)?;
     let Some(m) = v.get("manifest") else {
-        return api_error(400, 300, "manifest is required");
+        return Err(api_error(400, 300, "manifest is required"));
     };
     let (errors, _) = check_manifest(m);
-    // HTTP 200 even when the manifest is invalid.
-    if errors.is_empty() {
-        ok(json!({"ok": true, "errors": []}), CATEGORY, rl)
-    } else {
-        ok(
-            json!({"ok": false, "error": "invalid_manifest", "errors": errors_json(&errors)}),
-            CATEGORY,
-            rl,
-        )
-    }
+    Ok(
+        // HTTP 200 even when the manifest is invalid.
+        if errors.is_empty() {
+            ok(json!({"ok": true, "errors": []}), CATEGORY, rl)
+        } else {
+            ok(
+                json!({"ok": false, "error": "invalid_manifest", "errors": errors_json(&errors)}),
+                CATEGORY,
+                rl,
+            )
+        },
+    )
 }
 
 fn find_app<'a>(s: &'a crate::state::State, app_id: &str) -> Option<&'a App> {
@@ -297,16 +299,13 @@ async fn get_app(
     h: HeaderMap,
     RawQuery(rq): RawQuery,
     Path(app_id): Path<String>,
-) -> Response {
-    let (_, rl) = match enter(&ctx, &h, &rq, "GET /marketplace/apps/{appId}", &read_scopes(), CATEGORY) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (_, rl) = enter(&ctx, &h, &rq, "GET /marketplace/apps/{appId}", &read_scopes(), CATEGORY)?;
     let s = ctx.lock();
     let Some(app) = find_app(&s, &app_id) else {
-        return api_error(404, 1500, format!("App {app_id} does not exist."));
+        return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
     };
-    ok(
+    Ok(ok(
         json!({
             "app_id": app.app_id,
             "app_name": app.name,
@@ -318,7 +317,7 @@ async fn get_app(
         }),
         CATEGORY,
         rl,
-    )
+    ))
 }
 
 async fn export(
@@ -326,26 +325,27 @@ async fn export(
     h: HeaderMap,
     RawQuery(rq): RawQuery,
     Path(app_id): Path<String>,
-) -> Response {
-    let (_, rl) = match enter(
+) -> Result<Response, Response> {
+    let (_, rl) = enter(
         &ctx,
         &h,
         &rq,
         "GET /marketplace/apps/{appId}/manifest",
         &read_scopes(),
         CATEGORY,
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    )?;
     let s = ctx.lock();
     let Some(app) = find_app(&s, &app_id) else {
-        return api_error(404, 1500, format!("App {app_id} does not exist."));
+        return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
     };
     if app.kind != AppKind::General || app.status != "draft" {
-        return api_error(404, 1500, "You can only export Draft General app's manifest now");
+        return Err(api_error(
+            404,
+            1500,
+            "You can only export Draft General app's manifest now",
+        ));
     }
-    ok(json!({"manifest": manifest_of(app)}), CATEGORY, rl)
+    Ok(ok(json!({"manifest": manifest_of(app)}), CATEGORY, rl))
 }
 
 async fn replace(
@@ -354,33 +354,27 @@ async fn replace(
     RawQuery(rq): RawQuery,
     Path(app_id): Path<String>,
     body: Bytes,
-) -> Response {
-    let (_, _) = match enter(
+) -> Result<Response, Response> {
+    let (_, _) = enter(
         &ctx,
         &h,
         &rq,
         "PUT /marketplace/apps/{appId}/manifest",
         &write_scopes(),
         CATEGORY,
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let v = match body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    )?;
+    let v = body_json(&body)?;
     let Some(m) = v.get("manifest") else {
-        return api_error(400, 300, "manifest is required");
+        return Err(api_error(400, 300, "manifest is required"));
     };
     let (errors, new) = check_manifest(m);
     let Some(new) = new else {
-        return invalid_manifest(&errors);
+        return Ok(invalid_manifest(&errors));
     };
     let mut s = ctx.lock();
     let status = s.knobs.manifest_put_status;
     let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
-        return api_error(404, 1500, format!("App {app_id} does not exist."));
+        return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
     };
     let old_endpoints: Vec<String> = app.event_subscriptions.iter().map(|e| e.endpoint_url.clone()).collect();
     // A full replacement: whatever the manifest omits is gone. Identity,
@@ -410,28 +404,27 @@ async fn replace(
         .unwrap_or(StatusCode::NO_CONTENT)
         .into_response();
     crate::add_tracking_id(&mut r);
-    r
+    Ok(r)
 }
 
-async fn create_app(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQuery, body: Bytes) -> Response {
-    let (_, rl) = match enter(&ctx, &h, &rq, "POST /marketplace/apps", &write_scopes(), CATEGORY) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let v = match body_json(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+async fn create_app(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    RawQuery(rq): RawQuery,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let (_, rl) = enter(&ctx, &h, &rq, "POST /marketplace/apps", &write_scopes(), CATEGORY)?;
+    let v = body_json(&body)?;
     if v.get("app_type").and_then(Value::as_str) != Some("general") {
-        return api_error(400, 300, "app_type must be general.");
+        return Err(api_error(400, 300, "app_type must be general."));
     }
     let Some(name) = v.get("app_name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
-        return api_error(400, 300, "app_name is required.");
+        return Err(api_error(400, 300, "app_name is required."));
     };
     let mut app = match v.get("manifest") {
         Some(m) => match check_manifest(m) {
             (_, Some(app)) => app,
-            (errors, None) => return invalid_manifest(&errors),
+            (errors, None) => return Ok(invalid_manifest(&errors)),
         },
         None => App::default(),
     };
@@ -458,7 +451,7 @@ async fn create_app(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(rq): RawQ
         rl,
     );
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED);
-    r
+    Ok(r)
 }
 
 async fn delete_app(
@@ -493,25 +486,26 @@ async fn rotate(
     h: HeaderMap,
     RawQuery(rq): RawQuery,
     Path(app_id): Path<String>,
-) -> Response {
+) -> Result<Response, Response> {
     let accepted = alternatives("marketplace:update:client_secret:admin", true);
-    let (_, rl) = match enter(
+    let (_, rl) = enter(
         &ctx,
         &h,
         &rq,
         "POST /marketplace/apps/{appId}/rotate_client_secret",
         &accepted,
         CATEGORY,
-    ) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    )?;
     let mut s = ctx.lock();
     let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
-        return api_error(404, 1500, format!("App {app_id} does not exist."));
+        return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
     };
     app.client_secret = random_alnum(32);
     let (client_id, secret) = (app.client_id.clone(), app.client_secret.clone());
     drop(s);
-    ok(json!({"client_id": client_id, "client_secret": secret}), CATEGORY, rl)
+    Ok(ok(
+        json!({"client_id": client_id, "client_secret": secret}),
+        CATEGORY,
+        rl,
+    ))
 }

@@ -13,7 +13,8 @@ use serde_json::json;
 use sha2::Digest;
 
 use crate::pages::{consent_page, error_page};
-use crate::state::{AppKind, Code, GrantType, Usage, random_hex};
+use crate::random::random_hex;
+use crate::state::{AppKind, Code, GrantType, Usage};
 use crate::{Ctx, redirect, token_error};
 
 pub(crate) fn routes() -> Router<Ctx> {
@@ -107,40 +108,38 @@ fn check_authorize(ctx: &Ctx, p: &HashMap<String, String>, h: &HeaderMap) -> Res
     }
 }
 
-async fn authorize(AxState(ctx): AxState<Ctx>, h: HeaderMap, Query(p): Query<HashMap<String, String>>) -> Response {
-    let scopes = match check_authorize(&ctx, &p, &h) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+async fn authorize(
+    AxState(ctx): AxState<Ctx>,
+    h: HeaderMap,
+    Query(p): Query<HashMap<String, String>>,
+) -> Result<Response, Response> {
+    let scopes = check_authorize(&ctx, &p, &h)?;
     let auto = ctx.lock().knobs.auto_approve.clone();
     if let Some(user) = auto {
         // A `login_hint` naming a sandbox user picks who "signed in" (so two
         // consents by different admins can be simulated); otherwise the knob's user.
         let hinted = p.get("login_hint").filter(|h| ctx.lock().user(h).is_some()).cloned();
-        return decision(&ctx, &p, &hinted.unwrap_or(user), true, scopes);
+        return Ok(decision(&ctx, &p, &hinted.unwrap_or(user), true, scopes));
     }
     let s = ctx.lock();
     let Some(app) = p.get("client_id").and_then(|c| s.apps.get(c)) else {
-        return error_page(
+        return Ok(error_page(
             StatusCode::BAD_REQUEST,
             4700,
             "Invalid client_id",
             "No app has this client ID.",
-        );
+        ));
     };
     let hidden: Vec<(String, String)> = p.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    consent_page(app, &s.users, &scopes, &hidden)
+    Ok(consent_page(app, &s.users, &scopes, &hidden))
 }
 
-async fn decide(AxState(ctx): AxState<Ctx>, h: HeaderMap, body: Bytes) -> Response {
+async fn decide(AxState(ctx): AxState<Ctx>, h: HeaderMap, body: Bytes) -> Result<Response, Response> {
     let p: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let scopes = match check_authorize(&ctx, &p, &h) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let scopes = check_authorize(&ctx, &p, &h)?;
     let user = p.get("user").cloned().unwrap_or_default();
     let allow = p.get("decision").map(String::as_str) == Some("allow");
-    decision(&ctx, &p, &user, allow, scopes)
+    Ok(decision(&ctx, &p, &user, allow, scopes))
 }
 
 fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::random::{random_alnum, random_hex};
+
 use crate::data::Data;
 
 /// A role a simulated user has in the account.
@@ -378,24 +380,6 @@ pub struct State {
     pub validations: Vec<crate::webhooks::Validation>,
     /// Seeded API data.
     pub data: Data,
-}
-
-/// Random bytes as lower-case hex.
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    // getrandom only fails without an OS random source, where nothing here can work.
-    getrandom::fill(&mut b).expect("system randomness");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Random alphanumeric string (Zoom-style ids and secrets).
-pub fn random_alnum(len: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut b = vec![0u8; len];
-    getrandom::fill(&mut b).expect("system randomness");
-    b.iter()
-        .map(|x| ALPHABET[(*x as usize) % ALPHABET.len()] as char)
-        .collect()
 }
 
 fn real_now() -> u64 {

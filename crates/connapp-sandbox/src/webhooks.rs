@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::Ctx;
-use crate::state::random_hex;
+use crate::random::random_hex;
 
 /// Minutes after a failed attempt at which Zoom retries (3 retries).
 pub const RETRY_AFTER_MINUTES: [u64; 3] = [5, 20, 60];

@@ -20,7 +20,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
-use crate::state::{random_alnum, random_hex};
+use crate::random::{random_alnum, random_hex};
 
 /// The kind of a column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::table::hibernating;
 use super::{Pending, Row, SnCtx, SnKnobs, SnState, glide_time, parse_glide_time};
-use crate::state::random_hex;
+use crate::random::random_hex;
 
 pub(super) fn routes() -> axum::Router<SnCtx> {
     axum::Router::new()

@@ -241,11 +241,13 @@ fn ok(status: StatusCode, body: Value, rl: Option<(u64, u64)>) -> Response {
     r
 }
 
-async fn list(State(ctx): State<SnCtx>, h: HeaderMap, Path(table): Path<String>, Query(p): Params) -> Response {
-    let (user, rl) = match admit(&ctx, &h, &table, true) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+async fn list(
+    State(ctx): State<SnCtx>,
+    h: HeaderMap,
+    Path(table): Path<String>,
+    Query(p): Params,
+) -> Result<Response, Response> {
+    let (user, rl) = admit(&ctx, &h, &table, true)?;
     let s = ctx.lock();
     let render = Render::from(&p);
     let mut q = p.get("sysparm_query").map(String::as_str).unwrap_or("").to_string();
@@ -309,7 +311,7 @@ async fn list(State(ctx): State<SnCtx>, h: HeaderMap, Path(table): Path<String>,
             resp.headers_mut().insert("link", v);
         }
     }
-    resp
+    Ok(resp)
 }
 
 async fn get_one(
@@ -317,20 +319,17 @@ async fn get_one(
     h: HeaderMap,
     Path((table, id)): Path<(String, String)>,
     Query(p): Params,
-) -> Response {
-    let (user, rl) = match admit(&ctx, &h, &table, true) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (user, rl) = admit(&ctx, &h, &table, true)?;
     let s = ctx.lock();
-    match s.row(&table, &id).filter(|_| may_read(&table, &user.roles)) {
+    Ok(match s.row(&table, &id).filter(|_| may_read(&table, &user.roles)) {
         Some(row) => ok(
             StatusCode::OK,
             json!({"result": Render::from(&p).row(&s, &table, row)}),
             rl,
         ),
         None => not_found(),
-    }
+    })
 }
 
 fn not_found() -> Response {
@@ -433,18 +432,12 @@ async fn create(
     Path(table): Path<String>,
     Query(p): Params,
     body: Bytes,
-) -> Response {
-    let (user, rl) = match admit(&ctx, &h, &table, true) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (user, rl) = admit(&ctx, &h, &table, true)?;
     if !may_write(&table, &user.roles) {
-        return acl("Insert");
+        return Err(acl("Insert"));
     }
-    let fields = match body_fields(&table, &h, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let fields = body_fields(&table, &h, &body)?;
     let display_input = p.get("sysparm_input_display_value").is_some_and(|v| v == "true");
     let mut s = ctx.lock();
     // Business rule "Validate OAuth entity profile": one default profile per provider.
@@ -456,11 +449,11 @@ async fn create(
                 .iter()
                 .any(|r| r.get("oauth_entity") == entity.as_ref() && r.get("default").is_some_and(|d| d == "true"))
         {
-            return sn_error(
+            return Ok(sn_error(
                 403,
                 "Operation Failed",
                 Some("Data Policy Exception: the OAuth provider already has a default profile"),
-            );
+            ));
         }
     }
     let id = s.insert(&table, Row::new(), &user.user_name);
@@ -502,7 +495,7 @@ async fn create(
     if let Ok(v) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
-    r
+    Ok(r)
 }
 
 async fn update(
@@ -511,22 +504,16 @@ async fn update(
     Path((table, id)): Path<(String, String)>,
     Query(p): Params,
     body: Bytes,
-) -> Response {
-    let (user, rl) = match admit(&ctx, &h, &table, true) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let fields = match body_fields(&table, &h, &body) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (user, rl) = admit(&ctx, &h, &table, true)?;
+    let fields = body_fields(&table, &h, &body)?;
     let display_input = p.get("sysparm_input_display_value").is_some_and(|v| v == "true");
     let mut s = ctx.lock();
     let Some(mut row) = s.row(&table, &id).cloned().filter(|_| may_read(&table, &user.roles)) else {
-        return not_found();
+        return Ok(not_found());
     };
     if !may_write(&table, &user.roles) {
-        return acl("Update");
+        return Err(acl("Update"));
     }
     apply_fields(&mut s, &table, &id, &mut row, fields, display_input);
     let n: u64 = row.get("sys_mod_count").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -536,26 +523,27 @@ async fn update(
         t.insert(id.clone(), row.clone());
     }
     let out = Render::from(&p).row(&s, &table, &row);
-    ok(StatusCode::OK, json!({"result": out}), rl)
+    Ok(ok(StatusCode::OK, json!({"result": out}), rl))
 }
 
-async fn delete(State(ctx): State<SnCtx>, h: HeaderMap, Path((table, id)): Path<(String, String)>) -> Response {
+async fn delete(
+    State(ctx): State<SnCtx>,
+    h: HeaderMap,
+    Path((table, id)): Path<(String, String)>,
+) -> Result<Response, Response> {
     // 204 without a body: no Accept check.
-    let (user, rl) = match admit(&ctx, &h, &table, false) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+    let (user, rl) = admit(&ctx, &h, &table, false)?;
     let mut s = ctx.lock();
     if s.row(&table, &id).is_none() || !may_read(&table, &user.roles) {
-        return not_found();
+        return Ok(not_found());
     }
     if !may_write(&table, &user.roles) {
-        return acl("Delete");
+        return Err(acl("Delete"));
     }
     if let Some(t) = s.tables.get_mut(&table) {
         t.remove(&id);
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     rate_headers(&mut r, rl);
-    r
+    Ok(r)
 }
