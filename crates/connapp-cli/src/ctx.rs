@@ -265,27 +265,12 @@ pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Writes a file atomically (temp file in the same directory, fsync, rename).
+/// Writes a file atomically (`connapp_plugin_api::atomic`), with the
+/// ordinary mode (the umask applies); nothing connapp writes this way holds
+/// a secret.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map_or("connapp".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CliError::failure(format!("cannot write {}: {e}", path.display())));
-    }
-    Ok(())
+    connapp_plugin_api::atomic::write_file(path, contents, 0o666)
+        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Asks before a change: `yes` skips the question; without a terminal and

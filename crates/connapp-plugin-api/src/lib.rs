@@ -79,6 +79,7 @@ use abi_stable::{
 pub use inventory;
 pub use zeroize;
 
+pub mod atomic;
 pub mod bounded;
 #[cfg(feature = "tls")]
 pub mod tls;

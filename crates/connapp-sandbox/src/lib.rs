@@ -400,20 +400,8 @@ pub fn load_state(path: &std::path::Path) -> Result<State, SandboxError> {
 
 /// Writes the state atomically, readable only by the owner (it holds secrets).
 pub fn save_state<T: Serialize>(state: &T, path: &std::path::Path) -> std::io::Result<()> {
-    use std::io::Write;
     let text = serde_json::to_vec(state).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp)?;
-    f.write_all(&text)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    connapp_plugin_api::atomic::write_file(path, &text, 0o600)
 }
 
 /// Serves the sandbox on `listener` until `shutdown` resolves (for callers

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -421,26 +420,23 @@ impl FileStore {
             .encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &aad })
             .map_err(|_| err(ErrorCode::OTHER, "encryption failed"))?;
 
-        // Remove temp files of writers that died: we hold the lock, so none is live.
+        // Remove temp files of writers that died: we hold the lock, so none is
+        // live (`.secrets.tmp.` is how older versions named them).
+        let ours = format!(".{STORE_FILE}.tmp.");
         if let Ok(rd) = fs::read_dir(&self.dir) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".secrets.tmp.") {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                if n.starts_with(&ours) || n.starts_with(".secrets.tmp.") {
                     let _ = fs::remove_file(e.path());
                 }
             }
         }
-        let suffix: [u8; 8] = random()?;
-        let tmp = self.dir.join(format!(
-            ".secrets.tmp.{}.{}",
-            std::process::id(),
-            suffix.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
-        let result = (|| {
-            let mut f = open_private(&tmp, OpenOptions::new().create_new(true).write(true))?;
-            f.write_all(&aad)?;
-            f.write_all(&sealed)?;
-            f.sync_all()?;
-            drop(f);
+        let mut file = Vec::with_capacity(aad.len() + sealed.len());
+        file.extend_from_slice(&aad);
+        file.extend_from_slice(&sealed);
+        // Its temp file is `.secrets.cnst.tmp.PID.N`, which the clean-up above knows.
+        connapp_plugin_api::atomic::write_file_with(&path, &file, 0o600, || {
             #[cfg(feature = "fault-injection")]
             if std::env::var("CONNAPP_FAULT").is_ok_and(|p| p == "store-write") {
                 // SAFETY: SIGKILL to ourselves, between the temp file and the rename.
@@ -448,15 +444,8 @@ impl FileStore {
                     libc::kill(libc::getpid(), libc::SIGKILL);
                 }
             }
-            fs::rename(&tmp, &path)?;
-            #[cfg(unix)]
-            File::open(&self.dir)?.sync_all()?;
-            Ok::<(), std::io::Error>(())
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err("write", &path, e));
-        }
+        })
+        .map_err(|e| io_err("write", &path, e))?;
         Ok(())
     }
 }
