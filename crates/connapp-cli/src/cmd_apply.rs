@@ -661,7 +661,15 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         }
         return Ok(());
     }
-    ctx::confirm(&format!("Apply these changes to {pending} app(s)?"), a.yes)?;
+    ctx::confirm(
+        &ctx::Confirm {
+            question: &format!("Apply these changes to {pending} app(s)?"),
+            action: "change anything",
+            review: "review with `connapp plan`, then ",
+            strict: true,
+        },
+        a.yes,
+    )?;
     for w in &mut work {
         let (app, p) = (w.app, &mut w.plan);
         if let Some(m) = &w.zoom {
@@ -803,7 +811,15 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
             }
         }
     }
-    ctx::confirm("Restore these manifests?", a.yes)?;
+    ctx::confirm(
+        &ctx::Confirm {
+            question: "Restore these manifests?",
+            action: "change anything",
+            review: "review with `connapp plan`, then ",
+            strict: true,
+        },
+        a.yes,
+    )?;
     let mut report = Vec::new();
     for (app, m, path, id, saved, changes) in work {
         let mgr = app.managed_by.clone().unwrap_or_default();

@@ -228,25 +228,20 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
-    if !a.yes {
-        if !ctx::interactive() {
-            return Err(CliError::with_code(
-                Exit::Usage,
-                "refusing to remove a secret without confirmation: standard input is not a terminal",
-            )
-            .hint("pass --yes to confirm"));
-        }
-        eprint!(
-            "Remove the {} of {} from the {} store? [y/N] ",
-            kind.label(),
-            app.name,
-            decl.store.kind
-        );
-        let line = ctx::read_answer()?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::failure("not removed"));
-        }
-    }
+    ctx::confirm(
+        &ctx::Confirm {
+            question: &format!(
+                "Remove the {} of {} from the {} store?",
+                kind.label(),
+                app.name,
+                decl.store.kind
+            ),
+            action: "remove a secret",
+            review: "",
+            strict: false,
+        },
+        a.yes,
+    )?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     let removed = store
         .delete(&secret_key(&app.name, kind), Expected::Any)

@@ -1,7 +1,7 @@
 //! `connapp login | token | refresh | revoke | status`: getting tokens and
 //! never losing them. The lifecycle itself lives in `connapp_oauth::lifecycle`.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -695,20 +695,15 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let c = load(&reg, &decl, a.app.as_deref())?;
     let name = c.app.name.clone();
-    if !a.yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(CliError::with_code(
-                Exit::Usage,
-                "refusing to revoke without confirmation: standard input is not a terminal",
-            )
-            .hint("pass --yes to confirm"));
-        }
-        eprint!("Revoke the grant of {name} at the provider and forget its tokens? [y/N] ");
-        let line = ctx::read_answer()?;
-        if !matches!(line.trim(), "y" | "Y" | "yes") {
-            return Err(CliError::failure("not revoked"));
-        }
-    }
+    ctx::confirm(
+        &ctx::Confirm {
+            question: &format!("Revoke the grant of {name} at the provider and forget its tokens?"),
+            action: "revoke",
+            review: "",
+            strict: false,
+        },
+        a.yes,
+    )?;
     let store = StoreTokens {
         store: &c.store,
         key: token_key(&name),

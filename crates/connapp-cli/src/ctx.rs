@@ -273,22 +273,48 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
-/// Asks before a change: `yes` skips the question; without a terminal and
-/// without `yes` it is a usage error (nothing interactive without a terminal).
-pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+/// A question before a change.
+pub struct Confirm<'a> {
+    /// What is asked (`Remove the Client Secret of app from the file store?`).
+    pub question: &'a str,
+    /// What the refusal without a terminal names (`remove a secret`).
+    pub action: &'a str,
+    /// How to review first, for the hint (`review with connapp plan, then `).
+    pub review: &'a str,
+    /// Only the word "yes" (for changes to the provider), or y/yes.
+    pub strict: bool,
+}
+
+/// Asks before a change, the one way every command does: `--yes` skips the
+/// question; without a terminal and without `--yes` it is a usage error
+/// (nothing interactive without a terminal); any other answer cancels.
+pub fn confirm(c: &Confirm<'_>, yes: bool) -> Result<(), CliError> {
     if yes {
         return Ok(());
     }
     if !interactive() {
         return Err(CliError::with_code(
             Exit::Usage,
-            "refusing to change anything without confirmation: standard input is not a terminal",
+            format!(
+                "refusing to {} without confirmation: standard input is not a terminal",
+                c.action
+            ),
         )
-        .hint("review with `connapp plan`, then pass --yes"));
+        .hint(format!("{}pass --yes", c.review)));
     }
-    eprint!("{question} Only \"yes\" is accepted: ");
+    if c.strict {
+        eprint!("{} Only \"yes\" is accepted: ", c.question);
+    } else {
+        eprint!("{} [y/N] ", c.question);
+    }
     let line = read_answer()?;
-    if line.trim() != "yes" {
+    let answer = line.trim();
+    let accepted = if c.strict {
+        answer == "yes"
+    } else {
+        matches!(answer, "y" | "Y" | "yes")
+    };
+    if !accepted {
         return Err(CliError::failure("cancelled; nothing was changed"));
     }
     Ok(())
