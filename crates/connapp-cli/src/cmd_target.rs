@@ -139,10 +139,7 @@ pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
     let (instance_url, settings) = servicenow(&c.app)?;
     let name = &c.app.name;
     let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
-        c.stored(k)?.ok_or_else(|| {
-            CliError::failure(format!("no {} is stored for {name}", k.label()))
-                .hint(format!("run `connapp secrets set {} --app {name}`", k.as_str()))
-        })
+        c.stored(k)?.ok_or_else(|| ctx::missing_secret(name, k, None))
     };
     let auth = match settings.auth {
         InstanceAuth::Basic => Auth::Basic {
@@ -310,11 +307,11 @@ pub(crate) fn run(
         Some(id) => id,
         None if !execute => "(the new Zoom app's Client ID)".to_string(),
         None => {
-            return Err(
-                CliError::failure(format!("no Client ID is stored for {name}")).hint(format!(
-                    "run `connapp apply` for the Zoom app first, or `connapp secrets set client-id --app {name}`"
-                )),
-            );
+            return Err(ctx::missing_secret(
+                name,
+                SecretKind::ClientId,
+                Some("run `connapp apply` for the provider app first (it stores the new app's Client ID), or copy it"),
+            ));
         }
     };
     let mut ids: HashMap<String, String> = HashMap::new();
@@ -472,13 +469,9 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &s
         else {
             continue;
         };
-        let value = c.stored(kind)?.ok_or_else(|| {
-            CliError::failure(format!("no {} is stored for {}", kind.label(), c.app.name)).hint(format!(
-                "run `connapp secrets set {} --app {}`",
-                kind.as_str(),
-                c.app.name
-            ))
-        })?;
+        let value = c
+            .stored(kind)?
+            .ok_or_else(|| ctx::missing_secret(&c.app.name, kind, None))?;
         let plain = Zeroizing::new(text(value));
         let mut body = Map::new();
         body.insert(field.clone(), Value::String(plain.to_string()));

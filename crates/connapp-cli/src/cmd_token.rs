@@ -145,13 +145,8 @@ fn provider_of(app: &App, platform: &Platform) -> Result<Provider, CliError> {
 fn credentials(c: &AppCtx<'_>) -> Result<Credentials, CliError> {
     let app = &c.app.name;
     let get = |kind: SecretKind| -> Result<Zeroizing<Vec<u8>>, CliError> {
-        match c.stored(kind)? {
-            Some(v) => Ok(v),
-            None => Err(CliError::failure(format!("no {} is stored for {app}", kind.label())).hint(format!(
-                "run `connapp secrets set {} --app {app}` with the value from the app's page in the Zoom Marketplace",
-                kind.as_str()
-            ))),
-        }
+        c.stored(kind)?
+            .ok_or_else(|| ctx::missing_secret(app, kind, Some("copy it from the app's page at the provider")))
     };
     let id = get(SecretKind::ClientId)?;
     let secret = get(SecretKind::ClientSecret)?;

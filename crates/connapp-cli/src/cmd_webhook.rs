@@ -34,9 +34,11 @@ fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<
         .map_err(|e| connapp_host::plugin_error(plugin, e))?
     {
         Some(r) => Ok((app, r.value)),
-        None => Err(CliError::failure(format!("no Secret Token is stored for {app}")).hint(format!(
-            "copy it from the app's Features > Access page in the Zoom Marketplace and run `connapp secrets set secret-token --app {app}`"
-        ))),
+        None => Err(ctx::missing_secret(
+            &app,
+            SecretKind::SecretToken,
+            Some("copy it from the app's Features > Access page in the Zoom Marketplace"),
+        )),
     }
 }
 

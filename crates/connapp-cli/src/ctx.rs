@@ -273,6 +273,17 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
+/// The one error for a secret a command needs and the store lacks: what is
+/// missing, for which app, and the command that stores it (`source`, when
+/// given, says where the value comes from).
+pub fn missing_secret(app: &str, kind: connapp_core::SecretKind, source: Option<&str>) -> CliError {
+    let set = format!("`connapp secrets set {} --app {app}`", kind.as_str());
+    CliError::failure(format!("no {} is stored for {app}", kind.label())).hint(match source {
+        Some(s) => format!("{s}, then run {set}"),
+        None => format!("run {set}"),
+    })
+}
+
 /// A question before a change.
 pub struct Confirm<'a> {
     /// What is asked (`Remove the Client Secret of app from the file store?`).
