@@ -22,6 +22,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
     let mut builtin = None;
     let mut dynamic = None;
     let mut dev = false;
+    let mut sandbox = true;
     let mut out = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -29,6 +30,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
             "--builtin" => builtin = Some(it.next().context("--builtin needs a list")?.clone()),
             "--dynamic" => dynamic = Some(it.next().context("--dynamic needs a list")?.clone()),
             "--dev" => dev = true,
+            "--no-sandbox" => sandbox = false,
             "--out" => out = Some(PathBuf::from(it.next().context("--out needs a directory")?)),
             other => bail!("unknown dist option {other:?}\n\n{USAGE}"),
         }
@@ -51,7 +53,10 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
         std::fs::remove_dir_all(&out).with_context(|| format!("cannot clean {}", out.display()))?;
     }
 
-    let features: Vec<String> = builtin.iter().map(|b| format!("builtin-{b}")).collect();
+    let mut features: Vec<String> = builtin.iter().map(|b| format!("builtin-{b}")).collect();
+    if sandbox {
+        features.push("sandbox".into());
+    }
     let mut build = cargo();
     build.args(["build", "-p", "connapp-cli", "--no-default-features"]);
     if !features.is_empty() {

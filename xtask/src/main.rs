@@ -51,6 +51,7 @@ commands:
       --builtin a,b        plugins linked into the binary (default: all not listed as dynamic)
       --dynamic c,d        plugins shipped as dynamic libraries in lib/connapp/plugins
       --dev                debug build (fast; for tests)
+      --no-sandbox         leave `connapp sandbox` (the embedded Zoom and ServiceNow) out
       --out DIR            output directory (default: target/dist/connapp)
 
 plugins: store-file, store-vault, store-keyring, preset-servicenow, platform-zoom, platform-generic,

@@ -165,6 +165,9 @@ pub(crate) fn test() -> Result<()> {
             .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
             .args(["--", "-D", "warnings"]),
     )?;
+    // A binary without the sandbox and without built-in plugins still builds
+    // (`cargo xtask dist --no-sandbox --builtin ''`).
+    run_cmd(cargo().args(["check", "-q", "-p", "connapp-cli", "--no-default-features"]))?;
     // The API crates a third party builds against are publishable.
     run_cmd(cargo().args([
         "package",

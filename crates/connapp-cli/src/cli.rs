@@ -80,6 +80,7 @@ pub enum Command {
         command: WebhookCommand,
     },
     /// Run the local Zoom and ServiceNow sandboxes (OAuth, DEX APIs, Table API, control API) until Ctrl-C.
+    #[cfg(feature = "sandbox")]
     Sandbox(SandboxArgs),
     /// Print shell completions.
     Completions {
@@ -219,6 +220,7 @@ pub struct PluginInfoArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Args, Debug)]
 pub struct SandboxArgs {
     /// Port on 127.0.0.1 (0 = any free port).

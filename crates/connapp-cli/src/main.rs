@@ -14,6 +14,7 @@ mod cmd_check;
 mod cmd_guide;
 mod cmd_init;
 mod cmd_plugins;
+#[cfg(feature = "sandbox")]
 mod cmd_sandbox;
 mod cmd_secrets;
 mod cmd_target;
@@ -89,6 +90,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             PluginsCommand::List(a) => cmd_plugins::list(&g, a),
             PluginsCommand::Info(a) => cmd_plugins::info(&g, a),
         },
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Plan(a) => cmd_apply::plan(&g, a),
         Command::Apply(a) => cmd_apply::apply(&g, a),
