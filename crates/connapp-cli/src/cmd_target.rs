@@ -179,6 +179,15 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
         )
         .hint("run `connapp plugins list`")
     })?;
+    // Strictly: a missing, mistyped or unknown field is the plugin's error,
+    // named, never an empty string further down.
+    connapp_plugin_api::contract::parse_consumer_records(&out).map_err(|e| {
+        CliError::with_code(
+            Exit::Plugin,
+            format!("the plugin that provides the servicenow platform sent consumer records that break the platform contract at {e}"),
+        )
+        .hint("this is a bug in the plugin (or a plugin built for another connapp); report it to its author")
+    })?;
     let v: Value = serde_json::from_str(&out).map_err(|e| {
         CliError::with_code(
             Exit::Plugin,

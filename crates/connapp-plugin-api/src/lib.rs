@@ -81,6 +81,8 @@ pub use zeroize;
 
 pub mod atomic;
 pub mod bounded;
+#[cfg(feature = "contract")]
+pub mod contract;
 #[cfg(feature = "tls")]
 pub mod tls;
 use zeroize::{Zeroize, Zeroizing};

@@ -193,6 +193,15 @@ mod tests {
         })
     }
 
+    /// What this plugin answers fits the contract as the host reads it.
+    #[test]
+    fn the_answer_fits_the_platform_contract() {
+        let r = records(&input()).expect("records");
+        let typed = connapp_plugin_api::contract::parse_consumer_records(&r.to_string()).expect("fits the contract");
+        assert_eq!(typed.records.len(), r["records"].as_array().map_or(0, Vec::len));
+        assert!(typed.consent.is_some());
+    }
+
     #[test]
     fn the_chain_in_dependency_order() {
         let r = records(&input()).expect("records");
