@@ -8,12 +8,13 @@
 //! itself). Values `$ref:KEY` are the sys_id of another record or lookup;
 //! `$secret:KIND` a value from the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
 use connapp_core::{App, InstanceAuth, SecretKind, ServicenowSettings, Target};
 use connapp_host::Registry;
 use connapp_oauth::servicenow::{Auth, Instance, Record, SnError};
+use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};
 use connapp_plugin_api::zeroize::Zeroizing;
 use secrecy::SecretString;
 use serde::Serialize;
@@ -30,12 +31,7 @@ pub(crate) struct Consumer {
 }
 
 /// What the platform wants.
-pub(crate) struct Desired {
-    lookups: Vec<Value>,
-    records: Vec<Value>,
-    prune: Vec<Value>,
-    consent: Value,
-}
+pub(crate) struct Desired(ConsumerRecords);
 
 /// One record's fate.
 #[derive(Debug, Serialize)]
@@ -181,30 +177,19 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
     })?;
     // Strictly: a missing, mistyped or unknown field is the plugin's error,
     // named, never an empty string further down.
-    connapp_plugin_api::contract::parse_consumer_records(&out).map_err(|e| {
+    let records = connapp_plugin_api::contract::parse_consumer_records(&out).map_err(|e| {
         CliError::with_code(
             Exit::Plugin,
             format!("the plugin that provides the servicenow platform sent consumer records that break the platform contract at {e}"),
         )
         .hint("this is a bug in the plugin (or a plugin built for another connapp); report it to its author")
     })?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| {
-        CliError::with_code(
-            Exit::Plugin,
-            format!("platform-servicenow sent records that are not JSON: {e}"),
-        )
-    })?;
-    let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
-    Ok(Desired {
-        lookups: list("lookups"),
-        records: list("records"),
-        prune: list("prune"),
-        consent: v.get("consent").cloned().unwrap_or(Value::Null),
-    })
+    Ok(Desired(records))
 }
 
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+/// A string field of a row the instance returned.
+fn row_str(r: &Record, k: &str) -> String {
+    r.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
 
 /// Resolves `$ref:` and `$secret:` (client-id only: the one non-secret secret).
@@ -218,28 +203,23 @@ fn resolve(v: &str, ids: &HashMap<String, String>, client_id: &str) -> Option<St
     Some(v.to_string())
 }
 
-fn fields_of(v: &Value, k: &str) -> Map<String, Value> {
-    v.get(k).and_then(Value::as_object).cloned().unwrap_or_default()
-}
-
 /// The encoded query that finds a record, when every part is known.
-fn find_query(spec: &Value, ids: &HashMap<String, String>, client_id: &str) -> Option<String> {
+fn find_query(find: &BTreeMap<String, String>, ids: &HashMap<String, String>, client_id: &str) -> Option<String> {
     let mut parts = Vec::new();
-    for (f, v) in fields_of(spec, "find") {
-        parts.push(format!("{f}={}", resolve(v.as_str()?, ids, client_id)?));
+    for (f, v) in find {
+        parts.push(format!("{f}={}", resolve(v, ids, client_id)?));
     }
     Some(parts.join("^"))
 }
 
 /// Resolved desired fields (unresolvable references become `(new KEY)`).
-fn wanted(spec: &Value, ids: &HashMap<String, String>, client_id: &str) -> Vec<(String, String)> {
-    fields_of(spec, "fields")
-        .into_iter()
-        .map(|(f, v)| {
-            let raw = v.as_str().unwrap_or("");
+fn wanted(spec: &RecordSpec, ids: &HashMap<String, String>, client_id: &str) -> Vec<(String, String)> {
+    spec.fields
+        .iter()
+        .map(|(f, raw)| {
             let value =
                 resolve(raw, ids, client_id).unwrap_or_else(|| format!("(new {})", raw.trim_start_matches("$ref:")));
-            (f, value)
+            (f.clone(), value)
         })
         .collect()
 }
@@ -253,25 +233,23 @@ fn diff(row: &Record, want: &[(String, String)]) -> Vec<(String, String, String)
         .collect()
 }
 
-fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Value) -> Result<(String, String), CliError> {
+fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String), CliError> {
     let name = &c.app.name;
     let rows =
-        c.rt.block_on(inst.list(&str_of(l, "table"), &str_of(l, "query"), &["sys_id", "id", "name"]))
+        c.rt.block_on(inst.list(&l.table, &l.query, &["sys_id", "id", "name"]))
             .map_err(|e| sn_error(name, e))?;
-    let not = str_of(l, "not");
     let rows: Vec<&Record> = rows
         .iter()
-        .filter(|r| r.get("id").and_then(Value::as_str) != Some(&not))
+        .filter(|r| l.not.is_none() || r.get("id").and_then(Value::as_str) != l.not.as_deref())
         .collect();
     match rows.as_slice() {
         [one] => Ok((
-            str_of(&Value::Object((*one).clone()), "sys_id"),
-            str_of(&Value::Object((*one).clone()), "id"),
+            row_str(one, "sys_id"),
+            row_str(one, "id"),
         )),
         [] => Err(CliError::failure(format!(
             "{name}: the instance has no {} (query {})",
-            str_of(l, "label"),
-            str_of(l, "query")
+            l.label, l.query
         ))
         .hint(format!(
             "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]; a user without the admin role may not see it"
@@ -324,25 +302,25 @@ pub(crate) fn run(
         }
     };
     let mut ids: HashMap<String, String> = HashMap::new();
-    for l in &cons.desired.lookups {
+    for l in &cons.desired.0.lookups {
         let (sys_id, _) = lookup(c, inst, l)?;
-        ids.insert(str_of(l, "key"), sys_id);
+        ids.insert(l.key.clone(), sys_id);
     }
     let mut items = Vec::new();
-    for spec in &cons.desired.records {
-        let (key, table) = (str_of(spec, "key"), str_of(spec, "table"));
+    for spec in &cons.desired.0.records {
+        let (key, table) = (spec.key.clone(), spec.table.clone());
         let mut found: Option<Record> = None;
-        if let Some(q) = find_query(spec, &ids, &client_id) {
+        if let Some(q) = find_query(&spec.find, &ids, &client_id) {
             let rows =
                 c.rt.block_on(inst.list(&table, &q, &[]))
                     .map_err(|e| sn_error(name, e))?;
             found = rows.into_iter().next();
         }
-        let created_by = spec.get("created_by").and_then(Value::as_str).is_some();
+        let created_by = spec.created_by.is_some();
         if found.is_none() && execute && created_by {
             // The instance creates it with its parent; give the business rule a moment.
             for _ in 0..20 {
-                if let Some(q) = find_query(spec, &ids, &client_id) {
+                if let Some(q) = find_query(&spec.find, &ids, &client_id) {
                     let rows =
                         c.rt.block_on(inst.list(&table, &q, &[]))
                             .map_err(|e| sn_error(name, e))?;
@@ -356,8 +334,8 @@ pub(crate) fn run(
         }
         let want = wanted(spec, &ids, &client_id);
         let label = match want.iter().find(|(f, _)| f == "name") {
-            Some((_, n)) if !str_of(spec, "label").contains(n.as_str()) => format!("{n} ({})", str_of(spec, "label")),
-            _ => str_of(spec, "label"),
+            Some((_, n)) if !spec.label.contains(n.as_str()) => format!("{n} ({})", spec.label),
+            _ => spec.label.clone(),
         };
         let item = match found {
             Some(row) => {
@@ -418,15 +396,15 @@ pub(crate) fn run(
         items.push(item);
     }
     // Rows the platform no longer wants (a scope removed from the declaration).
-    for p in &cons.desired.prune {
-        let Some(q) = find_query(p, &ids, &client_id) else {
+    for p in &cons.desired.0.prune {
+        let Some(q) = find_query(&p.find, &ids, &client_id) else {
             continue;
         };
-        let table = str_of(p, "table");
-        let prefix = str_of(p, "keep_prefix");
+        let table = p.table.clone();
+        let prefix = &p.keep_prefix;
         let keep: Vec<String> = items
             .iter()
-            .filter(|i| i.key.starts_with(&prefix))
+            .filter(|i| i.key.starts_with(prefix.as_str()))
             .filter_map(|i| i.sys_id.clone())
             .collect();
         let rows =
@@ -468,16 +446,19 @@ pub(crate) fn run(
 
 /// Writes the write-only fields of a just-created record, each in its own
 /// request with `sysparm_input_display_value=true` (`docs/servicenow.md` §3.8).
-fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &str) -> Result<Vec<String>, CliError> {
+fn write_only(
+    c: &AppCtx<'_>,
+    inst: &Instance,
+    spec: &RecordSpec,
+    table: &str,
+    id: &str,
+) -> Result<Vec<String>, CliError> {
     let mut written = Vec::new();
-    for (field, v) in fields_of(spec, "write_only") {
-        let Some(kind) = v
-            .as_str()
-            .and_then(|s| s.strip_prefix("$secret:"))
-            .and_then(SecretKind::parse)
-        else {
+    for (field, v) in &spec.write_only {
+        let Some(kind) = v.strip_prefix("$secret:").and_then(SecretKind::parse) else {
             continue;
         };
+        let field = field.clone();
         let value = c
             .stored(kind)?
             .ok_or_else(|| ctx::missing_secret(&c.app.name, kind, None))?;
@@ -500,12 +481,12 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &Value, table: &str, id: &s
 
 /// The link the admin opens for ServiceNow's "Get OAuth Token".
 pub(crate) fn consent_link(cons: &Consumer, ids: &HashMap<String, String>) -> Option<String> {
-    let path = cons.desired.consent.get("path")?.as_str()?;
+    let consent = cons.desired.0.consent.as_ref()?;
     let mut q = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in cons.desired.consent.get("query")?.as_object()? {
-        q.append_pair(k, &resolve(v.as_str()?, ids, "")?);
+    for (k, v) in &consent.query {
+        q.append_pair(k, &resolve(v, ids, "")?);
     }
-    Some(format!("{}{path}?{}", cons.inst.base(), q.finish()))
+    Some(format!("{}{}?{}", cons.inst.base(), consent.path, q.finish()))
 }
 
 /// Whether the instance holds an unexpired refresh token for the credential
@@ -611,9 +592,11 @@ mod tests {
         assert_eq!(resolve("$ref:provider", &ids, "cid").as_deref(), Some("abc"));
         assert_eq!(resolve("$ref:profile", &ids, "cid"), None);
         assert_eq!(resolve("$secret:client-id", &ids, "cid").as_deref(), Some("cid"));
-        let spec = json!({"find": {"oauth_entity": "$ref:provider", "default": "true"},
-                          "fields": {"oauth_entity": "$ref:provider", "x": "$ref:later"}});
-        let q = find_query(&spec, &ids, "cid").expect("query");
+        let spec: RecordSpec = serde_json::from_value(json!({"key": "profile", "table": "t", "label": "l",
+                          "find": {"oauth_entity": "$ref:provider", "default": "true"},
+                          "fields": {"oauth_entity": "$ref:provider", "x": "$ref:later"}}))
+        .expect("spec");
+        let q = find_query(&spec.find, &ids, "cid").expect("query");
         assert!(q.contains("oauth_entity=abc") && q.contains("default=true"));
         let w = wanted(&spec, &ids, "cid");
         assert!(w.contains(&("x".to_string(), "(new later)".to_string())));
