@@ -10,19 +10,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
-
-use std::process::Command;
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::{cargo, root, run_cmd, set_mode, target_dir};
-
-/// Whether connapp's plugin trust check would accept `dir` and every
-/// directory above it (owned by us or root, not group- or world-writable).
-fn trusted_chain(dir: &Path, uid: u32) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    dir.ancestors()
-        .all(|d| std::fs::metadata(d).is_ok_and(|m| (m.uid() == uid || m.uid() == 0) && m.mode() & 0o022 == 0))
-}
 
 /// Where the e2e tree goes: `target/e2e`, unless a directory above the
 /// target directory fails the plugin trust check (a checkout under /tmp,
@@ -32,9 +22,7 @@ pub fn dir() -> Result<PathBuf> {
     let target = target_dir();
     std::fs::create_dir_all(&target)?;
     let target = std::fs::canonicalize(&target)?;
-    let uid = Command::new("id").arg("-u").output().context("run id -u")?;
-    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().context("id -u")?;
-    if trusted_chain(&target, uid) {
+    if connapp_host::trusted_directory(&target).is_ok() {
         return Ok(target.join("e2e"));
     }
     let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?);
@@ -49,12 +37,13 @@ pub fn dir() -> Result<PathBuf> {
     set_mode(&cache, 0o700)?;
     let dir = cache.join("connapp-e2e").join(name);
     std::fs::create_dir_all(&dir)?;
-    ensure!(
-        trusted_chain(&cache, uid),
-        "neither {} nor {} is a directory connapp trusts plugins in (a directory above is group- or world-writable or foreign-owned)",
-        target.display(),
-        cache.display()
-    );
+    if let Err(why) = connapp_host::trusted_directory(&cache) {
+        bail!(
+            "neither {} nor {} is a directory connapp trusts plugins in: {why}",
+            target.display(),
+            cache.display()
+        );
+    }
     eprintln!(
         "xtask: {} lies under a directory connapp does not trust plugins in; the e2e tree goes to {}",
         target.display(),
@@ -64,8 +53,8 @@ pub fn dir() -> Result<PathBuf> {
 }
 
 /// Copies a built plugin alone into `E2E/NAME/` (0755, as a trusted plugin directory).
-pub fn plugin_dir(name: &str, lib: &Path) -> Result<PathBuf> {
-    let dir = dir()?.join(name);
+pub fn plugin_dir(e2e: &Path, name: &str, lib: &Path) -> Result<PathBuf> {
+    let dir = e2e.join(name);
     std::fs::create_dir_all(&dir)?;
     set_mode(&dir, 0o755)?;
     let dest = dir.join(lib.file_name().context("plugin file name")?);
@@ -120,7 +109,7 @@ pub fn build() -> Result<PathBuf> {
         "--crate-type",
         "cdylib",
     ]))?;
-    plugin_dir("panic", &target.join("debug/libconnapp_fixture_plugin_panic.so"))?;
+    plugin_dir(&e2e, "panic", &target.join("debug/libconnapp_fixture_plugin_panic.so"))?;
     std::fs::create_dir_all(e2e.join("scratch"))?;
     set_mode(&e2e.join("scratch"), 0o755)?;
 
@@ -132,7 +121,7 @@ pub fn build() -> Result<PathBuf> {
             .arg(root().join("examples/third-party-store/Cargo.toml"))
             .env("CARGO_TARGET_DIR", &oot),
     )?;
-    plugin_dir("example", &oot.join("debug/libconnapp_dir_store.so"))?;
+    plugin_dir(&e2e, "example", &oot.join("debug/libconnapp_dir_store.so"))?;
 
     // Out of tree: a plugin built against plugin API 2.0.0 (a copy of the
     // API crate with its version bumped), which the host must refuse.
@@ -161,7 +150,11 @@ pub fn build() -> Result<PathBuf> {
             .arg(work.join("plugin/Cargo.toml"))
             .env("CARGO_TARGET_DIR", &oot),
     )?;
-    plugin_dir("wrong-abi", &oot.join("debug/libconnapp_fixture_plugin_wrong_abi.so"))?;
+    plugin_dir(
+        &e2e,
+        "wrong-abi",
+        &oot.join("debug/libconnapp_fixture_plugin_wrong_abi.so"),
+    )?;
     println!("{}", e2e.display());
     Ok(e2e)
 }

@@ -268,6 +268,7 @@ pub(crate) fn keyring_tests(e2e_dir: &Path) -> Result<Tally> {
     run_cmd(&mut so)?;
     // Loaded by the real host, so it sits in a directory the trust check accepts.
     let lib = e2e::plugin_dir(
+        e2e_dir,
         "keyring",
         &target_dir().join("debug").join("libconnapp_store_keyring.so"),
     )?

@@ -31,7 +31,7 @@ pub(crate) struct Consumer {
 }
 
 /// What the platform wants.
-pub(crate) struct Desired(ConsumerRecords);
+pub(crate) type Desired = ConsumerRecords;
 
 /// One record's fate.
 #[derive(Debug, Serialize)]
@@ -184,7 +184,7 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
         )
         .hint("this is a bug in the plugin (or a plugin built for another connapp); report it to its author")
     })?;
-    Ok(Desired(records))
+    Ok(records)
 }
 
 /// A string field of a row the instance returned.
@@ -302,12 +302,12 @@ pub(crate) fn run(
         }
     };
     let mut ids: HashMap<String, String> = HashMap::new();
-    for l in &cons.desired.0.lookups {
+    for l in &cons.desired.lookups {
         let (sys_id, _) = lookup(c, inst, l)?;
         ids.insert(l.key.clone(), sys_id);
     }
     let mut items = Vec::new();
-    for spec in &cons.desired.0.records {
+    for spec in &cons.desired.records {
         let (key, table) = (spec.key.clone(), spec.table.clone());
         let mut found: Option<Record> = None;
         if let Some(q) = find_query(&spec.find, &ids, &client_id) {
@@ -396,7 +396,7 @@ pub(crate) fn run(
         items.push(item);
     }
     // Rows the platform no longer wants (a scope removed from the declaration).
-    for p in &cons.desired.0.prune {
+    for p in &cons.desired.prune {
         let Some(q) = find_query(&p.find, &ids, &client_id) else {
             continue;
         };
@@ -481,7 +481,7 @@ fn write_only(
 
 /// The link the admin opens for ServiceNow's "Get OAuth Token".
 pub(crate) fn consent_link(cons: &Consumer, ids: &HashMap<String, String>) -> Option<String> {
-    let consent = cons.desired.0.consent.as_ref()?;
+    let consent = cons.desired.consent.as_ref()?;
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in &consent.query {
         q.append_pair(k, &resolve(v, ids, "")?);

@@ -403,56 +403,74 @@ fn map_library_error(path: &Path, e: LibraryError) -> HostError {
     }
 }
 
-/// The trust checks, nearest first: the library, its directory, then every
-/// directory above it up to the root. Each must be owned by you or root and
-/// be neither group- nor world-writable; a sticky world-writable directory
-/// such as /tmp is not trusted either (anyone can create a directory there).
+/// One file or directory of the trust check: owned by you or root, and
+/// neither group- nor world-writable (a sticky world-writable directory such
+/// as /tmp is not trusted either: anyone can create a directory there).
+/// `Err` is the reason, with the fix.
 #[cfg(unix)]
-fn check_trusted(path: &Path) -> Result<(), HostError> {
+fn check_entry(p: &Path, what: &str) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot inspect {what} {}: {e}", p.display()))?;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{what} {} belongs to user id {}, not to you or root, so that user could replace the plugin; fix: chown it, or move the plugin",
+            p.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        let sticky = if mode & 0o1000 != 0 {
+            " (sticky, like /tmp: anyone can still create files and directories in it)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{what} {} is group- or world-writable (mode {:03o}){sticky}, so another user could replace the plugin; fix: chmod go-w {}, or move the plugin to a directory only you and root can write",
+            p.display(),
+            mode & 0o777,
+            p.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether plugins in `dir` could be trusted: `dir` and every directory
+/// above it pass the checks a plugin's directories must pass. `Err` names
+/// the nearest offender and the fix. (Tools that place plugins, such as
+/// `cargo xtask e2e-build`, ask this instead of restating the rule.)
+#[cfg(unix)]
+pub fn trusted_directory(dir: &Path) -> Result<(), String> {
+    let mut dirs = dir.ancestors();
+    if let Some(d) = dirs.next() {
+        check_entry(d, "the directory")?;
+    }
+    dirs.try_for_each(|d| check_entry(d, "the parent directory"))
+}
+
+/// Whether plugins in `dir` could be trusted (no checks off Unix).
+#[cfg(not(unix))]
+pub fn trusted_directory(_dir: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The trust checks, nearest first: the library, its directory, then every
+/// directory above it up to the root ([`trusted_directory`]).
+#[cfg(unix)]
+fn check_trusted(path: &Path) -> Result<(), HostError> {
     let untrusted = |reason: String| HostError::Untrusted {
         path: path.to_path_buf(),
         reason,
-    };
-    let check = |p: &Path, what: &str| -> Result<(), HostError> {
-        let meta =
-            std::fs::metadata(p).map_err(|e| untrusted(format!("cannot inspect {what} {}: {e}", p.display())))?;
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(untrusted(format!(
-                "{what} {} belongs to user id {}, not to you or root, so that user could replace the plugin; fix: chown it, or move the plugin",
-                p.display(),
-                meta.uid()
-            )));
-        }
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o022 != 0 {
-            let sticky = if mode & 0o1000 != 0 {
-                " (sticky, like /tmp: anyone can still create files and directories in it)"
-            } else {
-                ""
-            };
-            return Err(untrusted(format!(
-                "{what} {} is group- or world-writable (mode {:03o}){sticky}, so another user could replace the plugin; fix: chmod go-w {}, or move the plugin to a directory only you and root can write",
-                p.display(),
-                mode & 0o777,
-                p.display()
-            )));
-        }
-        Ok(())
     };
     let meta = std::fs::metadata(path).map_err(|e| untrusted(e.to_string()))?;
     if !meta.is_file() {
         return Err(untrusted("not a regular file".into()));
     }
-    check(path, "the library")?;
-    let mut dirs = path.ancestors().skip(1);
-    if let Some(dir) = dirs.next() {
-        check(dir, "the directory")?;
-    }
-    for dir in dirs {
-        check(dir, "the parent directory")?;
+    check_entry(path, "the library").map_err(untrusted)?;
+    if let Some(dir) = path.parent() {
+        trusted_directory(dir).map_err(untrusted)?;
     }
     Ok(())
 }

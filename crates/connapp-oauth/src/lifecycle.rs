@@ -490,13 +490,14 @@ impl Lifecycle {
 
     /// Replays what interrupted runs left: the newest complete journal, if
     /// newer than the store; then removes every journal file of the app.
+    /// The journal key is fetched into `key` only when there is a journal.
     /// Caller holds the lock.
-    fn replay(&self, store: &dyn TokenStore, key: &[u8]) -> Result<bool, LifecycleError> {
+    fn replay(&self, store: &dyn TokenStore, key: &mut Option<Zeroizing<Vec<u8>>>) -> Result<bool, LifecycleError> {
         let files = self.journal_files();
         if files.is_empty() {
             return Ok(false);
         }
-        let Some((base, rec)) = self.read_journals(key, &files) else {
+        let Some((base, rec)) = self.read_journals(self.key(store, key)?, &files) else {
             self.remove_journals(&files);
             return Ok(false);
         };
@@ -516,18 +517,27 @@ impl Lifecycle {
         Ok(newer)
     }
 
-    /// The journal key, from the store (created there on first use).
-    fn key(&self, store: &dyn TokenStore) -> Result<Zeroizing<Vec<u8>>, LifecycleError> {
-        store.journal_key().map_err(LifecycleError::Store)
+    /// The journal key, read from the store (created there on first use)
+    /// the first time this call needs it, and kept in `slot` for the rest.
+    fn key<'k>(
+        &self,
+        store: &dyn TokenStore,
+        slot: &'k mut Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<&'k [u8], LifecycleError> {
+        let k = match slot.take() {
+            Some(k) => k,
+            None => store.journal_key().map_err(LifecycleError::Store)?,
+        };
+        Ok(slot.insert(k).as_slice())
     }
 
     /// Stores a brand-new grant (login, client/account credentials) durably.
     pub fn store_new(&self, store: &dyn TokenStore, rec: &TokenRecord) -> Result<(), LifecycleError> {
         let _lock = self.lock(|| {})?;
-        let key = self.key(store)?;
-        self.replay(store, &key)?;
+        let mut key = None;
+        self.replay(store, &mut key)?;
         let base = self.read(store)?.map(|(_, v)| v);
-        self.commit(store, &key, base, rec)?;
+        self.commit(store, self.key(store, &mut key)?, base, rec)?;
         Ok(())
     }
 
@@ -552,13 +562,12 @@ impl Lifecycle {
             return Ok((rec, Source::Stored));
         }
         let _lock = self.lock(waiting)?;
-        // Read before any request, so it is at hand if the store fails later.
-        let key = self.key(store)?;
-        let replayed = self.replay(store, &key)?;
+        let mut slot = None;
+        let replayed = self.replay(store, &mut slot)?;
         let stored = self.read(store)?;
         let (rec, version) = match (stored, renew.mint) {
             (Some(s), _) => s,
-            (None, Some(mint)) => return self.mint(store, &key, None, mint, now),
+            (None, Some(mint)) => return self.mint(store, self.key(store, &mut slot)?, None, mint, now),
             (None, None) => return Err(LifecycleError::NoToken { app: self.app.clone() }),
         };
         if rec.is_fresh(now(), self.margin) && (!force || replayed) {
@@ -570,9 +579,14 @@ impl Lifecycle {
             return Ok((rec, src));
         }
         tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs renewing");
+        // Read before the request, not after it: the journal exists for the
+        // case where the store fails once the answer is in, and then the key
+        // must already be at hand. Callers that find a fresh token above
+        // (another process renewed it) never read it.
+        let key = self.key(store, &mut slot)?;
         let Some(rt) = &rec.refresh_token else {
             if let Some(mint) = renew.mint {
-                return self.mint(store, &key, Some(version), mint, now);
+                return self.mint(store, key, Some(version), mint, now);
             }
             return Err(LifecycleError::NoRefreshToken {
                 app: self.app.clone(),
@@ -589,7 +603,7 @@ impl Lifecycle {
             other => LifecycleError::Edge(other),
         })?;
         let new = rec.refreshed(set, now());
-        self.commit(store, &key, Some(version), &new)?;
+        self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
     }
 
