@@ -160,9 +160,11 @@ fn the_cli_takes_no_new_dependencies() {
         "connapp-plugin-api",
         "connapp-preset-servicenow",
         "connapp-sandbox",
+        "connapp-servicenow",
         "connapp-store-file",
         "connapp-store-keyring",
         "connapp-store-vault",
+        "connapp-zoom",
         "directories",
         "hyper",
         "hyper-util",
@@ -187,4 +189,37 @@ fn the_cli_takes_no_new_dependencies() {
         new.is_empty(),
         "connapp-cli gained dependencies {new:?}; logic belongs in a library"
     );
+}
+
+/// The edge is split by what it talks to: `connapp-oauth` speaks the
+/// standards (OAuth 2.0, bearer REST calls) and holds no call of one
+/// provider's own API; each platform's client crate stands on it alone.
+#[test]
+fn the_edge_is_split_by_what_it_talks_to() {
+    let src = root().join("crates/connapp-oauth/src");
+    for e in std::fs::read_dir(&src).expect("src").flatten() {
+        let p = e.path();
+        let text = std::fs::read_to_string(&p).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for banned in ["/marketplace/", "/api/now/", "oauth_token.do", "sysparm_"] {
+            assert!(
+                !code.contains(banned),
+                "{}: calls {banned}, a provider's own API; that belongs in its client crate (connapp-zoom, connapp-servicenow)",
+                p.display()
+            );
+        }
+    }
+    let oauth = of("connapp-oauth");
+    for client in ["connapp-zoom", "connapp-servicenow"] {
+        assert!(!oauth.contains(client), "connapp-oauth depends on {client}");
+        let deps = of(client);
+        let ours: Vec<_> = deps
+            .iter()
+            .filter(|d| d.starts_with("connapp-") && *d != "connapp-oauth")
+            .collect();
+        assert!(
+            ours.is_empty(),
+            "{client} depends on {ours:?}; a platform client stands on connapp-oauth alone"
+        );
+    }
 }

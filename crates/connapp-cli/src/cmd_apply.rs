@@ -16,6 +16,7 @@ use connapp_host::Registry;
 use connapp_oauth::api::{Api, ApiError};
 use connapp_plugin_api::Expected;
 use connapp_plugin_api::zeroize::Zeroizing;
+use connapp_zoom::Marketplace;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -248,7 +249,7 @@ fn plan_app(reg: &Registry, m: &Manager<'_>, app: &App) -> Result<AppPlan, CliEr
     let mgr = app.managed_by.clone().unwrap_or_default();
     let live = match &id {
         Some(id) => m
-            .call(|api| async move { api.export_manifest(id).await })
+            .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
             .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))?,
         None => json!({}),
     };
@@ -497,7 +498,7 @@ fn newest_history(app: &str) -> Result<Option<PathBuf>, CliError> {
 fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> Result<(), CliError> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     let problems = m
-        .call(|api| async move { api.validate_manifest(manifest, id).await })
+        .call(|api| async move { Marketplace::new(&api).validate_manifest(manifest, id).await })
         .map_err(|e| api_error(&format!("{}: validate the manifest", app.name), &mgr, e))?;
     if problems.is_empty() {
         return Ok(());
@@ -518,7 +519,7 @@ fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> R
 fn confirm_written(m: &Manager<'_>, app: &App, id: &str, written: &Value) -> Result<(), CliError> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     let after = m
-        .call(|api| async move { api.export_manifest(id).await })
+        .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
         .map_err(|e| api_error(&format!("{}: export the manifest again", app.name), &mgr, e))?;
     // Settings Zoom adds on its own (defaults) are fine; dropped or changed ones are not.
     let lost: Vec<Change> = manifest::diff(written, &after)
@@ -556,7 +557,7 @@ fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<Stri
     }
     validate(m, app, merged, None)?;
     let mut answer = m
-        .call(|api| async move { api.create_app(&app.display_name, merged).await })
+        .call(|api| async move { Marketplace::new(&api).create_app(&app.display_name, merged).await })
         .map_err(|e| api_error(&format!("{}: create the Zoom app", app.name), &mgr, e))?;
     let id = answer
         .get("app_id")
@@ -611,7 +612,7 @@ fn update(m: &Manager<'_>, p: &AppPlan, app: &App, id: &str) -> Result<(), CliEr
     let mgr = app.managed_by.clone().unwrap_or_default();
     validate(m, app, &p.merged, Some(id))?;
     save_history(&app.name, id, &p.live)?;
-    m.call(|api| async move { api.replace_manifest(id, &p.merged).await })
+    m.call(|api| async move { Marketplace::new(&api).replace_manifest(id, &p.merged).await })
         .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))
 }
 
@@ -789,7 +790,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         let m = manager(reg, decl, &c, g)?;
         let mgr = app.managed_by.clone().unwrap_or_default();
         let live = m
-            .call(|api| async move { api.export_manifest(id).await })
+            .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
             .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))?;
         let changes = manifest::diff(&live, saved);
         work.push((*app, m, path, id.to_string(), saved.clone(), changes));
@@ -826,7 +827,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         if !changes.is_empty() {
             validate(&m, app, &saved, Some(&id))?;
             let (id_ref, saved_ref) = (&id, &saved);
-            m.call(|api| async move { api.replace_manifest(id_ref, saved_ref).await })
+            m.call(|api| async move { Marketplace::new(&api).replace_manifest(id_ref, saved_ref).await })
                 .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))?;
             confirm_written(&m, app, &id, &saved)?;
         }

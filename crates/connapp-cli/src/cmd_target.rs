@@ -13,9 +13,9 @@ use std::io::Write;
 
 use connapp_core::{App, InstanceAuth, SecretKind, ServicenowSettings, Target};
 use connapp_host::Registry;
-use connapp_oauth::servicenow::{Auth, Instance, Record, SnError};
 use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};
 use connapp_plugin_api::zeroize::Zeroizing;
+use connapp_servicenow::{Auth, Instance, Record, SnError};
 use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -2,14 +2,14 @@
 //! errors the way Zoom writes them (`docs/zoom-platform.md` §13–§14): the numeric
 //! `code`, the message, the rate-limit headers and the tracking id.
 //!
-//! Also the Zoom Marketplace manifest calls `connapp plan`/`apply` use
-//! (§17): export, validate, replace, create.
+//! The calls of one provider's API (Zoom's Marketplace manifests) live in
+//! that provider's client crate (`connapp-zoom`), over [`Api::call`].
 
 use std::time::Duration;
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{EdgeError, check_endpoint, host_of, unreachable, without_url};
 
@@ -213,76 +213,6 @@ impl Api {
     /// `GET path` with query parameters.
     pub async fn get(&self, path: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
         self.call(Method::GET, path, query, None).await.map(|a| a.body)
-    }
-
-    /// Exports an app's manifest (`GET /marketplace/apps/{appId}/manifest`).
-    pub async fn export_manifest(&self, app_id: &str) -> Result<Value, ApiError> {
-        let v = self
-            .get(&format!("/marketplace/apps/{}/manifest", enc(app_id)), &[])
-            .await?;
-        Ok(v.get("manifest").cloned().unwrap_or(Value::Null))
-    }
-
-    /// Validates a manifest. Zoom answers 200 even when it is invalid: the
-    /// result is the list of `(setting, message)` problems, empty when valid.
-    pub async fn validate_manifest(
-        &self,
-        manifest: &Value,
-        app_id: Option<&str>,
-    ) -> Result<Vec<(String, String)>, ApiError> {
-        let mut body = json!({ "manifest": manifest });
-        if let Some(id) = app_id {
-            body["app_id"] = json!(id);
-        }
-        let v = self
-            .call(Method::POST, "/marketplace/apps/manifest/validate", &[], Some(&body))
-            .await?
-            .body;
-        if v.get("ok").and_then(Value::as_bool) == Some(true) {
-            return Ok(Vec::new());
-        }
-        let mut problems: Vec<(String, String)> = v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .map(|e| {
-                        (
-                            e.get("setting").and_then(Value::as_str).unwrap_or("").to_string(),
-                            e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if problems.is_empty() {
-            problems.push((
-                String::new(),
-                "Zoom did not accept the manifest and gave no reason".into(),
-            ));
-        }
-        Ok(problems)
-    }
-
-    /// Replaces an app's configuration with `manifest` (a full replacement).
-    pub async fn replace_manifest(&self, app_id: &str, manifest: &Value) -> Result<(), ApiError> {
-        self.call(
-            Method::PUT,
-            &format!("/marketplace/apps/{}/manifest", enc(app_id)),
-            &[],
-            Some(&json!({ "manifest": manifest })),
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// Creates a General app from a manifest. The answer holds `app_id` and
-    /// (usually) `credentials.client_id` / `client_secret`: handle with care.
-    pub async fn create_app(&self, name: &str, manifest: &Value) -> Result<Value, ApiError> {
-        let body = json!({"app_type": "general", "app_name": name, "manifest": manifest});
-        self.call(Method::POST, "/marketplace/apps", &[], Some(&body))
-            .await
-            .map(|a| a.body)
     }
 }
 

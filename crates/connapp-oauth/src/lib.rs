@@ -16,7 +16,6 @@ pub mod flows;
 pub mod lifecycle;
 pub mod loopback;
 pub mod record;
-pub mod servicenow;
 
 use std::time::Duration;
 
@@ -174,7 +173,7 @@ pub(crate) async fn send(
 }
 
 /// A failed request as the user should read it: the host, a timeout or the cause.
-pub(crate) fn unreachable(url: &str, e: &reqwest::Error) -> EdgeError {
+pub fn unreachable(url: &str, e: &reqwest::Error) -> EdgeError {
     EdgeError::Unreachable {
         host: host_of(url),
         detail: if e.is_timeout() {

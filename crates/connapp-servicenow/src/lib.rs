@@ -1,16 +1,20 @@
-//! A ServiceNow instance's Table API (`docs/servicenow.md` §3) as connapp uses it:
+//! connapp's ServiceNow client: one instance's Table API (`docs/servicenow.md` §3) as connapp uses it:
 //! list / create / patch / delete, basic or bearer authentication (bearer from
 //! client credentials at `/oauth_token.do`), and the instance's failures told
 //! apart: bad credentials (401), missing role (403), missing record (404),
 //! rate-limit rule (429 + Retry-After seconds) and a hibernating instance (HTML
 //! instead of JSON).
+//!
+//! What it is **not**: the DEX record chain (which records, which fields: that
+//! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
+//! (the client and the endpoint rules come from `connapp-oauth`).
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
-use crate::flows::{ClientAuth, Credentials, Provider};
-use crate::{EdgeError, check_endpoint, unreachable};
+use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
+use connapp_oauth::{EdgeError, check_endpoint, unreachable};
 
 /// How connapp signs in.
 pub enum Auth {
@@ -136,7 +140,7 @@ impl Instance {
             client_id: client_id.to_string(),
             client_secret: client_secret.clone(),
         };
-        match crate::flows::client_credentials(http, &provider, &creds).await {
+        match flows::client_credentials(http, &provider, &creds).await {
             Ok(set) => Ok(set.access_token),
             // A hibernating instance answers its HTML wake-up page.
             Err(EdgeError::BadResponse { .. }) => Err(SnError::Asleep { base: base.to_string() }),
@@ -286,3 +290,6 @@ impl Instance {
         .map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! connapp's Zoom client: the Marketplace manifest calls `connapp plan` and
+//! `apply` use (`docs/zoom-platform.md` §17) — export, validate, replace,
+//! create — over the REST caller of `connapp-oauth` (which reads Zoom's error
+//! bodies, rate-limit headers and tracking ids).
+//!
+//! What it is **not**: the OAuth flows or the HTTP policy (those are
+//! `connapp-oauth`'s), or Zoom's declaration rules (the `platform-zoom` plugin
+//! checks scopes and manifests; this crate only sends them).
+
+use connapp_oauth::api::{Api, ApiError, enc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The Marketplace calls, made with a management app's token.
+#[derive(Debug, Clone, Copy)]
+pub struct Marketplace<'a> {
+    api: &'a Api,
+}
+
+impl<'a> Marketplace<'a> {
+    /// The Marketplace of `api`'s base (e.g. `https://api.zoom.us/v2`).
+    pub fn new(api: &'a Api) -> Self {
+        Marketplace { api }
+    }
+
+    /// Exports an app's manifest (`GET /marketplace/apps/{appId}/manifest`).
+    pub async fn export_manifest(&self, app_id: &str) -> Result<Value, ApiError> {
+        let v = self
+            .api
+            .get(&format!("/marketplace/apps/{}/manifest", enc(app_id)), &[])
+            .await?;
+        Ok(v.get("manifest").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Validates a manifest. Zoom answers 200 even when it is invalid: the
+    /// result is the list of `(setting, message)` problems, empty when valid.
+    pub async fn validate_manifest(
+        &self,
+        manifest: &Value,
+        app_id: Option<&str>,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let mut body = json!({ "manifest": manifest });
+        if let Some(id) = app_id {
+            body["app_id"] = json!(id);
+        }
+        let v = self
+            .api
+            .call(Method::POST, "/marketplace/apps/manifest/validate", &[], Some(&body))
+            .await?
+            .body;
+        if v.get("ok").and_then(Value::as_bool) == Some(true) {
+            return Ok(Vec::new());
+        }
+        let mut problems: Vec<(String, String)> = v
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .map(|e| {
+                        (
+                            e.get("setting").and_then(Value::as_str).unwrap_or("").to_string(),
+                            e.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if problems.is_empty() {
+            problems.push((
+                String::new(),
+                "Zoom did not accept the manifest and gave no reason".into(),
+            ));
+        }
+        Ok(problems)
+    }
+
+    /// Replaces an app's configuration with `manifest` (a full replacement).
+    pub async fn replace_manifest(&self, app_id: &str, manifest: &Value) -> Result<(), ApiError> {
+        self.api
+            .call(
+                Method::PUT,
+                &format!("/marketplace/apps/{}/manifest", enc(app_id)),
+                &[],
+                Some(&json!({ "manifest": manifest })),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates a General app from a manifest. The answer holds `app_id` and
+    /// (usually) `credentials.client_id` / `client_secret`: handle with care.
+    pub async fn create_app(&self, name: &str, manifest: &Value) -> Result<Value, ApiError> {
+        let body = json!({"app_type": "general", "app_name": name, "manifest": manifest});
+        self.api
+            .call(Method::POST, "/marketplace/apps", &[], Some(&body))
+            .await
+            .map(|a| a.body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+//! The Marketplace calls against the Zoom sandbox, with a management app's
+//! server-to-server token.
+
+use connapp_oauth::api::{Api, ApiError};
+use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
+use connapp_oauth::http_client;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::Marketplace;
+
+const DEX_APP: &str = "sbxAppDex0000000000001";
+const MGMT: &str = "sbxMgmtClientId0000003";
+
+/// The sandbox and a Marketplace API client authenticated as `client_id`.
+async fn api_as(client_id: &str) -> (connapp_sandbox::Sandbox, Api) {
+    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+    let base = zoom.base_url();
+    let http = http_client().expect("client");
+    let p = Provider::new(None, &format!("{base}/oauth/token"), None, ClientAuth::Basic, true).expect("provider");
+    let c = Credentials {
+        client_id: client_id.into(),
+        client_secret: SecretString::from(zoom.app(client_id).expect("app").client_secret),
+    };
+    let set = flows::account_credentials(&http, &p, &c, &zoom.account_id())
+        .await
+        .expect("server-to-server token");
+    let api = Api::new(http, &format!("{base}/v2"), set.access_token).expect("api");
+    (zoom, api)
+}
+
+#[tokio::test]
+async fn an_exported_manifest_validates_and_replaces_the_app() {
+    let (_zoom, api) = api_as(MGMT).await;
+    let m = Marketplace::new(&api);
+    let manifest = m.export_manifest(DEX_APP).await.expect("export");
+    assert!(manifest.get("oauth_information").is_some(), "{manifest}");
+    assert_eq!(
+        m.validate_manifest(&manifest, Some(DEX_APP)).await.expect("validate"),
+        vec![]
+    );
+    m.replace_manifest(DEX_APP, &manifest).await.expect("replace");
+    assert_eq!(m.export_manifest(DEX_APP).await.expect("export again"), manifest);
+}
+
+#[tokio::test]
+async fn an_invalid_manifest_is_a_list_of_named_settings_not_an_error() {
+    let (_zoom, api) = api_as(MGMT).await;
+    let m = Marketplace::new(&api);
+    let mut manifest = m.export_manifest(DEX_APP).await.expect("export");
+    manifest["oauth_information"]["usage"] = json!("EVERYONE");
+    let problems = m
+        .validate_manifest(&manifest, None)
+        .await
+        .expect("validate answers 200");
+    assert!(
+        problems
+            .iter()
+            .any(|(setting, msg)| setting == "oauth_information.usage" && msg.contains("EVERYONE")),
+        "{problems:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_created_app_comes_with_its_credentials() {
+    let (_zoom, api) = api_as(MGMT).await;
+    let m = Marketplace::new(&api);
+    let manifest = m.export_manifest(DEX_APP).await.expect("export");
+    let created = m.create_app("DEX copy", &manifest).await.expect("create");
+    let id = created["app_id"].as_str().expect("app_id");
+    assert_ne!(id, DEX_APP);
+    assert!(
+        created
+            .pointer("/credentials/client_id")
+            .and_then(Value::as_str)
+            .is_some()
+    );
+    assert_eq!(
+        m.export_manifest(id).await.expect("export the new app")["oauth_information"],
+        manifest["oauth_information"]
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_marketplace_scopes_is_refused_with_zooms_code() {
+    // The DEX server-to-server app holds the six DEX scopes, none of the Marketplace's.
+    let (_zoom, api) = api_as("sbxS2SClientId00000002").await;
+    let err = Marketplace::new(&api)
+        .export_manifest(DEX_APP)
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, ApiError::Status { .. }), "{err:?}");
+    assert!(err.code().is_some(), "{err:?}");
+    assert!(
+        err.message().contains("marketplace:read:app:admin"),
+        "{}",
+        err.message()
+    );
+}
