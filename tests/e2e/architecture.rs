@@ -54,6 +54,24 @@ fn of(name: &str) -> BTreeSet<String> {
         .2
 }
 
+/// Every `.rs` file below `dir`, subdirectories included.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -79,9 +97,12 @@ fn the_core_does_no_io() {
         extra.is_empty(),
         "connapp-core depends on {extra:?}: the core must stay pure"
     );
-    let src = root().join("crates/connapp-core/src");
-    for e in std::fs::read_dir(&src).expect("src").flatten() {
-        let p = e.path();
+    let sources = rust_files(&root().join("crates/connapp-core/src"));
+    assert!(
+        sources.iter().any(|p| p.ends_with("decl/app.rs")),
+        "the walk reaches subdirectories"
+    );
+    for p in sources {
         if p.file_name().is_some_and(|n| n == "tests.rs") {
             continue;
         }
@@ -140,18 +161,19 @@ fn the_abi_stays_behind_the_api_crate_and_the_host() {
 }
 
 /// The CLI's dependencies are frozen at today's (issue 12 moves the engine
-/// out of it; then HTTP, the sandbox and the platform clients leave this
-/// list). A new dependency fails here until the engine has a home.
+/// out of it; the webhook server's axum/hyper/tower-http have left for
+/// `connapp-engine`, and HTTP, the sandbox and the platform clients follow).
+/// A new dependency fails here: logic belongs in a library.
 #[test]
 fn the_cli_takes_no_new_dependencies() {
     let known = set(&[
         "anyhow",
-        "axum",
         "chrono",
         "clap",
         "clap_complete",
         "clap_mangen",
         "connapp-core",
+        "connapp-engine",
         "connapp-host",
         "connapp-oauth",
         "connapp-platform-generic",
@@ -166,8 +188,6 @@ fn the_cli_takes_no_new_dependencies() {
         "connapp-store-vault",
         "connapp-zoom",
         "directories",
-        "hyper",
-        "hyper-util",
         "reqwest",
         "rpassword",
         "secrecy",
@@ -176,7 +196,6 @@ fn the_cli_takes_no_new_dependencies() {
         "strsim",
         "tokio",
         "toml",
-        "tower-http",
         "tracing",
         "tracing-subscriber",
         "url",
@@ -196,9 +215,11 @@ fn the_cli_takes_no_new_dependencies() {
 /// provider's own API; each platform's client crate stands on it alone.
 #[test]
 fn the_edge_is_split_by_what_it_talks_to() {
-    let src = root().join("crates/connapp-oauth/src");
-    for e in std::fs::read_dir(&src).expect("src").flatten() {
-        let p = e.path();
+    for p in rust_files(&root().join("crates/connapp-oauth/src")) {
+        // Test modules may aim the REST caller at any API of the sandbox.
+        if p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("tests.rs")) {
+            continue;
+        }
         let text = std::fs::read_to_string(&p).expect("read");
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for banned in ["/marketplace/", "/api/now/", "oauth_token.do", "sysparm_"] {
@@ -222,4 +243,40 @@ fn the_edge_is_split_by_what_it_talks_to() {
             "{client} depends on {ours:?}; a platform client stands on connapp-oauth alone"
         );
     }
+}
+
+/// The engine serves any front end: it takes no argument parser, terminal or
+/// front-end crate, and names no platform's client (platforms reach it
+/// through interfaces it defines).
+#[test]
+fn the_engine_has_no_front_end_or_platform_dependency() {
+    let engine = of("connapp-engine");
+    for banned in [
+        "clap",
+        "clap_complete",
+        "clap_mangen",
+        "rpassword",
+        "webbrowser",
+        "tracing-subscriber",
+        "connapp-cli",
+        "connapp-zoom",
+        "connapp-servicenow",
+        "connapp-sandbox",
+    ] {
+        assert!(
+            !engine.contains(banned),
+            "connapp-engine depends on {banned}; front ends and platform clients sit above the engine"
+        );
+    }
+    let ours: Vec<_> = engine
+        .iter()
+        .filter(|d| d.starts_with("connapp-"))
+        .filter(|d| {
+            !matches!(
+                d.as_str(),
+                "connapp-core" | "connapp-oauth" | "connapp-plugin-api" | "connapp-host"
+            )
+        })
+        .collect();
+    assert!(ours.is_empty(), "connapp-engine depends on {ours:?}");
 }
