@@ -1,0 +1,621 @@
+//! Parsing and validating `connapp.toml`: the raw shapes serde reads, the
+//! checks that locate every problem, and the model they produce. One module
+//! per section of an app (`app`, `oauth`, `scopes`, `target`, `webhook`);
+//! the declaration as a whole (version, store, `managed_by`) is checked here.
+
+mod app;
+mod oauth;
+mod scopes;
+mod target;
+mod webhook;
+
+use app::*;
+use oauth::*;
+use scopes::*;
+use target::*;
+use webhook::*;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::diag::{Diagnostic, Severity, SourceMap};
+use crate::model::{
+    App, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, ServicenowSettings,
+    StoreDecl, Target, Usage, Webhook, servicenow_instance_url, servicenow_redirect,
+};
+use crate::scope::{self, ScopeLevel, ScopeProblem};
+use crate::urls::{self, check_url, describe_difference};
+
+/// The largest declaration connapp reads, in bytes.
+pub const MAX_DECLARATION_BYTES: usize = 256 * 1024;
+
+/// Longest Zoom display name: "under 50 characters".
+pub const MAX_DISPLAY_NAME_CHARS: usize = 49;
+
+/// The declaration format version this build understands.
+pub const DECLARATION_VERSION: i64 = 1;
+
+/// What validation needs to know that only plugins can tell.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    /// Presets that are installed.
+    pub presets: Vec<PresetInfo>,
+    /// Store kinds that are installed; empty = don't check.
+    pub store_kinds: Vec<String>,
+    /// Platforms that are installed; empty = the built-in list.
+    pub platforms: Vec<String>,
+}
+
+/// A preset as validation sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresetInfo {
+    /// The preset name.
+    pub name: String,
+    /// The platform its scopes belong to.
+    pub platform: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Platforms connapp knows, with their scope catalogue.
+pub const KNOWN_PLATFORMS: &[&str] = &["zoom", "generic"];
+
+/// The result of checking a declaration.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The declaration, when there are no errors.
+    pub declaration: Option<Declaration>,
+    /// Every problem found, errors and warnings, in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDecl {
+    version: Option<Spanned<i64>>,
+    store: Option<Spanned<RawStore>>,
+    apps: Option<Spanned<BTreeMap<String, Spanned<RawApp>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Option<Spanned<String>>,
+    settings: Option<Spanned<BTreeMap<String, Spanned<SettingValue>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SettingValue {
+    String(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    display_name: Option<Spanned<String>>,
+    platform: Option<Spanned<String>>,
+    usage: Option<Spanned<String>>,
+    redirect_url: Option<Spanned<String>>,
+    allow_list: Option<Spanned<Vec<Spanned<String>>>>,
+    strict_mode: Option<Spanned<bool>>,
+    subdomain_check: Option<Spanned<bool>>,
+    presets: Option<Spanned<Vec<Spanned<String>>>>,
+    scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    target: Option<Spanned<RawTarget>>,
+    oauth: Option<Spanned<RawOAuth>>,
+    optional_scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    app_id: Option<Spanned<String>>,
+    managed_by: Option<Spanned<String>>,
+    webhook: Option<Spanned<RawWebhook>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    endpoint_url: Option<Spanned<String>>,
+    events: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    grant: Option<Spanned<String>>,
+    login_redirect: Option<Spanned<String>>,
+    oauth_base: Option<Spanned<String>>,
+    api_base: Option<Spanned<String>>,
+    authorize_url: Option<Spanned<String>>,
+    token_url: Option<Spanned<String>>,
+    revoke_url: Option<Spanned<String>>,
+    client_auth: Option<Spanned<String>>,
+    pkce: Option<Spanned<bool>>,
+    account_id: Option<Spanned<String>>,
+    authorize_params: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    kind: Option<Spanned<String>>,
+    instance: Option<Spanned<String>>,
+    instance_url: Option<Spanned<String>>,
+    auth: Option<Spanned<String>>,
+    alias: Option<Spanned<String>>,
+    entity_name: Option<Spanned<String>>,
+    connection_name: Option<Spanned<String>>,
+}
+
+const TOP_FIELDS: &[&str] = &["version", "store", "apps"];
+const STORE_FIELDS: &[&str] = &["kind", "settings"];
+const APP_FIELDS: &[&str] = &[
+    "display_name",
+    "platform",
+    "usage",
+    "redirect_url",
+    "allow_list",
+    "strict_mode",
+    "subdomain_check",
+    "presets",
+    "scopes",
+    "target",
+    "oauth",
+    "optional_scopes",
+    "app_id",
+    "managed_by",
+    "webhook",
+];
+const WEBHOOK_FIELDS: &[&str] = &["endpoint_url", "events"];
+const OAUTH_FIELDS: &[&str] = &[
+    "grant",
+    "login_redirect",
+    "oauth_base",
+    "api_base",
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "client_auth",
+    "pkce",
+    "account_id",
+    "authorize_params",
+];
+const TARGET_FIELDS: &[&str] = &[
+    "kind",
+    "instance",
+    "instance_url",
+    "auth",
+    "alias",
+    "entity_name",
+    "connection_name",
+];
+
+struct Ctx<'a> {
+    map: SourceMap<'a>,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(
+        &mut self,
+        span: Range<usize>,
+        field: &str,
+        rule: &'static str,
+        msg: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let d = self.map.diag(Severity::Error, span, field, rule, msg, fix);
+        self.diags.push(d);
+    }
+    fn warn(
+        &mut self,
+        span: Range<usize>,
+        field: &str,
+        rule: &'static str,
+        msg: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        let d = self.map.diag(Severity::Warning, span, field, rule, msg, fix);
+        self.diags.push(d);
+    }
+}
+
+fn too_large_diag(cx: &mut Ctx<'_>, size: Option<u64>) {
+    let message = match size {
+        Some(n) => format!("the declaration is {n} bytes; the limit is {MAX_DECLARATION_BYTES} bytes"),
+        None => format!("the declaration holds more than the limit of {MAX_DECLARATION_BYTES} bytes"),
+    };
+    cx.err(
+        0..0,
+        "(document)",
+        "file-too-large",
+        message,
+        "a declaration holds a few apps and is a few kilobytes; check that this is the right file",
+    );
+}
+
+/// The report for a declaration too large to read: its caller knows the
+/// file's true `size` (`None` for a device or pipe, read only up to the
+/// limit) and never hands the text over.
+pub fn too_large(file: &str, size: Option<u64>) -> Report {
+    let mut cx = Ctx {
+        map: SourceMap::new(file, ""),
+        diags: Vec::new(),
+    };
+    too_large_diag(&mut cx, size);
+    Report {
+        declaration: None,
+        diagnostics: cx.diags,
+    }
+}
+
+/// Checks a declaration. `file` is the name to put in diagnostics, `text` its
+/// contents. Pure: no IO.
+pub fn check(file: &str, text: &str, catalog: &Catalog) -> Report {
+    let mut cx = Ctx {
+        map: SourceMap::new(file, text),
+        diags: Vec::new(),
+    };
+    let declaration = check_inner(&mut cx, text, catalog);
+    let mut diagnostics = cx.diags;
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+    let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    Report {
+        declaration: if has_errors { None } else { declaration },
+        diagnostics,
+    }
+}
+
+fn expected_fields_for(path: &str) -> &'static [&'static str] {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        [] | [""] => TOP_FIELDS,
+        ["store"] => STORE_FIELDS,
+        ["apps", _] => APP_FIELDS,
+        ["apps", _, "target"] => TARGET_FIELDS,
+        ["apps", _, "oauth"] => OAUTH_FIELDS,
+        ["apps", _, "webhook"] => WEBHOOK_FIELDS,
+        _ => &[],
+    }
+}
+
+fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text: &str) {
+    let span = err.span().unwrap_or(0..0);
+    let path = path
+        .split('.')
+        .filter(|seg| !seg.starts_with("$__serde_spanned"))
+        .collect::<Vec<_>>()
+        .join(".");
+    let path = path.as_str();
+    let message = err.message().trim().to_string();
+    let field = if path.is_empty() || path == "." {
+        "(document)".to_string()
+    } else {
+        path.to_string()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let expected = expected_fields_for(path.rsplit_once('.').map_or("", |(p, _)| p));
+        let expected = if expected.is_empty() {
+            expected_fields_for(path)
+        } else {
+            expected
+        };
+        let suggestion = expected
+            .iter()
+            .map(|f| (strsim::damerau_levenshtein(name, f), *f))
+            .filter(|(d, _)| *d <= 3)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, f)| f);
+        let fix = match suggestion {
+            Some(s) => format!("did you mean `{s}`? Allowed here: {}", expected.join(", ")),
+            None if !expected.is_empty() => format!("remove it; allowed here: {}", expected.join(", ")),
+            None => "remove it".to_string(),
+        };
+        cx.err(span, &field, "unknown-field", format!("unknown field `{name}`"), fix);
+        return;
+    }
+    let is_syntax = path.is_empty() || path == ".";
+    if is_syntax && !message.contains("invalid type") && !message.contains("missing field") {
+        let (line, _) = cx.map.line_col(span.start);
+        let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or("").trim();
+        cx.err(
+            span,
+            "(document)",
+            "toml-syntax",
+            format!("TOML syntax error: {message} (in `{line_text}`)"),
+            "fix the TOML syntax on this line; strings need double quotes, tables `[name]`, arrays `[\"a\", \"b\"]`",
+        );
+        return;
+    }
+    let fix = if message.contains("invalid type") {
+        match field.rsplit('.').next().unwrap_or("") {
+            "strict_mode" | "subdomain_check" => "write true or false (without quotes)".to_string(),
+            "allow_list" | "presets" | "scopes" | "optional_scopes" | "events" => {
+                "write an array of strings, e.g. [\"a\", \"b\"]".to_string()
+            }
+            "version" => "write version = 1".to_string(),
+            "apps" => "declare each app as a table: [apps.my-app]".to_string(),
+            "target" => "declare the target as a table: [apps.NAME.target]".to_string(),
+            "store" => "declare the store as a table: [store]".to_string(),
+            _ => "use the type shown in `connapp init`'s output for this field".to_string(),
+        }
+    } else {
+        "see `connapp init` for a complete, valid declaration".to_string()
+    };
+    cx.err(span, &field, "toml-type", message, fix);
+}
+
+fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declaration> {
+    if text.len() > MAX_DECLARATION_BYTES {
+        too_large_diag(cx, Some(text.len() as u64));
+        return None;
+    }
+    if text.trim().is_empty() {
+        cx.err(
+            0..0,
+            "(document)",
+            "file-empty",
+            "the declaration is empty",
+            "run `connapp init --preset servicenow-dex-zoom --instance NAME` to write one",
+        );
+        return None;
+    }
+    let de = match toml::Deserializer::parse(text) {
+        Ok(de) => de,
+        Err(e) => {
+            toml_error_to_diag(cx, "", &e, text);
+            return None;
+        }
+    };
+    let raw: RawDecl = match serde_path_to_error::deserialize(de) {
+        Ok(r) => r,
+        Err(e) => {
+            let path = e.path().to_string();
+            toml_error_to_diag(cx, &path, e.inner(), text);
+            return None;
+        }
+    };
+
+    if raw.version.is_none() && raw.store.is_none() && raw.apps.is_none() {
+        cx.err(
+            0..0,
+            "(document)",
+            "file-empty",
+            "the declaration declares nothing (only comments or whitespace)",
+            "run `connapp init --preset servicenow-dex-zoom --instance NAME` to write one",
+        );
+        return None;
+    }
+    let version = match &raw.version {
+        None => {
+            cx.err(
+                0..0,
+                "version",
+                "missing-field",
+                "`version` is missing",
+                "add `version = 1` at the top",
+            );
+            DECLARATION_VERSION
+        }
+        Some(v) if *v.get_ref() != DECLARATION_VERSION => {
+            cx.err(
+                v.span(),
+                "version",
+                "version",
+                format!(
+                    "declaration version {} is not supported; this connapp reads version {DECLARATION_VERSION}",
+                    v.get_ref()
+                ),
+                "write `version = 1`, or upgrade connapp",
+            );
+            DECLARATION_VERSION
+        }
+        Some(v) => *v.get_ref(),
+    };
+
+    let store = check_store(cx, raw.store.as_ref(), catalog);
+
+    let mut apps = Vec::new();
+    match &raw.apps {
+        None => cx.err(
+            0..0,
+            "apps",
+            "no-apps",
+            "the declaration has no apps",
+            "add an app table, e.g. `[apps.dex-zoom]`, or run `connapp init`",
+        ),
+        Some(map) if map.get_ref().is_empty() => cx.err(
+            map.span(),
+            "apps",
+            "no-apps",
+            "the declaration has no apps",
+            "add an app table, e.g. `[apps.dex-zoom]`",
+        ),
+        Some(map) => {
+            for (name, app) in map.get_ref() {
+                if let Some(a) = check_app(cx, name, app, catalog) {
+                    apps.push(a);
+                }
+            }
+            check_managed_by(cx, map.get_ref(), &apps);
+        }
+    }
+    Some(Declaration {
+        version,
+        store: store?,
+        apps,
+    })
+}
+
+/// `managed_by` names another app of the declaration that can manage this one.
+fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, apps: &[App]) {
+    for (name, app) in raw {
+        let Some(m) = &app.get_ref().managed_by else { continue };
+        let target = m.get_ref();
+        let field = format!("apps.{name}.managed_by");
+        if target == name {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-self",
+                "an app cannot manage itself: its own token lacks the Marketplace scopes",
+                "name a separate management app (Server-to-Server OAuth, `marketplace:` scopes)",
+            );
+            continue;
+        }
+        let Some(other) = raw.get(target) else {
+            let names: Vec<&str> = raw.keys().map(String::as_str).filter(|n| n != name).collect();
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-unknown",
+                format!("there is no app {target:?} in this declaration"),
+                if names.is_empty() {
+                    "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)".to_string()
+                } else {
+                    format!("use one of: {}", names.join(", "))
+                },
+            );
+            continue;
+        };
+        if other.get_ref().managed_by.is_some() {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-chain",
+                format!("{target:?} is itself managed by another app; connapp follows one step only"),
+                format!("remove `managed_by` from [apps.{target}], or point this app at the final management app"),
+            );
+            continue;
+        }
+        // Only when both apps are valid: their platforms and scopes are known.
+        let (Some(this), Some(mgr)) = (
+            apps.iter().find(|a| &a.name == name),
+            apps.iter().find(|a| &a.name == target),
+        ) else {
+            continue;
+        };
+        if this.platform != mgr.platform {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-platform",
+                format!(
+                    "{target:?} is a {} app but {name:?} is a {} app",
+                    mgr.platform, this.platform
+                ),
+                "name a management app on the same platform",
+            );
+        } else if this.platform == "zoom" && !mgr.scopes.iter().any(|s| s.scope.starts_with("marketplace:")) {
+            cx.err(
+                m.span(),
+                &field,
+                "managed-by-scopes",
+                format!("the management app {target:?} requests no `marketplace:` scopes, so Zoom would refuse every Marketplace call"),
+                format!(
+                    "add to [apps.{target}] scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:delete:app:admin\"]"
+                ),
+            );
+        }
+    }
+}
+
+fn check_store(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawStore>>, catalog: &Catalog) -> Option<StoreDecl> {
+    let Some(raw) = raw else {
+        cx.err(
+            0..0,
+            "store",
+            "missing-field",
+            "the declaration has no `[store]` table: connapp needs to know where to keep secrets",
+            "add `[store]` with `kind = \"file\"` (encrypted file), or another installed store kind",
+        );
+        return None;
+    };
+    let kind = match &raw.get_ref().kind {
+        None => {
+            cx.err(
+                raw.span(),
+                "store.kind",
+                "missing-field",
+                "`store.kind` is missing",
+                "add `kind = \"file\"`",
+            );
+            return None;
+        }
+        Some(k) => k,
+    };
+    if !catalog.store_kinds.is_empty() && !catalog.store_kinds.iter().any(|s| s == kind.get_ref()) {
+        cx.err(
+            kind.span(),
+            "store.kind",
+            "store-kind",
+            format!("no installed plugin provides the store kind {:?}", kind.get_ref()),
+            format!(
+                "use one of: {} (see `connapp plugins list`)",
+                catalog.store_kinds.join(", ")
+            ),
+        );
+    }
+    let mut settings = Vec::new();
+    if let Some(s) = &raw.get_ref().settings {
+        for (k, v) in s.get_ref() {
+            let value = match v.get_ref() {
+                SettingValue::String(s) => s.clone(),
+                SettingValue::Integer(i) => i.to_string(),
+                SettingValue::Bool(b) => b.to_string(),
+            };
+            settings.push((k.clone(), value));
+        }
+    }
+    Some(StoreDecl {
+        kind: kind.get_ref().clone(),
+        settings,
+    })
+}
+
+fn slug(name: &str) -> String {
+    let mut s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "my-app".to_string()
+    } else {
+        s.chars().take(40).collect()
+    }
+}
+
+fn valid_app_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 40
+        && matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+}
+
+/// Whether a ServiceNow instance name is valid: a DNS label, lower case.
+pub fn valid_instance_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
