@@ -70,7 +70,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
     std::fs::create_dir_all(&bin_dir)?;
     let exe = format!("connapp{}", std::env::consts::EXE_SUFFIX);
     let bin = bin_dir.join(&exe);
-    std::fs::copy(target_dir().join(profile_dir).join(&exe), &bin).context("copy the binary")?;
+    install_file(&target_dir().join(profile_dir).join(&exe), &bin).context("copy the binary")?;
 
     let plugin_dir = out.join("lib").join("connapp").join("plugins");
     std::fs::create_dir_all(&plugin_dir)?;
@@ -97,7 +97,7 @@ pub(crate) fn dist(args: &[String]) -> Result<PathBuf> {
             package.replace('-', "_"),
             std::env::consts::DLL_SUFFIX
         );
-        std::fs::copy(target_dir().join(profile_dir).join(&file), plugin_dir.join(&file))
+        install_file(&target_dir().join(profile_dir).join(&file), &plugin_dir.join(&file))
             .with_context(|| format!("copy {file}"))?;
         set_mode(&plugin_dir.join(&file), 0o755)?;
     }

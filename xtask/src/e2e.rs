@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::{cargo, root, run_cmd, set_mode, target_dir};
+use crate::{cargo, install_file, root, run_cmd, set_mode, target_dir};
 
 /// Where the e2e tree goes: `target/e2e`, unless a directory above the
 /// target directory fails the plugin trust check (a checkout under /tmp,
@@ -58,7 +58,7 @@ pub fn plugin_dir(e2e: &Path, name: &str, lib: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     set_mode(&dir, 0o755)?;
     let dest = dir.join(lib.file_name().context("plugin file name")?);
-    std::fs::copy(lib, &dest).with_context(|| format!("copy {}", lib.display()))?;
+    install_file(lib, &dest)?;
     set_mode(&dest, 0o755)?;
     Ok(dir)
 }
@@ -93,10 +93,10 @@ pub fn build() -> Result<PathBuf> {
         dist.display().to_string(),
     ])?;
     run_cmd(cargo().args(["build", "-q", "-p", "connapp-cli", "--features", "fault-injection"]))?;
-    std::fs::copy(target.join("debug/connapp"), e2e.join("connapp-fault"))?;
+    install_file(&target.join("debug/connapp"), &e2e.join("connapp-fault"))?;
     // The fully built-in binary, built after dist so target/debug/connapp is this one.
     run_cmd(cargo().args(["build", "-q", "-p", "connapp-cli"]))?;
-    std::fs::copy(target.join("debug/connapp"), e2e.join("connapp-full"))?;
+    install_file(&target.join("debug/connapp"), &e2e.join("connapp-full"))?;
 
     run_cmd(cargo().args([
         "rustc",

@@ -121,6 +121,17 @@ pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
+/// Copies `from` to `to` by a new file renamed into place: a test process
+/// may be running the old binary or have the old plugin mapped (overwriting
+/// it in place fails with "text file busy", or corrupts the mapping).
+pub(crate) fn install_file(from: &Path, to: &Path) -> Result<()> {
+    let name = to.file_name().context("a file name")?.to_string_lossy().into_owned();
+    let tmp = to.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::copy(from, &tmp).with_context(|| format!("copy {} to {}", from.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to).with_context(|| format!("rename {} to {}", tmp.display(), to.display()))?;
+    Ok(())
+}
+
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     #[cfg(unix)]
     {
