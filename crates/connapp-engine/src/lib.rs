@@ -10,4 +10,5 @@
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
+pub mod guide;
 pub mod webhook;

@@ -11,6 +11,8 @@ use connapp_oauth::api::{Api, ApiError, enc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+pub mod guide;
+
 /// The Marketplace calls, made with a management app's token.
 #[derive(Debug, Clone, Copy)]
 pub struct Marketplace<'a> {
