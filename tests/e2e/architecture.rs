@@ -288,3 +288,19 @@ fn the_engine_has_no_front_end_or_platform_dependency() {
         .collect();
     assert!(ours.is_empty(), "connapp-engine depends on {ours:?}");
 }
+
+/// Store keys are the engine's (`connapp_engine::secrets`): the CLI asks for
+/// an app's secret by kind and never builds a key.
+#[test]
+fn the_cli_builds_no_store_key() {
+    for p in rust_files(&root().join("crates/connapp-cli/src")) {
+        let text = std::fs::read_to_string(&p).expect("read");
+        for banned in ["secret_key(", "token_key(", "app_prefix(", "\"apps/", "journal-key"] {
+            assert!(
+                !text.contains(banned),
+                "{}: builds a store key ({banned}); ask connapp_engine::secrets",
+                p.display()
+            );
+        }
+    }
+}

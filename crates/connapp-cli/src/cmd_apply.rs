@@ -11,7 +11,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
-use connapp_core::{App, Declaration, GrantKind, SecretKind, secret_key};
+use connapp_core::{App, Declaration, GrantKind, SecretKind};
+use connapp_engine::secrets::Secrets;
 use connapp_host::Registry;
 use connapp_oauth::api::{Api, ApiError};
 use connapp_plugin_api::Expected;
@@ -564,8 +565,8 @@ fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<Stri
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| CliError::failure(format!("{}: Zoom created the app but sent no app_id", app.name)))?;
-    store
-        .put(&secret_key(&app.name, SecretKind::AppId), id.as_bytes(), Expected::Any)
+    Secrets::new(store)
+        .put(&app.name, SecretKind::AppId, id.as_bytes(), Expected::Any)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     // Zoom answers with `credentials` or `development_credentials`.
     let creds = ["credentials", "development_credentials"]
@@ -579,8 +580,8 @@ fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<Stri
         ] {
             if let Some(Value::String(v)) = c.get_mut(field).map(Value::take) {
                 let v = Zeroizing::new(v);
-                store
-                    .put(&secret_key(&app.name, kind), v.as_bytes(), Expected::Absent)
+                Secrets::new(store)
+                    .put(&app.name, kind, v.as_bytes(), Expected::Absent)
                     .map_err(|e| connapp_host::plugin_error(plugin, e))?;
                 stored.push(kind.label());
             }

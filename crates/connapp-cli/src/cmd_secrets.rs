@@ -3,7 +3,8 @@
 
 use std::io::{Read, Write};
 
-use connapp_core::{SecretKind, secret_key};
+use connapp_core::SecretKind;
+use connapp_engine::secrets::Secrets;
 use connapp_plugin_api::{Capabilities, Expected, StoreHandle};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -121,8 +122,8 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
         ))
     })?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
-    let version = store
-        .put(&secret_key(&app.name, kind), &value, Expected::Any)
+    let version = Secrets::new(&store)
+        .put(&app.name, kind, &value, Expected::Any)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     drop(value);
     let info = store_info(&decl.store.kind, plugin, &store)?;
@@ -170,24 +171,18 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
         None => decl.apps.iter().collect(),
     };
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
-    let mut secrets = Vec::new();
-    for app in apps {
-        for kind in SecretKind::KEPT {
-            let rec = store
-                .get(&secret_key(&app.name, kind))
-                .map_err(|e| connapp_host::plugin_error(plugin, e))?;
-            if !SecretKind::ALL.contains(&kind) && rec.is_none() {
-                continue; // app ids and instance credentials only when there are some
-            }
-            secrets.push(ListEntry {
-                app: app.name.clone(),
-                secret: kind.as_str(),
-                present: rec.is_some(),
-                version: rec.as_ref().map(|r| r.version),
-                bytes: rec.as_ref().map(|r| r.value.len()),
-            });
-        }
-    }
+    let secrets: Vec<ListEntry> = Secrets::new(&store)
+        .inventory(apps.iter().map(|a| a.name.as_str()))
+        .map_err(|e| connapp_host::plugin_error(plugin, e))?
+        .into_iter()
+        .map(|e| ListEntry {
+            present: e.present(),
+            secret: e.kind.as_str(),
+            version: e.version,
+            bytes: e.bytes,
+            app: e.app,
+        })
+        .collect();
     let info = store_info(&decl.store.kind, plugin, &store)?;
     if a.json {
         return ctx::print_json(&ListOutput { store: info, secrets });
@@ -243,8 +238,8 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
         a.yes,
     )?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
-    let removed = store
-        .delete(&secret_key(&app.name, kind), Expected::Any)
+    let removed = Secrets::new(&store)
+        .remove(&app.name, kind)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     if a.json {
         ctx::print_json(&RmOutput {

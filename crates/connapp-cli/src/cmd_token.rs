@@ -5,75 +5,22 @@ use std::io::Write;
 use std::rc::Rc;
 use std::time::Duration;
 
-use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind, secret_key};
+use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind};
+use connapp_engine::secrets::Secrets;
 use connapp_host::{LoadedPlugin, Registry};
 use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
-use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenStore, Versioned};
+use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenStore};
 use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
 use connapp_oauth::record::TokenRecord;
 use connapp_oauth::{EdgeError, check_endpoint};
 use connapp_plugin_api::zeroize::Zeroizing;
-use connapp_plugin_api::{Expected, Platform, StoreHandle};
+use connapp_plugin_api::{Platform, StoreHandle};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
 use crate::ctx::{self, now};
 use crate::error::{CliError, Exit};
-
-/// The stored token record of an app, as the lifecycle sees it.
-pub struct StoreTokens<'a> {
-    store: &'a StoreHandle,
-    key: String,
-}
-
-impl TokenStore for StoreTokens<'_> {
-    fn load(&self) -> Result<Option<Versioned>, String> {
-        self.store
-            .get(&self.key)
-            .map(|r| r.map(|r| (r.value, r.version)))
-            .map_err(|e| e.to_string())
-    }
-    fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
-        let exp = match expected {
-            Some(v) => Expected::Version(v),
-            None => Expected::Absent,
-        };
-        connapp_oauth::lifecycle::fault("before-store-write");
-        self.store
-            .put(&self.key, bytes, exp)
-            .map_err(|e| if e.is_conflict() { None } else { Some(e.to_string()) })
-    }
-    fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
-        // Next to the tokens: wherever the store keeps them (an encrypted
-        // file, Vault, the keyring), never in plaintext on disk.
-        let key = format!("{}.journal-key", self.key);
-        let get = || -> Result<Option<Zeroizing<Vec<u8>>>, String> {
-            match self.store.get(&key).map_err(|e| e.to_string())? {
-                Some(r) if r.value.len() == 32 => Ok(Some(r.value)),
-                Some(_) => Err(format!(
-                    "{key} in the store is not a 32-byte key; remove it to make a new one"
-                )),
-                None => Ok(None),
-            }
-        };
-        if let Some(k) = get()? {
-            return Ok(k);
-        }
-        let k = connapp_oauth::lifecycle::new_journal_key()?;
-        match self.store.put(&key, &k, Expected::Absent) {
-            Ok(_) => Ok(k),
-            // Another process created it first: use theirs.
-            Err(e) if e.is_conflict() => get()?.ok_or_else(|| format!("{key} vanished while it was created")),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-}
-
-/// The store key of an app's tokens.
-pub fn token_key(app: &str) -> String {
-    format!("apps/{app}/token")
-}
 
 /// Everything a token command needs for one app.
 /// Apps of one command share the store, the HTTP client and the runtime.
@@ -163,9 +110,8 @@ pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>
 impl<'r> AppCtx<'r> {
     /// The stored value of `app`'s secret `kind` (any app of the declaration: the store is shared).
     pub(crate) fn secret_of(&self, app: &str, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
-        Ok(self
-            .store
-            .get(&secret_key(app, kind))
+        Ok(Secrets::new(&self.store)
+            .get(app, kind)
             .map_err(|e| connapp_host::plugin_error(self.store_plugin, e))?
             .map(|r| r.value))
     }
@@ -385,10 +331,7 @@ pub(crate) fn force_refresh(c: &AppCtx<'_>, g: &Global) -> Result<(), CliError> 
 
 /// Gets a valid token (refreshing if needed) for a loaded app.
 fn valid_token(c: &AppCtx<'_>, force: bool, quiet: bool) -> Result<(TokenRecord, Source), CliError> {
-    let store = StoreTokens {
-        store: &c.store,
-        key: token_key(&c.app.name),
-    };
+    let store = Secrets::new(&c.store).token_records(&c.app.name);
     // The client credentials are read only when a refresh is due: serving a
     // fresh token stays one store read.
     let creds_error = std::cell::RefCell::new(None);
@@ -641,10 +584,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     };
     let declared: Vec<String> = c.app.scopes.iter().map(|s| s.scope.clone()).collect();
     let rec = TokenRecord::from_set(set, grant.as_str(), now());
-    let store = StoreTokens {
-        store: &c.store,
-        key: token_key(&name),
-    };
+    let store = Secrets::new(&c.store).token_records(&name);
     c.lifecycle
         .store_new(&store, &rec)
         .map_err(|e| lifecycle_error(&name, c.platform.name == "zoom", e))?;
@@ -699,10 +639,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    let store = StoreTokens {
-        store: &c.store,
-        key: token_key(&name),
-    };
+    let store = Secrets::new(&c.store).token_records(&name);
     let Some((bytes, version)) = store.load().map_err(CliError::failure)? else {
         return Err(CliError::failure(format!(
             "no token is stored for {name}; nothing to revoke"
@@ -730,8 +667,8 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
             "warning: the provider did not revoke the grant of {name} ({e}); forgetting its tokens here as asked (--forget), but they may stay valid at the provider until they expire"
         );
     }
-    c.store
-        .delete(&token_key(&name), Expected::Version(version))
+    Secrets::new(&c.store)
+        .remove_token(&name, version)
         .map_err(|e| connapp_host::plugin_error(c.store_plugin, e))?;
     c.lifecycle.forget_journal();
     if !g.quiet {
@@ -785,7 +722,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             extra_scopes: vec![],
             error: None,
         };
-        match store.get(&token_key(&app.name)) {
+        match Secrets::new(&store).token(&app.name) {
             Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
                 Ok(rec) => {
                     let t = now();

@@ -8,8 +8,9 @@ use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use connapp_core::SecretKind;
 use connapp_core::webhook::{self, Rejection};
-use connapp_core::{SecretKind, secret_key};
+use connapp_engine::secrets::Secrets;
 use connapp_engine::webhook::{self as receiver, MAX_EVENT_BYTES};
 use connapp_plugin_api::zeroize::Zeroizing;
 use serde::Serialize;
@@ -26,8 +27,8 @@ fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let app = ctx::app(&decl, app)?.name.clone();
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
-    match store
-        .get(&secret_key(&app, SecretKind::SecretToken))
+    match Secrets::new(&store)
+        .get(&app, SecretKind::SecretToken)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?
     {
         Some(r) => Ok((app, r.value)),

@@ -11,4 +11,5 @@
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
 pub mod guide;
+pub mod secrets;
 pub mod webhook;

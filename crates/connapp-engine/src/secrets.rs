@@ -1,0 +1,168 @@
+//! An app's secrets in the store, by kind: the one place that knows the store
+//! keys (`apps/<app>/<kind>`, `apps/<app>/token`), so a front end asks for
+//! "the Client Secret of dex" and never builds a key.
+//!
+//! Values stay in `Zeroizing` buffers; nothing here logs or formats one.
+
+use connapp_core::{SecretKind, secret_key};
+use connapp_oauth::lifecycle::{TokenStore, Versioned};
+use connapp_plugin_api::zeroize::Zeroizing;
+use connapp_plugin_api::{Expected, Record, StoreError, StoreHandle};
+
+/// The store key of an app's token record (the lifecycle's, never a user's to set).
+pub fn token_key(app: &str) -> String {
+    format!("apps/{app}/token")
+}
+
+/// One line of [`Secrets::inventory`]: whether a secret is stored, never its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The app.
+    pub app: String,
+    /// The kind of secret.
+    pub kind: SecretKind,
+    /// The stored version, when there is one.
+    pub version: Option<u64>,
+    /// The value's length in bytes, when there is one.
+    pub bytes: Option<usize>,
+}
+
+impl Entry {
+    /// Whether a value is stored.
+    pub fn present(&self) -> bool {
+        self.version.is_some()
+    }
+}
+
+/// The apps' secrets in one open store.
+#[derive(Clone, Copy)]
+pub struct Secrets<'s> {
+    store: &'s StoreHandle,
+}
+
+impl std::fmt::Debug for Secrets<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secrets { .. }")
+    }
+}
+
+impl<'s> Secrets<'s> {
+    /// The secrets kept in `store`.
+    pub fn new(store: &'s StoreHandle) -> Self {
+        Secrets { store }
+    }
+
+    /// The stored value of `app`'s secret of `kind`, if any.
+    pub fn get(&self, app: &str, kind: SecretKind) -> Result<Option<Record>, StoreError> {
+        self.store.get(&secret_key(app, kind))
+    }
+
+    /// Stores `value` as `app`'s secret of `kind`; returns the new version.
+    pub fn put(&self, app: &str, kind: SecretKind, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
+        self.store.put(&secret_key(app, kind), value, expected)
+    }
+
+    /// Removes `app`'s secret of `kind`; whether there was one.
+    pub fn remove(&self, app: &str, kind: SecretKind) -> Result<bool, StoreError> {
+        self.store.delete(&secret_key(app, kind), Expected::Any)
+    }
+
+    /// What is stored for the apps named: the three credentials always
+    /// (present or missing), the other kept kinds (app id, instance
+    /// credentials) only where there is a value.
+    pub fn inventory<'a>(&self, apps: impl IntoIterator<Item = &'a str>) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        for app in apps {
+            for kind in SecretKind::KEPT {
+                let rec = self.get(app, kind)?;
+                if !SecretKind::ALL.contains(&kind) && rec.is_none() {
+                    continue;
+                }
+                out.push(Entry {
+                    app: app.to_string(),
+                    kind,
+                    version: rec.as_ref().map(|r| r.version),
+                    bytes: rec.as_ref().map(|r| r.value.len()),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `app`'s token record as stored (the lifecycle reads and writes it with its own rules).
+    pub fn token(&self, app: &str) -> Result<Option<Record>, StoreError> {
+        self.store.get(&token_key(app))
+    }
+
+    /// `app`'s token record for the token lifecycle to read and write.
+    pub fn token_records(&self, app: &str) -> TokenRecords<'s> {
+        TokenRecords {
+            store: self.store,
+            key: token_key(app),
+        }
+    }
+
+    /// Removes `app`'s token record if it is still at `version`; whether it was removed.
+    pub fn remove_token(&self, app: &str, version: u64) -> Result<bool, StoreError> {
+        self.store.delete(&token_key(app), Expected::Version(version))
+    }
+}
+
+/// The stored token record of an app, as the lifecycle sees it (with the
+/// journal key beside it), from [`Secrets::token_records`].
+pub struct TokenRecords<'a> {
+    store: &'a StoreHandle,
+    key: String,
+}
+
+impl std::fmt::Debug for TokenRecords<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecords").field("key", &self.key).finish()
+    }
+}
+
+impl TokenStore for TokenRecords<'_> {
+    fn load(&self) -> Result<Option<Versioned>, String> {
+        self.store
+            .get(&self.key)
+            .map(|r| r.map(|r| (r.value, r.version)))
+            .map_err(|e| e.to_string())
+    }
+    fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+        let exp = match expected {
+            Some(v) => Expected::Version(v),
+            None => Expected::Absent,
+        };
+        connapp_oauth::lifecycle::fault("before-store-write");
+        self.store
+            .put(&self.key, bytes, exp)
+            .map_err(|e| if e.is_conflict() { None } else { Some(e.to_string()) })
+    }
+    fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+        // Next to the tokens: wherever the store keeps them (an encrypted
+        // file, Vault, the keyring), never in plaintext on disk.
+        let key = format!("{}.journal-key", self.key);
+        let get = || -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+            match self.store.get(&key).map_err(|e| e.to_string())? {
+                Some(r) if r.value.len() == 32 => Ok(Some(r.value)),
+                Some(_) => Err(format!(
+                    "{key} in the store is not a 32-byte key; remove it to make a new one"
+                )),
+                None => Ok(None),
+            }
+        };
+        if let Some(k) = get()? {
+            return Ok(k);
+        }
+        let k = connapp_oauth::lifecycle::new_journal_key()?;
+        match self.store.put(&key, &k, Expected::Absent) {
+            Ok(_) => Ok(k),
+            // Another process created it first: use theirs.
+            Err(e) if e.is_conflict() => get()?.ok_or_else(|| format!("{key} vanished while it was created")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
