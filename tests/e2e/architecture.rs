@@ -72,6 +72,29 @@ fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Fails when the code (not the tests) of any file below `dir` (relative to
+/// the root) contains one of `banned`; `what` says what that would be.
+fn forbid(dir: &str, banned: &[&str], what: &str) {
+    for p in rust_files(&root().join(dir)) {
+        if p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("tests.rs")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for b in banned {
+            assert!(!code.contains(b), "{}: contains {b}: {what}", p.display());
+        }
+    }
+}
+
+/// The connapp crates `package` depends on beyond `allowed`.
+fn ours_beyond(package: &str, allowed: &[&str]) -> Vec<String> {
+    of(package)
+        .into_iter()
+        .filter(|d| d.starts_with("connapp-") && !allowed.contains(&d.as_str()))
+        .collect()
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -97,18 +120,15 @@ fn the_core_does_no_io() {
         extra.is_empty(),
         "connapp-core depends on {extra:?}: the core must stay pure"
     );
-    let sources = rust_files(&root().join("crates/connapp-core/src"));
     assert!(
-        sources.iter().any(|p| p.ends_with("decl/app.rs")),
+        rust_files(&root().join("crates/connapp-core/src"))
+            .iter()
+            .any(|p| p.ends_with("decl/app.rs")),
         "the walk reaches subdirectories"
     );
-    for p in sources {
-        if p.file_name().is_some_and(|n| n == "tests.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).expect("read");
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for banned in [
+    forbid(
+        "crates/connapp-core/src",
+        &[
             "std::fs",
             "std::env",
             "std::process",
@@ -117,14 +137,9 @@ fn the_core_does_no_io() {
             "Instant::now",
             "TcpStream",
             "TcpListener",
-        ] {
-            assert!(
-                !code.contains(banned),
-                "{}: uses {banned}; the core does no IO",
-                p.display()
-            );
-        }
-    }
+        ],
+        "IO; the core does no IO",
+    );
 }
 
 /// Plugins depend on nothing of connapp but the plugin API crate.
@@ -216,36 +231,20 @@ fn the_cli_takes_no_new_dependencies() {
 /// and the engine, and never on another platform's client.
 #[test]
 fn the_edge_is_split_by_what_it_talks_to() {
-    for p in rust_files(&root().join("crates/connapp-oauth/src")) {
-        // Test modules may aim the REST caller at any API of the sandbox.
-        if p.file_name().is_some_and(|n| n.to_string_lossy().ends_with("tests.rs")) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&p).expect("read");
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
-        for banned in ["/marketplace/", "/api/now/", "oauth_token.do", "sysparm_"] {
-            assert!(
-                !code.contains(banned),
-                "{}: calls {banned}, a provider's own API; that belongs in its client crate (connapp-zoom, connapp-servicenow)",
-                p.display()
-            );
-        }
-    }
+    // Test modules may aim the REST caller at any API of the sandbox.
+    forbid(
+        "crates/connapp-oauth/src",
+        &["/marketplace/", "/api/now/", "oauth_token.do", "sysparm_"],
+        "a provider's own API; that belongs in its client crate (connapp-zoom, connapp-servicenow)",
+    );
     let oauth = of("connapp-oauth");
     for client in ["connapp-zoom", "connapp-servicenow"] {
         assert!(!oauth.contains(client), "connapp-oauth depends on {client}");
-        let deps = of(client);
         // The edge, the pure model, the engine whose interfaces it fills, the plugin API's types.
-        let ours: Vec<_> = deps
-            .iter()
-            .filter(|d| d.starts_with("connapp-"))
-            .filter(|d| {
-                !matches!(
-                    d.as_str(),
-                    "connapp-oauth" | "connapp-core" | "connapp-engine" | "connapp-plugin-api"
-                )
-            })
-            .collect();
+        let ours = ours_beyond(
+            client,
+            &["connapp-oauth", "connapp-core", "connapp-engine", "connapp-plugin-api"],
+        );
         assert!(
             ours.is_empty(),
             "{client} depends on {ours:?}; a platform client stands on the edge, the core and the engine only"
@@ -276,16 +275,10 @@ fn the_engine_has_no_front_end_or_platform_dependency() {
             "connapp-engine depends on {banned}; front ends and platform clients sit above the engine"
         );
     }
-    let ours: Vec<_> = engine
-        .iter()
-        .filter(|d| d.starts_with("connapp-"))
-        .filter(|d| {
-            !matches!(
-                d.as_str(),
-                "connapp-core" | "connapp-oauth" | "connapp-plugin-api" | "connapp-host"
-            )
-        })
-        .collect();
+    let ours = ours_beyond(
+        "connapp-engine",
+        &["connapp-core", "connapp-oauth", "connapp-plugin-api", "connapp-host"],
+    );
     assert!(ours.is_empty(), "connapp-engine depends on {ours:?}");
 }
 
@@ -293,14 +286,9 @@ fn the_engine_has_no_front_end_or_platform_dependency() {
 /// an app's secret by kind and never builds a key.
 #[test]
 fn the_cli_builds_no_store_key() {
-    for p in rust_files(&root().join("crates/connapp-cli/src")) {
-        let text = std::fs::read_to_string(&p).expect("read");
-        for banned in ["secret_key(", "token_key(", "app_prefix(", "\"apps/", "journal-key"] {
-            assert!(
-                !text.contains(banned),
-                "{}: builds a store key ({banned}); ask connapp_engine::secrets",
-                p.display()
-            );
-        }
-    }
+    forbid(
+        "crates/connapp-cli/src",
+        &["secret_key(", "token_key(", "app_prefix(", "\"apps/", "journal-key"],
+        "a store key; ask connapp_engine::secrets",
+    );
 }
