@@ -292,3 +292,38 @@ fn the_cli_builds_no_store_key() {
         "a store key; ask connapp_engine::secrets",
     );
 }
+
+/// No build output is committed: an out-of-tree example built with
+/// `--manifest-path` makes its own `target/`, and committing one once made a
+/// submission too large to land. Every tracked file is small source.
+#[test]
+fn no_build_output_is_tracked() {
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root())
+        .output()
+        .expect("git ls-files (the tests run in a git checkout)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files: Vec<String> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f == "Cargo.toml"), "git ls-files listed the tree");
+    let built: Vec<_> = files
+        .iter()
+        .filter(|f| f.starts_with("target/") || f.contains("/target/"))
+        .collect();
+    assert!(
+        built.is_empty(),
+        "build output is tracked: {built:?}; `git rm -r --cached` it"
+    );
+    for f in &files {
+        let len = std::fs::metadata(root().join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(
+            len <= 1024 * 1024,
+            "{f} is {len} bytes; generated data belongs outside the repository"
+        );
+    }
+}
