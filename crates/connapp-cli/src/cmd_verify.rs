@@ -6,9 +6,11 @@
 
 use std::io::Write;
 
-use connapp_core::{App, GrantKind, SecretKind, urls};
-use connapp_oauth::api::{Api, ApiError, enc};
+use connapp_core::{GrantKind, SecretKind, urls};
+use connapp_engine::verify::{Check, Outcome, row};
+use connapp_oauth::api::Api;
 use connapp_oauth::record::TokenRecord;
+use connapp_zoom::habits::{diagnose, learn};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -17,74 +19,6 @@ use crate::cmd_token::{self, AppCtx};
 use crate::ctx;
 use crate::error::{CliError, Exit};
 
-/// How one check ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Proven.
-    Ok,
-    /// Works, but something deserves attention.
-    Warn,
-    /// Broken; `fix` says what to do.
-    Fail,
-    /// Could not be checked; `detail` says why.
-    Skip,
-}
-
-impl Outcome {
-    fn word(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "skip",
-        }
-    }
-}
-
-/// One row of the report.
-#[derive(Debug, Serialize)]
-pub struct Check {
-    /// What kind of check: declaration, secret, drift, redirect, grant, scope.
-    pub check: &'static str,
-    /// The subject: a secret, a URL, a scope.
-    pub item: String,
-    /// The endpoint called, if any.
-    pub endpoint: String,
-    /// The outcome.
-    pub result: Outcome,
-    /// What was found.
-    pub detail: String,
-    /// What to do (empty when nothing).
-    pub fix: String,
-}
-
-fn row(check: &'static str, item: impl Into<String>, endpoint: impl Into<String>, result: Outcome) -> Check {
-    Check {
-        check,
-        item: item.into(),
-        endpoint: endpoint.into(),
-        result,
-        detail: String::new(),
-        fix: String::new(),
-    }
-}
-
-impl Check {
-    fn detail(mut self, d: impl Into<String>) -> Self {
-        self.detail = d.into();
-        self
-    }
-    fn fix(mut self, f: impl Into<String>) -> Self {
-        self.fix = f.into();
-        self
-    }
-    fn result_of(mut self, o: Outcome) -> Self {
-        self.result = o;
-        self
-    }
-}
-
 #[derive(Serialize)]
 struct VerifyJson<'a> {
     app: &'a str,
@@ -92,103 +26,11 @@ struct VerifyJson<'a> {
     checks: &'a [Check],
 }
 
-/// What a failed API call means for the scope it was meant to prove.
-pub fn diagnose(scope: &str, app: &App, e: &ApiError) -> (Outcome, String, String) {
-    let name = &app.name;
-    let reconsent = if app.target.is_some() {
-        format!(
-            "then consent again: in ServiceNow press \"Get OAuth Token\" on the DEX OAuth profile, and for connapp's own grant run `connapp login {name}`"
-        )
-    } else {
-        format!("then consent again (`connapp login {name}`)")
-    };
-    match e {
-        ApiError::Edge(e) => (
-            Outcome::Fail,
-            format!("Zoom could not be reached: {e}"),
-            "check the network and api_base; nothing else can be proven until Zoom answers".into(),
-        ),
-        ApiError::Status { code: Some(4711), message, .. } => (
-            Outcome::Fail,
-            format!("the token does not hold {scope} (4711: {message})"),
-            format!(
-                "add {scope} to the Zoom app (`connapp apply`, or Scopes in the Marketplace), {reconsent}; grants keep the scopes they were issued with"
-            ),
-        ),
-        ApiError::Status { code: Some(124), message, .. } if message.to_ascii_lowercase().contains("expired") => (
-            Outcome::Fail,
-            format!("Zoom says the access token expired (124: {message}) while connapp's copy says it is still valid"),
-            format!("check this machine's clock, then run `connapp refresh {name}`"),
-        ),
-        ApiError::Status { code: Some(124), message, .. } => (
-            Outcome::Fail,
-            format!(
-                "Zoom refused the access token (124: {message}): it was revoked, superseded by a newer token of the same grant, or belongs to another environment"
-            ),
-            format!("run `connapp refresh {name}`; if that fails with invalid_grant, `connapp login {name}`"),
-        ),
-        ApiError::Status { status: 429, rate, message, .. } => {
-            let category = rate.category.as_deref().unwrap_or("unknown");
-            let kind = rate.kind.as_deref().unwrap_or("per-second");
-            let when = match (&rate.retry_after, kind) {
-                (Some(t), _) => format!("retry after {t}"),
-                (None, "Daily-limit") => "retry after midnight UTC".to_string(),
-                (None, _) => "retry in a few seconds".to_string(),
-            };
-            (
-                Outcome::Warn,
-                format!("rate-limited: category {category}, {kind} limit ({message})"),
-                format!(
-                    "{when}; the limits are per account and shared with DEX and every other app, so avoid running verify in a loop"
-                ),
-            )
-        }
-        ApiError::Status { code: Some(200), message, .. } => (
-            Outcome::Fail,
-            format!("no Dashboard access (code 200: {message})"),
-            "Dashboard APIs need a Business plan or higher, with Dashboard enabled for the account and for the consenting admin's role (Account Management > Account Settings / Role Management)".into(),
-        ),
-        ApiError::Status { code: Some(300), message, .. } => (
-            Outcome::Fail,
-            format!("Zoom refused the request parameters (300: {message})"),
-            "report date ranges must be at most one month long and within the last six months".into(),
-        ),
-        ApiError::Status { code: Some(3001), message, .. } => (
-            Outcome::Skip,
-            format!("the meeting used for the probe is gone (3001: {message})"),
-            "run verify again; it picks a recent past meeting from the report".into(),
-        ),
-        ApiError::Status { code: Some(12702), message, .. } => (
-            Outcome::Skip,
-            format!("the meeting is older than a year (12702: {message})"),
-            "run verify again after a meeting has taken place".into(),
-        ),
-        ApiError::Status { status, code, message, .. } => (
-            Outcome::Fail,
-            format!(
-                "HTTP {status}{}: {message}",
-                code.map(|c| format!(" code {c}")).unwrap_or_default()
-            ),
-            "see Zoom's API reference for this endpoint".into(),
-        ),
-    }
-}
-
 /// `YYYY-MM-DD` of a unix time.
 fn ymd(t: u64) -> String {
     chrono::DateTime::from_timestamp(t as i64, 0)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default()
-}
-
-/// A meeting UUID as a path segment: Zoom wants it double-encoded when it
-/// starts with `/` or contains `//`.
-fn meeting_segment(uuid: &str) -> String {
-    if uuid.starts_with('/') || uuid.contains("//") {
-        enc(&enc(uuid))
-    } else {
-        enc(uuid)
-    }
 }
 
 fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), CliError> {
@@ -380,26 +222,6 @@ fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRe
         }
     }
     saw_124
-}
-
-/// Picks up `{meetingId}` / `{participantId}` from probe answers.
-fn learn(body: &Value, vars: &mut Vec<(String, String)>) {
-    let has = |vars: &Vec<(String, String)>, k: &str| vars.iter().any(|(x, _)| x == k);
-    if !has(vars, "{meetingId}")
-        && let Some(uuid) = body["meetings"]
-            .as_array()
-            .and_then(|l| l.iter().find_map(|m| m["uuid"].as_str()))
-    {
-        vars.push(("{meetingId}".into(), meeting_segment(uuid)));
-    }
-    if !has(vars, "{participantId}")
-        && let Some(id) = body["participants"].as_array().and_then(|l| {
-            l.iter()
-                .find_map(|p| p["id"].as_str().filter(|s| !s.is_empty()).or(p["user_id"].as_str()))
-        })
-    {
-        vars.push(("{participantId}".into(), enc(id)));
-    }
 }
 
 /// A ServiceNow record row that passed (shown as one summary line for humans).
@@ -764,33 +586,5 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::with_code(Exit::Failure, String::new()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuids_are_double_encoded_only_when_zoom_needs_it() {
-        assert_eq!(meeting_segment("abc=="), "abc%3D%3D");
-        assert_eq!(meeting_segment("/ab//c"), "%252Fab%252F%252Fc");
-    }
-
-    #[test]
-    fn probes_learn_the_meeting_and_participant() {
-        let mut vars = Vec::new();
-        learn(&serde_json::json!({"meetings": [{"uuid": "u1=="}]}), &mut vars);
-        learn(
-            &serde_json::json!({"participants": [{"id": "", "user_id": "p1"}]}),
-            &mut vars,
-        );
-        assert_eq!(
-            vars,
-            vec![
-                ("{meetingId}".to_string(), "u1%3D%3D".to_string()),
-                ("{participantId}".to_string(), "p1".to_string())
-            ]
-        );
     }
 }

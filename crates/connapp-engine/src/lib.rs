@@ -12,4 +12,5 @@
 
 pub mod guide;
 pub mod secrets;
+pub mod verify;
 pub mod webhook;

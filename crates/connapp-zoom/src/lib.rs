@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 pub mod guide;
+pub mod habits;
 
 /// The Marketplace calls, made with a management app's token.
 #[derive(Debug, Clone, Copy)]

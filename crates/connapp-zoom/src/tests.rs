@@ -97,3 +97,38 @@ async fn a_token_without_marketplace_scopes_is_refused_with_zooms_code() {
         err.message()
     );
 }
+
+/// The DEX app as `connapp init` declares it, checked by the core.
+pub(crate) fn an_app() -> connapp_core::App {
+    let scopes: Vec<(String, String)> = connapp_sandbox::DEX_SCOPES
+        .iter()
+        .map(|s| (s.to_string(), "why".into()))
+        .collect();
+    let text = connapp_core::render_declaration(&connapp_core::InitOptions {
+        app_name: "dex-zoom",
+        display_name: "DEX for Zoom",
+        preset: "servicenow-dex-zoom",
+        platform: "zoom",
+        scopes: &scopes,
+        instance: "acme",
+        store_kind: "file",
+        login_redirect: None,
+        zoom_base: None,
+        management_account: None,
+    });
+    let catalog = connapp_core::Catalog {
+        presets: vec![connapp_core::PresetInfo {
+            name: "servicenow-dex-zoom".into(),
+            platform: "zoom".into(),
+            scopes: connapp_sandbox::DEX_SCOPES.iter().map(|s| s.to_string()).collect(),
+        }],
+        store_kinds: vec!["file".into()],
+        platforms: vec!["zoom".into()],
+    };
+    let report = connapp_core::check("connapp.toml", &text, &catalog);
+    let decl = report.declaration.unwrap_or_else(|| panic!("{:?}", report.diagnostics));
+    decl.apps
+        .into_iter()
+        .find(|a| a.name == "dex-zoom")
+        .expect("the DEX app")
+}
