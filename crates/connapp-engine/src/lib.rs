@@ -3,8 +3,11 @@
 //! `connapp` binary today) parses, calls in here and renders; errors come
 //! back typed and carry what a user needs to fix them.
 //!
-//! Today it holds the webhook receiver ([`webhook`]); the token service,
-//! plan/apply and verify move here from the CLI next (issue 12).
+//! Today it holds an app's secrets by kind and its token record
+//! ([`secrets`], the only code that knows store keys), verify's report rows
+//! ([`verify`]), the guide renderer ([`guide`]) and the webhook receiver
+//! ([`webhook`]); the token service, plan/apply and verify's checks move here
+//! from the CLI next (issue 12).
 //!
 //! What it is **not**: the pure rules (those are `connapp-core`'s), the HTTP
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
