@@ -164,44 +164,64 @@ mod tests {
     #[test]
     fn zoom_codes_become_outcomes_with_a_fix() {
         let app: App = crate::tests::an_app();
-        let (o, detail, fix) = diagnose(
-            "user:read:list_users:admin",
-            &app,
-            &status(
-                400,
-                Some(4711),
-                "Invalid access token, does not contain scopes",
-                RateLimit::default(),
-            ),
-        );
-        assert_eq!(o, Outcome::Fail);
-        assert!(detail.contains("does not hold user:read:list_users:admin"), "{detail}");
-        assert!(fix.contains("connapp login"), "{fix}");
-        let (_, detail, fix) = diagnose(
-            "s",
-            &app,
-            &status(401, Some(124), "Access token is expired.", RateLimit::default()),
-        );
-        assert!(detail.contains("expired"), "{detail}");
-        assert!(fix.contains("clock"), "{fix}");
-        let (_, _, fix) = diagnose(
-            "s",
-            &app,
-            &status(401, Some(124), "Invalid access token.", RateLimit::default()),
-        );
-        assert!(fix.contains("connapp refresh"), "{fix}");
         let daily = RateLimit {
             kind: Some("Daily-limit".into()),
             ..RateLimit::default()
         };
-        let (o, _, fix) = diagnose("s", &app, &status(429, None, "limit", daily));
-        assert_eq!(o, Outcome::Warn, "a rate limit proves nothing broken");
-        assert!(fix.contains("midnight UTC"), "{fix}");
-        let (o, _, _) = diagnose(
-            "s",
-            &app,
-            &status(404, Some(3001), "Meeting does not exist", RateLimit::default()),
-        );
-        assert_eq!(o, Outcome::Skip);
+        // (HTTP status, Zoom code, message, rate limits) -> outcome, words in the detail, words in the fix
+        let cases = [
+            (
+                400,
+                Some(4711),
+                "Invalid access token, does not contain scopes",
+                RateLimit::default(),
+                Outcome::Fail,
+                "does not hold user:read:list_users:admin",
+                "Get OAuth Token",
+            ),
+            (
+                401,
+                Some(124),
+                "Access token is expired.",
+                RateLimit::default(),
+                Outcome::Fail,
+                "expired",
+                "clock",
+            ),
+            (
+                401,
+                Some(124),
+                "Invalid access token.",
+                RateLimit::default(),
+                Outcome::Fail,
+                "revoked",
+                "connapp refresh dex-zoom",
+            ),
+            (429, None, "limit", daily, Outcome::Warn, "Daily-limit", "midnight UTC"),
+            (
+                404,
+                Some(3001),
+                "Meeting does not exist",
+                RateLimit::default(),
+                Outcome::Skip,
+                "gone",
+                "run verify again",
+            ),
+            (
+                400,
+                Some(300),
+                "bad range",
+                RateLimit::default(),
+                Outcome::Fail,
+                "parameters",
+                "one month",
+            ),
+        ];
+        for (http, code, message, rate, outcome, detail_has, fix_has) in cases {
+            let (o, detail, fix) = diagnose("user:read:list_users:admin", &app, &status(http, code, message, rate));
+            assert_eq!(o, outcome, "{http} {code:?}: {detail}");
+            assert!(detail.contains(detail_has), "{http} {code:?}: {detail}");
+            assert!(fix.contains(fix_has), "{http} {code:?}: {fix}");
+        }
     }
 }

@@ -98,24 +98,8 @@ async fn a_token_without_marketplace_scopes_is_refused_with_zooms_code() {
     );
 }
 
-/// The DEX app as `connapp init` declares it, checked by the core.
+/// The DEX app of the good corpus declaration (`tests/corpus/good.toml`), checked by the core.
 pub(crate) fn an_app() -> connapp_core::App {
-    let scopes: Vec<(String, String)> = connapp_sandbox::DEX_SCOPES
-        .iter()
-        .map(|s| (s.to_string(), "why".into()))
-        .collect();
-    let text = connapp_core::render_declaration(&connapp_core::InitOptions {
-        app_name: "dex-zoom",
-        display_name: "DEX for Zoom",
-        preset: "servicenow-dex-zoom",
-        platform: "zoom",
-        scopes: &scopes,
-        instance: "acme",
-        store_kind: "file",
-        login_redirect: None,
-        zoom_base: None,
-        management_account: None,
-    });
     let catalog = connapp_core::Catalog {
         presets: vec![connapp_core::PresetInfo {
             name: "servicenow-dex-zoom".into(),
@@ -125,7 +109,8 @@ pub(crate) fn an_app() -> connapp_core::App {
         store_kinds: vec!["file".into()],
         platforms: vec!["zoom".into()],
     };
-    let report = connapp_core::check("connapp.toml", &text, &catalog);
+    let text = include_str!("../../../tests/corpus/good.toml");
+    let report = connapp_core::check("good.toml", text, &catalog);
     let decl = report.declaration.unwrap_or_else(|| panic!("{:?}", report.diagnostics));
     decl.apps
         .into_iter()
