@@ -9,6 +9,8 @@
 //! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
 //! (the client and the endpoint rules come from `connapp-oauth`).
 
+pub mod records;
+
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
