@@ -127,9 +127,16 @@ pub(crate) fn target_dir() -> PathBuf {
 pub(crate) fn install_file(from: &Path, to: &Path) -> Result<()> {
     let name = to.file_name().context("a file name")?.to_string_lossy().into_owned();
     let tmp = to.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::copy(from, &tmp).with_context(|| format!("copy {} to {}", from.display(), tmp.display()))?;
-    std::fs::rename(&tmp, to).with_context(|| format!("rename {} to {}", tmp.display(), to.display()))?;
-    Ok(())
+    let done = std::fs::copy(from, &tmp)
+        .with_context(|| format!("copy {} to {}", from.display(), tmp.display()))
+        .and_then(|_| {
+            std::fs::rename(&tmp, to).with_context(|| format!("rename {} to {}", tmp.display(), to.display()))
+        });
+    if done.is_err() {
+        // No half-copied temporary left beside the tree.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {

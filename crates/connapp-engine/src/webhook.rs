@@ -112,7 +112,9 @@ impl Receiver {
         events: mpsc::Sender<String>,
         shutdown: impl Future<Output = ()>,
     ) {
-        let limits = (self.options.header_timeout, self.options.max_connections.max(1));
+        let header_timeout = self.options.header_timeout;
+        // A semaphore with no permit would never accept a connection.
+        let max_connections = self.options.max_connections.max(1);
         let router = axum::Router::new()
             .route(&self.options.path, axum::routing::post(receive))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENT_BYTES))
@@ -121,7 +123,7 @@ impl Receiver {
                 self.options.request_timeout,
             ))
             .with_state(Arc::new(Shared { rx: self, events }));
-        serve_bounded(listener, router, limits.0, limits.1, shutdown).await;
+        serve_bounded(listener, router, header_timeout, max_connections, shutdown).await;
     }
 }
 
