@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 
 use crate::cli::{ApplyArgs, Global, PlanArgs};
 use crate::cmd_target::{self, Consumer, TargetPlan};
-use crate::cmd_token::{self, AppCtx};
+use connapp_engine::tokens::AppCtx;
+
+use crate::cmd_token;
 use crate::ctx;
 use crate::error::{CliError, Exit};
 
@@ -163,17 +165,17 @@ impl Manager<'_> {
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
         let current = self.api.borrow().clone();
-        match self.ctx.rt.block_on(f(current)) {
+        match self.ctx.shared.rt.block_on(f(current)) {
             Err(e) if e.code() == Some(124) && self.ctx.app.oauth.grant != GrantKind::AuthorizationCode => {
-                let Ok(rec) = cmd_token::renew_server_to_server(&self.ctx) else {
+                let Ok(rec) = self.ctx.renew(&connapp_engine::tokens::Silent).map(|(r, _)| r) else {
                     return Err(e);
                 };
-                let root = cmd_token::api_root(&self.ctx, &rec);
-                let Ok(api) = Api::new(self.ctx.http.clone(), &root, rec.access_token.clone()) else {
+                let root = self.ctx.api_root(&rec);
+                let Ok(api) = Api::new(self.ctx.shared.http.clone(), &root, rec.access_token.clone()) else {
                     return Err(e);
                 };
                 *self.api.borrow_mut() = api.clone();
-                self.ctx.rt.block_on(f(api))
+                self.ctx.shared.rt.block_on(f(api))
             }
             r => r,
         }
@@ -188,8 +190,8 @@ fn manager<'r>(reg: &'r Registry, decl: &Declaration, base: &AppCtx<'r>, g: &Glo
     };
     let c = base.sibling(reg, decl, name)?;
     let rec = cmd_token::api_token(&c, g)?;
-    let root = cmd_token::api_root(&c, &rec);
-    let api = Api::new(c.http.clone(), &root, rec.access_token.clone())
+    let root = c.api_root(&rec);
+    let api = Api::new(c.shared.http.clone(), &root, rec.access_token.clone())
         .map_err(|e| CliError::with_code(Exit::Invalid, format!("{name}: {e}")))?;
     Ok(Manager {
         ctx: c,
@@ -197,19 +199,8 @@ fn manager<'r>(reg: &'r Registry, decl: &Declaration, base: &AppCtx<'r>, g: &Glo
     })
 }
 
-/// The app as the platform plugin sees it: the model plus each scope's reason.
-fn app_json(reg: &Registry, app: &App) -> Value {
-    let mut v = serde_json::to_value(app).unwrap_or(Value::Null);
-    let reasons: serde_json::Map<String, Value> = ctx::preset_scopes(reg, app)
-        .into_iter()
-        .map(|p| (p.scope, Value::String(p.reason)))
-        .collect();
-    v["scope_reasons"] = Value::Object(reasons);
-    v
-}
-
 fn desired(reg: &Registry, app: &App) -> Result<Value, CliError> {
-    let text = reg.provider_manifest(&app.platform, &app_json(reg, app).to_string())?;
+    let text = reg.provider_manifest(&app.platform, &connapp_engine::platform::app_view(reg, app).to_string())?;
     let Some(text) = text else {
         return Err(CliError::with_code(
             Exit::Invalid,
@@ -541,8 +532,8 @@ fn confirm_written(m: &Manager<'_>, app: &App, id: &str, written: &Value) -> Res
 
 fn create(m: &Manager<'_>, app: &App, merged: &Value, g: &Global) -> Result<String, CliError> {
     let mgr = app.managed_by.clone().unwrap_or_default();
-    let store = &m.ctx.store;
-    let plugin = m.ctx.store_plugin;
+    let store = &m.ctx.shared.store;
+    let plugin = m.ctx.shared.store_plugin;
     for kind in [SecretKind::ClientId, SecretKind::ClientSecret] {
         if m.ctx.secret_of(&app.name, kind)?.is_some() {
             return Err(CliError::failure(format!(

@@ -13,7 +13,7 @@ pub fn run(g: &Global, a: GuideArgs) -> Result<(), CliError> {
     ctx::warn_failures(&reg, g);
     let (_, decl) = ctx::load_declaration(g, &reg)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
-    let reasons = ctx::preset_scopes(&reg, app);
+    let reasons = connapp_engine::platform::preset_scopes(&reg, app);
     let setup = connapp_zoom::guide::guide(app, &reasons);
     let text = match a.format {
         GuideFormat::Md => guide::markdown(&setup),

@@ -81,7 +81,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         management_account: a.management_account.as_deref(),
     });
     // Never write something `check` would reject.
-    let report = connapp_core::check(&path.display().to_string(), &text, &ctx::catalog(&reg));
+    let report = connapp_engine::platform::check(&path.display().to_string(), &text, &reg)?;
     if report.has_errors() {
         for d in &report.diagnostics {
             eprintln!("{d}");

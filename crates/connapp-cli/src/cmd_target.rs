@@ -21,9 +21,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::cmd_token::AppCtx;
 use crate::ctx;
 use crate::error::{CliError, Exit};
+use connapp_engine::tokens::AppCtx;
 
 /// The consumer's connection for one app.
 pub(crate) struct Consumer {
@@ -146,13 +146,15 @@ pub(crate) fn instance(c: &AppCtx<'_>) -> Result<Instance, CliError> {
         InstanceAuth::Oauth => {
             let id = text(need(SecretKind::InstanceClientId)?);
             let secret = SecretString::from(text(need(SecretKind::InstanceClientSecret)?));
-            let token =
-                c.rt.block_on(Instance::client_credentials(&c.http, instance_url, &id, &secret))
-                    .map_err(|e| sn_error(name, e))?;
+            let token = c
+                .shared
+                .rt
+                .block_on(Instance::client_credentials(&c.shared.http, instance_url, &id, &secret))
+                .map_err(|e| sn_error(name, e))?;
             Auth::Bearer(token)
         }
     };
-    Instance::new(c.http.clone(), instance_url, auth)
+    Instance::new(c.shared.http.clone(), instance_url, auth)
         .map_err(|e| CliError::with_code(Exit::Invalid, format!("{name}: {e}")))
 }
 
@@ -161,7 +163,7 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
     let (instance_url, settings) = servicenow(&c.app)?;
     let input = json!({
         "app": serde_json::to_value(&c.app).unwrap_or(Value::Null),
-        "provider": crate::cmd_token::provider_endpoints(c),
+        "provider": serde_json::to_value(c.endpoints()).unwrap_or(Value::Null),
         "target": {
             "instance_url": instance_url,
             "alias": settings.alias,
@@ -169,30 +171,25 @@ pub(crate) fn desired(reg: &Registry, c: &AppCtx<'_>) -> Result<Desired, CliErro
             "connection_name": settings.connection_name,
         },
     });
-    let out = reg.consumer_records("servicenow", &input.to_string())?.ok_or_else(|| {
+    // Strictly (in the host): a missing, mistyped or unknown field is the
+    // plugin's error, named, never an empty string further down.
+    let records = reg.consumer_records("servicenow", &input.to_string())?.ok_or_else(|| {
         CliError::with_code(
             Exit::Plugin,
             "no installed plugin describes ServiceNow records (platform-servicenow)",
         )
         .hint("run `connapp plugins list`")
     })?;
-    // Strictly: a missing, mistyped or unknown field is the plugin's error,
-    // named, never an empty string further down.
-    let records = connapp_plugin_api::contract::parse_consumer_records(&out).map_err(|e| {
-        CliError::with_code(
-            Exit::Plugin,
-            format!("the plugin that provides the servicenow platform sent consumer records that break the platform contract at {e}"),
-        )
-        .hint("this is a bug in the plugin (or a plugin built for another connapp); report it to its author")
-    })?;
     Ok(records)
 }
 
 fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String), CliError> {
     let name = &c.app.name;
-    let rows =
-        c.rt.block_on(inst.list(&l.table, &l.query, &["sys_id", "id", "name"]))
-            .map_err(|e| sn_error(name, e))?;
+    let rows = c
+        .shared
+        .rt
+        .block_on(inst.list(&l.table, &l.query, &["sys_id", "id", "name"]))
+        .map_err(|e| sn_error(name, e))?;
     let rows: Vec<&Record> = rows
         .iter()
         .filter(|r| l.not.is_none() || r.get("id").and_then(Value::as_str) != l.not.as_deref())
@@ -266,9 +263,11 @@ pub(crate) fn run(
         let (key, table) = (spec.key.clone(), spec.table.clone());
         let mut found: Option<Record> = None;
         if let Some(q) = find_query(&spec.find, &ids, &client_id) {
-            let rows =
-                c.rt.block_on(inst.list(&table, &q, &[]))
-                    .map_err(|e| sn_error(name, e))?;
+            let rows = c
+                .shared
+                .rt
+                .block_on(inst.list(&table, &q, &[]))
+                .map_err(|e| sn_error(name, e))?;
             found = rows.into_iter().next();
         }
         let created_by = spec.created_by.is_some();
@@ -276,9 +275,11 @@ pub(crate) fn run(
             // The instance creates it with its parent; give the business rule a moment.
             for _ in 0..20 {
                 if let Some(q) = find_query(&spec.find, &ids, &client_id) {
-                    let rows =
-                        c.rt.block_on(inst.list(&table, &q, &[]))
-                            .map_err(|e| sn_error(name, e))?;
+                    let rows = c
+                        .shared
+                        .rt
+                        .block_on(inst.list(&table, &q, &[]))
+                        .map_err(|e| sn_error(name, e))?;
                     found = rows.into_iter().next();
                 }
                 if found.is_some() {
@@ -299,7 +300,9 @@ pub(crate) fn run(
                 let mut changes = diff(&row, &want);
                 if execute && !changes.is_empty() {
                     let body: Map<String, Value> = changes.iter().map(|(f, _, v)| (f.clone(), json!(v))).collect();
-                    c.rt.block_on(inst.patch(&table, &id, &Value::Object(body), false))
+                    c.shared
+                        .rt
+                        .block_on(inst.patch(&table, &id, &Value::Object(body), false))
                         .map_err(|e| sn_error(name, e))?;
                 }
                 if mode == Mode::ApplyWithSecrets {
@@ -329,9 +332,11 @@ pub(crate) fn run(
             },
             None => {
                 let body: Map<String, Value> = want.iter().map(|(f, v)| (f.clone(), json!(v))).collect();
-                let row =
-                    c.rt.block_on(inst.create(&table, &Value::Object(body)))
-                        .map_err(|e| sn_error(name, e))?;
+                let row = c
+                    .shared
+                    .rt
+                    .block_on(inst.create(&table, &Value::Object(body)))
+                    .map_err(|e| sn_error(name, e))?;
                 let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
                 ids.insert(key.clone(), id.clone());
                 write_only(c, inst, spec, &table, &id)?;
@@ -362,16 +367,21 @@ pub(crate) fn run(
             .filter(|i| i.key.starts_with(prefix.as_str()))
             .filter_map(|i| i.sys_id.clone())
             .collect();
-        let rows =
-            c.rt.block_on(inst.list(&table, &q, &[]))
-                .map_err(|e| sn_error(name, e))?;
+        let rows = c
+            .shared
+            .rt
+            .block_on(inst.list(&table, &q, &[]))
+            .map_err(|e| sn_error(name, e))?;
         for row in rows {
             let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
             if keep.contains(&id) {
                 continue;
             }
             if execute {
-                c.rt.block_on(inst.delete(&table, &id)).map_err(|e| sn_error(name, e))?;
+                c.shared
+                    .rt
+                    .block_on(inst.delete(&table, &id))
+                    .map_err(|e| sn_error(name, e))?;
             }
             let label = ["oauth_entity_scope", "name"]
                 .iter()
@@ -421,7 +431,7 @@ fn write_only(
         let mut body = Map::new();
         body.insert(field.clone(), Value::String(plain.to_string()));
         let body = Value::Object(body);
-        let r = c.rt.block_on(inst.patch(table, id, &body, true));
+        let r = c.shared.rt.block_on(inst.patch(table, id, &body, true));
         // The JSON copy held the secret: overwrite it before it is dropped.
         if let Value::Object(mut m) = body
             && let Some(Value::String(s)) = m.get_mut(&field)
@@ -460,8 +470,10 @@ pub(crate) fn token_expiry(
     let (Some(cred), Some(profile)) = (ids.get("credential"), ids.get("profile")) else {
         return Ok(None);
     };
-    let rps =
-        c.rt.block_on(cons.inst.list(
+    let rps = c
+        .shared
+        .rt
+        .block_on(cons.inst.list(
             "oauth_requestor_profile",
             &format!("requestor_id={cred}^oauth_entity_profile={profile}"),
             &["sys_id"],
@@ -470,8 +482,10 @@ pub(crate) fn token_expiry(
     let Some(rp) = rps.first().and_then(|r| r.get("sys_id")).and_then(Value::as_str) else {
         return Ok(None);
     };
-    let tokens =
-        c.rt.block_on(cons.inst.list(
+    let tokens = c
+        .shared
+        .rt
+        .block_on(cons.inst.list(
             "oauth_credential",
             &format!("oauth_requestor_profile={rp}^type=refresh_token"),
             &["sys_id", "expires"],

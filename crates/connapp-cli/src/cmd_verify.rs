@@ -15,7 +15,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cli::{Global, VerifyArgs};
-use crate::cmd_token::{self, AppCtx};
+use connapp_engine::tokens::AppCtx;
+
+use crate::cmd_token;
 use crate::ctx;
 use crate::error::{CliError, Exit};
 
@@ -87,8 +89,9 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
                 .fix(format!("connapp secrets set client-id --app {}", c.app.name));
         }
     };
-    let resp = c.rt.block_on(async {
+    let resp = c.shared.rt.block_on(async {
         let r = c
+            .shared
             .http
             .get(&authorize)
             .query(&[
@@ -151,7 +154,7 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
 
 /// One API call per scope, with the preset's probes.
 fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRecord, checks: &mut Vec<Check>) -> bool {
-    let known = ctx::preset_scopes(reg, &c.app);
+    let known = connapp_engine::platform::preset_scopes(reg, &c.app);
     let now = ctx::now();
     let mut vars: Vec<(String, String)> = vec![
         ("{from}".into(), ymd(now.saturating_sub(27 * 86_400))),
@@ -203,7 +206,7 @@ fn probes(reg: &connapp_host::Registry, c: &AppCtx<'_>, api: &Api, rec: &TokenRe
             checks.push(row("scope", &s.scope, &endpoint, Outcome::Skip).detail("only GET probes are run"));
             continue;
         }
-        match c.rt.block_on(api.get(&path, &query)) {
+        match c.shared.rt.block_on(api.get(&path, &query)) {
             Ok(body) => {
                 learn(&body, &mut vars);
                 checks.push(
@@ -380,8 +383,10 @@ fn servicenow(
     }
     // The redirect URL ServiceNow sends must be one Zoom has registered.
     if let Some(pid) = ids.get("provider") {
-        let rows =
-            c.rt.block_on(
+        let rows = c
+            .shared
+            .rt
+            .block_on(
                 cons.inst
                     .list("oauth_entity", &format!("sys_id={pid}"), &["redirect_url"]),
             )
@@ -542,8 +547,8 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                     app.name
                 ))
             });
-            let root = cmd_token::api_root(&c, &rec);
-            match Api::new(c.http.clone(), &root, rec.access_token.clone()) {
+            let root = c.api_root(&rec);
+            match Api::new(c.shared.http.clone(), &root, rec.access_token.clone()) {
                 Err(e) => checks.push(row("grant", "API base", root.as_str(), Outcome::Fail).detail(e.to_string())),
                 Ok(api) => {
                     if probes(&reg, &c, &api, &rec, &mut checks) {

@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use connapp_core::{Catalog, Declaration, PresetInfo, Report};
+use connapp_core::{Declaration, Report};
 use connapp_host::{LoadedPlugin, Registry};
 use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
 use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
@@ -91,30 +91,6 @@ pub fn declaration_path(g: &Global) -> Result<PathBuf, CliError> {
     Ok(local)
 }
 
-/// What validation needs from the plugins.
-pub fn catalog(reg: &Registry) -> Catalog {
-    let (presets, _errors) = reg.presets();
-    Catalog {
-        presets: presets
-            .into_iter()
-            .map(|(p, _)| PresetInfo {
-                name: p.name,
-                platform: p.platform,
-                scopes: p.scopes.into_iter().map(|s| s.scope).collect(),
-            })
-            .collect(),
-        store_kinds: reg.store_kinds(),
-        // Apps name provider platforms; consumers (e.g. servicenow) have no token endpoint.
-        platforms: reg
-            .platforms()
-            .0
-            .into_iter()
-            .filter(|(p, _)| !p.token_url.is_empty() || p.endpoints_from_declaration)
-            .map(|(p, _)| p.name)
-            .collect(),
-    }
-}
-
 /// Reads and checks the declaration at `path` without trusting its size.
 /// A declaration over the limit is an invalid declaration (the
 /// `file-too-large` diagnostic, with its true size); every way of failing to
@@ -140,7 +116,7 @@ pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
         }
     };
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(connapp_core::check(&file, &text, &catalog(reg))),
+        Ok(text) => Ok(connapp_engine::platform::check(&file, &text, reg)?),
         Err(e) => {
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
@@ -273,15 +249,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))
 }
 
-/// The one error for a secret a command needs and the store lacks: what is
-/// missing, for which app, and the command that stores it (`source`, when
-/// given, says where the value comes from).
+/// The one error for a secret a command needs and the store lacks (see
+/// `connapp_engine::secrets::missing`).
 pub fn missing_secret(app: &str, kind: connapp_core::SecretKind, source: Option<&str>) -> CliError {
-    let set = format!("`connapp secrets set {} --app {app}`", kind.as_str());
-    CliError::failure(format!("no {} is stored for {app}", kind.label())).hint(match source {
-        Some(s) => format!("{s}, then run {set}"),
-        None => format!("run {set}"),
-    })
+    connapp_engine::secrets::missing(app, kind, source).into()
 }
 
 /// A question before a change.
@@ -329,23 +300,6 @@ pub fn confirm(c: &Confirm<'_>, yes: bool) -> Result<(), CliError> {
         return Err(CliError::failure("cancelled; nothing was changed"));
     }
     Ok(())
-}
-
-/// What the installed presets say about each of an app's scopes: the reason
-/// and the probe, for the scopes a preset knows.
-pub fn preset_scopes(reg: &Registry, app: &connapp_core::App) -> Vec<connapp_plugin_api::PresetScope> {
-    let (presets, _) = reg.presets();
-    app.scopes
-        .iter()
-        .filter_map(|s| {
-            presets
-                .iter()
-                .filter(|(p, _)| p.platform == app.platform)
-                .flat_map(|(p, _)| p.scopes.iter())
-                .find(|ps| ps.scope == s.scope)
-                .cloned()
-        })
-        .collect()
 }
 
 /// Seconds since the epoch.

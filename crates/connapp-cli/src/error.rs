@@ -1,7 +1,6 @@
 //! Errors as the user sees them: a message, an optional hint, an exit code.
 
 use connapp_host::HostError;
-use connapp_plugin_api::{ErrorCode, StoreError};
 
 /// Every exit code connapp has, in one place: `--help` is generated from
 /// [`Exit::ALL`], and a test checks the README against it.
@@ -108,30 +107,26 @@ impl CliError {
 
 impl From<HostError> for CliError {
     fn from(e: HostError) -> Self {
-        let code = match &e {
-            HostError::NoSuchStore { .. } => Exit::Invalid,
-            HostError::Plugin { error, .. } if error.code != ErrorCode::PANIC => store_exit_code(error),
-            _ => Exit::Plugin,
-        };
-        let hint = match &e {
-            HostError::NoSuchStore { .. } => Some("run `connapp plugins list` to see what is installed".to_string()),
-            HostError::Plugin { error, .. } if error.code == ErrorCode::PANIC => {
-                Some("this is a bug in the plugin; report it to its author. connapp itself is unaffected".to_string())
-            }
-            _ => None,
-        };
-        CliError {
-            code,
-            message: e.to_string(),
-            hint,
-        }
+        connapp_engine::Error::from(e).into()
     }
 }
 
-fn store_exit_code(e: &StoreError) -> Exit {
-    match e.code {
-        ErrorCode::PANIC => Exit::Plugin,
-        _ => Exit::Failure,
+impl From<connapp_engine::Error> for CliError {
+    fn from(e: connapp_engine::Error) -> Self {
+        use connapp_engine::ErrorKind;
+        let code = match e.kind {
+            ErrorKind::Failure => Exit::Failure,
+            ErrorKind::Usage => Exit::Usage,
+            ErrorKind::Invalid => Exit::Invalid,
+            ErrorKind::Plugin => Exit::Plugin,
+            ErrorKind::Reauth => Exit::Reauth,
+            ErrorKind::Unreachable => Exit::Unreachable,
+        };
+        CliError {
+            code,
+            message: e.message,
+            hint: e.hint,
+        }
     }
 }
 

@@ -13,7 +13,15 @@
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
+mod error;
 pub mod guide;
+pub mod platform;
 pub mod secrets;
+pub mod tokens;
 pub mod verify;
 pub mod webhook;
+
+pub use error::{Error, ErrorKind};
+
+#[cfg(test)]
+mod test_store;

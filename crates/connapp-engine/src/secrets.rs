@@ -14,6 +14,17 @@ pub fn token_key(app: &str) -> String {
     format!("apps/{app}/token")
 }
 
+/// The one error for a secret the work needs and the store lacks: what is
+/// missing, for which app, and the command that stores it (`source`, when
+/// given, says where the value comes from).
+pub fn missing(app: &str, kind: SecretKind, source: Option<&str>) -> crate::Error {
+    let set = format!("`connapp secrets set {} --app {app}`", kind.as_str());
+    crate::Error::failure(format!("no {} is stored for {app}", kind.label())).hint(match source {
+        Some(s) if !s.is_empty() => format!("{s}, then run {set}"),
+        _ => format!("run {set}"),
+    })
+}
+
 /// One line of [`Secrets::inventory`]: whether a secret is stored, never its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {

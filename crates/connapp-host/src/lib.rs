@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{LibraryError, lib_header_from_path};
+use connapp_plugin_api::contract::{self, ConsumerRecords, ContractError, Finding, PlatformProfile};
 use connapp_plugin_api::{
     FfiStoreContext, PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModuleRef, Preset, StoreError, StoreHandle,
     builtin_plugins, host,
@@ -126,6 +127,21 @@ pub enum HostError {
         origin: Origin,
         /// What it said.
         error: StoreError,
+    },
+    /// A plugin's answer breaks the platform contract (a missing, mistyped
+    /// or unknown field).
+    #[error(
+        "plugin {plugin} ({origin}) answered {entry} with something that breaks the platform contract at {error}; fix: this is a bug in the plugin (or a plugin built for another connapp), report it to its author"
+    )]
+    Contract {
+        /// The plugin name.
+        plugin: String,
+        /// Where it came from.
+        origin: Origin,
+        /// The entry point (`platform_profile`, `check_app`, `consumer_records`).
+        entry: &'static str,
+        /// The field and what is wrong with it.
+        error: ContractError,
     },
     /// No plugin provides the store kind.
     #[error("no installed plugin provides the store kind {kind:?} (installed store kinds: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
@@ -358,12 +374,51 @@ impl Registry {
     }
 
     /// The records the plugin that provides the consumer platform `platform`
-    /// wants (see `Plugin::consumer_records`); `Ok(None)` when none does.
-    pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<String>, HostError> {
+    /// wants (see `Plugin::consumer_records`), checked against the contract;
+    /// `Ok(None)` when none does.
+    pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<ConsumerRecords>, HostError> {
         let Some(p) = self.platform_plugin(platform) else {
             return Ok(None);
         };
-        host::consumer_records(p.module, platform, input_json).map_err(|e| plugin_error(p, e))
+        let answer = host::consumer_records(p.module, platform, input_json).map_err(|e| plugin_error(p, e))?;
+        answer
+            .map(|json| contract::parse_consumer_records(&json).map_err(|e| contract_error(p, "consumer_records", e)))
+            .transpose()
+    }
+
+    /// How the provider platform `platform` behaves and speaks (see
+    /// `Plugin::platform_profile`), checked against the contract. A platform
+    /// whose plugin says nothing (or predates API 1.3) gets the defaults:
+    /// plain RFC 6749.
+    pub fn platform_profile(&self, platform: &str) -> Result<PlatformProfile, HostError> {
+        let Some(p) = self.platform_plugin(platform) else {
+            return Ok(PlatformProfile::default());
+        };
+        match host::platform_profile(p.module, platform).map_err(|e| plugin_error(p, e))? {
+            Some(json) => contract::parse_platform_profile(&json).map_err(|e| contract_error(p, "platform_profile", e)),
+            None => Ok(PlatformProfile::default()),
+        }
+    }
+
+    /// The platform's own findings for an app (see `Plugin::check_app`),
+    /// checked against the contract; empty when it has none.
+    pub fn check_app(&self, platform: &str, app_json: &str) -> Result<Vec<Finding>, HostError> {
+        let Some(p) = self.platform_plugin(platform) else {
+            return Ok(Vec::new());
+        };
+        match host::check_app(p.module, platform, app_json).map_err(|e| plugin_error(p, e))? {
+            Some(json) => contract::parse_findings(&json).map_err(|e| contract_error(p, "check_app", e)),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn contract_error(plugin: &LoadedPlugin, entry: &'static str, error: ContractError) -> HostError {
+    HostError::Contract {
+        plugin: plugin.info.name.clone(),
+        origin: plugin.origin.clone(),
+        entry,
+        error,
     }
 }
 

@@ -1,7 +1,11 @@
 //! The platform contract's JSON answers as types (feature `contract`): what
-//! a consumer platform plugin returns from `consumer_records`, checked
-//! strictly on the host side. A missing, mistyped or unknown field is an
-//! error naming the field's path — never a silent empty string.
+//! a platform plugin returns from `platform_profile` ([`PlatformProfile`]),
+//! `check_app` ([`Finding`]) and `consumer_records` ([`ConsumerRecords`]),
+//! checked strictly on the host side. A missing, mistyped or unknown field is
+//! an error naming the field's path — never a silent empty string.
+//!
+//! A plugin builds these types and serialises them with `serde_json`; the
+//! host parses them back with the `parse_*` functions.
 //!
 //! Placeholders in values: `$ref:KEY` (the sys_id of an earlier record or
 //! lookup) and `$secret:KIND` (a stored secret).
@@ -91,6 +95,67 @@ pub struct Consent {
     pub query: BTreeMap<String, String>,
 }
 
+/// How a provider platform behaves and speaks, beyond its endpoints (API
+/// 1.3): what the host needs to run the same token service, login and verify
+/// for every platform without naming any. Every field has a default, so a
+/// platform states only where it differs from plain RFC 6749.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformProfile {
+    /// The provider's name in messages (`Zoom`); empty: the platform's name.
+    #[serde(default)]
+    pub display: String,
+    /// A path every API call sits under, below the API base (Zoom: `/v2`).
+    #[serde(default)]
+    pub api_path: String,
+    /// Where a user copies the Client ID and Client Secret from, for hints
+    /// (`the app's page in the Zoom Marketplace`).
+    #[serde(default)]
+    pub credentials_source: String,
+    /// Shown before a login: `{who}` is the user hint or "the user you sign
+    /// in with", `{app}` the app's display name. `None`: nothing to say.
+    #[serde(default)]
+    pub login_note: Option<String>,
+    /// Why the provider refuses a refresh token (`invalid_grant`), one reason
+    /// per line; empty: RFC 6749's reasons.
+    #[serde(default)]
+    pub refresh_rejected: Vec<String>,
+    /// Text in a refused code exchange that means "the redirect URL differs
+    /// from the authorize request's" (Zoom: `4709`), matched case-insensitively.
+    #[serde(default)]
+    pub redirect_mismatch: Vec<String>,
+}
+
+/// One problem a platform finds in an app (`check_app`, API 1.3), reported
+/// by `connapp check` like its own diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    /// The field below the app, e.g. `scopes[1]` or `display_name`; empty:
+    /// the app as a whole.
+    pub field: String,
+    /// A stable rule id, e.g. `acme-scope-grammar`.
+    pub rule: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+    /// `error` (the default) or `warning`.
+    #[serde(default)]
+    pub severity: FindingSeverity,
+}
+
+/// How bad a [`Finding`] is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingSeverity {
+    /// The declaration cannot be used.
+    #[default]
+    Error,
+    /// It can, but probably not as meant.
+    Warning,
+}
+
 /// A plugin answer that does not fit the contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContractError {
@@ -110,6 +175,20 @@ impl std::error::Error for ContractError {}
 
 /// Parses a `consumer_records` answer strictly.
 pub fn parse_consumer_records(json: &str) -> Result<ConsumerRecords, ContractError> {
+    parse(json)
+}
+
+/// Parses a `platform_profile` answer strictly.
+pub fn parse_platform_profile(json: &str) -> Result<PlatformProfile, ContractError> {
+    parse(json)
+}
+
+/// Parses a `check_app` answer (a JSON array of findings) strictly.
+pub fn parse_findings(json: &str) -> Result<Vec<Finding>, ContractError> {
+    parse(json)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ContractError> {
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -140,5 +219,31 @@ mod tests {
         let e = parse_consumer_records(r#"{"records":[],"recrods":[]}"#).expect_err("unknown");
         assert!(e.message.contains("recrods"), "{e}");
         assert!(parse_consumer_records("not json").is_err());
+    }
+
+    #[test]
+    fn a_profile_defaults_every_field_and_refuses_unknown_ones() {
+        let p = parse_platform_profile("{}").expect("empty");
+        assert_eq!(p, PlatformProfile::default());
+        let p = parse_platform_profile(r#"{"display":"Acme","api_path":"/v1"}"#).expect("some");
+        assert_eq!((p.display.as_str(), p.api_path.as_str()), ("Acme", "/v1"));
+        let e = parse_platform_profile(r#"{"api_pth":"/v1"}"#).expect_err("typo");
+        assert!(e.message.contains("api_pth"), "{e}");
+        let e = parse_platform_profile(r#"{"refresh_rejected":"one"}"#).expect_err("not a list");
+        assert_eq!(e.path, "refresh_rejected");
+    }
+
+    #[test]
+    fn findings_default_to_errors_and_name_a_bad_field() {
+        let f = parse_findings(r#"[{"field":"scopes[0]","rule":"r","message":"m","fix":"x"}]"#).expect("one");
+        assert_eq!(f[0].severity, FindingSeverity::Error);
+        let f = parse_findings(r#"[{"field":"","rule":"r","message":"m","fix":"x","severity":"warning"}]"#)
+            .expect("warning");
+        assert_eq!(f[0].severity, FindingSeverity::Warning);
+        let e = parse_findings(r#"[{"field":"","rule":"r","message":"m","fix":"x","severity":"fatal"}]"#)
+            .expect_err("unknown severity");
+        assert_eq!(e.path, "[0].severity");
+        let e = parse_findings(r#"[{"field":"","rule":"r","message":"m"}]"#).expect_err("no fix");
+        assert!(e.message.contains("fix"), "{e}");
     }
 }

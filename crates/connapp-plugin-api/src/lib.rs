@@ -814,6 +814,14 @@ pub struct PluginModule {
     /// `(platform, input JSON) -> desired records JSON` (added in 1.2).
     #[sabi(missing_field(option))]
     pub consumer_records: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    /// How a provider platform behaves and speaks beyond its endpoints, as
+    /// JSON (`contract::PlatformProfile`): `platform -> profile` (added in 1.3).
+    #[sabi(missing_field(option))]
+    pub platform_profile: extern "C" fn(RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    /// A platform's own rules for an app: `(platform, app JSON) -> findings
+    /// JSON` (`contract::Finding`s; added in 1.3).
+    #[sabi(missing_field(option))]
+    pub check_app: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -882,6 +890,23 @@ pub trait Plugin: 'static {
     /// means the plugin is no such consumer. Pure: no IO.
     fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         let _ = (platform, input);
+        Ok(None)
+    }
+    /// How the provider platform `platform` behaves and speaks beyond its
+    /// endpoints, as the JSON of `contract::PlatformProfile` (API path,
+    /// wording for hints, why a refresh token is refused). `None` (the
+    /// default): plain RFC 6749, every field at its default. Pure: no IO.
+    fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
+        let _ = platform;
+        Ok(None)
+    }
+    /// The platform's own rules for an app that uses it: a JSON array of
+    /// `contract::Finding` (field below the app, rule, message, fix,
+    /// severity), reported by `connapp check` beside connapp's own. `app` is
+    /// the app as [`Plugin::provider_manifest`] receives it. `None` (the
+    /// default) or `[]`: nothing to say. Pure: no IO.
+    fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        let _ = (platform, app);
         Ok(None)
     }
 }
@@ -1052,6 +1077,18 @@ pub mod __private {
         })
     }
 
+    pub extern "C" fn platform_profile<P: Plugin>(platform: RStr<'_>) -> RResult<ROption<RString>, FfiError> {
+        guard("platform_profile", || {
+            P::platform_profile(platform.as_str()).map(|o| o.map(RString::from).into())
+        })
+    }
+
+    pub extern "C" fn check_app<P: Plugin>(platform: RStr<'_>, app: RStr<'_>) -> RResult<ROption<RString>, FfiError> {
+        guard("check_app", || {
+            P::check_app(platform.as_str(), app.as_str()).map(|o| o.map(RString::from).into())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
@@ -1061,6 +1098,8 @@ pub mod __private {
             platforms: platforms::<P>,
             provider_manifest: provider_manifest::<P>,
             consumer_records: consumer_records::<P>,
+            platform_profile: platform_profile::<P>,
+            check_app: check_app::<P>,
         }
         .leak_into_prefix()
     }
@@ -1229,6 +1268,24 @@ pub mod host {
     pub fn consumer_records(m: PluginModuleRef, platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         match m.consumer_records() {
             Some(f) => from_ffi(f(platform.into(), input.into())).map(|o| o.into_option().map(|s| s.into_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// A platform's profile as JSON (`None` when the plugin has none, or was
+    /// built before API 1.3).
+    pub fn platform_profile(m: PluginModuleRef, platform: &str) -> Result<Option<String>, StoreError> {
+        match m.platform_profile() {
+            Some(f) => from_ffi(f(platform.into())).map(|o| o.into_option().map(|s| s.into_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// A platform's findings for an app as JSON (`None` when the plugin has
+    /// none, or was built before API 1.3).
+    pub fn check_app(m: PluginModuleRef, platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        match m.check_app() {
+            Some(f) => from_ffi(f(platform.into(), app.into())).map(|o| o.into_option().map(|s| s.into_string())),
             None => Ok(None),
         }
     }

@@ -8,6 +8,7 @@
 //!
 //! What it is **not**: an HTTP client. It describes; the host executes.
 
+use connapp_plugin_api::contract::PlatformProfile;
 use connapp_plugin_api::{ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin};
 use serde_json::{Value, json};
 
@@ -25,6 +26,27 @@ pub fn zoom() -> Platform {
         send_scopes: false,
         api_base_field: "api_url".into(),
         endpoints_from_declaration: false,
+    }
+}
+
+/// How Zoom behaves and speaks beyond its endpoints (`docs/zoom-platform.md`
+/// §2–§7): API paths under `/v2`, one grant per user per app, refresh tokens
+/// rotated on every use, 4709 for a token request whose redirect URL differs.
+pub fn profile() -> PlatformProfile {
+    PlatformProfile {
+        display: "Zoom".into(),
+        api_path: "/v2".into(),
+        credentials_source: "the app's page in the Zoom Marketplace".into(),
+        login_note: Some(
+            "Zoom keeps one grant per user per app. If {who} has already authorized {app} elsewhere (for example ServiceNow's \"Get OAuth Token\"), consenting here ends that grant and the other side must consent again. Sign in with a different admin than the one ServiceNow used.".into(),
+        ),
+        refresh_rejected: vec![
+            "another holder refreshed first (another machine or a copy of this token): Zoom rotates refresh tokens on every use, so that rotated it away".into(),
+            "the same user consented again elsewhere (for example ServiceNow's \"Get OAuth Token\"): Zoom keeps one grant per user per app, so that ended this grant".into(),
+            "the app was uninstalled or the grant revoked".into(),
+            "the refresh token expired after long disuse".into(),
+        ],
+        redirect_mismatch: vec!["4709".into(), "redirect uri mismatch".into()],
     }
 }
 
@@ -47,6 +69,14 @@ impl Plugin for ZoomPlatform {
     }
     fn platforms() -> Vec<Platform> {
         vec![zoom()]
+    }
+    fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
+        if platform != "zoom" {
+            return Ok(None);
+        }
+        serde_json::to_string(&profile())
+            .map(Some)
+            .map_err(|e| StoreError::new(ErrorCode::OTHER, e.to_string()))
     }
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != "zoom" {

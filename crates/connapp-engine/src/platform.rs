@@ -1,0 +1,133 @@
+//! The platforms as the engine sees them: what validation needs from the
+//! installed plugins, the app as a platform plugin receives it, a
+//! declaration checked by connapp's rules and then by each app's platform's
+//! own, and the platform's profile (how it behaves and speaks).
+//!
+//! Nothing here names a platform: what differs between them comes from
+//! their plugins, through the registry.
+
+use connapp_core::{App, Catalog, PresetInfo, Report, Severity, SourceMap};
+use connapp_host::{HostError, Registry};
+use connapp_plugin_api::contract::{FindingSeverity, PlatformProfile};
+use connapp_plugin_api::{Platform, PresetScope};
+use serde_json::Value;
+
+/// What validation needs from the plugins: presets, store kinds, the
+/// provider platforms (consumers such as a ServiceNow instance have no
+/// token endpoint and are no app's platform).
+pub fn catalog(reg: &Registry) -> Catalog {
+    let (presets, _errors) = reg.presets();
+    Catalog {
+        presets: presets
+            .into_iter()
+            .map(|(p, _)| PresetInfo {
+                name: p.name,
+                platform: p.platform,
+                scopes: p.scopes.into_iter().map(|s| s.scope).collect(),
+            })
+            .collect(),
+        store_kinds: reg.store_kinds(),
+        platforms: reg
+            .platforms()
+            .0
+            .into_iter()
+            .filter(|(p, _)| !p.token_url.is_empty() || p.endpoints_from_declaration)
+            .map(|(p, _)| p.name)
+            .collect(),
+    }
+}
+
+/// What the installed presets say about each of an app's scopes: the reason
+/// and the probe, for the scopes a preset of the app's platform knows.
+pub fn preset_scopes(reg: &Registry, app: &App) -> Vec<PresetScope> {
+    let (presets, _) = reg.presets();
+    app.scopes
+        .iter()
+        .filter_map(|s| {
+            presets
+                .iter()
+                .filter(|(p, _)| p.platform == app.platform)
+                .flat_map(|(p, _)| p.scopes.iter())
+                .find(|ps| ps.scope == s.scope)
+                .cloned()
+        })
+        .collect()
+}
+
+/// The app as a platform plugin receives it (`provider_manifest`,
+/// `check_app`): the model as `connapp check --json` prints it, plus
+/// `scope_reasons`, an object from scope to its one-line reason.
+pub fn app_view(reg: &Registry, app: &App) -> Value {
+    let mut v = serde_json::to_value(app).unwrap_or(Value::Null);
+    let reasons: serde_json::Map<String, Value> = preset_scopes(reg, app)
+        .into_iter()
+        .map(|p| (p.scope, Value::String(p.reason)))
+        .collect();
+    v["scope_reasons"] = Value::Object(reasons);
+    v
+}
+
+/// Checks the declaration `text` (read from `file`): connapp's own rules
+/// first; when they pass, each app's platform plugin adds its findings
+/// (located at the field they name). Any error leaves no declaration.
+pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError> {
+    let mut report = connapp_core::check(file, text, &catalog(reg));
+    let Some(decl) = &report.declaration else {
+        return Ok(report);
+    };
+    let map = SourceMap::new(file, text);
+    let mut found = Vec::new();
+    for app in &decl.apps {
+        for f in reg.check_app(&app.platform, &app_view(reg, app).to_string())? {
+            let path = if f.field.is_empty() {
+                format!("apps.{}", app.name)
+            } else {
+                format!("apps.{}.{}", app.name, f.field)
+            };
+            let severity = match f.severity {
+                FindingSeverity::Error => Severity::Error,
+                FindingSeverity::Warning => Severity::Warning,
+            };
+            found.push(map.diag_at(severity, &path, f.rule, f.message, f.fix));
+        }
+    }
+    if found.is_empty() {
+        return Ok(report);
+    }
+    report.diagnostics.extend(found);
+    report.diagnostics.sort_by_key(|d| (d.line, d.column));
+    if report.has_errors() {
+        report.declaration = None;
+    }
+    Ok(report)
+}
+
+/// An installed provider platform with its profile.
+#[derive(Clone, Debug)]
+pub struct PlatformInfo {
+    /// Endpoints and habits.
+    pub platform: Platform,
+    /// How it behaves and speaks beyond its endpoints.
+    pub profile: PlatformProfile,
+}
+
+impl PlatformInfo {
+    /// The provider's name in messages.
+    pub fn display(&self) -> &str {
+        if self.profile.display.is_empty() {
+            &self.platform.name
+        } else {
+            &self.profile.display
+        }
+    }
+}
+
+/// The platform `name` and its profile; `None` when no installed plugin provides it.
+pub fn platform(reg: &Registry, name: &str) -> Result<Option<PlatformInfo>, HostError> {
+    let (platforms, _) = reg.platforms();
+    let Some(platform) = platforms.into_iter().map(|(p, _)| p).find(|p| p.name == name) else {
+        return Ok(None);
+    };
+    let profile = reg.platform_profile(name)?;
+    Ok(Some(PlatformInfo { platform, profile }))
+}

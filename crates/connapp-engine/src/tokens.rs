@@ -1,0 +1,755 @@
+//! The token service: one place that gets an app a valid access token and
+//! never loses its grant — refresh when due (under the lifecycle's lock,
+//! single flight and journal, `connapp_oauth::lifecycle`), mint anew for apps
+//! without a user (server-to-server, client credentials), renew at once after
+//! a refused access token, log in (loopback or paste-back consent), revoke,
+//! and report each app's state.
+//!
+//! What a platform does differently (an API path, why it refuses a refresh
+//! token, what to say before a login) comes from its plugin's profile
+//! ([`crate::platform`]); nothing here names a platform. Progress and
+//! notices go to an [`Observer`]; nothing here prints.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind};
+use connapp_host::{LoadedPlugin, Registry};
+use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
+use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenStore};
+use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
+use connapp_oauth::record::TokenRecord;
+use connapp_oauth::{EdgeError, TokenSet, check_endpoint};
+use connapp_plugin_api::contract::PlatformProfile;
+use connapp_plugin_api::zeroize::Zeroizing;
+use connapp_plugin_api::{Capabilities, Platform, StoreHandle};
+use secrecy::SecretString;
+
+use crate::platform::{self, PlatformInfo};
+use crate::secrets::{self, Secrets};
+use crate::{Error, ErrorKind};
+
+/// What the engine tells a front end while it works.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// Another process holds the app's refresh lock; this one waits.
+    WaitingForRefresh {
+        /// The app.
+        app: &'a str,
+    },
+    /// Something the user should read before the work goes on (e.g. a
+    /// platform's note before a login).
+    Notice(&'a str),
+    /// Something went wrong but the work goes on as asked.
+    Warning(&'a str),
+}
+
+/// Receives [`Event`]s (a terminal prints them, a service logs them).
+pub trait Observer {
+    /// One event.
+    fn event(&self, event: Event<'_>);
+}
+
+/// An observer that drops every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: Event<'_>) {}
+}
+
+/// What the apps of one declaration share: the open store, one HTTP client
+/// (connapp's policy), one runtime and the data directory (locks, journals).
+#[derive(Clone)]
+pub struct Shared<'r> {
+    /// The open store.
+    pub store: Rc<StoreHandle>,
+    /// The plugin the store came from (errors name it).
+    pub store_plugin: &'r LoadedPlugin,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+    /// The runtime the work runs on.
+    pub rt: Rc<tokio::runtime::Runtime>,
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Shared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("store_plugin", &self.store_plugin.info.name)
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r> Shared<'r> {
+    /// Shares `store` (opened from `store_plugin`), a new HTTP client and a
+    /// new runtime; locks and journals live under `data_dir`.
+    pub fn new(store: StoreHandle, store_plugin: &'r LoadedPlugin, data_dir: PathBuf) -> Result<Self, Error> {
+        let http = connapp_oauth::http_client().map_err(|e| Error::failure(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
+        Ok(Shared {
+            store: Rc::new(store),
+            store_plugin,
+            http,
+            rt: Rc::new(rt),
+            data_dir,
+        })
+    }
+
+    /// The store's error, named after its plugin.
+    pub fn store_error(&self, e: connapp_plugin_api::StoreError) -> Error {
+        connapp_host::plugin_error(self.store_plugin, e).into()
+    }
+}
+
+/// Everything the token service needs for one app.
+pub struct AppCtx<'r> {
+    /// The app.
+    pub app: App,
+    /// Its platform's endpoints and habits.
+    pub platform: Platform,
+    /// Its platform's profile.
+    pub profile: PlatformProfile,
+    provider: Provider,
+    lifecycle: Lifecycle,
+    /// The open store, HTTP client and runtime.
+    pub shared: Shared<'r>,
+}
+
+impl std::fmt::Debug for AppCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCtx")
+            .field("app", &self.app.name)
+            .field("platform", &self.platform.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn join(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+/// The path of a platform's endpoint (`https://zoom.us/oauth/token` ->
+/// `/oauth/token`), to re-base it on a declared `oauth_base`; `default` when
+/// the platform names none.
+fn path_of(url: &str, default: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if !url.is_empty() => u.path().to_string(),
+        _ => default.to_string(),
+    }
+}
+
+/// The provider of an app: the platform's endpoints, overridden by the
+/// declaration (whole URLs, or a base the platform's paths are put under).
+fn provider_of(app: &App, platform: &Platform) -> Result<Provider, Error> {
+    let o = &app.oauth;
+    let pick = |explicit: &Option<String>, platform_url: &str, default_path: &str| -> Option<String> {
+        explicit
+            .clone()
+            .or_else(|| {
+                o.oauth_base
+                    .as_ref()
+                    .map(|b| join(b, &path_of(platform_url, default_path)))
+            })
+            .or_else(|| (!platform_url.is_empty()).then(|| platform_url.to_string()))
+    };
+    let authorize = pick(&o.authorize_url, &platform.authorize_url, "/oauth/authorize");
+    let token = pick(&o.token_url, &platform.token_url, "/oauth/token").ok_or_else(|| {
+        Error::invalid(format!("{}: no token endpoint", app.name)).hint("set token_url in [apps.NAME.oauth]")
+    })?;
+    let revoke = pick(&o.revoke_url, &platform.revoke_url, "/oauth/revoke");
+    let auth = match o.client_auth {
+        Some(ClientAuthStyle::Body) => ClientAuth::Body,
+        Some(ClientAuthStyle::Basic) => ClientAuth::Basic,
+        None if platform.client_auth == "body" => ClientAuth::Body,
+        None => ClientAuth::Basic,
+    };
+    let mut p = Provider::new(
+        authorize.as_deref(),
+        &token,
+        revoke.as_deref(),
+        auth,
+        o.pkce && platform.pkce,
+    )
+    .map_err(|e| Error::invalid(format!("{}: {e}", app.name)))?;
+    p.send_scopes = platform.send_scopes;
+    p.scopes = app.scopes.iter().map(|s| s.scope.clone()).collect();
+    p.extra_authorize_params = o.authorize_params.clone();
+    Ok(p)
+}
+
+/// The installed platform `name`, or the error that says none provides it.
+pub fn platform_of(reg: &Registry, name: &str) -> Result<PlatformInfo, Error> {
+    platform::platform(reg, name)?.ok_or_else(|| {
+        Error::invalid(format!("no installed plugin provides the platform {name:?}"))
+            .hint("run `connapp plugins list` to see the installed platforms")
+    })
+}
+
+/// How a consumer must be told the provider's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoints {
+    /// Authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// The API base, without a trailing slash.
+    pub api_base: String,
+    /// `basic` or `body`.
+    pub client_auth: &'static str,
+}
+
+impl<'r> AppCtx<'r> {
+    /// The app `name` of `decl` (or its only app), on `shared`.
+    pub fn load(reg: &Registry, decl: &Declaration, name: Option<&str>, shared: &Shared<'r>) -> Result<Self, Error> {
+        let app = decl.app(name).map_err(|e| Error::invalid(e.to_string()))?.clone();
+        let PlatformInfo { platform, profile } = platform_of(reg, &app.platform)?;
+        let provider = provider_of(&app, &platform)?;
+        let lifecycle = Lifecycle {
+            app: app.name.clone(),
+            lock_dir: shared.data_dir.join("locks"),
+            journal_dir: shared.data_dir.join("journal"),
+            margin: 60,
+            lock_timeout: Duration::from_secs(120),
+            grant_type: app.oauth.grant.as_str().to_string(),
+        };
+        Ok(AppCtx {
+            app,
+            platform,
+            profile,
+            provider,
+            lifecycle,
+            shared: shared.clone(),
+        })
+    }
+
+    /// Another app of the same declaration, on the same store, HTTP client and runtime.
+    pub fn sibling(&self, reg: &Registry, decl: &Declaration, name: &str) -> Result<AppCtx<'r>, Error> {
+        AppCtx::load(reg, decl, Some(name), &self.shared)
+    }
+
+    /// The provider's name in messages.
+    pub fn display(&self) -> &str {
+        if self.profile.display.is_empty() {
+            &self.platform.name
+        } else {
+            &self.profile.display
+        }
+    }
+
+    /// The stored value of `app`'s secret `kind` (any app of the declaration: the store is shared).
+    pub fn secret_of(&self, app: &str, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        Ok(Secrets::new(&self.shared.store)
+            .get(app, kind)
+            .map_err(|e| self.shared.store_error(e))?
+            .map(|r| r.value))
+    }
+
+    /// The stored value of this app's secret `kind`.
+    pub fn stored(&self, kind: SecretKind) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        self.secret_of(&self.app.name, kind)
+    }
+
+    /// How early before expiry a token is renewed, in seconds (default 60).
+    pub fn set_margin(&mut self, seconds: u64) {
+        self.lifecycle.margin = seconds;
+    }
+
+    /// The provider's endpoints as a consumer must be told them.
+    pub fn endpoints(&self) -> Endpoints {
+        let p = &self.provider;
+        let api = self
+            .app
+            .oauth
+            .api_base
+            .clone()
+            .unwrap_or_else(|| self.platform.api_base.clone());
+        Endpoints {
+            authorize_url: p.authorize_url.as_ref().map(|u| u.to_string()),
+            token_url: p.token_url.to_string(),
+            revoke_url: p.revoke_url.as_ref().map(|u| u.to_string()),
+            api_base: api.trim_end_matches('/').to_string(),
+            client_auth: match p.client_auth {
+                ClientAuth::Basic => "basic",
+                ClientAuth::Body => "body",
+            },
+        }
+    }
+
+    /// The API root for calls with `rec`: the account's API base from the
+    /// token, else the declaration's or the platform's, under the platform's
+    /// API path.
+    pub fn api_root(&self, rec: &TokenRecord) -> String {
+        let base = rec
+            .api_url
+            .clone()
+            .or_else(|| self.app.oauth.api_base.clone())
+            .unwrap_or_else(|| self.platform.api_base.clone());
+        let base = base.trim_end_matches('/');
+        let path = self.profile.api_path.trim_end_matches('/');
+        if path.is_empty() || base.ends_with(path) {
+            base.to_string()
+        } else {
+            format!("{base}{path}")
+        }
+    }
+
+    fn credentials(&self) -> Result<Credentials, Error> {
+        let app = &self.app.name;
+        let source = if self.profile.credentials_source.is_empty() {
+            "copy it from the app's page at the provider".to_string()
+        } else {
+            format!("copy it from {}", self.profile.credentials_source)
+        };
+        let get = |kind: SecretKind| -> Result<Zeroizing<Vec<u8>>, Error> {
+            self.stored(kind)?
+                .ok_or_else(|| secrets::missing(app, kind, Some(&source)))
+        };
+        let id = get(SecretKind::ClientId)?;
+        let secret = get(SecretKind::ClientSecret)?;
+        Ok(Credentials {
+            client_id: String::from_utf8_lossy(&id).into_owned(),
+            client_secret: SecretString::from(String::from_utf8_lossy(&secret).into_owned()),
+        })
+    }
+
+    /// A valid access token: the stored one while fresh; refreshed when due;
+    /// for apps without a user, minted anew when due.
+    pub fn token(&self, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
+        self.valid_token(false, obs)
+    }
+
+    /// A new access token now (the stored one was refused, or a refresh is asked for), stored.
+    pub fn renew(&self, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
+        self.valid_token(true, obs)
+    }
+
+    /// A new token for an app that needs no user: account or client credentials.
+    fn mint(&self) -> Result<TokenSet, Error> {
+        let creds = self.credentials()?;
+        let name = &self.app.name;
+        let s = &self.shared;
+        match self.app.oauth.grant {
+            GrantKind::AccountCredentials => {
+                let account = self.app.oauth.account_id.clone().unwrap_or_default();
+                s.rt.block_on(flows::account_credentials(&s.http, &self.provider, &creds, &account))
+                    .map_err(|e| edge_error(name, e))
+            }
+            GrantKind::ClientCredentials => {
+                s.rt.block_on(flows::client_credentials(&s.http, &self.provider, &creds))
+                    .map_err(|e| edge_error(name, e))
+            }
+            GrantKind::AuthorizationCode => {
+                Err(Error::failure(format!("{name} needs a user's consent"))
+                    .hint(format!("run `connapp login {name}`")))
+            }
+        }
+    }
+
+    fn valid_token(&self, force: bool, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
+        let store = Secrets::new(&self.shared.store).token_records(&self.app.name);
+        // The client credentials are read only when a refresh is due: serving
+        // a fresh token stays one store read. Their own error (a missing
+        // secret, a store failure) is the one reported.
+        let creds_error = RefCell::new(None);
+        let keep = |e: Error| {
+            let msg = e.message.clone();
+            *creds_error.borrow_mut() = Some(e);
+            EdgeError::Other(msg)
+        };
+        let refresh = |rt: &SecretString| match self.credentials() {
+            Ok(creds) => self
+                .shared
+                .rt
+                .block_on(flows::refresh(&self.shared.http, &self.provider, &creds, rt)),
+            Err(e) => Err(keep(e)),
+        };
+        // Apps without a user get a new token from their own credentials,
+        // under the same lock and single flight as a refresh.
+        let mint = || self.mint().map_err(keep);
+        let renew = Renew {
+            refresh: &refresh,
+            mint: (self.app.oauth.grant != GrantKind::AuthorizationCode).then_some(&mint as &dyn Fn() -> _),
+        };
+        let name = &self.app.name;
+        self.lifecycle
+            .token(&store, &now, force, &renew, || {
+                obs.event(Event::WaitingForRefresh { app: name })
+            })
+            .map_err(|e| creds_error.take().unwrap_or_else(|| self.lifecycle_error(e)))
+    }
+
+    /// Explains a lifecycle failure in the user's terms, with the platform's
+    /// reasons for a refused refresh token (RFC 6749's when it has none).
+    fn lifecycle_error(&self, e: LifecycleError) -> Error {
+        let app = &self.app.name;
+        match e {
+            LifecycleError::NoToken { .. } => Error::new(ErrorKind::Reauth, format!("no token is stored for {app}"))
+                .hint(format!("run `connapp login {app}` first")),
+            e @ LifecycleError::NoRefreshToken { .. } => Error::new(ErrorKind::Reauth, e.to_string()).hint(format!(
+                "the provider gave this grant no refresh token, so only a new consent renews it: run `connapp login {app}` (for a provider that issues refresh tokens only on request, declare [apps.{app}.oauth] authorize_params, e.g. prompt = \"consent\" and scope offline_access)"
+            )),
+            LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") => {
+                let why = if self.profile.refresh_rejected.is_empty() {
+                    "Per RFC 6749 this happens when the grant was revoked or expired, or when the provider rotates refresh tokens and another holder of this one refreshed first.".to_string()
+                } else {
+                    let lines: Vec<String> = self.profile.refresh_rejected.iter().map(|r| format!("  - {r}")).collect();
+                    format!("{} says this happens when:\n{}", self.display(), lines.join("\n"))
+                };
+                Error::new(
+                    ErrorKind::Reauth,
+                    format!("the provider no longer accepts the refresh token of {app} ({source}). {why}"),
+                )
+                .hint(format!("run `connapp login {app}` to consent again"))
+            }
+            LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
+            LifecycleError::Edge(e) => edge_error(app, e),
+            other => Error::failure(format!("{app}: {other}")),
+        }
+    }
+
+    /// Explains a failed code exchange; a redirect mismatch (in the
+    /// platform's words) shows both redirect URLs and how they differ.
+    pub fn exchange_error(&self, e: EdgeError, authorize_redirect: &str, token_redirect: &str) -> Error {
+        let app = &self.app.name;
+        let mismatch = match &e {
+            EdgeError::Rejected { reason: Some(r), .. } => {
+                let r = r.to_ascii_lowercase();
+                self.profile
+                    .redirect_mismatch
+                    .iter()
+                    .any(|m| !m.is_empty() && r.contains(&m.to_ascii_lowercase()))
+            }
+            _ => false,
+        };
+        if !mismatch {
+            return edge_error(app, e);
+        }
+        Error::failure(format!(
+            "{app}: {} refused the code exchange ({e}): the token request must repeat the authorize request's redirect_uri byte for byte.\n  authorize: {authorize_redirect:?}\n  token:     {token_redirect:?}\n  {}",
+            self.display(),
+            if authorize_redirect == token_redirect {
+                "connapp sent the same URL both times, so something in between (a proxy, a rewritten URL) changed one of them".to_string()
+            } else {
+                connapp_core::urls::describe_difference(authorize_redirect, token_redirect)
+            }
+        ))
+        .hint(format!(
+            "run `connapp login {app}` again; a consumer must use one redirect URL in its OAuth profile for both requests"
+        ))
+    }
+
+    /// Logs the app in: a user's consent for an authorization-code app (with
+    /// `user_hint` as `login_hint`), the app's own credentials otherwise;
+    /// stores the new grant.
+    pub fn login(
+        &mut self,
+        user_hint: Option<&str>,
+        consent: Consent<'_>,
+        obs: &dyn Observer,
+    ) -> Result<LoggedIn, Error> {
+        if let Some(h) = user_hint {
+            self.provider
+                .extra_authorize_params
+                .push(("login_hint".into(), h.to_string()));
+        }
+        let creds = self.credentials()?;
+        let name = self.app.name.clone();
+        let grant = self.app.oauth.grant;
+        let set = match grant {
+            GrantKind::AccountCredentials | GrantKind::ClientCredentials => {
+                drop(creds);
+                self.mint()?
+            }
+            GrantKind::AuthorizationCode => self.consent(&creds, user_hint, consent, obs)?,
+        };
+        let rec = TokenRecord::from_set(set, grant.as_str(), now());
+        let store = Secrets::new(&self.shared.store).token_records(&name);
+        self.lifecycle
+            .store_new(&store, &rec)
+            .map_err(|e| self.lifecycle_error(e))?;
+        let missing = match &rec.scopes {
+            Some(granted) => self
+                .app
+                .scopes
+                .iter()
+                .map(|s| s.scope.clone())
+                .filter(|s| !granted.contains(s))
+                .collect(),
+            None => Vec::new(),
+        };
+        let store = self.shared.store.describe().map(|d| d.location).unwrap_or_default();
+        Ok(LoggedIn {
+            record: rec,
+            missing,
+            store,
+        })
+    }
+
+    fn consent(
+        &self,
+        creds: &Credentials,
+        user_hint: Option<&str>,
+        consent: Consent<'_>,
+        obs: &dyn Observer,
+    ) -> Result<TokenSet, Error> {
+        let name = &self.app.name;
+        let Some(lr) = &self.app.oauth.login_redirect else {
+            return Err(Error::invalid(format!("{name} has no login redirect")).hint(format!(
+                "add `login_redirect = \"http://127.0.0.1/callback\"` under [apps.NAME.oauth] and the same URL to allow_list (and to the app's allow list at {})",
+                self.display()
+            )));
+        };
+        let template = check_endpoint("login redirect", lr).map_err(|e| Error::invalid(e.to_string()))?;
+        if let Some(note) = &self.profile.login_note {
+            let who = user_hint
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("the {} user you sign in with", self.display()));
+            let note = note.replace("{who}", &who).replace("{app}", &self.app.display_name);
+            obs.event(Event::Notice(&note));
+        }
+        let s = &self.shared;
+        let (code, redirect, verifier) = match consent {
+            Consent::Paste { show, paste } => {
+                let mut fixed = template.clone();
+                if fixed.port().is_none() {
+                    let _ = fixed.set_port(Some(8400));
+                }
+                let req = flows::authorize(&self.provider, creds, &fixed).map_err(|e| edge_error(name, e))?;
+                show(req.url.as_str());
+                let pasted = paste()?;
+                let code = parse_pasted(&pasted, &req.state).map_err(|e| consent_error(name, e))?;
+                (code, req.redirect_uri, req.pkce_verifier)
+            }
+            Consent::Loopback { open, timeout } => s.rt.block_on(async {
+                let lb = Loopback::bind(&template).await.map_err(|e| consent_error(name, e))?;
+                let req = flows::authorize(&self.provider, creds, &lb.redirect_uri).map_err(|e| edge_error(name, e))?;
+                open(req.url.as_str());
+                let redirect = lb.redirect_uri.clone();
+                let code = lb.wait(&req.state, timeout).await.map_err(|e| consent_error(name, e))?;
+                Ok::<_, Error>((code, redirect, req.pkce_verifier))
+            })?,
+        };
+        s.rt.block_on(flows::exchange_code(
+            &s.http,
+            &self.provider,
+            creds,
+            &code,
+            &redirect,
+            verifier,
+        ))
+        .map_err(|e| self.exchange_error(e, redirect.as_str(), redirect.as_str()))
+    }
+
+    /// Revokes the app's grant at the provider (RFC 7009) and forgets its
+    /// tokens. When the provider does not confirm, the tokens are kept —
+    /// unless `forget`, which removes them anyway (with a warning).
+    pub fn revoke(&self, forget: bool, obs: &dyn Observer) -> Result<(), Error> {
+        let name = &self.app.name;
+        let store = Secrets::new(&self.shared.store).token_records(name);
+        let Some((bytes, version)) = store.load().map_err(Error::failure)? else {
+            return Err(Error::failure(format!(
+                "no token is stored for {name}; nothing to revoke"
+            )));
+        };
+        let rec = TokenRecord::from_bytes(&bytes).map_err(Error::failure)?;
+        let creds = self.credentials()?;
+        let token = rec.refresh_token.as_ref().unwrap_or(&rec.access_token);
+        let s = &self.shared;
+        // RFC 7009 §2.2: 200 means revoked (or already unknown to the
+        // server); anything else is an error, and the tokens may well still
+        // work, so they are kept unless the user asks to forget them all the same.
+        if let Err(e) = s.rt.block_on(flows::revoke(&s.http, &self.provider, &creds, token)) {
+            if !forget {
+                let err = edge_error(name, e);
+                let kept = format!(
+                    "the tokens of {name} are kept, since the provider may still honour them; fix what it said and run `connapp revoke` again, or `connapp revoke --forget --yes` to remove them here anyway"
+                );
+                let hint = match &err.hint {
+                    Some(h) => format!("{h}; {kept}"),
+                    None => kept,
+                };
+                return Err(err.hint(hint));
+            }
+            obs.event(Event::Warning(&format!(
+                "the provider did not revoke the grant of {name} ({e}); forgetting its tokens here as asked (--forget), but they may stay valid at the provider until they expire"
+            )));
+        }
+        Secrets::new(&s.store)
+            .remove_token(name, version)
+            .map_err(|e| s.store_error(e))?;
+        self.lifecycle.forget_journal();
+        Ok(())
+    }
+}
+
+/// How a user consents at a login.
+pub enum Consent<'a> {
+    /// connapp listens on the loopback login redirect; `open` gets the
+    /// authorize URL (to open a browser, and to show it in case that fails).
+    Loopback {
+        /// Opens or shows the URL.
+        open: &'a dyn Fn(&str),
+        /// How long to wait for the browser to come back.
+        timeout: Duration,
+    },
+    /// The user opens the URL anywhere and pastes the address the browser
+    /// was sent to: `show` gets the URL, `paste` returns what was pasted.
+    Paste {
+        /// Shows the URL.
+        show: &'a dyn Fn(&str),
+        /// Reads the pasted address.
+        paste: &'a dyn Fn() -> Result<String, Error>,
+    },
+}
+
+/// What a login got.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The stored token record.
+    pub record: TokenRecord,
+    /// Declared scopes the provider says it did not grant.
+    pub missing: Vec<String>,
+    /// Where the token is stored (the store's location).
+    pub store: String,
+}
+
+/// Turns an edge error into what the user should know and do.
+pub fn edge_error(app: &str, e: EdgeError) -> Error {
+    match &e {
+        EdgeError::Unreachable { .. } => Error::new(ErrorKind::Unreachable, format!("{app}: {e}"))
+            .hint("check the network and the endpoints in the declaration; nothing was changed"),
+        EdgeError::Rejected { error, .. } if error == "invalid_client" => Error::failure(format!("{app}: {e}")).hint(
+            format!(
+                "the Client ID or Client Secret is wrong (was the secret rotated?): run `connapp secrets set client-secret --app {app}`"
+            ),
+        ),
+        _ => Error::failure(format!("{app}: {e}")),
+    }
+}
+
+fn consent_error(app: &str, e: ConsentError) -> Error {
+    match e {
+        ConsentError::Timeout(s) => Error::failure(format!("{app}: no consent arrived within {s} s")).hint(
+            "if the browser shows the provider's page about an invalid redirect URL, the login redirect is not on the app's allow list at the provider: add it exactly as declared in oauth.login_redirect",
+        ),
+        ConsentError::Denied { .. } => Error::new(ErrorKind::Reauth, format!("{app}: {e}"))
+            .hint("run `connapp login` again and choose Allow; admin-managed apps need an account owner or admin"),
+        other => Error::failure(format!("{app}: {other}")),
+    }
+}
+
+/// The name of a token's source in `connapp token --json`.
+pub fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Stored => "stored",
+        Source::RefreshedElsewhere => "refreshed-by-another-process",
+        Source::Refreshed => "refreshed",
+        Source::Replayed => "recovered-from-journal",
+        Source::Minted => "minted",
+    }
+}
+
+/// One app's token state, as `connapp status` reports it.
+#[derive(Clone, Debug)]
+pub struct AppStatus {
+    /// The app.
+    pub app: String,
+    /// Its platform.
+    pub platform: String,
+    /// Its grant type.
+    pub grant_type: String,
+    /// Whether a token is stored.
+    pub logged_in: bool,
+    /// Seconds since it was obtained.
+    pub token_age_secs: Option<u64>,
+    /// Seconds until it expires (negative: expired).
+    pub expires_in_secs: Option<i64>,
+    /// Whether it carries a refresh token.
+    pub refresh_token: bool,
+    /// The declared scopes.
+    pub declared_scopes: Vec<String>,
+    /// What the provider said it granted; `None`: not logged in, or its answer did not say.
+    pub granted_scopes: Option<Vec<String>>,
+    /// Declared but not granted.
+    pub missing_scopes: Vec<String>,
+    /// Granted but not declared.
+    pub extra_scopes: Vec<String>,
+    /// Why the state could not be read.
+    pub error: Option<String>,
+}
+
+/// The store every app's tokens are in: its kind, location and capabilities.
+#[derive(Clone, Debug)]
+pub struct StoreStatus {
+    /// `kind (location)`.
+    pub store: String,
+    /// What it can do.
+    pub capabilities: Capabilities,
+}
+
+/// The token state of every app of `decl` in `shared`'s store. Reads only.
+pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, Vec<AppStatus>), Error> {
+    let described = shared.store.describe().map_err(|e| shared.store_error(e))?;
+    let store = StoreStatus {
+        store: format!("{} ({})", decl.store.kind, described.location),
+        capabilities: described.capabilities,
+    };
+    let mut out = Vec::new();
+    for app in &decl.apps {
+        let declared: Vec<String> = app.scopes.iter().map(|s| s.scope.clone()).collect();
+        let mut s = AppStatus {
+            app: app.name.clone(),
+            platform: app.platform.clone(),
+            grant_type: app.oauth.grant.as_str().to_string(),
+            logged_in: false,
+            token_age_secs: None,
+            expires_in_secs: None,
+            refresh_token: false,
+            declared_scopes: declared.clone(),
+            granted_scopes: None,
+            missing_scopes: vec![],
+            extra_scopes: vec![],
+            error: None,
+        };
+        match Secrets::new(&shared.store).token(&app.name) {
+            Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
+                Ok(rec) => {
+                    let t = now();
+                    s.logged_in = true;
+                    s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));
+                    s.expires_in_secs = Some(rec.expires_at as i64 - t as i64);
+                    s.refresh_token = rec.refresh_token.is_some();
+                    if let Some(granted) = &rec.scopes {
+                        s.missing_scopes = declared.iter().filter(|x| !granted.contains(x)).cloned().collect();
+                        s.extra_scopes = granted.iter().filter(|x| !declared.contains(x)).cloned().collect();
+                    }
+                    s.granted_scopes = rec.scopes.clone();
+                }
+                Err(e) => s.error = Some(e),
+            },
+            Ok(None) => {}
+            Err(e) => s.error = Some(shared.store_error(e).message),
+        }
+        out.push(s);
+    }
+    Ok((store, out))
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests;

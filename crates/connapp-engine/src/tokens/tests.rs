@@ -1,0 +1,181 @@
+//! The token service in-process, against the Zoom sandbox, with the Zoom
+//! platform plugin linked in (its profile decides the API path and the words).
+
+use connapp_core::{Catalog, Declaration};
+use connapp_oauth::flows::TokenSet;
+use connapp_plugin_api::Expected;
+use secrecy::ExposeSecret;
+
+use super::*;
+use crate::test_store::Memory;
+
+// Links the built-in platforms into this test binary (inventory).
+use connapp_platform_generic as _;
+use connapp_platform_zoom as _;
+
+const S2S: &str = "sbxS2SClientId00000002";
+const DEX: &str = "sbxDexClientId00000001";
+
+fn declaration(text: &str) -> Declaration {
+    let catalog = Catalog {
+        presets: vec![],
+        store_kinds: vec![],
+        platforms: vec!["zoom".into(), "generic".into()],
+    };
+    let r = connapp_core::check("t.toml", text, &catalog);
+    r.declaration.unwrap_or_else(|| panic!("invalid: {:?}", r.diagnostics))
+}
+
+/// A server-to-server app and a user-consent app of the sandbox.
+fn zoom_apps(zoom: &connapp_sandbox::Sandbox) -> Declaration {
+    let base = zoom.base_url();
+    let account = zoom.account_id();
+    declaration(&format!(
+        "version = 1\n[store]\nkind = \"memory\"\n\
+         [apps.s2s]\ndisplay_name = \"S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"user:read:user:admin\"]\n\
+         [apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n\
+         [apps.dex]\ndisplay_name = \"DEX for Zoom\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\n\
+         redirect_url = \"https://acme.service-now.com/oauth_redirect.do\"\nallow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]\n\
+         scopes = [\"user:read:user:admin\"]\n[apps.dex.oauth]\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
+    ))
+}
+
+fn shared(reg: &Registry) -> Shared<'_> {
+    let plugin = reg.plugin("platform-zoom").expect("the zoom plugin is linked in");
+    // Locks and journals of one test never meet another's (tests run in parallel).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("connapp-engine-tokens-{}-{n}", std::process::id()));
+    Shared::new(StoreHandle::from_store(Memory::default()), plugin, dir).expect("shared")
+}
+
+fn put_credentials(s: &Shared<'_>, app: &str, id: &str, secret: &str) {
+    let secrets = Secrets::new(&s.store);
+    secrets
+        .put(app, SecretKind::ClientId, id.as_bytes(), Expected::Any)
+        .expect("id");
+    secrets
+        .put(app, SecretKind::ClientSecret, secret.as_bytes(), Expected::Any)
+        .expect("secret");
+}
+
+#[test]
+fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
+    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+    let reg = Registry::builtins();
+    let decl = zoom_apps(&zoom);
+    let shared = shared(&reg);
+    put_credentials(&shared, "s2s", S2S, &zoom.app(S2S).expect("app").client_secret);
+    let c = AppCtx::load(&reg, &decl, Some("s2s"), &shared).expect("load");
+
+    let (first, src) = c.token(&Silent).expect("minted");
+    assert_eq!(src, Source::Minted);
+    let (again, src) = c.token(&Silent).expect("stored");
+    assert_eq!(src, Source::Stored);
+    assert_eq!(again.access_token.expose_secret(), first.access_token.expose_secret());
+    let (renewed, src) = c.renew(&Silent).expect("renewed");
+    assert_eq!(src, Source::Minted);
+    assert_ne!(renewed.access_token.expose_secret(), first.access_token.expose_secret());
+
+    // Zoom's API path comes from its profile, once, whatever the base says.
+    assert_eq!(c.api_root(&renewed), format!("{}/v2", zoom.base_url()));
+    let mut with_path = renewed;
+    with_path.api_url = Some(format!("{}/v2/", zoom.base_url()));
+    assert_eq!(c.api_root(&with_path), format!("{}/v2", zoom.base_url()));
+
+    let (store, apps) = status(&decl, &shared).expect("status");
+    assert_eq!(store.store, "memory (memory)");
+    let s2s = apps.iter().find(|a| a.app == "s2s").expect("s2s");
+    assert!(s2s.logged_in && s2s.missing_scopes.is_empty(), "{s2s:?}");
+    let dex = apps.iter().find(|a| a.app == "dex").expect("dex");
+    assert!(!dex.logged_in && dex.error.is_none(), "{dex:?}");
+}
+
+#[test]
+fn missing_credentials_say_where_the_platform_keeps_them() {
+    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+    let reg = Registry::builtins();
+    let decl = zoom_apps(&zoom);
+    let shared = shared(&reg);
+    let c = AppCtx::load(&reg, &decl, Some("s2s"), &shared).expect("load");
+    let e = c.token(&Silent).expect_err("no credentials");
+    assert_eq!(e.kind, ErrorKind::Failure);
+    assert_eq!(e.message, "no Client ID is stored for s2s");
+    let hint = e.hint.unwrap_or_default();
+    assert!(
+        hint.contains("the Zoom Marketplace") && hint.contains("connapp secrets set client-id --app s2s"),
+        "{hint}"
+    );
+    // A user-consent app without a grant needs a login, not a secret.
+    let dex = c.sibling(&reg, &decl, "dex").expect("dex");
+    let e = dex.token(&Silent).expect_err("no token");
+    assert_eq!(e.kind, ErrorKind::Reauth);
+    assert!(e.hint.unwrap_or_default().contains("connapp login dex"));
+}
+
+#[test]
+fn a_refused_refresh_token_is_a_lost_grant_with_the_platform_s_reasons() {
+    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+    let reg = Registry::builtins();
+    let decl = zoom_apps(&zoom);
+    let shared = shared(&reg);
+    put_credentials(&shared, "dex", DEX, &zoom.app(DEX).expect("app").client_secret);
+    // An expired access token with a refresh token Zoom never issued.
+    let set = TokenSet {
+        access_token: SecretString::from("expired".to_string()),
+        refresh_token: Some(SecretString::from("never-issued".to_string())),
+        expires_in: Some(0),
+        scopes: None,
+        api_url: None,
+    };
+    let rec = TokenRecord::from_set(set, "authorization_code", 1);
+    shared
+        .store
+        .put(&crate::secrets::token_key("dex"), &rec.to_bytes(), Expected::Absent)
+        .expect("stored");
+    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let e = c.token(&Silent).expect_err("refused");
+    assert_eq!(e.kind, ErrorKind::Reauth, "{e}");
+    assert!(e.message.contains("Zoom rotates refresh tokens"), "{}", e.message);
+    assert!(e.hint.unwrap_or_default().contains("connapp login dex"));
+}
+
+#[test]
+fn a_redirect_mismatch_shows_both_urls_in_the_platform_s_words() {
+    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+    let reg = Registry::builtins();
+    let decl = zoom_apps(&zoom);
+    let shared = shared(&reg);
+    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let mismatch = || EdgeError::Rejected {
+        endpoint: "token",
+        status: 400,
+        error: "invalid_request".into(),
+        reason: Some("Redirect URI mismatch (4709)".into()),
+    };
+    let r = "https://acme.service-now.com/oauth_redirect.do";
+    let e = c.exchange_error(mismatch(), r, &format!("{r}/"));
+    assert!(e.message.contains("Zoom refused the code exchange"), "{}", e.message);
+    assert!(e.message.contains(&format!("{r:?}")) && e.message.contains(&format!("\"{r}/\"")));
+    assert!(e.message.contains("trailing slash"), "{}", e.message);
+    let bad_client = EdgeError::Rejected {
+        endpoint: "token",
+        status: 400,
+        error: "invalid_client".into(),
+        reason: None,
+    };
+    assert!(
+        c.exchange_error(bad_client, r, r)
+            .hint
+            .unwrap_or_default()
+            .contains("rotated")
+    );
+
+    // A platform without such a code reads the same answer as any refusal.
+    let generic = declaration(
+        "version = 1\n[store]\nkind = \"memory\"\n[apps.idp]\ndisplay_name = \"IdP\"\nplatform = \"generic\"\nredirect_url = \"http://127.0.0.1/callback\"\nallow_list = [\"http://127.0.0.1/callback\"]\nscopes = [\"read\"]\n[apps.idp.oauth]\nauthorize_url = \"https://idp.example/authorize\"\ntoken_url = \"https://idp.example/token\"\n",
+    );
+    let g = AppCtx::load(&reg, &generic, None, &shared).expect("generic");
+    let e = g.exchange_error(mismatch(), r, r);
+    assert!(!e.message.contains("byte for byte"), "{}", e.message);
+}
