@@ -310,3 +310,143 @@ fn extra_authorize_parameters_are_sent() {
     assert_eq!(req["code_challenge_method"], "S256", "{st}");
     assert!(req.get("client_secret").is_none());
 }
+
+/// Issue 12's proof that platforms are plugins: Acme ID, a provider platform
+/// built out of tree against `connapp-plugin-api` alone
+/// (`examples/third-party-platform`) and loaded dynamically, with its own
+/// endpoint paths, API path, scope grammar, preset and wording — against
+/// authlib, which decides what the standard means. Nothing in core, host,
+/// engine or CLI names it.
+#[test]
+#[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
+fn an_out_of_tree_platform_plugin_works_end_to_end() {
+    let srv = AuthServer::start("secret-acme", &["--scope", "profile.read files.read"]);
+    let mut s = Sandbox::new(&built().full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &built().acme_dir.display().to_string());
+    let base = &srv.base;
+    let decl = |scopes: &str| {
+        format!(
+            "version = 1\n[store]\nkind = \"file\"\n[apps.crm]\ndisplay_name = \"Acme CRM\"\nplatform = \"acme-id\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\npresets = [\"acme-profile\"]\nscopes = [{scopes}]\n[apps.crm.oauth]\noauth_base = \"{base}\"\napi_base = \"{base}\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+        )
+    };
+    let path = s.path().join("connapp.toml");
+
+    // The platform's own rules, at the place in the file, in its words.
+    std::fs::write(&path, decl("\"files.read\", \"files\", \"billing.read\"")).expect("write");
+    let out = s.run(&["check"], None).fails_with(3);
+    let text = format!("{}{}", out.stdout(), out.stderr());
+    assert!(
+        text.contains("error[acme-scope-grammar]") && text.contains("apps.crm.scopes[1]"),
+        "{text}"
+    );
+    assert!(text.contains("they are resource.action"), "{text}");
+    assert!(
+        text.contains("error[acme-scope-resource]") && text.contains("apps.crm.scopes[2]"),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("acme-scope-grammar"))
+        .expect("the finding's line");
+    assert!(line.contains("connapp.toml:10:"), "located at the scopes line: {line}");
+    let json = s.run(&["check", "--json"], None).fails_with(3).json();
+    assert_eq!(json["errors"], 2, "{json}");
+
+    // A good declaration: check, login, token, status, verify.
+    std::fs::write(&path, decl("\"files.read\"")).expect("write");
+    let json = s.run(&["check", "--json"], None).ok().json();
+    assert_eq!(json["apps"][0]["platform"], "acme-id", "{json}");
+    assert_eq!(
+        json["apps"][0]["scopes"],
+        serde_json::json!(["profile.read", "files.read"]),
+        "{json}"
+    );
+    let browser = fetching_browser(s.path());
+    s.set_env("BROWSER", &browser.display().to_string());
+    s.run(
+        &["secrets", "set", "client-id", "--from-stdin"],
+        Some(CLIENT.as_bytes()),
+    )
+    .ok();
+    s.run(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(b"secret-acme"),
+    )
+    .ok();
+    let out = s.run(&["login", "--timeout", "20"], None).ok();
+    assert!(
+        out.stderr()
+            .contains("Acme ID asks the Acme ID user you sign in with to approve Acme CRM"),
+        "{}",
+        out.stderr()
+    );
+    let st = srv.state();
+    let req = &st["authorize_requests"][0];
+    assert_eq!(
+        req["scope"], "profile.read files.read",
+        "the platform sends scopes: {st}"
+    );
+    assert_eq!(req["code_challenge_method"], "S256", "{st}");
+
+    let t = token_json(&s, &[]);
+    assert_eq!(t["source"], "stored", "{t}");
+    assert!(srv.accepts(t["access_token"].as_str().expect("token")));
+    let t = token_json(&s, &["--margin", "100000"]);
+    assert_eq!(t["source"], "refreshed", "{t}");
+    assert!(srv.accepts(t["access_token"].as_str().expect("token")));
+
+    let st = s.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["platform"], "acme-id", "{st}");
+    assert_eq!(st[0]["logged_in"], true, "{st}");
+    assert_eq!(st[0]["missing_scopes"], serde_json::json!([]), "{st}");
+
+    // verify proves the preset's scope with GET /me under the platform's API path (/api).
+    let v = s.run(&["verify", "--json"], None).ok().json();
+    assert_eq!(v["ok"], true, "{v}");
+    let checks = v["checks"].as_array().expect("checks");
+    let probe = checks
+        .iter()
+        .find(|c| c["check"] == "scope" && c["item"] == "profile.read")
+        .expect("a probe row");
+    assert_eq!(
+        (probe["endpoint"].as_str(), probe["result"].as_str()),
+        (Some("GET /me"), Some("ok")),
+        "{v}"
+    );
+    let redirect = checks
+        .iter()
+        .find(|c| c["check"] == "redirect")
+        .expect("a redirect row");
+    assert!(
+        redirect["detail"].as_str().unwrap_or("").contains("Acme ID accepts it"),
+        "{v}"
+    );
+    assert!(
+        !serde_json::to_string(&v).expect("json").contains("Zoom"),
+        "no other platform's words: {v}"
+    );
+
+    // The grant revoked at the provider behind connapp's back (RFC 7009; this
+    // server ends the whole grant): the refused refresh is a lost grant,
+    // explained with the platform's reasons.
+    let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
+    let r = http()
+        .post(format!("{base}/revoke"))
+        .basic_auth(CLIENT, Some("secret-acme"))
+        .form(&[("token", at.as_str())])
+        .send()
+        .expect("revoke");
+    assert!(r.status().is_success(), "{}", r.status());
+    let out = s.run(&["token", "--margin", "100000"], None).fails_with(5);
+    assert!(
+        out.stderr().contains("At Acme ID this happens when") && out.stderr().contains("revoked the client's grants"),
+        "{}",
+        out.stderr()
+    );
+    // A new consent, then connapp's own revocation at the platform's endpoint.
+    s.run(&["login", "--timeout", "20"], None).ok();
+    let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
+    s.run(&["revoke", "--yes"], None).ok();
+    assert!(!srv.accepts(&at), "revoked at the provider");
+    s.run(&["token"], None).fails_with(5);
+}

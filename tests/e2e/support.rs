@@ -38,6 +38,8 @@ pub struct Built {
     pub wrong_abi_dir: PathBuf,
     /// A directory holding only the out-of-tree example store.
     pub example_dir: PathBuf,
+    /// A directory holding only the out-of-tree example platform (Acme ID).
+    pub acme_dir: PathBuf,
 }
 
 impl Built {
@@ -61,6 +63,7 @@ fn at(e2e: &Path) -> Built {
         panic_dir: e2e.join("panic"),
         wrong_abi_dir: e2e.join("wrong-abi"),
         example_dir: e2e.join("example"),
+        acme_dir: e2e.join("acme-id"),
     }
 }
 

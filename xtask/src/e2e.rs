@@ -113,15 +113,17 @@ pub fn build() -> Result<PathBuf> {
     std::fs::create_dir_all(e2e.join("scratch"))?;
     set_mode(&e2e.join("scratch"), 0o755)?;
 
-    // Out of tree: the third-party example, against the real plugin API.
+    // Out of tree: the third-party examples, against the real plugin API.
     let oot = target.join("out-of-tree");
-    run_cmd(
-        cargo()
-            .args(["build", "-q", "--manifest-path"])
-            .arg(root().join("examples/third-party-store/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &oot),
-    )?;
-    plugin_dir(&e2e, "example", &oot.join("debug/libconnapp_dir_store.so"))?;
+    for (example, dir, library) in crate::EXAMPLES {
+        run_cmd(
+            cargo()
+                .args(["build", "-q", "--manifest-path"])
+                .arg(root().join(example).join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &oot),
+        )?;
+        plugin_dir(&e2e, dir, &oot.join("debug").join(library))?;
+    }
 
     // Out of tree: a plugin built against plugin API 2.0.0 (a copy of the
     // API crate with its version bumped), which the host must refuse.

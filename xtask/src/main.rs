@@ -37,6 +37,17 @@ const PLUGINS: &[(&str, &str)] = &[
     ("store-keyring", "connapp-store-keyring"),
 ];
 
+/// Third-party plugins built out of tree, each its own workspace against the
+/// plugin API alone: (directory, e2e plugin directory name, library).
+pub(crate) const EXAMPLES: &[(&str, &str, &str)] = &[
+    ("examples/third-party-store", "example", "libconnapp_dir_store.so"),
+    (
+        "examples/third-party-platform",
+        "acme-id",
+        "libconnapp_platform_acme_id.so",
+    ),
+];
+
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:

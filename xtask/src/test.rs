@@ -152,19 +152,18 @@ pub(crate) fn test() -> Result<()> {
         ("gnome-keyring-daemon", "gnome-keyring"),
     ])?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
-    run_cmd(
-        cargo()
-            .args(["fmt", "--check", "--manifest-path"])
-            .arg(root.join("examples/third-party-store/Cargo.toml")),
-    )?;
     run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    run_cmd(
-        cargo()
-            .args(["clippy", "--all-targets", "--manifest-path"])
-            .arg(root.join("examples/third-party-store/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
-            .args(["--", "-D", "warnings"]),
-    )?;
+    for (example, _, _) in crate::EXAMPLES {
+        let manifest = root.join(example).join("Cargo.toml");
+        run_cmd(cargo().args(["fmt", "--check", "--manifest-path"]).arg(&manifest))?;
+        run_cmd(
+            cargo()
+                .args(["clippy", "--all-targets", "--manifest-path"])
+                .arg(&manifest)
+                .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree"))
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
     // A binary without the sandbox and without built-in plugins still builds
     // (`cargo xtask dist --no-sandbox --builtin ''`).
     run_cmd(cargo().args(["check", "-q", "-p", "connapp-cli", "--no-default-features"]))?;
@@ -203,12 +202,14 @@ pub(crate) fn test() -> Result<()> {
     )?);
     drop(bao);
     total.add(keyring_tests(&e2e_dir)?);
-    total.add(run_tests(
-        nextest()
-            .arg("--manifest-path")
-            .arg(root.join("examples/third-party-store/Cargo.toml"))
-            .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree")),
-    )?);
+    for (example, _, _) in crate::EXAMPLES {
+        total.add(run_tests(
+            nextest()
+                .arg("--manifest-path")
+                .arg(root.join(example).join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", target_dir().join("out-of-tree")),
+        )?);
+    }
     // nextest does not run doctests; the plugin API's guide has one.
     total.add(run_tests(cargo().args(["test", "--doc", "-p", "connapp-plugin-api"]))?);
     eprintln!("xtask test: all green");

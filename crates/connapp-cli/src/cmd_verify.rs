@@ -65,54 +65,53 @@ fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Asks Zoom's authorize endpoint whether it accepts `redirect` (no consent
-/// happens: the answer is either the sign-in/consent page or the 4700 page).
+/// Asks the provider's authorize endpoint whether it accepts `redirect`
+/// (no consent happens: the answer is a sign-in or consent page, a redirect,
+/// or the provider's page about an unregistered redirect URL).
 fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &str) -> Check {
-    let authorize = c
-        .app
-        .oauth
-        .authorize_url
-        .clone()
-        .or_else(|| {
-            c.app
-                .oauth
-                .oauth_base
-                .as_ref()
-                .map(|b| format!("{}/oauth/authorize", b.trim_end_matches('/')))
-        })
-        .unwrap_or_else(|| c.platform.authorize_url.clone());
-    let client_id = match c.stored(SecretKind::ClientId) {
-        Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
-        _ => {
-            return row("redirect", redirect, "GET /oauth/authorize", Outcome::Skip)
-                .detail("no Client ID is stored")
-                .fix(format!("connapp secrets set client-id --app {}", c.app.name));
+    let provider = c.display().to_string();
+    let Some(authorize) = c.endpoints().authorize_url else {
+        return row("redirect", redirect, "", Outcome::Skip).detail("the provider has no authorize endpoint");
+    };
+    let endpoint = format!(
+        "GET {}",
+        url::Url::parse(&authorize)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default()
+    );
+    let probe = match c.authorize_url(redirect) {
+        Ok(u) => u,
+        Err(e) => {
+            return row("redirect", redirect, &endpoint, Outcome::Skip)
+                .detail(e.message)
+                .fix(e.hint.unwrap_or_default());
         }
     };
     let resp = c.shared.rt.block_on(async {
-        let r = c
-            .shared
-            .http
-            .get(&authorize)
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", client_id.as_str()),
-                ("redirect_uri", redirect),
-            ])
-            .send()
-            .await?;
+        let r = c.shared.http.get(&probe).send().await?;
         let status = r.status().as_u16();
         let body = r.text().await.unwrap_or_default();
         Ok::<_, reqwest::Error>((status, body))
     });
-    let base = row("redirect", redirect, "GET /oauth/authorize", Outcome::Ok);
+    let base = row("redirect", redirect, &endpoint, Outcome::Ok);
+    let refused = |status: u16, body: &str| {
+        let body = body.to_ascii_lowercase();
+        let markers = &c.profile.redirect_refused;
+        (400..500).contains(&status)
+            && if markers.is_empty() {
+                body.contains("redirect_uri")
+            } else {
+                markers
+                    .iter()
+                    .any(|m| !m.is_empty() && body.contains(&m.to_ascii_lowercase()))
+            }
+    };
     match resp {
         Err(e) => base
             .result_of(Outcome::Fail)
-            .detail(format!("Zoom could not be reached: {}", e.without_url()))
+            .detail(format!("{provider} could not be reached: {}", e.without_url()))
             .fix("check the network and oauth_base"),
-        // Zoom answers with its "Invalid redirect url" error page (4700; the sandbox: HTTP 400).
-        Ok((status, body)) if (status >= 400 && body.contains("4700")) || body.contains("Invalid redirect url") => {
+        Ok((status, body)) if refused(status, &body) => {
             let candidates: Vec<String> = live
                 .map(|m| {
                     let o = &m["oauth_information"];
@@ -134,21 +133,25 @@ fn redirect_probe(c: &AppCtx<'_>, redirect: &str, live: Option<&Value>, what: &s
                 .iter()
                 .min_by_key(|c| strsim::levenshtein(c, redirect))
                 .cloned();
+            let why = match c.profile.redirect_refused.first() {
+                Some(code) => format!("{provider} refuses it ({code}: the redirect URL is not registered)"),
+                None => format!("{provider} refuses it (the redirect URL is not registered)"),
+            };
             let detail = match &closest {
                 Some(z) => format!(
-                    "Zoom refuses it (4700 Invalid redirect url). {what} sends {redirect:?}; Zoom's closest entry is {z:?}: {}",
+                    "{why}. {what} sends {redirect:?}; {provider}'s closest entry is {z:?}: {}",
                     urls::describe_difference(redirect, z)
                 ),
-                None => format!("Zoom refuses it (4700 Invalid redirect url). {what} sends {redirect:?}"),
+                None => format!("{why}. {what} sends {redirect:?}"),
             };
             base.result_of(Outcome::Fail).detail(detail).fix(format!(
-                "put {redirect:?} exactly on the Zoom app's redirect URL / allow list (`connapp apply`, or the Marketplace's OAuth Information page)"
+                "put {redirect:?} exactly on the {provider} app's redirect URL / allow list (`connapp apply`, or the app's OAuth settings at {provider})"
             ))
         }
-        Ok((status, _)) if status < 500 => base.detail(format!("Zoom accepts it as {what}'s redirect")),
+        Ok((status, _)) if status < 500 => base.detail(format!("{provider} accepts it as {what}'s redirect")),
         Ok((status, _)) => base
             .result_of(Outcome::Skip)
-            .detail(format!("Zoom's authorize page answered HTTP {status}")),
+            .detail(format!("{provider}'s authorize page answered HTTP {status}")),
     }
 }
 
@@ -443,6 +446,8 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
     let (path, decl) = ctx::load_declaration(g, &reg)?;
     let c = cmd_token::load(&reg, &decl, a.app.as_deref())?;
     let app = c.app.clone();
+    let provider = c.display().to_string();
+    let settings = format!("{provider} app settings");
     let mut checks =
         vec![row("declaration", path.display().to_string(), "", Outcome::Ok).detail("valid (`connapp check`)")];
     secrets(&c, &mut checks)?;
@@ -455,7 +460,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                 checks.push(
                     row(
                         "drift",
-                        "Zoom app settings",
+                        settings.as_str(),
                         "GET /marketplace/apps/{appId}/manifest",
                         Outcome::Ok,
                     )
@@ -468,7 +473,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                 checks.push(
                     row(
                         "drift",
-                        "Zoom app settings",
+                        settings.as_str(),
                         "GET /marketplace/apps/{appId}/manifest",
                         Outcome::Fail,
                     )
@@ -483,7 +488,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
             Err(e) => checks.push(
                 row(
                     "drift",
-                    "Zoom app settings",
+                    settings.as_str(),
                     "GET /marketplace/apps/{appId}/manifest",
                     Outcome::Skip,
                 )
@@ -491,9 +496,17 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                 .fix(e.hint.unwrap_or_default()),
             ),
         }
-    } else if app.redirect_url.is_some() {
+    } else if app.redirect_url.is_some()
+        && reg
+            .provider_manifest(
+                &app.platform,
+                &connapp_engine::platform::app_view(&reg, &app).to_string(),
+            )?
+            .is_some()
+    {
+        // Only a platform whose app settings connapp manages has any to compare.
         checks.push(
-            row("drift", "Zoom app settings", "", Outcome::Skip)
+            row("drift", settings.as_str(), "", Outcome::Skip)
                 .detail("no `managed_by`: connapp cannot read the app's Marketplace settings")
                 .fix("compare by hand with `connapp guide`, or declare a management app"),
         );
@@ -540,11 +553,20 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
             checks.push(if rec.scopes.is_none() {
                 r.detail("the provider did not report which scopes it granted; the probes below decide")
             } else if missing.is_empty() {
-                r.detail(format!("{} of {} declared scopes granted", app.scopes.len(), app.scopes.len()))
+                r.detail(format!(
+                    "{} of {} declared scopes granted",
+                    app.scopes.len(),
+                    app.scopes.len()
+                ))
             } else {
                 r.detail(format!("the grant lacks {}", missing.join(", "))).fix(format!(
-                    "make sure the Zoom app has them (`connapp plan`), then consent again: `connapp login {}` (and ServiceNow's \"Get OAuth Token\" for DEX's own grant)",
-                    app.name
+                    "make sure the {provider} app has them (`connapp plan`), then consent again: `connapp login {}`{}",
+                    app.name,
+                    if app.target.is_some() {
+                        " (and the consumer's own consent for its grant)"
+                    } else {
+                        ""
+                    }
                 ))
             });
             let root = c.api_root(&rec);
@@ -555,7 +577,7 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
                         // The stored token was refused: is the grant still alive?
                         checks.push(match cmd_token::force_refresh(&c, g) {
                             Ok(()) => row("grant", "refresh", "POST /oauth/token", Outcome::Warn)
-                                .detail("Zoom refused the stored access token, but the refresh token still works; connapp now holds a new access token")
+                                .detail(format!("{provider} refused the stored access token, but the refresh token still works; connapp now holds a new access token"))
                                 .fix("run verify again"),
                             Err(e) => row("grant", "refresh", "POST /oauth/token", Outcome::Fail)
                                 .detail(e.message)

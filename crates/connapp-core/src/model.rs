@@ -237,6 +237,38 @@ pub struct App {
     pub webhook: Option<Webhook>,
 }
 
+impl App {
+    /// Where the field `field` of this app (as a platform plugin names it
+    /// in the app view: `scopes[i]` indexes the resolved scopes, presets
+    /// first) is written in the declaration: `scopes[j]` for a listed scope,
+    /// `presets[k]` for one a preset brings; other fields as they are.
+    pub fn declared_field(&self, field: &str) -> String {
+        let index = field
+            .strip_prefix("scopes[")
+            .and_then(|r| r.split_once(']'))
+            .and_then(|(n, rest)| n.parse::<usize>().ok().map(|n| (n, rest)));
+        let Some((i, rest)) = index else {
+            return field.to_string();
+        };
+        let Some(scope) = self.scopes.get(i) else {
+            return "scopes".to_string();
+        };
+        match &scope.source {
+            ScopeSource::Preset(p) => match self.presets.iter().position(|x| x == p) {
+                Some(k) => format!("presets[{k}]"),
+                None => "presets".to_string(),
+            },
+            ScopeSource::Explicit => {
+                let j = self.scopes[..i]
+                    .iter()
+                    .filter(|s| s.source == ScopeSource::Explicit)
+                    .count();
+                format!("scopes[{j}]{rest}")
+            }
+        }
+    }
+}
+
 /// The credential store and its settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StoreDecl {

@@ -304,3 +304,25 @@ fn extra_authorize_params_are_kept_and_reserved_ones_refused() {
         assert!(!d.fix.is_empty());
     }
 }
+
+#[test]
+fn a_resolved_scope_is_found_where_it_is_declared() {
+    let text = format!(
+        "{}\n[apps.extra]\ndisplay_name = \"Extra\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nredirect_url = \"https://acme.service-now.com/oauth_redirect.do\"\nallow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]\npresets = [\"servicenow-dex-zoom\"]\nscopes = [\"user:read:list_users:admin\", \"meeting:read:meeting:admin\"]\n",
+        init_text("acme")
+    );
+    let r = check("t.toml", &text, &catalog());
+    let d = r.declaration.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    let app = d.apps.iter().find(|a| a.name == "extra").expect("extra");
+    let from_preset = app
+        .scopes
+        .iter()
+        .take_while(|s| s.source != ScopeSource::Explicit)
+        .count();
+    assert!(from_preset > 0, "the preset brings scopes");
+    assert_eq!(app.declared_field("scopes[0]"), "presets[0]");
+    assert_eq!(app.declared_field(&format!("scopes[{from_preset}]")), "scopes[0]");
+    assert_eq!(app.declared_field(&format!("scopes[{}]", from_preset + 1)), "scopes[1]");
+    assert_eq!(app.declared_field("scopes[999]"), "scopes");
+    assert_eq!(app.declared_field("display_name"), "display_name");
+}

@@ -79,10 +79,12 @@ pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError
     let mut found = Vec::new();
     for app in &decl.apps {
         for f in reg.check_app(&app.platform, &app_view(reg, app).to_string())? {
+            // The plugin names fields of the app view; the user needs the
+            // place in the file (a preset's scope is its preset's entry).
             let path = if f.field.is_empty() {
                 format!("apps.{}", app.name)
             } else {
-                format!("apps.{}.{}", app.name, f.field)
+                format!("apps.{}.{}", app.name, app.declared_field(&f.field))
             };
             let severity = match f.severity {
                 FindingSeverity::Error => Severity::Error,

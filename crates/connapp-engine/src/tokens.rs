@@ -302,6 +302,24 @@ impl<'r> AppCtx<'r> {
         }
     }
 
+    /// The authorize URL a consent with `redirect` would open (state, PKCE
+    /// challenge, scopes and extra parameters as a login sends them), to ask
+    /// the provider whether it accepts the redirect. Nothing is consented
+    /// unless someone signs in there; the verifier is dropped.
+    pub fn authorize_url(&self, redirect: &str) -> Result<String, Error> {
+        let name = &self.app.name;
+        let client_id = self
+            .stored(SecretKind::ClientId)?
+            .ok_or_else(|| secrets::missing(name, SecretKind::ClientId, None))?;
+        let creds = Credentials {
+            client_id: String::from_utf8_lossy(&client_id).into_owned(),
+            client_secret: SecretString::from(String::new()),
+        };
+        let redirect = url::Url::parse(redirect).map_err(|e| Error::invalid(format!("{name}: {redirect:?}: {e}")))?;
+        let req = flows::authorize(&self.provider, &creds, &redirect).map_err(|e| edge_error(name, e))?;
+        Ok(req.url.to_string())
+    }
+
     fn credentials(&self) -> Result<Credentials, Error> {
         let app = &self.app.name;
         let source = if self.profile.credentials_source.is_empty() {
@@ -402,7 +420,7 @@ impl<'r> AppCtx<'r> {
                     "Per RFC 6749 this happens when the grant was revoked or expired, or when the provider rotates refresh tokens and another holder of this one refreshed first.".to_string()
                 } else {
                     let lines: Vec<String> = self.profile.refresh_rejected.iter().map(|r| format!("  - {r}")).collect();
-                    format!("{} says this happens when:\n{}", self.display(), lines.join("\n"))
+                    format!("At {} this happens when:\n{}", self.display(), lines.join("\n"))
                 };
                 Error::new(
                     ErrorKind::Reauth,

@@ -124,6 +124,11 @@ pub struct PlatformProfile {
     /// from the authorize request's" (Zoom: `4709`), matched case-insensitively.
     #[serde(default)]
     pub redirect_mismatch: Vec<String>,
+    /// Text in the authorize endpoint's answer that means "this redirect URL
+    /// is not registered" (Zoom: `4700`), matched case-insensitively in an
+    /// HTTP 4xx answer; empty: RFC 6749 §4.1.2.1's `redirect_uri` in the error.
+    #[serde(default)]
+    pub redirect_refused: Vec<String>,
 }
 
 /// One problem a platform finds in an app (`check_app`, API 1.3), reported

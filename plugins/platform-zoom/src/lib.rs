@@ -47,6 +47,7 @@ pub fn profile() -> PlatformProfile {
             "the refresh token expired after long disuse".into(),
         ],
         redirect_mismatch: vec!["4709".into(), "redirect uri mismatch".into()],
+        redirect_refused: vec!["4700".into(), "invalid redirect url".into()],
     }
 }
 
