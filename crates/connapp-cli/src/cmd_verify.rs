@@ -327,7 +327,7 @@ fn servicenow(
     let (plan, ids) = match cmd_target::run(c, &cons, cmd_target::Mode::Plan) {
         Ok(r) => r,
         Err(e) => {
-            failed(checks, e);
+            failed(checks, e.into());
             return Ok(());
         }
     };
@@ -393,7 +393,7 @@ fn servicenow(
                 cons.inst
                     .list("oauth_entity", &format!("sys_id={pid}"), &["redirect_url"]),
             )
-            .map_err(|e| cmd_target::sn_error(&c.app.name, e))?;
+            .map_err(|e| connapp_servicenow::consumer::error(&c.app.name, e))?;
         let sn_redirect = rows
             .first()
             .and_then(|r| r.get("redirect_url"))

@@ -101,6 +101,28 @@ pub struct ServicenowSettings {
 }
 
 impl Target {
+    /// The consumer platform whose plugin describes this target's records.
+    pub fn platform(&self) -> &'static str {
+        match self {
+            Target::Servicenow { .. } => "servicenow",
+        }
+    }
+
+    /// The target as its consumer platform plugin receives it (beside the
+    /// app and the provider's endpoints).
+    pub fn view(&self) -> serde_json::Value {
+        match self {
+            Target::Servicenow {
+                instance_url, settings, ..
+            } => serde_json::json!({
+                "instance_url": instance_url,
+                "alias": settings.alias,
+                "entity_name": settings.entity_name,
+                "connection_name": settings.connection_name,
+            }),
+        }
+    }
+
     /// The redirect URL this consumer uses for OAuth callbacks.
     pub fn redirect_url(&self) -> String {
         match self {

@@ -8,9 +8,12 @@
 
 use connapp_core::{App, Catalog, PresetInfo, Report, Severity, SourceMap};
 use connapp_host::{HostError, Registry};
-use connapp_plugin_api::contract::{FindingSeverity, PlatformProfile};
+use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{Platform, PresetScope};
 use serde_json::Value;
+
+use crate::tokens::AppCtx;
+use crate::{Error, ErrorKind};
 
 /// What validation needs from the plugins: presets, store kinds, the
 /// provider platforms (consumers such as a ServiceNow instance have no
@@ -132,4 +135,28 @@ pub fn platform(reg: &Registry, name: &str) -> Result<Option<PlatformInfo>, Host
     };
     let profile = reg.platform_profile(name)?;
     Ok(Some(PlatformInfo { platform, profile }))
+}
+
+/// What the consumer platform of the app's target wants (records, lookups,
+/// prunes, consent), from its plugin; the input is the app, the provider's
+/// endpoints as a consumer must be told them, and the target.
+pub fn consumer_records(reg: &Registry, c: &AppCtx<'_>) -> Result<ConsumerRecords, Error> {
+    let Some(target) = &c.app.target else {
+        return Err(Error::invalid(format!("{} has no consumer target", c.app.name)));
+    };
+    let input = serde_json::json!({
+        "app": serde_json::to_value(&c.app).unwrap_or(Value::Null),
+        "provider": serde_json::to_value(c.endpoints()).unwrap_or(Value::Null),
+        "target": target.view(),
+    });
+    let platform = target.platform();
+    // Strictly (in the host): a missing, mistyped or unknown field is the
+    // plugin's error, named, never an empty string further down.
+    reg.consumer_records(platform, &input.to_string())?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Plugin,
+            format!("no installed plugin describes the records of the consumer platform {platform:?}"),
+        )
+        .hint("run `connapp plugins list`")
+    })
 }

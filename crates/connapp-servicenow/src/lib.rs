@@ -9,6 +9,7 @@
 //! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
 //! (the client and the endpoint rules come from `connapp-oauth`).
 
+pub mod consumer;
 pub mod records;
 
 use reqwest::Method;

@@ -1,0 +1,483 @@
+//! The consumer end of `plan` / `apply` / `verify` on a ServiceNow
+//! instance: the records a consumer platform plugin describes
+//! (`platform-servicenow`), looked up, created or updated in order through
+//! the instance's Table API, pruned, and checked.
+//!
+//! The plugin's description is data (`contract::ConsumerRecords`, parsed
+//! strictly by the host): records with a `key`, a `table`, the fields that
+//! `find` them, the `fields` they should have, `write_only` fields (written
+//! once, never read back) and `created_by` (rows the instance makes itself).
+//! Values `$ref:KEY` are the sys_id of another record or lookup;
+//! `$secret:KIND` a value from the store.
+
+use std::collections::HashMap;
+
+use connapp_core::{App, InstanceAuth, SecretKind, ServicenowSettings, Target};
+use connapp_engine::tokens::AppCtx;
+use connapp_engine::{Error, ErrorKind};
+use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};
+use connapp_plugin_api::zeroize::{Zeroize, Zeroizing};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::records::{diff, find_query, resolve, row_str, wanted};
+use crate::{Auth, Instance, Record, SnError};
+
+/// The consumer's connection for one app: the signed-in instance and what
+/// the platform wants there.
+pub struct Consumer {
+    /// The instance.
+    pub inst: Instance,
+    /// What the consumer platform wants.
+    pub desired: ConsumerRecords,
+}
+
+/// One record's fate.
+#[derive(Debug, Serialize)]
+pub struct Item {
+    /// The platform's key for it.
+    pub key: String,
+    /// The table.
+    pub table: String,
+    /// For humans.
+    pub label: String,
+    /// `create`, `update`, `none`, `delete`, or `created-by-instance`.
+    pub action: &'static str,
+    /// The record, when it exists.
+    pub sys_id: Option<String>,
+    /// `(field, before, after)` for updates and creations.
+    pub changes: Vec<(String, String, String)>,
+}
+
+/// The consumer half of a plan.
+#[derive(Debug, Serialize)]
+pub struct TargetPlan {
+    /// The instance.
+    pub instance: String,
+    /// Every record and what happens to it.
+    pub items: Vec<Item>,
+    /// Anything to do.
+    pub pending: bool,
+}
+
+/// Turns an instance failure into what the user should know and do.
+pub fn error(app: &str, e: SnError) -> Error {
+    let hint = match &e {
+        SnError::Unauthorized { .. } => format!(
+            "check the stored instance credentials: instance-user / instance-password, or instance-client-id / instance-client-secret with `auth = \"oauth\"` (`connapp secrets set KIND --app {app}`)"
+        ),
+        SnError::Forbidden { table, .. } => format!(
+            "the ServiceNow user needs the admin role ({} suffices for {table})",
+            if table.starts_with("oauth_") { "oauth_admin" } else { "connection_admin" }
+        ),
+        SnError::Asleep { .. } => {
+            "wake the developer instance (developer.servicenow.com), or check instance / instance_url in the declaration".into()
+        }
+        SnError::RateLimited { retry_after } => format!("wait {retry_after} s; a rate-limit rule on the instance counts requests per user per hour"),
+        SnError::NotFound { .. } => "run `connapp plan` to see the records connapp expects".into(),
+        SnError::Status { .. } => "see the instance's system log for the business rule or data policy that refused it".into(),
+        SnError::Edge(_) => "check the network and the instance URL; nothing was changed".into(),
+    };
+    let kind = if matches!(e, SnError::Edge(_)) {
+        ErrorKind::Unreachable
+    } else {
+        ErrorKind::Failure
+    };
+    Error::new(kind, format!("{app}: {e}")).hint(hint)
+}
+
+fn text(v: Zeroizing<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&v).into_owned()
+}
+
+/// The commands that store the instance's credentials for the app's `auth`.
+pub fn credentials_hint(app: &App) -> String {
+    let (a, b) = match &app.target {
+        Some(Target::Servicenow { settings, .. }) if settings.auth == InstanceAuth::Oauth => {
+            ("instance-client-id", "instance-client-secret")
+        }
+        _ => ("instance-user", "instance-password"),
+    };
+    format!(
+        "`connapp secrets set {a} --app {0}` and `connapp secrets set {b} --app {0}`",
+        app.name
+    )
+}
+
+/// Whether the store holds credentials for the app's instance.
+pub fn has_credentials(c: &AppCtx<'_>) -> Result<bool, Error> {
+    let Some(Target::Servicenow { settings, .. }) = &c.app.target else {
+        return Ok(false);
+    };
+    let kind = match settings.auth {
+        InstanceAuth::Basic => SecretKind::InstanceUser,
+        InstanceAuth::Oauth => SecretKind::InstanceClientId,
+    };
+    Ok(c.stored(kind)?.is_some())
+}
+
+/// The app's ServiceNow instance URL and settings.
+fn servicenow(app: &App) -> Result<(&str, &ServicenowSettings), Error> {
+    match &app.target {
+        Some(Target::Servicenow {
+            instance_url, settings, ..
+        }) => Ok((instance_url, settings)),
+        None => Err(Error::invalid(format!("{} has no ServiceNow target", app.name))),
+    }
+}
+
+/// Signs in to the app's instance with the credentials in the store.
+pub fn instance(c: &AppCtx<'_>) -> Result<Instance, Error> {
+    let (instance_url, settings) = servicenow(&c.app)?;
+    let name = &c.app.name;
+    let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, Error> {
+        c.stored(k)?
+            .ok_or_else(|| connapp_engine::secrets::missing(name, k, None))
+    };
+    let auth = match settings.auth {
+        InstanceAuth::Basic => Auth::Basic {
+            user: text(need(SecretKind::InstanceUser)?),
+            password: SecretString::from(text(need(SecretKind::InstancePassword)?)),
+        },
+        InstanceAuth::Oauth => {
+            let id = text(need(SecretKind::InstanceClientId)?);
+            let secret = SecretString::from(text(need(SecretKind::InstanceClientSecret)?));
+            let token = c
+                .shared
+                .rt
+                .block_on(Instance::client_credentials(&c.shared.http, instance_url, &id, &secret))
+                .map_err(|e| error(name, e))?;
+            Auth::Bearer(token)
+        }
+    };
+    Instance::new(c.shared.http.clone(), instance_url, auth).map_err(|e| Error::invalid(format!("{name}: {e}")))
+}
+
+fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String), Error> {
+    let name = &c.app.name;
+    let rows = c
+        .shared
+        .rt
+        .block_on(inst.list(&l.table, &l.query, &["sys_id", "id", "name"]))
+        .map_err(|e| error(name, e))?;
+    let rows: Vec<&Record> = rows
+        .iter()
+        .filter(|r| l.not.is_none() || r.get("id").and_then(Value::as_str) != l.not.as_deref())
+        .collect();
+    match rows.as_slice() {
+        [one] => Ok((
+            row_str(one, "sys_id"),
+            row_str(one, "id"),
+        )),
+        [] => Err(Error::failure(format!(
+            "{name}: the instance has no {} (query {})",
+            l.label, l.query
+        ))
+        .hint(format!(
+            "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]; a user without the admin role may not see it"
+        ))),
+        many => {
+            let ids: Vec<String> = many
+                .iter()
+                .map(|r| r.get("id").and_then(Value::as_str).unwrap_or("").to_string())
+                .collect();
+            Err(
+                Error::failure(format!("{name}: several aliases could be DEX's: {}", ids.join(", "))).hint(format!(
+                    "set `alias = \"...\"` in [apps.{name}.target] to the one DEX for Zoom uses"
+                )),
+            )
+        }
+    }
+}
+
+/// What `run` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Look only (plan, verify).
+    Plan,
+    /// Create, update and prune (apply).
+    Apply,
+    /// Apply, and write the write-only fields of existing records again
+    /// (after a Client Secret rotation in Zoom).
+    ApplyWithSecrets,
+}
+
+/// The consumer half of a plan or of an apply.
+pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, HashMap<String, String>), Error> {
+    let execute = mode != Mode::Plan;
+    let name = &c.app.name;
+    let inst = &cons.inst;
+    // Before `apply` creates the Zoom app there is no Client ID yet: a plan shows a placeholder.
+    let client_id = match c.stored(SecretKind::ClientId)?.map(text) {
+        Some(id) => id,
+        None if !execute => "(the new Zoom app's Client ID)".to_string(),
+        None => {
+            return Err(connapp_engine::secrets::missing(
+                name,
+                SecretKind::ClientId,
+                Some("run `connapp apply` for the provider app first (it stores the new app's Client ID), or copy it"),
+            ));
+        }
+    };
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for l in &cons.desired.lookups {
+        let (sys_id, _) = lookup(c, inst, l)?;
+        ids.insert(l.key.clone(), sys_id);
+    }
+    let mut items = Vec::new();
+    for spec in &cons.desired.records {
+        let (key, table) = (spec.key.clone(), spec.table.clone());
+        let mut found: Option<Record> = None;
+        if let Some(q) = find_query(&spec.find, &ids, &client_id) {
+            let rows = c
+                .shared
+                .rt
+                .block_on(inst.list(&table, &q, &[]))
+                .map_err(|e| error(name, e))?;
+            found = rows.into_iter().next();
+        }
+        let created_by = spec.created_by.is_some();
+        if found.is_none() && execute && created_by {
+            // The instance creates it with its parent; give the business rule a moment.
+            for _ in 0..20 {
+                if let Some(q) = find_query(&spec.find, &ids, &client_id) {
+                    let rows = c
+                        .shared
+                        .rt
+                        .block_on(inst.list(&table, &q, &[]))
+                        .map_err(|e| error(name, e))?;
+                    found = rows.into_iter().next();
+                }
+                if found.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let want = wanted(spec, &ids, &client_id);
+        let label = match want.iter().find(|(f, _)| f == "name") {
+            Some((_, n)) if !spec.label.contains(n.as_str()) => format!("{n} ({})", spec.label),
+            _ => spec.label.clone(),
+        };
+        let item = match found {
+            Some(row) => {
+                let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+                ids.insert(key.clone(), id.clone());
+                let mut changes = diff(&row, &want);
+                if execute && !changes.is_empty() {
+                    let body: Map<String, Value> = changes.iter().map(|(f, _, v)| (f.clone(), json!(v))).collect();
+                    c.shared
+                        .rt
+                        .block_on(inst.patch(&table, &id, &Value::Object(body), false))
+                        .map_err(|e| error(name, e))?;
+                }
+                if mode == Mode::ApplyWithSecrets {
+                    for field in write_only(c, inst, spec, &table, &id)? {
+                        changes.push((field, "(write-only)".into(), "(written again)".into()));
+                    }
+                }
+                Item {
+                    key,
+                    table,
+                    label,
+                    action: if changes.is_empty() { "none" } else { "update" },
+                    sys_id: Some(id),
+                    changes,
+                }
+            }
+            None if !execute => Item {
+                key,
+                table,
+                label,
+                action: if created_by { "created-by-instance" } else { "create" },
+                sys_id: None,
+                changes: want
+                    .iter()
+                    .map(|(f, v)| (f.clone(), String::new(), v.clone()))
+                    .collect(),
+            },
+            None => {
+                let body: Map<String, Value> = want.iter().map(|(f, v)| (f.clone(), json!(v))).collect();
+                let row = c
+                    .shared
+                    .rt
+                    .block_on(inst.create(&table, &Value::Object(body)))
+                    .map_err(|e| error(name, e))?;
+                let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+                ids.insert(key.clone(), id.clone());
+                write_only(c, inst, spec, &table, &id)?;
+                Item {
+                    key,
+                    table,
+                    label,
+                    action: "create",
+                    sys_id: Some(id),
+                    changes: want
+                        .iter()
+                        .map(|(f, v)| (f.clone(), String::new(), v.clone()))
+                        .collect(),
+                }
+            }
+        };
+        items.push(item);
+    }
+    // Rows the platform no longer wants (a scope removed from the declaration).
+    for p in &cons.desired.prune {
+        let Some(q) = find_query(&p.find, &ids, &client_id) else {
+            continue;
+        };
+        let table = p.table.clone();
+        let prefix = &p.keep_prefix;
+        let keep: Vec<String> = items
+            .iter()
+            .filter(|i| i.key.starts_with(prefix.as_str()))
+            .filter_map(|i| i.sys_id.clone())
+            .collect();
+        let rows = c
+            .shared
+            .rt
+            .block_on(inst.list(&table, &q, &[]))
+            .map_err(|e| error(name, e))?;
+        for row in rows {
+            let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
+            if keep.contains(&id) {
+                continue;
+            }
+            if execute {
+                c.shared
+                    .rt
+                    .block_on(inst.delete(&table, &id))
+                    .map_err(|e| error(name, e))?;
+            }
+            let label = ["oauth_entity_scope", "name"]
+                .iter()
+                .find_map(|f| row.get(*f).and_then(Value::as_str).filter(|s| !s.is_empty()))
+                .unwrap_or(&id)
+                .to_string();
+            items.push(Item {
+                key: format!("prune:{id}"),
+                table: table.clone(),
+                label,
+                action: "delete",
+                sys_id: Some(id),
+                changes: Vec::new(),
+            });
+        }
+    }
+    let pending = items.iter().any(|i| i.action != "none");
+    Ok((
+        TargetPlan {
+            instance: inst.base().to_string(),
+            items,
+            pending,
+        },
+        ids,
+    ))
+}
+
+/// Writes the write-only fields of a just-created record, each in its own
+/// request with `sysparm_input_display_value=true` (`docs/servicenow.md` §3.8).
+fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &RecordSpec, table: &str, id: &str) -> Result<Vec<String>, Error> {
+    let mut written = Vec::new();
+    for (field, v) in &spec.write_only {
+        let Some(kind) = v.strip_prefix("$secret:").and_then(SecretKind::parse) else {
+            continue;
+        };
+        let field = field.clone();
+        let value = c
+            .stored(kind)?
+            .ok_or_else(|| connapp_engine::secrets::missing(&c.app.name, kind, None))?;
+        let plain = Zeroizing::new(text(value));
+        let mut body = Map::new();
+        body.insert(field.clone(), Value::String(plain.to_string()));
+        let body = Value::Object(body);
+        let r = c.shared.rt.block_on(inst.patch(table, id, &body, true));
+        // The JSON copy held the secret: overwrite it before it is dropped.
+        if let Value::Object(mut m) = body
+            && let Some(Value::String(s)) = m.get_mut(&field)
+        {
+            s.zeroize();
+        }
+        r.map_err(|e| error(&c.app.name, e))?;
+        written.push(field);
+    }
+    Ok(written)
+}
+
+/// The link the admin opens for ServiceNow's "Get OAuth Token".
+pub fn consent_link(cons: &Consumer, ids: &HashMap<String, String>) -> Option<String> {
+    let consent = cons.desired.consent.as_ref()?;
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &consent.query {
+        q.append_pair(k, &resolve(v, ids, "")?);
+    }
+    Some(format!("{}{}?{}", cons.inst.base(), consent.path, q.finish()))
+}
+
+/// Whether the instance holds an unexpired refresh token for the credential
+/// (someone already pressed "Get OAuth Token").
+pub fn has_token(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<bool, Error> {
+    Ok(token_expiry(c, cons, ids)?.is_some_and(|exp| exp > connapp_engine::tokens::now()))
+}
+
+/// The expiry (unix time) of the refresh token ServiceNow holds for the credential.
+pub fn token_expiry(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<Option<u64>, Error> {
+    let name = &c.app.name;
+    let (Some(cred), Some(profile)) = (ids.get("credential"), ids.get("profile")) else {
+        return Ok(None);
+    };
+    let rps = c
+        .shared
+        .rt
+        .block_on(cons.inst.list(
+            "oauth_requestor_profile",
+            &format!("requestor_id={cred}^oauth_entity_profile={profile}"),
+            &["sys_id"],
+        ))
+        .map_err(|e| error(name, e))?;
+    let Some(rp) = rps.first().and_then(|r| r.get("sys_id")).and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let tokens = c
+        .shared
+        .rt
+        .block_on(cons.inst.list(
+            "oauth_credential",
+            &format!("oauth_requestor_profile={rp}^type=refresh_token"),
+            &["sys_id", "expires"],
+        ))
+        .map_err(|e| error(name, e))?;
+    Ok(tokens
+        .iter()
+        .filter_map(|t| t.get("expires").and_then(Value::as_str))
+        .filter_map(|e| {
+            chrono::NaiveDateTime::parse_from_str(e, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|d| d.and_utc().timestamp().max(0) as u64)
+        })
+        .max())
+}
+
+/// Loads what the consumer needs, or `None` when the app has no target or the
+/// store holds no instance credentials (then only the provider is planned).
+pub fn consumer(
+    c: &AppCtx<'_>,
+    desired: impl FnOnce() -> Result<ConsumerRecords, Error>,
+) -> Result<Option<Consumer>, Error> {
+    if c.app.target.is_none() || !has_credentials(c)? {
+        return Ok(None);
+    }
+    Ok(Some(Consumer {
+        inst: instance(c)?,
+        desired: desired()?,
+    }))
+}
+
+/// The note after an apply: the consent only the admin can give.
+pub fn consent_note(app: &App, link: &str) -> String {
+    format!(
+        "Last step, in ServiceNow: an admin opens\n  {link}\nsigns in to Zoom as an account admin and allows access (this is ServiceNow's \"Get OAuth Token\").\nconnapp does not do this itself: Zoom keeps one grant per user per app, so a consent by connapp with the same Zoom user would end the grant ServiceNow holds (or the other way round). Use a different Zoom admin for `connapp login {}`.",
+        app.name
+    )
+}
