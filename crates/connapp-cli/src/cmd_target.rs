@@ -8,8 +8,7 @@ use connapp_core::App;
 use connapp_engine::tokens::AppCtx;
 use connapp_host::Registry;
 pub(crate) use connapp_servicenow::consumer::{
-    Consumer, Mode, TargetPlan, consent_link, consent_note, credentials_hint, has_credentials, has_token, run,
-    token_expiry,
+    Consumer, Mode, TargetPlan, consent_link, consent_note, credentials_hint, has_token, run,
 };
 
 use crate::error::CliError;

@@ -51,12 +51,6 @@ pub(crate) fn api_token(c: &AppCtx<'_>, g: &Global) -> Result<TokenRecord, CliEr
     Ok(c.token(&Terminal { quiet: g.quiet })?.0)
 }
 
-/// Renews the app's token now (after the provider refused the stored one).
-pub(crate) fn force_refresh(c: &AppCtx<'_>, g: &Global) -> Result<(), CliError> {
-    c.renew(&Terminal { quiet: g.quiet })?;
-    Ok(())
-}
-
 #[derive(Serialize)]
 struct TokenJson<'a> {
     app: &'a str,

@@ -11,6 +11,7 @@
 
 pub mod consumer;
 pub mod records;
+pub mod verify;
 
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};

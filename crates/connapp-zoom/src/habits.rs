@@ -225,3 +225,25 @@ mod tests {
         }
     }
 }
+
+/// Zoom's API habits as `verify` meets them ([`diagnose`], [`learn`]; code
+/// 124 is a refused access token).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Zoom;
+
+impl connapp_engine::verify::ApiHabits for Zoom {
+    fn diagnose(&self, scope: &str, app: &App, e: &ApiError) -> (Outcome, String, String) {
+        diagnose(scope, app, e)
+    }
+    fn token_refused(&self, e: &ApiError) -> bool {
+        e.code() == Some(124)
+    }
+    fn learn(&self, body: &Value, vars: &mut Vec<(String, String)>) {
+        learn(body, vars)
+    }
+}
+
+/// Zoom's habits for an app of the platform `name` (`zoom`); `None` for any other.
+pub fn of_platform(name: &str) -> Option<&'static dyn connapp_engine::verify::ApiHabits> {
+    (name == "zoom").then_some(&Zoom as &dyn connapp_engine::verify::ApiHabits)
+}

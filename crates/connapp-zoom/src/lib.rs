@@ -16,6 +16,29 @@ use serde_json::{Value, json};
 pub mod guide;
 pub mod habits;
 
+/// The redirect URLs a Zoom app manifest registers (development and production).
+pub fn redirect_urls(manifest: &serde_json::Value) -> Vec<String> {
+    let o = &manifest["oauth_information"];
+    ["development_redirect_uri", "production_redirect_uri"]
+        .iter()
+        .filter_map(|k| o[*k].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every URL a Zoom app manifest lets a consent return to: the redirect URLs
+/// and the allow list.
+pub fn allowed_redirects(manifest: &serde_json::Value) -> Vec<String> {
+    let mut v = redirect_urls(manifest);
+    v.extend(
+        manifest["oauth_information"]["oauth_allow_list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(str::to_string)),
+    );
+    v
+}
+
 /// The Marketplace calls, made with a management app's token.
 #[derive(Debug, Clone, Copy)]
 pub struct Marketplace<'a> {
