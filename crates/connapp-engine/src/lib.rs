@@ -24,4 +24,4 @@ pub mod webhook;
 pub use error::{Error, ErrorKind};
 
 #[cfg(test)]
-mod test_store;
+mod test_support;

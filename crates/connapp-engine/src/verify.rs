@@ -411,3 +411,6 @@ pub fn own_grant(reg: &Registry, c: &AppCtx<'_>, habits: &dyn ApiHabits, obs: &d
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

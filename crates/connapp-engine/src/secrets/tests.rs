@@ -1,5 +1,5 @@
 use super::*;
-use crate::test_store::Memory;
+use crate::test_support::Memory;
 
 #[test]
 fn secrets_are_kept_under_the_apps_keys_by_kind() {

@@ -1,63 +1,12 @@
 //! The token service in-process, against the Zoom sandbox, with the Zoom
 //! platform plugin linked in (its profile decides the API path and the words).
 
-use connapp_core::{Catalog, Declaration};
 use connapp_oauth::flows::TokenSet;
 use connapp_plugin_api::Expected;
 use secrecy::ExposeSecret;
 
 use super::*;
-use crate::test_store::Memory;
-
-// Links the built-in platforms into this test binary (inventory).
-use connapp_platform_generic as _;
-use connapp_platform_zoom as _;
-
-const S2S: &str = "sbxS2SClientId00000002";
-const DEX: &str = "sbxDexClientId00000001";
-
-fn declaration(text: &str) -> Declaration {
-    let catalog = Catalog {
-        presets: vec![],
-        store_kinds: vec![],
-        platforms: vec!["zoom".into(), "generic".into()],
-    };
-    let r = connapp_core::check("t.toml", text, &catalog);
-    r.declaration.unwrap_or_else(|| panic!("invalid: {:?}", r.diagnostics))
-}
-
-/// A server-to-server app and a user-consent app of the sandbox.
-fn zoom_apps(zoom: &connapp_sandbox::Sandbox) -> Declaration {
-    let base = zoom.base_url();
-    let account = zoom.account_id();
-    declaration(&format!(
-        "version = 1\n[store]\nkind = \"memory\"\n\
-         [apps.s2s]\ndisplay_name = \"S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"user:read:user:admin\"]\n\
-         [apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n\
-         [apps.dex]\ndisplay_name = \"DEX for Zoom\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\n\
-         redirect_url = \"https://acme.service-now.com/oauth_redirect.do\"\nallow_list = [\"https://acme.service-now.com/oauth_redirect.do\"]\n\
-         scopes = [\"user:read:user:admin\"]\n[apps.dex.oauth]\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
-    ))
-}
-
-fn shared(reg: &Registry) -> Shared<'_> {
-    let plugin = reg.plugin("platform-zoom").expect("the zoom plugin is linked in");
-    // Locks and journals of one test never meet another's (tests run in parallel).
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("connapp-engine-tokens-{}-{n}", std::process::id()));
-    Shared::new(StoreHandle::from_store(Memory::default()), plugin, dir).expect("shared")
-}
-
-fn put_credentials(s: &Shared<'_>, app: &str, id: &str, secret: &str) {
-    let secrets = Secrets::new(&s.store);
-    secrets
-        .put(app, SecretKind::ClientId, id.as_bytes(), Expected::Any)
-        .expect("id");
-    secrets
-        .put(app, SecretKind::ClientSecret, secret.as_bytes(), Expected::Any)
-        .expect("secret");
-}
+use crate::test_support::{DEX, S2S, declaration, put_credentials, shared, zoom_apps};
 
 #[test]
 fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
