@@ -7,7 +7,6 @@ use std::time::Duration;
 use connapp_core::{Declaration, GrantKind};
 use connapp_engine::tokens::{self, AppCtx, Consent, Event, Observer, Shared, now, source_name};
 use connapp_host::Registry;
-use connapp_oauth::record::TokenRecord;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
@@ -44,11 +43,6 @@ pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>
     // The app is checked first: a wrong name fails before the store is opened.
     ctx::app(decl, name)?;
     Ok(AppCtx::load(reg, decl, name, &shared(reg, decl)?)?)
-}
-
-/// A valid access token for the app (refreshed or minted when due).
-pub(crate) fn api_token(c: &AppCtx<'_>, g: &Global) -> Result<TokenRecord, CliError> {
-    Ok(c.token(&Terminal { quiet: g.quiet })?.0)
 }
 
 #[derive(Serialize)]

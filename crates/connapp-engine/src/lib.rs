@@ -15,6 +15,7 @@
 
 mod error;
 pub mod guide;
+pub mod history;
 pub mod platform;
 pub mod secrets;
 pub mod tokens;

@@ -160,3 +160,21 @@ pub fn consumer_records(reg: &Registry, c: &AppCtx<'_>) -> Result<ConsumerRecord
         .hint("run `connapp plugins list`")
     })
 }
+
+/// The provider-side configuration the app's platform wants (e.g. the part
+/// of Zoom's app manifest connapp manages), from its plugin.
+pub fn provider_manifest(reg: &Registry, app: &App) -> Result<Value, Error> {
+    let text = reg.provider_manifest(&app.platform, &app_view(reg, app).to_string())?;
+    let Some(text) = text else {
+        return Err(Error::invalid(format!(
+            "the platform {:?} has no app manifest for {} (server-to-server apps have none)",
+            app.platform, app.name
+        )));
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        Error::new(
+            ErrorKind::Plugin,
+            format!("the platform plugin sent a manifest that is not JSON: {e}"),
+        )
+    })
+}

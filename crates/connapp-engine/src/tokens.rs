@@ -102,6 +102,11 @@ impl<'r> Shared<'r> {
         })
     }
 
+    /// Where connapp keeps its own state (locks, journals, saved manifests).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+
     /// The store's error, named after its plugin.
     pub fn store_error(&self, e: connapp_plugin_api::StoreError) -> Error {
         connapp_host::plugin_error(self.store_plugin, e).into()

@@ -13,6 +13,7 @@ use connapp_oauth::api::{Api, ApiError, enc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+pub mod admin;
 pub mod guide;
 pub mod habits;
 

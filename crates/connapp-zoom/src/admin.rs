@@ -1,0 +1,374 @@
+//! The Zoom app as code: plan, create, update, validate, confirm and
+//! restore an app's Marketplace manifest through its management app
+//! (`managed_by`: a Server-to-Server app with `marketplace:` scopes).
+//!
+//! apply = export the live manifest -> merge the platform's desired settings
+//! (settings connapp does not manage survive) -> validate with Zoom -> keep
+//! the live manifest for `--rollback` (`connapp_engine::history`) -> write (a
+//! full replacement) -> export again and compare. Without an app id the app
+//! is created and its Client ID / Client Secret go straight into the store.
+
+use connapp_core::manifest::{self, Change};
+use connapp_core::{App, GrantKind, SecretKind};
+use connapp_engine::history;
+use connapp_engine::secrets::Secrets;
+use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
+use connapp_engine::{Error, ErrorKind};
+use connapp_oauth::api::{Api, ApiError};
+use connapp_plugin_api::Expected;
+use connapp_plugin_api::zeroize::Zeroizing;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::Marketplace;
+
+/// One app's plan.
+#[derive(Serialize)]
+pub struct AppPlan {
+    /// The declaration's app name.
+    pub app: String,
+    /// The provider's app id (none before creation).
+    pub app_id: Option<String>,
+    /// The management app whose token is used.
+    pub managed_by: String,
+    /// `create`, `update` or `none`.
+    pub action: &'static str,
+    /// Every setting that changes.
+    pub changes: Vec<Change>,
+    /// Scopes the app gains.
+    pub scopes_added: Vec<String>,
+    /// Scopes the app loses.
+    pub scopes_removed: Vec<String>,
+    /// The live manifest (empty before creation).
+    #[serde(skip)]
+    pub live: Value,
+    /// The live manifest with the declaration's settings merged in: what apply writes.
+    #[serde(skip)]
+    pub merged: Value,
+}
+
+impl AppPlan {
+    /// The plan of an app connapp does not manage on Zoom (no `managed_by`).
+    pub fn unmanaged(app: &App) -> AppPlan {
+        AppPlan {
+            app: app.name.clone(),
+            app_id: app.app_id.clone(),
+            managed_by: String::new(),
+            action: "unmanaged",
+            changes: Vec::new(),
+            scopes_added: Vec::new(),
+            scopes_removed: Vec::new(),
+            live: Value::Null,
+            merged: Value::Null,
+        }
+    }
+
+    /// Anything to do at Zoom.
+    pub fn pending(&self) -> bool {
+        !matches!(self.action, "none" | "unmanaged")
+    }
+}
+
+/// The error for an app connapp cannot reach at Zoom (no `managed_by`).
+pub fn not_managed(app: &App) -> Error {
+    Error::invalid(
+        format!(
+            "{} has no `managed_by`, so connapp cannot reach its Marketplace settings{}",
+            app.name,
+            if app.target.is_some() { ", and no ServiceNow credentials are stored" } else { "" }
+        ),
+    )
+    .hint(format!(
+        "set `managed_by = \"NAME\"` in [apps.{0}] to a Server-to-Server app with `marketplace:` scopes, or follow `connapp guide {0}`; for ServiceNow, `connapp secrets set instance-user --app {0}` and instance-password",
+        app.name
+    ))
+}
+
+/// Turns an API failure into what the user should know and do.
+pub fn api_error(what: &str, mgr: &str, e: ApiError) -> Error {
+    match &e {
+        ApiError::Edge(_) => Error::new(ErrorKind::Unreachable, format!("{what}: {e}"))
+            .hint("check the network and the API base in the declaration; nothing was changed"),
+        ApiError::Status { code: Some(4711), .. } => Error::failure(format!("{what}: {e}")).hint(format!(
+            "the token of {mgr} lacks a Marketplace scope: add it to that app in Zoom, then run `connapp refresh {mgr}` (server-to-server apps get the new scopes on the next token)"
+        )),
+        ApiError::Status { status: 401, .. } => Error::failure(format!("{what}: {e}"))
+            .hint(format!("the token of {mgr} was refused: run `connapp login {mgr}`")),
+        ApiError::Status { code: Some(1500), .. } | ApiError::Status { status: 404, .. } => {
+            Error::failure(format!("{what}: {e}")).hint(
+                "check app_id (the id in the app's Marketplace URL); Zoom exports manifests of draft General apps only",
+            )
+        }
+        ApiError::Status { status: 429, rate, .. } => {
+            Error::failure(format!("{what}: {e}")).hint(match &rate.retry_after {
+                Some(t) => format!("Zoom rate-limited the Marketplace API; try again after {t}"),
+                None => "Zoom rate-limited the Marketplace API; try again in a minute".into(),
+            })
+        }
+        _ => Error::failure(format!("{what}: {e}")),
+    }
+}
+
+/// The management connection of one app.
+pub struct Manager<'r> {
+    /// The management app (its token is the one used).
+    pub ctx: AppCtx<'r>,
+    api: std::cell::RefCell<Api>,
+}
+
+impl Manager<'_> {
+    /// One Marketplace call. A server-to-server token Zoom refuses (124:
+    /// expired or superseded, e.g. Zoom's clock runs ahead of ours) is minted
+    /// again and the call repeated once.
+    // ApiError carries Zoom's whole answer (code, message, rate limits, tracking
+    // id) for the diagnoses; one call per command, so its size does not matter.
+    #[allow(clippy::result_large_err)]
+    fn call<T, F, Fut>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: Fn(Api) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let current = self.api.borrow().clone();
+        match self.ctx.shared.rt.block_on(f(current)) {
+            Err(e) if e.code() == Some(124) && self.ctx.app.oauth.grant != GrantKind::AuthorizationCode => {
+                let Ok(rec) = self.ctx.renew(&Silent).map(|(r, _)| r) else {
+                    return Err(e);
+                };
+                let root = self.ctx.api_root(&rec);
+                let Ok(api) = Api::new(self.ctx.shared.http.clone(), &root, rec.access_token.clone()) else {
+                    return Err(e);
+                };
+                *self.api.borrow_mut() = api.clone();
+                self.ctx.shared.rt.block_on(f(api))
+            }
+            r => r,
+        }
+    }
+}
+
+/// A management connection over `mgmt`, the management app (loaded on the
+/// same store and runtime as the app it manages): its token now, renewed when
+/// Zoom refuses it.
+pub fn manager<'r>(mgmt: AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
+    let (rec, _) = mgmt.token(obs)?;
+    let root = mgmt.api_root(&rec);
+    let api = Api::new(mgmt.shared.http.clone(), &root, rec.access_token.clone())
+        .map_err(|e| Error::invalid(format!("{}: {e}", mgmt.app.name)))?;
+    Ok(Manager {
+        ctx: mgmt,
+        api: std::cell::RefCell::new(api),
+    })
+}
+
+/// The provider's app id: the declaration's, else the one `apply` stored.
+pub fn app_id(m: &Manager<'_>, app: &App) -> Result<Option<String>, Error> {
+    if let Some(id) = &app.app_id {
+        return Ok(Some(id.clone()));
+    }
+    let rec = m.ctx.secret_of(&app.name, SecretKind::AppId)?;
+    Ok(rec.map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+pub fn scope_delta(before: &Value, after: &Value) -> (Vec<String>, Vec<String>) {
+    let (b, a) = (manifest::zoom_scopes(before), manifest::zoom_scopes(after));
+    (
+        a.iter().filter(|s| !b.contains(s)).cloned().collect(),
+        b.iter().filter(|s| !a.contains(s)).cloned().collect(),
+    )
+}
+
+/// What applying the declaration (`want`: the platform's desired settings)
+/// would change on the app's Zoom app, read from its live manifest.
+pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> {
+    let id = app_id(m, app)?;
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let live = match &id {
+        Some(id) => m
+            .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
+            .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))?,
+        None => json!({}),
+    };
+    let merged = manifest::merge(&live, want);
+    let changes = manifest::diff(&live, &merged);
+    let (scopes_added, scopes_removed) = scope_delta(&live, &merged);
+    let action = match (&id, changes.is_empty()) {
+        (None, _) => "create",
+        (Some(_), true) => "none",
+        (Some(_), false) => "update",
+    };
+    Ok(AppPlan {
+        app: app.name.clone(),
+        app_id: id,
+        managed_by: mgr,
+        action,
+        changes,
+        scopes_added,
+        scopes_removed,
+        live,
+        merged,
+    })
+}
+
+/// Asks Zoom whether it would accept `manifest`; its objections, by setting, are the error.
+pub fn validate(m: &Manager<'_>, app: &App, manifest: &Value, id: Option<&str>) -> Result<(), Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let problems = m
+        .call(|api| async move { Marketplace::new(&api).validate_manifest(manifest, id).await })
+        .map_err(|e| api_error(&format!("{}: validate the manifest", app.name), &mgr, e))?;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = problems.iter().map(|(s, msg)| format!("  {s}: {msg}")).collect();
+    Err(Error::invalid(format!(
+        "Zoom refused the manifest of {} (nothing was changed):\n{}",
+        app.name,
+        lines.join("\n")
+    ))
+    .hint("fix the declaration (`connapp check`), then run `connapp plan` again"))
+}
+
+/// Exports again and checks that Zoom kept everything that was written.
+pub fn confirm_written(m: &Manager<'_>, app: &App, id: &str, written: &Value) -> Result<(), Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let after = m
+        .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
+        .map_err(|e| api_error(&format!("{}: export the manifest again", app.name), &mgr, e))?;
+    // Settings Zoom adds on its own (defaults) are fine; dropped or changed ones are not.
+    let lost: Vec<Change> = manifest::diff(written, &after)
+        .into_iter()
+        .filter(|c| c.kind != manifest::ChangeKind::Add)
+        .collect();
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = lost.iter().map(|c| format!("  {}", c.line())).collect();
+    Err(Error::failure(format!(
+        "{}: Zoom accepted the manifest but exports it differently (written -> exported):\n{}",
+        app.name,
+        lines.join("\n")
+    ))
+    .hint("Zoom drops settings it does not know; check these in the Marketplace, then run `connapp plan`"))
+}
+
+/// Creates the Zoom app; its app id and credentials go straight into the
+/// store (never printed). Returns the app id.
+pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) -> Result<String, Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let store = &m.ctx.shared.store;
+    for kind in [SecretKind::ClientId, SecretKind::ClientSecret] {
+        if m.ctx.secret_of(&app.name, kind)?.is_some() {
+            return Err(Error::failure(format!(
+                "{}: a {} is stored but no app id: this app seems to exist already",
+                app.name,
+                kind.label()
+            ))
+            .hint(format!(
+                "set `app_id = \"...\"` in [apps.{}] (the id in the app's Marketplace URL); or remove the stored secrets (`connapp secrets rm`) to create a new app",
+                app.name
+            )));
+        }
+    }
+    validate(m, app, merged, None)?;
+    let mut answer = m
+        .call(|api| async move { Marketplace::new(&api).create_app(&app.display_name, merged).await })
+        .map_err(|e| api_error(&format!("{}: create the Zoom app", app.name), &mgr, e))?;
+    let id = answer
+        .get("app_id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| Error::failure(format!("{}: Zoom created the app but sent no app_id", app.name)))?;
+    Secrets::new(store)
+        .put(&app.name, SecretKind::AppId, id.as_bytes(), Expected::Any)
+        .map_err(|e| m.ctx.shared.store_error(e))?;
+    // Zoom answers with `credentials` or `development_credentials`.
+    let creds = ["credentials", "development_credentials"]
+        .into_iter()
+        .find_map(|k| answer.get_mut(k).map(Value::take).filter(Value::is_object));
+    let mut stored = Vec::new();
+    if let Some(mut c) = creds {
+        for (field, kind) in [
+            ("client_id", SecretKind::ClientId),
+            ("client_secret", SecretKind::ClientSecret),
+        ] {
+            if let Some(Value::String(v)) = c.get_mut(field).map(Value::take) {
+                let v = Zeroizing::new(v);
+                Secrets::new(store)
+                    .put(&app.name, kind, v.as_bytes(), Expected::Absent)
+                    .map_err(|e| m.ctx.shared.store_error(e))?;
+                stored.push(kind.label());
+            }
+        }
+    }
+    drop(answer);
+    let location = store.describe().map(|d| d.location).unwrap_or_default();
+    if stored.is_empty() {
+        obs.event(Event::Notice(&format!(
+            "Zoom sent no credentials with the new app: copy the Client ID and Client Secret from its App Credentials page and run `connapp secrets set client-id --app {0}` and `connapp secrets set client-secret --app {0}`",
+            app.name
+        )));
+    } else {
+        obs.event(Event::Notice(&format!(
+            "Created Zoom app {id}; its {} went straight into {location} (never printed).",
+            stored.join(" and ")
+        )));
+    }
+    obs.event(Event::Notice(&format!(
+        "Next: copy the Secret Token from the app's Features > Access page in the Marketplace and run `connapp secrets set secret-token --app {}`",
+        app.name
+    )));
+    Ok(id)
+}
+
+/// Writes the plan's merged manifest to the Zoom app `id` after Zoom
+/// validated it; the live one is saved first for `--rollback`.
+pub fn update(m: &Manager<'_>, p: &AppPlan, app: &App, id: &str) -> Result<(), Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    validate(m, app, &p.merged, Some(id))?;
+    history::save(m.ctx.shared.data_dir(), &app.name, id, &p.live)?;
+    m.call(|api| async move { Marketplace::new(&api).replace_manifest(id, &p.merged).await })
+        .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))
+}
+
+/// The live manifest of the Zoom app `id`.
+pub fn export(m: &Manager<'_>, app: &App, id: &str) -> Result<Value, Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    m.call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
+        .map_err(|e| api_error(&format!("{}: export the manifest of Zoom app {id}", app.name), &mgr, e))
+}
+
+/// Writes a saved manifest back to the Zoom app `id` (validated first,
+/// confirmed by exporting again).
+pub fn restore(m: &Manager<'_>, app: &App, id: &str, saved: &Value) -> Result<(), Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    validate(m, app, saved, Some(id))?;
+    m.call(|api| async move { Marketplace::new(&api).replace_manifest(id, saved).await })
+        .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))?;
+    confirm_written(m, app, id, saved)
+}
+
+/// The note after an update that added scopes: who must consent again.
+pub fn reconsent_note(app: &App, added: &[String]) -> String {
+    let who = if app.target.is_some() {
+        "In ServiceNow, open the OAuth profile of this app and press \"Get OAuth Token\" (the admin who connected DEX)."
+    } else {
+        "Whoever consented must consent again."
+    };
+    format!(
+        "note: {} gained {}: existing grants keep their old scopes until someone consents again (calls needing the new scopes fail with 4711 until then). {who} For connapp's own grant: `connapp login {}`.",
+        app.name,
+        added.join(", "),
+        app.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_delta_names_added_and_removed() {
+        let b = json!({"oauth_information": {"scopes": [{"scope": "a"}, {"scope": "b"}]}});
+        let a = json!({"oauth_information": {"scopes": [{"scope": "b"}, {"scope": "c"}]}});
+        assert_eq!(scope_delta(&b, &a), (vec!["c".to_string()], vec!["a".to_string()]));
+    }
+}
