@@ -176,21 +176,20 @@ fn the_abi_stays_behind_the_api_crate_and_the_host() {
 }
 
 /// The CLI's dependencies are frozen at today's (issue 12 moves the engine
-/// out of it; the webhook server's axum/hyper/tower-http have left for
-/// `connapp-engine`, and HTTP, the sandbox and the platform clients follow).
-/// A new dependency fails here: logic belongs in a library.
+/// out of it: the webhook server's axum/hyper/tower-http, the HTTP client and
+/// the OAuth edge have left for `connapp-engine` and the platform clients;
+/// the platform clients themselves and the sandbox follow). A new
+/// dependency fails here: logic belongs in a library.
 #[test]
 fn the_cli_takes_no_new_dependencies() {
     let known = set(&[
         "anyhow",
-        "chrono",
         "clap",
         "clap_complete",
         "clap_mangen",
         "connapp-core",
         "connapp-engine",
         "connapp-host",
-        "connapp-oauth",
         "connapp-platform-generic",
         "connapp-platform-servicenow",
         "connapp-platform-zoom",
@@ -203,17 +202,14 @@ fn the_cli_takes_no_new_dependencies() {
         "connapp-store-vault",
         "connapp-zoom",
         "directories",
-        "reqwest",
         "rpassword",
         "secrecy",
         "serde",
         "serde_json",
-        "strsim",
         "tokio",
         "toml",
         "tracing",
         "tracing-subscriber",
-        "url",
         "webbrowser",
         "zeroize",
     ]);
@@ -222,6 +218,24 @@ fn the_cli_takes_no_new_dependencies() {
     assert!(
         new.is_empty(),
         "connapp-cli gained dependencies {new:?}; logic belongs in a library"
+    );
+}
+
+/// The CLI does no HTTP of its own: no HTTP client, no OAuth edge; it asks
+/// the engine (and, until a crate assembles them, the platform clients).
+#[test]
+fn the_cli_holds_no_http() {
+    let cli = of("connapp-cli");
+    for banned in ["reqwest", "hyper", "axum", "connapp-oauth", "oauth2"] {
+        assert!(
+            !cli.contains(banned),
+            "connapp-cli depends on {banned}; HTTP belongs below the CLI"
+        );
+    }
+    forbid(
+        "crates/connapp-cli/src",
+        &["reqwest::", "connapp_oauth::"],
+        "HTTP belongs in the engine or a platform client",
     );
 }
 
