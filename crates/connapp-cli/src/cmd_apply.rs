@@ -257,9 +257,7 @@ fn print_work(out: &mut impl Write, w: &Work<'_, '_>) -> std::io::Result<()> {
 }
 
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
     let pending = work.iter().any(Work::pending);
     if a.json {
@@ -282,9 +280,7 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
 }
 
 pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     if a.rollback {
         let apps = targets(&decl, a.app.as_deref())?;
         let zoom_apps: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();

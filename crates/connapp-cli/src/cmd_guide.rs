@@ -9,9 +9,7 @@ use crate::ctx;
 use crate::error::CliError;
 
 pub fn run(g: &Global, a: GuideArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
     let reasons = connapp_engine::platform::preset_scopes(&reg, app);
     let setup = connapp_zoom::guide::guide(app, &reasons);

@@ -108,9 +108,7 @@ struct SetOutput<'a> {
 
 pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     let kind = kind_of(&a.kind)?;
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
     // Read the value before opening the store, so a passphrase prompt and the
     // value prompt never race for the terminal.
@@ -163,9 +161,7 @@ struct ListOutput {
 }
 
 pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let apps: Vec<&connapp_core::App> = match &a.app {
         Some(n) => vec![ctx::app(&decl, Some(n))?],
         None => decl.apps.iter().collect(),
@@ -219,9 +215,7 @@ struct RmOutput<'a> {
 
 pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
     let kind = kind_of(&a.kind)?;
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
     ctx::confirm(
         &ctx::Confirm {

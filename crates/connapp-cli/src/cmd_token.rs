@@ -59,9 +59,7 @@ struct TokenJson<'a> {
 }
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let mut c = load(&reg, &decl, a.app.as_deref())?;
     if let Some(m) = a.margin {
         c.set_margin(m);
@@ -94,9 +92,7 @@ struct RefreshJson {
 }
 
 pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let names: Vec<String> = if a.all {
         decl.apps
             .iter()
@@ -175,9 +171,7 @@ fn read_paste() -> Result<String, connapp_engine::Error> {
 }
 
 pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let mut c = load(&reg, &decl, a.app.as_deref())?;
     let display_name = c.app.display_name.clone();
     let show = |url: &str| eprintln!("Open this URL in a browser on any machine and allow access:\n\n  {url}\n");
@@ -240,9 +234,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
 }
 
 pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let c = load(&reg, &decl, a.app.as_deref())?;
     let name = c.app.name.clone();
     ctx::confirm(
@@ -281,9 +273,7 @@ struct StatusApp {
 }
 
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let (store, apps) = tokens::status(&decl, &shared(&reg, &decl)?)?;
     let out: Vec<StatusApp> = apps
         .into_iter()

@@ -82,9 +82,7 @@ fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
 }
 
 pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (path, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, path, decl) = ctx::declared(g)?;
     let c = cmd_token::load(&reg, &decl, a.app.as_deref())?;
     let app = c.app.clone();
     let provider = c.display().to_string();

@@ -22,9 +22,7 @@ use crate::error::{CliError, Exit};
 
 /// The app's Secret Token from the store.
 fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<u8>>), CliError> {
-    let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
-    let (_, decl) = ctx::load_declaration(g, &reg)?;
+    let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, app)?.name.clone();
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     match Secrets::new(&store)

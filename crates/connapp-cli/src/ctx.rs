@@ -145,6 +145,15 @@ pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_
         .map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))
 }
 
+/// What most commands start with: the plugins (load failures warned
+/// about), the declaration's path and the checked declaration.
+pub fn declared(g: &Global) -> Result<(Registry, PathBuf, Declaration), CliError> {
+    let reg = registry();
+    warn_failures(&reg, g);
+    let (path, decl) = load_declaration(g, &reg)?;
+    Ok((reg, path, decl))
+}
+
 pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declaration), CliError> {
     let path = declaration_path(g)?;
     let report = check_file(&path, reg)?;

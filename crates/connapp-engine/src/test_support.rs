@@ -114,3 +114,32 @@ pub(crate) fn put_credentials(s: &Shared<'_>, app: &str, id: &str, secret: &str)
         .put(app, SecretKind::ClientSecret, secret.as_bytes(), Expected::Any)
         .expect("secret");
 }
+
+/// The Zoom sandbox, the built-in plugins and the sandbox's apps as a declaration.
+pub(crate) struct World {
+    pub zoom: connapp_sandbox::Sandbox,
+    pub reg: Registry,
+    pub decl: Declaration,
+}
+
+impl World {
+    pub(crate) fn new() -> World {
+        let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
+        let decl = zoom_apps(&zoom);
+        World {
+            zoom,
+            reg: Registry::builtins(),
+            decl,
+        }
+    }
+
+    /// The app `name` on `shared`.
+    pub(crate) fn load<'r>(&self, name: &str, shared: &Shared<'r>) -> crate::tokens::AppCtx<'r> {
+        crate::tokens::AppCtx::load(&self.reg, &self.decl, Some(name), shared).expect("load")
+    }
+
+    /// The sandbox's Client Secret of the app with `client_id`.
+    pub(crate) fn secret(&self, client_id: &str) -> String {
+        self.zoom.app(client_id).expect("a sandbox app").client_secret
+    }
+}

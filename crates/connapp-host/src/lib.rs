@@ -319,15 +319,25 @@ impl Registry {
     /// All presets, with the plugin each came from. A plugin whose presets
     /// cannot be read is reported in the second list.
     pub fn presets(&self) -> (Vec<(Preset, &LoadedPlugin)>, Vec<HostError>) {
+        self.gather(PluginKind::PRESET, host::presets)
+    }
+
+    /// What every plugin that provides `kind` lists (`list`), each with its
+    /// plugin; a plugin whose list cannot be read is in the second list.
+    fn gather<T>(
+        &self,
+        kind: PluginKind,
+        list: impl Fn(PluginModuleRef) -> Result<Vec<T>, StoreError>,
+    ) -> (Vec<(T, &LoadedPlugin)>, Vec<HostError>) {
         let mut out = Vec::new();
         let mut errors = Vec::new();
         for p in self
             .plugins
             .iter()
-            .filter(|p| p.info.provides.iter().any(|x| x.kind == PluginKind::PRESET))
+            .filter(|p| p.info.provides.iter().any(|x| x.kind == kind))
         {
-            match host::presets(p.module) {
-                Ok(v) => out.extend(v.into_iter().map(|preset| (preset, p))),
+            match list(p.module) {
+                Ok(v) => out.extend(v.into_iter().map(|item| (item, p))),
                 Err(error) => errors.push(plugin_error(p, error)),
             }
         }
@@ -338,19 +348,7 @@ impl Registry {
 impl Registry {
     /// All platforms, with the plugin each came from.
     pub fn platforms(&self) -> (Vec<(connapp_plugin_api::Platform, &LoadedPlugin)>, Vec<HostError>) {
-        let mut out = Vec::new();
-        let mut errors = Vec::new();
-        for p in self
-            .plugins
-            .iter()
-            .filter(|p| p.info.provides.iter().any(|x| x.kind == PluginKind::PLATFORM))
-        {
-            match host::platforms(p.module) {
-                Ok(v) => out.extend(v.into_iter().map(|platform| (platform, p))),
-                Err(error) => errors.push(plugin_error(p, error)),
-            }
-        }
-        (out, errors)
+        self.gather(PluginKind::PLATFORM, host::platforms)
     }
 
     /// The provider configuration the plugin that provides `platform` wants
@@ -373,17 +371,35 @@ impl Registry {
         })
     }
 
+    /// Asks the plugin that provides `platform` through the entry point
+    /// `entry` (`call`) and parses its JSON answer strictly (`parse`);
+    /// `Ok(None)` when no plugin provides the platform or it has no answer.
+    fn ask<T>(
+        &self,
+        platform: &str,
+        entry: &'static str,
+        call: impl FnOnce(PluginModuleRef) -> Result<Option<String>, StoreError>,
+        parse: impl FnOnce(&str) -> Result<T, ContractError>,
+    ) -> Result<Option<T>, HostError> {
+        let Some(p) = self.platform_plugin(platform) else {
+            return Ok(None);
+        };
+        match call(p.module).map_err(|e| plugin_error(p, e))? {
+            Some(json) => parse(&json).map(Some).map_err(|e| contract_error(p, entry, e)),
+            None => Ok(None),
+        }
+    }
+
     /// The records the plugin that provides the consumer platform `platform`
     /// wants (see `Plugin::consumer_records`), checked against the contract;
     /// `Ok(None)` when none does.
     pub fn consumer_records(&self, platform: &str, input_json: &str) -> Result<Option<ConsumerRecords>, HostError> {
-        let Some(p) = self.platform_plugin(platform) else {
-            return Ok(None);
-        };
-        let answer = host::consumer_records(p.module, platform, input_json).map_err(|e| plugin_error(p, e))?;
-        answer
-            .map(|json| contract::parse_consumer_records(&json).map_err(|e| contract_error(p, "consumer_records", e)))
-            .transpose()
+        self.ask(
+            platform,
+            "consumer_records",
+            |m| host::consumer_records(m, platform, input_json),
+            contract::parse_consumer_records,
+        )
     }
 
     /// How the provider platform `platform` behaves and speaks (see
@@ -391,25 +407,25 @@ impl Registry {
     /// whose plugin says nothing (or predates API 1.3) gets the defaults:
     /// plain RFC 6749.
     pub fn platform_profile(&self, platform: &str) -> Result<PlatformProfile, HostError> {
-        let Some(p) = self.platform_plugin(platform) else {
-            return Ok(PlatformProfile::default());
-        };
-        match host::platform_profile(p.module, platform).map_err(|e| plugin_error(p, e))? {
-            Some(json) => contract::parse_platform_profile(&json).map_err(|e| contract_error(p, "platform_profile", e)),
-            None => Ok(PlatformProfile::default()),
-        }
+        let profile = self.ask(
+            platform,
+            "platform_profile",
+            |m| host::platform_profile(m, platform),
+            contract::parse_platform_profile,
+        )?;
+        Ok(profile.unwrap_or_default())
     }
 
     /// The platform's own findings for an app (see `Plugin::check_app`),
     /// checked against the contract; empty when it has none.
     pub fn check_app(&self, platform: &str, app_json: &str) -> Result<Vec<Finding>, HostError> {
-        let Some(p) = self.platform_plugin(platform) else {
-            return Ok(Vec::new());
-        };
-        match host::check_app(p.module, platform, app_json).map_err(|e| plugin_error(p, e))? {
-            Some(json) => contract::parse_findings(&json).map_err(|e| contract_error(p, "check_app", e)),
-            None => Ok(Vec::new()),
-        }
+        let findings = self.ask(
+            platform,
+            "check_app",
+            |m| host::check_app(m, platform, app_json),
+            contract::parse_findings,
+        )?;
+        Ok(findings.unwrap_or_default())
     }
 }
 

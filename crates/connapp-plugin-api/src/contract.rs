@@ -161,6 +161,25 @@ pub enum FindingSeverity {
     Warning,
 }
 
+/// Plugin side: the JSON the host sent (an app, a consumer's input), or the
+/// error that says it is not JSON.
+pub fn parse_input(json: &str) -> Result<serde_json::Value, crate::StoreError> {
+    serde_json::from_str(json).map_err(|e| {
+        crate::StoreError::new(
+            crate::ErrorCode::INVALID_INPUT,
+            format!("the host sent input that is not JSON: {e}"),
+        )
+    })
+}
+
+/// Plugin side: an answer (a profile, findings, records) as the JSON the
+/// host parses back.
+pub fn answer<T: Serialize>(value: &T) -> Result<Option<String>, crate::StoreError> {
+    serde_json::to_string(value)
+        .map(Some)
+        .map_err(|e| crate::StoreError::new(crate::ErrorCode::OTHER, e.to_string()))
+}
+
 /// A plugin answer that does not fit the contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContractError {

@@ -61,6 +61,14 @@ pub struct TargetPlan {
     pub pending: bool,
 }
 
+/// The rows of `table` matching the encoded `query` (only `fields`, when named).
+fn list(c: &AppCtx<'_>, inst: &Instance, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Record>, Error> {
+    c.shared
+        .rt
+        .block_on(inst.list(table, query, fields))
+        .map_err(|e| error(&c.app.name, e))
+}
+
 /// Turns an instance failure into what the user should know and do.
 pub fn error(app: &str, e: SnError) -> Error {
     let hint = match &e {
@@ -156,11 +164,7 @@ pub fn instance(c: &AppCtx<'_>) -> Result<Instance, Error> {
 
 fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String), Error> {
     let name = &c.app.name;
-    let rows = c
-        .shared
-        .rt
-        .block_on(inst.list(&l.table, &l.query, &["sys_id", "id", "name"]))
-        .map_err(|e| error(name, e))?;
+    let rows = list(c, inst, &l.table, &l.query, &["sys_id", "id", "name"])?;
     let rows: Vec<&Record> = rows
         .iter()
         .filter(|r| l.not.is_none() || r.get("id").and_then(Value::as_str) != l.not.as_deref())
@@ -230,11 +234,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
         let (key, table) = (spec.key.clone(), spec.table.clone());
         let mut found: Option<Record> = None;
         if let Some(q) = find_query(&spec.find, &ids, &client_id) {
-            let rows = c
-                .shared
-                .rt
-                .block_on(inst.list(&table, &q, &[]))
-                .map_err(|e| error(name, e))?;
+            let rows = list(c, inst, &table, &q, &[])?;
             found = rows.into_iter().next();
         }
         let created_by = spec.created_by.is_some();
@@ -242,11 +242,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
             // The instance creates it with its parent; give the business rule a moment.
             for _ in 0..20 {
                 if let Some(q) = find_query(&spec.find, &ids, &client_id) {
-                    let rows = c
-                        .shared
-                        .rt
-                        .block_on(inst.list(&table, &q, &[]))
-                        .map_err(|e| error(name, e))?;
+                    let rows = list(c, inst, &table, &q, &[])?;
                     found = rows.into_iter().next();
                 }
                 if found.is_some() {
@@ -334,11 +330,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
             .filter(|i| i.key.starts_with(prefix.as_str()))
             .filter_map(|i| i.sys_id.clone())
             .collect();
-        let rows = c
-            .shared
-            .rt
-            .block_on(inst.list(&table, &q, &[]))
-            .map_err(|e| error(name, e))?;
+        let rows = list(c, inst, &table, &q, &[])?;
         for row in rows {
             let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
             if keep.contains(&id) {
@@ -423,31 +415,26 @@ pub fn has_token(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>)
 
 /// The expiry (unix time) of the refresh token ServiceNow holds for the credential.
 pub fn token_expiry(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<Option<u64>, Error> {
-    let name = &c.app.name;
     let (Some(cred), Some(profile)) = (ids.get("credential"), ids.get("profile")) else {
         return Ok(None);
     };
-    let rps = c
-        .shared
-        .rt
-        .block_on(cons.inst.list(
-            "oauth_requestor_profile",
-            &format!("requestor_id={cred}^oauth_entity_profile={profile}"),
-            &["sys_id"],
-        ))
-        .map_err(|e| error(name, e))?;
+    let rps = list(
+        c,
+        &cons.inst,
+        "oauth_requestor_profile",
+        &format!("requestor_id={cred}^oauth_entity_profile={profile}"),
+        &["sys_id"],
+    )?;
     let Some(rp) = rps.first().and_then(|r| r.get("sys_id")).and_then(Value::as_str) else {
         return Ok(None);
     };
-    let tokens = c
-        .shared
-        .rt
-        .block_on(cons.inst.list(
-            "oauth_credential",
-            &format!("oauth_requestor_profile={rp}^type=refresh_token"),
-            &["sys_id", "expires"],
-        ))
-        .map_err(|e| error(name, e))?;
+    let tokens = list(
+        c,
+        &cons.inst,
+        "oauth_credential",
+        &format!("oauth_requestor_profile={rp}^type=refresh_token"),
+        &["sys_id", "expires"],
+    )?;
     Ok(tokens
         .iter()
         .filter_map(|t| t.get("expires").and_then(Value::as_str))

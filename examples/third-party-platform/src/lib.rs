@@ -16,10 +16,9 @@
 //! Install: copy the library into a plugin directory connapp trusts
 //! (`$CONNAPP_DATA_DIR/plugins/`, or one named in `CONNAPP_PLUGIN_PATH`).
 
-use connapp_plugin_api::contract::{Finding, FindingSeverity, PlatformProfile};
+use connapp_plugin_api::contract::{self, Finding, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{
-    ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError,
-    export_plugin,
+    Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError, export_plugin,
 };
 use serde_json::Value;
 
@@ -107,12 +106,6 @@ pub fn check(app: &Value) -> Vec<Finding> {
     out
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Option<String>, StoreError> {
-    serde_json::to_string(v)
-        .map(Some)
-        .map_err(|e| StoreError::new(ErrorCode::OTHER, e.to_string()))
-}
-
 /// The plugin: provides the platform `acme-id` and the preset `acme-profile`.
 pub struct AcmeId;
 
@@ -160,19 +153,13 @@ impl Plugin for AcmeId {
         if platform != NAME {
             return Ok(None);
         }
-        to_json(&profile())
+        contract::answer(&profile())
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != NAME {
             return Ok(None);
         }
-        let app: Value = serde_json::from_str(app).map_err(|e| {
-            StoreError::new(
-                ErrorCode::INVALID_INPUT,
-                format!("the host sent an app that is not JSON: {e}"),
-            )
-        })?;
-        to_json(&check(&app))
+        contract::answer(&check(&contract::parse_input(app)?))
     }
 }
 

@@ -166,13 +166,7 @@ impl Plugin for ServicenowPlatform {
         if platform != SERVICENOW {
             return Ok(None);
         }
-        let v: Value = serde_json::from_str(input).map_err(|e| {
-            StoreError::new(
-                ErrorCode::INVALID_INPUT,
-                format!("the host sent input that is not JSON: {e}"),
-            )
-        })?;
-        records(&v)
+        records(&connapp_plugin_api::contract::parse_input(input)?)
             .map(|r| Some(r.to_string()))
             .map_err(|e| StoreError::new(ErrorCode::INVALID_INPUT, e))
     }

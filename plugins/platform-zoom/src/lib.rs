@@ -8,8 +8,8 @@
 //!
 //! What it is **not**: an HTTP client. It describes; the host executes.
 
-use connapp_plugin_api::contract::PlatformProfile;
-use connapp_plugin_api::{ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin};
+use connapp_plugin_api::contract::{self, PlatformProfile};
+use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin};
 use serde_json::{Value, json};
 
 /// Zoom as connapp talks to it.
@@ -75,21 +75,13 @@ impl Plugin for ZoomPlatform {
         if platform != "zoom" {
             return Ok(None);
         }
-        serde_json::to_string(&profile())
-            .map(Some)
-            .map_err(|e| StoreError::new(ErrorCode::OTHER, e.to_string()))
+        contract::answer(&profile())
     }
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != "zoom" {
             return Ok(None);
         }
-        let app: Value = serde_json::from_str(app).map_err(|e| {
-            StoreError::new(
-                ErrorCode::INVALID_INPUT,
-                format!("the host sent an app that is not JSON: {e}"),
-            )
-        })?;
-        Ok(manifest(&app).map(|m| m.to_string()))
+        Ok(manifest(&contract::parse_input(app)?).map(|m| m.to_string()))
     }
 }
 

@@ -6,16 +6,14 @@ use connapp_plugin_api::Expected;
 use secrecy::ExposeSecret;
 
 use super::*;
-use crate::test_support::{DEX, S2S, declaration, put_credentials, shared, zoom_apps};
+use crate::test_support::{DEX, S2S, World, declaration, put_credentials, shared};
 
 #[test]
 fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    put_credentials(&shared, "s2s", S2S, &zoom.app(S2S).expect("app").client_secret);
-    let c = AppCtx::load(&reg, &decl, Some("s2s"), &shared).expect("load");
+    let w = World::new();
+    let shared = shared(&w.reg);
+    put_credentials(&shared, "s2s", S2S, &w.secret(S2S));
+    let c = w.load("s2s", &shared);
 
     let (first, src) = c.token(&Silent).expect("minted");
     assert_eq!(src, Source::Minted);
@@ -27,12 +25,12 @@ fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
     assert_ne!(renewed.access_token.expose_secret(), first.access_token.expose_secret());
 
     // Zoom's API path comes from its profile, once, whatever the base says.
-    assert_eq!(c.api_root(&renewed), format!("{}/v2", zoom.base_url()));
+    assert_eq!(c.api_root(&renewed), format!("{}/v2", w.zoom.base_url()));
     let mut with_path = renewed;
-    with_path.api_url = Some(format!("{}/v2/", zoom.base_url()));
-    assert_eq!(c.api_root(&with_path), format!("{}/v2", zoom.base_url()));
+    with_path.api_url = Some(format!("{}/v2/", w.zoom.base_url()));
+    assert_eq!(c.api_root(&with_path), format!("{}/v2", w.zoom.base_url()));
 
-    let (store, apps) = status(&decl, &shared).expect("status");
+    let (store, apps) = status(&w.decl, &shared).expect("status");
     assert_eq!(store.store, "memory (memory)");
     let s2s = apps.iter().find(|a| a.app == "s2s").expect("s2s");
     assert!(s2s.logged_in && s2s.missing_scopes.is_empty(), "{s2s:?}");
@@ -42,11 +40,9 @@ fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
 
 #[test]
 fn missing_credentials_say_where_the_platform_keeps_them() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    let c = AppCtx::load(&reg, &decl, Some("s2s"), &shared).expect("load");
+    let w = World::new();
+    let shared = shared(&w.reg);
+    let c = w.load("s2s", &shared);
     let e = c.token(&Silent).expect_err("no credentials");
     assert_eq!(e.kind, ErrorKind::Failure);
     assert_eq!(e.message, "no Client ID is stored for s2s");
@@ -56,7 +52,7 @@ fn missing_credentials_say_where_the_platform_keeps_them() {
         "{hint}"
     );
     // A user-consent app without a grant needs a login, not a secret.
-    let dex = c.sibling(&reg, &decl, "dex").expect("dex");
+    let dex = c.sibling(&w.reg, &w.decl, "dex").expect("dex");
     let e = dex.token(&Silent).expect_err("no token");
     assert_eq!(e.kind, ErrorKind::Reauth);
     assert!(e.hint.unwrap_or_default().contains("connapp login dex"));
@@ -64,11 +60,9 @@ fn missing_credentials_say_where_the_platform_keeps_them() {
 
 #[test]
 fn a_refused_refresh_token_is_a_lost_grant_with_the_platform_s_reasons() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    put_credentials(&shared, "dex", DEX, &zoom.app(DEX).expect("app").client_secret);
+    let w = World::new();
+    let shared = shared(&w.reg);
+    put_credentials(&shared, "dex", DEX, &w.secret(DEX));
     // An expired access token with a refresh token Zoom never issued.
     let set = TokenSet {
         access_token: SecretString::from("expired".to_string()),
@@ -82,7 +76,7 @@ fn a_refused_refresh_token_is_a_lost_grant_with_the_platform_s_reasons() {
         .store
         .put(&crate::secrets::token_key("dex"), &rec.to_bytes(), Expected::Absent)
         .expect("stored");
-    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let c = w.load("dex", &shared);
     let e = c.token(&Silent).expect_err("refused");
     assert_eq!(e.kind, ErrorKind::Reauth, "{e}");
     assert!(e.message.contains("Zoom rotates refresh tokens"), "{}", e.message);
@@ -91,11 +85,9 @@ fn a_refused_refresh_token_is_a_lost_grant_with_the_platform_s_reasons() {
 
 #[test]
 fn a_redirect_mismatch_shows_both_urls_in_the_platform_s_words() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let w = World::new();
+    let shared = shared(&w.reg);
+    let c = w.load("dex", &shared);
     let mismatch = || EdgeError::Rejected {
         endpoint: "token",
         status: 400,
@@ -124,7 +116,7 @@ fn a_redirect_mismatch_shows_both_urls_in_the_platform_s_words() {
     let generic = declaration(
         "version = 1\n[store]\nkind = \"memory\"\n[apps.idp]\ndisplay_name = \"IdP\"\nplatform = \"generic\"\nredirect_url = \"http://127.0.0.1/callback\"\nallow_list = [\"http://127.0.0.1/callback\"]\nscopes = [\"read\"]\n[apps.idp.oauth]\nauthorize_url = \"https://idp.example/authorize\"\ntoken_url = \"https://idp.example/token\"\n",
     );
-    let g = AppCtx::load(&reg, &generic, None, &shared).expect("generic");
+    let g = AppCtx::load(&w.reg, &generic, None, &shared).expect("generic");
     let e = g.exchange_error(mismatch(), r, r);
     assert!(!e.message.contains("byte for byte"), "{}", e.message);
 }

@@ -6,7 +6,7 @@ use connapp_plugin_api::Expected;
 
 use super::*;
 use crate::secrets::Secrets;
-use crate::test_support::{DEX, S2S, put_credentials, shared, zoom_apps};
+use crate::test_support::{DEX, S2S, World, put_credentials, shared};
 use crate::tokens::Silent;
 
 const REDIRECT: &str = "https://acme.service-now.com/oauth_redirect.do";
@@ -17,14 +17,12 @@ fn results(checks: &[Check]) -> Vec<(&'static str, &str, Outcome)> {
 
 #[test]
 fn secrets_rows_say_what_is_stored_and_what_to_run() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
+    let w = World::new();
+    let shared = shared(&w.reg);
     Secrets::new(&shared.store)
         .put("dex", SecretKind::ClientId, DEX.as_bytes(), Expected::Any)
         .expect("id");
-    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let c = w.load("dex", &shared);
     let mut checks = Vec::new();
     secrets(&c, &mut checks).expect("secrets");
     assert_eq!(
@@ -40,14 +38,12 @@ fn secrets_rows_say_what_is_stored_and_what_to_run() {
 
 #[test]
 fn the_redirect_probe_tells_a_registered_url_from_one_off_by_a_slash() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    let c = AppCtx::load(&reg, &decl, Some("dex"), &shared).expect("load");
+    let w = World::new();
+    let shared = shared(&w.reg);
+    let c = w.load("dex", &shared);
     let skipped = redirect_probe(&c, REDIRECT, &[], "ServiceNow");
     assert_eq!(skipped.result, Outcome::Skip, "no Client ID yet: {skipped:?}");
-    put_credentials(&shared, "dex", DEX, &zoom.app(DEX).expect("app").client_secret);
+    put_credentials(&shared, "dex", DEX, &w.secret(DEX));
 
     let ok = redirect_probe(&c, REDIRECT, &[], "ServiceNow");
     assert_eq!(ok.result, Outcome::Ok, "{ok:?}");
@@ -68,15 +64,13 @@ fn the_redirect_probe_tells_a_registered_url_from_one_off_by_a_slash() {
 
 #[test]
 fn own_grant_mints_a_token_and_proves_each_scope_with_its_probe() {
-    let zoom = connapp_sandbox::Sandbox::start(connapp_sandbox::Seed::default()).expect("sandbox");
-    let reg = Registry::builtins();
-    let decl = zoom_apps(&zoom);
-    let shared = shared(&reg);
-    let c = AppCtx::load(&reg, &decl, Some("s2s"), &shared).expect("load");
+    let w = World::new();
+    let shared = shared(&w.reg);
+    let c = w.load("s2s", &shared);
 
     // No credentials: the grant fails with the token service's words, every scope is skipped.
     let mut checks = Vec::new();
-    own_grant(&reg, &c, &Rfc6750, &Silent, &mut checks);
+    own_grant(&w.reg, &c, &Rfc6750, &Silent, &mut checks);
     assert_eq!(
         results(&checks),
         [
@@ -90,9 +84,9 @@ fn own_grant_mints_a_token_and_proves_each_scope_with_its_probe() {
         checks[0]
     );
 
-    put_credentials(&shared, "s2s", S2S, &zoom.app(S2S).expect("app").client_secret);
+    put_credentials(&shared, "s2s", S2S, &w.secret(S2S));
     let mut checks = Vec::new();
-    own_grant(&reg, &c, &Rfc6750, &Silent, &mut checks);
+    own_grant(&w.reg, &c, &Rfc6750, &Silent, &mut checks);
     assert_eq!(
         results(&checks),
         [
