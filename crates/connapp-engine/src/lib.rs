@@ -3,11 +3,16 @@
 //! `connapp` binary today) parses, calls in here and renders; errors come
 //! back typed and carry what a user needs to fix them.
 //!
-//! Today it holds an app's secrets by kind and its token record
-//! ([`secrets`], the only code that knows store keys), verify's report rows
-//! ([`verify`]), the guide renderer ([`guide`]) and the webhook receiver
-//! ([`webhook`]); the token service, plan/apply and verify's checks move here
-//! from the CLI next (issue 12).
+//! It holds the declaration check with each platform's own rules and what
+//! validation needs from the plugins ([`platform`]), the token service
+//! ([`tokens`]: token, renew, login, revoke, status, with an [`tokens::Observer`]
+//! for events), an app's secrets by kind ([`secrets`], the only code that
+//! knows store keys), verify's provider-independent checks and report rows
+//! ([`verify`]), the manifests saved for rollback ([`history`]), the guide
+//! renderer ([`guide`]) and the webhook receiver ([`webhook`]). Nothing here
+//! names a platform: their differences come from the plugins (profiles,
+//! findings) and from interfaces the platform clients fill
+//! ([`verify::ApiHabits`]).
 //!
 //! What it is **not**: the pure rules (those are `connapp-core`'s), the HTTP
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the

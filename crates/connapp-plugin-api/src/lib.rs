@@ -34,6 +34,22 @@
 //!    every built-in store passes. Wrap your store with [`StoreHandle::from_store`]
 //!    and hand it to the suite.
 //!
+//! ## Writing a platform plugin
+//!
+//! A platform describes a provider (or a consumer); the host does the HTTP.
+//! Implement [`Plugin::platforms`] (endpoints, client authentication, PKCE,
+//! whether `scope` is sent at authorize) and, with this crate's `contract`
+//! feature, any of: [`Plugin::platform_profile`] (`contract::PlatformProfile`:
+//! the API path, the provider's name in messages, where credentials come from,
+//! a note before a login, why it refuses a refresh token, what a redirect
+//! mismatch or refusal looks like), [`Plugin::check_app`] (`contract::Finding`s:
+//! the platform's own rules for an app, reported by `connapp check` at the field
+//! they name), [`Plugin::provider_manifest`] and [`Plugin::consumer_records`].
+//! Build answers with the types and `contract::answer`; read the host's input
+//! with `contract::parse_input`. The host parses every answer strictly: an
+//! unknown or mistyped field is an error naming your plugin and the field.
+//! `examples/third-party-platform` in connapp's repository is a complete one.
+//!
 //! ## Rules
 //!
 //! - **Never unwind across the boundary.** Every call made through the ABI runs

@@ -5,6 +5,10 @@
 //! rate-limit rule (429 + Retry-After seconds) and a hibernating instance (HTML
 //! instead of JSON).
 //!
+//! On top of it: [`consumer`] executes what a consumer platform plugin wants
+//! (lookups, records in order, write-only secrets, prunes, the consent link)
+//! and [`verify`] checks the chain for `connapp verify`.
+//!
 //! What it is **not**: the DEX record chain (which records, which fields: that
 //! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
 //! (the client and the endpoint rules come from `connapp-oauth`).

@@ -2,8 +2,10 @@
 //! `apply` use (`docs/zoom-platform.md` §17) — export, validate, replace,
 //! create — over the REST caller of `connapp-oauth` (which reads Zoom's error
 //! bodies, rate-limit headers and tracking ids); the Marketplace setup
-//! procedure a person follows by hand ([`guide`]); and what Zoom's API
-//! answers mean when `verify` proves a scope ([`habits`]).
+//! procedure a person follows by hand ([`guide`]); the Zoom app as code
+//! through its management app — plan, create, update, confirm, restore
+//! ([`admin`]); and what Zoom's API answers mean when `verify` proves a scope
+//! ([`habits`]).
 //!
 //! What it is **not**: the OAuth flows or the HTTP policy (those are
 //! `connapp-oauth`'s), or Zoom's declaration rules (the `platform-zoom` plugin
