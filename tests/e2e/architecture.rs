@@ -187,6 +187,7 @@ fn the_cli_takes_no_new_dependencies() {
         "clap",
         "clap_complete",
         "clap_mangen",
+        "connapp-clients",
         "connapp-core",
         "connapp-engine",
         "connapp-host",
@@ -263,6 +264,29 @@ fn the_edge_is_split_by_what_it_talks_to() {
             ours.is_empty(),
             "{client} depends on {ours:?}; a platform client stands on the edge, the core and the engine only"
         );
+    }
+}
+
+/// `connapp-clients` assembles the platform clients for front ends: it
+/// stands on the engine, the host, the core and the clients, and never on a
+/// front end.
+#[test]
+fn the_client_assembly_stands_below_the_front_ends() {
+    let ours = ours_beyond(
+        "connapp-clients",
+        &[
+            "connapp-core",
+            "connapp-engine",
+            "connapp-host",
+            "connapp-plugin-api",
+            "connapp-zoom",
+            "connapp-servicenow",
+        ],
+    );
+    assert!(ours.is_empty(), "connapp-clients depends on {ours:?}");
+    let deps = of("connapp-clients");
+    for banned in ["clap", "reqwest", "connapp-oauth"] {
+        assert!(!deps.contains(banned), "connapp-clients depends on {banned}");
     }
 }
 

@@ -116,22 +116,6 @@ fn summary(work: &[Work<'_, '_>]) -> String {
     s
 }
 
-/// The live manifest of a managed app and how it differs from the declaration
-/// (for `verify`).
-pub(crate) fn drift<'r>(
-    reg: &'r Registry,
-    decl: &Declaration,
-    c: &AppCtx<'r>,
-    g: &Global,
-) -> Result<(Value, Vec<Change>), CliError> {
-    let m = manager(reg, decl, c, g)?;
-    let p = admin::plan(&m, &c.app, &connapp_engine::platform::provider_manifest(reg, &c.app)?)?;
-    if p.app_id.is_none() {
-        return Err(CliError::failure("the Zoom app does not exist yet").hint("run `connapp apply` to create it"));
-    }
-    Ok((p.live, p.changes))
-}
-
 /// The management connection of `c`'s app, on the same store and runtime.
 fn manager<'r>(reg: &'r Registry, decl: &Declaration, c: &AppCtx<'r>, g: &Global) -> Result<Manager<'r>, CliError> {
     let Some(name) = c.app.managed_by.as_deref() else {

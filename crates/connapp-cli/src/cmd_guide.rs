@@ -1,6 +1,6 @@
 //! `connapp guide [--format md|html] [--out FILE]`: the provider's setup
-//! procedure for one app (Zoom's Marketplace steps from `connapp_zoom::guide`),
-//! rendered by `connapp_engine::guide`.
+//! procedure for one app (from `connapp_clients::guide`), rendered by
+//! `connapp_engine::guide`.
 
 use connapp_engine::guide;
 
@@ -11,8 +11,7 @@ use crate::error::CliError;
 pub fn run(g: &Global, a: GuideArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
-    let reasons = connapp_engine::platform::preset_scopes(&reg, app);
-    let setup = connapp_zoom::guide::guide(app, &reasons);
+    let setup = connapp_clients::guide(&reg, app);
     let text = match a.format {
         GuideFormat::Md => guide::markdown(&setup),
         GuideFormat::Html => guide::html(&setup),
