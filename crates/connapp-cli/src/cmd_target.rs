@@ -1,25 +1,10 @@
-//! The consumer end of `plan` / `apply` for a terminal: what the consumer
-//! platform wants (from its plugin, through the engine) and the consumer
-//! half of a plan, printed. The work is `connapp_servicenow::consumer`'s.
+//! The consumer half of a plan, printed (the work is
+//! `connapp_clients::apply`'s, through `connapp_servicenow::consumer`).
 
 use std::io::Write;
 
+pub(crate) use connapp_clients::apply::TargetPlan;
 use connapp_core::App;
-use connapp_engine::tokens::AppCtx;
-use connapp_host::Registry;
-pub(crate) use connapp_servicenow::consumer::{
-    Consumer, Mode, TargetPlan, consent_link, consent_note, credentials_hint, has_token, run,
-};
-
-use crate::error::CliError;
-
-/// Loads what the consumer needs, or `None` when the app has no target or the
-/// store holds no instance credentials (then only the provider is planned).
-pub(crate) fn consumer(reg: &Registry, c: &AppCtx<'_>) -> Result<Option<Consumer>, CliError> {
-    Ok(connapp_servicenow::consumer::consumer(c, || {
-        connapp_engine::platform::consumer_records(reg, c)
-    })?)
-}
 
 /// Prints the consumer half of a plan.
 pub(crate) fn print(out: &mut impl Write, app: &App, p: &TargetPlan) -> std::io::Result<()> {

@@ -14,9 +14,22 @@ use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenAr
 use crate::ctx;
 use crate::error::CliError;
 
-/// Prints the engine's events on stderr (none with `--quiet`).
+/// Prints the engine's events: notices and warnings on stderr (only
+/// warnings with `--quiet`), the work's own output (`Done`) on stdout unless
+/// quiet or the answer is JSON.
 pub(crate) struct Terminal {
     pub quiet: bool,
+    pub json: bool,
+}
+
+impl Terminal {
+    /// For a command without `--json` output of its own.
+    pub(crate) fn of(g: &Global) -> Terminal {
+        Terminal {
+            quiet: g.quiet,
+            json: false,
+        }
+    }
 }
 
 impl Observer for Terminal {
@@ -28,6 +41,8 @@ impl Observer for Terminal {
                 eprintln!("waiting for another connapp process that is refreshing {app}...")
             }
             Event::Notice(n) => eprintln!("note: {n}"),
+            Event::Done(_) if self.json => {}
+            Event::Done(d) => println!("{d}"),
         }
     }
 }
@@ -64,7 +79,7 @@ pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
     if let Some(m) = a.margin {
         c.set_margin(m);
     }
-    let (rec, src) = c.token(&Terminal { quiet: g.quiet })?;
+    let (rec, src) = c.token(&Terminal::of(g))?;
     let mut out = std::io::stdout().lock();
     if a.json {
         drop(out);
@@ -109,7 +124,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         if a.all && !g.quiet && !a.json {
             eprintln!("[{}/{total}] refreshing {name}", i + 1);
         }
-        let r = load(&reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal { quiet: g.quiet })?));
+        let r = load(&reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal::of(g))?));
         match r {
             Ok((rec, _)) => {
                 if !a.json && !g.quiet {
@@ -197,7 +212,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
             timeout: Duration::from_secs(a.timeout),
         }
     };
-    let done = c.login(a.user_hint.as_deref(), consent, &Terminal { quiet: g.quiet })?;
+    let done = c.login(a.user_hint.as_deref(), consent, &Terminal::of(g))?;
     let name = &c.app.name;
     let grant = c.app.oauth.grant;
     let rec = &done.record;
@@ -246,7 +261,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    c.revoke(a.forget, &Terminal { quiet: g.quiet })?;
+    c.revoke(a.forget, &Terminal::of(g))?;
     if !g.quiet {
         println!("Revoked the grant of {name} and removed its tokens");
     }

@@ -1,13 +1,13 @@
 //! Assembles connapp's platform clients for a front end: which client serves
-//! which platform, and the work that spans a provider and a consumer — today
-//! `verify` ([`verify`]) and the setup guide ([`guide`]); plan/apply/rollback
-//! move here from the CLI next (issue 12), so that a front end names no
-//! platform client.
+//! which platform, and the work that spans a provider and a consumer:
+//! plan/apply/rollback ([`apply`]), `verify` ([`verify`]) and the setup guide
+//! ([`guide`]), so that a front end names no platform client.
 //!
 //! What it is **not**: a client (Zoom's and ServiceNow's knowledge stays in
 //! `connapp-zoom` and `connapp-servicenow`), the generic work (that is
 //! `connapp-engine`'s) or a front end (no terminal, no exit codes).
 
+pub mod apply;
 pub mod verify;
 
 use connapp_core::App;

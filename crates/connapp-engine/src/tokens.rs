@@ -44,6 +44,9 @@ pub enum Event<'a> {
     Notice(&'a str),
     /// Something went wrong but the work goes on as asked.
     Warning(&'a str),
+    /// A change was made (an app written, records created): the work's own
+    /// output, as it happens.
+    Done(&'a str),
 }
 
 /// Receives [`Event`]s (a terminal prints them, a service logs them).

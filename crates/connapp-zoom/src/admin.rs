@@ -354,7 +354,7 @@ pub fn reconsent_note(app: &App, added: &[String]) -> String {
         "Whoever consented must consent again."
     };
     format!(
-        "note: {} gained {}: existing grants keep their old scopes until someone consents again (calls needing the new scopes fail with 4711 until then). {who} For connapp's own grant: `connapp login {}`.",
+        "{} gained {}: existing grants keep their old scopes until someone consents again (calls needing the new scopes fail with 4711 until then). {who} For connapp's own grant: `connapp login {}`.",
         app.name,
         added.join(", "),
         app.name

@@ -1,0 +1,321 @@
+//! plan / apply / rollback composed: the Zoom end (`connapp_zoom::admin`)
+//! and the consumer end (`connapp_servicenow::consumer`) of each app, the
+//! provider first (the consumer needs its Client ID). What happens is
+//! reported through the [`Observer`]; the front end prints the plans and
+//! asks before anything changes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use connapp_core::manifest::{self, Change};
+use connapp_core::{App, Declaration};
+use connapp_engine::tokens::{AppCtx, Event, Observer, Shared};
+use connapp_engine::{Error, history, platform};
+use connapp_host::Registry;
+use connapp_servicenow::consumer;
+pub use connapp_servicenow::consumer::{Consumer, Item, Mode, TargetPlan};
+pub use connapp_zoom::admin::AppPlan;
+use connapp_zoom::admin::{self, Manager, not_managed};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One app's plan as `--json` prints it: the Zoom end and, when the app has
+/// a target and the store holds the instance's credentials, the consumer end.
+#[derive(Serialize)]
+pub struct PlanJson<'a> {
+    #[serde(flatten)]
+    zoom: &'a AppPlan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    servicenow: Option<&'a TargetPlan>,
+}
+
+/// The apps `plan`/`apply` act on.
+pub fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d App>, Error> {
+    if let Some(n) = name {
+        let app = decl.app(Some(n)).map_err(|e| Error::invalid(e.to_string()))?;
+        if app.managed_by.is_none() && app.target.is_none() {
+            return Err(not_managed(app));
+        }
+        return Ok(vec![app]);
+    }
+    let apps: Vec<&App> = decl
+        .apps
+        .iter()
+        .filter(|a| a.managed_by.is_some() || a.target.is_some())
+        .collect();
+    if apps.is_empty() {
+        let first = decl.apps.first().map_or("APP", |a| a.name.as_str());
+        return Err(Error::invalid(
+            "no app in the declaration has `managed_by` or a target, so there is nothing to plan",
+        )
+        .hint(format!(
+            "declare a management app (Server-to-Server OAuth with `marketplace:` scopes) and set `managed_by` in [apps.{first}]; or follow `connapp guide` to set the app up by hand"
+        )));
+    }
+    Ok(apps)
+}
+
+/// One app's work: the Zoom end (if managed) and the consumer end (if
+/// targeted and the instance credentials are stored).
+pub struct Work<'r, 'd> {
+    /// The app.
+    pub app: &'d App,
+    zoom: Option<Manager<'r>>,
+    sn: Option<(AppCtx<'r>, Consumer, HashMap<String, String>)>,
+    /// The Zoom end's plan (`unmanaged` without `managed_by`).
+    pub plan: AppPlan,
+    /// The consumer end's plan, when it can be reached.
+    pub consumer_plan: Option<TargetPlan>,
+}
+
+impl Work<'_, '_> {
+    /// Anything to do on either end.
+    pub fn pending(&self) -> bool {
+        self.plan.pending() || self.consumer_plan.as_ref().is_some_and(|t| t.pending)
+    }
+
+    /// Whether the consumer end can be reached (for `--write-secrets`).
+    pub fn has_consumer(&self) -> bool {
+        self.sn.is_some()
+    }
+
+    /// The plan as `--json` prints it.
+    pub fn json(&self) -> PlanJson<'_> {
+        PlanJson {
+            zoom: &self.plan,
+            servicenow: self.consumer_plan.as_ref(),
+        }
+    }
+}
+
+fn manager<'r>(reg: &Registry, decl: &Declaration, c: &AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
+    let Some(name) = c.app.managed_by.as_deref() else {
+        return Err(not_managed(&c.app));
+    };
+    admin::manager(c.sibling(reg, decl, name)?, obs)
+}
+
+/// `None` when neither end can be reached (no `managed_by`, no instance credentials).
+fn prepare<'r, 'd>(
+    reg: &Registry,
+    decl: &Declaration,
+    app: &'d App,
+    c: AppCtx<'r>,
+    obs: &dyn Observer,
+) -> Result<Option<Work<'r, 'd>>, Error> {
+    let (zoom, plan) = match app.managed_by {
+        Some(_) => {
+            let m = manager(reg, decl, &c, obs)?;
+            let p = admin::plan(&m, app, &platform::provider_manifest(reg, app)?)?;
+            (Some(m), p)
+        }
+        None => (None, AppPlan::unmanaged(app)),
+    };
+    let mut sn = None;
+    let mut consumer_plan = None;
+    if app.target.is_some() {
+        if let Some(cons) = consumer::consumer(&c, || platform::consumer_records(reg, &c))? {
+            let (tp, ids) = consumer::run(&c, &cons, Mode::Plan)?;
+            consumer_plan = Some(tp);
+            sn = Some((c, cons, ids));
+        } else {
+            obs.event(Event::Notice(&format!(
+                "{}: ServiceNow skipped: no instance credentials are stored ({})",
+                app.name,
+                consumer::credentials_hint(app)
+            )));
+        }
+    }
+    if zoom.is_none() && sn.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Work {
+        app,
+        zoom,
+        sn,
+        plan,
+        consumer_plan,
+    }))
+}
+
+/// Plans every app of `apps` (from [`targets`]) on `shared`; when `named`
+/// (the user named the app), it must be reachable.
+pub fn prepare_all<'r, 'd>(
+    reg: &Registry,
+    decl: &Declaration,
+    apps: &[&'d App],
+    named: bool,
+    shared: &Shared<'r>,
+    obs: &dyn Observer,
+) -> Result<Vec<Work<'r, 'd>>, Error> {
+    let mut work = Vec::new();
+    for app in apps {
+        let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
+        match prepare(reg, decl, app, c, obs)? {
+            Some(w) => work.push(w),
+            None if named => return Err(not_managed(app)),
+            None => {}
+        }
+    }
+    if work.is_empty() {
+        return Err(apps.first().map_or_else(
+            || Error::invalid("there is nothing connapp can plan"),
+            |a| not_managed(a),
+        ));
+    }
+    Ok(work)
+}
+
+/// Applies every plan: the Zoom end (create or update, then confirm by
+/// exporting again), then the consumer end (`write_secrets`: write the
+/// write-only fields of existing records again, after a secret rotation).
+/// Each applied end is an [`Event::Done`].
+pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer) -> Result<(), Error> {
+    for w in work {
+        let (app, p) = (w.app, &mut w.plan);
+        if let Some(m) = &w.zoom {
+            match p.action {
+                "create" => {
+                    let id = admin::create(m, app, &p.merged, obs)?;
+                    admin::confirm_written(m, app, &id, &p.merged)?;
+                    p.app_id = Some(id);
+                }
+                "update" => {
+                    let id = p.app_id.clone().unwrap_or_default();
+                    admin::update(m, p, app, &id)?;
+                    admin::confirm_written(m, app, &id, &p.merged)?;
+                }
+                _ => {}
+            }
+            if matches!(p.action, "create" | "update") {
+                obs.event(Event::Done(&format!(
+                    "{}: applied {} change(s) to Zoom app {}; the export matches.",
+                    app.name,
+                    p.changes.len(),
+                    p.app_id.as_deref().unwrap_or("")
+                )));
+                if !p.scopes_added.is_empty() && p.action == "update" {
+                    obs.event(Event::Notice(&admin::reconsent_note(app, &p.scopes_added)));
+                }
+            }
+        }
+        if let Some((c, cons, ids)) = &mut w.sn {
+            let mode = if write_secrets {
+                Mode::ApplyWithSecrets
+            } else {
+                Mode::Apply
+            };
+            let (done, new_ids) = consumer::run(c, cons, mode)?;
+            *ids = new_ids;
+            let changed = done.items.iter().filter(|i| i.action != "none").count();
+            if changed > 0 {
+                obs.event(Event::Done(&format!(
+                    "{}: ServiceNow {}: {changed} record(s) created, updated or removed; the chain is in place.",
+                    app.name, done.instance
+                )));
+            }
+            w.consumer_plan = Some(done);
+        }
+    }
+    Ok(())
+}
+
+/// The consumer's consent links of chains that hold no live refresh token yet,
+/// each with the note a person reads.
+pub fn consent_links<'d>(work: &[Work<'_, 'd>]) -> Result<Vec<(&'d App, String)>, Error> {
+    let mut links = Vec::new();
+    for w in work {
+        if let Some((c, cons, ids)) = &w.sn
+            && !consumer::has_token(c, cons, ids)?
+            && let Some(link) = consumer::consent_link(cons, ids)
+        {
+            links.push((w.app, link));
+        }
+    }
+    Ok(links)
+}
+
+/// The links as `--json` prints them.
+pub fn links_json(links: &[(&App, String)]) -> Vec<Value> {
+    links
+        .iter()
+        .map(|(app, l)| json!({"app": app.name, "consent_url": l}))
+        .collect()
+}
+
+/// What a person must do with a consent link.
+pub fn consent_note(app: &App, link: &str) -> String {
+    consumer::consent_note(app, link)
+}
+
+/// One manifest to restore.
+pub struct Restore<'r, 'd> {
+    /// The app.
+    pub app: &'d App,
+    m: Manager<'r>,
+    /// The saved manifest's file.
+    pub path: PathBuf,
+    /// The Zoom app.
+    pub app_id: String,
+    saved: Value,
+    /// What restoring changes on the live app.
+    pub changes: Vec<Change>,
+}
+
+/// The newest manifest saved before an apply of each app, against the live
+/// one; an app without one is skipped unless `named`.
+pub fn rollback_plan<'r, 'd>(
+    reg: &Registry,
+    decl: &Declaration,
+    apps: &[&'d App],
+    named: bool,
+    shared: &Shared<'r>,
+    obs: &dyn Observer,
+) -> Result<Vec<Restore<'r, 'd>>, Error> {
+    let data_dir = shared.data_dir().to_path_buf();
+    let mut work = Vec::new();
+    for app in apps {
+        let Some(path) = history::newest(&data_dir, &app.name) else {
+            if named {
+                return Err(Error::failure(format!(
+                    "{}: no manifest was saved before an apply on this machine; nothing to roll back",
+                    app.name
+                ))
+                .hint(format!(
+                    "saved manifests live in {}",
+                    history::dir(&data_dir, &app.name).display()
+                )));
+            }
+            continue;
+        };
+        let (app_id, saved) = history::read(&path)?;
+        let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
+        let m = manager(reg, decl, &c, obs)?;
+        let live = admin::export(&m, app, &app_id)?;
+        let changes = manifest::diff(&live, &saved);
+        work.push(Restore {
+            app,
+            m,
+            path,
+            app_id,
+            saved,
+            changes,
+        });
+    }
+    if work.is_empty() {
+        return Err(Error::failure(
+            "no manifest was saved before an apply on this machine; nothing to roll back",
+        ));
+    }
+    Ok(work)
+}
+
+/// Restores one saved manifest; the saved copy, having done its job, is
+/// removed (an older one is next).
+pub fn restore(r: &Restore<'_, '_>) -> Result<(), Error> {
+    if !r.changes.is_empty() {
+        admin::restore(&r.m, r.app, &r.app_id, &r.saved)?;
+    }
+    let _ = std::fs::remove_file(&r.path);
+    Ok(())
+}
