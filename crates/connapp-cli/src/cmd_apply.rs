@@ -24,21 +24,23 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
     match p.action {
         "create" => writeln!(
             out,
-            "{}: create the Zoom app {display:?} (managed by {}):",
-            p.app, p.managed_by
+            "{}: create the {} app {display:?} (managed by {}):",
+            p.app, p.provider, p.managed_by
         )?,
         "none" => {
             return writeln!(
                 out,
-                "{}: Zoom app {} matches the declaration",
+                "{}: {} app {} matches the declaration",
                 p.app,
+                p.provider,
                 p.app_id.as_deref().unwrap_or("")
             );
         }
         _ => writeln!(
             out,
-            "{}: Zoom app {} (managed by {}):",
+            "{}: {} app {} (managed by {}):",
             p.app,
+            p.provider,
             p.app_id.as_deref().unwrap_or(""),
             p.managed_by
         )?,
@@ -51,8 +53,9 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
 
 fn summary(work: &[Work<'_, '_>]) -> String {
     let n = |a: &str| work.iter().filter(|w| w.plan.action == a).count();
+    let provider = work.first().map_or("provider", |w| w.plan.provider);
     let mut s = format!(
-        "Plan: {} Zoom app(s) to create, {} to update, {} unchanged.",
+        "Plan: {} {provider} app(s) to create, {} to update, {} unchanged.",
         n("create"),
         n("update"),
         n("none")
@@ -66,7 +69,8 @@ fn summary(work: &[Work<'_, '_>]) -> String {
                 .count()
         };
         s.push_str(&format!(
-            " ServiceNow: {} record(s) to create, {} to update, {} to delete.",
+            " {}: {} record(s) to create, {} to update, {} to delete.",
+            sn[0].consumer,
             count(&["create", "created-by-instance"]),
             count(&["update"]),
             count(&["delete"])
@@ -131,8 +135,8 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
     if a.rollback {
         let apps = work::targets(&decl, a.app.as_deref())?;
-        let zoom_apps: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();
-        return rollback(g, &a, &reg, &decl, &zoom_apps);
+        let managed: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();
+        return rollback(g, &a, &reg, &decl, &managed);
     }
     let mut work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
     let pending = work
@@ -218,8 +222,9 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         for r in &restores {
             writeln!(
                 out,
-                "{}: restore Zoom app {} to {}:",
+                "{}: restore {} app {} to {}:",
                 r.app.name,
+                r.provider,
                 r.app_id,
                 r.path.display()
             )?;
@@ -245,8 +250,9 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         work::restore(&r)?;
         if !a.json && !g.quiet {
             println!(
-                "{}: restored Zoom app {} ({} change(s)).",
+                "{}: restored {} app {} ({} change(s)).",
                 r.app.name,
+                r.provider,
                 r.app_id,
                 r.changes.len()
             );

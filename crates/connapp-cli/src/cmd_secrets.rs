@@ -114,10 +114,14 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
-        CliError::with_code(Exit::Invalid, format!("{why}; nothing was stored")).hint(format!(
-            "copy the {} from the app's page in the Zoom Marketplace and try again",
-            kind.label()
-        ))
+        let source = connapp_engine::platform::platform(&reg, &app.platform)
+            .ok()
+            .flatten()
+            .map(|p| p.profile.credentials_source)
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "the app's page at the provider".to_string());
+        CliError::with_code(Exit::Invalid, format!("{why}; nothing was stored"))
+            .hint(format!("copy the {} from {source} and try again", kind.label()))
     })?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     let version = Secrets::new(&store)

@@ -9,9 +9,9 @@ use connapp_core::App;
 /// Prints the consumer half of a plan.
 pub(crate) fn print(out: &mut impl Write, app: &App, p: &TargetPlan) -> std::io::Result<()> {
     if !p.pending {
-        return writeln!(out, "{}: ServiceNow {} has every record", app.name, p.instance);
+        return writeln!(out, "{}: {} {} has every record", app.name, p.consumer, p.instance);
     }
-    writeln!(out, "{}: ServiceNow {}:", app.name, p.instance)?;
+    writeln!(out, "{}: {} {}:", app.name, p.consumer, p.instance)?;
     for i in p.items.iter().filter(|i| i.action != "none") {
         let sign = match i.action {
             "create" => "+",
@@ -20,9 +20,9 @@ pub(crate) fn print(out: &mut impl Write, app: &App, p: &TargetPlan) -> std::io:
             _ => "~",
         };
         let by = if i.action == "created-by-instance" {
-            " (ServiceNow creates it with the provider)"
+            format!(" ({} creates it with the provider)", p.consumer)
         } else {
-            ""
+            String::new()
         };
         writeln!(out, "  {sign} {} {:?}{by}", i.table, i.label)?;
         if i.action == "update" {

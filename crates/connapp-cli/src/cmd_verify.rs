@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use connapp_engine::verify::{Check, Outcome, row};
+use connapp_engine::verify::{Check, Outcome};
 use serde::Serialize;
 
 use crate::cli::{Global, VerifyArgs};
@@ -23,38 +23,8 @@ struct VerifyJson<'a> {
     checks: &'a [Check],
 }
 
-/// A ServiceNow record row that passed (shown as one summary line for humans).
-fn is_ok_record(c: &Check) -> bool {
-    c.check == "servicenow" && c.result == Outcome::Ok && c.detail == "present and linked"
-}
-
 fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
-    // The record chain's passing rows fold into one line; `--json` keeps every row.
-    let ok_records = all.iter().filter(|c| is_ok_record(c)).count();
-    let mut summary = None;
-    if ok_records > 0 {
-        summary = Some(
-            row(
-                "servicenow",
-                format!("{ok_records} records of the DEX chain"),
-                "Table API",
-                Outcome::Ok,
-            )
-            .detail("present and linked"),
-        );
-    }
-    let mut checks: Vec<&Check> = Vec::new();
-    let mut folded = false;
-    for c in all {
-        if is_ok_record(c) {
-            if !folded {
-                checks.extend(summary.as_ref());
-                folded = true;
-            }
-            continue;
-        }
-        checks.push(c);
-    }
+    let checks = connapp_clients::verify::for_humans(all);
     let w_item = checks.iter().map(|c| c.item.len()).max().unwrap_or(4).clamp(4, 56);
     let w_ep = checks.iter().map(|c| c.endpoint.len()).max().unwrap_or(8).clamp(8, 64);
     writeln!(

@@ -250,6 +250,8 @@ pub fn consent_note(app: &App, link: &str) -> String {
 
 /// One manifest to restore.
 pub struct Restore<'r, 'd> {
+    /// The provider in messages.
+    pub provider: &'static str,
     /// The app.
     pub app: &'d App,
     m: Manager<'r>,
@@ -294,6 +296,7 @@ pub fn rollback_plan<'r, 'd>(
         let live = admin::export(&m, app, &app_id)?;
         let changes = manifest::diff(&live, &saved);
         work.push(Restore {
+            provider: admin::PROVIDER,
             app,
             m,
             path,

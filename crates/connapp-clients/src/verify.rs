@@ -9,6 +9,7 @@ use connapp_engine::tokens::{AppCtx, Observer};
 use connapp_engine::verify::{self, ApiHabits, Check, Outcome, Rfc6750, row};
 use connapp_engine::{Error, platform};
 use connapp_host::Registry;
+pub use connapp_servicenow::verify::for_humans;
 use connapp_zoom::admin;
 use serde_json::Value;
 

@@ -42,7 +42,7 @@ impl Outcome {
 }
 
 /// One row of the report.
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Check {
     /// What kind of check: declaration, secret, drift, redirect, grant, scope.
     pub check: &'static str,

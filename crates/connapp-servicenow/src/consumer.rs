@@ -53,6 +53,9 @@ pub struct Item {
 /// The consumer half of a plan.
 #[derive(Debug, Serialize)]
 pub struct TargetPlan {
+    /// The consumer in messages (`ServiceNow`).
+    #[serde(skip)]
+    pub consumer: &'static str,
     /// The instance.
     pub instance: String,
     /// Every record and what happens to it.
@@ -360,6 +363,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
     let pending = items.iter().any(|i| i.action != "none");
     Ok((
         TargetPlan {
+            consumer: "ServiceNow",
             instance: inst.base().to_string(),
             items,
             pending,

@@ -22,9 +22,15 @@ use serde_json::{Value, json};
 
 use crate::Marketplace;
 
+/// The provider's name in messages.
+pub const PROVIDER: &str = "Zoom";
+
 /// One app's plan.
 #[derive(Serialize)]
 pub struct AppPlan {
+    /// The provider in messages (`Zoom`).
+    #[serde(skip)]
+    pub provider: &'static str,
     /// The declaration's app name.
     pub app: String,
     /// The provider's app id (none before creation).
@@ -51,6 +57,7 @@ impl AppPlan {
     /// The plan of an app connapp does not manage on Zoom (no `managed_by`).
     pub fn unmanaged(app: &App) -> AppPlan {
         AppPlan {
+            provider: PROVIDER,
             app: app.name.clone(),
             app_id: app.app_id.clone(),
             managed_by: String::new(),
@@ -197,6 +204,7 @@ pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> 
         (Some(_), false) => "update",
     };
     Ok(AppPlan {
+        provider: PROVIDER,
         app: app.name.clone(),
         app_id: id,
         managed_by: mgr,
