@@ -340,7 +340,18 @@ pub(crate) fn tally_line(line: &str, tally: &mut Tally) {
     } else {
         return;
     };
-    for part in rest.split([';', ',']) {
+    // nextest adds remarks in parentheses (`248 passed (1 slow)`): drop them.
+    let mut plain = String::with_capacity(rest.len());
+    let mut depth = 0usize;
+    for ch in rest.chars() {
+        match ch {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(ch),
+            _ => {}
+        }
+    }
+    for part in plain.split([';', ',']) {
         let mut words = part.split_whitespace().rev();
         let (Some(what), Some(n)) = (words.next(), words.next()) else {
             continue;
@@ -414,5 +425,11 @@ mod tests {
         );
         tally_line("        PASS [   0.1s] connapp-core tests::passed", &mut t);
         assert_eq!((t.passed, t.failed, t.ignored), (10, 3, 6));
+        // Remarks in parentheses are not counts.
+        tally_line(
+            "     Summary [ 121.052s] 248 tests run: 248 passed (1 slow), 1 skipped",
+            &mut t,
+        );
+        assert_eq!((t.passed, t.failed, t.ignored), (258, 3, 7));
     }
 }
