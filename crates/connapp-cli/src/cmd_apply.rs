@@ -98,14 +98,13 @@ fn prepare_all<'r, 'd>(
 ) -> Result<Vec<Work<'r, 'd>>, CliError> {
     let apps = work::targets(decl, name)?;
     let shared: Shared<'r> = cmd_token::shared(reg, decl)?;
-    Ok(work::prepare_all(
+    let session = work::Session {
         reg,
         decl,
-        &apps,
-        name.is_some(),
-        &shared,
-        &Terminal::of(g),
-    )?)
+        shared: &shared,
+        obs: &Terminal::of(g),
+    };
+    Ok(work::prepare_all(&session, &apps, name.is_some())?)
 }
 
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
@@ -216,7 +215,13 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         ));
     }
     let shared = cmd_token::shared(reg, decl)?;
-    let restores = work::rollback_plan(reg, decl, apps, a.app.is_some(), &shared, &Terminal::of(g))?;
+    let session = work::Session {
+        reg,
+        decl,
+        shared: &shared,
+        obs: &Terminal::of(g),
+    };
+    let restores = work::rollback_plan(&session, apps, a.app.is_some())?;
     if !a.json && !g.quiet {
         let mut out = std::io::stdout().lock();
         for r in &restores {

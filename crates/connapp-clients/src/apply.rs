@@ -19,6 +19,20 @@ use connapp_zoom::admin::{self, Manager, not_managed};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+/// What one command works with: the plugins, the declaration, the shared
+/// store, HTTP client and runtime, and where events go.
+#[derive(Clone, Copy)]
+pub struct Session<'a, 'r> {
+    /// The plugins.
+    pub reg: &'a Registry,
+    /// The checked declaration.
+    pub decl: &'a Declaration,
+    /// The store, HTTP client and runtime its apps share.
+    pub shared: &'a Shared<'r>,
+    /// Where events go.
+    pub obs: &'a dyn Observer,
+}
+
 /// One app's plan as `--json` prints it: the Zoom end and, when the app has
 /// a target and the store holds the instance's credentials, the consumer end.
 #[derive(Serialize)]
@@ -140,14 +154,8 @@ fn prepare<'r, 'd>(
 
 /// Plans every app of `apps` (from [`targets`]) on `shared`; when `named`
 /// (the user named the app), it must be reachable.
-pub fn prepare_all<'r, 'd>(
-    reg: &Registry,
-    decl: &Declaration,
-    apps: &[&'d App],
-    named: bool,
-    shared: &Shared<'r>,
-    obs: &dyn Observer,
-) -> Result<Vec<Work<'r, 'd>>, Error> {
+pub fn prepare_all<'r, 'd>(s: &Session<'_, 'r>, apps: &[&'d App], named: bool) -> Result<Vec<Work<'r, 'd>>, Error> {
+    let Session { reg, decl, shared, obs } = *s;
     let mut work = Vec::new();
     for app in apps {
         let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
@@ -267,13 +275,11 @@ pub struct Restore<'r, 'd> {
 /// The newest manifest saved before an apply of each app, against the live
 /// one; an app without one is skipped unless `named`.
 pub fn rollback_plan<'r, 'd>(
-    reg: &Registry,
-    decl: &Declaration,
+    s: &Session<'_, 'r>,
     apps: &[&'d App],
     named: bool,
-    shared: &Shared<'r>,
-    obs: &dyn Observer,
 ) -> Result<Vec<Restore<'r, 'd>>, Error> {
+    let Session { reg, decl, shared, obs } = *s;
     let data_dir = shared.data_dir().to_path_buf();
     let mut work = Vec::new();
     for app in apps {
