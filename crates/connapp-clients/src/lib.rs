@@ -19,3 +19,6 @@ pub fn guide(reg: &Registry, app: &App) -> Guide {
     let reasons = connapp_engine::platform::preset_scopes(reg, app);
     connapp_zoom::guide::guide(app, &reasons)
 }
+
+#[cfg(test)]
+mod tests;

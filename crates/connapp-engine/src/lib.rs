@@ -21,6 +21,7 @@
 mod error;
 pub mod guide;
 pub mod history;
+pub mod memory;
 pub mod platform;
 pub mod secrets;
 pub mod tokens;

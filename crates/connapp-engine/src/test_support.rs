@@ -1,15 +1,11 @@
-//! What the engine's tests share: a store in memory (a real store plugin is
-//! tested by the conformance suite; here only the engine's use of one
-//! matters), the Zoom sandbox's apps as a declaration, and a `Shared` on the
-//! memory store with the built-in platforms linked in.
-
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+//! What the engine's tests share: the Zoom sandbox's apps as a declaration,
+//! and a `Shared` on a store in memory with the built-in platforms linked in.
 
 use connapp_core::{Catalog, Declaration, SecretKind};
 use connapp_host::Registry;
-use connapp_plugin_api::zeroize::Zeroizing;
-use connapp_plugin_api::{Capabilities, Expected, Record, Store, StoreDescription, StoreError, StoreHandle};
+use connapp_plugin_api::{Expected, StoreHandle};
+
+pub(crate) use crate::memory::Memory;
 
 use crate::secrets::Secrets;
 use crate::tokens::Shared;
@@ -18,56 +14,6 @@ use crate::tokens::Shared;
 use connapp_platform_generic as _;
 use connapp_platform_zoom as _;
 use connapp_preset_servicenow as _;
-
-/// A store in memory: versions, compare-and-set, deletes.
-#[derive(Default)]
-pub(crate) struct Memory(Mutex<BTreeMap<String, (Vec<u8>, u64)>>);
-
-impl Store for Memory {
-    fn describe(&self) -> Result<StoreDescription, StoreError> {
-        Ok(StoreDescription {
-            capabilities: Capabilities {
-                persistent: false,
-                shared_across_hosts: false,
-                native_cas: true,
-                max_value_size: 0,
-            },
-            location: "memory".into(),
-        })
-    }
-    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
-        let m = self.0.lock().map_err(|_| StoreError::conflict("poisoned"))?;
-        Ok(m.get(key).map(|(v, n)| Record {
-            value: Zeroizing::new(v.clone()),
-            version: *n,
-        }))
-    }
-    fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
-        let mut m = self.0.lock().map_err(|_| StoreError::conflict("poisoned"))?;
-        let current = m.get(key).map(|(_, n)| *n);
-        match (expected, current) {
-            (Expected::Absent, Some(_)) => return Err(StoreError::conflict("exists")),
-            (Expected::Version(v), c) if c != Some(v) => return Err(StoreError::conflict("version")),
-            _ => {}
-        }
-        let next = current.unwrap_or(0) + 1;
-        m.insert(key.to_string(), (value.to_vec(), next));
-        Ok(next)
-    }
-    fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError> {
-        let mut m = self.0.lock().map_err(|_| StoreError::conflict("poisoned"))?;
-        if let Expected::Version(v) = expected
-            && m.get(key).map(|(_, n)| *n) != Some(v)
-        {
-            return Err(StoreError::conflict("version"));
-        }
-        Ok(m.remove(key).is_some())
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let m = self.0.lock().map_err(|_| StoreError::conflict("poisoned"))?;
-        Ok(m.keys().filter(|k| k.starts_with(prefix)).cloned().collect())
-    }
-}
 
 pub(crate) const S2S: &str = "sbxS2SClientId00000002";
 pub(crate) const DEX: &str = "sbxDexClientId00000001";
