@@ -124,38 +124,11 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn the_sandbox_command_prints_endpoints_and_credentials_and_serves() {
-    use std::io::BufRead;
-    let b = built();
-    let mut child = std::process::Command::new(&b.full)
-        .args(["sandbox", "--port", "0", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let info: serde_json::Value = serde_json::from_str(&line).expect("json line");
+    let (mut child, info) = start_sandbox(&built().full, &[]);
     let base = info["base_url"].as_str().expect("base").to_string();
     assert!(base.starts_with("http://127.0.0.1:"));
-    let s2s = info["apps"]
-        .as_array()
-        .expect("apps")
-        .iter()
-        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
-        .expect("s2s app")
-        .clone();
     let http = crate::support::http();
-    let r = http
-        .post(info["token_url"].as_str().expect("token url"))
-        .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
-        .form(&[
-            ("grant_type", "account_credentials"),
-            ("account_id", info["account_id"].as_str().expect("acct")),
-        ])
-        .send()
-        .expect("token");
+    let r = s2s_token(&http, &info);
     let status = r.status();
     let v: serde_json::Value = r.json().expect("json");
     let me = http
@@ -201,6 +174,29 @@ fn start_sandbox(bin: &std::path::Path, args: &[&str]) -> (std::process::Child, 
     )
 }
 
+/// The sandbox's server-to-server app as its `--json` line describes it.
+fn s2s_app(info: &serde_json::Value) -> &serde_json::Value {
+    info["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
+        .expect("the sandbox's server-to-server app")
+}
+
+/// A server-to-server token from the running sandbox described by `info`.
+fn s2s_token(http: &reqwest::blocking::Client, info: &serde_json::Value) -> reqwest::blocking::Response {
+    let s2s = s2s_app(info);
+    http.post(info["token_url"].as_str().expect("token url"))
+        .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
+        .form(&[
+            ("grant_type", "account_credentials"),
+            ("account_id", info["account_id"].as_str().expect("acct")),
+        ])
+        .send()
+        .expect("token")
+}
+
 fn stop(mut child: std::process::Child) {
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -214,25 +210,8 @@ fn the_sandbox_state_survives_a_restart() {
     let state = dir.path().join("sandbox.json");
     let state_arg = state.display().to_string();
     let (child, info) = start_sandbox(&b.full, &["--state", &state_arg]);
-    let s2s = info["apps"]
-        .as_array()
-        .expect("apps")
-        .iter()
-        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
-        .expect("s2s")
-        .clone();
     let http = crate::support::http();
-    let v: serde_json::Value = http
-        .post(info["token_url"].as_str().expect("url"))
-        .basic_auth(s2s["client_id"].as_str().expect("id"), s2s["client_secret"].as_str())
-        .form(&[
-            ("grant_type", "account_credentials"),
-            ("account_id", info["account_id"].as_str().expect("acct")),
-        ])
-        .send()
-        .expect("token")
-        .json()
-        .expect("json");
+    let v: serde_json::Value = s2s_token(&http, &info).json().expect("json");
     let token = v["access_token"].as_str().expect("at").to_string();
     // A record in the ServiceNow instance next to it.
     let sn = info["servicenow_url"].as_str().expect("servicenow").to_string();
@@ -252,14 +231,11 @@ fn the_sandbox_state_survives_a_restart() {
     );
 
     let (child, info2) = start_sandbox(&b.full, &["--state", &state_arg]);
-    let s2s2 = info2["apps"]
-        .as_array()
-        .expect("apps")
-        .iter()
-        .find(|a| a["client_id"] == "sbxS2SClientId00000002")
-        .expect("s2s")
-        .clone();
-    assert_eq!(s2s["client_secret"], s2s2["client_secret"], "credentials survive");
+    assert_eq!(
+        s2s_app(&info)["client_secret"],
+        s2s_app(&info2)["client_secret"],
+        "credentials survive"
+    );
     let me = http
         .get(format!("{}/v2/users/me", info2["base_url"].as_str().expect("base")))
         .bearer_auth(&token)

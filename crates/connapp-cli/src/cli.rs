@@ -144,8 +144,9 @@ pub enum SecretsCommand {
     Rm(SecretRmArgs),
 }
 
+/// Which secret of which app (`secrets set` and `secrets rm`).
 #[derive(Args, Debug)]
-pub struct SecretSetArgs {
+pub struct SecretOf {
     /// Which secret: client-id, client-secret, secret-token; app-id; or the
     /// ServiceNow sign-in: instance-user, instance-password, instance-client-id,
     /// instance-client-secret.
@@ -157,6 +158,12 @@ pub struct SecretSetArgs {
     /// The app (needed when the declaration has several).
     #[arg(long)]
     pub app: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretSetArgs {
+    #[command(flatten)]
+    pub secret: SecretOf,
     /// Read the value from standard input instead of prompting.
     #[arg(long)]
     pub from_stdin: bool,
@@ -177,17 +184,8 @@ pub struct SecretListArgs {
 
 #[derive(Args, Debug)]
 pub struct SecretRmArgs {
-    /// Which secret: client-id, client-secret, secret-token; app-id; or the
-    /// ServiceNow sign-in: instance-user, instance-password, instance-client-id,
-    /// instance-client-secret.
-    #[arg(value_parser = [
-        "client-id", "client-secret", "secret-token", "app-id",
-        "instance-user", "instance-password", "instance-client-id", "instance-client-secret",
-    ])]
-    pub kind: String,
-    /// The app (needed when the declaration has several).
-    #[arg(long)]
-    pub app: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretOf,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,

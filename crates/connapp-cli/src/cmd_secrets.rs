@@ -107,9 +107,9 @@ struct SetOutput<'a> {
 }
 
 pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
-    let kind = kind_of(&a.kind)?;
+    let kind = kind_of(&a.secret.kind)?;
     let (reg, _, decl) = ctx::declared(g)?;
-    let app = ctx::app(&decl, a.app.as_deref())?;
+    let app = ctx::app(&decl, a.secret.app.as_deref())?;
     // Read the value before opening the store, so a passphrase prompt and the
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
@@ -218,9 +218,9 @@ struct RmOutput<'a> {
 }
 
 pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
-    let kind = kind_of(&a.kind)?;
+    let kind = kind_of(&a.secret.kind)?;
     let (reg, _, decl) = ctx::declared(g)?;
-    let app = ctx::app(&decl, a.app.as_deref())?;
+    let app = ctx::app(&decl, a.secret.app.as_deref())?;
     ctx::confirm(
         &ctx::Confirm {
             question: &format!(
