@@ -79,17 +79,9 @@ impl AuthServer {
     }
 }
 
-/// A user with a generic app pointing at `srv`.
-fn user(srv: &AuthServer, secret: &str, client_auth: &str, oauth_extra: &str, scopes: &str) -> Sandbox {
-    let mut s = Sandbox::new(&built().full);
-    let base = &srv.base;
-    std::fs::write(
-        s.path().join("connapp.toml"),
-        format!(
-            "version = 1\n[store]\nkind = \"file\"\n[apps.idp]\ndisplay_name = \"authlib\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [{scopes}]\n[apps.idp.oauth]\nauthorize_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\nrevoke_url = \"{base}/revoke\"\nclient_auth = \"{client_auth}\"\nlogin_redirect = \"{LOOPBACK}\"\n{oauth_extra}"
-        ),
-    )
-    .expect("write");
+/// The user's browser fetches the authorize URL (authlib consents at once)
+/// and the store holds the test client's credentials.
+fn consents_with(s: &mut Sandbox, secret: &str) {
     let browser = fetching_browser(s.path());
     s.set_env("BROWSER", &browser.display().to_string());
     s.run(
@@ -102,6 +94,20 @@ fn user(srv: &AuthServer, secret: &str, client_auth: &str, oauth_extra: &str, sc
         Some(secret.as_bytes()),
     )
     .ok();
+}
+
+/// A user with a generic app pointing at `srv`.
+fn user(srv: &AuthServer, secret: &str, client_auth: &str, oauth_extra: &str, scopes: &str) -> Sandbox {
+    let mut s = Sandbox::new(&built().full);
+    let base = &srv.base;
+    std::fs::write(
+        s.path().join("connapp.toml"),
+        format!(
+            "version = 1\n[store]\nkind = \"file\"\n[apps.idp]\ndisplay_name = \"authlib\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [{scopes}]\n[apps.idp.oauth]\nauthorize_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\nrevoke_url = \"{base}/revoke\"\nclient_auth = \"{client_auth}\"\nlogin_redirect = \"{LOOPBACK}\"\n{oauth_extra}"
+        ),
+    )
+    .expect("write");
+    consents_with(&mut s, secret);
     s
 }
 
@@ -361,18 +367,7 @@ fn an_out_of_tree_platform_plugin_works_end_to_end() {
         serde_json::json!(["profile.read", "files.read"]),
         "{json}"
     );
-    let browser = fetching_browser(s.path());
-    s.set_env("BROWSER", &browser.display().to_string());
-    s.run(
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some(CLIENT.as_bytes()),
-    )
-    .ok();
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(b"secret-acme"),
-    )
-    .ok();
+    consents_with(&mut s, "secret-acme");
     let out = s.run(&["login", "--timeout", "20"], None).ok();
     assert!(
         out.stderr()
