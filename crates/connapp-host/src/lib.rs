@@ -555,6 +555,81 @@ fn check_trusted(_path: &Path) -> Result<(), HostError> {
 mod tests {
     use super::*;
 
+    /// A platform plugin whose every contract answer is malformed.
+    struct Broken;
+
+    impl connapp_plugin_api::Plugin for Broken {
+        fn info() -> PluginInfo {
+            PluginInfo {
+                name: "fixture-broken-platform".into(),
+                version: "0.0.0".into(),
+                description: "answers that break the platform contract".into(),
+                api_version: String::new(),
+                provides: vec![connapp_plugin_api::Provided {
+                    kind: PluginKind::PLATFORM,
+                    name: "broken".into(),
+                    store_capabilities: None,
+                }],
+            }
+        }
+        fn platform_profile(_: &str) -> Result<Option<String>, StoreError> {
+            Ok(Some(r#"{"api_pth": "/v1"}"#.into()))
+        }
+        fn check_app(_: &str, _: &str) -> Result<Option<String>, StoreError> {
+            Ok(Some(r#"[{"field": "scopes[0]", "rule": "r", "message": "m"}]"#.into()))
+        }
+        fn consumer_records(_: &str, _: &str) -> Result<Option<String>, StoreError> {
+            Ok(Some(
+                r#"{"records": [{"key": "k", "table": 7, "label": "l", "find": {}, "fields": {}}]}"#.into(),
+            ))
+        }
+    }
+
+    connapp_plugin_api::inventory::submit! {
+        connapp_plugin_api::BuiltinPlugin { module: connapp_plugin_api::__private::module::<Broken> }
+    }
+
+    #[test]
+    fn a_broken_contract_answer_names_the_plugin_the_entry_and_the_field() {
+        let reg = Registry::builtins();
+        let cases = [
+            (
+                reg.platform_profile("broken").map(|_| ()),
+                "platform_profile",
+                "api_pth",
+            ),
+            (reg.check_app("broken", "{}").map(|_| ()), "check_app", "fix"),
+            (
+                reg.consumer_records("broken", "{}").map(|_| ()),
+                "consumer_records",
+                "records[0].table",
+            ),
+        ];
+        for (result, want_entry, want_field) in cases {
+            let e = result.expect_err("a broken answer is an error");
+            let text = e.to_string();
+            match e {
+                HostError::Contract {
+                    plugin, entry, error, ..
+                } => {
+                    assert_eq!((plugin.as_str(), entry), ("fixture-broken-platform", want_entry));
+                    assert!(error.to_string().contains(want_field), "{want_entry}: {error}");
+                }
+                other => panic!("{want_entry}: not a contract error: {other}"),
+            }
+            assert!(
+                text.contains("fixture-broken-platform") && text.contains("bug in the plugin"),
+                "{text}"
+            );
+        }
+        // A platform nobody provides has the defaults, not an error.
+        assert_eq!(
+            reg.platform_profile("nobody").expect("defaults"),
+            PlatformProfile::default()
+        );
+        assert!(reg.check_app("nobody", "{}").expect("none").is_empty());
+    }
+
     #[test]
     fn library_names() {
         assert!(is_library_name("libconnapp_store_file.so"));
