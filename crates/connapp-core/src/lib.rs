@@ -21,8 +21,8 @@ pub mod urls;
 pub mod webhook;
 
 pub use decl::{
-    Catalog, DECLARATION_VERSION, KNOWN_PLATFORMS, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report,
-    check, too_large, valid_instance_name,
+    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report, check, too_large,
+    valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};

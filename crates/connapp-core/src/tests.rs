@@ -326,3 +326,17 @@ fn a_resolved_scope_is_found_where_it_is_declared() {
     assert_eq!(app.declared_field("scopes[999]"), "scopes");
     assert_eq!(app.declared_field("display_name"), "display_name");
 }
+
+#[test]
+fn without_a_platform_plugin_every_platform_is_unknown() {
+    let mut c = catalog();
+    c.platforms.clear();
+    let r = check("t.toml", &init_text("acme"), &c);
+    let d = r
+        .diagnostics
+        .iter()
+        .find(|d| d.rule == "platform-unknown")
+        .unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    assert!(d.fix.contains("no platform plugin is installed"), "{}", d.fix);
+    assert!(r.declaration.is_none());
+}

@@ -92,18 +92,18 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
             String::new()
         }
         Some(p) => {
-            let known: Vec<&str> = if catalog.platforms.is_empty() {
-                KNOWN_PLATFORMS.to_vec()
-            } else {
-                catalog.platforms.iter().map(String::as_str).collect()
-            };
+            let known: Vec<&str> = catalog.platforms.iter().map(String::as_str).collect();
             if !known.contains(&p.get_ref().as_str()) {
                 cx.err(
                     p.span(),
                     &f("platform"),
                     "platform-unknown",
                     format!("no installed plugin provides the platform {:?}", p.get_ref()),
-                    format!("use one of: {}", known.join(", ")),
+                    if known.is_empty() {
+                        "no platform plugin is installed: install one (see `connapp plugins list`)".to_string()
+                    } else {
+                        format!("use one of: {}", known.join(", "))
+                    },
                 );
             }
             p.get_ref().clone()

@@ -45,7 +45,8 @@ pub struct Catalog {
     pub presets: Vec<PresetInfo>,
     /// Store kinds that are installed; empty = don't check.
     pub store_kinds: Vec<String>,
-    /// Platforms that are installed; empty = the built-in list.
+    /// The provider platforms the installed plugins provide (core knows
+    /// none of its own); an app naming another is an error.
     pub platforms: Vec<String>,
 }
 
@@ -59,9 +60,6 @@ pub struct PresetInfo {
     /// Its scopes.
     pub scopes: Vec<String>,
 }
-
-/// Platforms connapp knows, with their scope catalogue.
-pub const KNOWN_PLATFORMS: &[&str] = &["zoom", "generic"];
 
 /// The result of checking a declaration.
 #[derive(Clone, Debug)]
