@@ -114,12 +114,12 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     // value prompt never race for the terminal.
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
-        let source = connapp_engine::platform::platform(&reg, &app.platform)
+        let profile = connapp_engine::platform::platform(&reg, &app.platform)
             .ok()
             .flatten()
-            .map(|p| p.profile.credentials_source)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "the app's page at the provider".to_string());
+            .map(|p| p.profile)
+            .unwrap_or_default();
+        let source = connapp_engine::platform::credentials_source(&profile);
         CliError::with_code(Exit::Invalid, format!("{why}; nothing was stored"))
             .hint(format!("copy the {} from {source} and try again", kind.label()))
     })?;

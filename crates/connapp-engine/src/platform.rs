@@ -7,9 +7,9 @@
 //! their plugins, through the registry.
 
 use connapp_core::{App, Catalog, PresetInfo, Report, Severity, SourceMap};
-use connapp_host::{HostError, Registry};
+use connapp_host::{HostError, LoadedPlugin, Registry};
 use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
-use connapp_plugin_api::{Platform, PresetScope};
+use connapp_plugin_api::{Platform, Preset, PresetScope};
 use serde_json::Value;
 
 use crate::tokens::AppCtx;
@@ -43,7 +43,10 @@ pub fn catalog(reg: &Registry) -> Catalog {
 /// What the installed presets say about each of an app's scopes: the reason
 /// and the probe, for the scopes a preset of the app's platform knows.
 pub fn preset_scopes(reg: &Registry, app: &App) -> Vec<PresetScope> {
-    let (presets, _) = reg.presets();
+    scopes_in(&reg.presets().0, app)
+}
+
+fn scopes_in(presets: &[(Preset, &LoadedPlugin)], app: &App) -> Vec<PresetScope> {
     app.scopes
         .iter()
         .filter_map(|s| {
@@ -61,13 +64,35 @@ pub fn preset_scopes(reg: &Registry, app: &App) -> Vec<PresetScope> {
 /// `check_app`): the model as `connapp check --json` prints it, plus
 /// `scope_reasons`, an object from scope to its one-line reason.
 pub fn app_view(reg: &Registry, app: &App) -> Value {
+    view_with(&reg.presets().0, app)
+}
+
+fn view_with(presets: &[(Preset, &LoadedPlugin)], app: &App) -> Value {
     let mut v = serde_json::to_value(app).unwrap_or(Value::Null);
-    let reasons: serde_json::Map<String, Value> = preset_scopes(reg, app)
+    let reasons: serde_json::Map<String, Value> = scopes_in(presets, app)
         .into_iter()
         .map(|p| (p.scope, Value::String(p.reason)))
         .collect();
     v["scope_reasons"] = Value::Object(reasons);
     v
+}
+
+/// The provider's name in messages: the profile's, else the platform's name.
+pub fn display<'a>(name: &'a str, profile: &'a PlatformProfile) -> &'a str {
+    if profile.display.is_empty() {
+        name
+    } else {
+        &profile.display
+    }
+}
+
+/// Where a user copies an app's credentials from, for hints.
+pub fn credentials_source(profile: &PlatformProfile) -> &str {
+    if profile.credentials_source.is_empty() {
+        "the app's page at the provider"
+    } else {
+        &profile.credentials_source
+    }
 }
 
 /// Checks the declaration `text` (read from `file`): connapp's own rules
@@ -79,9 +104,11 @@ pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError
         return Ok(report);
     };
     let map = SourceMap::new(file, text);
+    // Read once for every app's view.
+    let (presets, _) = reg.presets();
     let mut found = Vec::new();
     for app in &decl.apps {
-        for f in reg.check_app(&app.platform, &app_view(reg, app).to_string())? {
+        for f in reg.check_app(&app.platform, &view_with(&presets, app).to_string())? {
             // The plugin names fields of the app view; the user needs the
             // place in the file (a preset's scope is its preset's entry).
             let path = if f.field.is_empty() {
@@ -119,11 +146,7 @@ pub struct PlatformInfo {
 impl PlatformInfo {
     /// The provider's name in messages.
     pub fn display(&self) -> &str {
-        if self.profile.display.is_empty() {
-            &self.platform.name
-        } else {
-            &self.profile.display
-        }
+        display(&self.platform.name, &self.profile)
     }
 }
 

@@ -246,11 +246,7 @@ impl<'r> AppCtx<'r> {
 
     /// The provider's name in messages.
     pub fn display(&self) -> &str {
-        if self.profile.display.is_empty() {
-            &self.platform.name
-        } else {
-            &self.profile.display
-        }
+        platform::display(&self.platform.name, &self.profile)
     }
 
     /// The stored value of `app`'s secret `kind` (any app of the declaration: the store is shared).
@@ -330,11 +326,7 @@ impl<'r> AppCtx<'r> {
 
     fn credentials(&self) -> Result<Credentials, Error> {
         let app = &self.app.name;
-        let source = if self.profile.credentials_source.is_empty() {
-            "copy it from the app's page at the provider".to_string()
-        } else {
-            format!("copy it from {}", self.profile.credentials_source)
-        };
+        let source = format!("copy it from {}", platform::credentials_source(&self.profile));
         let get = |kind: SecretKind| -> Result<Zeroizing<Vec<u8>>, Error> {
             self.stored(kind)?
                 .ok_or_else(|| secrets::missing(app, kind, Some(&source)))
@@ -359,18 +351,17 @@ impl<'r> AppCtx<'r> {
     }
 
     /// A new token for an app that needs no user: account or client credentials.
-    fn mint(&self) -> Result<TokenSet, Error> {
-        let creds = self.credentials()?;
+    fn mint(&self, creds: &Credentials) -> Result<TokenSet, Error> {
         let name = &self.app.name;
         let s = &self.shared;
         match self.app.oauth.grant {
             GrantKind::AccountCredentials => {
                 let account = self.app.oauth.account_id.clone().unwrap_or_default();
-                s.rt.block_on(flows::account_credentials(&s.http, &self.provider, &creds, &account))
+                s.rt.block_on(flows::account_credentials(&s.http, &self.provider, creds, &account))
                     .map_err(|e| edge_error(name, e))
             }
             GrantKind::ClientCredentials => {
-                s.rt.block_on(flows::client_credentials(&s.http, &self.provider, &creds))
+                s.rt.block_on(flows::client_credentials(&s.http, &self.provider, creds))
                     .map_err(|e| edge_error(name, e))
             }
             GrantKind::AuthorizationCode => {
@@ -400,7 +391,7 @@ impl<'r> AppCtx<'r> {
         };
         // Apps without a user get a new token from their own credentials,
         // under the same lock and single flight as a refresh.
-        let mint = || self.mint().map_err(keep);
+        let mint = || self.credentials().and_then(|creds| self.mint(&creds)).map_err(keep);
         let renew = Renew {
             refresh: &refresh,
             mint: (self.app.oauth.grant != GrantKind::AuthorizationCode).then_some(&mint as &dyn Fn() -> _),
@@ -491,10 +482,7 @@ impl<'r> AppCtx<'r> {
         let name = self.app.name.clone();
         let grant = self.app.oauth.grant;
         let set = match grant {
-            GrantKind::AccountCredentials | GrantKind::ClientCredentials => {
-                drop(creds);
-                self.mint()?
-            }
+            GrantKind::AccountCredentials | GrantKind::ClientCredentials => self.mint(&creds)?,
             GrantKind::AuthorizationCode => self.consent(&creds, user_hint, consent, obs)?,
         };
         let rec = TokenRecord::from_set(set, grant.as_str(), now());

@@ -205,11 +205,19 @@ pub fn redirect_probe(c: &AppCtx<'_>, redirect: &str, registered: &[String], wha
                 .fix(e.hint.unwrap_or_default());
         }
     };
+    // Only the start of the answer is read: the markers sit in the error page.
+    const MAX_PROBE_BYTES: usize = 64 * 1024;
     let resp = c.shared.rt.block_on(async {
-        let r = c.shared.http.get(&probe).send().await?;
+        let mut r = c.shared.http.get(&probe).send().await?;
         let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        Ok::<_, reqwest::Error>((status, body))
+        let mut body = Vec::new();
+        while body.len() < MAX_PROBE_BYTES {
+            match r.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        Ok::<_, reqwest::Error>((status, String::from_utf8_lossy(&body).into_owned()))
     });
     let base = row("redirect", redirect, &endpoint, Outcome::Ok);
     let refused = |status: u16, body: &str| {
