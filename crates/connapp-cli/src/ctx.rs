@@ -13,28 +13,24 @@ use serde::Serialize;
 use crate::cli::Global;
 use crate::error::{CliError, Exit};
 
-fn project_dirs() -> Option<directories::ProjectDirs> {
+/// `$VAR` when set, else the directory `pick` takes from the XDG dirs.
+fn dir_of(var: &str, pick: fn(&directories::ProjectDirs) -> &Path) -> Result<PathBuf, CliError> {
+    if let Some(d) = std::env::var_os(var) {
+        return Ok(PathBuf::from(d));
+    }
     directories::ProjectDirs::from("", "", "connapp")
+        .map(|p| pick(&p).to_path_buf())
+        .ok_or_else(|| CliError::failure("cannot find a home directory").hint(format!("set {var}")))
 }
 
 /// `$CONNAPP_CONFIG_DIR`, else the XDG config dir.
 pub fn config_dir() -> Result<PathBuf, CliError> {
-    if let Some(d) = std::env::var_os("CONNAPP_CONFIG_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    project_dirs()
-        .map(|p| p.config_dir().to_path_buf())
-        .ok_or_else(|| CliError::failure("cannot find a home directory").hint("set CONNAPP_CONFIG_DIR"))
+    dir_of("CONNAPP_CONFIG_DIR", directories::ProjectDirs::config_dir)
 }
 
 /// `$CONNAPP_DATA_DIR`, else the XDG data dir.
 pub fn data_dir() -> Result<PathBuf, CliError> {
-    if let Some(d) = std::env::var_os("CONNAPP_DATA_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    project_dirs()
-        .map(|p| p.data_dir().to_path_buf())
-        .ok_or_else(|| CliError::failure("cannot find a home directory").hint("set CONNAPP_DATA_DIR"))
+    dir_of("CONNAPP_DATA_DIR", directories::ProjectDirs::data_dir)
 }
 
 /// Where dynamic plugins are looked for, in order.

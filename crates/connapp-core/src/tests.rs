@@ -76,11 +76,7 @@ fn trailing_slash_in_allow_list_names_both_strings() {
         "allow_list = [\"https://acme.service-now.com/oauth_redirect.do/\"]",
     );
     let r = check("t.toml", &text, &catalog());
-    let d = r
-        .diagnostics
-        .iter()
-        .find(|d| d.rule == "allow-list-missing-redirect")
-        .expect("mismatch reported");
+    let d = diag(&r, "allow-list-missing-redirect");
     assert!(d.message.contains("\"https://acme.service-now.com/oauth_redirect.do\""));
     assert!(
         d.message
@@ -295,11 +291,7 @@ fn extra_authorize_params_are_kept_and_reserved_ones_refused() {
         let text = format!("{base}authorize_params = {{ {bad} }}\n");
         let r = check("t.toml", &text, &catalog());
         assert!(r.declaration.is_none(), "{bad}");
-        let d = r
-            .diagnostics
-            .iter()
-            .find(|d| d.rule == "oauth-authorize-param")
-            .unwrap_or_else(|| panic!("{bad}: {:?}", r.diagnostics));
+        let d = diag(&r, "oauth-authorize-param");
         assert!(d.field.starts_with("apps.gen.oauth.authorize_params."), "{}", d.field);
         assert!(!d.fix.is_empty());
     }
@@ -332,11 +324,15 @@ fn without_a_platform_plugin_every_platform_is_unknown() {
     let mut c = catalog();
     c.platforms.clear();
     let r = check("t.toml", &init_text("acme"), &c);
-    let d = r
-        .diagnostics
-        .iter()
-        .find(|d| d.rule == "platform-unknown")
-        .unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    let d = diag(&r, "platform-unknown");
     assert!(d.fix.contains("no platform plugin is installed"), "{}", d.fix);
     assert!(r.declaration.is_none());
+}
+
+/// The first diagnostic of `rule`; fails the test, listing them all, without one.
+fn diag<'r>(r: &'r Report, rule: &str) -> &'r Diagnostic {
+    r.diagnostics
+        .iter()
+        .find(|d| d.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule}: {:?}", r.diagnostics))
 }

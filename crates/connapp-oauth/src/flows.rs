@@ -86,7 +86,9 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// What a token endpoint returned.
+/// What a token endpoint returned. `Debug` shows no token: `SecretString`
+/// redacts itself.
+#[derive(Debug)]
 pub struct TokenSet {
     /// The access token.
     pub access_token: SecretString,
@@ -100,29 +102,15 @@ pub struct TokenSet {
     pub api_url: Option<String>,
 }
 
-impl fmt::Debug for TokenSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSet")
-            .field("access_token", &"<redacted>")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
-            .field("expires_in", &self.expires_in)
-            .field("scopes", &self.scopes)
-            .field("api_url", &self.api_url)
-            .finish()
-    }
-}
-
 /// A token-endpoint error body: RFC 6749 (`error_description`) or Zoom (`reason`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProviderError {
     /// OAuth error code.
-    #[serde(default)]
     pub error: String,
     /// Zoom's explanation.
-    #[serde(default)]
     pub reason: Option<String>,
     /// RFC 6749's explanation.
-    #[serde(default)]
     pub error_description: Option<String>,
 }
 

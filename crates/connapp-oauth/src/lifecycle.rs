@@ -677,6 +677,14 @@ mod tests {
         l.token(store, &|| now, false, &Renew { refresh, mint: None }, || {})
     }
 
+    /// A lifecycle whose locks and journals live in a fresh directory
+    /// (removed on drop), and an empty store.
+    fn world() -> (tempfile::TempDir, Lifecycle, Mem) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = lc(dir.path());
+        (dir, l, Mem::default())
+    }
+
     fn lc(dir: &Path) -> Lifecycle {
         Lifecycle {
             app: "app".into(),
@@ -712,9 +720,7 @@ mod tests {
 
     #[test]
     fn fresh_tokens_are_served_and_stale_ones_refreshed_once() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-1", std::process::id()));
-        let l = lc(&dir);
-        let store = Mem::default();
+        let (_dir, l, store) = world();
         l.store_new(&store, &rec("a1", "r1", 1000, 0)).expect("store");
         let calls = AtomicU64::new(0);
         let refresh = |rt: &SecretString| {
@@ -729,14 +735,11 @@ mod tests {
         let (r, _) = token_at(&l, &store, 991, &refresh).expect("token");
         assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r2"));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_journal_is_replayed_before_anything_else() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-2", std::process::id()));
-        let l = lc(&dir);
-        let store = Mem::default();
+        let (_dir, l, store) = world();
         l.store_new(&store, &rec("a1", "r1", 1000, 0)).expect("store");
         // A run that got new tokens but died before the store write.
         l.write_journal(KEY, Some(1), &rec("a2", "r2", 5000, 900))
@@ -750,14 +753,11 @@ mod tests {
             .expect("journal");
         let (r, _) = token_at(&l, &store, 950, &refresh).expect("token");
         assert_eq!(r.access_token.expose_secret(), "a2");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_rejected_refresh_is_reported_and_changes_nothing() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-3", std::process::id()));
-        let l = lc(&dir);
-        let store = Mem::default();
+        let (_dir, l, store) = world();
         l.store_new(&store, &rec("a1", "r1", 10, 0)).expect("store");
         let refresh = |_: &SecretString| {
             Err(EdgeError::Rejected {
@@ -774,16 +774,13 @@ mod tests {
             TokenRecord::from_bytes(&b).expect("rec").access_token.expose_secret(),
             "a1"
         );
-        let _ = fs::remove_dir_all(&dir);
     }
 
     /// RFC 6749 §6: a refresh answer may leave out `refresh_token`; the old
     /// one then stays valid and must be kept (authlib's default).
     #[test]
     fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-4", std::process::id()));
-        let l = lc(&dir);
-        let store = Mem::default();
+        let (_dir, l, store) = world();
         let mut first = rec("a1", "r1", 10, 0);
         first.scopes = Some(vec!["read".into()]);
         l.store_new(&store, &first).expect("store");
@@ -805,17 +802,14 @@ mod tests {
         // And the next expiry refreshes again with the same one.
         let (r, _) = l.token(&store, &|| 100_000, false, &renew, || {}).expect("token");
         assert_eq!(r.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r1"));
-        let _ = fs::remove_dir_all(&dir);
     }
 
     /// Grants without a user are minted again when due (and from nothing),
     /// once; grants that need a user say so, naming expired vs expiring.
     #[test]
     fn tokens_without_a_user_are_minted_when_due() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-5", std::process::id()));
-        let mut l = lc(&dir);
+        let (_dir, mut l, store) = world();
         l.grant_type = "client_credentials".into();
-        let store = Mem::default();
         let calls = AtomicU64::new(0);
         let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("no refresh token") };
         let mint = || {
@@ -854,7 +848,6 @@ mod tests {
             .token(&store, &|| 8000, false, &user, || {})
             .expect_err("needs a user");
         assert!(e.to_string().contains("expired 750 s ago"), "{e}");
-        let _ = fs::remove_dir_all(&dir);
     }
 
     /// A journal is sealed: no token appears in the file; a torn write (any
@@ -862,9 +855,7 @@ mod tests {
     /// complete journal wins, temp files of older versions included.
     #[test]
     fn journals_are_sealed_complete_or_ignored_and_cleaned_up() {
-        let dir = std::env::temp_dir().join(format!("connapp-lc-{}-6", std::process::id()));
-        let l = lc(&dir);
-        let store = Mem::default();
+        let (_dir, l, store) = world();
         l.store_new(&store, &rec("at-CANARY-1", "rt-CANARY-1", 1000, 0))
             .expect("store");
         let path = l
@@ -900,6 +891,5 @@ mod tests {
             "the newest complete one"
         );
         assert!(l.journal_files().is_empty(), "every journal file is removed");
-        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,6 +1,5 @@
 //! The token record connapp keeps in the store for each app.
 
-use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -8,7 +7,9 @@ use zeroize::Zeroizing;
 
 use crate::TokenSet;
 
-/// The tokens of one app, as stored. Secrets are redacted from `Debug`.
+/// The tokens of one app, as stored. `Debug` shows no token: `SecretString`
+/// redacts itself.
+#[derive(Debug)]
 pub struct TokenRecord {
     /// The access token.
     pub access_token: SecretString,
@@ -25,19 +26,6 @@ pub struct TokenRecord {
     pub grant_type: String,
     /// The provider's API base for this account (Zoom's `api_url`).
     pub api_url: Option<String>,
-}
-
-impl fmt::Debug for TokenRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenRecord")
-            .field("access_token", &"<redacted>")
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
-            .field("expires_at", &self.expires_at)
-            .field("obtained_at", &self.obtained_at)
-            .field("scopes", &self.scopes)
-            .field("grant_type", &self.grant_type)
-            .finish()
-    }
 }
 
 #[derive(Serialize)]
@@ -174,6 +162,15 @@ mod tests {
         );
         let dbg = format!("{back:?}");
         assert!(!dbg.contains("CANARY"), "{dbg}");
+        let set = TokenSet {
+            access_token: SecretString::from("AT-CANARY".to_string()),
+            refresh_token: Some(SecretString::from("RT-CANARY".to_string())),
+            expires_in: Some(3600),
+            scopes: None,
+            api_url: None,
+        };
+        let dbg = format!("{set:?}");
+        assert!(!dbg.contains("CANARY") && dbg.contains("3600"), "{dbg}");
         assert!(back.is_fresh(50, 10));
         assert!(!back.is_fresh(95, 10));
         let err = TokenRecord::from_bytes(b"{\"v\":1,\"access_token\":\"SECRET-X\"}").expect_err("incomplete");

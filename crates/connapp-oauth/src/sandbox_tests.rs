@@ -36,14 +36,12 @@ fn world() -> (connapp_sandbox::Sandbox, Provider, Credentials) {
     (zoom, p, c)
 }
 
-/// Authorizes (the sandbox approves at once) and returns the code.
-async fn code(
-    http: &reqwest::Client,
-    p: &Provider,
-    c: &Credentials,
-    redirect: &Url,
-) -> (String, flows::AuthorizeRequest) {
-    let req = flows::authorize(p, c, redirect).expect("authorize");
+/// A client that authorized for `http://127.0.0.1:8400/callback` (the
+/// sandbox approves at once): the client, the redirect, the code, the request.
+async fn code(p: &Provider, c: &Credentials) -> (reqwest::Client, Url, String, flows::AuthorizeRequest) {
+    let http = http_client().expect("client");
+    let redirect = Url::parse("http://127.0.0.1:8400/callback").expect("url");
+    let req = flows::authorize(p, c, &redirect).expect("authorize");
     let r = http.get(req.url.as_str()).send().await.expect("authorize");
     let loc = r.headers()["location"].to_str().expect("location").to_string();
     let code = Url::parse(&loc)
@@ -53,16 +51,14 @@ async fn code(
         .expect("code")
         .1
         .into_owned();
-    (code, req)
+    (http, redirect, code, req)
 }
 
 #[tokio::test]
 async fn a_token_time_redirect_mismatch_arrives_as_4709() {
     let (_zoom, p, c) = world();
-    let http = http_client().expect("client");
-    let redirect = Url::parse("http://127.0.0.1:8400/callback").expect("url");
-    let (code, req) = code(&http, &p, &c, &redirect).await;
-    let other = Url::parse("http://127.0.0.1:8400/callback/").expect("url");
+    let (http, redirect, code, req) = code(&p, &c).await;
+    let other = Url::parse(&format!("{redirect}/")).expect("url");
     let e = flows::exchange_code(&http, &p, &c, &code, &other, req.pkce_verifier)
         .await
         .expect_err("Zoom refuses");
@@ -75,9 +71,7 @@ async fn a_token_time_redirect_mismatch_arrives_as_4709() {
 #[tokio::test]
 async fn api_errors_carry_zooms_code_message_and_rate_limit_headers() {
     let (zoom, p, c) = world();
-    let http = http_client().expect("client");
-    let redirect = Url::parse("http://127.0.0.1:8400/callback").expect("url");
-    let (code, req) = code(&http, &p, &c, &redirect).await;
+    let (http, redirect, code, req) = code(&p, &c).await;
     let set = flows::exchange_code(&http, &p, &c, &code, &redirect, req.pkce_verifier)
         .await
         .expect("tokens");

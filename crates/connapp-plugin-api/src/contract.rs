@@ -100,34 +100,27 @@ pub struct Consent {
 /// for every platform without naming any. Every field has a default, so a
 /// platform states only where it differs from plain RFC 6749.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PlatformProfile {
     /// The provider's name in messages (`Zoom`); empty: the platform's name.
-    #[serde(default)]
     pub display: String,
     /// A path every API call sits under, below the API base (Zoom: `/v2`).
-    #[serde(default)]
     pub api_path: String,
     /// Where a user copies the Client ID and Client Secret from, for hints
     /// (`the app's page in the Zoom Marketplace`).
-    #[serde(default)]
     pub credentials_source: String,
     /// Shown before a login: `{who}` is the user hint or "the user you sign
     /// in with", `{app}` the app's display name. `None`: nothing to say.
-    #[serde(default)]
     pub login_note: Option<String>,
     /// Why the provider refuses a refresh token (`invalid_grant`), one reason
     /// per line; empty: RFC 6749's reasons.
-    #[serde(default)]
     pub refresh_rejected: Vec<String>,
     /// Text in a refused code exchange that means "the redirect URL differs
     /// from the authorize request's" (Zoom: `4709`), matched case-insensitively.
-    #[serde(default)]
     pub redirect_mismatch: Vec<String>,
     /// Text in the authorize endpoint's answer that means "this redirect URL
     /// is not registered" (Zoom: `4700`), matched case-insensitively in an
     /// HTTP 4xx answer; empty: RFC 6749 §4.1.2.1's `redirect_uri` in the error.
-    #[serde(default)]
     pub redirect_refused: Vec<String>,
 }
 

@@ -208,6 +208,14 @@ impl StoreError {
     pub fn is_conflict(&self) -> bool {
         self.code == ErrorCode::CONFLICT
     }
+    /// The answer of `open_store` when asked for a kind the plugin does not
+    /// provide: "store-file provides `file`, not \"vault\"".
+    pub fn unsupported_store(plugin: &str, provides: &str, asked: &str) -> Self {
+        Self::new(
+            ErrorCode::UNSUPPORTED,
+            format!("{plugin} provides `{provides}`, not {asked:?}"),
+        )
+    }
 }
 
 impl fmt::Debug for StoreError {
@@ -751,6 +759,25 @@ pub struct Provided {
     pub store_capabilities: Option<Capabilities>,
 }
 
+impl Provided {
+    /// A store kind and what it can do.
+    pub fn store(name: impl Into<String>, capabilities: Capabilities) -> Self {
+        Self {
+            kind: PluginKind::STORE,
+            name: name.into(),
+            store_capabilities: Some(capabilities),
+        }
+    }
+    /// A preset or a platform (anything but a store).
+    pub fn named(kind: PluginKind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            store_capabilities: None,
+        }
+    }
+}
+
 /// Who a plugin is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginInfo {
@@ -764,6 +791,25 @@ pub struct PluginInfo {
     pub api_version: String,
     /// What it provides.
     pub provides: Vec<Provided>,
+}
+
+impl PluginInfo {
+    /// A plugin's description; `api_version` is left for [`export_plugin!`]
+    /// to fill in.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        description: impl Into<String>,
+        provides: Vec<Provided>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            api_version: String::new(),
+            provides,
+        }
+    }
 }
 
 impl From<&PluginInfo> for FfiPluginInfo {

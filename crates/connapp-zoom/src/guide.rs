@@ -184,16 +184,22 @@ mod tests {
 
     #[test]
     fn search_terms_are_the_resource_words() {
+        let scopes = [
+            "dashboard:read:list_zoomrooms:admin",
+            "dashboard:read:meeting_participant_qos:admin",
+            "report:read:user:admin",
+            "user:read:user:admin",
+            "odd",
+        ];
         assert_eq!(
-            search_term("dashboard:read:list_zoomrooms:admin"),
-            "dashboard zoomrooms"
+            scopes.map(search_term),
+            [
+                "dashboard zoomrooms",
+                "dashboard meeting participant qos",
+                "report user",
+                "user",
+                "odd",
+            ]
         );
-        assert_eq!(
-            search_term("dashboard:read:meeting_participant_qos:admin"),
-            "dashboard meeting participant qos"
-        );
-        assert_eq!(search_term("report:read:user:admin"), "report user");
-        assert_eq!(search_term("user:read:user:admin"), "user");
-        assert_eq!(search_term("odd"), "odd");
     }
 }

@@ -24,17 +24,12 @@ pub struct GenericPlatform;
 
 impl Plugin for GenericPlatform {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "platform-generic".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "a generic OAuth 2.0 provider whose endpoints come from the declaration".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::PLATFORM,
-                name: "generic".into(),
-                store_capabilities: None,
-            }],
-        }
+        PluginInfo::new(
+            "platform-generic",
+            env!("CARGO_PKG_VERSION"),
+            "a generic OAuth 2.0 provider whose endpoints come from the declaration",
+            vec![Provided::named(PluginKind::PLATFORM, "generic")],
+        )
     }
     fn platforms() -> Vec<Platform> {
         vec![generic()]

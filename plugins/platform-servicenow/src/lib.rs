@@ -147,17 +147,12 @@ pub struct ServicenowPlatform;
 
 impl Plugin for ServicenowPlatform {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "platform-servicenow".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "ServiceNow as the consumer of a connected app: the records DEX for Zoom needs".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::PLATFORM,
-                name: SERVICENOW.into(),
-                store_capabilities: None,
-            }],
-        }
+        PluginInfo::new(
+            "platform-servicenow",
+            env!("CARGO_PKG_VERSION"),
+            "ServiceNow as the consumer of a connected app: the records DEX for Zoom needs",
+            vec![Provided::named(PluginKind::PLATFORM, SERVICENOW)],
+        )
     }
     fn platforms() -> Vec<Platform> {
         vec![servicenow()]

@@ -56,17 +56,12 @@ pub struct ZoomPlatform;
 
 impl Plugin for ZoomPlatform {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "platform-zoom".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Zoom's OAuth endpoints, client authentication and token-response quirks".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::PLATFORM,
-                name: "zoom".into(),
-                store_capabilities: None,
-            }],
-        }
+        PluginInfo::new(
+            "platform-zoom",
+            env!("CARGO_PKG_VERSION"),
+            "Zoom's OAuth endpoints, client authentication and token-response quirks",
+            vec![Provided::named(PluginKind::PLATFORM, "zoom")],
+        )
     }
     fn platforms() -> Vec<Platform> {
         vec![zoom()]

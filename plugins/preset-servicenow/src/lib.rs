@@ -80,17 +80,12 @@ pub struct ServicenowPresets;
 
 impl Plugin for ServicenowPresets {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "preset-servicenow".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "scope presets for ServiceNow integrations".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::PRESET,
-                name: DEX_ZOOM.into(),
-                store_capabilities: None,
-            }],
-        }
+        PluginInfo::new(
+            "preset-servicenow",
+            env!("CARGO_PKG_VERSION"),
+            "scope presets for ServiceNow integrations",
+            vec![Provided::named(PluginKind::PRESET, DEX_ZOOM)],
+        )
     }
 
     fn presets() -> Vec<Preset> {

@@ -23,7 +23,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
     StoreDescription, StoreError, bounded, export_plugin,
 };
 use zeroize::{Zeroize, Zeroizing};
@@ -546,25 +546,17 @@ pub struct FileStorePlugin;
 
 impl Plugin for FileStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "store-file".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "encrypted file (XChaCha20-Poly1305, argon2id passphrase)".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::STORE,
-                name: "file".into(),
-                store_capabilities: Some(CAPABILITIES),
-            }],
-        }
+        PluginInfo::new(
+            "store-file",
+            env!("CARGO_PKG_VERSION"),
+            "encrypted file (XChaCha20-Poly1305, argon2id passphrase)",
+            vec![Provided::store("file", CAPABILITIES)],
+        )
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         if name != "file" {
-            return Err(err(
-                ErrorCode::UNSUPPORTED,
-                format!("store-file provides `file`, not {name:?}"),
-            ));
+            return Err(StoreError::unsupported_store("store-file", "file", name));
         }
         for (k, _) in ctx.settings() {
             if k != "path" {

@@ -21,7 +21,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
     StoreDescription, StoreError, export_plugin,
 };
 use keyring_core::{CredentialStore, Entry, Error as KError};
@@ -295,25 +295,17 @@ pub struct KeyringStorePlugin;
 
 impl Plugin for KeyringStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "store-keyring".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "the OS keyring (Secret Service on Linux), time-boxed, no fallback".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::STORE,
-                name: "keyring".into(),
-                store_capabilities: Some(CAPABILITIES),
-            }],
-        }
+        PluginInfo::new(
+            "store-keyring",
+            env!("CARGO_PKG_VERSION"),
+            "the OS keyring (Secret Service on Linux), time-boxed, no fallback",
+            vec![Provided::store("keyring", CAPABILITIES)],
+        )
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         if name != "keyring" {
-            return Err(err(
-                ErrorCode::UNSUPPORTED,
-                format!("store-keyring provides `keyring`, not {name:?}"),
-            ));
+            return Err(StoreError::unsupported_store("store-keyring", "keyring", name));
         }
         let mut timeout = Duration::from_secs(5);
         for (k, v) in ctx.settings() {

@@ -16,6 +16,18 @@ fn in_session() {
     );
 }
 
+/// The conformance suite with few writers: every keyring write is a D-Bus
+/// round trip to gnome-keyring.
+fn conformance(open: connapp_store_conformance::Opener) {
+    let options = connapp_store_conformance::Options {
+        writers: 3,
+        increments: 10,
+    };
+    let report = connapp_store_conformance::run_with(open, options);
+    println!("{report}");
+    report.assert_ok();
+}
+
 #[test]
 #[ignore = "needs a Secret Service; `cargo xtask test` provides one and runs this"]
 fn conformance_on_gnome_keyring() {
@@ -28,15 +40,7 @@ fn conformance_on_gnome_keyring() {
             Duration::from_secs(10),
         )?))
     });
-    let report = connapp_store_conformance::run_with(
-        open,
-        connapp_store_conformance::Options {
-            writers: 3,
-            increments: 10,
-        },
-    );
-    println!("{report}");
-    report.assert_ok();
+    conformance(open);
 }
 
 /// Without any session bus, opening fails fast and names the alternatives.
@@ -93,13 +97,5 @@ fn conformance_of_the_dynamic_keyring_store() {
             other => StoreError::new(ErrorCode::OTHER, other.to_string()),
         })
     });
-    let report = connapp_store_conformance::run_with(
-        open,
-        connapp_store_conformance::Options {
-            writers: 3,
-            increments: 10,
-        },
-    );
-    println!("{report}");
-    report.assert_ok();
+    conformance(open);
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
     StoreDescription, StoreError, bounded, export_plugin,
 };
 use reqwest::blocking::{Client, Response};
@@ -539,25 +539,17 @@ pub struct VaultStorePlugin;
 
 impl Plugin for VaultStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "store-vault".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Vault / OpenBao KV v2 with native check-and-set".into(),
-            api_version: String::new(),
-            provides: vec![Provided {
-                kind: PluginKind::STORE,
-                name: "vault".into(),
-                store_capabilities: Some(CAPABILITIES),
-            }],
-        }
+        PluginInfo::new(
+            "store-vault",
+            env!("CARGO_PKG_VERSION"),
+            "Vault / OpenBao KV v2 with native check-and-set",
+            vec![Provided::store("vault", CAPABILITIES)],
+        )
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         if name != "vault" {
-            return Err(err(
-                ErrorCode::UNSUPPORTED,
-                format!("store-vault provides `vault`, not {name:?}"),
-            ));
+            return Err(StoreError::unsupported_store("store-vault", "vault", name));
         }
         Ok(Box::new(from_settings(ctx)?))
     }

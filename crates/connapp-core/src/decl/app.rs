@@ -99,11 +99,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     &f("platform"),
                     "platform-unknown",
                     format!("no installed plugin provides the platform {:?}", p.get_ref()),
-                    if known.is_empty() {
-                        "no platform plugin is installed: install one (see `connapp plugins list`)".to_string()
-                    } else {
-                        format!("use one of: {}", known.join(", "))
-                    },
+                    one_of(&known, "no platform plugin is installed: install one (see `connapp plugins list`)"),
                 );
             }
             p.get_ref().clone()

@@ -479,11 +479,7 @@ fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, a
                 &field,
                 "managed-by-unknown",
                 format!("there is no app {target:?} in this declaration"),
-                if names.is_empty() {
-                    "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)".to_string()
-                } else {
-                    format!("use one of: {}", names.join(", "))
-                },
+                one_of(&names, "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)"),
             );
             continue;
         };
@@ -580,6 +576,15 @@ fn check_store(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawStore>>, catalog: &Cata
         kind: kind.get_ref().clone(),
         settings,
     })
+}
+
+/// The fix naming the `known` choices, or `none` when there are none.
+fn one_of(known: &[&str], none: &str) -> String {
+    if known.is_empty() {
+        none.to_string()
+    } else {
+        format!("use one of: {}", known.join(", "))
+    }
 }
 
 fn slug(name: &str) -> String {

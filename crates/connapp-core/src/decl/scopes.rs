@@ -31,11 +31,7 @@ pub(super) fn check_scopes(
                     &field,
                     "preset-unknown",
                     format!("no installed plugin provides the preset {name:?}"),
-                    if known.is_empty() {
-                        "no presets are installed; list the scopes in `scopes` instead".to_string()
-                    } else {
-                        format!("use one of: {}", known.join(", "))
-                    },
+                    one_of(&known, "no presets are installed; list the scopes in `scopes` instead"),
                 );
                 continue;
             };

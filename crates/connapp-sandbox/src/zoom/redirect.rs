@@ -104,44 +104,54 @@ mod tests {
 
     const R: &str = "https://acme.service-now.com/oauth_redirect.do";
 
+    /// Every URL of `ok` is allowed for `a`, every URL of `refused` is not.
+    fn judge(a: &App, ok: &[&str], refused: &[&str]) {
+        for url in ok {
+            assert!(allowed(a, url), "{url} should be allowed");
+        }
+        for url in refused {
+            assert!(!allowed(a, url), "{url} should be refused");
+        }
+    }
+
     #[test]
     fn exact_and_case_sensitive() {
-        let a = app(&[R], false, false);
-        assert!(allowed(&a, R));
-        assert!(!allowed(&a, &format!("{R}/")));
-        assert!(!allowed(&a, "https://ACME.service-now.com/oauth_redirect.do"));
-        assert!(!allowed(&a, "http://acme.service-now.com/oauth_redirect.do"));
-        assert!(!allowed(
-            &a,
-            "https://acme.service-now.com.evil.example/oauth_redirect.do"
-        ));
-        assert!(!allowed(
-            &a,
-            "https://acme.service-now.com@evil.example/oauth_redirect.do"
-        ));
+        let slash = format!("{R}/");
+        judge(
+            &app(&[R], false, false),
+            &[R],
+            &[
+                &slash,
+                "https://ACME.service-now.com/oauth_redirect.do",
+                "http://acme.service-now.com/oauth_redirect.do",
+                "https://acme.service-now.com.evil.example/oauth_redirect.do",
+                "https://acme.service-now.com@evil.example/oauth_redirect.do",
+            ],
+        );
     }
 
     #[test]
     fn loopback_ignores_the_port() {
-        let a = app(&["http://127.0.0.1/callback"], true, false);
-        assert!(allowed(&a, "http://127.0.0.1:53123/callback"));
-        assert!(allowed(&a, "http://127.0.0.1/callback"));
-        assert!(!allowed(&a, "http://127.0.0.1:53123/other"));
-        assert!(!allowed(&a, "http://127.0.0.2:53123/callback"));
+        judge(
+            &app(&["http://127.0.0.1/callback"], true, false),
+            &["http://127.0.0.1:53123/callback", "http://127.0.0.1/callback"],
+            &["http://127.0.0.1:53123/other", "http://127.0.0.2:53123/callback"],
+        );
     }
 
     #[test]
     fn base_urls_are_prefixes_unless_strict() {
-        let a = app(&["https://example.com"], false, false);
-        assert!(allowed(&a, "https://example.com/any/path?x=1"));
-        assert!(allowed(&a, "https://sub.example.com/cb"));
-        assert!(!allowed(&a, "https://example.com.evil.example/cb"));
-        assert!(!allowed(&a, "https://evilexample.com/cb"));
-        let sub = app(&["https://example.com"], false, true);
-        assert!(!allowed(&sub, "https://sub.example.com/cb"));
-        assert!(allowed(&sub, "https://example.com/cb"));
-        let strict = app(&["https://example.com"], true, false);
-        assert!(!allowed(&strict, "https://example.com/cb"));
-        assert!(allowed(&strict, R));
+        let base = ["https://example.com"];
+        judge(
+            &app(&base, false, false),
+            &["https://example.com/any/path?x=1", "https://sub.example.com/cb"],
+            &["https://example.com.evil.example/cb", "https://evilexample.com/cb"],
+        );
+        judge(
+            &app(&base, false, true),
+            &["https://example.com/cb"],
+            &["https://sub.example.com/cb"],
+        );
+        judge(&app(&base, true, false), &[R], &["https://example.com/cb"]);
     }
 }
