@@ -205,18 +205,10 @@ mod tests {
     #[test]
     fn hostile_and_malformed_urls_fail_with_their_rule() {
         let cases: &[(&str, &[&str])] = &[
-            (
-                "url-empty",
-                &[
-                    "",
-                ],
-            ),
+            ("url-empty", &[""]),
             (
                 "url-parse",
-                &[
-                    "acme.service-now.com/oauth_redirect.do",
-                    "/oauth_redirect.do",
-                ],
+                &["acme.service-now.com/oauth_redirect.do", "/oauth_redirect.do"],
             ),
             (
                 "url-https",
@@ -250,16 +242,9 @@ mod tests {
             ),
             (
                 "url-encoded-host",
-                &[
-                    "https://acme%2eservice-now.com/oauth_redirect.do",
-                ],
+                &["https://acme%2eservice-now.com/oauth_redirect.do"],
             ),
-            (
-                "url-non-ascii",
-                &[
-                    "https://аcme.service-now.com/oauth_redirect.do",
-                ],
-            ),
+            ("url-non-ascii", &["https://аcme.service-now.com/oauth_redirect.do"]),
             (
                 "url-characters",
                 &[

@@ -1,6 +1,5 @@
 //! The token record connapp keeps in the store for each app.
 
-
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

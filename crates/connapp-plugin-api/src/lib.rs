@@ -1093,6 +1093,11 @@ impl FfiStore for Guarded {
 pub mod __private {
     use super::*;
 
+    /// A package's plugin name: its name without a `connapp-` prefix.
+    pub fn plugin_name(package: &str) -> &str {
+        package.strip_prefix("connapp-").unwrap_or(package)
+    }
+
     pub extern "C" fn info<P: Plugin>() -> RResult<FfiPluginInfo, FfiError> {
         guard("info", || {
             let mut info = P::info();
@@ -1165,6 +1170,30 @@ pub mod __private {
         }
         .leak_into_prefix()
     }
+}
+
+/// The [`PluginInfo`] of the calling package: its name without a `connapp-`
+/// prefix (`connapp-store-file` is the plugin `store-file`), its version and
+/// its Cargo `description`, and what it provides — so `connapp plugins list`
+/// and the package registry say the same.
+///
+/// ```
+/// use connapp_plugin_api::{PluginKind, Provided, plugin_info};
+///
+/// let info = plugin_info![Provided::named(PluginKind::PRESET, "my-preset")];
+/// assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+/// assert_eq!(info.provides.len(), 1);
+/// ```
+#[macro_export]
+macro_rules! plugin_info {
+    ($($provided:expr),* $(,)?) => {
+        $crate::PluginInfo::new(
+            $crate::__private::plugin_name(env!("CARGO_PKG_NAME")),
+            env!("CARGO_PKG_VERSION"),
+            env!("CARGO_PKG_DESCRIPTION"),
+            vec![$($provided),*],
+        )
+    };
 }
 
 /// Exports a [`Plugin`]: registers it as a built-in with `inventory` and, when

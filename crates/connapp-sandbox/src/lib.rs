@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod random;
+mod server;
 pub mod servicenow;
 pub mod zoom;
 
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::random::random_alnum;
+use crate::server::Running;
 use crate::state::{App, AppKind, Counters, Knobs, Plan, Role, State, Usage, User, plan_limits};
 
 /// The six scopes DEX for Zoom needs.
@@ -257,10 +259,7 @@ pub(crate) fn router(ctx: Ctx) -> Router {
 
 /// A running sandbox on its own thread and runtime. Dropping it stops it.
 pub struct Sandbox {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: Running<State>,
 }
 
 impl Sandbox {
@@ -271,38 +270,34 @@ impl Sandbox {
 
     /// Starts on `addr`.
     pub fn start_on(seed: Seed, addr: SocketAddr) -> Result<Sandbox, SandboxError> {
-        let std_listener = bind(addr)?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|source| SandboxError::Bind { addr, source })?;
-        let state = Arc::new(Mutex::new(build_state(seed, real_now())?));
-        let ctx = Ctx {
-            state: state.clone(),
-            base_url: format!("http://{addr}").into(),
-            http: webhooks::client(),
-        };
-        let (shutdown, thread) = spawn_server("connapp-sandbox", std_listener, router(ctx))?;
-        Ok(Sandbox {
+        let server = Running::start(
+            "connapp-sandbox",
             addr,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+            |_| build_state(seed, real_now()),
+            |state, base| {
+                router(Ctx {
+                    state,
+                    base_url: base.into(),
+                    http: webhooks::client(),
+                })
+            },
+        )?;
+        Ok(Sandbox { server })
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Base URL of both the OAuth (`/oauth/...`) and the API (`/v2/...`) sides.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// A copy of the app with this client id or name.
     pub fn app(&self, client_id_or_name: &str) -> Option<App> {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = self.server.lock();
         s.apps
             .values()
             .find(|a| a.client_id == client_id_or_name || a.name == client_id_or_name)
@@ -311,63 +306,13 @@ impl Sandbox {
 
     /// Every app.
     pub fn apps(&self) -> Vec<App> {
-        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.apps.values().cloned().collect()
+        self.server.lock().apps.values().cloned().collect()
     }
 
     /// The account id.
     pub fn account_id(&self) -> String {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).account_id.clone()
+        self.server.lock().account_id.clone()
     }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A non-blocking listener on `addr`.
-pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| SandboxError::Bind { addr, source })?;
-    l.set_nonblocking(true)
-        .map_err(|source| SandboxError::Bind { addr, source })?;
-    Ok(l)
-}
-
-/// Serves `router` on its own thread and runtime until the sender fires.
-pub(crate) fn spawn_server(
-    name: &str,
-    listener: std::net::TcpListener,
-    router: Router,
-) -> Result<(tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>), SandboxError> {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(SandboxError::Runtime)?;
-    let thread = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        })
-        .map_err(SandboxError::Runtime)?;
-    Ok((tx, thread))
 }
 
 /// Where the sandbox's world comes from.

@@ -18,7 +18,7 @@
 
 use connapp_plugin_api::contract::{self, Finding, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{
-    Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError, export_plugin,
+    Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError, export_plugin, plugin_info,
 };
 use serde_json::Value;
 
@@ -111,24 +111,10 @@ pub struct AcmeId;
 
 impl Plugin for AcmeId {
     fn info() -> PluginInfo {
-        PluginInfo {
-            name: "platform-acme-id".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "Acme ID: a third-party OAuth 2.0 provider platform, built out of tree".into(),
-            api_version: String::new(),
-            provides: vec![
-                Provided {
-                    kind: PluginKind::PLATFORM,
-                    name: NAME.into(),
-                    store_capabilities: None,
-                },
-                Provided {
-                    kind: PluginKind::PRESET,
-                    name: "acme-profile".into(),
-                    store_capabilities: None,
-                },
-            ],
-        }
+        plugin_info![
+            Provided::named(PluginKind::PLATFORM, NAME),
+            Provided::named(PluginKind::PRESET, "acme-profile"),
+        ]
     }
     fn platforms() -> Vec<Platform> {
         vec![platform()]

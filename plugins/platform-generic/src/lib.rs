@@ -4,7 +4,7 @@
 //!
 //! What it is **not**: a discovery client (no `.well-known` lookups).
 
-use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, export_plugin};
+use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, export_plugin, plugin_info};
 
 /// A generic OAuth 2.0 provider: everything from the declaration.
 pub fn generic() -> Platform {
@@ -24,12 +24,7 @@ pub struct GenericPlatform;
 
 impl Plugin for GenericPlatform {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "platform-generic",
-            env!("CARGO_PKG_VERSION"),
-            "a generic OAuth 2.0 provider whose endpoints come from the declaration",
-            vec![Provided::named(PluginKind::PLATFORM, "generic")],
-        )
+        plugin_info![Provided::named(PluginKind::PLATFORM, "generic")]
     }
     fn platforms() -> Vec<Platform> {
         vec![generic()]

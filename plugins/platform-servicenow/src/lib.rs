@@ -11,7 +11,9 @@
 //! `write_only` fields once (encrypted fields are never read back), and prunes
 //! rows a `prune` entry names that no record keeps.
 
-use connapp_plugin_api::{ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin};
+use connapp_plugin_api::{
+    ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin, plugin_info,
+};
 use serde_json::{Value, json};
 
 /// The platform's name (as a target kind).
@@ -147,12 +149,7 @@ pub struct ServicenowPlatform;
 
 impl Plugin for ServicenowPlatform {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "platform-servicenow",
-            env!("CARGO_PKG_VERSION"),
-            "ServiceNow as the consumer of a connected app: the records DEX for Zoom needs",
-            vec![Provided::named(PluginKind::PLATFORM, SERVICENOW)],
-        )
+        plugin_info![Provided::named(PluginKind::PLATFORM, SERVICENOW)]
     }
     fn platforms() -> Vec<Platform> {
         vec![servicenow()]

@@ -9,7 +9,7 @@
 //! What it is **not**: an HTTP client. It describes; the host executes.
 
 use connapp_plugin_api::contract::{self, PlatformProfile};
-use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin};
+use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin, plugin_info};
 use serde_json::{Value, json};
 
 /// Zoom as connapp talks to it.
@@ -56,12 +56,7 @@ pub struct ZoomPlatform;
 
 impl Plugin for ZoomPlatform {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "platform-zoom",
-            env!("CARGO_PKG_VERSION"),
-            "Zoom's OAuth endpoints, client authentication and token-response quirks",
-            vec![Provided::named(PluginKind::PLATFORM, "zoom")],
-        )
+        plugin_info![Provided::named(PluginKind::PLATFORM, "zoom")]
     }
     fn platforms() -> Vec<Platform> {
         vec![zoom()]

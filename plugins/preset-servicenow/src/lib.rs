@@ -4,7 +4,9 @@
 //!
 //! What it is **not**: it does not talk to Zoom or ServiceNow; it is data.
 
-use connapp_plugin_api::{Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, export_plugin};
+use connapp_plugin_api::{
+    Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, export_plugin, plugin_info,
+};
 
 /// The preset's name.
 pub const DEX_ZOOM: &str = "servicenow-dex-zoom";
@@ -80,12 +82,7 @@ pub struct ServicenowPresets;
 
 impl Plugin for ServicenowPresets {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "preset-servicenow",
-            env!("CARGO_PKG_VERSION"),
-            "scope presets for ServiceNow integrations",
-            vec![Provided::named(PluginKind::PRESET, DEX_ZOOM)],
-        )
+        plugin_info![Provided::named(PluginKind::PRESET, DEX_ZOOM)]
     }
 
     fn presets() -> Vec<Preset> {

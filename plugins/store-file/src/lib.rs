@@ -23,8 +23,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, bounded, export_plugin,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
+    StoreError, bounded, export_plugin, plugin_info,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -546,12 +546,7 @@ pub struct FileStorePlugin;
 
 impl Plugin for FileStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "store-file",
-            env!("CARGO_PKG_VERSION"),
-            "encrypted file (XChaCha20-Poly1305, argon2id passphrase)",
-            vec![Provided::store("file", CAPABILITIES)],
-        )
+        plugin_info![Provided::store("file", CAPABILITIES)]
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

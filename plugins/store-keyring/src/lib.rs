@@ -21,8 +21,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, export_plugin,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
+    StoreError, export_plugin, plugin_info,
 };
 use keyring_core::{CredentialStore, Entry, Error as KError};
 use zeroize::{Zeroize, Zeroizing};
@@ -295,12 +295,7 @@ pub struct KeyringStorePlugin;
 
 impl Plugin for KeyringStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "store-keyring",
-            env!("CARGO_PKG_VERSION"),
-            "the OS keyring (Secret Service on Linux), time-boxed, no fallback",
-            vec![Provided::store("keyring", CAPABILITIES)],
-        )
+        plugin_info![Provided::store("keyring", CAPABILITIES)]
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, bounded, export_plugin,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
+    StoreError, bounded, export_plugin, plugin_info,
 };
 use reqwest::blocking::{Client, Response};
 use reqwest::{Method, StatusCode};
@@ -539,12 +539,7 @@ pub struct VaultStorePlugin;
 
 impl Plugin for VaultStorePlugin {
     fn info() -> PluginInfo {
-        PluginInfo::new(
-            "store-vault",
-            env!("CARGO_PKG_VERSION"),
-            "Vault / OpenBao KV v2 with native check-and-set",
-            vec![Provided::store("vault", CAPABILITIES)],
-        )
+        plugin_info![Provided::store("vault", CAPABILITIES)]
     }
 
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

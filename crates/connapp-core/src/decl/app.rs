@@ -99,7 +99,10 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     &f("platform"),
                     "platform-unknown",
                     format!("no installed plugin provides the platform {:?}", p.get_ref()),
-                    one_of(&known, "no platform plugin is installed: install one (see `connapp plugins list`)"),
+                    one_of(
+                        &known,
+                        "no platform plugin is installed: install one (see `connapp plugins list`)",
+                    ),
                 );
             }
             p.get_ref().clone()

@@ -501,54 +501,34 @@ fn router(ctx: SnCtx) -> Router {
 
 /// A running ServiceNow sandbox on its own thread and runtime. Dropping it stops it.
 pub struct Instance {
-    addr: SocketAddr,
-    state: Arc<Mutex<SnState>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: crate::server::Running<SnState>,
 }
 
 impl Instance {
     /// Starts on 127.0.0.1 with an ephemeral port.
     pub fn start(seed: SnSeed) -> Result<Instance, SandboxError> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        let std_listener = crate::bind(addr)?;
-        let addr = std_listener
-            .local_addr()
-            .map_err(|source| SandboxError::Bind { addr, source })?;
-        let state = Arc::new(Mutex::new(SnState::new(seed, &format!("http://{addr}"))));
-        let ctx = SnCtx {
-            state: state.clone(),
-            http: crate::webhooks::client(),
-        };
-        let (shutdown, thread) = crate::spawn_server("connapp-sandbox-servicenow", std_listener, router(ctx))?;
-        Ok(Instance {
-            addr,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        let server = crate::server::Running::start(
+            "connapp-sandbox-servicenow",
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            |base| Ok(SnState::new(seed, base)),
+            |state, _| {
+                router(SnCtx {
+                    state,
+                    http: crate::webhooks::client(),
+                })
+            },
+        )?;
+        Ok(Instance { server })
     }
 
     /// The instance's base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.base_url()
     }
 
     /// Runs `f` on the state (tests inspect and break things with it).
     pub fn with_state<T>(&self, f: impl FnOnce(&mut SnState) -> T) -> T {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut s)
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        f(&mut self.server.lock())
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Path, Query, RawQuery, State as AxState};
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -138,8 +138,48 @@ fn rate_check(s: &mut State, category: &str) -> Result<(Limit, &'static str, u64
     }
 }
 
+/// What an API handler takes from every request: the sandbox, and the
+/// headers and raw query [`enter`] judges the call by. Derefs to the sandbox.
+pub(crate) struct Call {
+    ctx: Ctx,
+    headers: HeaderMap,
+    query: Option<String>,
+}
+
+impl axum::extract::FromRequestParts<Ctx> for Call {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, ctx: &Ctx) -> Result<Self, Self::Rejection> {
+        Ok(Call {
+            ctx: ctx.clone(),
+            headers: parts.headers.clone(),
+            query: parts.uri.query().map(str::to_string),
+        })
+    }
+}
+
+impl std::ops::Deref for Call {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
+impl Call {
+    /// [`enter`] for this request.
+    pub(crate) fn enter(
+        &self,
+        endpoint: &str,
+        accepted: &[String],
+        category: &str,
+    ) -> Result<(Caller, (Limit, &'static str, u64)), Response> {
+        enter(&self.ctx, &self.headers, &self.query, endpoint, accepted, category)
+    }
+}
+
 /// Authenticates the caller, checks scopes and rate limit, counts the call.
-pub(crate) fn enter(
+fn enter(
     ctx: &Ctx,
     h: &HeaderMap,
     raw_query: &Option<String>,
@@ -246,14 +286,9 @@ fn user_json(s: &State, u: &User) -> Value {
     })
 }
 
-async fn get_user(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(user_id): Path<String>,
-) -> Result<Response, Response> {
+async fn get_user(ctx: Call, Path(user_id): Path<String>) -> Result<Response, Response> {
     let accepted = alternatives("user:read:user:admin", true);
-    let (caller, rl) = enter(&ctx, &h, &rq, "GET /users/{userId}", &accepted, "Light")?;
+    let (caller, rl) = ctx.enter("GET /users/{userId}", &accepted, "Light")?;
     let s = ctx.lock();
     let Some(u) = resolve_user(&s, &caller, &user_id) else {
         return Err(api_error(404, 1001, format!("User does not exist: {user_id}.")));
@@ -376,15 +411,9 @@ fn plan_allows_dashboard(s: &State) -> Result<(), Response> {
     Ok(())
 }
 
-async fn report_meetings(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(user_id): Path<String>,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn report_meetings(ctx: Call, Path(user_id): Path<String>, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("report:read:user:admin", false);
-    let (caller, rl) = enter(&ctx, &h, &rq, "GET /report/users/{userId}/meetings", &accepted, "Heavy")?;
+    let (caller, rl) = ctx.enter("GET /report/users/{userId}/meetings", &accepted, "Heavy")?;
     let mut s = ctx.lock();
     plan_allows_reports(&s)?;
     let Some(u) = resolve_user(&s, &caller, &user_id).cloned() else {
@@ -479,16 +508,10 @@ fn meeting_or_404<'a>(s: &'a State, q: &HashMap<String, String>, raw: &str) -> R
     Ok(m)
 }
 
-async fn list_qos(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(meeting_id): Path<String>,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn list_qos(ctx: Call, Path(meeting_id): Path<String>, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_meeting_participants_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/qos";
-    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter(endpoint, &accepted, "Heavy")?;
     let mut s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let m = meeting_or_404(&s, &q, &meeting_id)?.clone();
@@ -514,16 +537,10 @@ async fn list_qos(
     ))
 }
 
-async fn qos_summary(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(meeting_id): Path<String>,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn qos_summary(ctx: Call, Path(meeting_id): Path<String>, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_meeting_participants_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/qos_summary";
-    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter(endpoint, &accepted, "Heavy")?;
     let s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let m = meeting_or_404(&s, &q, &meeting_id)?;
@@ -548,15 +565,13 @@ async fn qos_summary(
 }
 
 async fn participant_qos(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
+    ctx: Call,
     Path((meeting_id, participant_id)): Path<(String, String)>,
     Query(q): Q,
 ) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:meeting_participant_qos:admin", false);
     let endpoint = "GET /metrics/meetings/{meetingId}/participants/{participantId}/qos";
-    let (_, rl) = enter(&ctx, &h, &rq, endpoint, &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter(endpoint, &accepted, "Heavy")?;
     let s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let m = meeting_or_404(&s, &q, &meeting_id)?;
@@ -576,14 +591,9 @@ async fn participant_qos(
     )
 }
 
-async fn list_rooms(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn list_rooms(ctx: Call, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_zoomrooms:admin", false);
-    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms", &accepted, "Resource-intensive")?;
+    let (_, rl) = ctx.enter("GET /metrics/zoomrooms", &accepted, "Resource-intensive")?;
     let mut s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let size = page_size(&q, 30, 300)?;
@@ -626,15 +636,10 @@ async fn list_rooms(
     ))
 }
 
-async fn get_room(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(room_id): Path<String>,
-) -> Result<Response, Response> {
+async fn get_room(ctx: Call, Path(room_id): Path<String>) -> Result<Response, Response> {
     // Needs dashboard:read:zoomroom:admin, which is not among the six DEX scopes.
     let accepted = alternatives("dashboard:read:zoomroom:admin", false);
-    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/{zoomroomId}", &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter("GET /metrics/zoomrooms/{zoomroomId}", &accepted, "Heavy")?;
     let s = ctx.lock();
     Ok(match s.data.rooms.iter().find(|r| r.id == room_id) {
         Some(r) => ok(
@@ -646,14 +651,9 @@ async fn get_room(
     })
 }
 
-async fn top_issues(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn top_issues(ctx: Call, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:issues_zoomroom:admin", false);
-    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/zoomrooms/issues", &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter("GET /metrics/zoomrooms/issues", &accepted, "Heavy")?;
     let s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let (start, end, from, to) = date_range(&s, &q)?;
@@ -679,14 +679,9 @@ async fn top_issues(
     ))
 }
 
-async fn rooms_with_issues(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn rooms_with_issues(ctx: Call, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:list_zoomrooms:admin", false);
-    let (_, rl) = enter(&ctx, &h, &rq, "GET /metrics/issues/zoomrooms", &accepted, "Heavy")?;
+    let (_, rl) = ctx.enter("GET /metrics/issues/zoomrooms", &accepted, "Heavy")?;
     let s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let (start, end, from, to) = date_range(&s, &q)?;
@@ -716,22 +711,9 @@ async fn rooms_with_issues(
     ))
 }
 
-async fn room_issues(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(room_id): Path<String>,
-    Query(q): Q,
-) -> Result<Response, Response> {
+async fn room_issues(ctx: Call, Path(room_id): Path<String>, Query(q): Q) -> Result<Response, Response> {
     let accepted = alternatives("dashboard:read:issues_zoomroom:admin", false);
-    let (_, rl) = enter(
-        &ctx,
-        &h,
-        &rq,
-        "GET /metrics/issues/zoomrooms/{zoomroomId}",
-        &accepted,
-        "Heavy",
-    )?;
+    let (_, rl) = ctx.enter("GET /metrics/issues/zoomrooms/{zoomroomId}", &accepted, "Heavy")?;
     let mut s = ctx.lock();
     plan_allows_dashboard(&s)?;
     let (start, end, from, to) = date_range(&s, &q)?;

@@ -11,13 +11,13 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State as AxState};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use crate::api::{alternatives, enter, ok};
+use crate::api::{Call, alternatives, ok};
 use crate::data::iso;
 use crate::random::random_alnum;
 use crate::state::{App, AppKind, EventSubscription, Usage};
@@ -257,20 +257,8 @@ fn write_scopes() -> Vec<String> {
     alternatives("marketplace:write:app:admin", true)
 }
 
-async fn validate(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    body: Bytes,
-) -> Result<Response, Response> {
-    let (_, rl) = enter(
-        &ctx,
-        &h,
-        &rq,
-        "POST /marketplace/apps/manifest/validate",
-        &read_scopes(),
-        CATEGORY,
-    )?;
+async fn validate(ctx: Call, body: Bytes) -> Result<Response, Response> {
+    let (_, rl) = ctx.enter("POST /marketplace/apps/manifest/validate", &read_scopes(), CATEGORY)?;
     let v = body_json(&body)?;
     let Some(m) = v.get("manifest") else {
         return Err(api_error(400, 300, "manifest is required"));
@@ -294,13 +282,8 @@ fn find_app<'a>(s: &'a crate::state::State, app_id: &str) -> Option<&'a App> {
     s.apps.values().find(|a| a.app_id == app_id)
 }
 
-async fn get_app(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(app_id): Path<String>,
-) -> Result<Response, Response> {
-    let (_, rl) = enter(&ctx, &h, &rq, "GET /marketplace/apps/{appId}", &read_scopes(), CATEGORY)?;
+async fn get_app(ctx: Call, Path(app_id): Path<String>) -> Result<Response, Response> {
+    let (_, rl) = ctx.enter("GET /marketplace/apps/{appId}", &read_scopes(), CATEGORY)?;
     let s = ctx.lock();
     let Some(app) = find_app(&s, &app_id) else {
         return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
@@ -320,20 +303,8 @@ async fn get_app(
     ))
 }
 
-async fn export(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(app_id): Path<String>,
-) -> Result<Response, Response> {
-    let (_, rl) = enter(
-        &ctx,
-        &h,
-        &rq,
-        "GET /marketplace/apps/{appId}/manifest",
-        &read_scopes(),
-        CATEGORY,
-    )?;
+async fn export(ctx: Call, Path(app_id): Path<String>) -> Result<Response, Response> {
+    let (_, rl) = ctx.enter("GET /marketplace/apps/{appId}/manifest", &read_scopes(), CATEGORY)?;
     let s = ctx.lock();
     let Some(app) = find_app(&s, &app_id) else {
         return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
@@ -348,21 +319,8 @@ async fn export(
     Ok(ok(json!({"manifest": manifest_of(app)}), CATEGORY, rl))
 }
 
-async fn replace(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(app_id): Path<String>,
-    body: Bytes,
-) -> Result<Response, Response> {
-    let (_, _) = enter(
-        &ctx,
-        &h,
-        &rq,
-        "PUT /marketplace/apps/{appId}/manifest",
-        &write_scopes(),
-        CATEGORY,
-    )?;
+async fn replace(ctx: Call, Path(app_id): Path<String>, body: Bytes) -> Result<Response, Response> {
+    let (_, _) = ctx.enter("PUT /marketplace/apps/{appId}/manifest", &write_scopes(), CATEGORY)?;
     let v = body_json(&body)?;
     let Some(m) = v.get("manifest") else {
         return Err(api_error(400, 300, "manifest is required"));
@@ -407,13 +365,8 @@ async fn replace(
     Ok(r)
 }
 
-async fn create_app(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    body: Bytes,
-) -> Result<Response, Response> {
-    let (_, rl) = enter(&ctx, &h, &rq, "POST /marketplace/apps", &write_scopes(), CATEGORY)?;
+async fn create_app(ctx: Call, body: Bytes) -> Result<Response, Response> {
+    let (_, rl) = ctx.enter("POST /marketplace/apps", &write_scopes(), CATEGORY)?;
     let v = body_json(&body)?;
     if v.get("app_type").and_then(Value::as_str) != Some("general") {
         return Err(api_error(400, 300, "app_type must be general."));
@@ -454,14 +407,9 @@ async fn create_app(
     Ok(r)
 }
 
-async fn delete_app(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(app_id): Path<String>,
-) -> Response {
+async fn delete_app(ctx: Call, Path(app_id): Path<String>) -> Response {
     let accepted = alternatives("marketplace:delete:app:admin", true);
-    if let Err(r) = enter(&ctx, &h, &rq, "DELETE /marketplace/apps/{appId}", &accepted, CATEGORY) {
+    if let Err(r) = ctx.enter("DELETE /marketplace/apps/{appId}", &accepted, CATEGORY) {
         return r;
     }
     let mut s = ctx.lock();
@@ -481,17 +429,9 @@ async fn delete_app(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn rotate(
-    AxState(ctx): AxState<Ctx>,
-    h: HeaderMap,
-    RawQuery(rq): RawQuery,
-    Path(app_id): Path<String>,
-) -> Result<Response, Response> {
+async fn rotate(ctx: Call, Path(app_id): Path<String>) -> Result<Response, Response> {
     let accepted = alternatives("marketplace:update:client_secret:admin", true);
-    let (_, rl) = enter(
-        &ctx,
-        &h,
-        &rq,
+    let (_, rl) = ctx.enter(
         "POST /marketplace/apps/{appId}/rotate_client_secret",
         &accepted,
         CATEGORY,

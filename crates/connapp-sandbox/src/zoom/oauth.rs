@@ -14,7 +14,7 @@ use sha2::Digest;
 
 use crate::pages::{consent_page, error_page};
 use crate::random::random_hex;
-use crate::state::{AppKind, Code, GrantType, Usage};
+use crate::state::{App, AppKind, Code, GrantType, State, Usage};
 use crate::{Ctx, redirect, token_error};
 
 pub(crate) fn routes() -> Router<Ctx> {
@@ -262,6 +262,34 @@ fn pkce_ok(challenge: &Option<(String, String)>, verifier: Option<&String>) -> b
     }
 }
 
+/// The app a token or revoke request authenticates as, or Zoom's answer:
+/// parameters in the query (when the knob refuses them), no credentials
+/// (4706), or an unknown client or a wrong secret.
+fn client_of(s: &State, h: &HeaderMap, query: Option<&str>, form: &HashMap<String, String>) -> Result<App, Response> {
+    if s.knobs.reject_query_params && query.is_some_and(|q| !q.is_empty()) {
+        return Err(token_error(
+            400,
+            "Parameters must be sent in the request body, not the URL query string",
+            "invalid_request",
+        ));
+    }
+    let Some((client_id, secret)) = client_auth(h, form) else {
+        return Err(token_error(
+            400,
+            "Missing client_id or client_secret (4706)",
+            "invalid_request",
+        ));
+    };
+    match s.apps.get(&client_id) {
+        Some(app) if app.client_secret == secret => Ok(app.clone()),
+        _ => Err(token_error(
+            s.knobs.invalid_client_status,
+            "Invalid client_id or client_secret",
+            "invalid_client",
+        )),
+    }
+}
+
 async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
@@ -274,31 +302,11 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             grant_type.clone()
         })
         .or_default() += 1;
-    if s.knobs.reject_query_params && q.as_deref().is_some_and(|q| !q.is_empty()) {
-        return token_error(
-            400,
-            "Parameters must be sent in the request body, not the URL query string",
-            "invalid_request",
-        );
-    }
-    let Some((client_id, secret)) = client_auth(&h, &form) else {
-        return token_error(400, "Missing client_id or client_secret (4706)", "invalid_request");
+    let app = match client_of(&s, &h, q.as_deref(), &form) {
+        Ok(app) => app,
+        Err(refused) => return refused,
     };
-    let invalid_client_status = s.knobs.invalid_client_status;
-    let Some(app) = s.apps.get(&client_id).cloned() else {
-        return token_error(
-            invalid_client_status,
-            "Invalid client_id or client_secret",
-            "invalid_client",
-        );
-    };
-    if app.client_secret != secret {
-        return token_error(
-            invalid_client_status,
-            "Invalid client_id or client_secret",
-            "invalid_client",
-        );
-    }
+    let client_id = app.client_id.clone();
     let now = s.now();
     match grant_type.as_str() {
         "authorization_code" => {
@@ -396,20 +404,10 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
 async fn revoke(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let mut s = ctx.lock();
-    if s.knobs.reject_query_params && q.as_deref().is_some_and(|q| !q.is_empty()) {
-        return token_error(
-            400,
-            "Parameters must be sent in the request body, not the URL query string",
-            "invalid_request",
-        );
-    }
-    let Some((client_id, secret)) = client_auth(&h, &form) else {
-        return token_error(400, "Missing client_id or client_secret (4706)", "invalid_request");
+    let client_id = match client_of(&s, &h, q.as_deref(), &form) {
+        Ok(app) => app.client_id,
+        Err(refused) => return refused,
     };
-    if s.apps.get(&client_id).is_none_or(|a| a.client_secret != secret) {
-        let status = s.knobs.invalid_client_status;
-        return token_error(status, "Invalid client_id or client_secret", "invalid_client");
-    }
     let token = form.get("token").cloned().unwrap_or_default();
     let gid = s
         .access_tokens
