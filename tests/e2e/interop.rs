@@ -4,14 +4,13 @@
 //! and 7009 mean — client authentication, PKCE, refresh with and without
 //! rotation, client credentials with scopes, revocation — not our sandbox.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Sandbox, built, fetching_browser, http, no_redirects, root};
+use crate::support::{LOOPBACK, PasteBack, Sandbox, built, fetching_browser, http, no_redirects, root};
 
-const LOOPBACK: &str = "http://127.0.0.1/callback";
 const CLIENT: &str = "connapp-interop";
 /// Reserved characters RFC 6749 §2.3.1 encodes, and `%41`, which a server
 /// that percent-decodes (as it must) reads as `A` if it was sent raw.
@@ -21,6 +20,8 @@ const TRICKY_SECRET: &str = "p%41ss+/=word";
 struct AuthServer {
     child: Child,
     base: String,
+    /// The Client Secret it accepts for [`CLIENT`].
+    secret: String,
 }
 
 impl Drop for AuthServer {
@@ -51,6 +52,7 @@ impl AuthServer {
         AuthServer {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            secret: secret.to_string(),
         }
     }
 
@@ -84,20 +86,12 @@ impl AuthServer {
 fn consents_with(s: &mut Sandbox, secret: &str) {
     let browser = fetching_browser(s.path());
     s.set_env("BROWSER", &browser.display().to_string());
-    s.run(
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some(CLIENT.as_bytes()),
-    )
-    .ok();
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(secret.as_bytes()),
-    )
-    .ok();
+    s.set_secret("client-id", CLIENT);
+    s.set_secret("client-secret", secret);
 }
 
 /// A user with a generic app pointing at `srv`.
-fn user(srv: &AuthServer, secret: &str, client_auth: &str, oauth_extra: &str, scopes: &str) -> Sandbox {
+fn user(srv: &AuthServer, client_auth: &str, oauth_extra: &str, scopes: &str) -> Sandbox {
     let mut s = Sandbox::new(&built().full);
     let base = &srv.base;
     std::fs::write(
@@ -107,7 +101,7 @@ fn user(srv: &AuthServer, secret: &str, client_auth: &str, oauth_extra: &str, sc
         ),
     )
     .expect("write");
-    consents_with(&mut s, secret);
+    consents_with(&mut s, &srv.secret);
     s
 }
 
@@ -124,7 +118,7 @@ fn token_json(s: &Sandbox, args: &[&str]) -> Value {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn refresh_without_rotation_keeps_the_grant() {
     let srv = AuthServer::start("secret-1", &[]);
-    let s = user(&srv, "secret-1", "basic", "", "\"read\"");
+    let s = user(&srv, "basic", "", "\"read\"");
     s.run(&["login", "--timeout", "20"], None).ok();
     let first = token_json(&s, &[]);
     for round in 0..3 {
@@ -147,7 +141,7 @@ fn refresh_without_rotation_keeps_the_grant() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn refresh_with_rotation_follows_each_new_token() {
     let srv = AuthServer::start("secret-2", &["--rotate", "--auth", "post"]);
-    let s = user(&srv, "secret-2", "body", "", "\"read\"");
+    let s = user(&srv, "body", "", "\"read\"");
     s.run(&["login", "--timeout", "20"], None).ok();
     let mut last = token_json(&s, &[])["access_token"].as_str().expect("t").to_string();
     for round in 0..3 {
@@ -166,33 +160,15 @@ fn refresh_with_rotation_follows_each_new_token() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn login_by_paste_back_with_pkce() {
     let srv = AuthServer::start("secret-3", &[]);
-    let s = user(&srv, "secret-3", "basic", "", "\"read\", \"write\"");
-    let mut child = s
-        .command(&["login", "--no-browser", "--timeout", "20"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut url = None;
-    let mut seen = String::new();
-    while url.is_none() {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).expect("read") > 0, "no URL in {seen}");
-        seen.push_str(&line);
-        url = line
-            .split_whitespace()
-            .find(|w| w.starts_with(&srv.base))
-            .map(str::to_string);
-    }
-    let url = url.expect("url");
+    let s = user(&srv, "basic", "", "\"read\", \"write\"");
+    let login = PasteBack::start(&s, &["login", "--no-browser", "--timeout", "20"], &srv.base);
+    let url = login.url.clone();
     assert!(url.contains("code_challenge="), "{url}");
     let r = no_redirects().get(&url).send().expect("authorize");
     assert_eq!(r.status(), 302, "authlib refused the authorize request");
     let back = r.headers()["location"].to_str().expect("location").to_string();
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{back}").expect("paste");
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait");
+    let seen = login.seen.clone();
+    let out = login.paste(&back);
     assert!(out.status.success(), "{seen}{}", String::from_utf8_lossy(&out.stderr));
     let t = token_json(&s, &[]);
     assert!(srv.accepts(t["access_token"].as_str().expect("token")));
@@ -205,7 +181,7 @@ fn login_by_paste_back_with_pkce() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn reserved_characters_in_the_secret_work_for_every_request() {
     let srv = AuthServer::start(TRICKY_SECRET, &[]);
-    let s = user(&srv, TRICKY_SECRET, "basic", "", "\"read\"");
+    let s = user(&srv, "basic", "", "\"read\"");
     s.run(&["login", "--timeout", "20"], None).ok();
     token_json(&s, &["--margin", "100000"]);
     let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
@@ -220,12 +196,11 @@ fn reserved_characters_in_the_secret_work_for_every_request() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn a_refused_revoke_keeps_the_tokens() {
     let srv = AuthServer::start("secret-5", &[]);
-    let s = user(&srv, "secret-5", "basic", "", "\"read\"");
+    let s = user(&srv, "basic", "", "\"read\"");
     s.run(&["login", "--timeout", "20"], None).ok();
     let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
     // The stored secret no longer matches: authlib answers 401 invalid_client.
-    s.run(&["secrets", "set", "client-secret", "--from-stdin"], Some(b"wrong"))
-        .ok();
+    s.set_secret("client-secret", b"wrong");
     let out = s.run(&["revoke", "--yes"], None).fails_with(1);
     let err = out.stderr();
     assert!(err.contains("invalid_client"), "{err}");
@@ -244,13 +219,7 @@ fn a_refused_revoke_keeps_the_tokens() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn client_credentials_send_scopes_record_the_grant_and_renew() {
     let srv = AuthServer::start(TRICKY_SECRET, &["--scope", "read write"]);
-    let s = user(
-        &srv,
-        TRICKY_SECRET,
-        "basic",
-        "grant = \"client_credentials\"\n",
-        "\"read\", \"admin\"",
-    );
+    let s = user(&srv, "basic", "grant = \"client_credentials\"\n", "\"read\", \"admin\"");
     let t = token_json(&s, &[]);
     assert_eq!(t["source"], "minted", "{t}");
     // authlib grants only what the client may have.
@@ -272,21 +241,14 @@ fn client_credentials_send_scopes_record_the_grant_and_renew() {
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn errors_name_the_status_that_came_back() {
     let srv = AuthServer::start("secret-7", &[]);
-    let s = user(
-        &srv,
-        "secret-7",
-        "basic",
-        "grant = \"client_credentials\"\n",
-        "\"read\"",
-    );
+    let s = user(&srv, "basic", "grant = \"client_credentials\"\n", "\"read\"");
     let decl = s.path().join("connapp.toml");
     let text = std::fs::read_to_string(&decl).expect("read");
     std::fs::write(&decl, text.replace("/token\"", "/no-such-endpoint\"")).expect("write");
     let out = s.run(&["token"], None).fails_with(1);
     assert!(out.stderr().contains("HTTP 404"), "{}", out.stderr());
     std::fs::write(&decl, &text).expect("write");
-    s.run(&["secrets", "set", "client-secret", "--from-stdin"], Some(b"wrong"))
-        .ok();
+    s.set_secret("client-secret", b"wrong");
     let out = s.run(&["token"], None).fails_with(1);
     assert!(out.stderr().contains("invalid_client"), "{}", out.stderr());
     assert!(
@@ -303,7 +265,6 @@ fn extra_authorize_parameters_are_sent() {
     let srv = AuthServer::start("secret-8", &[]);
     let s = user(
         &srv,
-        "secret-8",
         "basic",
         "authorize_params = { prompt = \"consent\", access_type = \"offline\" }\n",
         "\"read\"",

@@ -149,8 +149,7 @@ fn the_out_of_tree_example_works_from_the_binary() {
     s.set_env("CONNAPP_PLUGIN_PATH", &b.example_dir.display().to_string());
     use_example_store(&s);
     s.run(&["check"], None).ok();
-    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))
-        .ok();
+    s.set_secret("client-id", b"id-123");
     let j = s.run(&["secrets", "list", "--json"], None).ok().json();
     assert_eq!(j["store"]["plugin"], "example-dir-store");
     assert_eq!(j["secrets"][0]["present"], true);
@@ -316,8 +315,7 @@ fn broken_library_files_are_refused_and_the_rest_still_work() {
     use_example_store(&s);
     let out = s.run(&["check"], None).ok();
     assert!(out.stderr().contains("warning: plugin not loaded"), "{}", out.stderr());
-    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"id-123"))
-        .ok();
+    s.set_secret("client-id", b"id-123");
     let j = s.run(&["secrets", "list", "--json"], None).ok().json();
     assert_eq!(j["store"]["plugin"], "example-dir-store");
     // `token` reads the store through the dynamic plugin and fails only for its own reason.

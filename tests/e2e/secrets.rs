@@ -99,8 +99,7 @@ fn secrets_round_trip_through_the_dynamic_file_store() {
 fn wrong_passphrase_is_a_clear_error_and_changes_nothing() {
     let mut s = Sandbox::new(&built().full);
     s.init();
-    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"my-client-id"))
-        .ok();
+    s.set_secret("client-id", b"my-client-id");
     let before = std::fs::read(s.path().join("data/store").join(STORE_FILE)).expect("read");
     s.set_env("CONNAPP_FILE_PASSPHRASE", "wrong");
     let out = s
@@ -121,8 +120,7 @@ fn wrong_passphrase_is_a_clear_error_and_changes_nothing() {
 fn loose_store_permissions_are_refused_with_the_fix() {
     let s = Sandbox::new(&built().full);
     s.init();
-    s.run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"my-client-id"))
-        .ok();
+    s.set_secret("client-id", b"my-client-id");
     let dir = s.path().join("data/store");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = s.run(&["secrets", "list"], None).fails_with(1);
@@ -162,11 +160,7 @@ fn values_never_come_from_argv_and_bad_values_store_nothing() {
         .fails_with(3);
     assert!(read_back(&s, "apps/dex-zoom/client-secret").is_none());
     // OAuth allows a space in a client secret (RFC 6749: printable ASCII).
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(b"with a space+/=%"),
-    )
-    .ok();
+    s.set_secret("client-secret", b"with a space+/=%");
     assert_eq!(
         read_back(&s, "apps/dex-zoom/client-secret").as_deref(),
         Some(b"with a space+/=%".as_slice())
@@ -177,8 +171,7 @@ fn values_never_come_from_argv_and_bad_values_store_nothing() {
 fn rm_needs_confirmation_without_a_terminal() {
     let s = Sandbox::new(&built().full);
     s.init();
-    s.run(&["secrets", "set", "secret-token", "--from-stdin"], Some(b"tok-123"))
-        .ok();
+    s.set_secret("secret-token", b"tok-123");
     let out = s.run(&["secrets", "rm", "secret-token"], None).fails_with(2);
     assert!(out.stderr().contains("--yes"), "{}", out.stderr());
     assert!(read_back(&s, "apps/dex-zoom/secret-token").is_some());
@@ -212,11 +205,7 @@ fn several_apps_need_app_named() {
         .run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"x1"))
         .fails_with(3);
     assert!(out.stderr().contains("dex-beta, dex-zoom"), "{}", out.stderr());
-    s.run(
-        &["secrets", "set", "client-id", "--app", "dex-beta", "--from-stdin"],
-        Some(b"x1"),
-    )
-    .ok();
+    s.set_secret_of("dex-beta", "client-id", b"x1");
     assert!(read_back(&s, "apps/dex-beta/client-id").is_some());
     assert!(read_back(&s, "apps/dex-zoom/client-id").is_none());
 }

@@ -7,7 +7,7 @@ use connapp_sandbox::Sandbox as Zoom;
 use connapp_sandbox::servicenow::{Instance, SnSeed};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control, zoom_with_management};
+use crate::support::{Run, Sandbox, managed_user, no_redirects, sandbox_control, zoom_with_management};
 
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
 
@@ -23,33 +23,10 @@ impl World {
     fn new() -> World {
         let sn = Instance::start(SnSeed::default()).expect("servicenow");
         let zoom = zoom_with_management(MGMT_SECRET);
-        let mut user = Sandbox::new(&built().full);
-        let base = zoom.base_url();
-        user.run(
-            &[
-                "init",
-                "--instance",
-                &sn.base_url(),
-                "--login-redirect",
-                "http://127.0.0.1/callback",
-                "--zoom-base",
-                &base,
-                "--management-account",
-                "sbxAccount0000000000001",
-            ],
-            None,
-        )
-        .ok();
-        user.store_management(MGMT_SECRET);
+        let user = managed_user(&zoom, &sn.base_url(), MGMT_SECRET, &[]);
         for (kind, value) in [("instance-user", "admin"), ("instance-password", "admin-password")] {
-            user.run(
-                &["secrets", "set", kind, "--app", "dex-zoom", "--from-stdin"],
-                Some(value.as_bytes()),
-            )
-            .ok();
+            user.set_secret_of("dex-zoom", kind, value);
         }
-        let browser = fetching_browser(user.path());
-        user.set_env("BROWSER", &browser.display().to_string());
         World {
             sn,
             zoom,
@@ -66,6 +43,15 @@ impl World {
             .borrow_mut()
             .push_str(&format!("{}{}", r.stdout(), r.stderr()));
         r
+    }
+
+    /// Sets `field` of every record of `table` to `value` (an admin's edit in ServiceNow).
+    fn set_all(&self, table: &str, field: &str, value: &str) {
+        self.sn.with_state(|s| {
+            for r in s.tables.get_mut(table).expect("table").values_mut() {
+                r.insert(field.into(), value.into());
+            }
+        });
     }
 
     fn count(&self, table: &str) -> usize {
@@ -132,6 +118,15 @@ fn sn_rows(j: &Value) -> Vec<&Value> {
 
 fn failing(j: &Value) -> Vec<&Value> {
     sn_rows(j).into_iter().filter(|c| c["result"] == "fail").collect()
+}
+
+/// Some failing ServiceNow row of verify's answer `v` names every one of `words`.
+fn assert_failing(v: &Value, words: &[&str]) {
+    let named = |c: &&Value| {
+        let detail = c["detail"].as_str().expect("detail");
+        words.iter().all(|w| detail.contains(w))
+    };
+    assert!(failing(v).iter().any(named), "no failing row names {words:?}: {v:#}");
 }
 
 #[test]
@@ -266,12 +261,7 @@ impl World {
             .into_iter()
             .find(|a| a.name == "DEX for Zoom" && a.client_id != "sbxDexClientId00000001")
             .expect("created app");
-        self.user
-            .run(
-                &["secrets", "set", "secret-token", "--from-stdin"],
-                Some(app.secret_token.as_bytes()),
-            )
-            .ok();
+        self.user.set_secret("secret-token", app.secret_token);
         self.run(&["login", "--user-hint", "owner", "--timeout", "20"]).ok();
     }
 }
@@ -292,49 +282,21 @@ fn broken_chains_are_diagnosed() {
             .clone();
         s.tables.get_mut("oauth_entity_scope").expect("t").remove(&id);
     });
-    let v = w.verify();
-    let f = failing(&v);
-    assert!(
-        f.iter()
-            .any(|c| c["detail"].as_str().expect("d").contains("missing scope record")
-                && c["detail"]
-                    .as_str()
-                    .expect("d")
-                    .contains("dashboard:read:list_zoomrooms:admin")),
-        "{f:#?}"
+    assert_failing(
+        &w.verify(),
+        &["missing scope record", "dashboard:read:list_zoomrooms:admin"],
     );
     w.run(&["apply", "--yes"]).ok();
     assert_eq!(w.verify()["ok"], true);
 
     // The credential no longer points at the profile.
-    w.sn.with_state(|s| {
-        let t = s.tables.get_mut("oauth_2_0_credentials").expect("t");
-        for r in t.values_mut() {
-            r.insert("oauth_entity_profile".into(), String::new());
-        }
-    });
-    let v = w.verify();
-    assert!(
-        failing(&v)
-            .iter()
-            .any(|c| c["detail"].as_str().expect("d").contains("not linked")),
-        "{v:#}"
-    );
+    w.set_all("oauth_2_0_credentials", "oauth_entity_profile", "");
+    assert_failing(&w.verify(), &["not linked"]);
     w.run(&["apply", "--yes"]).ok();
 
     // The profile's grant type differs from the provider's.
-    w.sn.with_state(|s| {
-        for r in s.tables.get_mut("oauth_entity_profile").expect("t").values_mut() {
-            r.insert("grant_type".into(), "client_credentials".into());
-        }
-    });
-    let v = w.verify();
-    assert!(
-        failing(&v)
-            .iter()
-            .any(|c| c["detail"].as_str().expect("d").contains("grant type")),
-        "{v:#}"
-    );
+    w.set_all("oauth_entity_profile", "grant_type", "client_credentials");
+    assert_failing(&w.verify(), &["grant type"]);
     w.run(&["apply", "--yes"]).ok();
 
     // The redirect URL in ServiceNow gained a trailing slash.
@@ -356,11 +318,7 @@ fn broken_chains_are_diagnosed() {
     assert_eq!(w.verify()["ok"], true);
 
     // ServiceNow's refresh token expired (its lifespan ran out unused).
-    w.sn.with_state(|s| {
-        for r in s.tables.get_mut("oauth_credential").expect("t").values_mut() {
-            r.insert("expires".into(), "2026-01-01 00:00:00".into());
-        }
-    });
+    w.set_all("oauth_credential", "expires", "2026-01-01 00:00:00");
     let v = w.verify();
     let row = sn_rows(&v)
         .into_iter()
@@ -372,26 +330,12 @@ fn broken_chains_are_diagnosed() {
     assert!(row["fix"].as_str().expect("f").contains("oauth_initiator.do"), "{row}");
 
     // A user who may read aliases and connections but not write OAuth records: 403, naming the role.
-    w.user
-        .run(&["secrets", "set", "instance-user", "--from-stdin"], Some(b"connadmin"))
-        .ok();
-    w.user
-        .run(
-            &["secrets", "set", "instance-password", "--from-stdin"],
-            Some(b"connadmin-password"),
-        )
-        .ok();
+    w.user.set_secret("instance-user", b"connadmin");
+    w.user.set_secret("instance-password", b"connadmin-password");
     let e = w.run(&["apply", "--yes"]).fails_with(1).stderr();
     assert!(e.contains("403") && e.contains("admin role"), "{e}");
-    w.user
-        .run(&["secrets", "set", "instance-user", "--from-stdin"], Some(b"admin"))
-        .ok();
-    w.user
-        .run(
-            &["secrets", "set", "instance-password", "--from-stdin"],
-            Some(b"admin-password"),
-        )
-        .ok();
+    w.user.set_secret("instance-user", b"admin");
+    w.user.set_secret("instance-password", b"admin-password");
 
     // A hibernating instance answers HTML.
     let mut knobs = sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::GET, "/knobs", Value::Null);
@@ -399,13 +343,7 @@ fn broken_chains_are_diagnosed() {
     sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::PUT, "/knobs", knobs);
     let e = w.run(&["plan"]).fails_with(1).stderr();
     assert!(e.contains("hibernating"), "{e}");
-    let v = w.verify();
-    assert!(
-        failing(&v)
-            .iter()
-            .any(|c| c["detail"].as_str().expect("d").contains("hibernating")),
-        "{v:#}"
-    );
+    assert_failing(&w.verify(), &["hibernating"]);
 }
 
 #[test]
@@ -428,27 +366,15 @@ fn instance_access_by_oauth_client_credentials_and_rate_limit_messages() {
         ("instance-client-id", "sbxSnClient0000000000000000000001"),
         ("instance-client-secret", "sbx-sn-client-secret"),
     ] {
-        w.user
-            .run(&["secrets", "set", kind, "--from-stdin"], Some(value.as_bytes()))
-            .ok();
+        w.user.set_secret(kind, value);
     }
     let p = w.run(&["plan", "--json"]).fails_with(7).json();
     assert_eq!(p["apps"][0]["servicenow"]["items"].as_array().expect("items").len(), 16);
     // A wrong client secret: the instance's access_denied, explained.
-    w.user
-        .run(
-            &["secrets", "set", "instance-client-secret", "--from-stdin"],
-            Some(b"wrong"),
-        )
-        .ok();
+    w.user.set_secret("instance-client-secret", b"wrong");
     let e = w.run(&["plan"]).fails_with(1).stderr();
     assert!(e.contains("401") && e.contains("client_credentials"), "{e}");
-    w.user
-        .run(
-            &["secrets", "set", "instance-client-secret", "--from-stdin"],
-            Some(b"sbx-sn-client-secret"),
-        )
-        .ok();
+    w.user.set_secret("instance-client-secret", b"sbx-sn-client-secret");
     // A rate-limit rule: when to retry, in seconds.
     let mut knobs = sandbox_control(&w.http, &w.sn.base_url(), reqwest::Method::GET, "/knobs", Value::Null);
     knobs["rate_limit_per_hour"] = json!(2);
@@ -498,12 +424,7 @@ fn a_rotated_client_secret_reaches_servicenow_with_write_secrets() {
         "{run:#}"
     );
     // The admin stores the new secret; apply --write-secrets hands it to ServiceNow.
-    w.user
-        .run(
-            &["secrets", "set", "client-secret", "--from-stdin"],
-            Some(rotated.as_bytes()),
-        )
-        .ok();
+    w.user.set_secret("client-secret", &rotated);
     let out = w.run(&["apply", "--yes", "--write-secrets"]).ok().stdout();
     assert!(!out.contains(&rotated));
     let stored = w.sn.with_state(|s| {

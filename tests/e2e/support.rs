@@ -119,6 +119,36 @@ pub fn zoom_with_management(secret: &str) -> connapp_sandbox::Sandbox {
     connapp_sandbox::Sandbox::start(seed).expect("zoom sandbox")
 }
 
+/// The loopback redirect the tests' logins use (any port: RFC 8252 §7.3).
+pub const LOOPBACK: &str = "http://127.0.0.1/callback";
+/// The Zoom sandbox's seeded account.
+pub const ACCOUNT: &str = "sbxAccount0000000000001";
+
+/// A user whose declaration (`init --instance INSTANCE`, then `extra`) has a
+/// management app on `zoom` (secrets stored, `mgmt_secret` its Client
+/// Secret), logs in at [`LOOPBACK`], and whose browser fetches what it opens.
+pub fn managed_user(zoom: &connapp_sandbox::Sandbox, instance: &str, mgmt_secret: &str, extra: &[&str]) -> Sandbox {
+    let mut user = Sandbox::new(&built().full);
+    let base = zoom.base_url();
+    let mut args = vec![
+        "init",
+        "--instance",
+        instance,
+        "--login-redirect",
+        LOOPBACK,
+        "--zoom-base",
+        &base,
+        "--management-account",
+        ACCOUNT,
+    ];
+    args.extend_from_slice(extra);
+    user.run(&args, None).ok();
+    user.store_management(mgmt_secret);
+    let browser = fetching_browser(user.path());
+    user.set_env("BROWSER", &browser.display().to_string());
+    user
+}
+
 /// Every blocking HTTP client the e2e tests build starts here: it installs
 /// the TLS provider itself instead of relying on another test having done so.
 pub fn http_builder() -> reqwest::blocking::ClientBuilder {
@@ -214,21 +244,78 @@ impl Sandbox {
         Run(child.wait_with_output().expect("wait"))
     }
 
+    /// `secrets set KIND --from-stdin` with `value`, which must succeed.
+    pub fn set_secret(&self, kind: &str, value: impl AsRef<[u8]>) {
+        self.run(&["secrets", "set", kind, "--from-stdin"], Some(value.as_ref()))
+            .ok();
+    }
+
+    /// `secrets set KIND --app APP --from-stdin` with `value`, which must succeed.
+    pub fn set_secret_of(&self, app: &str, kind: &str, value: impl AsRef<[u8]>) {
+        self.run(
+            &["secrets", "set", kind, "--app", app, "--from-stdin"],
+            Some(value.as_ref()),
+        )
+        .ok();
+    }
+
     /// Stores the management app's Client ID and Secret (`zoom-marketplace`).
     pub fn store_management(&self, secret: &str) {
-        for (kind, value) in [("client-id", MGMT), ("client-secret", secret)] {
-            self.run(
-                &["secrets", "set", kind, "--app", "zoom-marketplace", "--from-stdin"],
-                Some(value.as_bytes()),
-            )
-            .ok();
-        }
+        self.set_secret_of("zoom-marketplace", "client-id", MGMT);
+        self.set_secret_of("zoom-marketplace", "client-secret", secret);
     }
 
     /// `init` + nothing else; returns the declaration path.
     pub fn init(&self) -> PathBuf {
         self.run(&["init", "--instance", "acme"], None).ok();
         self.path().join("connapp.toml")
+    }
+}
+
+/// A `connapp login --no-browser …` waiting for the pasted address.
+pub struct PasteBack {
+    child: std::process::Child,
+    /// The authorize URL it printed.
+    pub url: String,
+    /// Its stderr up to the URL.
+    pub seen: String,
+}
+
+impl PasteBack {
+    /// Starts `connapp ARGS` and reads its stderr up to the first word that
+    /// starts with `prefix` (the authorize URL).
+    pub fn start(s: &Sandbox, args: &[&str], prefix: &str) -> PasteBack {
+        use std::io::BufRead;
+        let mut child = s.command(args).stdin(Stdio::piped()).spawn().expect("spawn");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut seen = String::new();
+        let url = loop {
+            let mut line = String::new();
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                break None;
+            }
+            seen.push_str(&line);
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with(prefix)) {
+                break Some(url.to_string());
+            }
+        };
+        match url {
+            Some(url) => PasteBack { child, url, seen },
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no URL starting with {prefix} in {seen}");
+            }
+        }
+    }
+
+    /// Pastes `address` (where the browser was sent) and waits for the end.
+    pub fn paste(mut self, address: &str) -> Output {
+        use std::io::Write;
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        writeln!(stdin, "{address}").expect("paste");
+        drop(stdin);
+        self.child.wait_with_output().expect("wait")
     }
 }
 
@@ -364,11 +451,10 @@ impl Chrome {
             "/element",
             json!({"using": "css selector", "value": css}),
         );
-        let id = el
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .expect("element")
+        // The key of a W3C WebDriver element reference.
+        let id = el["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {el}"))
             .to_string();
         // Centre it first: a click on an element at the viewport's edge can land elsewhere.
         self.cmd(

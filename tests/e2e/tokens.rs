@@ -2,7 +2,6 @@
 //! OAuth 2.0), token, refresh, revoke, status — against the in-process Zoom
 //! sandbox, with real processes, real locks and real crashes.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,10 +10,11 @@ use connapp_sandbox::state::App as SbxApp;
 use connapp_sandbox::{Sandbox as Zoom, Seed};
 use serde_json::{Value, json};
 
-use crate::support::{Chrome, Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control};
+use crate::support::{
+    Chrome, LOOPBACK, PasteBack, Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control,
+};
 
 const DEX: &str = "sbxDexClientId00000001";
-const LOOPBACK: &str = "http://127.0.0.1/callback";
 
 struct World {
     zoom: Zoom,
@@ -51,14 +51,9 @@ impl World {
         std::fs::write(&decl, text).expect("write");
         let browser = fetching_browser(user.path());
         user.set_env("BROWSER", &browser.display().to_string());
-        user.run(&["secrets", "set", "client-id", "--from-stdin"], Some(DEX.as_bytes()))
-            .ok();
+        user.set_secret("client-id", DEX);
         let secret = zoom.app(DEX).expect("app").client_secret;
-        user.run(
-            &["secrets", "set", "client-secret", "--from-stdin"],
-            Some(secret.as_bytes()),
-        )
-        .ok();
+        user.set_secret("client-secret", secret);
         World {
             zoom,
             user,
@@ -137,23 +132,8 @@ fn status_shows_scopes_missing_from_the_grant() {
 #[test]
 fn no_browser_paste_back() {
     let w = World::new(&built().full, false);
-    let mut child = w
-        .user
-        .command(&["login", "--no-browser"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut url = None;
-    let mut line = String::new();
-    while stderr.read_line(&mut line).expect("read") > 0 {
-        if let Some(u) = line.trim().strip_prefix("http") {
-            url = Some(format!("http{u}"));
-            break;
-        }
-        line.clear();
-    }
-    let url = url.expect("connapp printed the authorize URL");
+    let login = PasteBack::start(&w.user, &["login", "--no-browser"], &w.zoom.base_url());
+    let url = login.url.clone();
     // The human: opens the URL elsewhere, signs in as the admin, clicks Allow.
     let parsed = url::Url::parse(&url).expect("url");
     let mut form: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
@@ -168,13 +148,7 @@ fn no_browser_paste_back() {
     let landed = r.headers()["location"].to_str().expect("location").to_string();
     assert!(landed.starts_with("http://127.0.0.1:"), "{landed}");
     // ...and pastes the address of the page that did not load.
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{landed}\n").as_bytes())
-        .expect("paste");
-    let out = child.wait_with_output().expect("wait");
+    let out = login.paste(&landed);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     w.user.run(&["token"], None).ok();
 }
@@ -286,16 +260,8 @@ fn s2s_user(zoom: &Zoom) -> Sandbox {
     )
     .expect("write");
     let app = zoom.app("sbxS2SClientId00000002").expect("app");
-    s.run(
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some(app.client_id.as_bytes()),
-    )
-    .ok();
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(app.client_secret.as_bytes()),
-    )
-    .ok();
+    s.set_secret("client-id", app.client_id);
+    s.set_secret("client-secret", app.client_secret);
     s
 }
 
@@ -391,16 +357,8 @@ fn the_generic_platform_works_against_a_plain_oauth_server() {
     let browser = fetching_browser(s.path());
     s.set_env("BROWSER", &browser.display().to_string());
     let app = zoom.app(DEX).expect("app");
-    s.run(
-        &["secrets", "set", "client-id", "--from-stdin"],
-        Some(app.client_id.as_bytes()),
-    )
-    .ok();
-    s.run(
-        &["secrets", "set", "client-secret", "--from-stdin"],
-        Some(app.client_secret.as_bytes()),
-    )
-    .ok();
+    s.set_secret("client-id", app.client_id);
+    s.set_secret("client-secret", app.client_secret);
     s.run(&["login", "--timeout", "20"], None).ok();
     let j = s.run(&["token", "--json"], None).ok().json();
     assert_eq!(j["scopes"], json!(["user:read:user:admin"]));

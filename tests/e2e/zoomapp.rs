@@ -11,12 +11,10 @@ use connapp_sandbox::state::App as SbxApp;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Chrome, Run, Sandbox, built, fetching_browser, no_redirects, sandbox_control, target_dir, zoom_with_management,
+    Chrome, LOOPBACK, Run, Sandbox, managed_user, no_redirects, sandbox_control, target_dir, zoom_with_management,
 };
 
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
-const LOOPBACK: &str = "http://127.0.0.1/callback";
-const ACCOUNT: &str = "sbxAccount0000000000001";
 
 struct World {
     zoom: Zoom,
@@ -28,28 +26,7 @@ impl World {
     /// A declaration with a management app, its secrets stored; no Zoom app yet.
     fn new() -> World {
         let zoom = zoom_with_management(MGMT_SECRET);
-        let mut user = Sandbox::new(&built().full);
-        let base = zoom.base_url();
-        user.run(
-            &[
-                "init",
-                "--instance",
-                "acme",
-                "--display-name",
-                "DEX for Zoom (acme)",
-                "--login-redirect",
-                LOOPBACK,
-                "--zoom-base",
-                &base,
-                "--management-account",
-                ACCOUNT,
-            ],
-            None,
-        )
-        .ok();
-        user.store_management(MGMT_SECRET);
-        let browser = fetching_browser(user.path());
-        user.set_env("BROWSER", &browser.display().to_string());
+        let user = managed_user(&zoom, "acme", MGMT_SECRET, &["--display-name", "DEX for Zoom (acme)"]);
         World {
             zoom,
             user,
@@ -98,12 +75,7 @@ impl World {
     fn ready(&self) -> String {
         let id = self.create();
         let token = self.app(&id).secret_token;
-        self.user
-            .run(
-                &["secrets", "set", "secret-token", "--from-stdin"],
-                Some(token.as_bytes()),
-            )
-            .ok();
+        self.user.set_secret("secret-token", token);
         self.user.run(&["login", "--timeout", "20"], None).ok();
         id
     }
@@ -473,12 +445,7 @@ fn webhook_world() -> (World, String, String) {
     let w = World::new();
     let id = w.create();
     let token = w.app(&id).secret_token;
-    w.user
-        .run(
-            &["secrets", "set", "secret-token", "--from-stdin"],
-            Some(token.as_bytes()),
-        )
-        .ok();
+    w.user.set_secret("secret-token", &token);
     (w, id, token)
 }
 

@@ -80,6 +80,23 @@ async fn wd(http: &reqwest::Client, method: reqwest::Method, url: String, body: 
     v["value"].clone()
 }
 
+/// The key of a W3C WebDriver element reference ("Elements", web element identifier).
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Clicks the element `css` selects in session `s`.
+async fn click(http: &reqwest::Client, s: &str, css: &str) {
+    let found = json!({"using": "css selector", "value": css});
+    let el = wd(http, reqwest::Method::POST, format!("{s}/element"), found).await;
+    let id = el[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {el}"));
+    wd(
+        http,
+        reqwest::Method::POST,
+        format!("{s}/element/{id}/click"),
+        json!({}),
+    )
+    .await;
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver; `cargo xtask test` installs them and runs this"]
 async fn consent_page_clicked_through_in_headless_chromium() {
@@ -155,27 +172,7 @@ async fn consent_page_clicked_through_in_headless_chromium() {
     .await;
     let title = wd(&http, reqwest::Method::GET, format!("{s}/title"), json!(null)).await;
     assert_eq!(title, "Authorize app");
-    let find = |css: &str| json!({"using": "css selector", "value": css});
-    let opt = wd(
-        &http,
-        reqwest::Method::POST,
-        format!("{s}/element"),
-        find("#user option[value='admin']"),
-    )
-    .await;
-    let opt_id = opt
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_str)
-        .expect("element")
-        .to_string();
-    wd(
-        &http,
-        reqwest::Method::POST,
-        format!("{s}/element/{opt_id}/click"),
-        json!({}),
-    )
-    .await;
+    click(&http, &s, "#user option[value='admin']").await;
     // Keep a picture of the page for people reviewing the sandbox.
     if let Some(png) = wd(&http, reqwest::Method::GET, format!("{s}/screenshot"), json!(null))
         .await
@@ -186,20 +183,7 @@ async fn consent_page_clicked_through_in_headless_chromium() {
             let _ = std::fs::write(std::env::temp_dir().join("connapp-consent.png"), bytes);
         }
     }
-    let allow = wd(&http, reqwest::Method::POST, format!("{s}/element"), find("#allow")).await;
-    let allow_id = allow
-        .as_object()
-        .and_then(|o| o.values().next())
-        .and_then(Value::as_str)
-        .expect("element")
-        .to_string();
-    wd(
-        &http,
-        reqwest::Method::POST,
-        format!("{s}/element/{allow_id}/click"),
-        json!({}),
-    )
-    .await;
+    click(&http, &s, "#allow").await;
 
     let line = rx
         .recv_timeout(Duration::from_secs(20))
