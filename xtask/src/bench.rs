@@ -135,19 +135,7 @@ pub(crate) fn webhook_bench(bin: &Path) -> Result<()> {
     std::fs::create_dir_all(&work)?;
     let secret = "bench-secret-token-0123456789";
     let result = (|| {
-        let quiet = |args: &[&str], input: Option<&str>| -> Result<()> {
-            let mut c = demo_command(bin, &work, args);
-            c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::inherit());
-            let mut child = c.spawn()?;
-            if let Some(i) = input {
-                use std::io::Write;
-                child.stdin.take().context("stdin")?.write_all(i.as_bytes())?;
-            }
-            if !child.wait()?.success() {
-                bail!("connapp {} failed", args.join(" "));
-            }
-            Ok(())
-        };
+        let quiet = |args: &[&str], input: Option<&str>| quiet(bin, &work, args, input);
         quiet(&["init", "--instance", "acme"], None)?;
         quiet(&["secrets", "set", "secret-token", "--from-stdin"], Some(secret))?;
         // A compact event as Zoom sends it, signed now (valid for the 5-minute window).
@@ -165,48 +153,31 @@ pub(crate) fn webhook_bench(bin: &Path) -> Result<()> {
         )?;
 
         // connapp webhook serve (release build), events printed to /dev/null.
-        let mut serve = demo_command(bin, &work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("start connapp webhook serve")?;
-        let connapp = (|| {
-            use std::io::BufRead;
-            let mut banner = String::new();
-            std::io::BufReader::new(serve.stderr.take().context("stderr")?).read_line(&mut banner)?;
-            let url = banner
-                .split_whitespace()
-                .find(|w| w.starts_with("http://"))
-                .context("no address from connapp webhook serve")?
-                .to_string();
-            wrk(&url, &lua)
-        })();
-        let _ = serve.kill();
-        let _ = serve.wait();
-        let connapp = connapp?;
+        let connapp = serving(
+            demo_command(bin, &work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+            "connapp webhook serve",
+            Banner::Stderr,
+            |banner, _| wrk(&address_in(banner, "connapp webhook serve")?, &lua),
+        )?;
 
         // The Node.js verifier.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut node = Command::new("node")
-            .arg(node_dir.join("verifier.js"))
-            .current_dir(&node_dir)
-            .env("PORT", port.to_string())
-            .env("ZOOM_WEBHOOK_SECRET_TOKEN", secret)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("start node")?;
-        let baseline = (|| {
-            use std::io::BufRead;
-            let mut line = String::new();
-            std::io::BufReader::new(node.stderr.take().context("stderr")?).read_line(&mut line)?;
-            wrk(&format!("http://127.0.0.1:{port}/"), &lua)
-        })();
-        let _ = node.kill();
-        let _ = node.wait();
-        let baseline = baseline?;
+        let baseline = serving(
+            Command::new("node")
+                .arg(node_dir.join("verifier.js"))
+                .current_dir(&node_dir)
+                .env("PORT", port.to_string())
+                .env("ZOOM_WEBHOOK_SECRET_TOKEN", secret)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+            "node",
+            Banner::Stderr,
+            |_, _| wrk(&format!("http://127.0.0.1:{port}/"), &lua),
+        )?;
 
         if connapp.non_2xx > 0 || baseline.non_2xx > 0 {
             bail!(
@@ -265,81 +236,83 @@ pub(crate) fn vault_token_bench(bin: &Path) -> Result<()> {
         std::env::set_var("BAO_ADDR", &bao.addr);
         std::env::set_var("BAO_TOKEN", &bao.token);
     }
-    let mut sandbox = Command::new(bin)
-        .args(["sandbox", "--port", "0", "--json", "--seed"])
-        .arg(work.join("sandbox-seed.toml"))
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let result = (|| {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(sandbox.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let base = json_str(&line, "base_url").context("no base URL")?;
-        let quiet = |args: &[&str], input: Option<&str>| -> Result<()> {
-            let mut c = demo_command(bin, &work, args);
-            c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
-            let mut child = c.spawn()?;
-            if let Some(i) = input {
-                use std::io::Write;
-                child.stdin.take().context("stdin")?.write_all(i.as_bytes())?;
+    let result = serving(
+        Command::new(bin)
+            .args(["sandbox", "--port", "0", "--json", "--seed"])
+            .arg(work.join("sandbox-seed.toml"))
+            .stdout(Stdio::piped()),
+        "connapp sandbox",
+        Banner::Stdout,
+        |line, _| {
+            let base = json_str(line, "base_url").context("no base URL")?;
+            let quiet = |args: &[&str], input: Option<&str>| quiet(bin, &work, args, input);
+            quiet(
+                &[
+                    "init",
+                    "--instance",
+                    "acme",
+                    "--store",
+                    "vault",
+                    "--login-redirect",
+                    "http://127.0.0.1/callback",
+                    "--zoom-base",
+                    &base,
+                ],
+                None,
+            )?;
+            quiet(
+                &["secrets", "set", "client-id", "--from-stdin"],
+                Some("sbxDexClientId00000001"),
+            )?;
+            quiet(
+                &["secrets", "set", "client-secret", "--from-stdin"],
+                Some("demo-client-secret-0123456789abcdef"),
+            )?;
+            quiet(&["login"], None)?;
+            let bao_bin = bao_binary()?;
+            let runs = 21;
+            let connapp = time_runs(runs, || demo_command(bin, &work, &["token"]))?;
+            let baseline = time_runs(runs, || {
+                let mut c = Command::new(&bao_bin);
+                c.args(["kv", "get", "-mount=secret", "connapp/apps/dex-zoom/token"]);
+                c
+            })?;
+            let ratio = connapp.as_secs_f64() / baseline.as_secs_f64();
+            println!(
+                "connapp token (Vault store): median {connapp:?}; bao kv get (same record): median {baseline:?}; ratio {ratio:.2} over {runs} runs each"
+            );
+            if ratio <= 0.5 {
+                println!("PASS: target <= 0.5x bao kv get");
+                Ok(())
+            } else {
+                bail!("FAIL: connapp token takes {ratio:.2}x the time of bao kv get; the target is <= 0.5x")
             }
-            let out = child.wait_with_output()?;
-            if !out.status.success() {
-                bail!(
-                    "connapp {} failed: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            Ok(())
-        };
-        quiet(
-            &[
-                "init",
-                "--instance",
-                "acme",
-                "--store",
-                "vault",
-                "--login-redirect",
-                "http://127.0.0.1/callback",
-                "--zoom-base",
-                &base,
-            ],
-            None,
-        )?;
-        quiet(
-            &["secrets", "set", "client-id", "--from-stdin"],
-            Some("sbxDexClientId00000001"),
-        )?;
-        quiet(
-            &["secrets", "set", "client-secret", "--from-stdin"],
-            Some("demo-client-secret-0123456789abcdef"),
-        )?;
-        quiet(&["login"], None)?;
-        let bao_bin = bao_binary()?;
-        let runs = 21;
-        let connapp = time_runs(runs, || demo_command(bin, &work, &["token"]))?;
-        let baseline = time_runs(runs, || {
-            let mut c = Command::new(&bao_bin);
-            c.args(["kv", "get", "-mount=secret", "connapp/apps/dex-zoom/token"]);
-            c
-        })?;
-        let ratio = connapp.as_secs_f64() / baseline.as_secs_f64();
-        println!(
-            "connapp token (Vault store): median {connapp:?}; bao kv get (same record): median {baseline:?}; ratio {ratio:.2} over {runs} runs each"
-        );
-        if ratio <= 0.5 {
-            println!("PASS: target <= 0.5x bao kv get");
-            Ok(())
-        } else {
-            bail!("FAIL: connapp token takes {ratio:.2}x the time of bao kv get; the target is <= 0.5x")
-        }
-    })();
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
+        },
+    );
     let _ = std::fs::remove_dir_all(&work);
     drop(bao);
     result
+}
+
+/// Runs `connapp ARGS` in `work` with `input` on stdin, its output hidden
+/// unless it fails.
+fn quiet(bin: &Path, work: &Path, args: &[&str], input: Option<&str>) -> Result<()> {
+    let mut c = demo_command(bin, work, args);
+    c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn()?;
+    if let Some(i) = input {
+        use std::io::Write;
+        child.stdin.take().context("stdin")?.write_all(i.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "connapp {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Time from spawning `connapp sandbox` until it has answered one HTTP request.

@@ -74,23 +74,20 @@ pub(crate) fn demo(store: &str) -> Result<()> {
     let work = std::env::temp_dir().join(format!("connapp-demo-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     std::fs::write(work.join("sandbox-seed.toml"), DEMO_SEED)?;
-    let mut sandbox = Command::new(&bin)
-        .args(["sandbox", "--port", "0", "--json", "--seed"])
-        .arg(work.join("sandbox-seed.toml"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("start connapp sandbox")?;
-    let result = (|| {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(sandbox.stdout.take().context("sandbox stdout")?).read_line(&mut line)?;
-        let base = json_str(&line, "base_url").context("the sandbox did not print its base URL")?;
-        let sn = json_str(&line, "servicenow_url").context("the sandbox did not print its ServiceNow URL")?;
-        demo_steps(&bin, &work, &base, &sn, store)
-    })();
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
+    let result = serving(
+        Command::new(&bin)
+            .args(["sandbox", "--port", "0", "--json", "--seed"])
+            .arg(work.join("sandbox-seed.toml"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+        "connapp sandbox",
+        Banner::Stdout,
+        |line, _| {
+            let base = json_str(line, "base_url").context("the sandbox did not print its base URL")?;
+            let sn = json_str(line, "servicenow_url").context("the sandbox did not print its ServiceNow URL")?;
+            demo_steps(&bin, &work, &base, &sn, store)
+        },
+    );
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -324,57 +321,50 @@ pub(crate) fn webhook_round_trip(bin: &Path, work: &Path, base: &str, client_id:
     println!(
         "\n== Receive Zoom webhooks, verified with the Secret Token\n$ connapp webhook serve --listen 127.0.0.1:0"
     );
-    let mut serve = demo_command(bin, work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("start connapp webhook serve")?;
-    let result = (|| {
-        let mut banner = String::new();
-        BufReader::new(serve.stderr.take().context("stderr")?).read_line(&mut banner)?;
-        print!("{banner}");
-        let url = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .context("the receiver printed no address")?
-            .to_string();
-        let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
-        std::fs::write(
-            work.join("connapp.toml"),
-            format!("{decl}\n[apps.dex-zoom.webhook]\nendpoint_url = \"{url}\"\nevents = [\"meeting.ended\"]\n"),
-        )?;
-        run_step(
-            bin,
-            work,
-            "Subscribe the receiver to meeting.ended (Zoom validates the endpoint with a challenge)",
-            &["apply", "--yes"],
-            None,
-            0,
-        )?;
-        let body = format!(
-            "{{\"client_id\":\"{client_id}\",\"event\":\"meeting.ended\",\"payload\":{{\"object\":{{\"topic\":\"Weekly IT sync\"}}}}}}"
-        );
-        http("POST", &format!("{base}/_sandbox/events"), Some(&body))?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = serve.stdout.take().context("stdout")?;
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .context("no event arrived at the receiver within 10 s")?;
-        println!(
-            "\n== The sandbox sent a signed meeting.ended; the receiver verified it and printed:\n{}",
-            line.trim()
-        );
-        Ok(())
-    })();
-    let _ = serve.kill();
-    let _ = serve.wait();
-    result
+    serving(
+        demo_command(bin, work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        "connapp webhook serve",
+        Banner::Stderr,
+        |banner, serve| {
+            print!("{banner}");
+            let url = address_in(banner, "the receiver")?;
+            let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
+            std::fs::write(
+                work.join("connapp.toml"),
+                format!("{decl}\n[apps.dex-zoom.webhook]\nendpoint_url = \"{url}\"\nevents = [\"meeting.ended\"]\n"),
+            )?;
+            run_step(
+                bin,
+                work,
+                "Subscribe the receiver to meeting.ended (Zoom validates the endpoint with a challenge)",
+                &["apply", "--yes"],
+                None,
+                0,
+            )?;
+            let body = format!(
+                "{{\"client_id\":\"{client_id}\",\"event\":\"meeting.ended\",\"payload\":{{\"object\":{{\"topic\":\"Weekly IT sync\"}}}}}}"
+            );
+            http("POST", &format!("{base}/_sandbox/events"), Some(&body))?;
+            let (tx, rx) = std::sync::mpsc::channel();
+            let out = serve.stdout.take().context("stdout")?;
+            std::thread::spawn(move || {
+                let mut line = String::new();
+                let _ = BufReader::new(out).read_line(&mut line);
+                let _ = tx.send(line);
+            });
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .context("no event arrived at the receiver within 10 s")?;
+            println!(
+                "\n== The sandbox sent a signed meeting.ended; the receiver verified it and printed:\n{}",
+                line.trim()
+            );
+            Ok(())
+        },
+    )
 }
 
 /// One HTTP/1.1 request over loopback (the demo's only HTTP client); returns the body.

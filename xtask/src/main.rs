@@ -128,6 +128,44 @@ pub(crate) fn run_cmd(c: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Which of a server's pipes says where it listens.
+pub(crate) enum Banner {
+    Stdout,
+    Stderr,
+}
+
+/// Starts the server `cmd` (its stdio set up by the caller, the `banner`
+/// pipe piped), reads that pipe's first line and hands it with the child to
+/// `work`; the server is stopped afterwards, also when `work` fails.
+pub(crate) fn serving<T>(
+    cmd: &mut Command,
+    what: &str,
+    banner: Banner,
+    work: impl FnOnce(&str, &mut std::process::Child) -> Result<T>,
+) -> Result<T> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd.spawn().with_context(|| format!("start {what}"))?;
+    let result = (|| {
+        let mut line = String::new();
+        match banner {
+            Banner::Stdout => BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?,
+            Banner::Stderr => BufReader::new(child.stderr.take().context("stderr")?).read_line(&mut line)?,
+        };
+        work(&line, &mut child)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+/// The first `http://` address in `line`.
+pub(crate) fn address_in(line: &str, what: &str) -> Result<String> {
+    line.split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .map(str::to_string)
+        .with_context(|| format!("{what} printed no address: {line:?}"))
+}
+
 pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }

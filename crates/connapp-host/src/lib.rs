@@ -553,6 +553,8 @@ fn check_trusted(_path: &Path) -> Result<(), HostError> {
 
 #[cfg(test)]
 mod tests {
+    use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RVec};
+
     use super::*;
 
     /// A platform plugin whose every contract answer is malformed.
@@ -587,6 +589,54 @@ mod tests {
 
     connapp_plugin_api::inventory::submit! {
         connapp_plugin_api::BuiltinPlugin { module: connapp_plugin_api::__private::module::<Broken> }
+    }
+
+    /// A store plugin that provides the store `a` and nothing else.
+    struct OneStore;
+
+    impl connapp_plugin_api::Plugin for OneStore {
+        fn info() -> PluginInfo {
+            let caps = connapp_plugin_api::Capabilities {
+                persistent: false,
+                shared_across_hosts: false,
+                native_cas: false,
+                max_value_size: 0,
+            };
+            PluginInfo::new(
+                "fixture-one-store",
+                "0.0.0",
+                "provides the store `a`",
+                vec![connapp_plugin_api::Provided::store("a", caps)],
+            )
+        }
+        fn open_store(
+            name: &str,
+            _: &connapp_plugin_api::StoreContext<'_>,
+        ) -> Result<Box<dyn connapp_plugin_api::Store>, StoreError> {
+            panic!("asked for the store {name:?}, which the plugin does not list")
+        }
+    }
+
+    extern "C" fn no_prompt(_: RStr<'_>) -> RResult<RVec<u8>, connapp_plugin_api::FfiError> {
+        RResult::RErr(StoreError::new(connapp_plugin_api::ErrorCode::AUTH_FAILED, "no prompt").into())
+    }
+
+    /// The glue, not each plugin, refuses a store kind the plugin's info does
+    /// not list, with UNSUPPORTED naming the plugin and what it provides.
+    #[test]
+    fn the_glue_refuses_a_store_the_plugin_does_not_list() {
+        let ctx = FfiStoreContext {
+            settings: RVec::new(),
+            data_dir: "/nonexistent".into(),
+            interactive: false,
+            prompt_secret: no_prompt,
+        };
+        let module = connapp_plugin_api::__private::module::<OneStore>();
+        let Err(e) = connapp_plugin_api::host::open_store(module, "b", &ctx) else {
+            panic!("the store `b` was opened");
+        };
+        assert_eq!(e.code, connapp_plugin_api::ErrorCode::UNSUPPORTED, "{e:?}");
+        assert_eq!(e.message, "fixture-one-store provides `a`, not \"b\"");
     }
 
     #[test]

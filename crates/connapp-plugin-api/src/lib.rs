@@ -914,7 +914,9 @@ pub fn builtin_plugins() -> impl Iterator<Item = &'static BuiltinPlugin> {
 pub trait Plugin: 'static {
     /// Who the plugin is and what it provides. `api_version` is filled in for you.
     fn info() -> PluginInfo;
-    /// Opens the store `name`. The default says the plugin has no stores.
+    /// Opens the store `name`: always one of the store kinds [`Plugin::info`]
+    /// lists (the glue refuses any other with `UNSUPPORTED` before this is
+    /// called). The default says the plugin has no stores.
     fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         let _ = ctx;
         Err(StoreError::new(
@@ -1108,6 +1110,20 @@ pub mod __private {
 
     pub extern "C" fn open_store<P: Plugin>(name: RStr<'_>, ctx: &FfiStoreContext) -> RResult<FfiStoreBox, FfiError> {
         guard("open_store", || {
+            let info = P::info();
+            let stores: Vec<&str> = info
+                .provides
+                .iter()
+                .filter(|p| p.kind == PluginKind::STORE)
+                .map(|p| p.name.as_str())
+                .collect();
+            if !stores.contains(&name.as_str()) {
+                return Err(StoreError::unsupported_store(
+                    &info.name,
+                    &stores.join("`, `"),
+                    name.as_str(),
+                ));
+            }
             let store = P::open_store(name.as_str(), &StoreContext::new(ctx))?;
             Ok(FfiStore_TO::from_value(
                 Guarded(store),

@@ -549,10 +549,7 @@ impl Plugin for FileStorePlugin {
         plugin_info![Provided::store("file", CAPABILITIES)]
     }
 
-    fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
-        if name != "file" {
-            return Err(StoreError::unsupported_store("store-file", "file", name));
-        }
+    fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         for (k, _) in ctx.settings() {
             if k != "path" {
                 return Err(err(

@@ -298,10 +298,7 @@ impl Plugin for KeyringStorePlugin {
         plugin_info![Provided::store("keyring", CAPABILITIES)]
     }
 
-    fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
-        if name != "keyring" {
-            return Err(StoreError::unsupported_store("store-keyring", "keyring", name));
-        }
+    fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         let mut timeout = Duration::from_secs(5);
         for (k, v) in ctx.settings() {
             match k {

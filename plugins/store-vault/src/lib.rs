@@ -542,10 +542,7 @@ impl Plugin for VaultStorePlugin {
         plugin_info![Provided::store("vault", CAPABILITIES)]
     }
 
-    fn open_store(name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
-        if name != "vault" {
-            return Err(StoreError::unsupported_store("store-vault", "vault", name));
-        }
+    fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         Ok(Box::new(from_settings(ctx)?))
     }
 }
