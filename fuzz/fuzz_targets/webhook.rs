@@ -5,7 +5,8 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use connapp_core::webhook;
+use connapp_engine::webhook::{self, Delivery, Refused};
+use connapp_zoom::webhook::{SCHEME, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -21,23 +22,29 @@ struct Input<'a> {
 
 fuzz_target!(|i: Input<'_>| {
     let parsed = webhook::parse_headers(i.headers);
-    let sig = webhook::header(&parsed, webhook::SIGNATURE_HEADER).map(str::to_string);
+    let sig = webhook::header(&parsed, SIGNATURE_HEADER).map(str::to_string);
     let ts = i
         .timestamp
         .map(str::to_string)
-        .or_else(|| webhook::header(&parsed, webhook::TIMESTAMP_HEADER).map(str::to_string));
+        .or_else(|| webhook::header(&parsed, TIMESTAMP_HEADER).map(str::to_string));
     let sig = match (&ts, i.sign_it) {
-        (Some(t), true) => Some(webhook::sign(i.key, t.trim(), i.body)),
+        (Some(t), true) => Some(sign(i.key, t.trim(), i.body)),
         _ => sig,
     };
-    let got = webhook::receive(i.key, sig.as_deref(), ts.as_deref(), i.body, i.now, i.window);
+    let header = |name: &str| match name {
+        SIGNATURE_HEADER => sig.as_deref(),
+        TIMESTAMP_HEADER => ts.as_deref(),
+        other => webhook::header(&parsed, other),
+    };
+    let delivery = Delivery { header: &header, body: i.body };
+    let got = webhook::receive(&SCHEME, i.key, &delivery, i.now, i.window);
     if let Err(e) = &got {
         let _ = e.to_string();
     }
     // A correctly signed, fresh event is never refused for its signature.
     if let (Some(t), true) = (&ts, i.sign_it) {
         if t.trim().parse::<u64>() == Ok(i.now) {
-            assert!(!matches!(got, Err(webhook::Refused::Signature(_))), "{got:?}");
+            assert!(!matches!(got, Err(Refused::Signature(_))), "{got:?}");
         }
     }
 });

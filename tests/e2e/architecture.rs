@@ -111,8 +111,6 @@ fn the_core_does_no_io() {
         "thiserror",
         "strsim",
         "serde_path_to_error",
-        "hmac",
-        "sha2",
     ]);
     let core = of("connapp-core");
     let extra: Vec<_> = core.difference(&allowed).collect();
@@ -270,14 +268,6 @@ fn platform_names_stay_in_their_crates() {
         (
             "crates/connapp-cli/src/cmd_init.rs",
             "`connapp init --instance` writes a DEX for Zoom declaration",
-        ),
-        (
-            "crates/connapp-cli/src/cmd_webhook.rs",
-            "debt: Zoom's webhook scheme, until a WebhookScheme in connapp-zoom",
-        ),
-        (
-            "crates/connapp-engine/src/webhook.rs",
-            "debt: the receiver serves Zoom's webhook scheme (connapp_core::webhook)",
         ),
         (
             "crates/connapp-oauth/src/api.rs",

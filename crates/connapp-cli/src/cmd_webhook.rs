@@ -1,39 +1,59 @@
-//! `connapp webhook verify | challenge | serve`: Zoom webhooks with the app's
-//! Secret Token (signature over the raw body, constant-time comparison,
-//! timestamp window; the `endpoint.url_validation` answer). The algorithms
-//! live in `connapp_core::webhook`, the receiver behind `serve` in
-//! `connapp_engine::webhook`; this is the glue around them.
+//! `connapp webhook verify | challenge | serve`: an app's webhooks, checked
+//! with its signing key by its platform's scheme (signature over the raw
+//! body, constant-time comparison, timestamp window; the endpoint-validation
+//! answer). The scheme comes from `connapp_clients::webhook_scheme`, the
+//! receiver behind `serve` from `connapp_engine::webhook`; this is the glue.
 
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use connapp_core::SecretKind;
-use connapp_core::webhook::{self, Rejection};
 use connapp_engine::secrets::Secrets;
-use connapp_engine::webhook::{self as receiver, MAX_EVENT_BYTES};
+use connapp_engine::webhook::{self as receiver, Delivery, MAX_EVENT_BYTES, WebhookScheme};
 use connapp_plugin_api::zeroize::Zeroizing;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cli::{Global, WebhookChallengeArgs, WebhookServeArgs, WebhookVerifyArgs};
 use crate::ctx;
 use crate::error::{CliError, Exit};
 
-/// The app's Secret Token from the store.
-fn secret_token(g: &Global, app: Option<&str>) -> Result<(String, Zeroizing<Vec<u8>>), CliError> {
+/// An app, its platform's webhook scheme and its signing key from the store.
+struct Signing {
+    app: String,
+    scheme: &'static dyn WebhookScheme,
+    key: Zeroizing<Vec<u8>>,
+}
+
+fn signing_key(g: &Global, app: Option<&str>) -> Result<Signing, CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let app = ctx::app(&decl, app)?.name.clone();
+    let app = ctx::app(&decl, app)?;
+    let scheme = connapp_clients::webhook_scheme(&app.platform).ok_or_else(|| {
+        CliError::with_code(
+            Exit::Usage,
+            format!(
+                "connapp knows no webhook scheme of the platform {:?} (app {})",
+                app.platform, app.name
+            ),
+        )
+        .hint("webhooks are checked for the platforms whose client signs them; see `connapp plugins list`")
+    })?;
+    let app = app.name.clone();
     let (store, plugin) = ctx::open_store(&reg, &decl)?;
     match Secrets::new(&store)
         .get(&app, SecretKind::SecretToken)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?
     {
-        Some(r) => Ok((app, r.value)),
+        Some(r) => Ok(Signing {
+            app,
+            scheme,
+            key: r.value,
+        }),
         None => Err(ctx::missing_secret(
             &app,
             SecretKind::SecretToken,
-            Some("copy it from the app's Features > Access page in the Zoom Marketplace"),
+            Some(scheme.key_source()),
         )),
     }
 }
@@ -53,18 +73,20 @@ pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
         connapp_plugin_api::bounded::read_file(what, p, limit as u64)
             .map_err(|e| CliError::with_code(Exit::Usage, e.to_string()))
     };
-    let headers = webhook::parse_headers(&String::from_utf8_lossy(&read(
+    let headers = receiver::parse_headers(&String::from_utf8_lossy(&read(
         "the request headers",
         &a.headers,
         MAX_HEADER_BYTES,
     )?));
     let body = read("the webhook body", &a.body, MAX_EVENT_BYTES)?;
-    let (app, key) = secret_token(g, a.app.as_deref())?;
-    let result = webhook::verify(
+    let Signing { app, scheme, key } = signing_key(g, a.app.as_deref())?;
+    let header = |name: &str| receiver::header(&headers, name);
+    let result = scheme.verify(
         &key,
-        webhook::header(&headers, webhook::SIGNATURE_HEADER),
-        webhook::header(&headers, webhook::TIMESTAMP_HEADER),
-        &body,
+        &Delivery {
+            header: &header,
+            body: &body,
+        },
         ctx::now(),
         a.window,
     );
@@ -90,32 +112,13 @@ pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Err(r) => Err(CliError::failure(format!("invalid: {r}")).hint(hint(&r))),
-    }
-}
-
-fn hint(r: &Rejection) -> &'static str {
-    match r {
-        Rejection::Mismatch => {
-            "verify the body exactly as received (not re-serialized JSON), with the app's Secret Token (Features > Access), not the Client Secret"
-        }
-        Rejection::Stale { .. } | Rejection::Future { .. } => {
-            "a replayed or delayed event, or a wrong clock; widen the window with --window only if the clocks are known to differ"
-        }
-        Rejection::MissingSignature | Rejection::MissingTimestamp => {
-            "keep every request header: Zoom sends x-zm-signature and x-zm-request-timestamp with each event"
-        }
-        Rejection::BadTimestamp | Rejection::Malformed => "this does not look like a request from Zoom",
+        Err(r) => Err(CliError::failure(format!("invalid: {r}")).hint(scheme.hint(&r))),
     }
 }
 
 pub fn challenge(g: &Global, a: WebhookChallengeArgs) -> Result<(), CliError> {
-    let (_, key) = secret_token(g, a.app.as_deref())?;
-    let answer = json!({
-        "plainToken": a.plain_token,
-        "encryptedToken": webhook::challenge_response(&key, &a.plain_token),
-    });
-    ctx::print_json(&answer)
+    let Signing { scheme, key, .. } = signing_key(g, a.app.as_deref())?;
+    ctx::print_json(&scheme.challenge(&key, &a.plain_token))
 }
 
 /// The most saved request headers `webhook verify` reads (far more than any request has).
@@ -140,7 +143,7 @@ fn printer(lines: mpsc::Receiver<String>) {
 }
 
 pub fn serve(g: &Global, a: WebhookServeArgs) -> Result<(), CliError> {
-    let (app, key) = secret_token(g, a.app.as_deref())?;
+    let Signing { app, scheme, key } = signing_key(g, a.app.as_deref())?;
     let options = receiver::Options {
         path: a.path.clone(),
         window: a.window,
@@ -149,7 +152,7 @@ pub fn serve(g: &Global, a: WebhookServeArgs) -> Result<(), CliError> {
         request_timeout: Duration::from_secs(a.request_timeout),
         max_connections: usize::try_from(a.max_connections).unwrap_or(usize::MAX),
     };
-    let rx = receiver::Receiver::new(key, options, ctx::now)
+    let rx = receiver::Receiver::new(scheme, key, options, ctx::now)
         .map_err(|e| CliError::with_code(Exit::Usage, e.to_string()).hint(e.hint()))?;
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || printer(lines));

@@ -1,7 +1,8 @@
 //! Assembles connapp's platform clients for a front end: which client serves
 //! which platform, and the work that spans a provider and a consumer:
-//! plan/apply/rollback ([`apply`]), `verify` ([`verify`]) and the setup guide
-//! ([`guide`]), so that a front end names no platform client.
+//! plan/apply/rollback ([`apply`]), `verify` ([`verify`]), the setup guide
+//! ([`guide`]) and the webhook schemes ([`webhook_scheme`]), so that a front
+//! end names no platform client.
 //!
 //! What it is **not**: a client (Zoom's and ServiceNow's knowledge stays in
 //! `connapp-zoom` and `connapp-servicenow`), the generic work (that is
@@ -12,12 +13,21 @@ pub mod verify;
 
 use connapp_core::App;
 use connapp_engine::guide::Guide;
+use connapp_engine::webhook::WebhookScheme;
 use connapp_host::Registry;
 
 /// The provider's setup procedure for `app`, each scope with its reason.
 pub fn guide(reg: &Registry, app: &App) -> Guide {
     let reasons = connapp_engine::platform::preset_scopes(reg, app);
     connapp_zoom::guide::guide(app, &reasons)
+}
+
+/// Every webhook scheme a client provides.
+const WEBHOOK_SCHEMES: &[&'static dyn WebhookScheme] = &[&connapp_zoom::webhook::SCHEME];
+
+/// How apps of `platform` sign their webhook events, if connapp knows.
+pub fn webhook_scheme(platform: &str) -> Option<&'static dyn WebhookScheme> {
+    WEBHOOK_SCHEMES.iter().copied().find(|s| s.platform() == platform)
 }
 
 #[cfg(test)]

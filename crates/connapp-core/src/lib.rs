@@ -4,7 +4,7 @@
 //! [`Declaration`] of [`App`]s. Every problem is a [`Diagnostic`] that names the
 //! file, line and column, the field, the rule and the fix. It also holds the
 //! pure logic around a declaration: merging a provider manifest and describing
-//! the difference ([`manifest`]), and Zoom's webhook signatures ([`webhook`]).
+//! the difference ([`manifest`]).
 //!
 //! What it is **not**: it does no IO (no files, no network, no clock, no
 //! environment), has no async runtime and knows nothing of the plugin ABI.
@@ -18,7 +18,6 @@ pub mod manifest;
 mod model;
 pub mod scope;
 pub mod urls;
-pub mod webhook;
 
 pub use decl::{
     Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report, check, too_large,

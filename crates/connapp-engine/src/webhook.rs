@@ -1,7 +1,9 @@
-//! The webhook receiver behind `connapp webhook serve`: verified events in,
-//! JSON lines (or a forward) out, with the bounds a public endpoint needs.
-//! The signature algorithm and the challenge answer are the core's
-//! (`connapp_core::webhook`); this is the server around them.
+//! Webhooks, generic over the provider: a [`WebhookScheme`] says how a
+//! provider signs its events and validates an endpoint (the platform's
+//! client crate implements it); [`receive`] is the decision over one request
+//! and [`Receiver`] the server behind `connapp webhook serve` — verified
+//! events in, JSON lines (or a forward) out, with the bounds a public
+//! endpoint needs.
 //!
 //! Bounds: hyper's own header-read timeout (it also ends idle kept-alive
 //! connections), a request timeout, a body limit ([`MAX_EVENT_BYTES`], answered
@@ -17,11 +19,161 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use connapp_core::webhook::{self, Received, Refused, Rejection};
 use connapp_plugin_api::zeroize::Zeroizing;
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// The largest event body accepted (Zoom's events are a few KiB); a larger one is answered 413.
+/// The default accepted clock difference between a provider and connapp, in seconds.
+pub const DEFAULT_WINDOW_SECS: u64 = 300;
+
+/// How a provider signs its webhook events and validates an endpoint.
+pub trait WebhookScheme: Send + Sync {
+    /// The platform whose apps use it (`zoom`).
+    fn platform(&self) -> &'static str;
+    /// Where the signing key comes from, for the hint when it is not stored.
+    fn key_source(&self) -> &'static str;
+    /// The request headers a forward passes on.
+    fn forwarded_headers(&self) -> &'static [&'static str];
+    /// The header naming the delivery, shown in event lines.
+    fn request_id_header(&self) -> &'static str;
+    /// Checks the signature (in constant time) and that the timestamp lies
+    /// within `window` seconds of `now`.
+    fn verify(&self, key: &[u8], delivery: &Delivery<'_>, now: u64, window: u64) -> Result<(), Rejection>;
+    /// The answer to an endpoint-validation request, when the verified
+    /// `body` is one.
+    fn validation(&self, key: &[u8], body: &Value) -> Option<Result<Value, Refused>>;
+    /// The answer to a validation token given by hand (`connapp webhook challenge`).
+    fn challenge(&self, key: &[u8], token: &str) -> Value;
+    /// What to do about a refusal.
+    fn hint(&self, rejection: &Rejection) -> &'static str;
+}
+
+/// One webhook request: its headers and its raw body.
+pub struct Delivery<'a> {
+    /// The value of the header called (lower case) by the argument.
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    /// The body as received: signatures are over these bytes, never a re-serialisation.
+    pub body: &'a [u8],
+}
+
+/// Why an event was refused. Never contains the key or the expected signature.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// A header the scheme needs is missing.
+    #[error("the {0} header is missing")]
+    MissingHeader(&'static str),
+    /// The timestamp header is not a number of seconds.
+    #[error("the {0} header is not a unix time in seconds")]
+    BadTimestamp(&'static str),
+    /// Older than the window.
+    #[error("the event is {age} s old; events older than {window} s are refused (replay protection)")]
+    Stale {
+        /// Age in seconds.
+        age: u64,
+        /// The window.
+        window: u64,
+    },
+    /// Newer than the window.
+    #[error("the event's timestamp is {ahead} s in the future; more than {window} s is refused (check the clocks)")]
+    Future {
+        /// Seconds ahead.
+        ahead: u64,
+        /// The window.
+        window: u64,
+    },
+    /// The signature header is not of the scheme's form.
+    #[error("the {header} header is not of the form {form}")]
+    Malformed {
+        /// The header.
+        header: &'static str,
+        /// Its form, e.g. `v0=<64 hex digits>`.
+        form: &'static str,
+    },
+    /// The signature does not match.
+    #[error("the signature does not match: the body was changed (or re-serialized), or it was signed with another key")]
+    Mismatch,
+}
+
+impl Rejection {
+    /// The timestamp window check every timestamped scheme makes, with
+    /// differences, never sums (a timestamp or window near `u64::MAX` must
+    /// not overflow).
+    pub fn check_window(timestamp: u64, now: u64, window: u64) -> Result<(), Rejection> {
+        let age = now.saturating_sub(timestamp);
+        if age > window {
+            return Err(Rejection::Stale { age, window });
+        }
+        let ahead = timestamp.saturating_sub(now);
+        if ahead > window {
+            return Err(Rejection::Future { ahead, window });
+        }
+        Ok(())
+    }
+}
+
+/// What a receiver does with one verified request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Received {
+    /// An endpoint validation: answer 200 with this body.
+    Validation(Value),
+    /// Any other verified event.
+    Event {
+        /// The `event` field (empty when the body has none).
+        event: String,
+        /// The whole body.
+        body: Value,
+    },
+}
+
+/// Why a receiver refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The signature or timestamp (answer 401).
+    #[error("{0}")]
+    Signature(#[from] Rejection),
+    /// Signed, but the body is not JSON (answer 400).
+    #[error("the signed body is not JSON")]
+    NotJson,
+    /// Signed JSON, but a field the scheme needs is missing (answer 400).
+    #[error("{0} is missing")]
+    Missing(&'static str),
+}
+
+/// A receiver's whole decision over one request: the signature first
+/// (nothing of an unverified body is parsed), then the body as JSON, then
+/// the endpoint validation or the event.
+pub fn receive(
+    scheme: &dyn WebhookScheme,
+    key: &[u8],
+    delivery: &Delivery<'_>,
+    now: u64,
+    window: u64,
+) -> Result<Received, Refused> {
+    scheme.verify(key, delivery, now, window)?;
+    let body: Value = serde_json::from_slice(delivery.body).map_err(|_| Refused::NotJson)?;
+    if let Some(answer) = scheme.validation(key, &body) {
+        return answer.map(Received::Validation);
+    }
+    let event = body.get("event").and_then(Value::as_str).unwrap_or("").to_string();
+    Ok(Received::Event { event, body })
+}
+
+/// Parses saved request headers, `name: value` a line, as `curl -D` writes
+/// them (a status line and lines without a colon are skipped; names are
+/// lower-cased).
+pub fn parse_headers(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| !k.contains(' ') && !k.is_empty())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+/// The first header called `name` (lower case) in [`parse_headers`]' output.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The largest event body accepted (providers' events are a few KiB); a larger one is answered 413.
 pub const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
 
 /// How the receiver runs.
@@ -57,7 +209,7 @@ impl ServeError {
     /// What to do about it.
     pub fn hint(&self) -> &'static str {
         match self {
-            ServeError::Path(_) => "give the path as Zoom's Event notification endpoint URL has it, e.g. /zoom/events",
+            ServeError::Path(_) => "give the path as the provider's event endpoint URL has it, e.g. /events",
             ServeError::Forward(_) => "forward to an https URL, or to http on a loopback address",
         }
     }
@@ -65,6 +217,7 @@ impl ServeError {
 
 /// A receiver ready to serve: the options are checked and the forward client built.
 pub struct Receiver {
+    scheme: &'static dyn WebhookScheme,
     key: Zeroizing<Vec<u8>>,
     options: Options,
     forward: Option<(reqwest::Client, String)>,
@@ -74,6 +227,7 @@ pub struct Receiver {
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
+            .field("platform", &self.scheme.platform())
             .field("key", &"<redacted>")
             .field("options", &self.options)
             .finish()
@@ -81,9 +235,14 @@ impl std::fmt::Debug for Receiver {
 }
 
 impl Receiver {
-    /// A receiver verifying with `key` (the app's Secret Token); `now` is the
-    /// clock, in Unix seconds, the timestamp window is measured against.
-    pub fn new(key: Zeroizing<Vec<u8>>, options: Options, now: fn() -> u64) -> Result<Self, ServeError> {
+    /// A receiver verifying by `scheme` with `key` (the app's signing key);
+    /// `now` is the clock, in Unix seconds, the timestamp window is measured against.
+    pub fn new(
+        scheme: &'static dyn WebhookScheme,
+        key: Zeroizing<Vec<u8>>,
+        options: Options,
+        now: fn() -> u64,
+    ) -> Result<Self, ServeError> {
         if !options.path.starts_with('/') {
             return Err(ServeError::Path(options.path));
         }
@@ -95,6 +254,7 @@ impl Receiver {
             None => None,
         };
         Ok(Receiver {
+            scheme,
             key,
             options,
             forward,
@@ -105,7 +265,7 @@ impl Receiver {
     /// Serves on `listener` until `shutdown` completes, then lets requests in
     /// flight finish (up to five seconds). Without a forward URL, each
     /// verified event is sent to `events` as one JSON line; when nobody reads
-    /// `events` any more, events are answered 503 (Zoom retries them).
+    /// `events` any more, events are answered 503 (providers retry them).
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -116,7 +276,7 @@ impl Receiver {
         // A semaphore with no permit would never accept a connection.
         let max_connections = self.options.max_connections.max(1);
         let router = axum::Router::new()
-            .route(&self.options.path, axum::routing::post(receive))
+            .route(&self.options.path, axum::routing::post(serve_one))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_EVENT_BYTES))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -196,25 +356,23 @@ fn reject(r: &Rejection) -> Response {
         .into_response()
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn serve_one(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let rx = &shared.rx;
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let now = (rx.now)();
-    let (event, parsed) = match webhook::receive(
+    // A `Delivery` holds a `dyn Fn`, which is not `Sync`: it ends before any await.
+    let decided = receive(
+        rx.scheme,
         &rx.key,
-        h(webhook::SIGNATURE_HEADER),
-        h(webhook::TIMESTAMP_HEADER),
-        &body,
+        &Delivery {
+            header: &h,
+            body: &body,
+        },
         now,
         rx.options.window,
-    ) {
-        Ok(Received::Challenge {
-            plain_token,
-            encrypted_token,
-        }) => {
-            let answer = json!({"plainToken": plain_token, "encryptedToken": encrypted_token});
-            return (StatusCode::OK, axum::Json(answer)).into_response();
-        }
+    );
+    let (event, parsed) = match decided {
+        Ok(Received::Validation(answer)) => return (StatusCode::OK, axum::Json(answer)).into_response(),
         Ok(Received::Event { event, body }) => (event, body),
         Err(Refused::Signature(r)) => {
             tracing::info!(reason = %r, "refused an event");
@@ -234,14 +392,19 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             .post(url)
             .header("content-type", "application/json")
             .body(body.clone());
-        for name in [webhook::SIGNATURE_HEADER, webhook::TIMESTAMP_HEADER, "x-zm-request-id"] {
+        for &name in rx
+            .scheme
+            .forwarded_headers()
+            .iter()
+            .chain(&[rx.scheme.request_id_header()])
+        {
             if let Some(v) = h(name) {
                 req = req.header(name, v);
             }
         }
         return match req.send().await {
             Ok(r) if r.status().is_success() => StatusCode::NO_CONTENT.into_response(),
-            // A 5xx makes Zoom retry later (+5, +20, +60 min).
+            // A 5xx makes the provider retry later (Zoom: +5, +20, +60 min).
             Ok(r) => {
                 tracing::warn!(status = r.status().as_u16(), "the forward target refused an event");
                 StatusCode::BAD_GATEWAY.into_response()
@@ -255,7 +418,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     let line = json!({
         "received_at": now,
         "event": event,
-        "request_id": h("x-zm-request-id"),
+        "request_id": h(rx.scheme.request_id_header()),
         "body": parsed,
     })
     .to_string();

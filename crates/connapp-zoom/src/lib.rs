@@ -4,8 +4,8 @@
 //! bodies, rate-limit headers and tracking ids); the Marketplace setup
 //! procedure a person follows by hand ([`guide`]); the Zoom app as code
 //! through its management app — plan, create, update, confirm, restore
-//! ([`admin`]); and what Zoom's API answers mean when `verify` proves a scope
-//! ([`habits`]).
+//! ([`admin`]); what Zoom's API answers mean when `verify` proves a scope
+//! ([`habits`]); and how Zoom signs webhook events ([`webhook`]).
 //!
 //! What it is **not**: the OAuth flows or the HTTP policy (those are
 //! `connapp-oauth`'s), or Zoom's declaration rules (the `platform-zoom` plugin
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 pub mod admin;
 pub mod guide;
 pub mod habits;
+pub mod webhook;
 
 /// The redirect URLs a Zoom app manifest registers (development and production).
 pub fn redirect_urls(manifest: &serde_json::Value) -> Vec<String> {
