@@ -407,7 +407,9 @@ pub trait Store: Send + Sync + 'static {
     fn describe(&self) -> Result<StoreDescription, StoreError>;
     /// The value and version of `key`, if present.
     fn get(&self, key: &str) -> Result<Option<Record>, StoreError>;
-    /// Writes `value` if `expected` holds; returns the new version.
+    /// Writes `value` if `expected` holds; returns the new version. Through
+    /// the glue, `value` is never larger than the capabilities'
+    /// `max_value_size` (a larger one is refused with `TOO_LARGE` first).
     fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError>;
     /// Deletes `key` if `expected` holds; returns whether something was deleted.
     fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError>;
@@ -1032,8 +1034,30 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) -> RResul
     }
 }
 
-/// Adapts a native [`Store`] to [`FfiStore`], guarding every call against panics.
-struct Guarded(Box<dyn Store>);
+/// Adapts a native [`Store`] to [`FfiStore`], guarding every call against
+/// panics, keys out of shape and values over the store's own limit.
+struct Guarded {
+    store: Box<dyn Store>,
+    /// The store's `max_value_size`, read once from `describe`.
+    max_value: Option<u64>,
+}
+
+impl Guarded {
+    fn new(store: Box<dyn Store>) -> Self {
+        let max_value = store.describe().ok().and_then(|d| d.capabilities.max_value_size());
+        Guarded { store, max_value }
+    }
+
+    fn check_size(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        match self.max_value {
+            Some(max) if value.len() as u64 > max => Err(StoreError::new(
+                ErrorCode::TOO_LARGE,
+                format!("{key}: the value is {} bytes; this store takes at most {max}", value.len()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
 
 fn check_key(key: &str) -> Result<(), StoreError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
@@ -1048,7 +1072,7 @@ fn check_key(key: &str) -> Result<(), StoreError> {
 impl FfiStore for Guarded {
     fn describe(&self) -> RResult<FfiStoreDescription, FfiError> {
         guard("describe", || {
-            let d = self.0.describe()?;
+            let d = self.store.describe()?;
             Ok(FfiStoreDescription {
                 capabilities: d.capabilities,
                 location: d.location.into(),
@@ -1058,7 +1082,7 @@ impl FfiStore for Guarded {
     fn get(&self, key: RStr<'_>) -> RResult<ROption<FfiRecord>, FfiError> {
         guard("get", || {
             check_key(key.as_str())?;
-            Ok(match self.0.get(key.as_str())? {
+            Ok(match self.store.get(key.as_str())? {
                 Some(mut r) => {
                     let value = RVec::from_slice(&r.value);
                     r.value.zeroize();
@@ -1074,18 +1098,19 @@ impl FfiStore for Guarded {
     fn put(&self, key: RStr<'_>, value: RSlice<'_, u8>, expected: ROption<u64>) -> RResult<u64, FfiError> {
         guard("put", || {
             check_key(key.as_str())?;
-            self.0.put(key.as_str(), value.as_slice(), Expected::from_ffi(expected))
+            self.check_size(key.as_str(), value.as_slice())?;
+            self.store.put(key.as_str(), value.as_slice(), Expected::from_ffi(expected))
         })
     }
     fn delete(&self, key: RStr<'_>, expected: ROption<u64>) -> RResult<bool, FfiError> {
         guard("delete", || {
             check_key(key.as_str())?;
-            self.0.delete(key.as_str(), Expected::from_ffi(expected))
+            self.store.delete(key.as_str(), Expected::from_ffi(expected))
         })
     }
     fn list(&self, prefix: RStr<'_>) -> RResult<RVec<RString>, FfiError> {
         guard("list", || {
-            Ok(self.0.list(prefix.as_str())?.into_iter().map(RString::from).collect())
+            Ok(self.store.list(prefix.as_str())?.into_iter().map(RString::from).collect())
         })
     }
 }
@@ -1126,7 +1151,7 @@ pub mod __private {
             }
             let store = P::open_store(name.as_str(), &StoreContext::new(ctx))?;
             Ok(FfiStore_TO::from_value(
-                Guarded(store),
+                Guarded::new(store),
                 abi_stable::sabi_trait::TD_Opaque,
             ))
         })
@@ -1299,7 +1324,7 @@ impl StoreHandle {
     /// how a plugin author runs the conformance suite without loading a library.
     pub fn from_store(store: impl Store) -> Self {
         Self {
-            inner: FfiStore_TO::from_value(Guarded(Box::new(store)), abi_stable::sabi_trait::TD_Opaque),
+            inner: FfiStore_TO::from_value(Guarded::new(Box::new(store)), abi_stable::sabi_trait::TD_Opaque),
         }
     }
 

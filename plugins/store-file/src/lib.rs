@@ -487,15 +487,6 @@ impl Store for FileStore {
     }
 
     fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
-        if value.len() > MAX_VALUE {
-            return Err(err(
-                ErrorCode::TOO_LARGE,
-                format!(
-                    "{key}: the value is {} bytes; the file store takes at most {MAX_VALUE}",
-                    value.len()
-                ),
-            ));
-        }
         let _lock = self.lock()?;
         let mut c = self.read()?;
         let cur = current(&c, key);

@@ -231,15 +231,6 @@ impl Store for KeyringStore {
     }
 
     fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
-        if value.len() > MAX_VALUE {
-            return Err(err(
-                ErrorCode::TOO_LARGE,
-                format!(
-                    "{key}: {} bytes is more than the keyring store takes ({MAX_VALUE} bytes)",
-                    value.len()
-                ),
-            ));
-        }
         let _lock = self.lock()?;
         let cur = self.read(key)?;
         if !expected.matches(live_version(&cur)) {

@@ -325,16 +325,6 @@ impl Store for VaultStore {
     }
 
     fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
-        if value.len() as u64 > CAPABILITIES.max_value_size {
-            return Err(err(
-                ErrorCode::TOO_LARGE,
-                format!(
-                    "{key}: {} bytes is more than the Vault store takes ({} bytes)",
-                    value.len(),
-                    CAPABILITIES.max_value_size
-                ),
-            ));
-        }
         let encoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
         let data = json!({"value": encoded.as_str()});
         let cas = match expected {
