@@ -95,6 +95,12 @@ fn ours_beyond(package: &str, allowed: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Fails, naming the rest and `why`, when `krate` depends on more than `allowed`.
+fn depends_only_on(krate: &str, allowed: &BTreeSet<String>, why: &str) {
+    let extra: Vec<_> = of(krate).difference(allowed).cloned().collect();
+    assert!(extra.is_empty(), "{krate} depends on {extra:?} as well: {why}");
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -112,12 +118,7 @@ fn the_core_does_no_io() {
         "strsim",
         "serde_path_to_error",
     ]);
-    let core = of("connapp-core");
-    let extra: Vec<_> = core.difference(&allowed).collect();
-    assert!(
-        extra.is_empty(),
-        "connapp-core depends on {extra:?}: the core must stay pure"
-    );
+    depends_only_on("connapp-core", &allowed, "the core must stay pure");
     assert!(
         rust_files(&root().join("crates/connapp-core/src"))
             .iter()
@@ -210,12 +211,7 @@ fn the_cli_takes_no_new_dependencies() {
         "webbrowser",
         "zeroize",
     ]);
-    let cli = of("connapp-cli");
-    let new: Vec<_> = cli.difference(&known).collect();
-    assert!(
-        new.is_empty(),
-        "connapp-cli gained dependencies {new:?}; logic belongs in a library"
-    );
+    depends_only_on("connapp-cli", &known, "logic belongs in a library");
 }
 
 /// The CLI does no HTTP of its own: no HTTP client, no OAuth edge, no

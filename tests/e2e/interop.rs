@@ -94,15 +94,18 @@ fn consents_with(s: &mut Sandbox, secret: &str) {
 fn user(srv: &AuthServer, client_auth: &str, oauth_extra: &str, scopes: &str) -> Sandbox {
     let mut s = Sandbox::new(&built().full);
     let base = &srv.base;
-    std::fs::write(
-        s.path().join("connapp.toml"),
-        format!(
-            "version = 1\n[store]\nkind = \"file\"\n[apps.idp]\ndisplay_name = \"authlib\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [{scopes}]\n[apps.idp.oauth]\nauthorize_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\nrevoke_url = \"{base}/revoke\"\nclient_auth = \"{client_auth}\"\nlogin_redirect = \"{LOOPBACK}\"\n{oauth_extra}"
-        ),
-    )
-    .expect("write");
+    s.declare(&format!(
+        "version = 1\n[store]\nkind = \"file\"\n[apps.idp]\ndisplay_name = \"authlib\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [{scopes}]\n[apps.idp.oauth]\nauthorize_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\nrevoke_url = \"{base}/revoke\"\nclient_auth = \"{client_auth}\"\nlogin_redirect = \"{LOOPBACK}\"\n{oauth_extra}"
+    ));
     consents_with(&mut s, &srv.secret);
     s
+}
+
+/// [`user`] of `srv`, logged in through the fetching browser.
+fn logged_in(srv: AuthServer, client_auth: &str, oauth_extra: &str, scopes: &str) -> (AuthServer, Sandbox) {
+    let s = user(&srv, client_auth, oauth_extra, scopes);
+    s.run(&["login", "--timeout", "20"], None).ok();
+    (srv, s)
 }
 
 fn token_json(s: &Sandbox, args: &[&str]) -> Value {
@@ -117,9 +120,7 @@ fn token_json(s: &Sandbox, args: &[&str]) -> Value {
 #[test]
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn refresh_without_rotation_keeps_the_grant() {
-    let srv = AuthServer::start("secret-1", &[]);
-    let s = user(&srv, "basic", "", "\"read\"");
-    s.run(&["login", "--timeout", "20"], None).ok();
+    let (srv, s) = logged_in(AuthServer::start("secret-1", &[]), "basic", "", "\"read\"");
     let first = token_json(&s, &[]);
     for round in 0..3 {
         // Inside the refresh margin: renewed with the same refresh token.
@@ -140,9 +141,12 @@ fn refresh_without_rotation_keeps_the_grant() {
 #[test]
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn refresh_with_rotation_follows_each_new_token() {
-    let srv = AuthServer::start("secret-2", &["--rotate", "--auth", "post"]);
-    let s = user(&srv, "body", "", "\"read\"");
-    s.run(&["login", "--timeout", "20"], None).ok();
+    let (srv, s) = logged_in(
+        AuthServer::start("secret-2", &["--rotate", "--auth", "post"]),
+        "body",
+        "",
+        "\"read\"",
+    );
     let mut last = token_json(&s, &[])["access_token"].as_str().expect("t").to_string();
     for round in 0..3 {
         let t = token_json(&s, &["--margin", "100000"]);
@@ -180,9 +184,7 @@ fn login_by_paste_back_with_pkce() {
 #[test]
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn reserved_characters_in_the_secret_work_for_every_request() {
-    let srv = AuthServer::start(TRICKY_SECRET, &[]);
-    let s = user(&srv, "basic", "", "\"read\"");
-    s.run(&["login", "--timeout", "20"], None).ok();
+    let (srv, s) = logged_in(AuthServer::start(TRICKY_SECRET, &[]), "basic", "", "\"read\"");
     token_json(&s, &["--margin", "100000"]);
     let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
     assert!(srv.accepts(&at));
@@ -195,9 +197,7 @@ fn reserved_characters_in_the_secret_work_for_every_request() {
 #[test]
 #[ignore = "needs authlib and flask (PyPI); `cargo xtask test` installs them"]
 fn a_refused_revoke_keeps_the_tokens() {
-    let srv = AuthServer::start("secret-5", &[]);
-    let s = user(&srv, "basic", "", "\"read\"");
-    s.run(&["login", "--timeout", "20"], None).ok();
+    let (srv, s) = logged_in(AuthServer::start("secret-5", &[]), "basic", "", "\"read\"");
     let at = token_json(&s, &[])["access_token"].as_str().expect("token").to_string();
     // The stored secret no longer matches: authlib answers 401 invalid_client.
     s.set_secret("client-secret", b"wrong");

@@ -120,6 +120,15 @@ fn failing(j: &Value) -> Vec<&Value> {
     sn_rows(j).into_iter().filter(|c| c["result"] == "fail").collect()
 }
 
+/// The ServiceNow row of verify's answer `v` about `item`.
+fn sn_row(v: &Value, item: &str) -> Value {
+    sn_rows(v)
+        .into_iter()
+        .find(|c| c["item"] == item)
+        .unwrap_or_else(|| panic!("no row {item:?}: {v:#}"))
+        .clone()
+}
+
 /// Some failing ServiceNow row of verify's answer `v` names every one of `words`.
 fn assert_failing(v: &Value, words: &[&str]) {
     let named = |c: &&Value| {
@@ -307,11 +316,7 @@ fn broken_chains_are_diagnosed() {
         }
     });
     let v = w.verify();
-    let row = sn_rows(&v)
-        .into_iter()
-        .find(|c| c["item"] == "redirect URL")
-        .expect("redirect row")
-        .clone();
+    let row = sn_row(&v, "redirect URL");
     assert_eq!(row["result"], "fail");
     assert!(row["detail"].as_str().expect("d").contains("trailing slash"), "{row}");
     w.run(&["apply", "--yes"]).ok();
@@ -320,11 +325,7 @@ fn broken_chains_are_diagnosed() {
     // ServiceNow's refresh token expired (its lifespan ran out unused).
     w.set_all("oauth_credential", "expires", "2026-01-01 00:00:00");
     let v = w.verify();
-    let row = sn_rows(&v)
-        .into_iter()
-        .find(|c| c["item"] == "ServiceNow's token")
-        .expect("token row")
-        .clone();
+    let row = sn_row(&v, "ServiceNow's token");
     assert_eq!(row["result"], "fail");
     assert!(row["detail"].as_str().expect("d").contains("expired"), "{row}");
     assert!(row["fix"].as_str().expect("f").contains("oauth_initiator.do"), "{row}");

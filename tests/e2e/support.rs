@@ -244,6 +244,11 @@ impl Sandbox {
         Run(child.wait_with_output().expect("wait"))
     }
 
+    /// Writes `text` as the declaration, `connapp.toml`.
+    pub fn declare(&self, text: &str) {
+        std::fs::write(self.path().join("connapp.toml"), text).expect("write the declaration");
+    }
+
     /// `secrets set KIND --from-stdin` with `value`, which must succeed.
     pub fn set_secret(&self, kind: &str, value: impl AsRef<[u8]>) {
         self.run(&["secrets", "set", kind, "--from-stdin"], Some(value.as_ref()))
@@ -275,6 +280,8 @@ impl Sandbox {
 /// A `connapp login --no-browser …` waiting for the pasted address.
 pub struct PasteBack {
     child: std::process::Child,
+    /// The rest of its stderr, kept open: connapp fails writing to a closed pipe.
+    err: std::io::BufReader<std::process::ChildStderr>,
     /// The authorize URL it printed.
     pub url: String,
     /// Its stderr up to the URL.
@@ -300,7 +307,7 @@ impl PasteBack {
             }
         };
         match url {
-            Some(url) => PasteBack { child, url, seen },
+            Some(url) => PasteBack { child, err, url, seen },
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -309,13 +316,22 @@ impl PasteBack {
         }
     }
 
-    /// Pastes `address` (where the browser was sent) and waits for the end.
+    /// Pastes `address` (where the browser was sent) and waits for the end;
+    /// the output's stderr is what came after the URL.
     pub fn paste(mut self, address: &str) -> Output {
-        use std::io::Write;
+        use std::io::{Read, Write};
+        let mut err = self.err;
+        let rest = std::thread::spawn(move || {
+            let mut rest = Vec::new();
+            let _ = err.read_to_end(&mut rest);
+            rest
+        });
         let mut stdin = self.child.stdin.take().expect("stdin");
         writeln!(stdin, "{address}").expect("paste");
         drop(stdin);
-        self.child.wait_with_output().expect("wait")
+        let mut out = self.child.wait_with_output().expect("wait");
+        out.stderr = rest.join().expect("stderr reader");
+        out
     }
 }
 

@@ -252,13 +252,9 @@ fn s2s_user(zoom: &Zoom) -> Sandbox {
     let s = Sandbox::new(&built().full);
     let base = zoom.base_url();
     let account = zoom.account_id();
-    std::fs::write(
-        s.path().join("connapp.toml"),
-        format!(
-            "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"connapp S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\npresets = [\"servicenow-dex-zoom\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
-        ),
-    )
-    .expect("write");
+    s.declare(&format!(
+        "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"connapp S2S\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\npresets = [\"servicenow-dex-zoom\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"{account}\"\noauth_base = \"{base}\"\napi_base = \"{base}\"\n"
+    ));
     let app = zoom.app("sbxS2SClientId00000002").expect("app");
     s.set_secret("client-id", app.client_id);
     s.set_secret("client-secret", app.client_secret);
@@ -346,13 +342,9 @@ fn the_generic_platform_works_against_a_plain_oauth_server() {
     let zoom = Zoom::start(seed(true)).expect("sandbox");
     let mut s = Sandbox::new(&built().full);
     let base = zoom.base_url();
-    std::fs::write(
-        s.path().join("connapp.toml"),
-        format!(
-            "version = 1\n[store]\nkind = \"file\"\n[apps.plain]\ndisplay_name = \"Plain OAuth\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [\"user:read:user:admin\"]\n[apps.plain.oauth]\nauthorize_url = \"{base}/oauth/authorize\"\ntoken_url = \"{base}/oauth/token\"\nrevoke_url = \"{base}/oauth/revoke\"\nclient_auth = \"body\"\nlogin_redirect = \"{LOOPBACK}\"\n"
-        ),
-    )
-    .expect("write");
+    s.declare(&format!(
+        "version = 1\n[store]\nkind = \"file\"\n[apps.plain]\ndisplay_name = \"Plain OAuth\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [\"user:read:user:admin\"]\n[apps.plain.oauth]\nauthorize_url = \"{base}/oauth/authorize\"\ntoken_url = \"{base}/oauth/token\"\nrevoke_url = \"{base}/oauth/revoke\"\nclient_auth = \"body\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+    ));
     // The generic platform sends `scope`; comma-free single scope is fine for the sandbox.
     let browser = fetching_browser(s.path());
     s.set_env("BROWSER", &browser.display().to_string());

@@ -79,20 +79,12 @@ impl ApiError {
 }
 
 /// An authenticated client for one API base.
-#[derive(Clone)]
+/// `Debug` shows no token: `SecretString` redacts itself.
+#[derive(Clone, Debug)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
     token: SecretString,
-}
-
-impl std::fmt::Debug for Api {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Api")
-            .field("base", &self.base)
-            .field("token", &"<redacted>")
-            .finish()
-    }
 }
 
 /// A successful answer.

@@ -69,21 +69,14 @@ impl Provider {
     }
 }
 
-/// The client's credentials. The secret is never printed.
+/// The client's credentials. The secret is never printed: `SecretString`
+/// redacts itself from `Debug`.
+#[derive(Debug)]
 pub struct Credentials {
     /// Client ID.
     pub client_id: String,
     /// Client Secret.
     pub client_secret: SecretString,
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
-            .finish()
-    }
 }
 
 /// What a token endpoint returned. `Debug` shows no token: `SecretString`

@@ -170,6 +170,12 @@ mod tests {
         };
         let dbg = format!("{set:?}");
         assert!(!dbg.contains("CANARY") && dbg.contains("3600"), "{dbg}");
+        let c = crate::flows::Credentials {
+            client_id: "id-1".into(),
+            client_secret: SecretString::from("CS-CANARY".to_string()),
+        };
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("CANARY") && dbg.contains("id-1"), "{dbg}");
         assert!(back.is_fresh(50, 10));
         assert!(!back.is_fresh(95, 10));
         let err = TokenRecord::from_bytes(b"{\"v\":1,\"access_token\":\"SECRET-X\"}").expect_err("incomplete");

@@ -1052,7 +1052,10 @@ impl Guarded {
         match self.max_value {
             Some(max) if value.len() as u64 > max => Err(StoreError::new(
                 ErrorCode::TOO_LARGE,
-                format!("{key}: the value is {} bytes; this store takes at most {max}", value.len()),
+                format!(
+                    "{key}: the value is {} bytes; this store takes at most {max}",
+                    value.len()
+                ),
             )),
             _ => Ok(()),
         }
@@ -1099,7 +1102,8 @@ impl FfiStore for Guarded {
         guard("put", || {
             check_key(key.as_str())?;
             self.check_size(key.as_str(), value.as_slice())?;
-            self.store.put(key.as_str(), value.as_slice(), Expected::from_ffi(expected))
+            self.store
+                .put(key.as_str(), value.as_slice(), Expected::from_ffi(expected))
         })
     }
     fn delete(&self, key: RStr<'_>, expected: ROption<u64>) -> RResult<bool, FfiError> {
@@ -1110,7 +1114,12 @@ impl FfiStore for Guarded {
     }
     fn list(&self, prefix: RStr<'_>) -> RResult<RVec<RString>, FfiError> {
         guard("list", || {
-            Ok(self.store.list(prefix.as_str())?.into_iter().map(RString::from).collect())
+            Ok(self
+                .store
+                .list(prefix.as_str())?
+                .into_iter()
+                .map(RString::from)
+                .collect())
         })
     }
 }

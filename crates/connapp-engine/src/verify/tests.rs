@@ -62,6 +62,21 @@ fn the_redirect_probe_tells_a_registered_url_from_one_off_by_a_slash() {
     assert!(refused.detail.contains("trailing slash"), "{}", refused.detail);
 }
 
+/// `own_grant`'s checks for `c`: the grant, then each scope; their items are always the same.
+fn grant_checks(w: &World, c: &AppCtx<'_>) -> Vec<Check> {
+    let mut checks = Vec::new();
+    own_grant(&w.reg, c, &Rfc6750, &Silent, &mut checks);
+    assert_eq!(
+        results(&checks).iter().map(|(k, i, _)| (*k, *i)).collect::<Vec<_>>(),
+        [("grant", "connapp's token"), ("scope", "user:read:user:admin")]
+    );
+    checks
+}
+
+fn outcomes(checks: &[Check]) -> Vec<Outcome> {
+    checks.iter().map(|c| c.result).collect()
+}
+
 #[test]
 fn own_grant_mints_a_token_and_proves_each_scope_with_its_probe() {
     let w = World::new();
@@ -69,15 +84,8 @@ fn own_grant_mints_a_token_and_proves_each_scope_with_its_probe() {
     let c = w.load("s2s", &shared);
 
     // No credentials: the grant fails with the token service's words, every scope is skipped.
-    let mut checks = Vec::new();
-    own_grant(&w.reg, &c, &Rfc6750, &Silent, &mut checks);
-    assert_eq!(
-        results(&checks),
-        [
-            ("grant", "connapp's token", Outcome::Fail),
-            ("scope", "user:read:user:admin", Outcome::Skip),
-        ]
-    );
+    let checks = grant_checks(&w, &c);
+    assert_eq!(outcomes(&checks), [Outcome::Fail, Outcome::Skip], "{checks:?}");
     assert!(
         checks[0].fix.contains("connapp secrets set client-id --app s2s"),
         "{:?}",
@@ -85,16 +93,8 @@ fn own_grant_mints_a_token_and_proves_each_scope_with_its_probe() {
     );
 
     put_credentials(&shared, "s2s", S2S, &w.secret(S2S));
-    let mut checks = Vec::new();
-    own_grant(&w.reg, &c, &Rfc6750, &Silent, &mut checks);
-    assert_eq!(
-        results(&checks),
-        [
-            ("grant", "connapp's token", Outcome::Ok),
-            ("scope", "user:read:user:admin", Outcome::Ok),
-        ],
-        "{checks:?}"
-    );
+    let checks = grant_checks(&w, &c);
+    assert_eq!(outcomes(&checks), [Outcome::Ok, Outcome::Ok], "{checks:?}");
     // The preset's probe, under Zoom's API path.
     assert!(checks[1].endpoint.starts_with("GET /users"), "{:?}", checks[1]);
 }

@@ -10,7 +10,17 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// Zoom's verification of a request with these headers.
+/// A request with these signature and timestamp headers, handed to `f`.
+fn delivered<R>(sig: Option<&str>, ts: Option<&str>, body: &[u8], f: impl FnOnce(&Delivery<'_>) -> R) -> R {
+    let header = |name: &str| match name {
+        SIGNATURE_HEADER => sig,
+        TIMESTAMP_HEADER => ts,
+        _ => None,
+    };
+    f(&Delivery { header: &header, body })
+}
+
+/// Zoom's verification of such a request.
 fn verify(
     key: &[u8],
     sig: Option<&str>,
@@ -19,15 +29,10 @@ fn verify(
     now: u64,
     window: u64,
 ) -> Result<(), Rejection> {
-    let header = |name: &str| match name {
-        SIGNATURE_HEADER => sig,
-        TIMESTAMP_HEADER => ts,
-        _ => None,
-    };
-    SCHEME.verify(key, &Delivery { header: &header, body }, now, window)
+    delivered(sig, ts, body, |d| SCHEME.verify(key, d, now, window))
 }
 
-/// The engine's decision with Zoom's scheme over a request with these headers.
+/// The engine's decision with Zoom's scheme over such a request.
 fn receive(
     key: &[u8],
     sig: Option<&str>,
@@ -36,12 +41,9 @@ fn receive(
     now: u64,
     window: u64,
 ) -> Result<Received, Refused> {
-    let header = |name: &str| match name {
-        SIGNATURE_HEADER => sig,
-        TIMESTAMP_HEADER => ts,
-        _ => None,
-    };
-    connapp_engine::webhook::receive(&SCHEME, key, &Delivery { header: &header, body }, now, window)
+    delivered(sig, ts, body, |d| {
+        connapp_engine::webhook::receive(&SCHEME, key, d, now, window)
+    })
 }
 
 const KEY: &[u8] = b"secret-token-123";
