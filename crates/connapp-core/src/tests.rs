@@ -88,22 +88,6 @@ fn trailing_slash_in_allow_list_names_both_strings() {
 }
 
 #[test]
-fn admin_scopes_on_user_managed_apps_are_refused() {
-    let text = init_text("acme").replace("usage = \"admin-managed\"", "usage = \"user-managed\"");
-    assert!(rules_of(&text).contains(&"scope-admin-usage"));
-}
-
-#[test]
-fn unknown_scope_is_a_warning_and_still_valid() {
-    let text = init_text("acme").replace("scopes = []", "scopes = [\"phone:read:call_log:admin\"]");
-    let r = check("t.toml", &text, &catalog());
-    assert_eq!(r.diagnostics.len(), 1, "{:#?}", r.diagnostics);
-    assert_eq!(r.diagnostics[0].severity, Severity::Warning);
-    assert_eq!(r.diagnostics[0].rule, "scope-unknown");
-    assert!(r.declaration.is_some());
-}
-
-#[test]
 fn unknown_field_suggests_the_right_one() {
     let text = init_text("acme").replace("strict_mode = false", "strict_mod = false");
     let r = check("t.toml", &text, &catalog());
@@ -134,8 +118,14 @@ fn several_apps_need_a_name() {
     );
 }
 
-/// The shared corpus of bad declarations (also run through the binary by the
-/// end-to-end tests). Each file's first line is `# expect: RULE`.
+/// Rules a platform plugin owns (Zoom's scope grammar and levels): a corpus
+/// file that expects one may pass the core; `connapp-engine`'s corpus test
+/// judges it with the built-in plugins, and the e2e test through the binary.
+const PLATFORM_RULES: &[&str] = &["scope-grammar", "scope-admin-usage"];
+
+/// The shared corpus of bad declarations (also run with the plugins by the
+/// engine's tests and through the binary by the end-to-end tests). Each
+/// file's first line is `# expect: RULE`.
 #[test]
 fn bad_declaration_corpus() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/bad");
@@ -151,6 +141,9 @@ fn bad_declaration_corpus() {
             .map(str::trim)
             .unwrap_or_else(|| panic!("{} lacks `# expect: RULE`", path.display()));
         let r = check("bad.toml", &text, &catalog());
+        if !r.has_errors() && PLATFORM_RULES.contains(&expect) {
+            continue;
+        }
         assert!(r.has_errors(), "{} was accepted", path.display());
         assert!(r.declaration.is_none());
         let rules: Vec<_> = r.diagnostics.iter().map(|d| d.rule.as_ref()).collect();

@@ -201,3 +201,6 @@ pub fn provider_manifest(reg: &Registry, app: &App) -> Result<Value, Error> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,11 +4,15 @@
 //! configured scopes are granted), the account's API base in `api_url`.
 //!
 //! It also maps a declared app to the part of Zoom's app manifest connapp
-//! manages ([`manifest`]); the host merges that into the live manifest.
+//! manages ([`manifest`]; the host merges that into the live manifest), and
+//! checks an app's scopes against Zoom's granular grammar, its levels and the
+//! scopes connapp knows ([`scopes`], answered through `check_app`).
 //!
 //! What it is **not**: an HTTP client. It describes; the host executes.
 
 use connapp_plugin_api::contract::{self, PlatformProfile};
+
+pub mod scopes;
 use connapp_plugin_api::{Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin, plugin_info};
 use serde_json::{Value, json};
 
@@ -66,6 +70,12 @@ impl Plugin for ZoomPlatform {
             return Ok(None);
         }
         contract::answer(&profile())
+    }
+    fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        if platform != "zoom" {
+            return Ok(None);
+        }
+        contract::answer(&scopes::check(&contract::parse_input(app)?))
     }
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != "zoom" {

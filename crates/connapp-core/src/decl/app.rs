@@ -293,7 +293,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
     let subdomain_check = raw.subdomain_check.as_ref().is_some_and(|s| *s.get_ref());
 
     // Scopes.
-    let (presets, mut scopes) = check_scopes(cx, n, raw, app_span.clone(), &platform, is_zoom, usage, catalog);
+    let (presets, mut scopes) = check_scopes(cx, n, raw, app_span.clone(), &platform, catalog);
     check_optional_scopes(cx, n, raw, &mut scopes);
 
     // Provider app id, management app (checked against the other apps later), webhook.

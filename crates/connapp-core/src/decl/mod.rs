@@ -26,7 +26,7 @@ use crate::model::{
     App, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, ServicenowSettings,
     StoreDecl, Target, Usage, Webhook, servicenow_instance_url, servicenow_redirect,
 };
-use crate::scope::{self, ScopeLevel, ScopeProblem};
+use crate::scope;
 use crate::urls::{self, check_url, describe_difference};
 
 /// The largest declaration connapp reads, in bytes.
