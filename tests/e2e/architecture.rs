@@ -101,6 +101,14 @@ fn depends_only_on(krate: &str, allowed: &BTreeSet<String>, why: &str) {
     assert!(extra.is_empty(), "{krate} depends on {extra:?} as well: {why}");
 }
 
+/// Fails, naming it and `why`, when `krate` depends on any of `banned`.
+fn depends_on_none(krate: &str, banned: &[&str], why: &str) {
+    let deps = of(krate);
+    for b in banned {
+        assert!(!deps.contains(*b), "{krate} depends on {b}; {why}");
+    }
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
@@ -218,22 +226,20 @@ fn the_cli_takes_no_new_dependencies() {
 /// platform client; it asks the engine and `connapp-clients`.
 #[test]
 fn the_cli_holds_no_http() {
-    let cli = of("connapp-cli");
-    for banned in [
-        "reqwest",
-        "hyper",
-        "axum",
-        "connapp-oauth",
-        "oauth2",
-        // The platform clients come assembled (connapp-clients).
-        "connapp-zoom",
-        "connapp-servicenow",
-    ] {
-        assert!(
-            !cli.contains(banned),
-            "connapp-cli depends on {banned}; HTTP belongs below the CLI"
-        );
-    }
+    depends_on_none(
+        "connapp-cli",
+        &[
+            "reqwest",
+            "hyper",
+            "axum",
+            "connapp-oauth",
+            "oauth2",
+            // The platform clients come assembled (connapp-clients).
+            "connapp-zoom",
+            "connapp-servicenow",
+        ],
+        "HTTP belongs below the CLI",
+    );
     forbid(
         "crates/connapp-cli/src",
         &["reqwest::", "connapp_oauth::"],
@@ -355,10 +361,11 @@ fn the_client_assembly_stands_below_the_front_ends() {
         ],
     );
     assert!(ours.is_empty(), "connapp-clients depends on {ours:?}");
-    let deps = of("connapp-clients");
-    for banned in ["clap", "reqwest", "connapp-oauth"] {
-        assert!(!deps.contains(banned), "connapp-clients depends on {banned}");
-    }
+    depends_on_none(
+        "connapp-clients",
+        &["clap", "reqwest", "connapp-oauth"],
+        "it assembles clients; HTTP is theirs and arguments the front end's",
+    );
 }
 
 /// The engine serves any front end: it takes no argument parser, terminal or
@@ -366,24 +373,22 @@ fn the_client_assembly_stands_below_the_front_ends() {
 /// through interfaces it defines).
 #[test]
 fn the_engine_has_no_front_end_or_platform_dependency() {
-    let engine = of("connapp-engine");
-    for banned in [
-        "clap",
-        "clap_complete",
-        "clap_mangen",
-        "rpassword",
-        "webbrowser",
-        "tracing-subscriber",
-        "connapp-cli",
-        "connapp-zoom",
-        "connapp-servicenow",
-        "connapp-sandbox",
-    ] {
-        assert!(
-            !engine.contains(banned),
-            "connapp-engine depends on {banned}; front ends and platform clients sit above the engine"
-        );
-    }
+    depends_on_none(
+        "connapp-engine",
+        &[
+            "clap",
+            "clap_complete",
+            "clap_mangen",
+            "rpassword",
+            "webbrowser",
+            "tracing-subscriber",
+            "connapp-cli",
+            "connapp-zoom",
+            "connapp-servicenow",
+            "connapp-sandbox",
+        ],
+        "front ends and platform clients sit above the engine",
+    );
     let ours = ours_beyond(
         "connapp-engine",
         &["connapp-core", "connapp-oauth", "connapp-plugin-api", "connapp-host"],

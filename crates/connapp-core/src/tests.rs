@@ -118,50 +118,9 @@ fn several_apps_need_a_name() {
     );
 }
 
-/// Rules a platform plugin owns (Zoom's scope grammar and levels): a corpus
-/// file that expects one may pass the core; `connapp-engine`'s corpus test
-/// judges it with the built-in plugins, and the e2e test through the binary.
-const PLATFORM_RULES: &[&str] = &["scope-grammar", "scope-admin-usage"];
-
-/// The shared corpus of bad declarations (also run with the plugins by the
-/// engine's tests and through the binary by the end-to-end tests). Each
-/// file's first line is `# expect: RULE`.
-#[test]
-fn bad_declaration_corpus() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/bad");
-    let mut n = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus exists") {
-        let path = entry.expect("entry").path();
-        let bytes = std::fs::read(&path).expect("readable");
-        let text = String::from_utf8_lossy(&bytes);
-        let expect = text
-            .lines()
-            .next()
-            .and_then(|l| l.strip_prefix("# expect: "))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("{} lacks `# expect: RULE`", path.display()));
-        let r = check("bad.toml", &text, &catalog());
-        if !r.has_errors() && PLATFORM_RULES.contains(&expect) {
-            continue;
-        }
-        assert!(r.has_errors(), "{} was accepted", path.display());
-        assert!(r.declaration.is_none());
-        let rules: Vec<_> = r.diagnostics.iter().map(|d| d.rule.as_ref()).collect();
-        assert!(
-            rules.contains(&expect),
-            "{}: expected {expect}, got {rules:?}",
-            path.display()
-        );
-        for d in &r.diagnostics {
-            assert!(
-                !d.field.is_empty() && !d.message.is_empty() && !d.fix.is_empty(),
-                "{d:?}"
-            );
-        }
-        n += 1;
-    }
-    assert!(n >= 40, "only {n} bad declarations");
-}
+// The shared corpus of bad declarations is judged with the built-in
+// plugins by `connapp-engine`'s platform tests (the core's rules first, as
+// `connapp check` runs them) and through the binary by the e2e tests.
 
 #[test]
 fn oauth_settings_are_checked() {

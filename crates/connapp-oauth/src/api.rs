@@ -11,7 +11,7 @@ use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::{EdgeError, check_endpoint, host_of, unreachable, without_url};
+use crate::{EdgeError, host_of, unreachable, without_url};
 
 /// What a rate-limited or failed response said about the limits.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -99,12 +99,8 @@ pub struct Answer {
 impl Api {
     /// A client for `base` (e.g. `https://api.zoom.us/v2`) sending `token` as a bearer token.
     pub fn new(http: reqwest::Client, base: &str, token: SecretString) -> Result<Self, EdgeError> {
-        check_endpoint("API base", base)?;
-        Ok(Api {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        })
+        let base = crate::base_url("API base", base)?;
+        Ok(Api { http, base, token })
     }
 
     /// The base URL.

@@ -103,6 +103,13 @@ pub fn check_endpoint(what: &'static str, raw: &str) -> Result<Url, EdgeError> {
     }
 }
 
+/// A base URL that passes [`check_endpoint`], without trailing slashes, for
+/// joining paths to.
+pub fn base_url(what: &'static str, raw: &str) -> Result<String, EdgeError> {
+    check_endpoint(what, raw)?;
+    Ok(raw.trim_end_matches('/').to_string())
+}
+
 /// Whether a URL's host is a loopback address.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {

@@ -22,7 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 
 use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
-use connapp_oauth::{EdgeError, check_endpoint, unreachable};
+use connapp_oauth::{EdgeError, unreachable};
 
 /// How connapp signs in.
 pub enum Auth {
@@ -120,12 +120,8 @@ pub type Record = Map<String, Value>;
 impl Instance {
     /// An instance at `base` (e.g. `https://acme.service-now.com`).
     pub fn new(http: reqwest::Client, base: &str, auth: Auth) -> Result<Self, EdgeError> {
-        check_endpoint("ServiceNow instance URL", base)?;
-        Ok(Instance {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            auth,
-        })
+        let base = connapp_oauth::base_url("ServiceNow instance URL", base)?;
+        Ok(Instance { http, base, auth })
     }
 
     /// The base URL.

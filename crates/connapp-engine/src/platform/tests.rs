@@ -18,6 +18,14 @@ fn checked(text: &str) -> Report {
     check("t.toml", text, &Registry::builtins()).expect("the plugins answer")
 }
 
+/// The first diagnostic of `rule`; fails the test, listing them all, without one.
+fn first<'r>(r: &'r Report, rule: &str) -> &'r connapp_core::Diagnostic {
+    r.diagnostics
+        .iter()
+        .find(|d| d.rule == rule)
+        .unwrap_or_else(|| panic!("no {rule}: {:#?}", r.diagnostics))
+}
+
 fn rules(r: &Report) -> Vec<&str> {
     r.diagnostics.iter().map(|d| d.rule.as_ref()).collect()
 }
@@ -45,11 +53,7 @@ fn admin_scopes_on_user_managed_apps_are_refused_at_usage_and_at_the_entry() {
         "scopes = [\"user:read:user\", \"report:read:user:admin\"]",
     );
     let r = checked(&text);
-    let d = r
-        .diagnostics
-        .iter()
-        .find(|d| d.rule == "scope-admin-usage")
-        .unwrap_or_else(|| panic!("{:#?}", r.diagnostics));
+    let d = first(&r, "scope-admin-usage");
     assert_eq!(d.field, "apps.dex-zoom.scopes[1]");
     assert!(d.fix.contains("\"report:read:user\""), "{}", d.fix);
 }
@@ -73,11 +77,7 @@ fn an_unknown_zoom_scope_is_a_warning_with_a_suggestion_and_still_valid() {
 fn zoom_grammar_applies_to_zoom_apps_only() {
     let zoom = DEX_DECLARATION.replace("scopes = []", "scopes = [\"User:Read\"]");
     let r = checked(&zoom);
-    let d = r
-        .diagnostics
-        .iter()
-        .find(|d| d.rule == "scope-grammar")
-        .unwrap_or_else(|| panic!("{:#?}", r.diagnostics));
+    let d = first(&r, "scope-grammar");
     assert_eq!(d.field, "apps.dex-zoom.scopes[0]");
     assert!(d.fix.contains("\"user:read\""), "{}", d.fix);
     let generic = "version = 1\n[store]\nkind = \"file\"\n[apps.gen]\ndisplay_name = \"Generic\"\nplatform = \"generic\"\n\

@@ -32,17 +32,17 @@ fn verify(
     delivered(sig, ts, body, |d| SCHEME.verify(key, d, now, window))
 }
 
-/// The engine's decision with Zoom's scheme over such a request.
-fn receive(
-    key: &[u8],
-    sig: Option<&str>,
-    ts: Option<&str>,
-    body: &[u8],
-    now: u64,
-    window: u64,
-) -> Result<Received, Refused> {
+/// The engine's decision with Zoom's scheme over such a request, at
+/// 1700000000 with the default window.
+fn receive(key: &[u8], sig: Option<&str>, ts: Option<&str>, body: &[u8]) -> Result<Received, Refused> {
     delivered(sig, ts, body, |d| {
-        connapp_engine::webhook::receive(&SCHEME, key, d, now, window)
+        connapp_engine::webhook::receive(
+            &SCHEME,
+            key,
+            d,
+            1_700_000_000,
+            connapp_engine::webhook::DEFAULT_WINDOW_SECS,
+        )
     })
 }
 
@@ -79,34 +79,27 @@ fn extreme_timestamps_and_windows_do_not_overflow() {
 fn receive_answers_the_challenge_and_passes_events() {
     let ts = "1700000000";
     let body = br#"{"event":"endpoint.url_validation","payload":{"plainToken":"plain-abc"}}"#;
-    let got = receive(KEY, Some(&sign(KEY, ts, body)), Some(ts), body, 1_700_000_000, 300);
+    let got = receive(KEY, Some(&sign(KEY, ts, body)), Some(ts), body);
     assert_eq!(
         got,
         Ok(Received::Validation(
             json!({"plainToken": "plain-abc", "encryptedToken": challenge_response(KEY, "plain-abc")})
         ))
     );
-    let got = receive(KEY, Some(SIG), Some(ts), BODY, 1_700_000_000, 300).expect("event");
+    let got = receive(KEY, Some(SIG), Some(ts), BODY).expect("event");
     assert!(matches!(got, Received::Event { ref event, .. } if event == "meeting.ended"));
     let bad = b"not json";
     assert_eq!(
-        receive(KEY, Some(&sign(KEY, ts, bad)), Some(ts), bad, 1_700_000_000, 300),
+        receive(KEY, Some(&sign(KEY, ts, bad)), Some(ts), bad),
         Err(Refused::NotJson)
     );
     let no_plain = br#"{"event":"endpoint.url_validation","payload":{}}"#;
     assert_eq!(
-        receive(
-            KEY,
-            Some(&sign(KEY, ts, no_plain)),
-            Some(ts),
-            no_plain,
-            1_700_000_000,
-            300
-        ),
+        receive(KEY, Some(&sign(KEY, ts, no_plain)), Some(ts), no_plain),
         Err(Refused::Missing("payload.plainToken"))
     );
     assert_eq!(
-        receive(KEY, Some(SIG), Some(ts), b"{}", 1_700_000_000, 300),
+        receive(KEY, Some(SIG), Some(ts), b"{}"),
         Err(Refused::Signature(Rejection::Mismatch))
     );
 }
