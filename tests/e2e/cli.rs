@@ -86,13 +86,8 @@ fn declaration_is_found_in_the_config_dir() {
 #[test]
 fn warnings_do_not_fail_check() {
     let s = Sandbox::new(&built().full);
-    let decl = s.init();
-    let text = std::fs::read_to_string(&decl).expect("read");
-    std::fs::write(
-        &decl,
-        text.replace("scopes = []", "scopes = [\"phone:read:call_log:admin\"]"),
-    )
-    .expect("write");
+    s.init();
+    s.edit("scopes = []", "scopes = [\"phone:read:call_log:admin\"]");
     let out = s.run(&["check"], None).ok();
     assert!(out.stderr().contains("warning[scope-unknown]"), "{}", out.stderr());
     let j = s.run(&["check", "--json"], None).ok().json();

@@ -28,18 +28,16 @@ fn the_full_binary_has_exactly_the_expected_builtins() {
         })
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        vec![
-            ("platform-generic".to_string(), "builtin".to_string()),
-            ("platform-servicenow".to_string(), "builtin".to_string()),
-            ("platform-zoom".to_string(), "builtin".to_string()),
-            ("preset-servicenow".to_string(), "builtin".to_string()),
-            ("store-file".to_string(), "builtin".to_string()),
-            ("store-keyring".to_string(), "builtin".to_string()),
-            ("store-vault".to_string(), "builtin".to_string())
-        ]
-    );
+    let builtins = [
+        "platform-generic",
+        "platform-servicenow",
+        "platform-zoom",
+        "preset-servicenow",
+        "store-file",
+        "store-keyring",
+        "store-vault",
+    ];
+    assert_eq!(names, builtins.map(|n| (n.to_string(), "builtin".to_string())));
 }
 
 #[test]
@@ -160,11 +158,8 @@ fn a_panicking_plugin_is_an_error_not_an_abort() {
     let b = built();
     let mut s = Sandbox::new(&b.full);
     s.set_env("CONNAPP_PLUGIN_PATH", &b.panic_dir.display().to_string());
-    let decl = s.init();
-    let text = std::fs::read_to_string(&decl)
-        .expect("read")
-        .replace("kind = \"file\"", "kind = \"panicky\"");
-    std::fs::write(&decl, text).expect("write");
+    s.init();
+    s.edit("kind = \"file\"", "kind = \"panicky\"");
     let j = s.run(&["plugins", "list", "--json"], None).ok().json();
     assert!(
         j["plugins"]

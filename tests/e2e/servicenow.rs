@@ -178,13 +178,7 @@ fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_reco
     assert_eq!(w.count("http_connection"), 1);
 
     // One more scope: exactly its scope record and its profile link (plus the Zoom manifest).
-    let decl = w.user.path().join("connapp.toml");
-    let text = std::fs::read_to_string(&decl).expect("read");
-    std::fs::write(
-        &decl,
-        text.replace("scopes = []", "scopes = [\"meeting:read:meeting:admin\"]"),
-    )
-    .expect("write");
+    w.user.edit("scopes = []", "scopes = [\"meeting:read:meeting:admin\"]");
     let p = w.run(&["plan", "--json"]).fails_with(7).json();
     let changed: Vec<(&str, &str)> = p["apps"][0]["servicenow"]["items"]
         .as_array()
@@ -203,7 +197,7 @@ fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_reco
     w.run(&["apply", "--yes"]).ok();
     assert_eq!(w.count("oauth_entity_scope"), 7);
     // ... and removing it deletes exactly those two.
-    std::fs::write(&decl, text).expect("write");
+    w.user.edit("scopes = [\"meeting:read:meeting:admin\"]", "scopes = []");
     let p = w.run(&["plan", "--json"]).fails_with(7).json();
     let deleted = p["apps"][0]["servicenow"]["items"]
         .as_array()
@@ -351,13 +345,8 @@ fn broken_chains_are_diagnosed() {
 fn instance_access_by_oauth_client_credentials_and_rate_limit_messages() {
     let w = World::new();
     // Sign in with connapp's own OAuth client instead of a password.
-    let decl = w.user.path().join("connapp.toml");
-    let text = std::fs::read_to_string(&decl).expect("read");
-    std::fs::write(
-        &decl,
-        text.replace("[apps.dex-zoom.target]\n", "[apps.dex-zoom.target]\nauth = \"oauth\"\n"),
-    )
-    .expect("write");
+    w.user
+        .edit("[apps.dex-zoom.target]\n", "[apps.dex-zoom.target]\nauth = \"oauth\"\n");
     let e = w.run(&["plan"]).fails_with(7).stderr();
     assert!(
         e.contains("ServiceNow skipped") && e.contains("instance-client-id"),

@@ -244,6 +244,14 @@ impl Sandbox {
         Run(child.wait_with_output().expect("wait"))
     }
 
+    /// Replaces `from` by `to` in the declaration, `connapp.toml`, which must contain it.
+    pub fn edit(&self, from: &str, to: &str) {
+        let path = self.path().join("connapp.toml");
+        let text = std::fs::read_to_string(&path).expect("read the declaration");
+        assert!(text.contains(from), "the declaration has no {from:?}:\n{text}");
+        self.declare(&text.replacen(from, to, 1));
+    }
+
     /// Writes `text` as the declaration, `connapp.toml`.
     pub fn declare(&self, text: &str) {
         std::fs::write(self.path().join("connapp.toml"), text).expect("write the declaration");

@@ -220,14 +220,19 @@ fn extra_authorize_params_are_kept_and_reserved_ones_refused() {
     );
     let r = check("t.toml", &good, &catalog());
     let d = r.declaration.unwrap_or_else(|| panic!("{:?}", r.diagnostics));
-    let mut params = d.apps[0].oauth.authorize_params.clone();
+    let mut params: Vec<(&str, &str)> = d.apps[0]
+        .oauth
+        .authorize_params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     params.sort();
     assert_eq!(
         params,
-        vec![
-            ("access_type".to_string(), "offline".to_string()),
-            ("audience".to_string(), "https://api.example".to_string()),
-            ("prompt".to_string(), "consent".to_string()),
+        [
+            ("access_type", "offline"),
+            ("audience", "https://api.example"),
+            ("prompt", "consent")
         ]
     );
     for bad in [
