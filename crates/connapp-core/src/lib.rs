@@ -20,8 +20,8 @@ pub mod scope;
 pub mod urls;
 
 pub use decl::{
-    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PresetInfo, Report, check, too_large,
-    valid_instance_name,
+    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PlatformRules, PresetInfo, Report,
+    check, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};

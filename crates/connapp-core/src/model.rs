@@ -21,13 +21,6 @@ impl Usage {
             Usage::UserManaged => "user-managed",
         }
     }
-    /// Zoom's manifest value (`oauth_information.usage`).
-    pub fn zoom_manifest_value(self) -> &'static str {
-        match self {
-            Usage::AdminManaged => "ADMIN_MANAGEMENT",
-            Usage::UserManaged => "USER_OPERATION",
-        }
-    }
 }
 
 /// Where a scope of an app came from.

@@ -15,7 +15,27 @@ fn catalog() -> Catalog {
             ],
         }],
         store_kinds: vec!["file".into()],
-        platforms: vec!["zoom".into(), "generic".into()],
+        platforms: vec![zoom_rules(), generic_rules()],
+    }
+}
+
+/// A platform with Zoom's rules, as its plugin's profile gives them.
+fn zoom_rules() -> PlatformRules {
+    PlatformRules {
+        display: "Zoom".into(),
+        credentials_source: "the app's page in the Zoom Marketplace".into(),
+        requires_usage: true,
+        account_grant: true,
+        management_scope_prefix: "marketplace:".into(),
+        ..PlatformRules::named("zoom")
+    }
+}
+
+/// A platform whose endpoints come from the declaration.
+fn generic_rules() -> PlatformRules {
+    PlatformRules {
+        endpoints_from_declaration: true,
+        ..PlatformRules::named("generic")
     }
 }
 
@@ -154,6 +174,31 @@ fn server_to_server_apps_need_no_redirect() {
     let d = r.declaration.expect("valid");
     assert_eq!(d.apps[0].redirect_url, None);
     assert_eq!(d.apps[0].oauth.grant, GrantKind::AccountCredentials);
+}
+
+/// A platform's rules come from its plugin: `usage` is required and
+/// `account_credentials` offered only where the platform says so.
+#[test]
+fn platform_rules_decide_usage_and_the_account_grant() {
+    let text = "version = 1\n[store]\nkind = \"file\"\n[apps.s2s]\ndisplay_name = \"S2S\"\nplatform = \"zoom\"\nscopes = [\"read\"]\n[apps.s2s.oauth]\ngrant = \"account_credentials\"\naccount_id = \"abc123\"\n";
+    let r = check("t.toml", text, &catalog());
+    let d = diag(&r, "missing-field");
+    assert_eq!(d.field, "apps.s2s.usage");
+    assert!(d.message.contains("Zoom apps"), "{}", d.message);
+    let mut plain = catalog();
+    plain.platforms = vec![PlatformRules::named("zoom")];
+    let r = check("t.toml", text, &plain);
+    let d = diag(&r, "oauth-grant");
+    assert!(
+        d.message.contains("zoom offers no account_credentials"),
+        "{}",
+        d.message
+    );
+    assert!(
+        !r.diagnostics.iter().any(|d| d.field == "apps.s2s.usage"),
+        "{:?}",
+        r.diagnostics
+    );
 }
 
 #[test]

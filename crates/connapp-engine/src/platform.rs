@@ -6,7 +6,7 @@
 //! Nothing here names a platform: what differs between them comes from
 //! their plugins, through the registry.
 
-use connapp_core::{App, Catalog, PresetInfo, Report, Severity, SourceMap};
+use connapp_core::{App, Catalog, PlatformRules, PresetInfo, Report, Severity, SourceMap};
 use connapp_host::{HostError, LoadedPlugin, Registry};
 use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{Platform, Preset, PresetScope};
@@ -16,11 +16,28 @@ use crate::tokens::AppCtx;
 use crate::{Error, ErrorKind};
 
 /// What validation needs from the plugins: presets, store kinds, the
-/// provider platforms (consumers such as a ServiceNow instance have no
-/// token endpoint and are no app's platform).
-pub fn catalog(reg: &Registry) -> Catalog {
+/// provider platforms with their rules (consumers such as a ServiceNow
+/// instance have no token endpoint and are no app's platform). A platform
+/// whose profile breaks the contract is an error naming its plugin.
+pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
     let (presets, _errors) = reg.presets();
-    Catalog {
+    let mut platforms = Vec::new();
+    for (p, _) in reg.platforms().0 {
+        if p.token_url.is_empty() && !p.endpoints_from_declaration {
+            continue;
+        }
+        let profile = reg.platform_profile(&p.name)?;
+        platforms.push(PlatformRules {
+            display: display(&p.name, &profile).to_string(),
+            credentials_source: profile.credentials_source,
+            requires_usage: profile.requires_usage,
+            account_grant: profile.account_grant,
+            endpoints_from_declaration: p.endpoints_from_declaration,
+            management_scope_prefix: profile.management_scope_prefix,
+            name: p.name,
+        });
+    }
+    Ok(Catalog {
         presets: presets
             .into_iter()
             .map(|(p, _)| PresetInfo {
@@ -30,14 +47,8 @@ pub fn catalog(reg: &Registry) -> Catalog {
             })
             .collect(),
         store_kinds: reg.store_kinds(),
-        platforms: reg
-            .platforms()
-            .0
-            .into_iter()
-            .filter(|(p, _)| !p.token_url.is_empty() || p.endpoints_from_declaration)
-            .map(|(p, _)| p.name)
-            .collect(),
-    }
+        platforms,
+    })
 }
 
 /// What the installed presets say about each of an app's scopes: the reason
@@ -99,7 +110,7 @@ pub fn credentials_source(profile: &PlatformProfile) -> &str {
 /// first; when they pass, each app's platform plugin adds its findings
 /// (located at the field they name). Any error leaves no declaration.
 pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError> {
-    let mut report = connapp_core::check(file, text, &catalog(reg));
+    let mut report = connapp_core::check(file, text, &catalog(reg)?);
     let Some(decl) = &report.declaration else {
         return Ok(report);
     };

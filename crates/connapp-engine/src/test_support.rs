@@ -1,7 +1,7 @@
 //! What the engine's tests share: the Zoom sandbox's apps as a declaration,
 //! and a `Shared` on a store in memory with the built-in platforms linked in.
 
-use connapp_core::{Catalog, Declaration, SecretKind};
+use connapp_core::{Declaration, SecretKind};
 use connapp_host::Registry;
 use connapp_plugin_api::{Expected, StoreHandle};
 
@@ -19,11 +19,10 @@ pub(crate) const S2S: &str = "sbxS2SClientId00000002";
 pub(crate) const DEX: &str = "sbxDexClientId00000001";
 
 pub(crate) fn declaration(text: &str) -> Declaration {
-    let catalog = Catalog {
-        presets: vec![],
-        store_kinds: vec![],
-        platforms: vec!["zoom".into(), "generic".into()],
-    };
+    // The catalog the linked-in platform plugins give (their rules
+    // included), and the store in memory these tests use.
+    let mut catalog = crate::platform::catalog(&Registry::builtins()).expect("the plugins answer");
+    catalog.store_kinds.push("memory".into());
     let r = connapp_core::check("t.toml", text, &catalog);
     r.declaration.unwrap_or_else(|| panic!("invalid: {:?}", r.diagnostics))
 }

@@ -96,9 +96,11 @@ pub struct Consent {
 }
 
 /// How a provider platform behaves and speaks, beyond its endpoints (API
-/// 1.3): what the host needs to run the same token service, login and verify
-/// for every platform without naming any. Every field has a default, so a
-/// platform states only where it differs from plain RFC 6749.
+/// 1.3): what the host needs to run the same token service, login, verify
+/// and declaration checks for every platform without naming any. Every field
+/// has a default, so a platform states only where it differs from plain
+/// RFC 6749. Later API versions append fields: build it with
+/// `..Default::default()` so that a newer API crate still compiles.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlatformProfile {
@@ -122,6 +124,14 @@ pub struct PlatformProfile {
     /// is not registered" (Zoom: `4700`), matched case-insensitively in an
     /// HTTP 4xx answer; empty: RFC 6749 §4.1.2.1's `redirect_uri` in the error.
     pub redirect_refused: Vec<String>,
+    /// Apps must say whether they are admin- or user-managed (`usage`; API 1.4).
+    pub requires_usage: bool,
+    /// The platform offers `account_credentials`: a token without a user for
+    /// an account id (Zoom's Server-to-Server OAuth; API 1.4).
+    pub account_grant: bool,
+    /// A management app (`managed_by`) must request a scope starting with
+    /// this (Zoom: `marketplace:`); empty: no such rule (API 1.4).
+    pub management_scope_prefix: String,
 }
 
 /// One problem a platform finds in an app (`check_app`, API 1.3), reported

@@ -107,7 +107,14 @@ pub(crate) fn an_app() -> connapp_core::App {
             scopes: connapp_sandbox::DEX_SCOPES.iter().map(|s| s.to_string()).collect(),
         }],
         store_kinds: vec!["file".into()],
-        platforms: vec!["zoom".into()],
+        // Zoom's rules as platform-zoom's profile gives them.
+        platforms: vec![connapp_core::PlatformRules {
+            display: "Zoom".into(),
+            requires_usage: true,
+            account_grant: true,
+            management_scope_prefix: "marketplace:".into(),
+            ..connapp_core::PlatformRules::named("zoom")
+        }],
     };
     let text = include_str!("../../../tests/corpus/good.toml");
     let report = connapp_core::check("good.toml", text, &catalog);

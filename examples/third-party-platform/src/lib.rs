@@ -57,7 +57,8 @@ pub fn profile() -> PlatformProfile {
             "the refresh token was unused for 90 days".into(),
         ],
         redirect_mismatch: vec!["redirect_uri does not match".into()],
-        redirect_refused: vec![],
+        // Fields later API versions append keep their defaults.
+        ..Default::default()
     }
 }
 

@@ -52,6 +52,9 @@ pub fn profile() -> PlatformProfile {
         ],
         redirect_mismatch: vec!["4709".into(), "redirect uri mismatch".into()],
         redirect_refused: vec!["4700".into(), "invalid redirect url".into()],
+        requires_usage: true,
+        account_grant: true,
+        management_scope_prefix: "marketplace:".into(),
     }
 }
 

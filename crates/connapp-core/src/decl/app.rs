@@ -92,7 +92,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
             String::new()
         }
         Some(p) => {
-            let known: Vec<&str> = catalog.platforms.iter().map(String::as_str).collect();
+            let known: Vec<&str> = catalog.platforms.iter().map(|p| p.name.as_str()).collect();
             if !known.contains(&p.get_ref().as_str()) {
                 cx.err(
                     p.span(),
@@ -108,22 +108,26 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
             p.get_ref().clone()
         }
     };
-    let is_zoom = platform == "zoom";
+    let unknown = PlatformRules::named(&platform);
+    let rules = catalog.platform(&platform).unwrap_or(&unknown);
 
     // How connapp gets tokens (decides whether a redirect URL is needed).
-    let oauth = check_oauth(cx, n, raw.oauth.as_ref(), &platform, app_span.clone());
+    let oauth = check_oauth(cx, n, raw.oauth.as_ref(), rules, app_span.clone());
     let needs_redirect = oauth.as_ref().is_none_or(|o| o.grant != GrantKind::AccountCredentials);
 
     // Usage.
     let usage = match &raw.usage {
-        None if !is_zoom => Some(Usage::UserManaged),
+        None if !rules.requires_usage => Some(Usage::UserManaged),
         None => {
             cx.err(
                 app_span.clone(),
                 &f("usage"),
                 "missing-field",
-                "`usage` is missing",
-                "add `usage = \"admin-managed\"` (DEX for Zoom) or `usage = \"user-managed\"`",
+                format!(
+                    "`usage` is missing: {} apps are admin- or user-managed",
+                    rules.display()
+                ),
+                "add `usage = \"admin-managed\"` (installed for the whole account) or `usage = \"user-managed\"`",
             );
             None
         }

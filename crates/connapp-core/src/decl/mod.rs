@@ -45,9 +45,65 @@ pub struct Catalog {
     pub presets: Vec<PresetInfo>,
     /// Store kinds that are installed; empty = don't check.
     pub store_kinds: Vec<String>,
-    /// The provider platforms the installed plugins provide (core knows
-    /// none of its own); an app naming another is an error.
-    pub platforms: Vec<String>,
+    /// The provider platforms the installed plugins provide, with their
+    /// rules (core knows none of its own); an app naming another is an error.
+    pub platforms: Vec<PlatformRules>,
+}
+
+impl Catalog {
+    /// The rules of `platform`, if a plugin provides it.
+    pub fn platform(&self, platform: &str) -> Option<&PlatformRules> {
+        self.platforms.iter().find(|p| p.name == platform)
+    }
+}
+
+/// What the core's generic rules need to know of a platform (from its
+/// plugin's platform description and profile).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlatformRules {
+    /// The platform's name (`platform = "..."`).
+    pub name: String,
+    /// Its name in messages; empty: [`PlatformRules::name`].
+    pub display: String,
+    /// Where a user copies an app's ids from, for fixes; empty: "the app's page at the provider".
+    pub credentials_source: String,
+    /// Apps must say whether they are admin- or user-managed (`usage`).
+    pub requires_usage: bool,
+    /// The platform offers `account_credentials`, a grant without a user for an account id.
+    pub account_grant: bool,
+    /// The endpoints come from the declaration (`authorize_url`, `token_url`).
+    pub endpoints_from_declaration: bool,
+    /// A management app (`managed_by`) must request a scope starting with
+    /// this; empty: no such rule.
+    pub management_scope_prefix: String,
+}
+
+impl PlatformRules {
+    /// A platform with no rules beyond RFC 6749's.
+    pub fn named(name: &str) -> Self {
+        PlatformRules {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Its name in messages.
+    pub fn display(&self) -> &str {
+        if self.display.is_empty() {
+            &self.name
+        } else {
+            &self.display
+        }
+    }
+
+    /// Where a user copies an app's ids from.
+    pub fn credentials_source(&self) -> &str {
+        if self.credentials_source.is_empty() {
+            "the app's page at the provider"
+        } else {
+            &self.credentials_source
+        }
+    }
 }
 
 /// A preset as validation sees it.
@@ -446,7 +502,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
                     apps.push(a);
                 }
             }
-            check_managed_by(cx, map.get_ref(), &apps);
+            check_managed_by(cx, map.get_ref(), &apps, catalog);
         }
     }
     Some(Declaration {
@@ -457,7 +513,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
 }
 
 /// `managed_by` names another app of the declaration that can manage this one.
-fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, apps: &[App]) {
+fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, apps: &[App], catalog: &Catalog) {
     for (name, app) in raw {
         let Some(m) = &app.get_ref().managed_by else { continue };
         let target = m.get_ref();
@@ -511,15 +567,20 @@ fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, a
                 ),
                 "name a management app on the same platform",
             );
-        } else if this.platform == "zoom" && !mgr.scopes.iter().any(|s| s.scope.starts_with("marketplace:")) {
+        } else if let Some(rules) = catalog.platform(&this.platform)
+            && let prefix = rules.management_scope_prefix.as_str()
+            && !prefix.is_empty()
+            && !mgr.scopes.iter().any(|s| s.scope.starts_with(prefix))
+        {
             cx.err(
                 m.span(),
                 &field,
                 "managed-by-scopes",
-                format!("the management app {target:?} requests no `marketplace:` scopes, so Zoom would refuse every Marketplace call"),
                 format!(
-                    "add to [apps.{target}] scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:delete:app:admin\"]"
+                    "the management app {target:?} requests no `{prefix}` scopes, so {} would refuse every call that manages the app",
+                    rules.display()
                 ),
+                format!("add the `{prefix}` scopes that read and write apps to [apps.{target}] scopes"),
             );
         }
     }

@@ -84,13 +84,13 @@ pub(super) fn check_oauth(
     cx: &mut Ctx<'_>,
     app: &str,
     raw: Option<&Spanned<RawOAuth>>,
-    platform: &str,
+    rules: &PlatformRules,
     app_span: Range<usize>,
 ) -> Option<OAuth> {
     let f = |field: &str| format!("apps.{app}.oauth.{field}");
     let mut o = OAuth::default();
     let Some(raw) = raw else {
-        if platform == "generic" {
+        if rules.endpoints_from_declaration {
             cx.err(
                 app_span,
                 &f("token_url"),
@@ -115,7 +115,7 @@ pub(super) fn check_oauth(
                     &f("grant"),
                     "oauth-grant",
                     format!("unknown grant {other:?}"),
-                    "use authorization_code, account_credentials (Zoom server-to-server) or client_credentials",
+                    "use authorization_code, client_credentials or, where the platform offers it, account_credentials",
                 );
                 GrantKind::AuthorizationCode
             }
@@ -182,20 +182,20 @@ pub(super) fn check_oauth(
                 &f("account_id"),
                 "oauth-account-id",
                 "the account id is empty or has whitespace",
-                "copy the Account ID from the app's page in the Zoom Marketplace",
+                format!("copy the Account ID from {}", rules.credentials_source()),
             );
         } else {
             o.account_id = Some(v.clone());
         }
     }
     if o.grant == GrantKind::AccountCredentials {
-        if platform != "zoom" {
+        if !rules.account_grant {
             cx.err(
                 raw.span(),
                 &f("grant"),
                 "oauth-grant",
-                "account_credentials is Zoom's server-to-server grant",
-                "use client_credentials for other providers",
+                format!("{} offers no account_credentials grant", rules.display()),
+                "use client_credentials for a token without a user",
             );
         }
         if o.account_id.is_none() && r.account_id.is_none() {
@@ -203,12 +203,12 @@ pub(super) fn check_oauth(
                 raw.span(),
                 &f("account_id"),
                 "missing-field",
-                "account_credentials needs the Zoom account id",
-                "add `account_id = \"...\"` (from the app's page in the Zoom Marketplace)",
+                format!("account_credentials needs the {} account id", rules.display()),
+                format!("add `account_id = \"...\"` (from {})", rules.credentials_source()),
             );
         }
     }
-    if platform == "generic" {
+    if rules.endpoints_from_declaration {
         if o.token_url.is_none() && r.token_url.is_none() {
             cx.err(
                 raw.span(),
