@@ -34,8 +34,8 @@ def scopes(v):
     return sub('scopes = []', f'scopes = {v}')
 MGMT = "\n[apps.mgmt]\ndisplay_name = \"mgmt\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"marketplace:read:app:admin\"]\n\n[apps.mgmt.oauth]\ngrant = \"account_credentials\"\naccount_id = \"acc1\"\n"
 cases = [
-  ("redirect-lookalike-suffix", "redirect-servicenow", redirect("https://acme.service-now.com.evil.example/oauth_redirect.do")),
-  ("redirect-lookalike-path", "redirect-servicenow", redirect("https://evil.example/acme.service-now.com/oauth_redirect.do")),
+  ("redirect-lookalike-suffix", "redirect-target", redirect("https://acme.service-now.com.evil.example/oauth_redirect.do")),
+  ("redirect-lookalike-path", "redirect-target", redirect("https://evil.example/acme.service-now.com/oauth_redirect.do")),
   ("redirect-userinfo", "url-userinfo", redirect("https://acme.service-now.com@evil.example/oauth_redirect.do")),
   ("redirect-encoded-host", "url-encoded-host", redirect("https://acme%2eservice-now.com/oauth_redirect.do")),
   ("redirect-unicode-homoglyph", "url-non-ascii", redirect("https://\u0430cme.service-now.com/oauth_redirect.do")),
@@ -50,10 +50,10 @@ cases = [
   ("redirect-dot-segments", "url-canonical", redirect("https://acme.service-now.com/x/../oauth_redirect.do")),
   ("redirect-space", "url-characters", redirect("https://acme.service-now.com/oauth redirect.do")),
   ("redirect-empty", "url-empty", redirect("")),
-  ("redirect-wrong-path", "redirect-servicenow", redirect("https://acme.service-now.com/oauth_callback.do")),
-  ("redirect-trailing-slash", "redirect-servicenow", redirect("https://acme.service-now.com/oauth_redirect.do/")),
-  ("redirect-other-instance", "redirect-servicenow", redirect("https://beta.service-now.com/oauth_redirect.do")),
-  ("redirect-ip-literal", "redirect-servicenow", redirect("https://203.0.113.7/oauth_redirect.do")),
+  ("redirect-wrong-path", "redirect-target", redirect("https://acme.service-now.com/oauth_callback.do")),
+  ("redirect-trailing-slash", "redirect-target", redirect("https://acme.service-now.com/oauth_redirect.do/")),
+  ("redirect-other-instance", "redirect-target", redirect("https://beta.service-now.com/oauth_redirect.do")),
+  ("redirect-ip-literal", "redirect-target", redirect("https://203.0.113.7/oauth_redirect.do")),
   ("allow-trailing-slash", "allow-list-missing-redirect", only_allow('"https://acme.service-now.com/oauth_redirect.do/"')),
   ("allow-case", "allow-list-missing-redirect", only_allow('"https://acme.service-now.com/OAuth_redirect.do"')),
   ("allow-empty", "allow-list-empty", only_allow('')),

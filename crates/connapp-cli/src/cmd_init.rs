@@ -93,9 +93,9 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     }
     ctx::write_atomic(&path, text.as_bytes())?;
     let redirect = if is_url {
-        connapp_core::servicenow_redirect(&a.instance)
+        connapp_core::consumer::servicenow_redirect(&a.instance)
     } else {
-        connapp_core::servicenow_redirect(&connapp_core::servicenow_instance_url(&a.instance))
+        connapp_core::consumer::servicenow_redirect(&connapp_core::consumer::servicenow_instance_url(&a.instance))
     };
     if a.json {
         return ctx::print_json(&Output {

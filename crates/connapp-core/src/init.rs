@@ -1,6 +1,6 @@
 //! Writing a new declaration (`connapp init`). Pure: returns the text.
 
-use crate::model::{servicenow_instance_url, servicenow_redirect};
+use crate::consumer::{servicenow_instance_url, servicenow_redirect};
 
 /// What `connapp init` needs to write a declaration.
 #[derive(Clone, Debug)]

@@ -11,6 +11,7 @@
 //! Callers read files and hand over text; what only plugins know (installed
 //! presets and store kinds) comes in through a [`Catalog`].
 
+pub mod consumer;
 mod decl;
 mod diag;
 mod init;
@@ -19,16 +20,16 @@ mod model;
 pub mod scope;
 pub mod urls;
 
+pub use consumer::{InstanceAuth, Target};
 pub use decl::{
-    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, MAX_DISPLAY_NAME_CHARS, PlatformRules, PresetInfo, Report,
-    check, too_large, valid_instance_name,
+    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report, check, too_large,
+    valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};
 pub use model::{
-    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, SecretKind,
-    ServicenowSettings, StoreDecl, Target, Usage, Webhook, app_prefix, secret_key, servicenow_instance_url,
-    servicenow_redirect,
+    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
+    Usage, Webhook, app_prefix, secret_key,
 };
 
 #[cfg(test)]

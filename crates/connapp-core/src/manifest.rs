@@ -253,19 +253,6 @@ fn empty_like(v: &Value) -> Value {
     }
 }
 
-/// The scopes a configuration lists under `oauth_information.scopes`.
-pub fn zoom_scopes(manifest: &Value) -> Vec<String> {
-    manifest
-        .pointer("/oauth_information/scopes")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|s| s.get("scope").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::consumer::Target;
+
 /// Who manages the app on the provider side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -51,87 +53,6 @@ pub struct Webhook {
     pub endpoint_url: String,
     /// The event types, e.g. `meeting.ended`.
     pub events: Vec<String>,
-}
-
-/// The consumer that will hold the app's credentials.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Target {
-    /// A ServiceNow instance (DEX for Zoom).
-    Servicenow {
-        /// The instance base URL, e.g. `https://acme.service-now.com`.
-        instance_url: String,
-        /// The instance name when given as one, e.g. `acme`.
-        instance: Option<String>,
-        /// How connapp reaches the instance and names the records.
-        settings: ServicenowSettings,
-    },
-}
-
-/// How connapp signs in to a ServiceNow instance.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InstanceAuth {
-    /// Basic authentication: `instance-user` / `instance-password` in the store.
-    #[default]
-    Basic,
-    /// OAuth client credentials at `/oauth_token.do`: `instance-client-id` /
-    /// `instance-client-secret` in the store.
-    Oauth,
-}
-
-/// `[apps.NAME.target]` settings beyond the instance.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ServicenowSettings {
-    /// Basic or OAuth.
-    pub auth: InstanceAuth,
-    /// The ID of the connection & credential alias DEX uses (discovered when absent).
-    pub alias: Option<String>,
-    /// The name of the OAuth provider record (default: the display name).
-    pub entity_name: Option<String>,
-    /// The name of the credential and connection (default: the display name).
-    pub connection_name: Option<String>,
-}
-
-impl Target {
-    /// The consumer platform whose plugin describes this target's records.
-    pub fn platform(&self) -> &'static str {
-        match self {
-            Target::Servicenow { .. } => "servicenow",
-        }
-    }
-
-    /// The target as its consumer platform plugin receives it (beside the
-    /// app and the provider's endpoints).
-    pub fn view(&self) -> serde_json::Value {
-        match self {
-            Target::Servicenow {
-                instance_url, settings, ..
-            } => serde_json::json!({
-                "instance_url": instance_url,
-                "alias": settings.alias,
-                "entity_name": settings.entity_name,
-                "connection_name": settings.connection_name,
-            }),
-        }
-    }
-
-    /// The redirect URL this consumer uses for OAuth callbacks.
-    pub fn redirect_url(&self) -> String {
-        match self {
-            Target::Servicenow { instance_url, .. } => servicenow_redirect(instance_url),
-        }
-    }
-}
-
-/// ServiceNow's OAuth callback for an instance base URL.
-pub fn servicenow_redirect(instance_url: &str) -> String {
-    format!("{}/oauth_redirect.do", instance_url.trim_end_matches('/'))
-}
-
-/// ServiceNow's base URL for an instance name.
-pub fn servicenow_instance_url(instance: &str) -> String {
-    format!("https://{instance}.service-now.com")
 }
 
 /// How connapp itself obtains tokens for an app.
@@ -402,17 +323,17 @@ impl SecretKind {
         }
     }
 
-    /// The label Zoom's Marketplace uses.
+    /// The label the provider's or the instance's pages use.
     pub fn label(self) -> &'static str {
         match self {
             SecretKind::ClientId => "Client ID",
             SecretKind::ClientSecret => "Client Secret",
             SecretKind::SecretToken => "Secret Token",
             SecretKind::AppId => "App ID",
-            SecretKind::InstanceUser => "ServiceNow user",
-            SecretKind::InstancePassword => "ServiceNow password",
-            SecretKind::InstanceClientId => "ServiceNow OAuth client ID",
-            SecretKind::InstanceClientSecret => "ServiceNow OAuth client secret",
+            SecretKind::InstanceUser => "instance user",
+            SecretKind::InstancePassword => "instance password",
+            SecretKind::InstanceClientId => "instance OAuth client ID",
+            SecretKind::InstanceClientSecret => "instance OAuth client secret",
         }
     }
 
@@ -469,7 +390,7 @@ impl SecretKind {
             SecretKind::SecretToken | SecretKind::AppId | SecretKind::InstanceUser => {
                 if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
                     return Err(format!(
-                        "the {} contains whitespace or control characters, which the values Zoom and ServiceNow generate never do; copy it again without spaces or line breaks",
+                        "the {} contains whitespace or control characters, which the values providers and consumers generate never do; copy it again without spaces or line breaks",
                         self.label()
                     ));
                 }

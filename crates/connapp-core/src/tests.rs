@@ -27,6 +27,7 @@ fn zoom_rules() -> PlatformRules {
         requires_usage: true,
         account_grant: true,
         management_scope_prefix: "marketplace:".into(),
+        display_name_max_chars: 49,
         ..PlatformRules::named("zoom")
     }
 }

@@ -51,14 +51,14 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
         return Err(problem(
             "url-empty",
             "the URL is empty",
-            "write an absolute https URL, e.g. \"https://acme.service-now.com/oauth_redirect.do\"",
+            "write an absolute https URL, e.g. \"https://app.example.com/oauth/callback\"",
         ));
     }
     if let Some(c) = raw.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(problem(
             "url-characters",
             format!("the URL {raw:?} contains whitespace or a control character ({c:?})"),
-            "remove it; Zoom compares the URL exactly as written",
+            "remove it; providers compare redirect URLs exactly as written",
         ));
     }
     if raw.contains('\\') {
@@ -82,7 +82,7 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
         let fix = if !raw.contains("://") {
             format!("write an absolute URL with its scheme, e.g. \"https://{raw}\"")
         } else {
-            "write an absolute https URL such as \"https://acme.service-now.com/oauth_redirect.do\"".to_string()
+            "write an absolute https URL such as \"https://app.example.com/oauth/callback\"".to_string()
         };
         problem("url-parse", format!("{raw:?} is not a valid absolute URL ({e})"), fix)
     })?;
@@ -141,7 +141,9 @@ pub fn check_url(raw: &str) -> Result<Url, UrlProblem> {
     if raw != canonical && !bare_base {
         return Err(problem(
             "url-canonical",
-            format!("the URL {raw:?} is not written the way browsers send it ({canonical:?}); Zoom compares exactly"),
+            format!(
+                "the URL {raw:?} is not written the way browsers send it ({canonical:?}); providers compare exactly"
+            ),
             format!("write {canonical:?}"),
         ));
     }
@@ -154,10 +156,10 @@ pub fn describe_difference(expected: &str, actual: &str) -> String {
         return "they are identical".to_string();
     }
     if expected.eq_ignore_ascii_case(actual) {
-        return "they differ only in letter case; Zoom compares case-sensitively".to_string();
+        return "they differ only in letter case; redirect URLs compare case-sensitively".to_string();
     }
     if expected.trim_end_matches('/') == actual.trim_end_matches('/') {
-        return "they differ only by a trailing slash; Zoom treats that as a different URL".to_string();
+        return "they differ only by a trailing slash, which makes it a different URL".to_string();
     }
     match (Url::parse(expected), Url::parse(actual)) {
         (Ok(e), Ok(a)) => {

@@ -34,6 +34,7 @@ pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
             account_grant: profile.account_grant,
             endpoints_from_declaration: p.endpoints_from_declaration,
             management_scope_prefix: profile.management_scope_prefix,
+            display_name_max_chars: profile.display_name_max_chars,
             name: p.name,
         });
     }

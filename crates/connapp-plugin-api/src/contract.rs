@@ -132,6 +132,9 @@ pub struct PlatformProfile {
     /// A management app (`managed_by`) must request a scope starting with
     /// this (Zoom: `marketplace:`); empty: no such rule (API 1.4).
     pub management_scope_prefix: String,
+    /// The longest display name the platform takes, in characters; 0: no
+    /// limit (Zoom: 49, "under 50"; API 1.4).
+    pub display_name_max_chars: u32,
 }
 
 /// One problem a platform finds in an app (`check_app`, API 1.3), reported

@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 
-use connapp_core::{App, InstanceAuth, SecretKind, ServicenowSettings, Target};
+use connapp_core::consumer::ServicenowSettings;
+use connapp_core::{App, InstanceAuth, SecretKind, Target};
 use connapp_engine::tokens::AppCtx;
 use connapp_engine::{Error, ErrorKind};
 use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};

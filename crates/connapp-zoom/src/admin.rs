@@ -177,7 +177,7 @@ pub fn app_id(m: &Manager<'_>, app: &App) -> Result<Option<String>, Error> {
 }
 
 pub fn scope_delta(before: &Value, after: &Value) -> (Vec<String>, Vec<String>) {
-    let (b, a) = (manifest::zoom_scopes(before), manifest::zoom_scopes(after));
+    let (b, a) = (crate::manifest_scopes(before), crate::manifest_scopes(after));
     (
         a.iter().filter(|s| !b.contains(s)).cloned().collect(),
         b.iter().filter(|s| !a.contains(s)).cloned().collect(),

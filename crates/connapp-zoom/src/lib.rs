@@ -20,6 +20,19 @@ pub mod guide;
 pub mod habits;
 pub mod webhook;
 
+/// The scopes a Zoom app manifest lists under `oauth_information.scopes`.
+pub fn manifest_scopes(manifest: &Value) -> Vec<String> {
+    manifest
+        .pointer("/oauth_information/scopes")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|s| s.get("scope").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The redirect URLs a Zoom app manifest registers (development and production).
 pub fn redirect_urls(manifest: &serde_json::Value) -> Vec<String> {
     let o = &manifest["oauth_information"];

@@ -113,6 +113,7 @@ pub(crate) fn an_app() -> connapp_core::App {
             requires_usage: true,
             account_grant: true,
             management_scope_prefix: "marketplace:".into(),
+            display_name_max_chars: 49,
             ..connapp_core::PlatformRules::named("zoom")
         }],
     };

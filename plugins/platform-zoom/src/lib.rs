@@ -55,6 +55,7 @@ pub fn profile() -> PlatformProfile {
         requires_usage: true,
         account_grant: true,
         management_scope_prefix: "marketplace:".into(),
+        display_name_max_chars: 49,
     }
 }
 

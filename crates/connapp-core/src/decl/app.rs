@@ -29,8 +29,8 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                 app_span.clone(),
                 &f("display_name"),
                 "missing-field",
-                "`display_name` is missing: it is the name admins see on Zoom's consent page",
-                "add e.g. `display_name = \"DEX for Zoom\"`",
+                "`display_name` is missing: it is the name admins see on the provider's consent page",
+                "add e.g. `display_name = \"Reporting sync\"`",
             );
             String::new()
         }
@@ -43,19 +43,18 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     &f("display_name"),
                     "display-name-empty",
                     "the display name is empty",
-                    "write a name such as \"DEX for Zoom\"",
+                    "write a name such as \"Reporting sync\"",
                 );
-            } else if chars > MAX_DISPLAY_NAME_CHARS {
-                let short: String = s.chars().take(MAX_DISPLAY_NAME_CHARS).collect();
+            } else if let Some(max) = max_display_name(catalog, raw)
+                && chars > max
+            {
+                let short: String = s.chars().take(max).collect();
                 cx.err(
                     d.span(),
                     &f("display_name"),
                     "display-name-length",
-                    format!("the display name has {chars} characters; Zoom requires fewer than 50"),
-                    format!(
-                        "shorten it to at most {MAX_DISPLAY_NAME_CHARS} characters, e.g. {:?}",
-                        short.trim_end()
-                    ),
+                    format!("the display name has {chars} characters; the platform takes at most {max}"),
+                    format!("shorten it to at most {max} characters, e.g. {:?}", short.trim_end()),
                 );
             }
             if s.chars().any(char::is_control) {
@@ -87,7 +86,10 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                 &f("platform"),
                 "missing-field",
                 "`platform` is missing",
-                "add `platform = \"zoom\"`",
+                one_of(
+                    &catalog.platforms.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+                    "install a platform plugin (see `connapp plugins list`), then name it in `platform`",
+                ),
             );
             String::new()
         }
@@ -182,9 +184,9 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                             cx.err(
                                 r.span(),
                                 &f("redirect_url"),
-                                "redirect-servicenow",
+                                "redirect-target",
                                 format!(
-                                    "the ServiceNow instance calls back to {expected:?}, but redirect_url is {raw_url:?}: {}",
+                                    "the target instance calls back to {expected:?}, but redirect_url is {raw_url:?}: {}",
                                     describe_difference(&expected, raw_url)
                                 ),
                                 format!("write `redirect_url = {expected:?}`"),
@@ -205,7 +207,10 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
             app_span.clone(),
             &f("allow_list"),
             "missing-field",
-            "`allow_list` is missing: Zoom only redirects to URLs on the OAuth allow list",
+            format!(
+                "`allow_list` is missing: {} only redirects to URLs on the app's allow list",
+                rules.display()
+            ),
             match &redirect_url {
                 Some(r) => format!("add `allow_list = [{r:?}]`"),
                 None => "add `allow_list = [\"https://...\"]` with the redirect URL in it".to_string(),
@@ -215,7 +220,10 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
             list.span(),
             &f("allow_list"),
             "allow-list-empty",
-            "the allow list is empty: Zoom would refuse every redirect (error 4700)",
+            format!(
+                "the allow list is empty: {} would refuse every redirect",
+                rules.display()
+            ),
             match &redirect_url {
                 Some(r) => format!("write `allow_list = [{r:?}]`"),
                 None => "add the redirect URL to it".to_string(),
@@ -239,8 +247,8 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                 match check_url(s) {
                     Err(p) => cx.err(entry.span(), &field, p.rule, p.message, p.fix),
                     Ok(url) => {
-                        if let Some(Target::Servicenow { instance_url, .. }) = &target {
-                            check_allow_entry_host(cx, &field, entry.span(), s, &url, instance_url);
+                        if let Some(t) = &target {
+                            check_allow_entry_host(cx, &field, entry.span(), s, &url, t);
                         }
                         allow_list.push(s.clone());
                     }
@@ -256,11 +264,13 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     .find(|e| e.eq_ignore_ascii_case(r) || e.trim_end_matches('/') == r.trim_end_matches('/'));
                 let message = match near {
                     Some(e) => format!(
-                        "the redirect URL {r:?} is not in the allow list; the entry {e:?} is close but {}: Zoom would show \"Invalid redirect url\" (4700)",
-                        describe_difference(r, e)
+                        "the redirect URL {r:?} is not in the allow list; the entry {e:?} is close but {}: {} would refuse the redirect",
+                        describe_difference(r, e),
+                        rules.display()
                     ),
                     None => format!(
-                        "the redirect URL {r:?} is not in the allow list: Zoom would show \"Invalid redirect url\" (4700)"
+                        "the redirect URL {r:?} is not in the allow list: {} would refuse the redirect",
+                        rules.display()
                     ),
                 };
                 cx.err(
@@ -274,7 +284,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
         }
     }
 
-    // connapp login's loopback redirect must be one Zoom accepts.
+    // connapp login's loopback redirect must be one the provider accepts.
     if let (Some(o), Some(raw_o)) = (&oauth, raw.oauth.as_ref())
         && let (Some(lr), Some(span)) = (
             &o.login_redirect,
@@ -287,7 +297,10 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                 span,
                 &f("oauth.login_redirect"),
                 "login-redirect-allow-list",
-                format!("the login redirect {lr:?} is not on the allow list, so Zoom would refuse it (4700)"),
+                format!(
+                    "the login redirect {lr:?} is not on the allow list, so {} would refuse it",
+                    rules.display()
+                ),
                 format!("add {lr:?} to allow_list (the port does not matter for loopback addresses)"),
             );
         }
@@ -308,8 +321,11 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                 id.span(),
                 &f("app_id"),
                 "app-id",
-                format!("{v:?} is not an app id: Zoom's are 20-30 letters and digits"),
-                "copy the app id from the app's Marketplace URL, or remove `app_id` and let `connapp apply` create the app",
+                format!("{v:?} is not an app id: app ids are up to 64 letters, digits, `_` and `-`"),
+                format!(
+                    "copy the app id from {}, or remove `app_id` and let `connapp apply` create the app",
+                    rules.credentials_source()
+                ),
             );
             return None;
         }
@@ -368,10 +384,17 @@ pub(super) fn check_optional_scopes(cx: &mut Ctx<'_>, app: &str, raw: &RawApp, s
             list.span(),
             &format!("apps.{app}.optional_scopes"),
             "optional-scope-all",
-            "every scope is optional; Zoom requires at least one required scope",
+            "every scope is optional; an app needs at least one required scope",
             "remove at least one scope from optional_scopes",
         );
     }
+}
+
+/// The display-name limit of the app's platform, if it has one.
+fn max_display_name(catalog: &Catalog, raw: &RawApp) -> Option<usize> {
+    let platform = raw.platform.as_ref()?.get_ref();
+    let max = catalog.platform(platform)?.display_name_max_chars;
+    (max > 0).then_some(max as usize)
 }
 
 pub(super) fn same_ignoring_port(a: &str, b: &str) -> bool {

@@ -21,19 +21,16 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::consumer::{InstanceAuth, Target};
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
-    App, ClientAuthStyle, Declaration, GrantKind, InstanceAuth, OAuth, Scope, ScopeSource, ServicenowSettings,
-    StoreDecl, Target, Usage, Webhook, servicenow_instance_url, servicenow_redirect,
+    App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Usage, Webhook,
 };
 use crate::scope;
 use crate::urls::{self, check_url, describe_difference};
 
 /// The largest declaration connapp reads, in bytes.
 pub const MAX_DECLARATION_BYTES: usize = 256 * 1024;
-
-/// Longest Zoom display name: "under 50 characters".
-pub const MAX_DISPLAY_NAME_CHARS: usize = 49;
 
 /// The declaration format version this build understands.
 pub const DECLARATION_VERSION: i64 = 1;
@@ -76,6 +73,8 @@ pub struct PlatformRules {
     /// A management app (`managed_by`) must request a scope starting with
     /// this; empty: no such rule.
     pub management_scope_prefix: String,
+    /// The longest display name the platform takes, in characters; 0: no limit.
+    pub display_name_max_chars: u32,
 }
 
 impl PlatformRules {
@@ -421,7 +420,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
             "(document)",
             "file-empty",
             "the declaration is empty",
-            "run `connapp init --preset servicenow-dex-zoom --instance NAME` to write one",
+            "run `connapp init` to write one",
         );
         return None;
     }
@@ -447,7 +446,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
             "(document)",
             "file-empty",
             "the declaration declares nothing (only comments or whitespace)",
-            "run `connapp init --preset servicenow-dex-zoom --instance NAME` to write one",
+            "run `connapp init` to write one",
         );
         return None;
     }
@@ -487,14 +486,14 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
             "apps",
             "no-apps",
             "the declaration has no apps",
-            "add an app table, e.g. `[apps.dex-zoom]`, or run `connapp init`",
+            "add an app table, e.g. `[apps.NAME]`, or run `connapp init`",
         ),
         Some(map) if map.get_ref().is_empty() => cx.err(
             map.span(),
             "apps",
             "no-apps",
             "the declaration has no apps",
-            "add an app table, e.g. `[apps.dex-zoom]`",
+            "add an app table, e.g. `[apps.NAME]`",
         ),
         Some(map) => {
             for (name, app) in map.get_ref() {

@@ -238,12 +238,12 @@ pub(super) fn check_allow_entry_host(
     span: Range<usize>,
     raw: &str,
     url: &url::Url,
-    instance_url: &str,
+    target: &Target,
 ) {
     if urls::is_loopback(url) {
         return;
     }
-    let instance_host = url::Url::parse(instance_url)
+    let instance_host = url::Url::parse(target.instance_url())
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
@@ -259,7 +259,7 @@ pub(super) fn check_allow_entry_host(
             format!(
                 "{raw:?} mentions the instance {instance_host:?} but its host is {host:?}: a look-alike that would send authorization codes elsewhere"
             ),
-            format!("allow only the instance itself: {:?}", servicenow_redirect(instance_url)),
+            format!("allow only the instance itself: {:?}", target.redirect_url()),
         );
     } else {
         cx.warn(
@@ -267,7 +267,7 @@ pub(super) fn check_allow_entry_host(
             field,
             "allow-list-foreign-host",
             format!(
-                "{raw:?} is on {host:?}, which is neither the ServiceNow instance nor a loopback address; whoever runs it can receive authorization codes"
+                "{raw:?} is on {host:?}, which is neither the target instance nor a loopback address; whoever runs it can receive authorization codes"
             ),
             "remove it unless you control that host",
         );

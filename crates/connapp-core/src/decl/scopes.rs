@@ -121,7 +121,7 @@ pub(super) fn check_scopes(
             &f("scopes"),
             "scope-empty",
             "the app requests no scopes",
-            "add `presets = [\"servicenow-dex-zoom\"]` or list scopes in `scopes`",
+            "add a preset (`presets = [\"NAME\"]`, see `connapp plugins list`) or list scopes in `scopes`",
         );
     }
     (presets, scopes)

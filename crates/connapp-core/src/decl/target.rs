@@ -1,6 +1,7 @@
 //! An app's consumer `[target]` (the instance that uses the app).
 
 use super::*;
+use crate::consumer::{ServicenowSettings, servicenow_instance_url};
 
 pub(super) fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>) -> Option<Target> {
     let raw = t.get_ref();

@@ -27,8 +27,8 @@ pub(super) fn check_webhook(cx: &mut Ctx<'_>, app: &str, w: &Spanned<RawWebhook>
                 w.span(),
                 &f("endpoint_url"),
                 "missing-field",
-                "`webhook.endpoint_url` is missing: Zoom needs to know where to send events",
-                "add e.g. `endpoint_url = \"https://hooks.example.com/zoom\"`, or remove [webhook]",
+                "`webhook.endpoint_url` is missing: the provider needs to know where to send events",
+                "add e.g. `endpoint_url = \"https://hooks.example.com/events\"`, or remove [webhook]",
             );
             String::new()
         }
@@ -64,7 +64,7 @@ pub(super) fn check_webhook(cx: &mut Ctx<'_>, app: &str, w: &Spanned<RawWebhook>
                     &f("events"),
                     "webhook-events-count",
                     format!(
-                        "{} events; Zoom allows at most {MAX_EVENTS} per app",
+                        "{} events; an app subscribes to at most {MAX_EVENTS}",
                         list.get_ref().len()
                     ),
                     "drop the events nobody consumes",
@@ -77,8 +77,8 @@ pub(super) fn check_webhook(cx: &mut Ctx<'_>, app: &str, w: &Spanned<RawWebhook>
                         e.span(),
                         &format!("apps.{app}.webhook.events[{i}]"),
                         "webhook-event-name",
-                        format!("{name:?} is not a Zoom event name"),
-                        "write it as Zoom's event reference does, lower case with dots, e.g. \"meeting.ended\"",
+                        format!("{name:?} is not an event name"),
+                        "write it as the provider's event reference does, lower case with dots, e.g. \"meeting.ended\"",
                     );
                 } else if events.contains(name) {
                     cx.err(
