@@ -3,7 +3,7 @@
 //! is a located diagnostic.
 #![no_main]
 
-use connapp_core::{Catalog, PresetInfo};
+use connapp_core::{Catalog, PlatformRules, PresetInfo};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -12,11 +12,24 @@ fuzz_target!(|data: &[u8]| {
         presets: vec![PresetInfo {
             name: "servicenow-dex-zoom".into(),
             platform: "zoom".into(),
-            // The six DEX scopes open ZOOM_KNOWN_SCOPES.
-            scopes: connapp_core::scope::ZOOM_KNOWN_SCOPES[..6].iter().map(|s| s.to_string()).collect(),
+            scopes: vec!["report:read:user:admin".into(), "user:read:user:admin".into()],
         }],
         store_kinds: vec!["file".into(), "vault".into(), "keyring".into()],
-        platforms: vec!["zoom".into(), "generic".into()],
+        // Every rule a platform can switch on, and one whose endpoints come
+        // from the declaration.
+        platforms: vec![
+            PlatformRules {
+                requires_usage: true,
+                account_grant: true,
+                management_scope_prefix: "marketplace:".into(),
+                display_name_max_chars: 49,
+                ..PlatformRules::named("zoom")
+            },
+            PlatformRules {
+                endpoints_from_declaration: true,
+                ..PlatformRules::named("generic")
+            },
+        ],
     };
     let report = connapp_core::check("connapp.toml", text, &catalog);
     // Diagnostics render (they quote the source: spans must be in range).

@@ -17,7 +17,11 @@ struct Input<'a> {
 }
 
 fuzz_target!(|i: Input<'_>| {
-    let ct = if i.json_type { Some("application/json") } else { Some(i.content_type) };
+    let ct = if i.json_type {
+        Some("application/json")
+    } else {
+        Some(i.content_type)
+    };
     match connapp_oauth::flows::parse_token_answer(i.status, ct, i.body) {
         Ok(set) => {
             let _ = format!("{set:?}");

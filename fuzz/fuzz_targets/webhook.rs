@@ -36,7 +36,10 @@ fuzz_target!(|i: Input<'_>| {
         TIMESTAMP_HEADER => ts.as_deref(),
         other => webhook::header(&parsed, other),
     };
-    let delivery = Delivery { header: &header, body: i.body };
+    let delivery = Delivery {
+        header: &header,
+        body: i.body,
+    };
     let got = webhook::receive(&SCHEME, i.key, &delivery, i.now, i.window);
     if let Err(e) = &got {
         let _ = e.to_string();

@@ -272,10 +272,6 @@ fn platform_names_stay_in_their_crates() {
             "`connapp init --instance` writes a DEX for Zoom declaration",
         ),
         (
-            "crates/connapp-oauth/src/api.rs",
-            "the REST caller reads Zoom's error bodies and tracking id header",
-        ),
-        (
             "crates/connapp-core/src/init.rs",
             "`connapp init` renders the first job's declaration (DEX for Zoom: a Zoom app with a ServiceNow target)",
         ),

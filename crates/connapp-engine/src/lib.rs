@@ -9,10 +9,11 @@
 //! for events), an app's secrets by kind ([`secrets`], the only code that
 //! knows store keys), verify's provider-independent checks and report rows
 //! ([`verify`]), the manifests saved for rollback ([`history`]), the guide
-//! renderer ([`guide`]) and the webhook receiver ([`webhook`]). Nothing here
-//! names a platform: their differences come from the plugins (profiles,
-//! findings) and from interfaces the platform clients fill
-//! ([`verify::ApiHabits`]).
+//! renderer ([`guide`]) and webhooks ([`webhook`]: the scheme interface, the
+//! decision over one request, the receiver). Nothing here names a platform:
+//! their differences come from the plugins (profiles, findings) and from
+//! interfaces the platform clients fill ([`verify::ApiHabits`],
+//! [`webhook::WebhookScheme`]).
 //!
 //! What it is **not**: the pure rules (those are `connapp-core`'s), the HTTP
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the

@@ -1,6 +1,8 @@
 //! Calling a provider's REST API with an access token, and reading its
-//! errors the way Zoom writes them (`docs/zoom-platform.md` §13–§14): the numeric
-//! `code`, the message, the rate-limit headers and the tracking id.
+//! errors as a JSON object with a numeric `code`, a `message` and field
+//! `errors` (Zoom's shape, `docs/zoom-platform.md` §13–§14, and a common one),
+//! the rate-limit headers and, when the client names its header, the
+//! provider's tracking id.
 //!
 //! The calls of one provider's API (Zoom's Marketplace manifests) live in
 //! that provider's client crate (`connapp-zoom`), over [`Api::call`].
@@ -40,13 +42,13 @@ pub enum ApiError {
         status: u16,
         /// Zoom's numeric code, when the body has one.
         code: Option<i64>,
-        /// Zoom's message (or the start of a body that is not Zoom's JSON).
+        /// The message (or the start of a body that is not a JSON error).
         message: String,
         /// Field-level errors (`errors: [{field|setting, message}]`).
         errors: Vec<(String, String)>,
         /// Rate-limit headers.
         rate: RateLimit,
-        /// `x-zm-trackingid`, for Zoom support.
+        /// The provider's tracking id (the header [`Api::with_tracking_header`] names), for its support.
         tracking_id: Option<String>,
     },
     /// The network edge failed (unreachable, timeout, policy).
@@ -85,6 +87,7 @@ pub struct Api {
     http: reqwest::Client,
     base: String,
     token: SecretString,
+    tracking_header: Option<&'static str>,
 }
 
 /// A successful answer.
@@ -100,7 +103,18 @@ impl Api {
     /// A client for `base` (e.g. `https://api.zoom.us/v2`) sending `token` as a bearer token.
     pub fn new(http: reqwest::Client, base: &str, token: SecretString) -> Result<Self, EdgeError> {
         let base = crate::base_url("API base", base)?;
-        Ok(Api { http, base, token })
+        Ok(Api {
+            http,
+            base,
+            token,
+            tracking_header: None,
+        })
+    }
+
+    /// Reads the provider's tracking id from `header` of failed answers (Zoom: `x-zm-trackingid`).
+    pub fn with_tracking_header(mut self, header: &'static str) -> Self {
+        self.tracking_header = Some(header);
+        self
     }
 
     /// The base URL.
@@ -137,7 +151,7 @@ impl Api {
             remaining: header("x-ratelimit-remaining"),
             retry_after: header("retry-after"),
         };
-        let tracking_id = header("x-zm-trackingid");
+        let tracking_id = self.tracking_header.and_then(header);
         tracing::debug!(%method, path, status, "api response");
         let bytes = resp.bytes().await.map_err(|e| EdgeError::Unreachable {
             host: host_of(&url),
@@ -183,7 +197,7 @@ impl Api {
             _ => {
                 let text = String::from_utf8_lossy(&bytes);
                 let first: String = text.chars().take(120).collect();
-                (None, format!("a body that is not Zoom's JSON: {first:?}"), Vec::new())
+                (None, format!("a body that is not a JSON error: {first:?}"), Vec::new())
             }
         };
         Err(ApiError::Status {

@@ -142,7 +142,7 @@ impl Manager<'_> {
                     return Err(e);
                 };
                 let root = self.ctx.api_root(&rec);
-                let Ok(api) = Api::new(self.ctx.shared.http.clone(), &root, rec.access_token.clone()) else {
+                let Ok(api) = crate::api(&self.ctx.shared.http, &root, &rec.access_token) else {
                     return Err(e);
                 };
                 *self.api.borrow_mut() = api.clone();
@@ -159,7 +159,7 @@ impl Manager<'_> {
 pub fn manager<'r>(mgmt: AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
     let (rec, _) = mgmt.token(obs)?;
     let root = mgmt.api_root(&rec);
-    let api = Api::new(mgmt.shared.http.clone(), &root, rec.access_token.clone())
+    let api = crate::api(&mgmt.shared.http, &root, &rec.access_token)
         .map_err(|e| Error::invalid(format!("{}: {e}", mgmt.app.name)))?;
     Ok(Manager {
         ctx: mgmt,

@@ -20,6 +20,14 @@ pub mod guide;
 pub mod habits;
 pub mod webhook;
 
+/// Zoom's tracking id header, which Zoom support asks for.
+pub const TRACKING_HEADER: &str = "x-zm-trackingid";
+
+/// A REST caller for Zoom's API at `root` with `token`, reading Zoom's tracking id.
+pub fn api(http: &reqwest::Client, root: &str, token: &secrecy::SecretString) -> Result<Api, connapp_oauth::EdgeError> {
+    Ok(Api::new(http.clone(), root, token.clone())?.with_tracking_header(TRACKING_HEADER))
+}
+
 /// The scopes a Zoom app manifest lists under `oauth_information.scopes`.
 pub fn manifest_scopes(manifest: &Value) -> Vec<String> {
     manifest

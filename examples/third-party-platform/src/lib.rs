@@ -18,7 +18,8 @@
 
 use connapp_plugin_api::contract::{self, Finding, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{
-    Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError, export_plugin, plugin_info,
+    Platform, Plugin, PluginInfo, PluginKind, Preset, PresetScope, Probe, Provided, StoreError, export_plugin,
+    plugin_info,
 };
 use serde_json::Value;
 
