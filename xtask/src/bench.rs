@@ -39,8 +39,8 @@ pub(crate) fn bench() -> Result<()> {
 /// verification path: express.json(), HMAC over JSON.stringify(req.body),
 /// `===` comparison, the body printed as the sample logs it.
 pub(crate) const NODE_VERIFIER: &str = r#"const express = require('express');
-pub(crate) const crypto = require('crypto');
-pub(crate) const app = express();
+const crypto = require('crypto');
+const app = express();
 app.use(express.json());
 app.post('/', (req, res) => {
   const message = `v0:${req.headers['x-zm-request-timestamp']}:${JSON.stringify(req.body)}`;
@@ -58,7 +58,7 @@ app.post('/', (req, res) => {
     res.status(401).json({ message: 'Unauthorized request to Zoom Webhook sample.', status: 401 });
   }
 });
-pub(crate) const server = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.error('listening'));
+const server = app.listen(Number(process.env.PORT), '127.0.0.1', () => console.error('listening'));
 "#;
 
 /// Lower-case hex HMAC-SHA256(Secret Token, `message`): `connapp webhook
@@ -176,7 +176,13 @@ pub(crate) fn webhook_bench(bin: &Path) -> Result<()> {
                 .stderr(Stdio::piped()),
             "node",
             Banner::Stderr,
-            |_, _| wrk(&format!("http://127.0.0.1:{port}/"), &lua),
+            |banner, _| {
+                // The verifier prints "listening" once it serves; anything else is why it did not start.
+                if !banner.contains("listening") {
+                    bail!("the Node.js verifier did not start: {}", banner.trim());
+                }
+                wrk(&format!("http://127.0.0.1:{port}/"), &lua)
+            },
         )?;
 
         if connapp.non_2xx > 0 || baseline.non_2xx > 0 {

@@ -45,7 +45,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     "the display name is empty",
                     "write a name such as \"Reporting sync\"",
                 );
-            } else if let Some(max) = max_display_name(catalog, raw)
+            } else if let Some((max, platform)) = max_display_name(catalog, raw)
                 && chars > max
             {
                 let short: String = s.chars().take(max).collect();
@@ -53,7 +53,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     d.span(),
                     &f("display_name"),
                     "display-name-length",
-                    format!("the display name has {chars} characters; the platform takes at most {max}"),
+                    format!("the display name has {chars} characters; {platform} takes at most {max}"),
                     format!("shorten it to at most {max} characters, e.g. {:?}", short.trim_end()),
                 );
             }
@@ -390,11 +390,12 @@ pub(super) fn check_optional_scopes(cx: &mut Ctx<'_>, app: &str, raw: &RawApp, s
     }
 }
 
-/// The display-name limit of the app's platform, if it has one.
-fn max_display_name(catalog: &Catalog, raw: &RawApp) -> Option<usize> {
-    let platform = raw.platform.as_ref()?.get_ref();
-    let max = catalog.platform(platform)?.display_name_max_chars;
-    (max > 0).then_some(max as usize)
+/// The display-name limit of the app's platform, if it has one, and the
+/// platform's name in messages.
+fn max_display_name<'c>(catalog: &'c Catalog, raw: &RawApp) -> Option<(usize, &'c str)> {
+    let rules = catalog.platform(raw.platform.as_ref()?.get_ref())?;
+    let max = rules.display_name_max_chars;
+    (max > 0).then(|| (max as usize, rules.display()))
 }
 
 pub(super) fn same_ignoring_port(a: &str, b: &str) -> bool {
