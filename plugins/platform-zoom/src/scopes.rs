@@ -331,4 +331,57 @@ mod tests {
         );
         assert_eq!(suggest("phone:read:call_log:admin", &known()), None);
     }
+
+    fn app(usage: &str, scopes: &[(&str, Option<&str>)]) -> Value {
+        let scopes: Vec<Value> = scopes
+            .iter()
+            .map(|(scope, preset)| match preset {
+                Some(p) => {
+                    serde_json::json!({"scope": scope, "source": {"kind": "preset", "name": p}, "optional": false})
+                }
+                None => serde_json::json!({"scope": scope, "source": {"kind": "explicit"}, "optional": false}),
+            })
+            .collect();
+        serde_json::json!({"usage": usage, "scopes": scopes})
+    }
+
+    fn found(f: &[Finding]) -> Vec<(&str, &str, FindingSeverity)> {
+        f.iter()
+            .map(|f| (f.field.as_str(), f.rule.as_str(), f.severity))
+            .collect()
+    }
+
+    #[test]
+    fn explicit_scopes_get_every_rule_and_preset_scopes_only_the_usage_rule() {
+        let a = app(
+            "user-managed",
+            &[
+                ("report:read:user:admin", Some("p")),
+                ("dashboard:read:list_zoomrooms:admin", Some("p")),
+                ("user:read:admin", None),
+                ("user:read:usr", None),
+                ("Meeting:read:meeting", None),
+            ],
+        );
+        assert_eq!(
+            found(&check(&a)),
+            [
+                ("usage", "scope-admin-usage", FindingSeverity::Error),
+                ("scopes[2]", "scope-classic", FindingSeverity::Warning),
+                ("scopes[3]", "scope-unknown", FindingSeverity::Warning),
+                ("scopes[4]", "scope-grammar", FindingSeverity::Error),
+            ]
+        );
+        let admin = app(
+            "admin-managed",
+            &[("user:read:user", None), ("user:read:user:master", None)],
+        );
+        assert_eq!(
+            found(&check(&admin)),
+            [
+                ("scopes[0]", "scope-level-mix", FindingSeverity::Warning),
+                ("scopes[1]", "scope-master", FindingSeverity::Warning),
+            ]
+        );
+    }
 }
