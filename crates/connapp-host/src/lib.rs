@@ -617,6 +617,42 @@ mod tests {
         }
     }
 
+    /// A store that panics describing itself and takes any value.
+    struct PanicsInDescribe;
+
+    impl connapp_plugin_api::Store for PanicsInDescribe {
+        fn describe(&self) -> Result<connapp_plugin_api::StoreDescription, StoreError> {
+            panic!("describe is broken")
+        }
+        fn get(&self, _: &str) -> Result<Option<connapp_plugin_api::Record>, StoreError> {
+            Ok(None)
+        }
+        fn put(&self, _: &str, _: &[u8], _: connapp_plugin_api::Expected) -> Result<u64, StoreError> {
+            Ok(1)
+        }
+        fn delete(&self, _: &str, _: connapp_plugin_api::Expected) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        fn list(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Wrapping a native store reads its size limit under the panic guard:
+    /// a panic in `describe` is that call's error, not the caller's crash,
+    /// and the store still works without a limit.
+    #[test]
+    fn a_store_that_panics_in_describe_is_guarded_from_the_start() {
+        let h = StoreHandle::from_store(PanicsInDescribe);
+        assert_eq!(
+            h.put("k", &[0u8; 4096], connapp_plugin_api::Expected::Any)
+                .expect("put"),
+            1
+        );
+        let e = h.describe().expect_err("describe panics");
+        assert_eq!(e.code, connapp_plugin_api::ErrorCode::PANIC, "{e:?}");
+    }
+
     extern "C" fn no_prompt(_: RStr<'_>) -> RResult<RVec<u8>, connapp_plugin_api::FfiError> {
         RResult::RErr(StoreError::new(connapp_plugin_api::ErrorCode::AUTH_FAILED, "no prompt").into())
     }

@@ -1044,7 +1044,9 @@ struct Guarded {
 
 impl Guarded {
     fn new(store: Box<dyn Store>) -> Self {
-        let max_value = store.describe().ok().and_then(|d| d.capabilities.max_value_size());
+        // Guarded too: `StoreHandle::from_store` calls this outside any guard.
+        let described = guard("describe", || store.describe()).into_result().ok();
+        let max_value = described.and_then(|d| d.capabilities.max_value_size());
         Guarded { store, max_value }
     }
 
