@@ -313,3 +313,19 @@ fn webhook_verify_reads_at_most_its_limit() {
         assert!(usage.ru_maxrss < 128 * 1024, "peak RSS {} KiB", usage.ru_maxrss);
     }
 }
+
+/// An app whose platform signs no webhooks connapp knows: a usage error
+/// naming the platform and the platforms whose webhooks connapp checks.
+#[test]
+fn webhooks_of_a_platform_without_a_scheme_are_refused_naming_those_with_one() {
+    let s = Sandbox::new(&built().full);
+    s.declare(
+        "version = 1\n[store]\nkind = \"file\"\n[apps.gen]\ndisplay_name = \"Generic\"\nplatform = \"generic\"\n\
+         redirect_url = \"http://127.0.0.1/cb\"\nallow_list = [\"http://127.0.0.1/cb\"]\nscopes = [\"read\"]\n\
+         [apps.gen.oauth]\nauthorize_url = \"https://id.example/authorize\"\ntoken_url = \"https://id.example/token\"\n",
+    );
+    let out = s.run(&["webhook", "challenge", "abc"], None).fails_with(2);
+    let err = out.stderr();
+    assert!(err.contains("no webhook scheme of the platform \"generic\""), "{err}");
+    assert!(err.contains("apps on zoom"), "{err}");
+}

@@ -37,7 +37,10 @@ fn signing_key(g: &Global, app: Option<&str>) -> Result<Signing, CliError> {
                 app.platform, app.name
             ),
         )
-        .hint("webhooks are checked for the platforms whose client signs them; see `connapp plugins list`")
+        .hint(format!(
+            "connapp checks the webhooks of apps on {}; name such an app with --app",
+            connapp_clients::webhook_platforms().join(", ")
+        ))
     })?;
     let app = app.name.clone();
     let (store, plugin) = ctx::open_store(&reg, &decl)?;

@@ -30,5 +30,10 @@ pub fn webhook_scheme(platform: &str) -> Option<&'static dyn WebhookScheme> {
     WEBHOOK_SCHEMES.iter().copied().find(|s| s.platform() == platform)
 }
 
+/// The platforms whose webhook schemes connapp knows.
+pub fn webhook_platforms() -> Vec<&'static str> {
+    WEBHOOK_SCHEMES.iter().map(|s| s.platform()).collect()
+}
+
 #[cfg(test)]
 mod tests;
