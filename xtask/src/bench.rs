@@ -154,10 +154,7 @@ pub(crate) fn webhook_bench(bin: &Path) -> Result<()> {
 
         // connapp webhook serve (release build), events printed to /dev/null.
         let connapp = serving(
-            demo_command(bin, &work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
+            demo_command(bin, &work, &["webhook", "serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::null()),
             "connapp webhook serve",
             Banner::Stderr,
             |banner, _| wrk(&address_in(banner, "connapp webhook serve")?, &lua),
@@ -171,9 +168,7 @@ pub(crate) fn webhook_bench(bin: &Path) -> Result<()> {
                 .current_dir(&node_dir)
                 .env("PORT", port.to_string())
                 .env("ZOOM_WEBHOOK_SECRET_TOKEN", secret)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
+                .stdout(Stdio::null()),
             "node",
             Banner::Stderr,
             |banner, _| {
@@ -245,8 +240,7 @@ pub(crate) fn vault_token_bench(bin: &Path) -> Result<()> {
     let result = serving(
         Command::new(bin)
             .args(["sandbox", "--port", "0", "--json", "--seed"])
-            .arg(work.join("sandbox-seed.toml"))
-            .stdout(Stdio::piped()),
+            .arg(work.join("sandbox-seed.toml")),
         "connapp sandbox",
         Banner::Stdout,
         |line, _| {

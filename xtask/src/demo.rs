@@ -78,7 +78,6 @@ pub(crate) fn demo(store: &str) -> Result<()> {
         Command::new(&bin)
             .args(["sandbox", "--port", "0", "--json", "--seed"])
             .arg(work.join("sandbox-seed.toml"))
-            .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),
         "connapp sandbox",
         Banner::Stdout,
@@ -322,10 +321,7 @@ pub(crate) fn webhook_round_trip(bin: &Path, work: &Path, base: &str, client_id:
         "\n== Receive Zoom webhooks, verified with the Secret Token\n$ connapp webhook serve --listen 127.0.0.1:0"
     );
     serving(
-        demo_command(bin, work, &["webhook", "serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
+        demo_command(bin, work, &["webhook", "serve", "--listen", "127.0.0.1:0"]).stdout(Stdio::piped()),
         "connapp webhook serve",
         Banner::Stderr,
         |banner, serve| {

@@ -134,9 +134,10 @@ pub(crate) enum Banner {
     Stderr,
 }
 
-/// Starts the server `cmd` (its stdio set up by the caller, the `banner`
-/// pipe piped), reads that pipe's first line and hands it with the child to
-/// `work`; the server is stopped afterwards, also when `work` fails.
+/// Starts the server `cmd` with no stdin and its `banner` pipe piped (the
+/// caller sets up the other stream), reads that pipe's first line and hands
+/// it with the child to `work`; the server is stopped afterwards, also when
+/// `work` fails.
 pub(crate) fn serving<T>(
     cmd: &mut Command,
     what: &str,
@@ -144,6 +145,11 @@ pub(crate) fn serving<T>(
     work: impl FnOnce(&str, &mut std::process::Child) -> Result<T>,
 ) -> Result<T> {
     use std::io::{BufRead, BufReader};
+    cmd.stdin(Stdio::null());
+    match banner {
+        Banner::Stdout => cmd.stdout(Stdio::piped()),
+        Banner::Stderr => cmd.stderr(Stdio::piped()),
+    };
     let mut child = cmd.spawn().with_context(|| format!("start {what}"))?;
     let result = (|| {
         let mut line = String::new();
