@@ -48,6 +48,10 @@
 //! Build answers with the types and `contract::answer`; read the host's input
 //! with `contract::parse_input`. The host parses every answer strictly: an
 //! unknown or mistyped field is an error naming your plugin and the field.
+//! Later API versions append fields to `PlatformProfile` (1.4: which of
+//! connapp's declaration rules apply to your apps), so build it with
+//! `..Default::default()`. [`plugin_info!`] fills in your [`PluginInfo`] from
+//! your package (name without `connapp-`, version, `description`).
 //! `examples/third-party-platform` in connapp's repository is a complete one.
 //!
 //! ## Rules
@@ -56,6 +60,10 @@
 //!   under `catch_unwind` in the code that [`export_plugin!`] and
 //!   [`StoreHandle::from_store`] generate: a panic becomes an error with code
 //!   [`ErrorCode::PANIC`], the host lives on. Don't build with `panic = "abort"`.
+//! - **The glue checks first.** Before your store sees a call, keys out of
+//!   shape are refused, `open_store` of a kind your info does not list is
+//!   `UNSUPPORTED`, and a `put` over your declared `max_value_size` is
+//!   `TOO_LARGE`; you need not check those again.
 //! - **No shared async runtime.** Calls are synchronous; the host calls them from
 //!   a blocking context. A plugin that needs async IO owns its runtime.
 //! - **Globals don't cross.** Your `static`s, your `inventory`, your logger and
