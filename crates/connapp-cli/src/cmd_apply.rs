@@ -53,7 +53,7 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
 
 fn summary(work: &[Work<'_, '_>]) -> String {
     let n = |a: &str| work.iter().filter(|w| w.plan.action == a).count();
-    let provider = work.first().map_or("provider", |w| w.plan.provider);
+    let provider = work.first().map_or("provider", |w| w.plan.provider.as_str());
     let mut s = format!(
         "Plan: {} {provider} app(s) to create, {} to update, {} unchanged.",
         n("create"),

@@ -1,6 +1,7 @@
-//! plan / apply / rollback composed: the Zoom end (`connapp_zoom::admin`)
-//! and the consumer end (`connapp_servicenow::consumer`) of each app, the
-//! provider first (the consumer needs its Client ID). What happens is
+//! plan / apply / rollback composed: the provider end of each app (the
+//! engine's `ProviderAdmin`, implemented by its platform's client: Zoom's
+//! `connapp_zoom::admin`) and the consumer end (`connapp_servicenow::consumer`),
+//! the provider first (the consumer needs its Client ID). What happens is
 //! reported through the [`Observer`]; the front end prints the plans and
 //! asks before anything changes.
 
@@ -9,13 +10,14 @@ use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, Declaration};
+pub use connapp_engine::manage::AppPlan;
+use connapp_engine::manage::ProviderAdmin;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Shared};
 use connapp_engine::{Error, history, platform};
 use connapp_host::Registry;
 use connapp_servicenow::consumer;
 pub use connapp_servicenow::consumer::{Consumer, Item, Mode, TargetPlan};
-pub use connapp_zoom::admin::AppPlan;
-use connapp_zoom::admin::{self, Manager, not_managed};
+use connapp_zoom::admin::{self, not_managed};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -74,7 +76,7 @@ pub fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d 
 pub struct Work<'r, 'd> {
     /// The app.
     pub app: &'d App,
-    zoom: Option<Manager<'r>>,
+    zoom: Option<Box<dyn ProviderAdmin + 'r>>,
     sn: Option<(AppCtx<'r>, Consumer, HashMap<String, String>)>,
     /// The Zoom end's plan (`unmanaged` without `managed_by`).
     pub plan: AppPlan,
@@ -102,11 +104,28 @@ impl Work<'_, '_> {
     }
 }
 
-fn manager<'r>(reg: &Registry, decl: &Declaration, c: &AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
+/// The provider end of `c`'s app: its platform's client over the management app.
+pub(crate) fn provider_admin<'r>(
+    reg: &Registry,
+    decl: &Declaration,
+    c: &AppCtx<'r>,
+    obs: &dyn Observer,
+) -> Result<Box<dyn ProviderAdmin + 'r>, Error> {
     let Some(name) = c.app.managed_by.as_deref() else {
         return Err(not_managed(&c.app));
     };
-    admin::manager(c.sibling(reg, decl, name)?, obs)
+    let mgmt = c.sibling(reg, decl, name)?;
+    match c.app.platform.as_str() {
+        connapp_zoom::PLATFORM => Ok(Box::new(admin::manager(mgmt, obs)?)),
+        other => Err(Error::invalid(format!(
+            "{}: connapp manages no {other} apps through the provider's API",
+            c.app.name
+        ))
+        .hint(format!(
+            "remove `managed_by` from [apps.{}] and set the app up by hand",
+            c.app.name
+        ))),
+    }
 }
 
 /// `None` when neither end can be reached (no `managed_by`, no instance credentials).
@@ -119,11 +138,11 @@ fn prepare<'r, 'd>(
 ) -> Result<Option<Work<'r, 'd>>, Error> {
     let (zoom, plan) = match app.managed_by {
         Some(_) => {
-            let m = manager(reg, decl, &c, obs)?;
-            let p = admin::plan(&m, app, &platform::provider_manifest(reg, app)?)?;
+            let m = provider_admin(reg, decl, &c, obs)?;
+            let p = m.plan(app, &platform::provider_manifest(reg, app)?)?;
             (Some(m), p)
         }
-        None => (None, AppPlan::unmanaged(app)),
+        None => (None, AppPlan::unmanaged(c.display(), app)),
     };
     let mut sn = None;
     let mut consumer_plan = None;
@@ -182,19 +201,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
     for w in work {
         let (app, p) = (w.app, &mut w.plan);
         if let Some(m) = &w.zoom {
-            match p.action {
-                "create" => {
-                    let id = admin::create(m, app, &p.merged, obs)?;
-                    admin::confirm_written(m, app, &id, &p.merged)?;
-                    p.app_id = Some(id);
-                }
-                "update" => {
-                    let id = p.app_id.clone().unwrap_or_default();
-                    admin::update(m, p, app, &id)?;
-                    admin::confirm_written(m, app, &id, &p.merged)?;
-                }
-                _ => {}
-            }
+            m.apply(app, p, obs)?;
             if matches!(p.action, "create" | "update") {
                 obs.event(Event::Done(&format!(
                     "{}: applied {} change(s) to Zoom app {}; the export matches.",
@@ -202,8 +209,10 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                     p.changes.len(),
                     p.app_id.as_deref().unwrap_or("")
                 )));
-                if !p.scopes_added.is_empty() && p.action == "update" {
-                    obs.event(Event::Notice(&admin::reconsent_note(app, &p.scopes_added)));
+                if p.action == "update"
+                    && let Some(note) = m.reconsent_note(app, &p.scopes_added)
+                {
+                    obs.event(Event::Notice(&note));
                 }
             }
         }
@@ -262,7 +271,7 @@ pub struct Restore<'r, 'd> {
     pub provider: &'static str,
     /// The app.
     pub app: &'d App,
-    m: Manager<'r>,
+    m: Box<dyn ProviderAdmin + 'r>,
     /// The saved manifest's file.
     pub path: PathBuf,
     /// The Zoom app.
@@ -298,11 +307,11 @@ pub fn rollback_plan<'r, 'd>(
         };
         let (app_id, saved) = history::read(&path)?;
         let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
-        let m = manager(reg, decl, &c, obs)?;
-        let live = admin::export(&m, app, &app_id)?;
+        let m = provider_admin(reg, decl, &c, obs)?;
+        let live = m.export(app, &app_id)?;
         let changes = manifest::diff(&live, &saved);
         work.push(Restore {
-            provider: admin::PROVIDER,
+            provider: m.provider(),
             app,
             m,
             path,
@@ -323,7 +332,7 @@ pub fn rollback_plan<'r, 'd>(
 /// removed (an older one is next).
 pub fn restore(r: &Restore<'_, '_>) -> Result<(), Error> {
     if !r.changes.is_empty() {
-        admin::restore(&r.m, r.app, &r.app_id, &r.saved)?;
+        r.m.restore(r.app, &r.app_id, &r.saved)?;
     }
     let _ = std::fs::remove_file(&r.path);
     Ok(())

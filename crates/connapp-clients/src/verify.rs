@@ -10,7 +10,6 @@ use connapp_engine::verify::{self, ApiHabits, Check, Outcome, Rfc6750, row};
 use connapp_engine::{Error, platform};
 use connapp_host::Registry;
 pub use connapp_servicenow::verify::for_humans;
-use connapp_zoom::admin;
 use serde_json::Value;
 
 /// Every check of `c`'s app, in report order; `file` names the declaration
@@ -121,13 +120,11 @@ pub fn drift(
     c: &AppCtx<'_>,
     obs: &dyn Observer,
 ) -> Result<(Value, Vec<Change>), Error> {
-    let Some(name) = c.app.managed_by.as_deref() else {
-        return Err(admin::not_managed(&c.app));
-    };
-    let m = admin::manager(c.sibling(reg, decl, name)?, obs)?;
-    let p = admin::plan(&m, &c.app, &platform::provider_manifest(reg, &c.app)?)?;
+    let m = crate::apply::provider_admin(reg, decl, c, obs)?;
+    let p = m.plan(&c.app, &platform::provider_manifest(reg, &c.app)?)?;
     if p.app_id.is_none() {
-        return Err(Error::failure("the Zoom app does not exist yet").hint("run `connapp apply` to create it"));
+        return Err(Error::failure(format!("the {} app does not exist yet", m.provider()))
+            .hint("run `connapp apply` to create it"));
     }
     Ok((p.live, p.changes))
 }

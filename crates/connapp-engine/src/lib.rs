@@ -22,6 +22,7 @@
 mod error;
 pub mod guide;
 pub mod history;
+pub mod manage;
 pub mod memory;
 pub mod platform;
 pub mod secrets;

@@ -11,70 +11,19 @@
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, GrantKind, SecretKind};
 use connapp_engine::history;
+use connapp_engine::manage::AppPlan;
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
 use connapp_engine::{Error, ErrorKind};
 use connapp_oauth::api::{Api, ApiError};
 use connapp_plugin_api::Expected;
 use connapp_plugin_api::zeroize::Zeroizing;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Marketplace;
 
 /// The provider's name in messages.
 pub const PROVIDER: &str = "Zoom";
-
-/// One app's plan.
-#[derive(Serialize)]
-pub struct AppPlan {
-    /// The provider in messages (`Zoom`).
-    #[serde(skip)]
-    pub provider: &'static str,
-    /// The declaration's app name.
-    pub app: String,
-    /// The provider's app id (none before creation).
-    pub app_id: Option<String>,
-    /// The management app whose token is used.
-    pub managed_by: String,
-    /// `create`, `update` or `none`.
-    pub action: &'static str,
-    /// Every setting that changes.
-    pub changes: Vec<Change>,
-    /// Scopes the app gains.
-    pub scopes_added: Vec<String>,
-    /// Scopes the app loses.
-    pub scopes_removed: Vec<String>,
-    /// The live manifest (empty before creation).
-    #[serde(skip)]
-    pub live: Value,
-    /// The live manifest with the declaration's settings merged in: what apply writes.
-    #[serde(skip)]
-    pub merged: Value,
-}
-
-impl AppPlan {
-    /// The plan of an app connapp does not manage on Zoom (no `managed_by`).
-    pub fn unmanaged(app: &App) -> AppPlan {
-        AppPlan {
-            provider: PROVIDER,
-            app: app.name.clone(),
-            app_id: app.app_id.clone(),
-            managed_by: String::new(),
-            action: "unmanaged",
-            changes: Vec::new(),
-            scopes_added: Vec::new(),
-            scopes_removed: Vec::new(),
-            live: Value::Null,
-            merged: Value::Null,
-        }
-    }
-
-    /// Anything to do at Zoom.
-    pub fn pending(&self) -> bool {
-        !matches!(self.action, "none" | "unmanaged")
-    }
-}
 
 /// The error for an app connapp cannot reach at Zoom (no `managed_by`).
 pub fn not_managed(app: &App) -> Error {
@@ -156,6 +105,40 @@ impl Manager<'_> {
 /// A management connection over `mgmt`, the management app (loaded on the
 /// same store and runtime as the app it manages): its token now, renewed when
 /// Zoom refuses it.
+impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+    fn plan(&self, app: &App, desired: &Value) -> Result<AppPlan, Error> {
+        plan(self, app, desired)
+    }
+    fn apply(&self, app: &App, p: &mut AppPlan, obs: &dyn Observer) -> Result<(), Error> {
+        match p.action {
+            "create" => {
+                let id = create(self, app, &p.merged, obs)?;
+                confirm_written(self, app, &id, &p.merged)?;
+                p.app_id = Some(id);
+            }
+            "update" => {
+                let id = p.app_id.clone().unwrap_or_default();
+                update(self, p, app, &id)?;
+                confirm_written(self, app, &id, &p.merged)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    fn export(&self, app: &App, app_id: &str) -> Result<Value, Error> {
+        export(self, app, app_id)
+    }
+    fn restore(&self, app: &App, app_id: &str, saved: &Value) -> Result<(), Error> {
+        restore(self, app, app_id, saved)
+    }
+    fn reconsent_note(&self, app: &App, added: &[String]) -> Option<String> {
+        (!added.is_empty()).then(|| reconsent_note(app, added))
+    }
+}
+
 pub fn manager<'r>(mgmt: AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
     let (rec, _) = mgmt.token(obs)?;
     let root = mgmt.api_root(&rec);
@@ -204,7 +187,7 @@ pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> 
         (Some(_), false) => "update",
     };
     Ok(AppPlan {
-        provider: PROVIDER,
+        provider: PROVIDER.to_string(),
         app: app.name.clone(),
         app_id: id,
         managed_by: mgr,

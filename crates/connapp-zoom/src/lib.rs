@@ -20,6 +20,9 @@ pub mod guide;
 pub mod habits;
 pub mod webhook;
 
+/// The platform connapp's Zoom plugin provides (`platform = "zoom"`).
+pub const PLATFORM: &str = "zoom";
+
 /// Zoom's tracking id header, which Zoom support asks for.
 pub const TRACKING_HEADER: &str = "x-zm-trackingid";
 

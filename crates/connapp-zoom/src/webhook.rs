@@ -28,7 +28,7 @@ pub static SCHEME: Zoom = Zoom;
 
 impl WebhookScheme for Zoom {
     fn platform(&self) -> &'static str {
-        "zoom"
+        crate::PLATFORM
     }
 
     fn key_source(&self) -> &'static str {

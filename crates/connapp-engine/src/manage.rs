@@ -1,0 +1,82 @@
+//! The provider end of an app managed as code: the interface a platform
+//! client implements ([`ProviderAdmin`]: plan, apply, export, restore) and
+//! the plan it returns ([`AppPlan`]). The front ends and `connapp-clients`
+//! work through these; what a provider's API looks like is its client's.
+
+use connapp_core::App;
+use connapp_core::manifest::Change;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Error;
+use crate::tokens::Observer;
+
+/// One app's plan.
+#[derive(Serialize)]
+pub struct AppPlan {
+    /// The provider in messages (its platform's display name).
+    #[serde(skip)]
+    pub provider: String,
+    /// The declaration's app name.
+    pub app: String,
+    /// The provider's app id (none before creation).
+    pub app_id: Option<String>,
+    /// The management app whose token is used.
+    pub managed_by: String,
+    /// `create`, `update` or `none`.
+    pub action: &'static str,
+    /// Every setting that changes.
+    pub changes: Vec<Change>,
+    /// Scopes the app gains.
+    pub scopes_added: Vec<String>,
+    /// Scopes the app loses.
+    pub scopes_removed: Vec<String>,
+    /// The live manifest (empty before creation).
+    #[serde(skip)]
+    pub live: Value,
+    /// The live manifest with the declaration's settings merged in: what apply writes.
+    #[serde(skip)]
+    pub merged: Value,
+}
+
+impl AppPlan {
+    /// The plan of an app connapp does not manage at `provider` (no `managed_by`).
+    pub fn unmanaged(provider: &str, app: &App) -> AppPlan {
+        AppPlan {
+            provider: provider.to_string(),
+            app: app.name.clone(),
+            app_id: app.app_id.clone(),
+            managed_by: String::new(),
+            action: "unmanaged",
+            changes: Vec::new(),
+            scopes_added: Vec::new(),
+            scopes_removed: Vec::new(),
+            live: Value::Null,
+            merged: Value::Null,
+        }
+    }
+
+    /// Anything to do at the provider.
+    pub fn pending(&self) -> bool {
+        !matches!(self.action, "none" | "unmanaged")
+    }
+}
+
+/// What a platform client does for an app managed through the provider's
+/// API (e.g. Zoom's Marketplace, through a management app).
+pub trait ProviderAdmin {
+    /// The provider in messages.
+    fn provider(&self) -> &'static str;
+    /// What applying `desired` (the platform's manifest settings for `app`)
+    /// would change at the provider.
+    fn plan(&self, app: &App, desired: &Value) -> Result<AppPlan, Error>;
+    /// Creates or updates the app as `plan` says and confirms what was
+    /// written; a created app's id lands in `plan.app_id`.
+    fn apply(&self, app: &App, plan: &mut AppPlan, obs: &dyn Observer) -> Result<(), Error>;
+    /// The provider's settings of the app `app_id` now.
+    fn export(&self, app: &App, app_id: &str) -> Result<Value, Error>;
+    /// Writes `saved` (settings exported earlier) back.
+    fn restore(&self, app: &App, app_id: &str, saved: &Value) -> Result<(), Error>;
+    /// What a person must do after the app gained scopes (consent again), if anything.
+    fn reconsent_note(&self, app: &App, added: &[String]) -> Option<String>;
+}
