@@ -188,9 +188,9 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_links(links: &[(&App, String)]) {
-    for (app, link) in links {
-        println!("\n{}", work::consent_note(app, link));
+fn print_links(links: &[work::Consent<'_>]) {
+    for c in links {
+        println!("\n{}", c.note);
     }
 }
 

@@ -5,18 +5,18 @@
 //! reported through the [`Observer`]; the front end prints the plans and
 //! asks before anything changes.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, Declaration};
 pub use connapp_engine::manage::AppPlan;
+use connapp_engine::manage::ConsumerEnd;
 use connapp_engine::manage::ProviderAdmin;
+pub use connapp_engine::manage::{Item, Mode, TargetPlan};
 use connapp_engine::tokens::{AppCtx, Event, Observer, Shared};
 use connapp_engine::{Error, history, platform};
 use connapp_host::Registry;
 use connapp_servicenow::consumer;
-pub use connapp_servicenow::consumer::{Consumer, Item, Mode, TargetPlan};
 use connapp_zoom::admin::{self, not_managed};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -77,7 +77,7 @@ pub struct Work<'r, 'd> {
     /// The app.
     pub app: &'d App,
     zoom: Option<Box<dyn ProviderAdmin + 'r>>,
-    sn: Option<(AppCtx<'r>, Consumer, HashMap<String, String>)>,
+    sn: Option<Box<dyn ConsumerEnd + 'r>>,
     /// The Zoom end's plan (`unmanaged` without `managed_by`).
     pub plan: AppPlan,
     /// The consumer end's plan, when it can be reached.
@@ -128,6 +128,22 @@ pub(crate) fn provider_admin<'r>(
     }
 }
 
+/// The consumer end of `c`'s app (its target's platform's client), or `None`
+/// when the store holds no credentials for it.
+fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn ConsumerEnd + 'r>>, Error> {
+    let kind = c.app.target.as_ref().map(|t| t.platform()).unwrap_or_default();
+    match kind {
+        connapp_servicenow::PLATFORM => {
+            let desired = platform::consumer_records(reg, &c);
+            Ok(connapp_servicenow::consumer::End::load(c, || desired)?.map(|e| Box::new(e) as Box<dyn ConsumerEnd>))
+        }
+        other => Err(Error::invalid(format!(
+            "{}: connapp knows no consumer of kind {other:?}",
+            c.app.name
+        ))),
+    }
+}
+
 /// `None` when neither end can be reached (no `managed_by`, no instance credentials).
 fn prepare<'r, 'd>(
     reg: &Registry,
@@ -147,10 +163,9 @@ fn prepare<'r, 'd>(
     let mut sn = None;
     let mut consumer_plan = None;
     if app.target.is_some() {
-        if let Some(cons) = consumer::consumer(&c, || platform::consumer_records(reg, &c))? {
-            let (tp, ids) = consumer::run(&c, &cons, Mode::Plan)?;
-            consumer_plan = Some(tp);
-            sn = Some((c, cons, ids));
+        if let Some(mut end) = consumer_end(reg, c)? {
+            consumer_plan = Some(end.run(Mode::Plan)?);
+            sn = Some(end);
         } else {
             obs.event(Event::Notice(&format!(
                 "{}: ServiceNow skipped: no instance credentials are stored ({})",
@@ -204,8 +219,9 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
             m.apply(app, p, obs)?;
             if matches!(p.action, "create" | "update") {
                 obs.event(Event::Done(&format!(
-                    "{}: applied {} change(s) to Zoom app {}; the export matches.",
+                    "{}: applied {} change(s) to {} app {}; the export matches.",
                     app.name,
+                    m.provider(),
                     p.changes.len(),
                     p.app_id.as_deref().unwrap_or("")
                 )));
@@ -216,19 +232,18 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 }
             }
         }
-        if let Some((c, cons, ids)) = &mut w.sn {
+        if let Some(end) = &mut w.sn {
             let mode = if write_secrets {
                 Mode::ApplyWithSecrets
             } else {
                 Mode::Apply
             };
-            let (done, new_ids) = consumer::run(c, cons, mode)?;
-            *ids = new_ids;
+            let done = end.run(mode)?;
             let changed = done.items.iter().filter(|i| i.action != "none").count();
             if changed > 0 {
                 obs.event(Event::Done(&format!(
-                    "{}: ServiceNow {}: {changed} record(s) created, updated or removed; the chain is in place.",
-                    app.name, done.instance
+                    "{}: {} {}: {changed} record(s) created, updated or removed; the chain is in place.",
+                    app.name, done.consumer, done.instance
                 )));
             }
             w.consumer_plan = Some(done);
@@ -237,32 +252,36 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
     Ok(())
 }
 
-/// The consumer's consent links of chains that hold no live refresh token yet,
-/// each with the note a person reads.
-pub fn consent_links<'d>(work: &[Work<'_, 'd>]) -> Result<Vec<(&'d App, String)>, Error> {
+/// A consent the consumer still needs: its link and the note a person reads.
+pub struct Consent<'d> {
+    /// The app.
+    pub app: &'d App,
+    /// The link to open.
+    pub link: String,
+    /// What to do with it.
+    pub note: String,
+}
+
+/// The consents of consumers that hold no live grant yet.
+pub fn consent_links<'d>(work: &[Work<'_, 'd>]) -> Result<Vec<Consent<'d>>, Error> {
     let mut links = Vec::new();
     for w in work {
-        if let Some((c, cons, ids)) = &w.sn
-            && !consumer::has_token(c, cons, ids)?
-            && let Some(link) = consumer::consent_link(cons, ids)
+        if let Some(end) = &w.sn
+            && let Some(link) = end.consent_link()?
         {
-            links.push((w.app, link));
+            let note = end.consent_note(&link);
+            links.push(Consent { app: w.app, link, note });
         }
     }
     Ok(links)
 }
 
 /// The links as `--json` prints them.
-pub fn links_json(links: &[(&App, String)]) -> Vec<Value> {
+pub fn links_json(links: &[Consent<'_>]) -> Vec<Value> {
     links
         .iter()
-        .map(|(app, l)| json!({"app": app.name, "consent_url": l}))
+        .map(|c| json!({"app": c.app.name, "consent_url": c.link}))
         .collect()
-}
-
-/// What a person must do with a consent link.
-pub fn consent_note(app: &App, link: &str) -> String {
-    consumer::consent_note(app, link)
 }
 
 /// One manifest to restore.

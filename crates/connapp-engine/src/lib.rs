@@ -13,8 +13,8 @@
 //! decision over one request, the receiver). Nothing here names a platform:
 //! their differences come from the plugins (profiles, findings) and from
 //! interfaces the platform clients fill ([`verify::ApiHabits`],
-//! [`webhook::WebhookScheme`], [`manage::ProviderAdmin`] for the provider end
-//! of an app managed as code).
+//! [`webhook::WebhookScheme`], and [`manage::ProviderAdmin`] and
+//! [`manage::ConsumerEnd`] for the two ends of an app managed as code).
 //!
 //! What it is **not**: the pure rules (those are `connapp-core`'s), the HTTP
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the

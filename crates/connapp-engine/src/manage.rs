@@ -1,7 +1,9 @@
-//! The provider end of an app managed as code: the interface a platform
-//! client implements ([`ProviderAdmin`]: plan, apply, export, restore) and
-//! the plan it returns ([`AppPlan`]). The front ends and `connapp-clients`
-//! work through these; what a provider's API looks like is its client's.
+//! Both ends of an app managed as code: the interfaces platform clients
+//! implement — [`ProviderAdmin`] for the provider end (plan, apply, export,
+//! restore; it returns an [`AppPlan`]) and [`ConsumerEnd`] for the consumer
+//! that holds the app's credentials (plan or apply its records, the consent
+//! link; it returns a [`TargetPlan`]). The front ends and `connapp-clients`
+//! work through these; what a platform's API looks like is its client's.
 
 use connapp_core::App;
 use connapp_core::manifest::Change;
@@ -79,4 +81,59 @@ pub trait ProviderAdmin {
     fn restore(&self, app: &App, app_id: &str, saved: &Value) -> Result<(), Error>;
     /// What a person must do after the app gained scopes (consent again), if anything.
     fn reconsent_note(&self, app: &App, added: &[String]) -> Option<String>;
+}
+
+/// One record's fate.
+#[derive(Debug, Serialize)]
+pub struct Item {
+    /// The platform's key for it.
+    pub key: String,
+    /// The table.
+    pub table: String,
+    /// For humans.
+    pub label: String,
+    /// `create`, `update`, `none`, `delete`, or `created-by-instance`.
+    pub action: &'static str,
+    /// The record, when it exists.
+    pub sys_id: Option<String>,
+    /// `(field, before, after)` for updates and creations.
+    pub changes: Vec<(String, String, String)>,
+}
+
+/// The consumer half of a plan.
+#[derive(Debug, Serialize)]
+pub struct TargetPlan {
+    /// The consumer in messages (its platform's name, e.g. `ServiceNow`).
+    #[serde(skip)]
+    pub consumer: &'static str,
+    /// The instance.
+    pub instance: String,
+    /// Every record and what happens to it.
+    pub items: Vec<Item>,
+    /// Anything to do.
+    pub pending: bool,
+}
+
+/// What `run` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Look only (plan, verify).
+    Plan,
+    /// Create, update and prune (apply).
+    Apply,
+    /// Apply, and write the write-only fields of existing records again
+    /// (after a Client Secret rotation at the provider).
+    ApplyWithSecrets,
+}
+
+/// What a platform client does for the consumer that holds an app's
+/// credentials (e.g. a ServiceNow instance's record chain).
+pub trait ConsumerEnd {
+    /// Plans (`Mode::Plan`) or applies the consumer's records.
+    fn run(&mut self, mode: Mode) -> Result<TargetPlan, Error>;
+    /// The link a person opens so the consumer consents itself at the
+    /// provider; `None` when it holds a live grant already or consents otherwise.
+    fn consent_link(&self) -> Result<Option<String>, Error>;
+    /// What a person must do with that link.
+    fn consent_note(&self, link: &str) -> String;
 }

@@ -19,11 +19,12 @@ use connapp_engine::{Error, ErrorKind};
 use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};
 use connapp_plugin_api::zeroize::{Zeroize, Zeroizing};
 use secrecy::SecretString;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::records::{diff, find_query, resolve, row_str, wanted};
 use crate::{Auth, Instance, Record, SnError};
+
+pub use connapp_engine::manage::{Item, Mode, TargetPlan};
 
 /// The consumer's connection for one app: the signed-in instance and what
 /// the platform wants there.
@@ -32,37 +33,6 @@ pub struct Consumer {
     pub inst: Instance,
     /// What the consumer platform wants.
     pub desired: ConsumerRecords,
-}
-
-/// One record's fate.
-#[derive(Debug, Serialize)]
-pub struct Item {
-    /// The platform's key for it.
-    pub key: String,
-    /// The table.
-    pub table: String,
-    /// For humans.
-    pub label: String,
-    /// `create`, `update`, `none`, `delete`, or `created-by-instance`.
-    pub action: &'static str,
-    /// The record, when it exists.
-    pub sys_id: Option<String>,
-    /// `(field, before, after)` for updates and creations.
-    pub changes: Vec<(String, String, String)>,
-}
-
-/// The consumer half of a plan.
-#[derive(Debug, Serialize)]
-pub struct TargetPlan {
-    /// The consumer in messages (`ServiceNow`).
-    #[serde(skip)]
-    pub consumer: &'static str,
-    /// The instance.
-    pub instance: String,
-    /// Every record and what happens to it.
-    pub items: Vec<Item>,
-    /// Anything to do.
-    pub pending: bool,
 }
 
 /// The rows of `table` matching the encoded `query` (only `fields`, when named).
@@ -197,18 +167,6 @@ fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String
             )
         }
     }
-}
-
-/// What `run` does.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Look only (plan, verify).
-    Plan,
-    /// Create, update and prune (apply).
-    Apply,
-    /// Apply, and write the write-only fields of existing records again
-    /// (after a Client Secret rotation in Zoom).
-    ApplyWithSecrets,
 }
 
 /// The consumer half of a plan or of an apply.
@@ -472,4 +430,45 @@ pub fn consent_note(app: &App, link: &str) -> String {
         "Last step, in ServiceNow: an admin opens\n  {link}\nsigns in to Zoom as an account admin and allows access (this is ServiceNow's \"Get OAuth Token\").\nconnapp does not do this itself: Zoom keeps one grant per user per app, so a consent by connapp with the same Zoom user would end the grant ServiceNow holds (or the other way round). Use a different Zoom admin for `connapp login {}`.",
         app.name
     )
+}
+
+/// The consumer end of one app for the engine's `ConsumerEnd`: the app's
+/// context, the signed-in instance with what the platform wants there, and
+/// the sys_ids the last run found.
+pub struct End<'r> {
+    c: AppCtx<'r>,
+    cons: Consumer,
+    ids: HashMap<String, String>,
+}
+
+impl<'r> End<'r> {
+    /// The consumer end of `c`'s app, or `None` when it has no target or the
+    /// store holds no instance credentials.
+    pub fn load(
+        c: AppCtx<'r>,
+        desired: impl FnOnce() -> Result<ConsumerRecords, Error>,
+    ) -> Result<Option<Self>, Error> {
+        Ok(consumer(&c, desired)?.map(|cons| End {
+            c,
+            cons,
+            ids: HashMap::new(),
+        }))
+    }
+}
+
+impl connapp_engine::manage::ConsumerEnd for End<'_> {
+    fn run(&mut self, mode: Mode) -> Result<TargetPlan, Error> {
+        let (plan, ids) = run(&self.c, &self.cons, mode)?;
+        self.ids = ids;
+        Ok(plan)
+    }
+    fn consent_link(&self) -> Result<Option<String>, Error> {
+        if has_token(&self.c, &self.cons, &self.ids)? {
+            return Ok(None);
+        }
+        Ok(consent_link(&self.cons, &self.ids))
+    }
+    fn consent_note(&self, link: &str) -> String {
+        consent_note(&self.c.app, link)
+    }
 }

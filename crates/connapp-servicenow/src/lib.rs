@@ -13,6 +13,9 @@
 //! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
 //! (the client and the endpoint rules come from `connapp-oauth`).
 
+/// The consumer platform connapp's ServiceNow plugin provides (`kind = "servicenow"`).
+pub const PLATFORM: &str = "servicenow";
+
 pub mod consumer;
 pub mod records;
 pub mod verify;
