@@ -23,9 +23,7 @@ pub fn chain(
     let Some(target) = &c.app.target else {
         return Ok(());
     };
-    let base = match target {
-        connapp_core::Target::Servicenow { instance_url, .. } => instance_url.clone(),
-    };
+    let base = target.instance_url().to_string();
     if !has_credentials(c)? {
         checks.push(
             row("servicenow", base, "", Outcome::Skip)
