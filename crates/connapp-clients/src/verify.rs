@@ -5,6 +5,7 @@
 
 use connapp_core::manifest::Change;
 use connapp_core::{Declaration, GrantKind};
+use connapp_engine::manage::ConsumerChecks;
 use connapp_engine::tokens::{AppCtx, Observer};
 use connapp_engine::verify::{self, ApiHabits, Check, Outcome, Rfc6750, row};
 use connapp_engine::{Error, platform};
@@ -107,7 +108,11 @@ pub fn run(
             Some(m) => connapp_zoom::redirect_urls(m),
             None => app.redirect_url.clone().into_iter().collect(),
         };
-        connapp_servicenow::verify::chain(c, || platform::consumer_records(reg, c), &registered, &mut checks)?;
+        if let Some(kind) = app.target.as_ref().map(|t| t.platform())
+            && let Some(chain) = consumer_checks(kind)
+        {
+            chain.checks(c, &mut || platform::consumer_records(reg, c), &registered, &mut checks)?;
+        }
     }
 
     Ok(checks)
@@ -127,4 +132,12 @@ pub fn drift(
             .hint("run `connapp apply` to create it"));
     }
     Ok((p.live, p.changes))
+}
+
+/// Every consumer's checks a client provides.
+const CONSUMER_CHECKS: &[&'static dyn ConsumerChecks] = &[&connapp_servicenow::verify::CHAIN];
+
+/// `verify`'s checks for targets of `kind`, if connapp has them.
+fn consumer_checks(kind: &str) -> Option<&'static dyn ConsumerChecks> {
+    CONSUMER_CHECKS.iter().copied().find(|c| c.kind() == kind)
 }

@@ -10,8 +10,11 @@ use connapp_core::manifest::Change;
 use serde::Serialize;
 use serde_json::Value;
 
+use connapp_plugin_api::contract::ConsumerRecords;
+
 use crate::Error;
-use crate::tokens::Observer;
+use crate::tokens::{AppCtx, Observer};
+use crate::verify::Check;
 
 /// One app's plan.
 #[derive(Serialize)]
@@ -136,4 +139,21 @@ pub trait ConsumerEnd {
     fn consent_link(&self) -> Result<Option<String>, Error>;
     /// What a person must do with that link.
     fn consent_note(&self, link: &str) -> String;
+}
+
+/// `verify`'s checks of the consumer end of an app: its records present and
+/// linked, the redirect URL it sends against the ones the provider has
+/// registered, its own grant; and a row saying why when it cannot be reached.
+pub trait ConsumerChecks: Sync {
+    /// The target kind these checks are for (`kind = "..."`).
+    fn kind(&self) -> &'static str;
+    /// Appends the rows for `c`'s app; `desired` gives what the consumer
+    /// platform wants there, `registered` the provider's redirect URLs.
+    fn checks(
+        &self,
+        c: &AppCtx<'_>,
+        desired: &mut dyn FnMut() -> Result<ConsumerRecords, Error>,
+        registered: &[String],
+        checks: &mut Vec<Check>,
+    ) -> Result<(), Error>;
 }

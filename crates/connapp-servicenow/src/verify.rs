@@ -11,6 +11,27 @@ use serde_json::Value;
 
 use crate::consumer::{Mode, consent_link, consumer, credentials_hint, error, has_credentials, run, token_expiry};
 
+/// The chain checks as the engine's `ConsumerChecks` for ServiceNow targets.
+pub struct Chain;
+
+/// The checks `connapp-clients` selects for ServiceNow targets.
+pub static CHAIN: Chain = Chain;
+
+impl connapp_engine::manage::ConsumerChecks for Chain {
+    fn kind(&self) -> &'static str {
+        crate::PLATFORM
+    }
+    fn checks(
+        &self,
+        c: &AppCtx<'_>,
+        desired: &mut dyn FnMut() -> Result<ConsumerRecords, Error>,
+        registered: &[String],
+        checks: &mut Vec<Check>,
+    ) -> Result<(), Error> {
+        chain(c, desired, registered, checks)
+    }
+}
+
 /// The ServiceNow record chain: present and linked, grant types, the redirect
 /// URL ServiceNow sends versus the ones the provider has registered
 /// (`registered`: the live app's, else the declared one), and a live refresh token.
