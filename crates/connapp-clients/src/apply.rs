@@ -134,8 +134,9 @@ fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn Cons
     let kind = c.app.target.as_ref().map(|t| t.platform()).unwrap_or_default();
     match kind {
         connapp_servicenow::PLATFORM => {
-            let desired = platform::consumer_records(reg, &c);
-            Ok(connapp_servicenow::consumer::End::load(c, || desired)?.map(|e| Box::new(e) as Box<dyn ConsumerEnd>))
+            // The platform's records are asked for only when the instance can be reached.
+            let end = connapp_servicenow::consumer::End::load(c, |c| platform::consumer_records(reg, c))?;
+            Ok(end.map(|e| Box::new(e) as Box<dyn ConsumerEnd>))
         }
         other => Err(Error::invalid(format!(
             "{}: connapp knows no consumer of kind {other:?}",

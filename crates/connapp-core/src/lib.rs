@@ -22,8 +22,8 @@ pub mod urls;
 
 pub use consumer::{InstanceAuth, Target};
 pub use decl::{
-    Catalog, DECLARATION_VERSION, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report, check, too_large,
-    valid_instance_name,
+    Catalog, DECLARATION_VERSION, DEFAULT_CREDENTIALS_SOURCE, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report,
+    check, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};

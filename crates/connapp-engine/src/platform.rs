@@ -28,7 +28,8 @@ pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
         }
         let profile = reg.platform_profile(&p.name)?;
         platforms.push(PlatformRules {
-            display: display(&p.name, &profile).to_string(),
+            // The core falls back to the name itself.
+            display: profile.display,
             credentials_source: profile.credentials_source,
             requires_usage: profile.requires_usage,
             account_grant: profile.account_grant,
@@ -101,7 +102,7 @@ pub fn display<'a>(name: &'a str, profile: &'a PlatformProfile) -> &'a str {
 /// Where a user copies an app's credentials from, for hints.
 pub fn credentials_source(profile: &PlatformProfile) -> &str {
     if profile.credentials_source.is_empty() {
-        "the app's page at the provider"
+        connapp_core::DEFAULT_CREDENTIALS_SOURCE
     } else {
         &profile.credentials_source
     }

@@ -446,9 +446,9 @@ impl<'r> End<'r> {
     /// store holds no instance credentials.
     pub fn load(
         c: AppCtx<'r>,
-        desired: impl FnOnce() -> Result<ConsumerRecords, Error>,
+        desired: impl FnOnce(&AppCtx<'r>) -> Result<ConsumerRecords, Error>,
     ) -> Result<Option<Self>, Error> {
-        Ok(consumer(&c, desired)?.map(|cons| End {
+        Ok(consumer(&c, || desired(&c))?.map(|cons| End {
             c,
             cons,
             ids: HashMap::new(),

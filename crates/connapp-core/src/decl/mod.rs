@@ -54,6 +54,9 @@ impl Catalog {
     }
 }
 
+/// Where a user copies an app's ids from when the platform does not say.
+pub const DEFAULT_CREDENTIALS_SOURCE: &str = "the app's page at the provider";
+
 /// What the core's generic rules need to know of a platform (from its
 /// plugin's platform description and profile).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,7 +65,7 @@ pub struct PlatformRules {
     pub name: String,
     /// Its name in messages; empty: [`PlatformRules::name`].
     pub display: String,
-    /// Where a user copies an app's ids from, for fixes; empty: "the app's page at the provider".
+    /// Where a user copies an app's ids from, for fixes; empty: [`DEFAULT_CREDENTIALS_SOURCE`].
     pub credentials_source: String,
     /// Apps must say whether they are admin- or user-managed (`usage`).
     pub requires_usage: bool,
@@ -98,7 +101,7 @@ impl PlatformRules {
     /// Where a user copies an app's ids from.
     pub fn credentials_source(&self) -> &str {
         if self.credentials_source.is_empty() {
-            "the app's page at the provider"
+            DEFAULT_CREDENTIALS_SOURCE
         } else {
             &self.credentials_source
         }
