@@ -92,11 +92,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         ));
     }
     ctx::write_atomic(&path, text.as_bytes())?;
-    let redirect = if is_url {
-        connapp_core::consumer::servicenow_redirect(&a.instance)
-    } else {
-        connapp_core::consumer::servicenow_redirect(&connapp_core::consumer::servicenow_instance_url(&a.instance))
-    };
+    let redirect = connapp_core::dex_redirect(&a.instance);
     if a.json {
         return ctx::print_json(&Output {
             file: path.display().to_string(),

@@ -5,6 +5,7 @@
 //! reported through the [`Observer`]; the front end prints the plans and
 //! asks before anything changes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
@@ -35,14 +36,15 @@ pub struct Session<'a, 'r> {
     pub obs: &'a dyn Observer,
 }
 
-/// One app's plan as `--json` prints it: the Zoom end and, when the app has
-/// a target and the store holds the instance's credentials, the consumer end.
+/// One app's plan as `--json` prints it: the provider end and, when the app
+/// has a target and the store holds the instance's credentials, the consumer
+/// end under its target's kind (e.g. `"servicenow": {...}`).
 #[derive(Serialize)]
 pub struct PlanJson<'a> {
     #[serde(flatten)]
-    zoom: &'a AppPlan,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    servicenow: Option<&'a TargetPlan>,
+    provider: &'a AppPlan,
+    #[serde(flatten)]
+    consumer: BTreeMap<&'a str, &'a TargetPlan>,
 }
 
 /// The apps `plan`/`apply` act on.
@@ -71,14 +73,14 @@ pub fn targets<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<Vec<&'d 
     Ok(apps)
 }
 
-/// One app's work: the Zoom end (if managed) and the consumer end (if
+/// One app's work: the provider end (if managed) and the consumer end (if
 /// targeted and the instance credentials are stored).
 pub struct Work<'r, 'd> {
     /// The app.
     pub app: &'d App,
-    zoom: Option<Box<dyn ProviderAdmin + 'r>>,
-    sn: Option<Box<dyn ConsumerEnd + 'r>>,
-    /// The Zoom end's plan (`unmanaged` without `managed_by`).
+    provider: Option<Box<dyn ProviderAdmin + 'r>>,
+    consumer: Option<Box<dyn ConsumerEnd + 'r>>,
+    /// The provider end's plan (`unmanaged` without `managed_by`).
     pub plan: AppPlan,
     /// The consumer end's plan, when it can be reached.
     pub consumer_plan: Option<TargetPlan>,
@@ -92,14 +94,15 @@ impl Work<'_, '_> {
 
     /// Whether the consumer end can be reached (for `--write-secrets`).
     pub fn has_consumer(&self) -> bool {
-        self.sn.is_some()
+        self.consumer.is_some()
     }
 
     /// The plan as `--json` prints it.
     pub fn json(&self) -> PlanJson<'_> {
+        let kind = self.app.target.as_ref().map_or("", |t| t.kind.as_str());
         PlanJson {
-            zoom: &self.plan,
-            servicenow: self.consumer_plan.as_ref(),
+            provider: &self.plan,
+            consumer: self.consumer_plan.iter().map(|p| (kind, p)).collect(),
         }
     }
 }
@@ -131,7 +134,7 @@ pub(crate) fn provider_admin<'r>(
 /// The consumer end of `c`'s app (its target's platform's client), or `None`
 /// when the store holds no credentials for it.
 fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn ConsumerEnd + 'r>>, Error> {
-    let kind = c.app.target.as_ref().map(|t| t.platform()).unwrap_or_default();
+    let kind = c.app.target.as_ref().map_or("", |t| t.kind.as_str());
     match kind {
         connapp_servicenow::PLATFORM => {
             // The platform's records are asked for only when the instance can be reached.
@@ -153,7 +156,7 @@ fn prepare<'r, 'd>(
     c: AppCtx<'r>,
     obs: &dyn Observer,
 ) -> Result<Option<Work<'r, 'd>>, Error> {
-    let (zoom, plan) = match app.managed_by {
+    let (provider, plan) = match app.managed_by {
         Some(_) => {
             let m = provider_admin(reg, decl, &c, obs)?;
             let p = m.plan(app, &platform::provider_manifest(reg, app)?)?;
@@ -161,27 +164,28 @@ fn prepare<'r, 'd>(
         }
         None => (None, AppPlan::unmanaged(c.display(), app)),
     };
-    let mut sn = None;
+    let mut consumer = None;
     let mut consumer_plan = None;
-    if app.target.is_some() {
+    if let Some(target) = &app.target {
         if let Some(mut end) = consumer_end(reg, c)? {
             consumer_plan = Some(end.run(Mode::Plan)?);
-            sn = Some(end);
+            consumer = Some(end);
         } else {
             obs.event(Event::Notice(&format!(
-                "{}: ServiceNow skipped: no instance credentials are stored ({})",
+                "{}: {} skipped: no instance credentials are stored ({})",
                 app.name,
+                target.display,
                 consumer::credentials_hint(app)
             )));
         }
     }
-    if zoom.is_none() && sn.is_none() {
+    if provider.is_none() && consumer.is_none() {
         return Ok(None);
     }
     Ok(Some(Work {
         app,
-        zoom,
-        sn,
+        provider,
+        consumer,
         plan,
         consumer_plan,
     }))
@@ -209,14 +213,14 @@ pub fn prepare_all<'r, 'd>(s: &Session<'_, 'r>, apps: &[&'d App], named: bool) -
     Ok(work)
 }
 
-/// Applies every plan: the Zoom end (create or update, then confirm by
+/// Applies every plan: the provider end (create or update, then confirm by
 /// exporting again), then the consumer end (`write_secrets`: write the
 /// write-only fields of existing records again, after a secret rotation).
 /// Each applied end is an [`Event::Done`].
 pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer) -> Result<(), Error> {
     for w in work {
         let (app, p) = (w.app, &mut w.plan);
-        if let Some(m) = &w.zoom {
+        if let Some(m) = &w.provider {
             m.apply(app, p, obs)?;
             if matches!(p.action, "create" | "update") {
                 obs.event(Event::Done(&format!(
@@ -233,7 +237,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 }
             }
         }
-        if let Some(end) = &mut w.sn {
+        if let Some(end) = &mut w.consumer {
             let mode = if write_secrets {
                 Mode::ApplyWithSecrets
             } else {
@@ -267,7 +271,7 @@ pub struct Consent<'d> {
 pub fn consent_links<'d>(work: &[Work<'_, 'd>]) -> Result<Vec<Consent<'d>>, Error> {
     let mut links = Vec::new();
     for w in work {
-        if let Some(end) = &w.sn
+        if let Some(end) = &w.consumer
             && let Some(link) = end.consent_link()?
         {
             let note = end.consent_note(&link);

@@ -88,8 +88,8 @@ pub fn run(
     // The redirect URLs the provider must accept (its live settings name the closest).
     let allowed = live.as_ref().map(connapp_zoom::allowed_redirects).unwrap_or_default();
     if app.oauth.grant == GrantKind::AuthorizationCode {
-        if let Some(t) = &app.target {
-            checks.push(verify::redirect_probe(c, &t.redirect_url(), &allowed, "ServiceNow"));
+        if let Some((t, r)) = app.target.as_ref().and_then(|t| Some((t, t.redirect_url.as_ref()?))) {
+            checks.push(verify::redirect_probe(c, r, &allowed, &t.display));
         } else if let Some(r) = &app.redirect_url {
             checks.push(verify::redirect_probe(c, r, &allowed, "the consumer"));
         }
@@ -108,7 +108,7 @@ pub fn run(
             Some(m) => connapp_zoom::redirect_urls(m),
             None => app.redirect_url.clone().into_iter().collect(),
         };
-        if let Some(kind) = app.target.as_ref().map(|t| t.platform())
+        if let Some(kind) = app.target.as_ref().map(|t| t.kind.as_str())
             && let Some(chain) = consumer_checks(kind)
         {
             chain.checks(c, &mut || platform::consumer_records(reg, c), &registered, &mut checks)?;

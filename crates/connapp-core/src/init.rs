@@ -1,6 +1,24 @@
 //! Writing a new declaration (`connapp init`). Pure: returns the text.
 
-use crate::consumer::{servicenow_instance_url, servicenow_redirect};
+/// ServiceNow's OAuth callback for an instance base URL.
+fn servicenow_redirect(instance_url: &str) -> String {
+    format!("{}/oauth_redirect.do", instance_url.trim_end_matches('/'))
+}
+
+/// ServiceNow's base URL for an instance name.
+fn servicenow_instance_url(instance: &str) -> String {
+    format!("https://{instance}.service-now.com")
+}
+
+/// The redirect URL of the DEX template's target: `instance` is a ServiceNow
+/// instance name (`acme`) or its base URL.
+pub fn dex_redirect(instance: &str) -> String {
+    if instance.contains("://") {
+        servicenow_redirect(instance)
+    } else {
+        servicenow_redirect(&servicenow_instance_url(instance))
+    }
+}
 
 /// What `connapp init` needs to write a declaration.
 #[derive(Clone, Debug)]
@@ -35,14 +53,11 @@ pub const MANAGEMENT_APP: &str = "zoom-marketplace";
 /// Renders a complete declaration for one app on a ServiceNow target.
 pub fn render_declaration(o: &InitOptions<'_>) -> String {
     // `instance` is a name (acme) or a whole base URL (custom domains, sandboxes).
-    let (redirect, instance_line) = if o.instance.contains("://") {
-        let base = o.instance.trim_end_matches('/');
-        (servicenow_redirect(base), format!("instance_url = \"{base}\""))
+    let redirect = dex_redirect(o.instance);
+    let instance_line = if o.instance.contains("://") {
+        format!("instance_url = \"{}\"", o.instance.trim_end_matches('/'))
     } else {
-        (
-            servicenow_redirect(&servicenow_instance_url(o.instance)),
-            format!("instance = \"{}\"", o.instance),
-        )
+        format!("instance = \"{}\"", o.instance)
     };
     let allow = match o.login_redirect {
         Some(l) => format!("[\"{redirect}\", \"{l}\"]"),

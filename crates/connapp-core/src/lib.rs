@@ -9,7 +9,8 @@
 //! What it is **not**: it does no IO (no files, no network, no clock, no
 //! environment), has no async runtime and knows nothing of the plugin ABI.
 //! Callers read files and hand over text; what only plugins know (installed
-//! presets and store kinds) comes in through a [`Catalog`].
+//! presets, store kinds, the rules of provider and consumer platforms) comes
+//! in through a [`Catalog`].
 
 pub mod consumer;
 mod decl;
@@ -20,13 +21,13 @@ mod model;
 pub mod scope;
 pub mod urls;
 
-pub use consumer::{InstanceAuth, Target};
+pub use consumer::{ConsumerRules, InstanceAuth, Target};
 pub use decl::{
     Catalog, DECLARATION_VERSION, DEFAULT_CREDENTIALS_SOURCE, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report,
     check, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
-pub use init::{InitOptions, MANAGEMENT_APP, render_declaration};
+pub use init::{InitOptions, MANAGEMENT_APP, dex_redirect, render_declaration};
 pub use model::{
     App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
     Usage, Webhook, app_prefix, secret_key,

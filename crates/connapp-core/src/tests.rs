@@ -16,6 +16,18 @@ fn catalog() -> Catalog {
         }],
         store_kinds: vec!["file".into()],
         platforms: vec![zoom_rules(), generic_rules()],
+        consumers: vec![servicenow_rules()],
+    }
+}
+
+/// A consumer with ServiceNow's rules, as its plugin's profile gives them.
+fn servicenow_rules() -> ConsumerRules {
+    ConsumerRules {
+        display: "ServiceNow".into(),
+        redirect_path: "/oauth_redirect.do".into(),
+        instance_url_template: "https://{instance}.service-now.com".into(),
+        settings: vec!["alias".into(), "entity_name".into(), "connection_name".into()],
+        ..ConsumerRules::named("servicenow")
     }
 }
 
@@ -338,4 +350,157 @@ fn diag<'r>(r: &'r Report, rule: &str) -> &'r Diagnostic {
         .iter()
         .find(|d| d.rule == rule)
         .unwrap_or_else(|| panic!("no {rule}: {:?}", r.diagnostics))
+}
+
+/// The DEX template with its target table replaced by `target`.
+fn with_target(target: &str) -> String {
+    let text = init_text("acme");
+    let (head, _) = text.split_once("[apps.dex-zoom.target]").expect("a target table");
+    format!("{head}[apps.dex-zoom.target]\n{target}\n")
+}
+
+#[test]
+fn a_target_takes_its_consumers_settings_and_its_json_is_flat() {
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nauth = \"oauth\"\nalias = \"x_acme.DEX\""),
+        &catalog(),
+    );
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    let t = d.app(None).expect("app").target.clone().expect("a target");
+    assert_eq!(t.kind, "servicenow");
+    assert_eq!(t.display, "ServiceNow");
+    assert_eq!(t.instance_url, "https://acme.service-now.com");
+    assert_eq!(
+        t.redirect_url.as_deref(),
+        Some("https://acme.service-now.com/oauth_redirect.do")
+    );
+    assert_eq!(t.auth, InstanceAuth::Oauth);
+    assert_eq!(t.setting("alias"), Some("x_acme.DEX"));
+    assert_eq!(t.setting("entity_name"), None);
+    assert_eq!(
+        t.view(),
+        serde_json::json!({"kind": "servicenow", "instance_url": "https://acme.service-now.com", "instance": "acme",
+                           "auth": "oauth", "redirect_url": "https://acme.service-now.com/oauth_redirect.do",
+                           "alias": "x_acme.DEX"})
+    );
+}
+
+#[test]
+fn a_targets_fields_are_those_of_its_kind() {
+    // A setting of the consumer's, misspelt: the nearest one, and the whole list.
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nalais = \"a.b\""),
+        &catalog(),
+    );
+    let d = diag(&r, "unknown-field");
+    assert_eq!(d.field, "apps.dex-zoom.target.alais");
+    assert!(d.fix.contains("did you mean `alias`?"), "{}", d.fix);
+    assert!(d.fix.contains("connection_name"), "{}", d.fix);
+    let line = with_target("").lines().count();
+    assert_eq!(d.line, line + 2, "at the key: {d}");
+    assert_eq!(d.column, 1, "at the key: {d}");
+    assert!(r.declaration.is_none());
+    // A setting is a string.
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nalias = 7"),
+        &catalog(),
+    );
+    let d = diag(&r, "toml-type");
+    assert_eq!(d.field, "apps.dex-zoom.target.alias");
+    assert!(d.message.contains("integer"), "{}", d.message);
+    // A kind no plugin provides names those that are installed.
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"salesforce\"\ninstance = \"acme\""),
+        &catalog(),
+    );
+    assert_eq!(diag(&r, "target-kind").fix, "use `kind = \"servicenow\"`");
+    let mut none = catalog();
+    none.consumers.clear();
+    let r = check("t.toml", &init_text("acme"), &none);
+    assert!(
+        diag(&r, "target-kind")
+            .fix
+            .contains("install a consumer platform plugin")
+    );
+}
+
+#[test]
+fn a_consumer_without_instance_names_or_settings() {
+    // A consumer addressed by base URL only, with its own callback path.
+    let mut c = catalog();
+    c.consumers.push(ConsumerRules {
+        redirect_path: "callback".into(),
+        ..ConsumerRules::named("crm")
+    });
+    let text = with_target("kind = \"crm\"\ninstance_url = \"https://crm.example.com\"").replace(
+        "https://acme.service-now.com/oauth_redirect.do",
+        "https://crm.example.com/callback",
+    );
+    let r = check("t.toml", &text, &c);
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    let t = r.declaration.expect("valid").apps[0].target.clone().expect("target");
+    assert_eq!(t.redirect_url.as_deref(), Some("https://crm.example.com/callback"));
+    assert_eq!(t.display, "crm");
+    // The redirect must be its callback.
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"crm\"\ninstance_url = \"https://crm.example.com\""),
+        &c,
+    );
+    assert!(
+        diag(&r, "redirect-target")
+            .fix
+            .contains("https://crm.example.com/callback")
+    );
+    // It names no instances, and takes no ServiceNow settings.
+    let r = check("t.toml", &with_target("kind = \"crm\"\ninstance = \"acme\""), &c);
+    assert!(
+        diag(&r, "target-instance")
+            .message
+            .contains("crm instances are not named")
+    );
+    let r = check(
+        "t.toml",
+        &with_target("kind = \"crm\"\ninstance_url = \"https://crm.example.com\"\nalias = \"a\""),
+        &c,
+    );
+    assert!(
+        diag(&r, "unknown-field")
+            .fix
+            .contains("allowed here: kind, instance, instance_url, auth")
+    );
+    let r = check("t.toml", &with_target("kind = \"crm\""), &c);
+    assert!(diag(&r, "missing-field").fix.contains("instance_url"));
+}
+
+#[test]
+fn an_instance_name_is_fixed_from_the_consumers_template() {
+    let fix_of = |instance: &str| {
+        let r = check(
+            "t.toml",
+            &with_target(&format!("kind = \"servicenow\"\ninstance = {instance:?}")),
+            &catalog(),
+        );
+        diag(&r, "target-instance").fix.clone()
+    };
+    assert_eq!(
+        fix_of("acme.service-now.com"),
+        "write only the instance name: `instance = \"acme\"`"
+    );
+    assert_eq!(
+        fix_of("https://acme.service-now.com/"),
+        "write only the instance name: `instance = \"acme\"`"
+    );
+    assert_eq!(fix_of("ACME"), "write it in lower case: `instance = \"acme\"`");
+    assert!(
+        fix_of("ac me").contains("https://NAME.service-now.com"),
+        "{}",
+        fix_of("ac me")
+    );
+    assert!(fix_of(".service-now.com").contains("https://NAME.service-now.com"));
 }

@@ -6,7 +6,7 @@
 //! Nothing here names a platform: what differs between them comes from
 //! their plugins, through the registry.
 
-use connapp_core::{App, Catalog, PlatformRules, PresetInfo, Report, Severity, SourceMap};
+use connapp_core::{App, Catalog, ConsumerRules, PlatformRules, PresetInfo, Report, Severity, SourceMap};
 use connapp_host::{HostError, LoadedPlugin, Registry};
 use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{Platform, Preset, PresetScope};
@@ -16,17 +16,25 @@ use crate::tokens::AppCtx;
 use crate::{Error, ErrorKind};
 
 /// What validation needs from the plugins: presets, store kinds, the
-/// provider platforms with their rules (consumers such as a ServiceNow
-/// instance have no token endpoint and are no app's platform). A platform
-/// whose profile breaks the contract is an error naming its plugin.
+/// provider platforms and the consumer platforms (target kinds: no token
+/// endpoint, no app's platform), each with its rules. A platform whose
+/// profile breaks the contract is an error naming its plugin.
 pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
     let (presets, _errors) = reg.presets();
     let mut platforms = Vec::new();
+    let mut consumers = Vec::new();
     for (p, _) in reg.platforms().0 {
-        if p.token_url.is_empty() && !p.endpoints_from_declaration {
+        let profile = reg.platform_profile(&p.name)?;
+        if is_consumer(&p) {
+            consumers.push(ConsumerRules {
+                display: profile.display,
+                redirect_path: profile.redirect_path,
+                instance_url_template: profile.instance_url_template,
+                settings: profile.target_settings,
+                name: p.name,
+            });
             continue;
         }
-        let profile = reg.platform_profile(&p.name)?;
         platforms.push(PlatformRules {
             // The core falls back to the name itself.
             display: profile.display,
@@ -50,7 +58,14 @@ pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
             .collect(),
         store_kinds: reg.store_kinds(),
         platforms,
+        consumers,
     })
+}
+
+/// A consumer platform issues no tokens: it has no token endpoint of its
+/// own and takes none from the declaration.
+fn is_consumer(p: &Platform) -> bool {
+    p.token_url.is_empty() && !p.endpoints_from_declaration
 }
 
 /// What the installed presets say about each of an app's scopes: the reason
@@ -109,8 +124,9 @@ pub fn credentials_source(profile: &PlatformProfile) -> &str {
 }
 
 /// Checks the declaration `text` (read from `file`): connapp's own rules
-/// first; when they pass, each app's platform plugin adds its findings
-/// (located at the field they name). Any error leaves no declaration.
+/// first; when they pass, each app's platform plugin and then its target's
+/// consumer platform plugin add their findings (located at the field they
+/// name). Any error leaves no declaration.
 pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError> {
     let mut report = connapp_core::check(file, text, &catalog(reg)?);
     let Some(decl) = &report.declaration else {
@@ -121,7 +137,13 @@ pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError
     let (presets, _) = reg.presets();
     let mut found = Vec::new();
     for app in &decl.apps {
-        for f in reg.check_app(&app.platform, &view_with(&presets, app).to_string())? {
+        let view = view_with(&presets, app).to_string();
+        // The app's platform, then its target's consumer platform.
+        let mut findings = reg.check_app(&app.platform, &view)?;
+        if let Some(t) = &app.target {
+            findings.extend(reg.check_app(&t.kind, &view)?);
+        }
+        for f in findings {
             // The plugin names fields of the app view; the user needs the
             // place in the file (a preset's scope is its preset's entry).
             let path = if f.field.is_empty() {
@@ -185,7 +207,7 @@ pub fn consumer_records(reg: &Registry, c: &AppCtx<'_>) -> Result<ConsumerRecord
         "provider": serde_json::to_value(c.endpoints()).unwrap_or(Value::Null),
         "target": target.view(),
     });
-    let platform = target.platform();
+    let platform = &target.kind;
     // Strictly (in the host): a missing, mistyped or unknown field is the
     // plugin's error, named, never an empty string further down.
     reg.consumer_records(platform, &input.to_string())?.ok_or_else(|| {

@@ -12,6 +12,7 @@ use crate::tokens::Shared;
 
 // Links the built-in platforms and presets into the test binary (inventory).
 use connapp_platform_generic as _;
+use connapp_platform_servicenow as _;
 use connapp_platform_zoom as _;
 use connapp_preset_servicenow as _;
 

@@ -95,8 +95,8 @@ pub struct Consent {
     pub query: BTreeMap<String, String>,
 }
 
-/// How a provider platform behaves and speaks, beyond its endpoints (API
-/// 1.3): what the host needs to run the same token service, login, verify
+/// How a platform behaves and speaks, beyond its endpoints (API 1.3; the
+/// consumer's fields since 1.5): what the host needs to run the same token service, login, verify
 /// and declaration checks for every platform without naming any. Every field
 /// has a default, so a platform states only where it differs from plain
 /// RFC 6749. Later API versions append fields: build it with
@@ -135,6 +135,21 @@ pub struct PlatformProfile {
     /// The longest display name the platform takes, in characters; 0: no
     /// limit (Zoom: 49, "under 50"; API 1.4).
     pub display_name_max_chars: u32,
+    /// A consumer's OAuth callback below a target's base URL (ServiceNow:
+    /// `/oauth_redirect.do`): an app whose target is of this kind must
+    /// redirect there. Empty: the consumer has no fixed callback (API 1.5).
+    pub redirect_path: String,
+    /// A consumer's base URL for a target named by `instance = "NAME"`, with
+    /// `{instance}` where the name goes (ServiceNow:
+    /// `https://{instance}.service-now.com`). Empty: targets give
+    /// `instance_url` only (API 1.5).
+    pub instance_url_template: String,
+    /// The settings a target of this consumer takes beyond `kind`,
+    /// `instance`, `instance_url` and `auth`, all strings (ServiceNow:
+    /// `alias`, `entity_name`, `connection_name`). They reach the plugin in
+    /// the target view; their values are its to check (`check_app` with
+    /// findings at `target.NAME`). Any other key is an unknown field (API 1.5).
+    pub target_settings: Vec<String>,
 }
 
 /// One problem a platform finds in an app (`check_app`, API 1.3), reported

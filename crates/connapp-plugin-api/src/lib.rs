@@ -49,7 +49,8 @@
 //! with `contract::parse_input`. The host parses every answer strictly: an
 //! unknown or mistyped field is an error naming your plugin and the field.
 //! Later API versions append fields to `PlatformProfile` (1.4: which of
-//! connapp's declaration rules apply to your apps), so build it with
+//! connapp's declaration rules apply to your apps; 1.5: a consumer's
+//! callback path, instance URL and target settings), so build it with
 //! `..Default::default()`. [`plugin_info!`] fills in your [`PluginInfo`] from
 //! your package (name without `connapp-`, version, `description`).
 //! `examples/third-party-platform` in connapp's repository is a complete one.
@@ -960,21 +961,25 @@ pub trait Plugin: 'static {
     /// for an app, as JSON the host executes against the consumer's API:
     /// `{"lookups": [...], "records": [...], "prune": [...]}` (see
     /// `platform-servicenow` for the shape). `input` holds the app, the
-    /// provider's endpoints and the target settings. `None` (the default)
+    /// provider's endpoints and the target (`kind`, `instance_url`,
+    /// `instance`, `auth`, `redirect_url` and the profile's
+    /// `target_settings` that are set). `None` (the default)
     /// means the plugin is no such consumer. Pure: no IO.
     fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         let _ = (platform, input);
         Ok(None)
     }
-    /// How the provider platform `platform` behaves and speaks beyond its
-    /// endpoints, as the JSON of `contract::PlatformProfile` (API path,
-    /// wording for hints, why a refresh token is refused). `None` (the
+    /// How the platform `platform` behaves and speaks beyond its endpoints,
+    /// as the JSON of `contract::PlatformProfile` (a provider's API path,
+    /// wording for hints, why a refresh token is refused; a consumer's
+    /// callback path, instance URL and target settings). `None` (the
     /// default): plain RFC 6749, every field at its default. Pure: no IO.
     fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
         let _ = platform;
         Ok(None)
     }
-    /// The platform's own rules for an app that uses it: a JSON array of
+    /// The platform's own rules for an app that uses it (as its platform, or,
+    /// since API 1.5, as its target's kind): a JSON array of
     /// `contract::Finding` (field below the app, rule, message, fix,
     /// severity), reported by `connapp check` beside connapp's own. `app` is
     /// the app as [`Plugin::provider_manifest`] receives it. `None` (the

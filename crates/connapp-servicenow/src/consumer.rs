@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 
-use connapp_core::consumer::ServicenowSettings;
 use connapp_core::{App, InstanceAuth, SecretKind, Target};
 use connapp_engine::tokens::AppCtx;
 use connapp_engine::{Error, ErrorKind};
@@ -75,10 +74,8 @@ fn text(v: Zeroizing<Vec<u8>>) -> String {
 
 /// The commands that store the instance's credentials for the app's `auth`.
 pub fn credentials_hint(app: &App) -> String {
-    let (a, b) = match &app.target {
-        Some(Target::Servicenow { settings, .. }) if settings.auth == InstanceAuth::Oauth => {
-            ("instance-client-id", "instance-client-secret")
-        }
+    let (a, b) = match app.target.as_ref().map(|t| t.auth) {
+        Some(InstanceAuth::Oauth) => ("instance-client-id", "instance-client-secret"),
         _ => ("instance-user", "instance-password"),
     };
     format!(
@@ -89,35 +86,33 @@ pub fn credentials_hint(app: &App) -> String {
 
 /// Whether the store holds credentials for the app's instance.
 pub fn has_credentials(c: &AppCtx<'_>) -> Result<bool, Error> {
-    let Some(Target::Servicenow { settings, .. }) = &c.app.target else {
+    let Some(target) = &c.app.target else {
         return Ok(false);
     };
-    let kind = match settings.auth {
+    let kind = match target.auth {
         InstanceAuth::Basic => SecretKind::InstanceUser,
         InstanceAuth::Oauth => SecretKind::InstanceClientId,
     };
     Ok(c.stored(kind)?.is_some())
 }
 
-/// The app's ServiceNow instance URL and settings.
-fn servicenow(app: &App) -> Result<(&str, &ServicenowSettings), Error> {
-    match &app.target {
-        Some(Target::Servicenow {
-            instance_url, settings, ..
-        }) => Ok((instance_url, settings)),
-        None => Err(Error::invalid(format!("{} has no ServiceNow target", app.name))),
-    }
+/// The app's ServiceNow instance.
+fn servicenow(app: &App) -> Result<&Target, Error> {
+    app.target
+        .as_ref()
+        .ok_or_else(|| Error::invalid(format!("{} has no ServiceNow target", app.name)))
 }
 
 /// Signs in to the app's instance with the credentials in the store.
 pub fn instance(c: &AppCtx<'_>) -> Result<Instance, Error> {
-    let (instance_url, settings) = servicenow(&c.app)?;
+    let target = servicenow(&c.app)?;
+    let instance_url = &target.instance_url;
     let name = &c.app.name;
     let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, Error> {
         c.stored(k)?
             .ok_or_else(|| connapp_engine::secrets::missing(name, k, None))
     };
-    let auth = match settings.auth {
+    let auth = match target.auth {
         InstanceAuth::Basic => Auth::Basic {
             user: text(need(SecretKind::InstanceUser)?),
             password: SecretString::from(text(need(SecretKind::InstancePassword)?)),

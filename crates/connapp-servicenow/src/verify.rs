@@ -44,7 +44,7 @@ pub fn chain(
     let Some(target) = &c.app.target else {
         return Ok(());
     };
-    let base = target.instance_url().to_string();
+    let base = target.instance_url.clone();
     if !has_credentials(c)? {
         checks.push(
             row("servicenow", base, "", Outcome::Skip)

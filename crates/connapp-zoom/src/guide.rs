@@ -155,7 +155,7 @@ pub fn guide(app: &App, reasons: &[PresetScope]) -> Guide {
             id: "consumer".into(),
             title: "ServiceNow: connect DEX for Zoom".into(),
             lines: vec![
-                vec![t("ServiceNow calls back to "), v(target.redirect_url()), t(" - it must equal the redirect URL above.")],
+                vec![t("ServiceNow calls back to "), v(target.redirect_url.clone().unwrap_or_default()), t(" - it must equal the redirect URL above.")],
                 vec![t("Enter the Client ID and Client Secret in ServiceNow's DEX for Zoom configuration, then press Get OAuth Token as an admin who is not the one connapp logs in with (Zoom keeps one grant per user per app).")],
             ],
         });

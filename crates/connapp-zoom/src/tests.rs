@@ -116,6 +116,14 @@ pub(crate) fn an_app() -> connapp_core::App {
             display_name_max_chars: 49,
             ..connapp_core::PlatformRules::named("zoom")
         }],
+        // The DEX target as platform-servicenow's profile gives it.
+        consumers: vec![connapp_core::ConsumerRules {
+            display: "ServiceNow".into(),
+            redirect_path: "/oauth_redirect.do".into(),
+            instance_url_template: "https://{instance}.service-now.com".into(),
+            settings: vec!["alias".into(), "entity_name".into(), "connection_name".into()],
+            ..connapp_core::ConsumerRules::named("servicenow")
+        }],
     };
     let text = include_str!("../../../tests/corpus/good.toml");
     let report = connapp_core::check("good.toml", text, &catalog);

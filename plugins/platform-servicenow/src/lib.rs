@@ -10,7 +10,13 @@
 //! record with that key and `$secret:KIND` to the stored secret, writes
 //! `write_only` fields once (encrypted fields are never read back), and prunes
 //! rows a `prune` entry names that no record keeps.
+//!
+//! Its profile tells the host what a ServiceNow target is (the callback
+//! `/oauth_redirect.do`, instances at `https://NAME.service-now.com`, the
+//! settings `alias`, `entity_name`, `connection_name`); its `check_app`
+//! judges those settings' values.
 
+use connapp_plugin_api::contract::{self, Finding, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{
     ErrorCode, Platform, Plugin, PluginInfo, PluginKind, Provided, StoreError, export_plugin, plugin_info,
 };
@@ -45,6 +51,81 @@ pub fn servicenow() -> Platform {
     }
 }
 
+/// Where an instance takes OAuth callbacks (`docs/servicenow.md` §2).
+pub const REDIRECT_PATH: &str = "/oauth_redirect.do";
+
+/// How ServiceNow consumes: its callback, its instances' URLs, the settings
+/// a target takes.
+pub fn profile() -> PlatformProfile {
+    PlatformProfile {
+        display: "ServiceNow".into(),
+        redirect_path: REDIRECT_PATH.into(),
+        instance_url_template: "https://{instance}.service-now.com".into(),
+        target_settings: vec!["alias".into(), "entity_name".into(), "connection_name".into()],
+        ..Default::default()
+    }
+}
+
+/// ServiceNow's rules for an app's target (the app as the host sends it to
+/// `check_app`): the alias ID's shape, usable record names, and a warning for
+/// a hyphen in an instance name.
+pub fn check(app: &Value) -> Vec<Finding> {
+    let Some(target) = app.get("target") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut finding = |field: &str, rule: &str, message: String, fix: &str, severity| {
+        found.push(Finding {
+            field: format!("target.{field}"),
+            rule: rule.into(),
+            message,
+            fix: fix.into(),
+            severity,
+        });
+    };
+    if let Some(id) = target.get("alias").and_then(Value::as_str) {
+        let ok = !id.is_empty()
+            && id.split('.').count() <= 2
+            && id
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        if !ok {
+            finding(
+                "alias",
+                "target-alias",
+                format!("{id:?} is not a connection & credential alias ID"),
+                "write the alias ID as ServiceNow shows it: SCOPE.NAME (letters, digits, underscores), e.g. \"sn_zoom_spoke.Zoom\"",
+                FindingSeverity::Error,
+            );
+        }
+    }
+    for field in ["entity_name", "connection_name"] {
+        if let Some(name) = target.get(field).and_then(Value::as_str)
+            && (name.trim().is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control))
+        {
+            finding(
+                field,
+                "target-name",
+                format!("{name:?} is not a usable record name"),
+                "use 1-80 printable characters",
+                FindingSeverity::Error,
+            );
+        }
+    }
+    if let Some(name) = target.get("instance").and_then(Value::as_str)
+        && name.contains('-')
+    {
+        finding(
+            "instance",
+            "target-instance-hyphen",
+            format!("the instance name {name:?} contains a hyphen; ServiceNow instance names rarely do"),
+            "check the name against the instance's URL",
+            FindingSeverity::Warning,
+        );
+    }
+    found
+}
+
 fn s(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_string()
 }
@@ -68,7 +149,11 @@ pub fn records(input: &Value) -> Result<Value, String> {
         n if n.is_empty() => s(app, "display_name"),
         n => n,
     };
-    let redirect = format!("{}/oauth_redirect.do", instance.trim_end_matches('/'));
+    // The host sends the callback its profile made; an older host did not.
+    let redirect = match s(target, "redirect_url") {
+        r if r.is_empty() => format!("{}{REDIRECT_PATH}", instance.trim_end_matches('/')),
+        r => r,
+    };
     let send_as = if s(provider, "client_auth") == "body" {
         "request_body_parameter"
     } else {
@@ -154,11 +239,23 @@ impl Plugin for ServicenowPlatform {
     fn platforms() -> Vec<Platform> {
         vec![servicenow()]
     }
+    fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
+        if platform != SERVICENOW {
+            return Ok(None);
+        }
+        contract::answer(&profile())
+    }
+    fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
+        if platform != SERVICENOW {
+            return Ok(None);
+        }
+        contract::answer(&check(&contract::parse_input(app)?))
+    }
     fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         if platform != SERVICENOW {
             return Ok(None);
         }
-        records(&connapp_plugin_api::contract::parse_input(input)?)
+        records(&contract::parse_input(input)?)
             .map(|r| Some(r.to_string()))
             .map_err(|e| StoreError::new(ErrorCode::INVALID_INPUT, e))
     }
@@ -229,6 +326,78 @@ mod tests {
         i["target"]["alias"] = json!("x_acme.DEX");
         assert_eq!(records(&i).expect("ok")["lookups"][0]["query"], "id=x_acme.DEX");
         assert!(records(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_target_settings_are_judged() {
+        let app = |target: Value| json!({"display_name": "DEX", "target": target});
+        let rules = |t: Value| -> Vec<(String, String, FindingSeverity)> {
+            check(&app(t))
+                .into_iter()
+                .map(|f| (f.field, f.rule, f.severity))
+                .collect()
+        };
+        let ok = json!({"kind": "servicenow", "instance": "acme", "alias": "sn_zoom_spoke.Zoom", "entity_name": "DEX"});
+        assert!(rules(ok).is_empty());
+        assert!(check(&json!({"display_name": "no target"})).is_empty());
+        for bad in ["", "a.b.c", "a..b", "sn zoom.Zoom", "x.Zo-om"] {
+            assert_eq!(
+                rules(json!({"alias": bad})),
+                vec![(
+                    "target.alias".to_string(),
+                    "target-alias".to_string(),
+                    FindingSeverity::Error
+                )],
+                "{bad:?}"
+            );
+        }
+        let long = "n".repeat(81);
+        for bad in [" ", "a\u{7}b", long.as_str()] {
+            assert_eq!(rules(json!({"connection_name": bad}))[0].1, "target-name", "{bad:?}");
+            assert_eq!(rules(json!({"entity_name": bad}))[0].0, "target.entity_name");
+        }
+        assert_eq!(
+            rules(json!({"entity_name": "é".repeat(80)})),
+            vec![],
+            "80 characters, not bytes"
+        );
+        assert_eq!(
+            rules(json!({"instance": "ac-me"})),
+            vec![(
+                "target.instance".to_string(),
+                "target-instance-hyphen".to_string(),
+                FindingSeverity::Warning
+            )]
+        );
+    }
+
+    /// The profile fits the contract as the host reads it, and says what a ServiceNow target is.
+    #[test]
+    fn the_profile_describes_the_target() {
+        let m = connapp_plugin_api::__private::module::<ServicenowPlatform>();
+        let got = connapp_plugin_api::host::platform_profile(m, SERVICENOW)
+            .expect("ok")
+            .expect("some");
+        let p = contract::parse_platform_profile(&got).expect("fits the contract");
+        assert_eq!(p.redirect_path, REDIRECT_PATH);
+        assert_eq!(
+            p.instance_url_template.replace("{instance}", "acme"),
+            "https://acme.service-now.com"
+        );
+        assert_eq!(p.target_settings, ["alias", "entity_name", "connection_name"]);
+        assert_eq!(connapp_plugin_api::host::platform_profile(m, "zoom").expect("ok"), None);
+    }
+
+    #[test]
+    fn the_records_take_the_hosts_redirect_url() {
+        let mut i = input();
+        i["target"]["redirect_url"] = json!("https://sn.example.com/oauth_redirect.do");
+        let r = records(&i).expect("records");
+        assert_eq!(r["redirect_url"], "https://sn.example.com/oauth_redirect.do");
+        assert_eq!(
+            r["records"][0]["fields"]["redirect_url"],
+            "https://sn.example.com/oauth_redirect.do"
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub fn profile() -> PlatformProfile {
         account_grant: true,
         management_scope_prefix: "marketplace:".into(),
         display_name_max_chars: 49,
+        // A provider: the consumer's fields keep their defaults.
+        ..Default::default()
     }
 }
 

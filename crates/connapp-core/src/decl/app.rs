@@ -151,14 +151,14 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
     };
 
     // Target.
-    let target = raw.target.as_ref().and_then(|t| check_target(cx, n, t));
+    let target = raw.target.as_ref().and_then(|t| check_target(cx, n, t, catalog));
 
     // Redirect URL.
     let redirect_url = match &raw.redirect_url {
         None if !needs_redirect => None,
         None => {
-            let fix = match &target {
-                Some(t) => format!("add `redirect_url = {:?}`", t.redirect_url()),
+            let fix = match target.as_ref().and_then(|t| t.redirect_url.as_ref()) {
+                Some(r) => format!("add `redirect_url = {r:?}`"),
                 None => "add `redirect_url = \"https://...\"`".to_string(),
             };
             cx.err(
@@ -178,20 +178,19 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
                     None
                 }
                 Ok(_) => {
-                    if let Some(t) = &target {
-                        let expected = t.redirect_url();
-                        if raw_url != &expected {
-                            cx.err(
-                                r.span(),
-                                &f("redirect_url"),
-                                "redirect-target",
-                                format!(
-                                    "the target instance calls back to {expected:?}, but redirect_url is {raw_url:?}: {}",
-                                    describe_difference(&expected, raw_url)
-                                ),
-                                format!("write `redirect_url = {expected:?}`"),
-                            );
-                        }
+                    if let Some(expected) = target.as_ref().and_then(|t| t.redirect_url.as_ref())
+                        && raw_url != expected
+                    {
+                        cx.err(
+                            r.span(),
+                            &f("redirect_url"),
+                            "redirect-target",
+                            format!(
+                                "the target instance calls back to {expected:?}, but redirect_url is {raw_url:?}: {}",
+                                describe_difference(expected, raw_url)
+                            ),
+                            format!("write `redirect_url = {expected:?}`"),
+                        );
                     }
                     Some(raw_url.clone())
                 }

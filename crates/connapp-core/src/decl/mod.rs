@@ -21,7 +21,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::consumer::{InstanceAuth, Target};
+use crate::consumer::{ConsumerRules, InstanceAuth, Target};
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::model::{
     App, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, StoreDecl, Usage, Webhook,
@@ -45,12 +45,20 @@ pub struct Catalog {
     /// The provider platforms the installed plugins provide, with their
     /// rules (core knows none of its own); an app naming another is an error.
     pub platforms: Vec<PlatformRules>,
+    /// The consumer platforms (target kinds) the installed plugins provide,
+    /// with their rules; a target of another kind is an error.
+    pub consumers: Vec<ConsumerRules>,
 }
 
 impl Catalog {
     /// The rules of `platform`, if a plugin provides it.
     pub fn platform(&self, platform: &str) -> Option<&PlatformRules> {
         self.platforms.iter().find(|p| p.name == platform)
+    }
+
+    /// The rules of the consumer platform `kind`, if a plugin provides it.
+    pub fn consumer(&self, kind: &str) -> Option<&ConsumerRules> {
+        self.consumers.iter().find(|c| c.name == kind)
     }
 }
 
@@ -201,18 +209,6 @@ struct RawOAuth {
     authorize_params: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTarget {
-    kind: Option<Spanned<String>>,
-    instance: Option<Spanned<String>>,
-    instance_url: Option<Spanned<String>>,
-    auth: Option<Spanned<String>>,
-    alias: Option<Spanned<String>>,
-    entity_name: Option<Spanned<String>>,
-    connection_name: Option<Spanned<String>>,
-}
-
 const TOP_FIELDS: &[&str] = &["version", "store", "apps"];
 const STORE_FIELDS: &[&str] = &["kind", "settings"];
 const APP_FIELDS: &[&str] = &[
@@ -246,16 +242,6 @@ const OAUTH_FIELDS: &[&str] = &[
     "account_id",
     "authorize_params",
 ];
-const TARGET_FIELDS: &[&str] = &[
-    "kind",
-    "instance",
-    "instance_url",
-    "auth",
-    "alias",
-    "entity_name",
-    "connection_name",
-];
-
 struct Ctx<'a> {
     map: SourceMap<'a>,
     diags: Vec<Diagnostic>,
@@ -338,10 +324,25 @@ fn expected_fields_for(path: &str) -> &'static [&'static str] {
         [] | [""] => TOP_FIELDS,
         ["store"] => STORE_FIELDS,
         ["apps", _] => APP_FIELDS,
-        ["apps", _, "target"] => TARGET_FIELDS,
         ["apps", _, "oauth"] => OAUTH_FIELDS,
         ["apps", _, "webhook"] => WEBHOOK_FIELDS,
         _ => &[],
+    }
+}
+
+/// The fix for an unknown field `name` where `expected` are allowed: the
+/// nearest allowed name, if one is close.
+fn unknown_field_fix(name: &str, expected: &[&str]) -> String {
+    let suggestion = expected
+        .iter()
+        .map(|f| (strsim::damerau_levenshtein(name, f), *f))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, f)| f);
+    match suggestion {
+        Some(s) => format!("did you mean `{s}`? Allowed here: {}", expected.join(", ")),
+        None if !expected.is_empty() => format!("remove it; allowed here: {}", expected.join(", ")),
+        None => "remove it".to_string(),
     }
 }
 
@@ -367,17 +368,7 @@ fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text:
         } else {
             expected
         };
-        let suggestion = expected
-            .iter()
-            .map(|f| (strsim::damerau_levenshtein(name, f), *f))
-            .filter(|(d, _)| *d <= 3)
-            .min_by_key(|(d, _)| *d)
-            .map(|(_, f)| f);
-        let fix = match suggestion {
-            Some(s) => format!("did you mean `{s}`? Allowed here: {}", expected.join(", ")),
-            None if !expected.is_empty() => format!("remove it; allowed here: {}", expected.join(", ")),
-            None => "remove it".to_string(),
-        };
+        let fix = unknown_field_fix(name, expected);
         cx.err(span, &field, "unknown-field", format!("unknown field `{name}`"), fix);
         return;
     }
@@ -675,7 +666,7 @@ fn valid_app_name(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// Whether a ServiceNow instance name is valid: a DNS label, lower case.
+/// Whether an instance name is valid: a DNS label, lower case.
 pub fn valid_instance_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()

@@ -243,7 +243,7 @@ pub(super) fn check_allow_entry_host(
     if urls::is_loopback(url) {
         return;
     }
-    let instance_host = url::Url::parse(target.instance_url())
+    let instance_host = url::Url::parse(&target.instance_url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
@@ -259,7 +259,10 @@ pub(super) fn check_allow_entry_host(
             format!(
                 "{raw:?} mentions the instance {instance_host:?} but its host is {host:?}: a look-alike that would send authorization codes elsewhere"
             ),
-            format!("allow only the instance itself: {:?}", target.redirect_url()),
+            format!(
+                "allow only the instance itself: {:?}",
+                target.redirect_url.as_deref().unwrap_or(&target.instance_url)
+            ),
         );
     } else {
         cx.warn(

@@ -87,6 +87,30 @@ fn zoom_grammar_applies_to_zoom_apps_only() {
     assert!(!r.has_errors(), "{:#?}", r.diagnostics);
 }
 
+/// The target's settings are its consumer platform's to judge: its plugin's
+/// findings come at the setting's line, a warning leaves the declaration.
+#[test]
+fn the_consumer_plugin_judges_the_target() {
+    let target = |t: &str| format!("{DEX_DECLARATION}[apps.dex-zoom.target]\nkind = \"servicenow\"\n{t}\n");
+    let r = checked(&target("instance = \"acme\"\nalias = \"sn_zoom_spoke.Zoom\""));
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    let app = &r.declaration.expect("valid").apps[0];
+    assert_eq!(app.target.as_ref().map(|t| t.display.as_str()), Some("ServiceNow"));
+
+    let text = target("instance = \"acme\"\nalias = \"not an alias\"");
+    let r = checked(&text);
+    let d = first(&r, "target-alias");
+    assert_eq!(d.field, "apps.dex-zoom.target.alias");
+    assert_eq!(d.line, text.lines().count(), "{d}");
+    assert!(d.fix.contains("SCOPE.NAME"), "{}", d.fix);
+    assert!(r.declaration.is_none());
+
+    let r = checked(&target("instance = \"ac-me\"").replace("acme.service-now.com", "ac-me.service-now.com"));
+    assert_eq!(rules(&r), ["target-instance-hyphen"], "{:#?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].severity, Severity::Warning);
+    assert!(r.declaration.is_some());
+}
+
 /// The shared corpus of bad declarations, judged as `connapp check` judges
 /// it: every file is refused, naming its rule, with a field and a fix.
 #[test]
