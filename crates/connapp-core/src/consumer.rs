@@ -89,11 +89,7 @@ impl ConsumerRules {
 
     /// The consumer's name in messages.
     pub fn display(&self) -> &str {
-        if self.display.is_empty() {
-            &self.name
-        } else {
-            &self.display
-        }
+        shown(&self.display, &self.name)
     }
 
     /// The base URL of the instance `name`, if this consumer names instances.
@@ -111,4 +107,9 @@ impl ConsumerRules {
             )
         })
     }
+}
+
+/// A platform's name in messages: its display name, else its name.
+pub(crate) fn shown<'a>(display: &'a str, name: &'a str) -> &'a str {
+    if display.is_empty() { name } else { display }
 }

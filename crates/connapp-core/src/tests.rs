@@ -359,13 +359,14 @@ fn with_target(target: &str) -> String {
     format!("{head}[apps.dex-zoom.target]\n{target}\n")
 }
 
+/// The DEX template with the target table `target`, checked.
+fn targeted(target: &str) -> Report {
+    check("t.toml", &with_target(target), &catalog())
+}
+
 #[test]
 fn a_target_takes_its_consumers_settings_and_its_json_is_flat() {
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nauth = \"oauth\"\nalias = \"x_acme.DEX\""),
-        &catalog(),
-    );
+    let r = targeted("kind = \"servicenow\"\ninstance = \"acme\"\nauth = \"oauth\"\nalias = \"x_acme.DEX\"");
     assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
     let d = r.declaration.expect("valid");
     let t = d.app(None).expect("app").target.clone().expect("a target");
@@ -390,11 +391,7 @@ fn a_target_takes_its_consumers_settings_and_its_json_is_flat() {
 #[test]
 fn a_targets_fields_are_those_of_its_kind() {
     // A setting of the consumer's, misspelt: the nearest one, and the whole list.
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nalais = \"a.b\""),
-        &catalog(),
-    );
+    let r = targeted("kind = \"servicenow\"\ninstance = \"acme\"\nalais = \"a.b\"");
     let d = diag(&r, "unknown-field");
     assert_eq!(d.field, "apps.dex-zoom.target.alais");
     assert!(d.fix.contains("did you mean `alias`?"), "{}", d.fix);
@@ -404,20 +401,12 @@ fn a_targets_fields_are_those_of_its_kind() {
     assert_eq!(d.column, 1, "at the key: {d}");
     assert!(r.declaration.is_none());
     // A setting is a string.
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"servicenow\"\ninstance = \"acme\"\nalias = 7"),
-        &catalog(),
-    );
+    let r = targeted("kind = \"servicenow\"\ninstance = \"acme\"\nalias = 7");
     let d = diag(&r, "toml-type");
     assert_eq!(d.field, "apps.dex-zoom.target.alias");
     assert!(d.message.contains("integer"), "{}", d.message);
     // A kind no plugin provides names those that are installed.
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"salesforce\"\ninstance = \"acme\""),
-        &catalog(),
-    );
+    let r = targeted("kind = \"salesforce\"\ninstance = \"acme\"");
     assert_eq!(diag(&r, "target-kind").fix, "use `kind = \"servicenow\"`");
     let mut none = catalog();
     none.consumers.clear();
@@ -446,46 +435,33 @@ fn a_consumer_without_instance_names_or_settings() {
     let t = r.declaration.expect("valid").apps[0].target.clone().expect("target");
     assert_eq!(t.redirect_url.as_deref(), Some("https://crm.example.com/callback"));
     assert_eq!(t.display, "crm");
-    // The redirect must be its callback.
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"crm\"\ninstance_url = \"https://crm.example.com\""),
-        &c,
-    );
-    assert!(
-        diag(&r, "redirect-target")
-            .fix
-            .contains("https://crm.example.com/callback")
-    );
-    // It names no instances, and takes no ServiceNow settings.
-    let r = check("t.toml", &with_target("kind = \"crm\"\ninstance = \"acme\""), &c);
-    assert!(
-        diag(&r, "target-instance")
-            .message
-            .contains("crm instances are not named")
-    );
-    let r = check(
-        "t.toml",
-        &with_target("kind = \"crm\"\ninstance_url = \"https://crm.example.com\"\nalias = \"a\""),
-        &c,
-    );
-    assert!(
-        diag(&r, "unknown-field")
-            .fix
-            .contains("allowed here: kind, instance, instance_url, auth")
-    );
-    let r = check("t.toml", &with_target("kind = \"crm\""), &c);
-    assert!(diag(&r, "missing-field").fix.contains("instance_url"));
+    // The redirect must be its callback; it names no instances, takes no
+    // ServiceNow settings, and needs its base URL.
+    let crm = "kind = \"crm\"\ninstance_url = \"https://crm.example.com\"";
+    for (target, rule, says) in [
+        (crm.to_string(), "redirect-target", "https://crm.example.com/callback"),
+        (
+            "kind = \"crm\"\ninstance = \"acme\"".into(),
+            "target-instance",
+            "crm instances are not named",
+        ),
+        (
+            format!("{crm}\nalias = \"a\""),
+            "unknown-field",
+            "allowed here: kind, instance, instance_url, auth",
+        ),
+        ("kind = \"crm\"".into(), "missing-field", "instance_url"),
+    ] {
+        let r = check("t.toml", &with_target(&target), &c);
+        let d = diag(&r, rule);
+        assert!(d.message.contains(says) || d.fix.contains(says), "{target}: {d}");
+    }
 }
 
 #[test]
 fn an_instance_name_is_fixed_from_the_consumers_template() {
     let fix_of = |instance: &str| {
-        let r = check(
-            "t.toml",
-            &with_target(&format!("kind = \"servicenow\"\ninstance = {instance:?}")),
-            &catalog(),
-        );
+        let r = targeted(&format!("kind = \"servicenow\"\ninstance = {instance:?}"));
         diag(&r, "target-instance").fix.clone()
     };
     assert_eq!(

@@ -201,6 +201,21 @@ pub fn answer<T: Serialize>(value: &T) -> Result<Option<String>, crate::StoreErr
         .map_err(|e| crate::StoreError::new(crate::ErrorCode::OTHER, e.to_string()))
 }
 
+/// A platform entry point's answer (`platform_profile`, `check_app`): `f`'s
+/// value as JSON when the host asks about `platform` and it is `mine`;
+/// `None` (not this plugin's platform) otherwise, without calling `f`
+/// (API 1.5).
+pub fn answer_for<T: Serialize>(
+    platform: &str,
+    mine: &str,
+    f: impl FnOnce() -> Result<T, crate::StoreError>,
+) -> Result<Option<String>, crate::StoreError> {
+    if platform != mine {
+        return Ok(None);
+    }
+    answer(&f()?)
+}
+
 /// A plugin answer that does not fit the contract.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContractError {
@@ -290,5 +305,25 @@ mod tests {
         assert_eq!(e.path, "[0].severity");
         let e = parse_findings(r#"[{"field":"","rule":"r","message":"m"}]"#).expect_err("no fix");
         assert!(e.message.contains("fix"), "{e}");
+    }
+
+    #[test]
+    fn an_answer_is_for_its_own_platform_only() {
+        let asked = std::cell::Cell::new(0);
+        let f = || {
+            asked.set(asked.get() + 1);
+            Ok(PlatformProfile {
+                display: "Acme".into(),
+                ..Default::default()
+            })
+        };
+        assert_eq!(answer_for("other", "acme", f).expect("ok"), None);
+        assert_eq!(asked.get(), 0, "not asked for another platform");
+        let got = answer_for("acme", "acme", f).expect("ok").expect("some");
+        assert_eq!(parse_platform_profile(&got).expect("fits").display, "Acme");
+        let failed = answer_for::<PlatformProfile>("acme", "acme", || {
+            Err(crate::StoreError::new(crate::ErrorCode::INVALID_INPUT, "bad input"))
+        });
+        assert!(failed.is_err());
     }
 }

@@ -45,7 +45,8 @@
 //! mismatch or refusal looks like), [`Plugin::check_app`] (`contract::Finding`s:
 //! the platform's own rules for an app, reported by `connapp check` at the field
 //! they name), [`Plugin::provider_manifest`] and [`Plugin::consumer_records`].
-//! Build answers with the types and `contract::answer`; read the host's input
+//! Build answers with the types and `contract::answer` (or `contract::answer_for`,
+//! which answers only for your own platform); read the host's input
 //! with `contract::parse_input`. The host parses every answer strictly: an
 //! unknown or mistyped field is an error naming your plugin and the field.
 //! Later API versions append fields to `PlatformProfile` (1.4: which of

@@ -138,16 +138,10 @@ impl Plugin for AcmeId {
         }]
     }
     fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
-        if platform != NAME {
-            return Ok(None);
-        }
-        contract::answer(&profile())
+        contract::answer_for(platform, NAME, || Ok(profile()))
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        if platform != NAME {
-            return Ok(None);
-        }
-        contract::answer(&check(&contract::parse_input(app)?))
+        contract::answer_for(platform, NAME, || Ok(check(&contract::parse_input(app)?)))
     }
 }
 

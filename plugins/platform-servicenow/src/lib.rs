@@ -240,16 +240,10 @@ impl Plugin for ServicenowPlatform {
         vec![servicenow()]
     }
     fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
-        if platform != SERVICENOW {
-            return Ok(None);
-        }
-        contract::answer(&profile())
+        contract::answer_for(platform, SERVICENOW, || Ok(profile()))
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        if platform != SERVICENOW {
-            return Ok(None);
-        }
-        contract::answer(&check(&contract::parse_input(app)?))
+        contract::answer_for(platform, SERVICENOW, || Ok(check(&contract::parse_input(app)?)))
     }
     fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         if platform != SERVICENOW {

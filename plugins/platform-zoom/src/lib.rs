@@ -72,16 +72,10 @@ impl Plugin for ZoomPlatform {
         vec![zoom()]
     }
     fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
-        if platform != "zoom" {
-            return Ok(None);
-        }
-        contract::answer(&profile())
+        contract::answer_for(platform, "zoom", || Ok(profile()))
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        if platform != "zoom" {
-            return Ok(None);
-        }
-        contract::answer(&scopes::check(&contract::parse_input(app)?))
+        contract::answer_for(platform, "zoom", || Ok(scopes::check(&contract::parse_input(app)?)))
     }
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != "zoom" {

@@ -99,11 +99,7 @@ impl PlatformRules {
 
     /// Its name in messages.
     pub fn display(&self) -> &str {
-        if self.display.is_empty() {
-            &self.name
-        } else {
-            &self.display
-        }
+        crate::consumer::shown(&self.display, &self.name)
     }
 
     /// Where a user copies an app's ids from.

@@ -9,6 +9,9 @@ use crate::consumer::ConsumerRules;
 /// The target table as written: every key with its place in the file.
 pub(super) type RawTarget = BTreeMap<String, Spanned<toml::Value>>;
 
+/// The fix when no installed plugin provides a consumer platform.
+const NO_CONSUMER: &str = "install a consumer platform plugin (`connapp plugins list` shows what is installed)";
+
 /// The fields every target has, whatever its kind.
 const CORE_FIELDS: &[&str] = &["kind", "instance", "instance_url", "auth"];
 
@@ -19,7 +22,7 @@ pub(super) fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>, 
         None => {
             let fix = match catalog.consumers.first() {
                 Some(c) => format!("add `kind = {:?}`", c.name),
-                None => "install a consumer platform plugin (`connapp plugins list` shows what is installed)".into(),
+                None => NO_CONSUMER.into(),
             };
             cx.err(t.span(), &f("kind"), "missing-field", "`target.kind` is missing", fix);
             return None;
@@ -33,7 +36,7 @@ pub(super) fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>, 
             .map(|c| format!("`kind = {:?}`", c.name))
             .collect();
         let fix = match known.as_slice() {
-            [] => "install a consumer platform plugin (`connapp plugins list` shows what is installed)".to_string(),
+            [] => NO_CONSUMER.to_string(),
             [one] => format!("use {one}"),
             _ => format!("use one of {}", known.join(", ")),
         };
