@@ -355,3 +355,70 @@ fn conformance_of_the_dynamic_vault_store_on_openbao() {
         false,
     );
 }
+
+/// A consumer platform is a plugin too: the out-of-tree example's Acme Desk
+/// says what its targets are (callback, instance URL, the `workspace`
+/// setting) and judges the setting; nothing in connapp names it. connapp has
+/// no client that writes its records, and says so.
+#[test]
+fn an_out_of_tree_consumer_platform_describes_and_checks_its_targets() {
+    let mut s = Sandbox::new(&built().full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &built().acme_dir.display().to_string());
+    const CALLBACK: &str = "https://team.desk.acme.example/oauth/callback";
+    let decl = |target: &str| {
+        format!(
+            "version = 1\n[store]\nkind = \"file\"\n[apps.crm]\ndisplay_name = \"Acme CRM\"\nplatform = \"acme-id\"\n\
+             redirect_url = \"{CALLBACK}\"\nallow_list = [\"{CALLBACK}\"]\npresets = [\"acme-profile\"]\nscopes = []\n\
+             [apps.crm.target]\nkind = \"acme-desk\"\ninstance = \"team\"\n{target}\n"
+        )
+    };
+    let path = s.path().join("connapp.toml");
+    let lines = decl("").lines().count();
+
+    // The plugin's rule for its setting, at the setting's line, in its words.
+    std::fs::write(&path, decl("workspace = \"Sales Team\"")).expect("write");
+    let out = s.run(&["check"], None).fails_with(3);
+    let text = format!("{}{}", out.stdout(), out.stderr());
+    assert!(text.contains("error[acme-desk-workspace]"), "{text}");
+    assert!(
+        text.contains(&format!("connapp.toml:{lines}:")),
+        "at the setting: {text}"
+    );
+    assert!(text.contains("write `workspace = \"salesteam\"`"), "{text}");
+
+    // A key its profile does not name is an unknown field, with its settings.
+    std::fs::write(&path, decl("workspce = \"sales\"")).expect("write");
+    let text = s.run(&["check"], None).fails_with(3).stderr();
+    assert!(
+        text.contains("error[unknown-field]") && text.contains("did you mean `workspace`?"),
+        "{text}"
+    );
+
+    // Its callback is the redirect the app must use.
+    let wrong = decl("workspace = \"sales\"").replace(
+        &format!("redirect_url = \"{CALLBACK}\""),
+        "redirect_url = \"https://team.desk.acme.example/callback\"",
+    );
+    std::fs::write(&path, wrong).expect("write");
+    let text = s.run(&["check"], None).fails_with(3).stderr();
+    assert!(
+        text.contains("error[redirect-target]") && text.contains(CALLBACK),
+        "{text}"
+    );
+
+    // A good one: the target as the plugin described it.
+    std::fs::write(&path, decl("workspace = \"sales\"")).expect("write");
+    let json = s.run(&["check", "--json"], None).ok().json();
+    assert_eq!(
+        json["apps"][0]["target"],
+        serde_json::json!({"kind": "acme-desk", "instance_url": "https://team.desk.acme.example", "instance": "team",
+                           "auth": "basic", "redirect_url": CALLBACK, "workspace": "sales"}),
+        "{json}"
+    );
+    // No client writes Acme Desk's records.
+    let text = s.run(&["plan"], None).fails_with(3).stderr();
+    assert!(
+        text.contains("connapp knows no consumer of kind \"acme-desk\""),
+        "{text}"
+    );
+}

@@ -15,6 +15,9 @@ struct AppSummary<'a> {
     redirect_url: Option<&'a str>,
     grant: &'static str,
     scopes: Vec<&'a str>,
+    /// The consumer as its platform's profile resolved it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a connapp_core::Target>,
 }
 
 #[derive(Serialize)]
@@ -51,6 +54,7 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
                 redirect_url: app.redirect_url.as_deref(),
                 grant: app.oauth.grant.as_str(),
                 scopes: app.scopes.iter().map(|s| s.scope.as_str()).collect(),
+                target: app.target.as_ref(),
             })
             .collect();
         ctx::print_json(&Output {

@@ -12,6 +12,11 @@
 //!   in the declaration, in Acme's words ([`check`]).
 //! - A preset, `acme-profile`, whose scope connapp's `verify` proves with
 //!   `GET /me`.
+//! - A consumer platform, **Acme Desk** (`acme-desk`): a target kind whose
+//!   instances live at `https://NAME.desk.acme.example`, take OAuth callbacks
+//!   at `/oauth/callback` and name a `workspace` ([`desk_profile`],
+//!   [`check_target`]). connapp checks such a target; it has no client that
+//!   writes Acme Desk's records.
 //!
 //! Install: copy the library into a plugin directory connapp trusts
 //! (`$CONNAPP_DATA_DIR/plugins/`, or one named in `CONNAPP_PLUGIN_PATH`).
@@ -25,6 +30,9 @@ use serde_json::Value;
 
 /// The name declarations use.
 pub const NAME: &str = "acme-id";
+
+/// The consumer platform's name (`kind = "acme-desk"` in a target).
+pub const DESK: &str = "acme-desk";
 
 /// The resources Acme ID has scopes for.
 pub const RESOURCES: &[&str] = &["profile", "calendar", "files"];
@@ -43,6 +51,56 @@ pub fn platform() -> Platform {
         send_scopes: true,
         api_base_field: String::new(),
         endpoints_from_declaration: false,
+    }
+}
+
+/// Acme Desk as a platform: it consumes tokens, so it has no endpoints.
+pub fn desk() -> Platform {
+    Platform {
+        name: DESK.into(),
+        description: "Acme Desk (consumer: a help desk that calls Acme ID's API)".into(),
+        authorize_url: String::new(),
+        token_url: String::new(),
+        revoke_url: String::new(),
+        api_base: String::new(),
+        client_auth: "basic".into(),
+        pkce: false,
+        send_scopes: false,
+        api_base_field: String::new(),
+        endpoints_from_declaration: false,
+    }
+}
+
+/// What an Acme Desk target is: its callback, its instances' URL, its one
+/// setting.
+pub fn desk_profile() -> PlatformProfile {
+    PlatformProfile {
+        display: "Acme Desk".into(),
+        redirect_path: "/oauth/callback".into(),
+        instance_url_template: "https://{instance}.desk.acme.example".into(),
+        target_settings: vec!["workspace".into()],
+        ..Default::default()
+    }
+}
+
+/// Acme Desk's rule for a target (the app as connapp sends it): a
+/// `workspace` is lower-case letters and digits.
+pub fn check_target(app: &Value) -> Vec<Finding> {
+    let workspace = app.pointer("/target/workspace").and_then(Value::as_str);
+    match workspace {
+        Some(w) if w.is_empty() || !w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) => {
+            vec![Finding {
+                field: "target.workspace".into(),
+                rule: "acme-desk-workspace".into(),
+                message: format!("{w:?} is not an Acme Desk workspace: they are lower-case letters and digits"),
+                fix: format!(
+                    "write `workspace = {:?}`",
+                    w.to_ascii_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+                ),
+                severity: FindingSeverity::Error,
+            }]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -108,18 +166,20 @@ pub fn check(app: &Value) -> Vec<Finding> {
     out
 }
 
-/// The plugin: provides the platform `acme-id` and the preset `acme-profile`.
+/// The plugin: provides the platforms `acme-id` and `acme-desk` and the
+/// preset `acme-profile`.
 pub struct AcmeId;
 
 impl Plugin for AcmeId {
     fn info() -> PluginInfo {
         plugin_info![
             Provided::named(PluginKind::PLATFORM, NAME),
+            Provided::named(PluginKind::PLATFORM, DESK),
             Provided::named(PluginKind::PRESET, "acme-profile"),
         ]
     }
     fn platforms() -> Vec<Platform> {
-        vec![platform()]
+        vec![platform(), desk()]
     }
     fn presets() -> Vec<Preset> {
         vec![Preset {
@@ -138,10 +198,16 @@ impl Plugin for AcmeId {
         }]
     }
     fn platform_profile(platform: &str) -> Result<Option<String>, StoreError> {
-        contract::answer_for(platform, NAME, || Ok(profile()))
+        match platform {
+            DESK => contract::answer(&desk_profile()),
+            _ => contract::answer_for(platform, NAME, || Ok(profile())),
+        }
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        contract::answer_for(platform, NAME, || Ok(check(&contract::parse_input(app)?)))
+        match platform {
+            DESK => contract::answer(&check_target(&contract::parse_input(app)?)),
+            _ => contract::answer_for(platform, NAME, || Ok(check(&contract::parse_input(app)?))),
+        }
     }
 }
 
@@ -187,5 +253,19 @@ mod tests {
             1
         );
         assert_eq!(AcmeId::platform_profile("zoom").expect("ok"), None);
+        let d = AcmeId::platform_profile(DESK).expect("ok").expect("a profile");
+        assert_eq!(
+            connapp_plugin_api::contract::parse_platform_profile(&d).expect("parses"),
+            desk_profile()
+        );
+    }
+
+    #[test]
+    fn a_desk_workspace_is_lower_case() {
+        assert!(check_target(&json!({"target": {"workspace": "sales2"}})).is_empty());
+        assert!(check_target(&json!({"scopes": []})).is_empty());
+        let f = check_target(&json!({"target": {"workspace": "Sales Team"}}));
+        assert_eq!(f[0].field, "target.workspace");
+        assert_eq!(f[0].fix, "write `workspace = \"salesteam\"`");
     }
 }
