@@ -238,6 +238,7 @@ const OAUTH_FIELDS: &[&str] = &[
     "account_id",
     "authorize_params",
 ];
+
 struct Ctx<'a> {
     map: SourceMap<'a>,
     diags: Vec<Diagnostic>,
