@@ -51,7 +51,8 @@
 //! unknown or mistyped field is an error naming your plugin and the field.
 //! Later API versions append fields to `PlatformProfile` (1.4: which of
 //! connapp's declaration rules apply to your apps; 1.5: a consumer's
-//! callback path, instance URL and target settings), so build it with
+//! callback path, instance URL and target settings; describe a consumer with
+//! [`Platform::consumer`]), so build it with
 //! `..Default::default()`. [`plugin_info!`] fills in your [`PluginInfo`] from
 //! your package (name without `connapp-`, version, `description`).
 //! `examples/third-party-platform` in connapp's repository is a complete one.
@@ -660,6 +661,19 @@ pub struct Platform {
     pub api_base_field: String,
     /// Endpoints must come from the declaration.
     pub endpoints_from_declaration: bool,
+}
+
+impl Platform {
+    /// A consumer platform (a target kind, API 1.5): it takes tokens rather
+    /// than issuing them, so it has no endpoints; its profile says what its
+    /// targets are.
+    pub fn consumer(name: &str, description: &str) -> Self {
+        Platform {
+            name: name.into(),
+            description: description.into(),
+            ..Default::default()
+        }
+    }
 }
 
 impl From<&Platform> for FfiPlatform {

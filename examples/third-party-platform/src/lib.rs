@@ -56,19 +56,7 @@ pub fn platform() -> Platform {
 
 /// Acme Desk as a platform: it consumes tokens, so it has no endpoints.
 pub fn desk() -> Platform {
-    Platform {
-        name: DESK.into(),
-        description: "Acme Desk (consumer: a help desk that calls Acme ID's API)".into(),
-        authorize_url: String::new(),
-        token_url: String::new(),
-        revoke_url: String::new(),
-        api_base: String::new(),
-        client_auth: "basic".into(),
-        pkce: false,
-        send_scopes: false,
-        api_base_field: String::new(),
-        endpoints_from_declaration: false,
-    }
+    Platform::consumer(DESK, "Acme Desk (consumer: a help desk that calls Acme ID's API)")
 }
 
 /// What an Acme Desk target is: its callback, its instances' URL, its one

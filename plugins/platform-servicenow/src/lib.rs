@@ -35,20 +35,7 @@ pub const ZOOM_SPOKE_ALIAS: &str = "sn_zoom_spoke.Zoom";
 
 /// ServiceNow as a platform: it consumes tokens rather than issuing them.
 pub fn servicenow() -> Platform {
-    Platform {
-        name: SERVICENOW.into(),
-        description: "ServiceNow (consumer: the record chain DEX for Zoom uses)".into(),
-        authorize_url: String::new(),
-        token_url: String::new(),
-        revoke_url: String::new(),
-        api_base: String::new(),
-        client_auth: "basic".into(),
-        pkce: false,
-        send_scopes: false,
-        api_base_field: String::new(),
-        // Not an OAuth provider: apps cannot name it as their platform.
-        endpoints_from_declaration: false,
-    }
+    Platform::consumer(SERVICENOW, "ServiceNow (consumer: the record chain DEX for Zoom uses)")
 }
 
 /// Where an instance takes OAuth callbacks (`docs/servicenow.md` §2).
