@@ -88,7 +88,9 @@ pub fn run(
     // The redirect URLs the provider must accept (its live settings name the closest).
     let allowed = live.as_ref().map(connapp_zoom::allowed_redirects).unwrap_or_default();
     if app.oauth.grant == GrantKind::AuthorizationCode {
-        if let Some((t, r)) = app.target.as_ref().and_then(|t| Some((t, t.redirect_url.as_ref()?))) {
+        if let Some(t) = &app.target
+            && let Some(r) = &t.redirect_url
+        {
             checks.push(verify::redirect_probe(c, r, &allowed, &t.display));
         } else if let Some(r) = &app.redirect_url {
             checks.push(verify::redirect_probe(c, r, &allowed, "the consumer"));

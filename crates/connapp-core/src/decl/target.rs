@@ -97,10 +97,9 @@ pub(super) fn check_target(cx: &mut Ctx<'_>, app: &str, t: &Spanned<RawTarget>, 
 
     let instance = raw.get("instance");
     let instance_url = raw.get("instance_url");
-    let named = rules.instance_url("NAME");
     let (instance_url, instance) = match (instance, instance_url) {
         (Some(_), Some(u)) => {
-            let fix = match &named {
+            let fix = match rules.instance_url("NAME") {
                 Some(n) => format!("keep `instance` for instances at {n}, `instance_url` only for custom domains"),
                 None => format!("keep `instance_url`: {display} instances have no name of their own"),
             };
