@@ -140,10 +140,22 @@ pub fn run(args: &[String]) -> Result<()> {
             ),
         }
     }
+    campaign(only.as_deref(), seconds)
+}
+
+/// What `cargo xtask test` runs: every target built as `cargo xtask fuzz`
+/// builds it, then each run for a few seconds on its seeds — a smoke run
+/// that proves the fuzzers still build and start, not a campaign.
+pub fn smoke() -> Result<()> {
+    campaign(None, 2)
+}
+
+/// Builds every target, then runs `only` (or each) for `seconds`.
+fn campaign(only: Option<&str>, seconds: u64) -> Result<()> {
     let bins = build()?;
     let fuzz_dir = target_dir().join("fuzz");
     let mut failed = Vec::new();
-    for target in TARGETS.iter().filter(|t| only.as_deref().is_none_or(|o| o == **t)) {
+    for target in TARGETS.iter().filter(|t| only.is_none_or(|o| o == **t)) {
         let corpus = fuzz_dir.join("corpus").join(target);
         let artifacts = fuzz_dir.join("artifacts").join(target);
         let generated = fuzz_dir.join("seeds").join(target);

@@ -57,7 +57,8 @@ commands:
                            coverage-guided fuzzing with libFuzzer (stable toolchain), N s per target
                            (default 60); targets: declaration, webhook, token_answer, plugin_precheck
   e2e-build                build what the end-to-end tests drive into target/e2e (test does this first)
-  bench                    speed targets: sandbox throughput and start-up, connapp token vs bao kv get
+  bench [--quick]          speed targets: sandbox throughput and start-up, connapp token vs bao kv get,
+                           webhook serve vs Node.js (--quick: every benchmark once, small, not judged)
   dist [options]           assemble target/dist/connapp
       --builtin a,b        plugins linked into the binary (default: all not listed as dynamic)
       --dynamic c,d        plugins shipped as dynamic libraries in lib/connapp/plugins
@@ -88,7 +89,11 @@ fn run() -> Result<()> {
         }
         Some("test") => test(),
         Some("dist") => dist(&args[1..]).map(|_| ()),
-        Some("bench") => bench(),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            None => bench(Mode { quick: false }),
+            Some("--quick") => bench(Mode { quick: true }),
+            Some(other) => bail!("unknown bench option {other:?}; the one option is --quick"),
+        },
         Some("e2e-build") => e2e::build().map(|_| ()),
         Some("fuzz") => fuzz::run(&args[1..]),
         // The demo's stand-in browser (connapp opens it through $BROWSER).

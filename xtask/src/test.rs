@@ -150,6 +150,8 @@ pub(crate) fn test() -> Result<()> {
         ("chromedriver", "chromium-driver"),
         ("dbus-run-session", "dbus"),
         ("gnome-keyring-daemon", "gnome-keyring"),
+        // `bench --quick` runs the webhook benchmark's load generator.
+        ("wrk", "wrk"),
     ])?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
@@ -212,12 +214,58 @@ pub(crate) fn test() -> Result<()> {
     }
     // nextest does not run doctests; the plugin API's guide has one.
     total.add(run_tests(cargo().args(["test", "--doc", "-p", "connapp-plugin-api"]))?);
+    // What the README tells a user to run beside the tests: the demo on each
+    // store (the keyring's ran inside its D-Bus session above), every fuzz
+    // target built as `cargo xtask fuzz` builds it and smoke-run, and every
+    // benchmark once, small and unjudged.
+    for store in ["file", "vault"] {
+        timed(&format!("demo --store {store}"), || {
+            xtask_quietly(&["demo", "--store", store])
+        })?;
+    }
+    timed("fuzz smoke run", crate::fuzz::smoke)?;
+    timed("bench --quick", || {
+        crate::bench::bench(crate::bench::Mode { quick: true })
+    })?;
     eprintln!("xtask test: all green");
     // One closing line for all test binaries together.
     println!(
         "summary: {} passed, {} failed, {} skipped",
         total.passed, total.failed, total.ignored
     );
+    Ok(())
+}
+
+/// Runs `step`, then says how long it took (what each README command adds to CI).
+fn timed(what: &str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("xtask test: {what}");
+    let start = std::time::Instant::now();
+    step().with_context(|| format!("xtask test: {what}"))?;
+    eprintln!("xtask test: {what}: ok in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs this xtask with `args` in its own process (a demo sets environment
+/// variables for its children), its output kept in `target/xtask-ARGS.log`
+/// and shown only when it fails.
+pub(crate) fn xtask_quietly(args: &[&str]) -> Result<()> {
+    let log = target_dir().join(format!("xtask-{}.log", args.join("-").replace(['/', ' '], "_")));
+    let out = Command::new(std::env::current_exe().context("the xtask binary")?)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run cargo xtask {}", args.join(" ")))?;
+    let mut text = out.stdout.clone();
+    text.extend_from_slice(&out.stderr);
+    std::fs::write(&log, &text)?;
+    if !out.status.success() {
+        bail!(
+            "cargo xtask {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&text)
+        );
+    }
     Ok(())
 }
 
@@ -288,8 +336,14 @@ pub(crate) fn keyring_tests(e2e_dir: &Path) -> Result<Tally> {
         "'{}' nextest run --profile ci --run-ignored all --no-tests fail",
         PathBuf::from(&cargo_bin).display()
     );
+    // The README's `cargo xtask demo --store keyring`, on the same Secret Service.
+    let demo = format!(
+        "'{}' demo --store keyring > '{}' 2>&1 || {{ cat '{1}'; exit 1; }}",
+        std::env::current_exe()?.display(),
+        target_dir().join("xtask-demo-keyring.log").display()
+    );
     let script = format!(
-        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; {nextest} -p connapp-store-keyring && exec {nextest} -p connapp-tests --test e2e -E 'test(keyring)'"
+        "printf 'connapp-test-keyring' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; {nextest} -p connapp-store-keyring && {demo} && exec {nextest} -p connapp-tests --test e2e -E 'test(keyring)'"
     );
     let mut c = Command::new("dbus-run-session");
     c.args(["--", "sh", "-c", &script])
