@@ -47,7 +47,7 @@ fn init_never_overwrites_and_rejects_bad_instances() {
             &["init", "--instance", "acme.service-now.com", "--file", "other.toml"],
             None,
         )
-        .fails_with(3);
+        .fails_with(2);
     assert!(out.stderr().contains("--instance acme"), "{}", out.stderr());
     assert!(!s.path().join("other.toml").exists());
     let out = s
@@ -55,7 +55,7 @@ fn init_never_overwrites_and_rejects_bad_instances() {
             &["init", "--instance", "acme", "--preset", "nope", "--file", "other.toml"],
             None,
         )
-        .fails_with(3);
+        .fails_with(2);
     assert!(out.stderr().contains("servicenow-dex-zoom"), "{}", out.stderr());
     s.run(&["init", "--instance", "beta", "--force"], None).ok();
     assert!(

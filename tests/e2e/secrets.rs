@@ -135,19 +135,20 @@ fn loose_store_permissions_are_refused_with_the_fix() {
 fn values_never_come_from_argv_and_bad_values_store_nothing() {
     let s = Sandbox::new(&built().full);
     s.init();
-    // No terminal and no --from-stdin: refuse instead of hanging.
-    let out = s.run(&["secrets", "set", "client-secret"], None).fails_with(1);
+    // No terminal and no --from-stdin: refuse instead of hanging (a usage error).
+    let out = s.run(&["secrets", "set", "client-secret"], None).fails_with(2);
     assert!(out.stderr().contains("--from-stdin"), "{}", out.stderr());
     // There is no way to pass the value as an argument.
     s.run(&["secrets", "set", "client-secret", "hunter2"], None)
         .fails_with(2);
-    // A line break or tab inside, or empty: refused, naming the secret, not the value.
+    // A line break or tab inside, or empty: refused as bad input (exit 2, not
+    // an invalid declaration), naming the secret, not the value.
     let out = s
         .run(
             &["secrets", "set", "client-secret", "--from-stdin"],
             Some(b"abc\tdef-SECRETPART"),
         )
-        .fails_with(3);
+        .fails_with(2);
     assert!(!out.stderr().contains("SECRETPART"), "{}", out.stderr());
     assert!(out.stderr().contains("RFC 6749"), "{}", out.stderr());
     // A Secret Token (Zoom-generated) never holds a space.
@@ -155,9 +156,9 @@ fn values_never_come_from_argv_and_bad_values_store_nothing() {
         &["secrets", "set", "secret-token", "--from-stdin"],
         Some(b"abc def-SECRETPART"),
     )
-    .fails_with(3);
+    .fails_with(2);
     s.run(&["secrets", "set", "client-secret", "--from-stdin"], Some(b"\n"))
-        .fails_with(3);
+        .fails_with(2);
     assert!(read_back(&s, "apps/dex-zoom/client-secret").is_none());
     // OAuth allows a space in a client secret (RFC 6749: printable ASCII).
     s.set_secret("client-secret", b"with a space+/=%");
@@ -201,8 +202,16 @@ fn several_apps_need_app_named() {
     s.run(&["check"], None).ok();
     let out = s
         .run(&["secrets", "set", "client-id", "--from-stdin"], Some(b"x1"))
-        .fails_with(3);
+        .fails_with(2);
     assert!(out.stderr().contains("dex-beta, dex-zoom"), "{}", out.stderr());
+    // A misspelt app name is a usage error with the nearest name.
+    let out = s
+        .run(
+            &["secrets", "set", "client-id", "--app", "dex-zom", "--from-stdin"],
+            Some(b"x1"),
+        )
+        .fails_with(2);
+    assert!(out.stderr().contains("did you mean `dex-zoom`?"), "{}", out.stderr());
     s.set_secret_of("dex-beta", "client-id", b"x1");
     assert!(read_back(&s, "apps/dex-beta/client-id").is_some());
     assert!(read_back(&s, "apps/dex-zoom/client-id").is_none());

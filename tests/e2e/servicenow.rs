@@ -425,3 +425,84 @@ fn a_rotated_client_secret_reaches_servicenow_with_write_secrets() {
     let run = w.dex();
     assert_eq!(run["ok"], true, "{run:#}");
 }
+
+/// verify judges ServiceNow's grant by what the instance saw when it used it
+/// (its outbound HTTP log), never by an expiry date alone: unused it is not
+/// "ok", used it is, and after the same Zoom user consents again the next
+/// DEX run's refusal makes verify fail with the fix. A scope added later is
+/// a failing row at once.
+#[test]
+fn verify_judges_servicenows_grant_by_its_own_calls() {
+    let w = World::new();
+    // plan and apply say the same numbers, in the right order.
+    let plan = w.run(&["plan"]).fails_with(7).stdout();
+    assert!(plan.contains("ServiceNow: 16 record(s) to create"), "{plan}");
+    let out = w.run(&["apply", "--yes"]).ok().stdout();
+    assert!(
+        out.contains("ServiceNow") && out.contains(": 16 record(s) created"),
+        "{out}"
+    );
+    assert!(
+        out.contains("change(s) to Zoom app") && !out.contains("applied Zoom change(s)"),
+        "{out}"
+    );
+    let link = w.apply();
+    assert!(w.consent(&link).contains("OAuth token received"));
+    w.ready_after_consent();
+
+    // Consented, but not used yet: not exercised, and not "everything works".
+    let v = w.verify();
+    let used = sn_row(&v, "ServiceNow's calls to Zoom");
+    assert_eq!(used["result"], "skip", "{used}");
+    assert_eq!((v["ok"].clone(), v["proven"].clone()), (json!(true), json!(false)));
+    let text = w.run(&["verify"]).ok().stdout();
+    assert!(
+        text.contains("not everything is proven") && !text.contains("everything declared works"),
+        "{text}"
+    );
+
+    // DEX's job runs: the instance's own log proves the grant.
+    assert_eq!(w.dex()["ok"], true);
+    let v = w.verify();
+    assert_eq!(sn_row(&v, "ServiceNow's calls to Zoom")["result"], "ok", "{v:#}");
+    assert_eq!(v["proven"], true, "{v:#}");
+    assert!(w.run(&["verify"]).ok().stdout().contains("everything declared works"));
+
+    // The Zoom user ServiceNow consented as (`admin`) consents again, through connapp.
+    w.run(&["login", "--user-hint", "admin", "--timeout", "20"]).ok();
+    let run = w.dex();
+    assert_eq!(run["ok"], false, "{run:#}");
+    let out = w.run(&["verify"]).fails_with(1).stdout();
+    assert!(
+        out.contains("ServiceNow's calls to Zoom") && out.contains("check(s) failed"),
+        "{out}"
+    );
+    let v = w.run(&["verify", "--json"]).fails_with(1).json();
+    let row = sn_row(&v, "ServiceNow's calls to Zoom");
+    assert_eq!(row["result"], "fail", "{row}");
+    assert!(row["detail"].as_str().expect("d").contains("401"), "{row}");
+    assert!(row["fix"].as_str().expect("f").contains("oauth_initiator.do"), "{row}");
+
+    // ServiceNow consents again (as `admin`; connapp's own grant moves to `owner`).
+    w.run(&["login", "--user-hint", "owner", "--timeout", "20"]).ok();
+    w.sn.with_state(|s| s.clock_offset += 5);
+    assert!(w.consent(&link).contains("OAuth token received"));
+    w.sn.with_state(|s| s.clock_offset += 5);
+    assert_eq!(w.dex()["ok"], true);
+    assert_eq!(w.verify()["proven"], true);
+
+    // A scope added to the app: ServiceNow's grant lacks it until it consents again.
+    w.user.edit("scopes = []", "scopes = [\"meeting:read:meeting:admin\"]");
+    w.run(&["apply", "--yes"]).ok();
+    let v = w.run(&["verify", "--json"]).fails_with(1).json();
+    let row = sn_row(&v, "ServiceNow's token");
+    assert_eq!(row["result"], "fail", "{row}");
+    assert!(
+        row["detail"].as_str().expect("d").contains("lacks 1 scope")
+            && row["detail"]
+                .as_str()
+                .expect("d")
+                .contains("meeting:read:meeting:admin"),
+        "{row}"
+    );
+}

@@ -244,6 +244,40 @@ fn a_refresh_token_lost_elsewhere_is_explained() {
         "{err}"
     );
     assert!(!err.contains("HTTP/1.1") && !err.contains("sbx.rt."), "{err}");
+    // connapp remembers: status shows the grant lost and fails (as `gh auth
+    // status` does), and `token` never prints the dead token, although the
+    // stored access token has not expired by the clock.
+    let out = w.user.run(&["status"], None).fails_with(5);
+    let text = out.stdout();
+    assert!(
+        text.contains("LOST") && text.contains("-> connapp login dex-zoom"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid_grant") && text.contains("1 app(s): 0 usable, 1 not"),
+        "{text}"
+    );
+    let st = w.user.run(&["status", "--json"], None).fails_with(5).json();
+    assert_eq!(st[0]["health"], "lost");
+    assert_eq!(st[0]["usable"], false);
+    assert_eq!(st[0]["fix"], "connapp login dex-zoom");
+    assert!(st[0]["lost_at"].as_u64().is_some(), "{st}");
+    let out = w.user.run(&["token"], None).fails_with(5);
+    assert_eq!(out.stdout(), "", "a dead token was printed");
+    assert!(
+        out.stderr().contains("for good") && out.stderr().contains("connapp login dex-zoom"),
+        "{}",
+        out.stderr()
+    );
+    let refreshes = w.counters()["refreshes"].clone();
+    w.user.run(&["token"], None).fails_with(5);
+    assert_eq!(w.counters()["refreshes"], refreshes, "a lost grant is not asked again");
+    // A new consent makes it usable again.
+    w.login();
+    let st = w.user.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st[0]["health"], "ok");
+    assert_eq!(st[0]["lost_at"], Value::Null);
+    assert!(w.user.run(&["token"], None).ok().stdout().starts_with("sbx.at."));
 }
 
 /// A user with a Zoom Server-to-Server app on `zoom`'s account, its

@@ -256,6 +256,14 @@ pub(crate) fn demo_steps(bin: &Path, work: &Path, base: &str, sn: &str, store: &
         &["login", "--user-hint", "owner"],
         None,
     )?;
+    // DEX's next scheduled run, after connapp's own consent as another admin:
+    // ServiceNow's grant survived it, and verify reads the proof from the
+    // instance's own outbound HTTP log.
+    let again: serde_json::Value = serde_json::from_str(&http("POST", &format!("{sn}/_sandbox/dex/run"), None)?)?;
+    if again["ok"] != true {
+        bail!("DEX lost its grant after connapp's login");
+    }
+    println!("\n== DEX's next scheduled run still reads Zoom: ServiceNow's grant survived connapp's own consent");
     step(
         "Prove both ends: every scope with a real API call, drift, redirects, and the ServiceNow chain",
         &["verify"],
@@ -267,11 +275,6 @@ pub(crate) fn demo_steps(bin: &Path, work: &Path, base: &str, sn: &str, store: &
         &["status"],
         None,
     )?;
-    // ServiceNow's grant survived connapp's own consent: DEX still reads.
-    let again: serde_json::Value = serde_json::from_str(&http("POST", &format!("{sn}/_sandbox/dex/run"), None)?)?;
-    if again["ok"] != true {
-        bail!("DEX lost its grant after connapp's login");
-    }
     let store_name = match store {
         "vault" => "Vault (here OpenBao)",
         "keyring" => "the OS keyring",

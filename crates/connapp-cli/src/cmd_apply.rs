@@ -79,6 +79,11 @@ fn summary(work: &[Work<'_, '_>]) -> String {
     s
 }
 
+/// The first refusal `apply` would make, known from the plans.
+fn blocked<'w>(work: &'w [Work<'_, '_>]) -> Option<&'w connapp_engine::manage::Blocked> {
+    work.iter().find_map(|w| w.plan.blocked.as_ref())
+}
+
 fn print_work(out: &mut impl Write, w: &Work<'_, '_>) -> std::io::Result<()> {
     if w.plan.action != "unmanaged" {
         print_plan(out, &w.plan, &w.app.display_name)?;
@@ -120,9 +125,13 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
             print_work(&mut out, w)?;
         }
         writeln!(out, "{}", summary(&work))?;
-        if pending {
+        if pending && blocked(&work).is_none() {
             writeln!(out, "Run `connapp apply` to make these changes.")?;
         }
+    }
+    // A refusal apply would make is plan's failure too, said first here.
+    if let Some(b) = blocked(&work) {
+        return Err(b.error().into());
     }
     if pending {
         return Err(CliError::with_code(Exit::Changes, String::new()));
@@ -138,6 +147,9 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         return rollback(g, &a, &reg, &decl, &managed);
     }
     let mut work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
+    if let Some(b) = blocked(&work) {
+        return Err(b.error().into());
+    }
     let pending = work
         .iter()
         .filter(|w| w.pending() || (a.write_secrets && w.has_consumer()))

@@ -30,7 +30,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
             "an instance name is the NAME in https://NAME.service-now.com: lower-case letters, digits, hyphens".into()
         };
         return Err(CliError::with_code(
-            Exit::Invalid,
+            Exit::Usage,
             format!("--instance {:?} is not a valid ServiceNow instance name", a.instance),
         )
         .hint(hint));
@@ -44,7 +44,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     let Some((preset, _)) = presets.iter().find(|(p, _)| p.name == a.preset) else {
         let known: Vec<&str> = presets.iter().map(|(p, _)| p.name.as_str()).collect();
         return Err(CliError::with_code(
-            Exit::Invalid,
+            Exit::Usage,
             format!("no installed plugin provides the preset {:?}", a.preset),
         )
         .hint(format!(
@@ -110,20 +110,83 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
             preset.scopes.len(),
             preset.name
         );
-        println!("Next:");
-        println!("  connapp check");
-        for k in connapp_core::SecretKind::ALL {
-            println!("  connapp secrets set {}", k.as_str());
-        }
-        if a.management_account.is_some() {
-            println!(
-                "  connapp secrets set client-id --app {0}; connapp secrets set client-secret --app {0}",
-                connapp_core::MANAGEMENT_APP
-            );
-            println!("  connapp plan; connapp apply");
-        } else {
-            println!("  connapp guide --format html --out guide.html   (the Marketplace steps with these values)");
+        for line in next_steps(&a.app, a.management_account.is_some()) {
+            println!("{line}");
         }
     }
     Ok(())
+}
+
+/// The steps after `init`, for the branch the user chose: with a management
+/// app, `apply` creates the Zoom app and stores its credentials itself; without
+/// one, the user creates it by hand with the guide and stores them.
+fn next_steps(app: &str, managed: bool) -> Vec<String> {
+    let mgmt = connapp_core::MANAGEMENT_APP;
+    let instance = format!(
+        "connapp secrets set instance-user --app {app}; connapp secrets set instance-password --app {app}   (a ServiceNow admin)"
+    );
+    let consent = "open the consent link apply prints, as a ServiceNow admin, and allow access in Zoom as a Zoom admin other than your own";
+    let mut steps = if managed {
+        vec![
+            "Next (apply creates the Zoom app through the management app):".to_string(),
+            "  1. connapp check".into(),
+            format!(
+                "  2. connapp secrets set client-id --app {mgmt}; connapp secrets set client-secret --app {mgmt}   (the management app's: a Server-to-Server OAuth app with the marketplace scopes)"
+            ),
+            format!("  3. {instance}"),
+            format!(
+                "  4. connapp plan; connapp apply   (creates {app}; its Client ID and Secret go straight into the store)"
+            ),
+            format!(
+                "  5. connapp secrets set secret-token --app {app}   (from the created app's Features > Access page)"
+            ),
+        ]
+    } else {
+        vec![
+            "Next (create the Zoom app by hand; `init --management-account` lets apply do it):".to_string(),
+            "  1. connapp check".into(),
+            "  2. connapp guide --format html --out guide.html   (every Marketplace step with these values)".into(),
+            format!(
+                "  3. connapp secrets set client-id --app {app}; connapp secrets set client-secret --app {app}; connapp secrets set secret-token --app {app}"
+            ),
+            format!(
+                "     and add app_id = \"...\" to [apps.{app}] (the id in the app's Marketplace URL), so a later management app manages this app instead of creating another"
+            ),
+            format!("  4. {instance}"),
+            "  5. connapp apply   (writes the ServiceNow records)".into(),
+        ]
+    };
+    steps.push(format!("  6. {consent}"));
+    steps.push(format!(
+        "  7. connapp login {app} --user-hint YOUR-ZOOM-USER; connapp verify"
+    ));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_steps;
+
+    /// Each branch names only its own way to the app's credentials: with a
+    /// management app nobody is told to store the DEX app's Client ID (apply
+    /// would then refuse to create it); without one the guide and app_id are named.
+    #[test]
+    fn next_steps_follow_the_branch() {
+        let managed = next_steps("dex-zoom", true).join("\n");
+        assert!(!managed.contains("client-id --app dex-zoom"), "{managed}");
+        assert!(
+            managed.contains("client-id --app zoom-marketplace") && managed.contains("connapp apply"),
+            "{managed}"
+        );
+        assert!(!managed.contains("guide"), "{managed}");
+        let manual = next_steps("dex-zoom", false).join("\n");
+        assert!(
+            manual.contains("connapp guide") && manual.contains("app_id"),
+            "{manual}"
+        );
+        assert!(
+            manual.contains("client-id --app dex-zoom") && !manual.contains("zoom-marketplace"),
+            "{manual}"
+        );
+    }
 }

@@ -44,14 +44,14 @@ fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing
         return Ok(buf);
     }
     if !ctx::interactive() {
-        return Err(
-            CliError::failure("standard input is not a terminal, so connapp cannot prompt for the value").hint(
-                format!(
-                    "pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE",
-                    kind.as_str()
-                ),
-            ),
-        );
+        return Err(CliError::with_code(
+            Exit::Usage,
+            "standard input is not a terminal, so connapp cannot prompt for the value",
+        )
+        .hint(format!(
+            "pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE",
+            kind.as_str()
+        )));
     }
     let value = rpassword::prompt_password(format!("{} for {app} (input hidden): ", kind.label()))
         .map_err(|e| CliError::failure(format!("cannot read the value: {e}")))?;
@@ -120,7 +120,7 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
             .map(|p| p.profile)
             .unwrap_or_default();
         let source = connapp_engine::platform::credentials_source(&profile);
-        CliError::with_code(Exit::Invalid, format!("{why}; nothing was stored"))
+        CliError::with_code(Exit::Usage, format!("{why}; nothing was stored"))
             .hint(format!("copy the {} from {source} and try again", kind.label()))
     })?;
     let (store, plugin) = ctx::open_store(&reg, &decl)?;

@@ -5,14 +5,14 @@ use std::io::Write;
 use std::time::Duration;
 
 use connapp_core::{Declaration, GrantKind};
-use connapp_engine::tokens::{self, AppCtx, Consent, Event, Observer, Shared, now, source_name};
+use connapp_engine::tokens::{self, AppCtx, Consent, Event, Health, Observer, Shared, now, source_name};
 use connapp_host::Registry;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
 use crate::ctx;
-use crate::error::CliError;
+use crate::error::{CliError, Exit};
 
 /// Prints the engine's events: notices and warnings on stderr (only
 /// warnings with `--quiet`), the work's own output (`Done`) on stdout unless
@@ -250,6 +250,18 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
 
 pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
+    // Destructive: with several apps the app is named, never picked.
+    if a.app.is_none() && decl.apps.len() > 1 {
+        let names: Vec<&str> = decl.apps.iter().map(|x| x.name.as_str()).collect();
+        return Err(CliError::with_code(
+            Exit::Usage,
+            format!(
+                "the declaration has several apps ({}); name the one to revoke",
+                names.join(", ")
+            ),
+        )
+        .hint(format!("connapp revoke {} --yes", names[0])));
+    }
     let c = load(&reg, &decl, a.app.as_deref())?;
     let name = c.app.name.clone();
     ctx::confirm(
@@ -275,24 +287,53 @@ struct StatusApp {
     grant_type: String,
     store: String,
     store_capabilities: crate::cmd_secrets::CapsJson,
+    /// `ok`, `renews-on-use`, `needs-login`, `lost`, `expired` or `unreadable`.
+    health: &'static str,
+    /// Whether the app can get a token without a person.
+    usable: bool,
     logged_in: bool,
     token_age_secs: Option<u64>,
     expires_in_secs: Option<i64>,
     refresh_token: bool,
+    granted_at: Option<u64>,
+    /// When the provider refused the grant for good (`invalid_grant`); `null`: it has not.
+    lost_at: Option<u64>,
+    lost_reason: Option<String>,
     declared_scopes: Vec<String>,
     /// What the provider said it granted; `null`: not logged in, or its answer did not say.
     granted_scopes: Option<Vec<String>>,
     missing_scopes: Vec<String>,
     extra_scopes: Vec<String>,
     error: Option<String>,
+    /// What to run, when a person must act.
+    fix: Option<String>,
 }
 
+/// What a person runs to make the app usable again.
+fn status_fix(health: Health, app: &str) -> Option<String> {
+    match health {
+        Health::Usable | Health::RenewsOnUse => None,
+        Health::NeedsLogin | Health::Lost | Health::Expired => Some(format!("connapp login {app}")),
+        Health::Unreadable => Some("fix the store (see the error), then connapp status".into()),
+    }
+}
+
+/// `connapp status`: every app's grant as stored; exit 5 when an app needs a
+/// person's consent (none yet, lost, expired), 1 when its state cannot be
+/// read, as `gh auth status` fails when an account is not usable.
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
     let (store, apps) = tokens::status(&decl, &shared(&reg, &decl)?)?;
+    let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
     let out: Vec<StatusApp> = apps
         .into_iter()
         .map(|s| StatusApp {
+            fix: status_fix(s.health, &s.app),
+            health: s.health.word(),
+            usable: s.health.usable(),
+            granted_at: s.granted_at,
+            lost_at: s.lost.as_ref().map(|(at, _)| *at),
+            lost_reason: s.lost.map(|(_, r)| r),
             app: s.app,
             platform: s.platform,
             grant_type: s.grant_type,
@@ -309,18 +350,46 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             error: s.error,
         })
         .collect();
+    let verdict = status_verdict(&healths);
     if a.json {
-        return ctx::print_json(&out);
+        ctx::print_json(&out)?;
+    } else {
+        print_status(&mut std::io::stdout().lock(), &out, &store.store, g.quiet)?;
     }
-    let mut w = std::io::stdout().lock();
+    match verdict {
+        None => Ok(()),
+        Some(code) => Err(CliError::with_code(code, String::new())),
+    }
+}
+
+/// The exit code of `status`: `None` when every app is usable.
+fn status_verdict(healths: &[Health]) -> Option<Exit> {
+    if healths.contains(&Health::Unreadable) {
+        Some(Exit::Failure)
+    } else if healths.iter().any(|h| !h.usable()) {
+        Some(Exit::Reauth)
+    } else {
+        None
+    }
+}
+
+fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool) -> std::io::Result<()> {
+    let width = out.iter().map(|s| s.app.len()).max().unwrap_or(3).clamp(3, 32);
     writeln!(
         w,
-        "{:<18} {:<20} {:<10} {:<12} {:<16} STORE",
-        "APP", "GRANT", "TOKEN", "EXPIRES", "SCOPES"
+        "{:<width$} {:<19} {:<10} {:<13} SCOPES",
+        "APP", "GRANT", "TOKEN", "EXPIRES"
     )?;
-    for s in &out {
-        let token = if s.logged_in { "yes" } else { "none" };
+    for s in out {
+        let token = match s.health {
+            "lost" => "LOST",
+            "expired" => "expired",
+            "unreadable" => "unreadable",
+            _ if s.logged_in => "yes",
+            _ => "none",
+        };
         let expires = match s.expires_in_secs {
+            _ if s.health == "lost" => "-".into(),
             Some(e) if e > 0 => format!("in {} min", e / 60),
             // Apps without a user get a new token from `connapp token` (or any command) when due.
             Some(_) if s.grant_type != "authorization_code" => "renews on use".into(),
@@ -338,10 +407,10 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         };
         writeln!(
             w,
-            "{:<18} {:<20} {:<10} {:<12} {:<16} {}",
-            s.app, s.grant_type, token, expires, scopes, s.store
+            "{:<width$} {:<19} {:<10} {:<13} {}",
+            s.app, s.grant_type, token, expires, scopes
         )?;
-        if !s.missing_scopes.is_empty() && !g.quiet {
+        if !s.missing_scopes.is_empty() && !quiet {
             writeln!(
                 w,
                 "  missing: {} (consent again after adding them to the app)",
@@ -351,6 +420,27 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         if let Some(e) = &s.error {
             writeln!(w, "  error: {e}")?;
         }
+        match (&s.fix, s.lost_at, &s.lost_reason) {
+            (Some(fix), Some(at), Some(reason)) => {
+                writeln!(w, "  lost {} ({reason}) -> {fix}", tokens::ago(at, now()))?
+            }
+            (Some(fix), _, _) => writeln!(w, "  {} -> {fix}", s.health)?,
+            _ => {}
+        }
+    }
+    writeln!(w, "store: {store}")?;
+    let usable = out.iter().filter(|s| s.usable).count();
+    let fixes: Vec<&str> = out.iter().filter_map(|s| s.fix.as_deref()).collect();
+    if fixes.is_empty() {
+        writeln!(w, "{} app(s), all usable.", out.len())?;
+    } else {
+        writeln!(
+            w,
+            "{} app(s): {usable} usable, {} not: {}",
+            out.len(),
+            out.len() - usable,
+            fixes.join("; ")
+        )?;
     }
     Ok(())
 }

@@ -19,8 +19,36 @@ use crate::error::{CliError, Exit};
 #[derive(Serialize)]
 struct VerifyJson<'a> {
     app: &'a str,
+    /// No check failed.
     ok: bool,
+    /// Every check was exercised and passed: no failure, nothing skipped, no warning.
+    proven: bool,
     checks: &'a [Check],
+}
+
+/// The closing line: "everything declared works" only when every row was
+/// exercised and passed; a row that was not exercised (skip) or only warned
+/// keeps it from being said.
+fn verdict(app: &str, checks: &[Check]) -> String {
+    let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
+    let (failed, skipped, warned) = (count(Outcome::Fail), count(Outcome::Skip), count(Outcome::Warn));
+    if failed > 0 {
+        format!("{app}: {failed} check(s) failed; see WHAT TO DO.")
+    } else if skipped + warned > 0 {
+        let mut parts = Vec::new();
+        if skipped > 0 {
+            parts.push(format!("{skipped} not exercised"));
+        }
+        if warned > 0 {
+            parts.push(format!("{warned} with a warning"));
+        }
+        format!(
+            "{app}: nothing failed, but not everything is proven ({}); see WHAT TO DO.",
+            parts.join(", ")
+        )
+    } else {
+        format!("{app}: everything declared works.")
+    }
 }
 
 fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
@@ -60,21 +88,41 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
         ctx::print_json(&VerifyJson {
             app: &app.name,
             ok,
+            proven: checks.iter().all(|c| c.result == Outcome::Ok),
             checks: &checks,
         })?;
     } else {
         let mut out = std::io::stdout().lock();
         print_table(&mut out, &checks)?;
-        let failed = checks.iter().filter(|c| c.result == Outcome::Fail).count();
-        if ok {
-            writeln!(out, "{}: everything declared works.", app.name)?;
-        } else {
-            writeln!(out, "{}: {failed} check(s) failed; see WHAT TO DO.", app.name)?;
-        }
+        writeln!(out, "{}", verdict(&app.name, &checks))?;
     }
     if ok {
         Ok(())
     } else {
         Err(CliError::with_code(Exit::Failure, String::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use connapp_engine::verify::row;
+
+    use super::*;
+
+    #[test]
+    fn only_rows_that_all_passed_make_everything_work() {
+        let ok = row("grant", "connapp's token", "", Outcome::Ok);
+        let all = [ok.clone(), ok.clone()];
+        assert_eq!(verdict("a", &all), "a: everything declared works.");
+        let skipped = [ok.clone(), row("servicenow", "calls", "", Outcome::Skip)];
+        assert!(verdict("a", &skipped).contains("not everything is proven (1 not exercised)"));
+        let warned = [ok.clone(), row("servicenow", "calls", "", Outcome::Warn)];
+        assert!(verdict("a", &warned).contains("1 with a warning"));
+        let failed = [
+            ok,
+            row("servicenow", "calls", "", Outcome::Fail),
+            row("x", "y", "", Outcome::Skip),
+        ];
+        assert_eq!(verdict("a", &failed), "a: 1 check(s) failed; see WHAT TO DO.");
     }
 }

@@ -137,8 +137,21 @@ pub const MAX_ANSWER_BYTES: u64 = 16 * 1024;
 /// Checks the declaration; on errors prints them and fails with exit code 3.
 /// The app `name` names (or the only one), or the declaration's error as a usage error.
 pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_core::App, CliError> {
-    decl.app(name)
-        .map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))
+    decl.app(name).map_err(|e| {
+        let err = CliError::with_code(Exit::Usage, e.to_string());
+        match &e {
+            connapp_core::AppLookupError::Unknown { name, known } => {
+                match connapp_core::nearest(name, known.iter().map(String::as_str)) {
+                    Some(near) => err.hint(format!("did you mean `{near}`?")),
+                    None => err.hint("name one of the declaration's apps (`connapp check --json` lists them)"),
+                }
+            }
+            connapp_core::AppLookupError::Ambiguous { known } => err.hint(format!(
+                "name the app: e.g. --app {}",
+                known.first().map_or("NAME", String::as_str)
+            )),
+        }
+    })
 }
 
 /// What most commands start with: the plugins (load failures warned
@@ -156,8 +169,33 @@ pub fn load_declaration(g: &Global, reg: &Registry) -> Result<(PathBuf, Declarat
     match report.declaration {
         Some(d) => Ok((path, d)),
         None => {
-            for d in &report.diagnostics {
+            // A store kind that is missing because its plugin was refused is
+            // a plugin failure: never advise another kind (the secrets are in
+            // this one).
+            let refused_store = !reg.failures().is_empty() && report.diagnostics.iter().any(|d| d.rule == "store-kind");
+            for d in report
+                .diagnostics
+                .iter()
+                .filter(|d| !(refused_store && d.rule == "store-kind"))
+            {
                 eprintln!("{d}");
+            }
+            if refused_store {
+                let why: Vec<String> = reg
+                    .failures()
+                    .iter()
+                    .map(|f| format!("  {}: {}", f.path.display(), f.error))
+                    .collect();
+                return Err(CliError::with_code(
+                    Exit::Plugin,
+                    format!(
+                        "the declaration's store kind is not installed, and {} plugin librar{} refused; the store may be among them:\n{}",
+                        why.len(),
+                        if why.len() == 1 { "y was" } else { "ies were" },
+                        why.join("\n")
+                    ),
+                )
+                .hint("fix what the refusal says, then run the command again; keep the store kind: the secrets are in that store"));
             }
             let n = report
                 .diagnostics

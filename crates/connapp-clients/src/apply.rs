@@ -226,8 +226,8 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 obs.event(Event::Done(&format!(
                     "{}: applied {} change(s) to {} app {}; the export matches.",
                     app.name,
-                    m.provider(),
                     p.changes.len(),
+                    m.provider(),
                     p.app_id.as_deref().unwrap_or("")
                 )));
                 if p.action == "update"

@@ -42,6 +42,25 @@ pub struct AppPlan {
     /// The live manifest with the declaration's settings merged in: what apply writes.
     #[serde(skip)]
     pub merged: Value,
+    /// Why `apply` would refuse this plan, found while planning (so `plan`
+    /// says it before `apply` does); `null` when nothing stands in the way.
+    pub blocked: Option<Blocked>,
+}
+
+/// A refusal `apply` would make, known at plan time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Blocked {
+    /// What stands in the way.
+    pub message: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl Blocked {
+    /// The refusal as an error (what `apply` reports).
+    pub fn error(&self) -> Error {
+        Error::failure(self.message.clone()).hint(self.fix.clone())
+    }
 }
 
 impl AppPlan {
@@ -58,6 +77,7 @@ impl AppPlan {
             scopes_removed: Vec::new(),
             live: Value::Null,
             merged: Value::Null,
+            blocked: None,
         }
     }
 

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind};
 use connapp_host::{LoadedPlugin, Registry};
+/// "12 min ago": the words messages use for a past moment.
+pub use connapp_oauth::ago;
 use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
 use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenStore};
 use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
@@ -425,11 +427,44 @@ impl<'r> AppCtx<'r> {
                     ErrorKind::Reauth,
                     format!("the provider no longer accepts the refresh token of {app} ({source}). {why}"),
                 )
-                .hint(format!("run `connapp login {app}` to consent again"))
+                .hint(format!(
+                    "run `connapp login {app}` to consent again{}",
+                    self.one_grant_per_user()
+                ))
             }
+            e @ LifecycleError::GrantLost { .. } => Error::new(ErrorKind::Reauth, e.to_string()).hint(format!(
+                "connapp serves none of its tokens any more: run `connapp login {app}` to consent again{}",
+                self.one_grant_per_user()
+            )),
             LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
             LifecycleError::Edge(e) => edge_error(app, e),
             other => Error::failure(format!("{app}: {other}")),
+        }
+    }
+
+    /// The caution a consent needs when the app has a consumer that holds a
+    /// grant of its own: which Zoom user consents matters.
+    fn one_grant_per_user(&self) -> String {
+        match &self.app.target {
+            Some(t) => format!(
+                " — as a different {} user than the one {} consented as, or {}'s grant ends too",
+                self.display(),
+                t.display,
+                t.display
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// connapp's own token record for this app as stored: no network, no
+    /// refresh, no lock. `None` when it holds none.
+    pub fn stored_record(&self) -> Result<Option<TokenRecord>, Error> {
+        match Secrets::new(&self.shared.store).token(&self.app.name) {
+            Ok(Some(r)) => TokenRecord::from_bytes(&r.value)
+                .map(Some)
+                .map_err(|e| Error::failure(format!("{}: {e}", self.app.name))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.shared.store_error(e)),
         }
     }
 
@@ -699,6 +734,48 @@ pub struct AppStatus {
     pub extra_scopes: Vec<String>,
     /// Why the state could not be read.
     pub error: Option<String>,
+    /// When the grant began (consent or first mint), if the record says.
+    pub granted_at: Option<u64>,
+    /// The provider refused the grant for good: when connapp learned it, and what it said.
+    pub lost: Option<(u64, String)>,
+    /// What it all means.
+    pub health: Health,
+}
+
+/// Whether an app can get a token now, as `status` judges it from what is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// A token is stored and the grant is not known to be lost.
+    Usable,
+    /// No token yet, and the app gets one from its own credentials on first use.
+    RenewsOnUse,
+    /// A user's consent is needed: no token stored yet.
+    NeedsLogin,
+    /// The provider refused the grant for good: consent again.
+    Lost,
+    /// The access token expired and the grant has no refresh token.
+    Expired,
+    /// The store or the record could not be read.
+    Unreadable,
+}
+
+impl Health {
+    /// Whether the app can get a token without a person.
+    pub fn usable(self) -> bool {
+        matches!(self, Health::Usable | Health::RenewsOnUse)
+    }
+
+    /// The word `status` prints and `--json` carries.
+    pub fn word(self) -> &'static str {
+        match self {
+            Health::Usable => "ok",
+            Health::RenewsOnUse => "renews-on-use",
+            Health::NeedsLogin => "needs-login",
+            Health::Lost => "lost",
+            Health::Expired => "expired",
+            Health::Unreadable => "unreadable",
+        }
+    }
 }
 
 /// The store every app's tokens are in: its kind, location and capabilities.
@@ -733,11 +810,30 @@ pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, V
             missing_scopes: vec![],
             extra_scopes: vec![],
             error: None,
+            granted_at: None,
+            lost: None,
+            health: if app.oauth.grant == GrantKind::AuthorizationCode {
+                Health::NeedsLogin
+            } else {
+                Health::RenewsOnUse
+            },
         };
         match Secrets::new(&shared.store).token(&app.name) {
             Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
                 Ok(rec) => {
                     let t = now();
+                    s.health = if rec.lost.is_some() {
+                        Health::Lost
+                    } else if rec.refresh_token.is_none()
+                        && app.oauth.grant == GrantKind::AuthorizationCode
+                        && !rec.is_fresh(t, 0)
+                    {
+                        Health::Expired
+                    } else {
+                        Health::Usable
+                    };
+                    s.granted_at = rec.granted_at;
+                    s.lost = rec.lost.as_ref().map(|l| (l.at, l.reason.clone()));
                     s.logged_in = true;
                     s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));
                     s.expires_in_secs = Some(rec.expires_at as i64 - t as i64);
@@ -748,10 +844,16 @@ pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, V
                     }
                     s.granted_scopes = rec.scopes.clone();
                 }
-                Err(e) => s.error = Some(e),
+                Err(e) => {
+                    s.error = Some(e);
+                    s.health = Health::Unreadable;
+                }
             },
             Ok(None) => {}
-            Err(e) => s.error = Some(shared.store_error(e).message),
+            Err(e) => {
+                s.error = Some(shared.store_error(e).message);
+                s.health = Health::Unreadable;
+            }
         }
         out.push(s);
     }

@@ -493,13 +493,18 @@ fn check_entry(p: &Path, what: &str) -> Result<(), String> {
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
-        let sticky = if mode & 0o1000 != 0 {
-            " (sticky, like /tmp: anyone can still create files and directories in it)"
-        } else {
-            ""
-        };
+        // A sticky shared directory (/tmp, /var/tmp) is meant to be writable
+        // by everyone: changing it would break the system. Move the files out.
+        if mode & 0o1000 != 0 && meta.is_dir() {
+            return Err(format!(
+                "{what} {} is writable by everyone (mode {:03o}, sticky, like /tmp: anyone can create files and directories in it), so another user could plant a plugin there; fix: move the plugin (or the whole unpacked release) to a directory only you and root can write, e.g. ~/.local/share/connapp/plugins — do not change the mode of {}",
+                p.display(),
+                mode & 0o777,
+                p.display()
+            ));
+        }
         return Err(format!(
-            "{what} {} is group- or world-writable (mode {:03o}){sticky}, so another user could replace the plugin; fix: chmod go-w {}, or move the plugin to a directory only you and root can write",
+            "{what} {} is group- or world-writable (mode {:03o}), so another user could replace the plugin; fix: chmod go-w {}, or move the plugin to a directory only you and root can write",
             p.display(),
             mode & 0o777,
             p.display()
@@ -770,10 +775,13 @@ mod tests {
             "{e}"
         );
 
-        // Sticky does not make it trusted.
+        // Sticky does not make it trusted, and the fix is to move the
+        // plugin, never to change a shared directory like /tmp.
         mode(&top, 0o1777);
         let e = Registry::default().load_file(&lib).expect_err("refused");
         assert!(e.to_string().contains("sticky"), "{e}");
+        assert!(!e.to_string().contains("chmod"), "{e}");
+        assert!(e.to_string().contains("move the plugin"), "{e}");
 
         // The library itself comes first.
         mode(&lib, 0o666);

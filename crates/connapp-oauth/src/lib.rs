@@ -81,6 +81,17 @@ impl EdgeError {
     }
 }
 
+/// "12 min ago": how long before `now` the moment `at` was, in the words
+/// connapp's messages use (both unix seconds).
+pub fn ago(at: u64, now: u64) -> String {
+    match now.saturating_sub(at) {
+        s @ 0..120 => format!("{s} s ago"),
+        s @ 120..7_200 => format!("{} min ago", s / 60),
+        s @ 7_200..172_800 => format!("{} h ago", s / 3_600),
+        s => format!("{} days ago", s / 86_400),
+    }
+}
+
 /// Checks an endpoint URL: https, or http on a loopback host; no userinfo, no fragment.
 pub fn check_endpoint(what: &'static str, raw: &str) -> Result<Url, EdgeError> {
     let policy = |why| EdgeError::Policy {

@@ -158,6 +158,19 @@ pub enum LifecycleError {
         /// What it said.
         source: EdgeError,
     },
+    /// The provider refused this grant for good earlier (recorded in the
+    /// token record); its tokens are dead and only a new consent helps.
+    #[error("the provider refused the grant of {app} for good {} ({reason})", crate::ago(*at, *now))]
+    GrantLost {
+        /// The app.
+        app: String,
+        /// When connapp learned it.
+        at: u64,
+        /// Now.
+        now: u64,
+        /// What the provider said.
+        reason: String,
+    },
     /// The network or provider failed otherwise.
     #[error(transparent)]
     Edge(#[from] EdgeError),
@@ -176,6 +189,9 @@ pub enum LifecycleError {
         secs: u64,
     },
 }
+
+/// The longest provider reason a lost-grant mark keeps.
+const LOST_REASON_MAX: usize = 300;
 
 /// "expired 30 s ago" or "expires in 20 s" (inside the refresh margin).
 fn when(expires_at: u64, now: u64) -> String {
@@ -557,6 +573,7 @@ impl Lifecycle {
         if !force
             && self.journal_files().is_empty()
             && let Some((rec, _)) = self.read(store)?
+            && rec.lost.is_none()
             && rec.is_fresh(now(), self.margin)
         {
             return Ok((rec, Source::Stored));
@@ -570,6 +587,16 @@ impl Lifecycle {
             (None, Some(mint)) => return self.mint(store, self.key(store, &mut slot)?, None, mint, now),
             (None, None) => return Err(LifecycleError::NoToken { app: self.app.clone() }),
         };
+        // A grant the provider refused for good: its tokens are never served
+        // (an access token may look fresh, but it is dead).
+        if let Some(lost) = &rec.lost {
+            return Err(LifecycleError::GrantLost {
+                app: self.app.clone(),
+                at: lost.at,
+                now: now(),
+                reason: lost.reason.clone(),
+            });
+        }
         if rec.is_fresh(now(), self.margin) && (!force || replayed) {
             let src = if replayed {
                 Source::Replayed
@@ -595,16 +622,59 @@ impl Lifecycle {
             });
         };
         fault("before-request");
-        let set = (renew.refresh)(rt).map_err(|e| match e {
-            EdgeError::Rejected { .. } => LifecycleError::RefreshRejected {
-                app: self.app.clone(),
-                source: e,
-            },
-            other => LifecycleError::Edge(other),
-        })?;
+        let set = match (renew.refresh)(rt) {
+            Ok(set) => set,
+            Err(e @ EdgeError::Rejected { .. }) => {
+                if e.oauth_error() == Some("invalid_grant")
+                    && let Some(elsewhere) = self.grant_refused(store, &rec, version, &e, now)?
+                {
+                    return Ok((elsewhere, Source::RefreshedElsewhere));
+                }
+                return Err(LifecycleError::RefreshRejected {
+                    app: self.app.clone(),
+                    source: e,
+                });
+            }
+            Err(other) => return Err(LifecycleError::Edge(other)),
+        };
         let new = rec.refreshed(set, now());
         self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
+    }
+
+    /// The provider said `invalid_grant` to the refresh token of `rec` (read
+    /// at `version`). If another holder has stored a newer record since (a
+    /// host that does not share this lock refreshed a rotating refresh token
+    /// first), that record is the answer. Otherwise the grant is gone: the
+    /// record is marked lost — only if it is still at `version` — so every
+    /// later `token` and `status` knows without asking the provider again.
+    fn grant_refused(
+        &self,
+        store: &dyn TokenStore,
+        rec: &TokenRecord,
+        version: u64,
+        e: &EdgeError,
+        now: &dyn Fn() -> u64,
+    ) -> Result<Option<TokenRecord>, LifecycleError> {
+        if let Some((newer, v)) = self.read(store)?
+            && v != version
+        {
+            let usable = newer.lost.is_none() && newer.is_fresh(now(), self.margin);
+            return Ok(usable.then_some(newer));
+        }
+        let mut reason = e.to_string();
+        if reason.len() > LOST_REASON_MAX {
+            let mut cut = LOST_REASON_MAX;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        tracing::warn!(app = %self.app, "the provider refused the grant (invalid_grant); marking it lost");
+        // A failed mark (the store moved on, or failed) leaves the record as
+        // it was; the refusal is reported either way.
+        let _ = store.save(&rec.marked_lost(now(), reason).to_bytes(), Some(version));
+        Ok(None)
     }
 
     /// A new token from the client's credentials, committed like a refresh.
@@ -705,6 +775,8 @@ mod tests {
             scopes: None,
             grant_type: "authorization_code".into(),
             api_url: None,
+            granted_at: None,
+            lost: None,
         }
     }
 
@@ -755,25 +827,79 @@ mod tests {
         assert_eq!(r.access_token.expose_secret(), "a2");
     }
 
+    fn refused(error: &str) -> EdgeError {
+        EdgeError::Rejected {
+            endpoint: "token endpoint",
+            status: 400,
+            error: error.into(),
+            reason: Some("Invalid Token!".into()),
+        }
+    }
+
+    fn stored(store: &Mem) -> TokenRecord {
+        let (b, _) = store.load().expect("load").expect("kept");
+        TokenRecord::from_bytes(&b).expect("rec")
+    }
+
+    /// A refusal that is not about the grant (here the client's
+    /// credentials) is reported and leaves the record as it was.
     #[test]
     fn a_rejected_refresh_is_reported_and_changes_nothing() {
         let (_dir, l, store) = world();
         l.store_new(&store, &rec("a1", "r1", 10, 0)).expect("store");
-        let refresh = |_: &SecretString| {
-            Err(EdgeError::Rejected {
-                endpoint: "token endpoint",
-                status: 400,
-                error: "invalid_grant".into(),
-                reason: Some("Invalid Token!".into()),
-            })
-        };
+        let refresh = |_: &SecretString| Err(refused("invalid_client"));
         let e = token_at(&l, &store, 100, &refresh).expect_err("rejected");
         assert!(matches!(e, LifecycleError::RefreshRejected { .. }), "{e}");
-        let (b, _) = store.load().expect("load").expect("kept");
-        assert_eq!(
-            TokenRecord::from_bytes(&b).expect("rec").access_token.expose_secret(),
-            "a1"
-        );
+        let kept = stored(&store);
+        assert_eq!(kept.access_token.expose_secret(), "a1");
+        assert_eq!(kept.lost, None);
+    }
+
+    /// `invalid_grant` ends the grant: the record is marked lost, and later
+    /// calls refuse at once — no request, never the dead token — even while
+    /// the access token still looks fresh.
+    #[test]
+    fn invalid_grant_marks_the_grant_lost_and_its_tokens_are_never_served() {
+        let (_dir, l, store) = world();
+        l.store_new(&store, &rec("a1", "r1", 10, 0)).expect("store");
+        let e = token_at(&l, &store, 100, &|_| Err(refused("invalid_grant"))).expect_err("rejected");
+        assert!(matches!(e, LifecycleError::RefreshRejected { .. }), "{e}");
+        let lost = stored(&store).lost.expect("marked lost");
+        assert_eq!(lost.at, 100);
+        assert!(lost.reason.contains("invalid_grant"), "{}", lost.reason);
+        // The same access token, fresh again by the clock: still refused, without a request.
+        let asked = std::cell::Cell::new(0);
+        let count = |_: &SecretString| {
+            asked.set(asked.get() + 1);
+            Ok(set("a2", "r2"))
+        };
+        let e = token_at(&l, &store, 1, &count).expect_err("lost");
+        assert!(matches!(e, LifecycleError::GrantLost { at: 100, .. }), "{e}");
+        assert_eq!(asked.get(), 0);
+        // A new consent stores a new record: served again.
+        l.store_new(&store, &rec("a3", "r3", 10_000, 200)).expect("login");
+        let (r, _) = token_at(&l, &store, 300, &count).expect("fresh");
+        assert_eq!(r.access_token.expose_secret(), "a3");
+    }
+
+    /// A holder that lost the race for a rotating refresh token sees
+    /// `invalid_grant`, but the winner's record is in the store: that one is
+    /// served, nothing is marked lost.
+    #[test]
+    fn invalid_grant_after_another_holder_refreshed_serves_the_newer_record() {
+        let (_dir, l, store) = world();
+        l.store_new(&store, &rec("a1", "r1", 10, 0)).expect("store");
+        let winner = rec("a2", "r2", 10_000, 90);
+        let refresh = |_: &SecretString| {
+            // Another host (not under this lock) refreshes first, then the provider refuses r1.
+            let (_, v) = store.load().expect("load").expect("record");
+            store.save(&winner.to_bytes(), Some(v)).expect("the winner writes");
+            Err(refused("invalid_grant"))
+        };
+        let (r, src) = token_at(&l, &store, 100, &refresh).expect("the winner's token");
+        assert_eq!(r.access_token.expose_secret(), "a2");
+        assert_eq!(src, Source::RefreshedElsewhere);
+        assert_eq!(stored(&store).lost, None);
     }
 
     /// RFC 6749 §6: a refresh answer may leave out `refresh_token`; the old

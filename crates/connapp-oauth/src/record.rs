@@ -25,6 +25,21 @@ pub struct TokenRecord {
     pub grant_type: String,
     /// The provider's API base for this account (Zoom's `api_url`).
     pub api_url: Option<String>,
+    /// When the grant itself began (the consent, or the first minted token);
+    /// kept across refreshes. `None` in records written before connapp kept it.
+    pub granted_at: Option<u64>,
+    /// Set when the provider refused the grant for good (`invalid_grant`):
+    /// the tokens are dead and only a new consent helps. Cleared by a login.
+    pub lost: Option<Lost>,
+}
+
+/// A grant the provider refused for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// When connapp learned it (unix seconds).
+    pub at: u64,
+    /// What the provider said (its error code and description; never a token).
+    pub reason: String,
 }
 
 #[derive(Serialize)]
@@ -40,6 +55,10 @@ struct WireOut<'a> {
     grant_type: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    granted_at: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lost: Option<&'a Lost>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +74,10 @@ struct WireIn {
     grant_type: String,
     #[serde(default)]
     api_url: Option<String>,
+    #[serde(default)]
+    granted_at: Option<u64>,
+    #[serde(default)]
+    lost: Option<Lost>,
 }
 
 impl TokenRecord {
@@ -69,6 +92,8 @@ impl TokenRecord {
             api_url: set.api_url,
             access_token: set.access_token,
             refresh_token: set.refresh_token,
+            granted_at: Some(now),
+            lost: None,
         }
     }
 
@@ -83,6 +108,8 @@ impl TokenRecord {
             scopes: self.scopes.as_deref(),
             grant_type: &self.grant_type,
             api_url: self.api_url.as_deref(),
+            granted_at: self.granted_at,
+            lost: self.lost.as_ref(),
         };
         let mut out = Zeroizing::new(Vec::with_capacity(1024));
         // Serializing plain strings and numbers into a Vec cannot fail.
@@ -110,6 +137,8 @@ impl TokenRecord {
             scopes: w.scopes,
             grant_type: w.grant_type,
             api_url: w.api_url,
+            granted_at: w.granted_at,
+            lost: w.lost,
         })
     }
 
@@ -133,7 +162,24 @@ impl TokenRecord {
         if new.api_url.is_none() {
             new.api_url = self.api_url.clone();
         }
+        // The same grant goes on.
+        new.granted_at = self.granted_at.or(Some(self.obtained_at));
         new
+    }
+
+    /// The same tokens, marked as refused for good at `at` for `reason`.
+    pub fn marked_lost(&self, at: u64, reason: String) -> Self {
+        TokenRecord {
+            access_token: self.access_token.clone(),
+            refresh_token: self.refresh_token.clone(),
+            expires_at: self.expires_at,
+            obtained_at: self.obtained_at,
+            scopes: self.scopes.clone(),
+            grant_type: self.grant_type.clone(),
+            api_url: self.api_url.clone(),
+            granted_at: self.granted_at,
+            lost: Some(Lost { at, reason }),
+        }
     }
 }
 
@@ -151,6 +197,8 @@ mod tests {
             scopes: Some(vec!["a".into()]),
             grant_type: "authorization_code".into(),
             api_url: Some("https://api.zoom.us".into()),
+            granted_at: Some(5),
+            lost: None,
         };
         let b = r.to_bytes();
         let back = TokenRecord::from_bytes(&b).expect("parses");

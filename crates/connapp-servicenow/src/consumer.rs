@@ -187,6 +187,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
         ids.insert(l.key.clone(), sys_id);
     }
     let mut items = Vec::new();
+    let mut created_now = std::collections::HashSet::new();
     for spec in &cons.desired.records {
         let (key, table) = (spec.key.clone(), spec.table.clone());
         let mut found: Option<Record> = None;
@@ -195,6 +196,9 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
             found = rows.into_iter().next();
         }
         let created_by = spec.created_by.is_some();
+        // A row the instance made itself because this run created its parent:
+        // counted as created, as the plan announced it.
+        let appeared = execute && spec.created_by.as_ref().is_some_and(|p| created_now.contains(p));
         if found.is_none() && execute && created_by {
             // The instance creates it with its parent; give the business rule a moment.
             for _ in 0..20 {
@@ -234,7 +238,13 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                     key,
                     table,
                     label,
-                    action: if changes.is_empty() { "none" } else { "update" },
+                    action: if appeared {
+                        "created-by-instance"
+                    } else if changes.is_empty() {
+                        "none"
+                    } else {
+                        "update"
+                    },
                     sys_id: Some(id),
                     changes,
                 }
@@ -259,6 +269,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                     .map_err(|e| error(name, e))?;
                 let id = row.get("sys_id").and_then(Value::as_str).unwrap_or("").to_string();
                 ids.insert(key.clone(), id.clone());
+                created_now.insert(key.clone());
                 write_only(c, inst, spec, &table, &id)?;
                 Item {
                     key,
@@ -373,6 +384,29 @@ pub fn has_token(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>)
 
 /// The expiry (unix time) of the refresh token ServiceNow holds for the credential.
 pub fn token_expiry(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<Option<u64>, Error> {
+    Ok(held_grant(c, cons, ids)?.and_then(|g| g.refresh_expires))
+}
+
+/// What ServiceNow holds of its grant for the credential (`oauth_credential`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeldGrant {
+    /// When its refresh token expires.
+    pub refresh_expires: Option<u64>,
+    /// When it stored the tokens it holds now (its consent, or its last refresh).
+    pub obtained: Option<u64>,
+    /// The scopes the provider said it granted; `None` when the rows do not say.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A `YYYY-MM-DD HH:MM:SS` (UTC) date-time as unix seconds.
+pub fn glide_time(t: &str) -> Option<u64> {
+    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|d| d.and_utc().timestamp().max(0) as u64)
+}
+
+/// ServiceNow's tokens for the credential: `None` when it holds none.
+pub fn held_grant(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<Option<HeldGrant>, Error> {
     let (Some(cred), Some(profile)) = (ids.get("credential"), ids.get("profile")) else {
         return Ok(None);
     };
@@ -390,18 +424,106 @@ pub fn token_expiry(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, Strin
         c,
         &cons.inst,
         "oauth_credential",
-        &format!("oauth_requestor_profile={rp}^type=refresh_token"),
-        &["sys_id", "expires"],
+        &format!("oauth_requestor_profile={rp}"),
+        &["type", "expires", "scopes", "sys_created_on"],
     )?;
-    Ok(tokens
+    if tokens.is_empty() {
+        return Ok(None);
+    }
+    let field = |t: &Record, f: &str| t.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let refresh: Vec<&Record> = tokens.iter().filter(|t| field(t, "type") == "refresh_token").collect();
+    let scopes = tokens
         .iter()
-        .filter_map(|t| t.get("expires").and_then(Value::as_str))
-        .filter_map(|e| {
-            chrono::NaiveDateTime::parse_from_str(e, "%Y-%m-%d %H:%M:%S")
-                .ok()
-                .map(|d| d.and_utc().timestamp().max(0) as u64)
+        .map(|t| field(t, "scopes"))
+        .find(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.split([' ', ','])
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        });
+    Ok(Some(HeldGrant {
+        refresh_expires: refresh.iter().filter_map(|t| glide_time(&field(t, "expires"))).max(),
+        obtained: tokens
+            .iter()
+            .filter_map(|t| glide_time(&field(t, "sys_created_on")))
+            .max(),
+        scopes,
+    }))
+}
+
+/// One outbound call the instance made, from `sys_outbound_http_log`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundCall {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The URL called (without its query).
+    pub url: String,
+    /// The HTTP status; 0 when no answer came.
+    pub status: u16,
+    /// When (unix seconds).
+    pub at: u64,
+}
+
+/// How many of the newest outbound calls `verify` reads.
+pub const OUTBOUND_CALLS_READ: usize = 50;
+
+/// The newest calls the instance made to any of `prefixes` (the provider's
+/// token URL and API base, as ServiceNow's own records name them), newest first.
+pub fn outbound_calls(c: &AppCtx<'_>, cons: &Consumer, prefixes: &[String]) -> Result<Vec<OutboundCall>, Error> {
+    let prefixes: Vec<&String> = prefixes.iter().filter(|p| !p.is_empty()).collect();
+    if prefixes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query = prefixes
+        .iter()
+        .map(|p| format!("urlSTARTSWITH{p}"))
+        .collect::<Vec<_>>()
+        .join("^OR");
+    let rows = c
+        .shared
+        .rt
+        .block_on(cons.inst.list_first(
+            "sys_outbound_http_log",
+            &format!("{query}^ORDERBYDESCsys_created_on"),
+            &["url", "http_method", "response_status", "sys_created_on"],
+            Some(OUTBOUND_CALLS_READ),
+        ))
+        .map_err(|e| error(&c.app.name, e))?;
+    let field = |t: &Record, f: &str| t.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut calls: Vec<OutboundCall> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(OutboundCall {
+                method: field(r, "http_method"),
+                url: field(r, "url"),
+                status: field(r, "response_status").parse().unwrap_or(0),
+                at: glide_time(&field(r, "sys_created_on"))?,
+            })
         })
-        .max())
+        // An invalid query part matches more rows, not fewer (docs/servicenow.md §3.2).
+        .filter(|call| prefixes.iter().any(|p| call.url.starts_with(p.as_str())))
+        .collect();
+    calls.sort_by_key(|c| std::cmp::Reverse(c.at));
+    Ok(calls)
+}
+
+/// A field of one of the consumer's own records (`key` as the plan's ids name it).
+pub fn record_field(
+    c: &AppCtx<'_>,
+    cons: &Consumer,
+    ids: &HashMap<String, String>,
+    key: &str,
+    table: &str,
+    field: &str,
+) -> Result<Option<String>, Error> {
+    let Some(id) = ids.get(key) else { return Ok(None) };
+    let rows = list(c, &cons.inst, table, &format!("sys_id={id}"), &[field])?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.get(field))
+        .and_then(Value::as_str)
+        .map(str::to_string))
 }
 
 /// Loads what the consumer needs, or `None` when the app has no target or the

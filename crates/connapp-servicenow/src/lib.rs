@@ -233,10 +233,26 @@ impl Instance {
 
     /// Rows of `table` matching the encoded `query`, references as plain sys_ids.
     pub async fn list(&self, table: &str, query: &str, fields: &[&str]) -> Result<Vec<Record>, SnError> {
+        self.list_first(table, query, fields, None).await
+    }
+
+    /// The first `limit` rows of `table` matching `query` (its `ORDERBY` says
+    /// which come first); all of them (the instance's default limit) with `None`.
+    pub async fn list_first(
+        &self,
+        table: &str,
+        query: &str,
+        fields: &[&str],
+        limit: Option<usize>,
+    ) -> Result<Vec<Record>, SnError> {
         let fields = fields.join(",");
+        let limit = limit.map(|n| n.to_string());
         let mut q = vec![("sysparm_query", query), ("sysparm_exclude_reference_link", "true")];
         if !fields.is_empty() {
             q.push(("sysparm_fields", fields.as_str()));
+        }
+        if let Some(n) = &limit {
+            q.push(("sysparm_limit", n.as_str()));
         }
         let v = self
             .send(Method::GET, "read", table, &format!("/api/now/table/{table}"), &q, None)

@@ -11,7 +11,7 @@
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, GrantKind, SecretKind};
 use connapp_engine::history;
-use connapp_engine::manage::AppPlan;
+use connapp_engine::manage::{AppPlan, Blocked};
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
 use connapp_engine::{Error, ErrorKind};
@@ -186,7 +186,13 @@ pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> 
         (Some(_), true) => "none",
         (Some(_), false) => "update",
     };
+    let blocked = if action == "create" {
+        create_blocker(m, app)?
+    } else {
+        None
+    };
     Ok(AppPlan {
+        blocked,
         provider: PROVIDER.to_string(),
         app: app.name.clone(),
         app_id: id,
@@ -241,23 +247,35 @@ pub fn confirm_written(m: &Manager<'_>, app: &App, id: &str, written: &Value) ->
     .hint("Zoom drops settings it does not know; check these in the Marketplace, then run `connapp plan`"))
 }
 
+/// Why creating `app` would be refused: its credentials are stored but no
+/// app id is known, so the app seems to exist already (a second one would
+/// strand the first's credentials). `plan` reports it; `create` refuses.
+pub fn create_blocker(m: &Manager<'_>, app: &App) -> Result<Option<Blocked>, Error> {
+    for kind in [SecretKind::ClientId, SecretKind::ClientSecret] {
+        if m.ctx.secret_of(&app.name, kind)?.is_some() {
+            return Ok(Some(Blocked {
+                message: format!(
+                    "{}: a {} is stored but no app id: this app seems to exist already, so apply will not create another",
+                    app.name,
+                    kind.label()
+                ),
+                fix: format!(
+                    "set `app_id = \"...\"` in [apps.{0}] (the id in the app's Marketplace URL) to manage that app; or remove the stored secrets (`connapp secrets rm client-id --app {0}`, and client-secret) to let apply create a new one",
+                    app.name
+                ),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Creates the Zoom app; its app id and credentials go straight into the
 /// store (never printed). Returns the app id.
 pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) -> Result<String, Error> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     let store = &m.ctx.shared.store;
-    for kind in [SecretKind::ClientId, SecretKind::ClientSecret] {
-        if m.ctx.secret_of(&app.name, kind)?.is_some() {
-            return Err(Error::failure(format!(
-                "{}: a {} is stored but no app id: this app seems to exist already",
-                app.name,
-                kind.label()
-            ))
-            .hint(format!(
-                "set `app_id = \"...\"` in [apps.{}] (the id in the app's Marketplace URL); or remove the stored secrets (`connapp secrets rm`) to create a new app",
-                app.name
-            )));
-        }
+    if let Some(b) = create_blocker(m, app)? {
+        return Err(b.error());
     }
     validate(m, app, merged, None)?;
     let mut answer = m

@@ -327,16 +327,21 @@ fn expected_fields_for(path: &str) -> &'static [&'static str] {
     }
 }
 
+/// The name among `known` closest to a misspelt `name` (at most three edits
+/// away), for "did you mean" hints.
+pub fn nearest<'k>(name: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// The fix for an unknown field `name` where `expected` are allowed: the
 /// nearest allowed name, if one is close.
 fn unknown_field_fix(name: &str, expected: &[&str]) -> String {
-    let suggestion = expected
-        .iter()
-        .map(|f| (strsim::damerau_levenshtein(name, f), *f))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, f)| f);
-    match suggestion {
+    match nearest(name, expected.iter().copied()) {
         Some(s) => format!("did you mean `{s}`? Allowed here: {}", expected.join(", ")),
         None if !expected.is_empty() => format!("remove it; allowed here: {}", expected.join(", ")),
         None => "remove it".to_string(),

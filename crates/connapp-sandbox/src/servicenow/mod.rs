@@ -140,6 +140,18 @@ pub fn schema(table: &str) -> Option<&'static [(&'static str, Kind)]> {
             ("user", Str),
             ("scopes", Str),
         ],
+        // System Logs > Outbound HTTP Requests: one row per outbound REST call
+        // the instance makes, at log level Basic (no headers, no bodies).
+        "sys_outbound_http_log" => &[
+            ("url", Str),
+            ("http_method", Str),
+            ("hostname", Str),
+            ("path", Str),
+            ("response_status", Int),
+            ("response_time", Int),
+            ("source_table", Str),
+            ("source_record", Str),
+        ],
         "sys_choice" => &[("name", Str), ("element", Str), ("value", Str), ("label", Str)],
         "sys_properties" => &[("name", Str), ("value", Str)],
         _ => return None,

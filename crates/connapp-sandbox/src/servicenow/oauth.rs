@@ -173,6 +173,32 @@ fn client_secret(s: &SnState, entity_id: &str) -> String {
     }
 }
 
+/// Records one outbound call in `sys_outbound_http_log`, as the instance does
+/// for every outbound REST call at log level Basic: the method, the URL
+/// without its query, the status (0: no answer) and the time it took.
+fn log_outbound(ctx: &SnCtx, method: &str, url: &str, status: u16, started: std::time::Instant, source: (&str, &str)) {
+    let parsed = url::Url::parse(url).ok();
+    let hostname = parsed.as_ref().and_then(|u| u.host_str()).unwrap_or("").to_string();
+    let path = parsed.as_ref().map(|u| u.path().to_string()).unwrap_or_default();
+    let plain = url.split('?').next().unwrap_or(url);
+    let elapsed = started.elapsed().as_millis().to_string();
+    let status = status.to_string();
+    let row: Row = [
+        ("url", plain),
+        ("http_method", method),
+        ("hostname", hostname.as_str()),
+        ("path", path.as_str()),
+        ("response_status", status.as_str()),
+        ("response_time", elapsed.as_str()),
+        ("source_table", source.0),
+        ("source_record", source.1),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    ctx.lock().insert("sys_outbound_http_log", row, "system");
+}
+
 /// POSTs to the provider's token endpoint; returns the JSON answer or the error text.
 async fn provider_token(ctx: &SnCtx, entity_id: &str, mut form: Vec<(String, String)>) -> Result<Value, String> {
     let (entity, secret) = {
@@ -186,12 +212,17 @@ async fn provider_token(ctx: &SnCtx, entity_id: &str, mut form: Vec<(String, Str
     let url = entity.get("token_url").cloned().unwrap_or_default();
     let rb = ctx.http.post(&url);
     let rb = with_client_auth(rb, &mut form, &entity, &secret);
-    let resp = rb
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", e.without_url()))?;
+    let started = std::time::Instant::now();
+    let source = ("oauth_entity", entity_id);
+    let resp = match rb.form(&form).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            log_outbound(ctx, "POST", &url, 0, started, source);
+            return Err(format!("cannot reach {url}: {}", e.without_url()));
+        }
+    };
     let status = resp.status().as_u16();
+    log_outbound(ctx, "POST", &url, status, started, source);
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if status != 200 || v.get("access_token").is_none() {
         let err = v.get("error").and_then(Value::as_str).unwrap_or("unknown");
@@ -488,19 +519,25 @@ async fn dex_run(State(ctx): State<SnCtx>) -> Response {
         ),
         None => (String::new(), String::new()),
     };
+    let conn_id = id(&conn);
     let get = |path: String| {
         let http = ctx.http.clone();
         let url = format!("{base}{path}");
         let token = token.clone();
+        let conn_id = conn_id.clone();
+        let ctx = ctx.clone();
         async move {
-            match http.get(&url).bearer_auth(&token).send().await {
+            let started = std::time::Instant::now();
+            let (status, v) = match http.get(&url).bearer_auth(&token).send().await {
                 Ok(r) => {
                     let status = r.status().as_u16();
                     let v: Value = r.json().await.unwrap_or(Value::Null);
                     (status, v)
                 }
                 Err(e) => (0, json!({"message": e.without_url().to_string()})),
-            }
+            };
+            log_outbound(&ctx, "GET", &url, status, started, ("http_connection", &conn_id));
+            (status, v)
         }
     };
     let record = |steps: &mut Vec<Value>, name: &str, status: u16, v: &Value| {
