@@ -114,7 +114,17 @@ fn usage_errors_exit_2() {
     let s = Sandbox::new(&built().full);
     s.run(&["secrets", "set", "password"], None).fails_with(2);
     s.run(&["no-such-command"], None).fails_with(2);
-    s.run(&["--version"], None).ok();
+    let version = s.run(&["--version"], None).ok().stdout();
+    // What gh and Terraform users type: connapp's own way, named.
+    assert_eq!(s.run(&["version"], None).ok().stdout(), version);
+    let e = s.run(&["logout"], None).fails_with(2).stderr();
+    assert!(e.contains("connapp revoke"), "{e}");
+    let e = s.run(&["apply", "--auto-approve"], None).fails_with(2).stderr();
+    assert!(e.contains("--yes"), "{e}");
+    let e = s.run(&["status", "-o", "json"], None).fails_with(2).stderr();
+    assert!(e.contains("--json"), "{e}");
+    let e = s.run(&["plugins", "info", "store-fil"], None).fails_with(2).stderr();
+    assert!(e.contains("did you mean `store-file`?"), "{e}");
 }
 
 #[test]

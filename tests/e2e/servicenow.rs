@@ -329,6 +329,15 @@ fn broken_chains_are_diagnosed() {
     w.user.set_secret("instance-password", b"connadmin-password");
     let e = w.run(&["apply", "--yes"]).fails_with(1).stderr();
     assert!(e.contains("403") && e.contains("admin role"), "{e}");
+    // A user who may not even read aliases sees none: the role is named, not "install DEX".
+    w.user.set_secret("instance-user", b"itil");
+    w.user.set_secret("instance-password", b"itil-password");
+    let e = w.run(&["plan"]).fails_with(1).stderr();
+    assert!(
+        e.contains("\"itil\" has none of the roles") && e.contains("instance-user"),
+        "{e}"
+    );
+    assert!(!e.contains("install DEX"), "{e}");
     w.user.set_secret("instance-user", b"admin");
     w.user.set_secret("instance-password", b"admin-password");
 

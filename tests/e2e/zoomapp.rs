@@ -894,3 +894,41 @@ fn html_guide_renders_in_headless_chromium_and_remembers_ticks() {
     assert_eq!(checked[1], false, "{checked}");
     assert!(checked[2].as_str().expect("count").starts_with("1 of"), "{checked}");
 }
+
+/// The first run cannot contradict itself: the DEX app's Client ID stored
+/// by hand (as an old init told people to) makes `plan` say what `apply`
+/// would refuse, with the fix, before anything is changed; `apply` refuses
+/// the same way and creates nothing.
+#[test]
+fn plan_predicts_the_refusal_apply_would_make() {
+    let w = World::new();
+    w.user.set_secret("client-id", b"sbxTypedByHand000000001");
+    let out = w.user.run(&["plan"], None).fails_with(1);
+    assert!(out.stdout().contains("create the Zoom app"), "{}", out.stdout());
+    assert!(!out.stdout().contains("Run `connapp apply`"), "{}", out.stdout());
+    let err = out.stderr();
+    assert!(
+        err.contains("stored but no app id") && err.contains("app_id = "),
+        "{err}"
+    );
+    let j = w.user.run(&["plan", "--json"], None).fails_with(1).json();
+    assert!(
+        j["apps"][0]["blocked"]["message"]
+            .as_str()
+            .expect("blocked")
+            .contains("no app id"),
+        "{j:#}"
+    );
+    let apps = w.zoom.apps().len();
+    let out = w.user.run(&["apply", "--yes"], None).fails_with(1);
+    assert!(out.stderr().contains("stored but no app id"), "{}", out.stderr());
+    assert_eq!(w.zoom.apps().len(), apps, "apply created an app");
+    // Without the stray secret, plan is clean of refusals and apply creates the app.
+    w.user.run(&["secrets", "rm", "client-id", "--yes"], None).ok();
+    let j = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    assert_eq!(j["apps"][0]["blocked"], Value::Null);
+    w.create();
+    // Revoking is destructive: with two apps the app is named, never picked.
+    let out = w.user.run(&["revoke", "--yes"], None).fails_with(2);
+    assert!(out.stderr().contains("name the one to revoke"), "{}", out.stderr());
+}

@@ -145,8 +145,11 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
     let Some(p) = reg.plugin(&a.name) else {
         let known: Vec<&str> = reg.plugins().iter().map(|p| p.info.name.as_str()).collect();
-        let mut err =
-            CliError::failure(format!("no plugin named {:?}", a.name)).hint(format!("installed: {}", known.join(", ")));
+        let hint = match connapp_core::nearest(&a.name, known.iter().copied()) {
+            Some(near) => format!("did you mean `{near}`? Installed: {}", known.join(", ")),
+            None => format!("installed: {}", known.join(", ")),
+        };
+        let mut err = CliError::with_code(Exit::Usage, format!("no plugin named {:?}", a.name)).hint(hint);
         if let Some(f) = reg.failures().first() {
             err.message
                 .push_str(&format!(" (and a library failed to load: {})", f.error));

@@ -32,9 +32,68 @@ use clap::FromArgMatches;
 use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand, WebhookCommand};
 use crate::error::{CliError, Exit};
 
+/// What users of gh, Terraform and kubectl type that connapp spells
+/// differently: a usage error that names connapp's way (`None`: not one of them).
+fn familiar_mistake(args: &[String]) -> Option<CliError> {
+    let usage = |msg: &str, hint: &str| Some(CliError::with_code(Exit::Usage, msg).hint(hint));
+    // The first word that is not an option is the command.
+    let command = args.iter().skip(1).find(|a| !a.starts_with('-'));
+    for (i, a) in args.iter().enumerate().skip(1) {
+        match a.as_str() {
+            "--auto-approve" | "-auto-approve" => {
+                return usage("connapp has no --auto-approve", "pass --yes: `connapp apply --yes`");
+            }
+            "--dry-run" => {
+                return usage(
+                    "connapp has no --dry-run",
+                    "`connapp plan` shows what apply would change and changes nothing",
+                );
+            }
+            "-o" | "--output" | "--format"
+                if args.get(i + 1).is_some_and(|v| v == "json") && command.map(String::as_str) != Some("guide") =>
+            {
+                return usage(
+                    "connapp takes --json for machine-readable output",
+                    "pass --json, e.g. `connapp status --json`",
+                );
+            }
+            "-ojson" | "--output=json" => {
+                return usage(
+                    "connapp takes --json for machine-readable output",
+                    "pass --json, e.g. `connapp status --json`",
+                );
+            }
+            _ => {}
+        }
+    }
+    match command.map(String::as_str) {
+        Some("logout") => usage(
+            "connapp has no logout",
+            "`connapp revoke APP --yes` revokes the grant at the provider and forgets its tokens",
+        ),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
     builtins::link_all();
-    let cli = match cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m)) {
+    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if let Some(e) = familiar_mistake(&args) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "error: {}", e.message);
+        if let Some(hint) = &e.hint {
+            let _ = writeln!(err, "  hint: {hint}");
+        }
+        return e.code.into();
+    }
+    // `connapp version` is `connapp --version`, as in gh.
+    if args.len() == 2 && args[1] == "version" {
+        args[1] = "--version".into();
+    }
+    let cli = match cli::command()
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -116,5 +175,29 @@ fn run(cli: Cli) -> Result<(), CliError> {
             man.render(&mut std::io::stdout())
                 .map_err(|e| CliError::failure(format!("cannot write the man page: {e}")))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::familiar_mistake;
+
+    fn said(line: &str) -> Option<(u8, String)> {
+        let args: Vec<String> = line.split(' ').map(str::to_string).collect();
+        familiar_mistake(&args).map(|e| (e.code.code(), e.hint.unwrap_or_default()))
+    }
+
+    #[test]
+    fn what_gh_and_terraform_users_type_gets_connapps_way() {
+        assert_eq!(said("connapp logout").map(|s| s.0), Some(2));
+        assert!(said("connapp logout").is_some_and(|s| s.1.contains("connapp revoke")));
+        assert!(said("connapp apply --auto-approve").is_some_and(|s| s.1.contains("--yes")));
+        assert!(said("connapp apply --dry-run").is_some_and(|s| s.1.contains("connapp plan")));
+        assert!(said("connapp status -o json").is_some_and(|s| s.1.contains("--json")));
+        assert!(said("connapp status --output=json").is_some_and(|s| s.1.contains("--json")));
+        // Not mistakes: the guide's own --format, and ordinary commands.
+        assert_eq!(said("connapp guide --format html"), None);
+        assert_eq!(said("connapp status --json"), None);
+        assert_eq!(said("connapp -v token"), None);
     }
 }

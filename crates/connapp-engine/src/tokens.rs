@@ -674,6 +674,11 @@ pub struct LoggedIn {
 /// Turns an edge error into what the user should know and do.
 pub fn edge_error(app: &str, e: EdgeError) -> Error {
     match &e {
+        EdgeError::Unreachable { host, .. } if is_loopback_host(host) => {
+            Error::new(ErrorKind::Unreachable, format!("{app}: {e}")).hint(format!(
+                "nothing answers on {host}, this machine: if the declaration points at a local sandbox (`connapp sandbox`), start it (or check its port against the declaration's endpoints); nothing was changed"
+            ))
+        }
         EdgeError::Unreachable { .. } => Error::new(ErrorKind::Unreachable, format!("{app}: {e}"))
             .hint("check the network and the endpoints in the declaration; nothing was changed"),
         EdgeError::Rejected { error, .. } if error == "invalid_client" => Error::failure(format!("{app}: {e}")).hint(
@@ -683,6 +688,16 @@ pub fn edge_error(app: &str, e: EdgeError) -> Error {
         ),
         _ => Error::failure(format!("{app}: {e}")),
     }
+}
+
+/// Whether `host` (`name` or `name:port`) is this machine.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn consent_error(app: &str, e: ConsentError) -> Error {

@@ -118,8 +118,10 @@ pub enum HostError {
         /// Where the first one came from.
         existing: Origin,
     },
-    /// A plugin call failed (including a caught panic).
-    #[error("plugin {plugin} ({origin}): {error}")]
+    /// A plugin call failed (including a caught panic). The message leads
+    /// with what the plugin said about the user's thing; where the plugin's
+    /// file lies is logged at `-v`, not printed.
+    #[error("{error} (the {plugin} plugin)")]
     Plugin {
         /// The plugin name.
         plugin: String,
@@ -440,6 +442,7 @@ fn contract_error(plugin: &LoadedPlugin, entry: &'static str, error: ContractErr
 
 /// Wraps a plugin's error with the plugin's name and origin.
 pub fn plugin_error(plugin: &LoadedPlugin, error: StoreError) -> HostError {
+    tracing::info!(plugin = %plugin.info.name, origin = %plugin.origin, "a plugin call failed");
     HostError::Plugin {
         plugin: plugin.info.name.clone(),
         origin: plugin.origin.clone(),

@@ -206,7 +206,10 @@ pub fn unreachable(url: &str, e: &reqwest::Error) -> EdgeError {
 fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
     if let Some(u) = e.url() {
-        s = s.replace(u.as_str(), "<url>");
+        // reqwest says "error sending request for url (URL)": the host is
+        // named elsewhere, and the URL's path and query may carry parameters.
+        s = s.replace(&format!(" for url ({})", u.as_str()), "");
+        s = s.replace(u.as_str(), "the URL");
     }
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {
@@ -222,6 +225,29 @@ mod sandbox_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreachable_errors_name_the_host_and_no_url() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        // A port nothing listens on (bound, then released).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let url = format!("http://127.0.0.1:{port}/oauth/token?client_id=x");
+        let e = rt
+            .block_on(async { http_client().expect("client").get(&url).send().await })
+            .expect_err("nothing listens");
+        let text = unreachable(&url, &e).to_string();
+        assert!(text.starts_with(&format!("cannot reach 127.0.0.1:{port}")), "{text}");
+        assert!(
+            !text.contains("<url>") && !text.contains("client_id") && !text.contains("for url"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn endpoint_policy() {

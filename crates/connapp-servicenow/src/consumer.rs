@@ -143,13 +143,24 @@ fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String
             row_str(one, "sys_id"),
             row_str(one, "id"),
         )),
-        [] => Err(Error::failure(format!(
-            "{name}: the instance has no {} (query {})",
-            l.label, l.query
-        ))
-        .hint(format!(
-            "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target]; a user without the admin role may not see it"
-        ))),
+        // The instance hides rows a user may not read: a user without a role
+        // that reads aliases sees none, installed or not.
+        [] => Err(match roleless_user(c, inst)? {
+            Some(user) => Error::failure(format!(
+                "{name}: the ServiceNow user {user:?} has none of the roles that may read {} (admin, connection_admin, credential_admin), so the instance hides it",
+                l.label
+            ))
+            .hint(format!(
+                "store the credentials of a ServiceNow admin: `connapp secrets set instance-user --app {name}` and `connapp secrets set instance-password --app {name}`"
+            )),
+            None => Error::failure(format!(
+                "{name}: the instance has no {} (query {})",
+                l.label, l.query
+            ))
+            .hint(format!(
+                "install DEX for Zoom on the instance, or set `alias = \"SCOPE.NAME\"` in [apps.{name}.target] to the alias it uses"
+            )),
+        }),
         many => {
             let ids: Vec<String> = many
                 .iter()
@@ -162,6 +173,27 @@ fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String
             )
         }
     }
+}
+
+/// The instance user connapp signs in as, when the instance says it has no
+/// role that may read aliases and connections (`None` when it has one, or
+/// when connapp signs in with an OAuth client and cannot tell).
+fn roleless_user(c: &AppCtx<'_>, inst: &Instance) -> Result<Option<String>, Error> {
+    let target = servicenow(&c.app)?;
+    if target.auth != InstanceAuth::Basic {
+        return Ok(None);
+    }
+    let Some(user) = c.stored(SecretKind::InstanceUser)?.map(text) else {
+        return Ok(None);
+    };
+    let query = format!("user_name={user}");
+    let rows = list(c, inst, "sys_user", &query, &["roles"])?;
+    let roles = rows.first().map(|r| row_str(r, "roles")).unwrap_or_default();
+    let may_read = roles
+        .split(',')
+        .map(str::trim)
+        .any(|r| matches!(r, "admin" | "connection_admin" | "credential_admin"));
+    Ok((!may_read && !rows.is_empty()).then_some(user))
 }
 
 /// The consumer half of a plan or of an apply.

@@ -120,3 +120,28 @@ fn a_redirect_mismatch_shows_both_urls_in_the_platform_s_words() {
     let e = g.exchange_error(mismatch(), r, r);
     assert!(!e.message.contains("byte for byte"), "{}", e.message);
 }
+
+/// A provider on this machine that does not answer is most likely a sandbox
+/// that is not running: the hint says so; elsewhere it points at the network.
+#[test]
+fn an_unreachable_loopback_provider_suggests_the_sandbox() {
+    let down = |host: &str| {
+        edge_error(
+            "dex-zoom",
+            EdgeError::Unreachable {
+                host: host.into(),
+                detail: "connection refused".into(),
+            },
+        )
+    };
+    for host in ["127.0.0.1:8700", "localhost:8700", "[::1]:8700", "[::1]", "127.0.0.2"] {
+        let e = down(host);
+        assert_eq!(e.kind, ErrorKind::Unreachable);
+        assert!(
+            e.hint.as_deref().is_some_and(|h| h.contains("connapp sandbox")),
+            "{host}: {e:?}"
+        );
+    }
+    let e = down("api.zoom.us");
+    assert!(e.hint.as_deref().is_some_and(|h| h.contains("network")), "{e:?}");
+}
