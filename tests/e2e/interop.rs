@@ -131,9 +131,9 @@ fn refresh_without_rotation_keeps_the_grant() {
     assert_eq!(srv.grants("refresh_token"), 3);
     assert_ne!(first["access_token"], token_json(&s, &[])["access_token"]);
     let st = s.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["refresh_token"], true, "{st}");
+    assert_eq!(st["apps"][0]["refresh_token"], true, "{st}");
     // And the scope the answers left out is the one first granted (§5.1).
-    assert_eq!(st[0]["granted_scopes"], serde_json::json!(["read"]), "{st}");
+    assert_eq!(st["apps"][0]["granted_scopes"], serde_json::json!(["read"]), "{st}");
 }
 
 /// With rotation on, authlib retires the old refresh token at once; connapp
@@ -225,8 +225,8 @@ fn client_credentials_send_scopes_record_the_grant_and_renew() {
     // authlib grants only what the client may have.
     assert_eq!(t["scopes"], serde_json::json!(["read"]), "{t}");
     let st = s.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["granted_scopes"], serde_json::json!(["read"]), "{st}");
-    assert_eq!(st[0]["missing_scopes"], serde_json::json!(["admin"]), "{st}");
+    assert_eq!(st["apps"][0]["granted_scopes"], serde_json::json!(["read"]), "{st}");
+    assert_eq!(st["apps"][0]["missing_scopes"], serde_json::json!(["admin"]), "{st}");
     // Due: a new one, not exit 5.
     let again = token_json(&s, &["--margin", "100000"]);
     assert_eq!(again["source"], "minted");
@@ -352,9 +352,9 @@ fn an_out_of_tree_platform_plugin_works_end_to_end() {
     assert!(srv.accepts(t["access_token"].as_str().expect("token")));
 
     let st = s.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["platform"], "acme-id", "{st}");
-    assert_eq!(st[0]["logged_in"], true, "{st}");
-    assert_eq!(st[0]["missing_scopes"], serde_json::json!([]), "{st}");
+    assert_eq!(st["apps"][0]["platform"], "acme-id", "{st}");
+    assert_eq!(st["apps"][0]["logged_in"], true, "{st}");
+    assert_eq!(st["apps"][0]["missing_scopes"], serde_json::json!([]), "{st}");
 
     // verify proves the preset's scope with GET /me under the platform's API path (/api).
     let v = s.run(&["verify", "--json"], None).ok().json();

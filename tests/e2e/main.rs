@@ -8,6 +8,7 @@ mod cli;
 mod corpus;
 mod crash;
 mod interop;
+mod json;
 mod plugins;
 mod secrets;
 mod servicenow;

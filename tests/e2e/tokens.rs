@@ -101,9 +101,9 @@ fn login_token_status_refresh_revoke() {
     assert_eq!(j["source"], "stored");
     assert_eq!(j["scopes"].as_array().expect("scopes").len(), 6);
     let st = w.user.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["logged_in"], true);
-    assert_eq!(st[0]["declared_scopes"], st[0]["granted_scopes"]);
-    assert_eq!(st[0]["missing_scopes"], json!([]));
+    assert_eq!(st["apps"][0]["logged_in"], true);
+    assert_eq!(st["apps"][0]["declared_scopes"], st["apps"][0]["granted_scopes"]);
+    assert_eq!(st["apps"][0]["missing_scopes"], json!([]));
     w.user.run(&["refresh"], None).ok();
     assert_eq!(w.counters()["refreshes"]["1"], 1);
     let new_token = w.user.run(&["token"], None).ok().stdout().trim().to_string();
@@ -124,7 +124,10 @@ fn status_shows_scopes_missing_from_the_grant() {
     let out = w.login();
     assert!(out.stderr().contains("lacks declared scopes"), "{}", out.stderr());
     let st = w.user.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["missing_scopes"], json!(["dashboard:read:issues_zoomroom:admin"]));
+    assert_eq!(
+        st["apps"][0]["missing_scopes"],
+        json!(["dashboard:read:issues_zoomroom:admin"])
+    );
     let text = w.user.run(&["status"], None).ok().stdout();
     assert!(text.contains("1 missing"), "{text}");
 }
@@ -258,10 +261,10 @@ fn a_refresh_token_lost_elsewhere_is_explained() {
         "{text}"
     );
     let st = w.user.run(&["status", "--json"], None).fails_with(5).json();
-    assert_eq!(st[0]["health"], "lost");
-    assert_eq!(st[0]["usable"], false);
-    assert_eq!(st[0]["fix"], "connapp login dex-zoom");
-    assert!(st[0]["lost_at"].as_u64().is_some(), "{st}");
+    assert_eq!(st["apps"][0]["health"], "lost");
+    assert_eq!(st["apps"][0]["usable"], false);
+    assert_eq!(st["apps"][0]["fix"], "connapp login dex-zoom");
+    assert!(st["apps"][0]["lost_at"].as_u64().is_some(), "{st}");
     let out = w.user.run(&["token"], None).fails_with(5);
     assert_eq!(out.stdout(), "", "a dead token was printed");
     assert!(
@@ -275,8 +278,8 @@ fn a_refresh_token_lost_elsewhere_is_explained() {
     // A new consent makes it usable again.
     w.login();
     let st = w.user.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["health"], "ok");
-    assert_eq!(st[0]["lost_at"], Value::Null);
+    assert_eq!(st["apps"][0]["health"], "ok");
+    assert_eq!(st["apps"][0]["lost_at"], Value::Null);
     assert!(w.user.run(&["token"], None).ok().stdout().starts_with("sbx.at."));
 }
 
@@ -304,7 +307,7 @@ fn server_to_server_apps_get_tokens_without_a_browser() {
     assert_eq!(j["refresh_token"], false);
     s.run(&["token"], None).ok();
     let st = s.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["refresh_token"], false);
+    assert_eq!(st["apps"][0]["refresh_token"], false);
 }
 
 /// A server-to-server app needs no refresh token: `connapp token` mints a
@@ -488,8 +491,8 @@ fn login_with_headless_chromium_clicking_allow() {
     let t = w.user.run(&["token"], None).ok().stdout();
     assert!(t.starts_with("sbx.at."));
     let st = w.user.run(&["status", "--json"], None).ok().json();
-    assert_eq!(st[0]["declared_scopes"].as_array().expect("d").len(), 6);
-    assert_eq!(st[0]["missing_scopes"], json!([]));
+    assert_eq!(st["apps"][0]["declared_scopes"].as_array().expect("d").len(), 6);
+    assert_eq!(st["apps"][0]["missing_scopes"], json!([]));
 }
 
 /// login → token → refresh → status on another store, at -vvv, with a canary

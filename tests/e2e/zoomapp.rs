@@ -215,7 +215,7 @@ fn plan_apply_rollback_and_unmanaged_fields_survive() {
         .run(&["apply", "--rollback", "--yes", "--json"], None)
         .ok()
         .json();
-    assert_eq!(r[0]["app_id"], id.as_str());
+    assert_eq!(r["apps"][0]["app_id"], id.as_str());
     let app = w.app(&id);
     assert!(!app.scopes.contains(&"meeting:read:meeting:admin".to_string()));
     assert!(!app.strict_mode);

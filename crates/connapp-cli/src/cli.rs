@@ -293,6 +293,9 @@ pub struct RevokeArgs {
     /// (they may then still be valid at the provider until they expire).
     #[arg(long)]
     pub forget: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -118,7 +118,7 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
     let pending = work.iter().any(Work::pending);
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
-        ctx::print_json(&json!({"pending": pending, "apps": plans}))?;
+        ctx::print_json("plan", &json!({"pending": pending, "apps": plans}))?;
     } else if !g.quiet {
         let mut out = std::io::stdout().lock();
         for w in &work {
@@ -164,7 +164,10 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         let links = work::consent_links(&work)?;
         if a.json {
             let plans: Vec<_> = work.iter().map(Work::json).collect();
-            return ctx::print_json(&json!({"apps": plans, "applied": false, "consent": work::links_json(&links)}));
+            return ctx::print_json(
+                "apply",
+                &json!({"apps": plans, "applied": false, "consent": work::links_json(&links)}),
+            );
         }
         if !g.quiet {
             println!("No changes.");
@@ -192,7 +195,10 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
     let links = work::consent_links(&work)?;
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
-        return ctx::print_json(&json!({"apps": plans, "applied": true, "consent": work::links_json(&links)}));
+        return ctx::print_json(
+            "apply",
+            &json!({"apps": plans, "applied": true, "consent": work::links_json(&links)}),
+        );
     }
     if !g.quiet {
         print_links(&links);
@@ -289,7 +295,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         });
     }
     if a.json {
-        return ctx::print_json(&report);
+        return ctx::print_json("rollback", &serde_json::json!({ "apps": report }));
     }
     Ok(())
 }

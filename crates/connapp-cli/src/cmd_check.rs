@@ -9,14 +9,13 @@ use crate::error::{CliError, Exit};
 
 #[derive(Serialize)]
 struct AppSummary<'a> {
-    name: &'a str,
+    app: &'a str,
     platform: &'a str,
     usage: &'a str,
     redirect_url: Option<&'a str>,
-    grant: &'static str,
+    grant_type: &'static str,
     scopes: Vec<&'a str>,
-    /// The consumer as its platform's profile resolved it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The consumer as its platform's profile resolved it; `null`: none.
     target: Option<&'a connapp_core::Target>,
 }
 
@@ -48,23 +47,26 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
             .iter()
             .flat_map(|d| d.apps.iter())
             .map(|app| AppSummary {
-                name: &app.name,
+                app: &app.name,
                 platform: &app.platform,
                 usage: app.usage.as_str(),
                 redirect_url: app.redirect_url.as_deref(),
-                grant: app.oauth.grant.as_str(),
+                grant_type: app.oauth.grant.as_str(),
                 scopes: app.scopes.iter().map(|s| s.scope.as_str()).collect(),
                 target: app.target.as_ref(),
             })
             .collect();
-        ctx::print_json(&Output {
-            file: file.clone(),
-            valid: errors == 0,
-            errors,
-            warnings,
-            diagnostics: &report.diagnostics,
-            apps,
-        })?;
+        ctx::print_json(
+            "check",
+            &Output {
+                file: file.clone(),
+                valid: errors == 0,
+                errors,
+                warnings,
+                diagnostics: &report.diagnostics,
+                apps,
+            },
+        )?;
     } else {
         for d in &report.diagnostics {
             if d.severity == Severity::Error || !g.quiet {

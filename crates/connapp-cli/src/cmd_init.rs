@@ -94,13 +94,16 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
     ctx::write_atomic(&path, text.as_bytes())?;
     let redirect = connapp_core::dex_redirect(&a.instance);
     if a.json {
-        return ctx::print_json(&Output {
-            file: path.display().to_string(),
-            app: &a.app,
-            preset: &preset.name,
-            scopes: preset.scopes.iter().map(|s| s.scope.as_str()).collect(),
-            redirect_url: redirect,
-        });
+        return ctx::print_json(
+            "init",
+            &Output {
+                file: path.display().to_string(),
+                app: &a.app,
+                preset: &preset.name,
+                scopes: preset.scopes.iter().map(|s| s.scope.as_str()).collect(),
+                redirect_url: redirect,
+            },
+        );
     }
     if !g.quiet {
         println!(

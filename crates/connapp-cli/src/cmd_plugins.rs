@@ -14,7 +14,7 @@ use crate::error::{CliError, Exit};
 struct ProvidedJson {
     kind: &'static str,
     name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// A store's capabilities; `null` for other kinds.
     capabilities: Option<CapsJson>,
 }
 
@@ -109,11 +109,14 @@ pub fn list(_g: &Global, a: PluginsArgs) -> Result<(), CliError> {
         })
         .collect();
     if a.json {
-        ctx::print_json(&ListJson {
-            plugins,
-            failures,
-            search_path: dirs.iter().map(|d| d.display().to_string()).collect(),
-        })?;
+        ctx::print_json(
+            "plugins list",
+            &ListJson {
+                plugins,
+                failures,
+                search_path: dirs.iter().map(|d| d.display().to_string()).collect(),
+            },
+        )?;
         return failures_result(&reg);
     }
     let mut out = std::io::stdout().lock();
@@ -159,7 +162,7 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
     };
     let j = to_json(p);
     if a.json {
-        return ctx::print_json(&j);
+        return ctx::print_json("plugins info", &j);
     }
     let mut out = std::io::stdout().lock();
     writeln!(out, "name:        {}", j.name)?;

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 
 use connapp_core::SecretKind;
 use connapp_engine::secrets::Secrets;
-use connapp_plugin_api::{Capabilities, Expected, StoreHandle};
+use connapp_plugin_api::{Capabilities, Expected};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -60,15 +60,6 @@ fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing
 }
 
 #[derive(Serialize)]
-struct StoreInfo {
-    kind: String,
-    plugin: String,
-    origin: String,
-    location: String,
-    capabilities: CapsJson,
-}
-
-#[derive(Serialize)]
 pub struct CapsJson {
     pub persistent: bool,
     pub shared_across_hosts: bool,
@@ -87,23 +78,12 @@ impl From<Capabilities> for CapsJson {
     }
 }
 
-fn store_info(kind: &str, plugin: &connapp_host::LoadedPlugin, handle: &StoreHandle) -> Result<StoreInfo, CliError> {
-    let d = handle.describe().map_err(|e| connapp_host::plugin_error(plugin, e))?;
-    Ok(StoreInfo {
-        kind: kind.to_string(),
-        plugin: plugin.info.name.clone(),
-        origin: plugin.origin.to_string(),
-        location: d.location,
-        capabilities: d.capabilities.into(),
-    })
-}
-
 #[derive(Serialize)]
 struct SetOutput<'a> {
     app: &'a str,
     secret: &'a str,
     version: u64,
-    store: StoreInfo,
+    store: ctx::StoreJson,
 }
 
 pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
@@ -128,14 +108,17 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
         .put(&app.name, kind, &value, Expected::Any)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     drop(value);
-    let info = store_info(&decl.store.kind, plugin, &store)?;
+    let info = ctx::StoreJson::of(&decl.store.kind, plugin, &store)?;
     if a.json {
-        return ctx::print_json(&SetOutput {
-            app: &app.name,
-            secret: kind.as_str(),
-            version,
-            store: info,
-        });
+        return ctx::print_json(
+            "secrets set",
+            &SetOutput {
+                app: &app.name,
+                secret: kind.as_str(),
+                version,
+                store: info,
+            },
+        );
     }
     if !g.quiet {
         println!(
@@ -160,7 +143,7 @@ struct ListEntry {
 
 #[derive(Serialize)]
 struct ListOutput {
-    store: StoreInfo,
+    store: ctx::StoreJson,
     secrets: Vec<ListEntry>,
 }
 
@@ -183,13 +166,19 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
             app: e.app,
         })
         .collect();
-    let info = store_info(&decl.store.kind, plugin, &store)?;
+    let info = ctx::StoreJson::of(&decl.store.kind, plugin, &store)?;
     if a.json {
-        return ctx::print_json(&ListOutput { store: info, secrets });
+        return ctx::print_json("secrets list", &ListOutput { store: info, secrets });
     }
     let mut out = std::io::stdout().lock();
     if !g.quiet {
-        writeln!(out, "store: {} ({}, {})", info.kind, info.location, info.origin)?;
+        writeln!(
+            out,
+            "store: {} ({}, {})",
+            info.kind,
+            info.location,
+            info.path.as_deref().unwrap_or("built-in")
+        )?;
     }
     writeln!(
         out,
@@ -240,11 +229,14 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
         .remove(&app.name, kind)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     if a.json {
-        ctx::print_json(&RmOutput {
-            app: &app.name,
-            secret: kind.as_str(),
-            removed,
-        })?;
+        ctx::print_json(
+            "secrets rm",
+            &RmOutput {
+                app: &app.name,
+                secret: kind.as_str(),
+                removed,
+            },
+        )?;
     } else if !g.quiet {
         if removed {
             println!("Removed the {} of {}", kind.label(), app.name);

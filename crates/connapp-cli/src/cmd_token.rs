@@ -83,16 +83,19 @@ pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     if a.json {
         drop(out);
-        return ctx::print_json(&TokenJson {
-            app: &c.app.name,
-            access_token: rec.access_token.expose_secret(),
-            token_type: "bearer",
-            expires_at: rec.expires_at,
-            expires_in: rec.expires_at.saturating_sub(now()),
-            scopes: rec.scopes.as_deref(),
-            api_url: rec.api_url.as_deref(),
-            source: source_name(src),
-        });
+        return ctx::print_json(
+            "token",
+            &TokenJson {
+                app: &c.app.name,
+                access_token: rec.access_token.expose_secret(),
+                token_type: "bearer",
+                expires_at: rec.expires_at,
+                expires_in: rec.expires_at.saturating_sub(now()),
+                scopes: rec.scopes.as_deref(),
+                api_url: rec.api_url.as_deref(),
+                source: source_name(src),
+            },
+        );
     }
     writeln!(out, "{}", rec.access_token.expose_secret())?;
     Ok(())
@@ -154,7 +157,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         }
     }
     if a.json {
-        ctx::print_json(&results)?;
+        ctx::print_json("refresh", &serde_json::json!({ "apps": results }))?;
     }
     match first_err {
         Some(e) => Err(e),
@@ -170,7 +173,7 @@ struct LoginJson<'a> {
     scopes: Option<&'a [String]>,
     expires_at: u64,
     refresh_token: bool,
-    store: String,
+    store: ctx::StoreJson,
 }
 
 fn read_paste() -> Result<String, connapp_engine::Error> {
@@ -217,14 +220,17 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let grant = c.app.oauth.grant;
     let rec = &done.record;
     if a.json {
-        return ctx::print_json(&LoginJson {
-            app: name,
-            grant_type: grant.as_str(),
-            scopes: rec.scopes.as_deref(),
-            expires_at: rec.expires_at,
-            refresh_token: rec.refresh_token.is_some(),
-            store: done.store.clone(),
-        });
+        return ctx::print_json(
+            "login",
+            &LoginJson {
+                app: name,
+                grant_type: grant.as_str(),
+                scopes: rec.scopes.as_deref(),
+                expires_at: rec.expires_at,
+                refresh_token: rec.refresh_token.is_some(),
+                store: ctx::StoreJson::of(&decl.store.kind, c.shared.store_plugin, &c.shared.store)?,
+            },
+        );
     }
     if !g.quiet {
         println!(
@@ -274,6 +280,9 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
         a.yes,
     )?;
     c.revoke(a.forget, &Terminal::of(g))?;
+    if a.json {
+        return ctx::print_json("revoke", &serde_json::json!({ "app": name, "revoked": true }));
+    }
     if !g.quiet {
         println!("Revoked the grant of {name} and removed its tokens");
     }
@@ -285,8 +294,6 @@ struct StatusApp {
     app: String,
     platform: String,
     grant_type: String,
-    store: String,
-    store_capabilities: crate::cmd_secrets::CapsJson,
     /// `ok`, `renews-on-use`, `needs-login`, `lost`, `expired` or `unreadable`.
     health: &'static str,
     /// Whether the app can get a token without a person.
@@ -309,6 +316,14 @@ struct StatusApp {
     fix: Option<String>,
 }
 
+#[derive(Serialize)]
+struct StatusJson {
+    store: ctx::StoreJson,
+    /// Every app can get a token without a person.
+    usable: bool,
+    apps: Vec<StatusApp>,
+}
+
 /// What a person runs to make the app usable again.
 fn status_fix(health: Health, app: &str) -> Option<String> {
     match health {
@@ -323,7 +338,8 @@ fn status_fix(health: Health, app: &str) -> Option<String> {
 /// read, as `gh auth status` fails when an account is not usable.
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let (store, apps) = tokens::status(&decl, &shared(&reg, &decl)?)?;
+    let shared = shared(&reg, &decl)?;
+    let (store, apps) = tokens::status(&decl, &shared)?;
     let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
     let out: Vec<StatusApp> = apps
         .into_iter()
@@ -337,8 +353,6 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             app: s.app,
             platform: s.platform,
             grant_type: s.grant_type,
-            store: store.store.clone(),
-            store_capabilities: store.capabilities.into(),
             logged_in: s.logged_in,
             token_age_secs: s.token_age_secs,
             expires_in_secs: s.expires_in_secs,
@@ -352,7 +366,16 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         .collect();
     let verdict = status_verdict(&healths);
     if a.json {
-        ctx::print_json(&out)?;
+        let store = ctx::StoreJson::of(&decl.store.kind, shared.store_plugin, &shared.store)?;
+        let usable = out.iter().all(|s| s.usable);
+        ctx::print_json(
+            "status",
+            &StatusJson {
+                store,
+                usable,
+                apps: out,
+            },
+        )?;
     } else {
         print_status(&mut std::io::stdout().lock(), &out, &store.store, g.quiet)?;
     }

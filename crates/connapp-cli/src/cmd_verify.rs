@@ -85,12 +85,15 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
 
     let ok = !checks.iter().any(|c| c.result == Outcome::Fail);
     if a.json {
-        ctx::print_json(&VerifyJson {
-            app: &app.name,
-            ok,
-            proven: checks.iter().all(|c| c.result == Outcome::Ok),
-            checks: &checks,
-        })?;
+        ctx::print_json(
+            "verify",
+            &VerifyJson {
+                app: &app.name,
+                ok,
+                proven: checks.iter().all(|c| c.result == Outcome::Ok),
+                checks: &checks,
+            },
+        )?;
     } else {
         let mut out = std::io::stdout().lock();
         print_table(&mut out, &checks)?;

@@ -65,9 +65,9 @@ fn signing_key(g: &Global, app: Option<&str>) -> Result<Signing, CliError> {
 struct VerifyJson<'a> {
     valid: bool,
     app: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The event's name, when the body is JSON that names one.
     event: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the signature was refused; `null` when it is valid.
     reason: Option<String>,
 }
 
@@ -98,12 +98,15 @@ pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
         .ok()
         .and_then(|v| v.get("event").and_then(Value::as_str).map(str::to_string));
     if a.json {
-        ctx::print_json(&VerifyJson {
-            valid: result.is_ok(),
-            app: &app,
-            event: event.clone(),
-            reason: result.as_ref().err().map(ToString::to_string),
-        })?;
+        ctx::print_json(
+            "webhook verify",
+            &VerifyJson {
+                valid: result.is_ok(),
+                app: &app,
+                event: event.clone(),
+                reason: result.as_ref().err().map(ToString::to_string),
+            },
+        )?;
     }
     match result {
         Ok(()) => {
@@ -121,7 +124,8 @@ pub fn verify(g: &Global, a: WebhookVerifyArgs) -> Result<(), CliError> {
 
 pub fn challenge(g: &Global, a: WebhookChallengeArgs) -> Result<(), CliError> {
     let Signing { scheme, key, .. } = signing_key(g, a.app.as_deref())?;
-    ctx::print_json(&scheme.challenge(&key, &a.plain_token))
+    // The answer the provider expects, verbatim: not a report.
+    ctx::print_raw_json(&scheme.challenge(&key, &a.plain_token))
 }
 
 /// The most saved request headers `webhook verify` reads (far more than any request has).

@@ -273,8 +273,68 @@ fn store_hint(kind: &str) -> String {
     }
 }
 
-/// Prints a value as pretty JSON on stdout.
-pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
+/// The version of the `--json` contract (`docs/json.md`,
+/// `docs/connapp-output.schema.json`): raised when a field is renamed,
+/// retyped or removed; adding a field keeps it.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Prints `command`'s report as pretty JSON on stdout: one object that starts
+/// with `schema_version` and `command`, then the report's own fields.
+pub fn print_json<T: Serialize>(command: &'static str, v: &T) -> Result<(), CliError> {
+    let body = serde_json::to_value(v).map_err(|e| CliError::failure(format!("cannot render the report: {e}")))?;
+    let serde_json::Value::Object(fields) = body else {
+        return Err(CliError::failure(format!(
+            "the {command} report is not a JSON object (a bug in connapp; please report it)"
+        )));
+    };
+    let mut report = serde_json::Map::new();
+    report.insert("schema_version".into(), SCHEMA_VERSION.into());
+    report.insert("command".into(), command.into());
+    report.extend(fields);
+    print_raw_json(&serde_json::Value::Object(report))
+}
+
+/// A store as every report names it.
+#[derive(Serialize)]
+pub struct StoreJson {
+    /// The store kind of the declaration (`file`, `vault`, ...).
+    pub kind: String,
+    /// The plugin that provides it.
+    pub plugin: String,
+    /// `builtin` or `dynamic` (as `plugins list` says).
+    pub origin: &'static str,
+    /// The plugin library's path; `null` for a built-in plugin.
+    pub path: Option<String>,
+    /// Where the store keeps its data, as the plugin describes it.
+    pub location: String,
+    /// What it can do.
+    pub capabilities: crate::cmd_secrets::CapsJson,
+}
+
+impl StoreJson {
+    /// The open store `handle` of kind `kind`, from `plugin`.
+    pub fn of(kind: &str, plugin: &LoadedPlugin, handle: &StoreHandle) -> Result<StoreJson, CliError> {
+        let d = handle.describe().map_err(|e| connapp_host::plugin_error(plugin, e))?;
+        Ok(StoreJson {
+            kind: kind.to_string(),
+            plugin: plugin.info.name.clone(),
+            origin: match plugin.origin {
+                connapp_host::Origin::Builtin => "builtin",
+                connapp_host::Origin::Dynamic(_) => "dynamic",
+            },
+            path: match &plugin.origin {
+                connapp_host::Origin::Builtin => None,
+                connapp_host::Origin::Dynamic(p) => Some(p.display().to_string()),
+            },
+            location: d.location,
+            capabilities: d.capabilities.into(),
+        })
+    }
+}
+
+/// Prints a value as pretty JSON on stdout, as it is (for answers whose
+/// shape a protocol fixes, such as a webhook challenge's).
+pub fn print_raw_json<T: Serialize>(v: &T) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v).map_err(|e| match e.io_error_kind() {
         Some(kind) => CliError::from(std::io::Error::from(kind)),

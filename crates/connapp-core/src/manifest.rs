@@ -64,11 +64,9 @@ pub struct Change {
     pub path: String,
     /// Added, removed or changed.
     pub kind: ChangeKind,
-    /// The value before (absent for additions).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The value before (`null` for additions).
     pub before: Option<Value>,
-    /// The value after (absent for removals).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The value after (`null` for removals).
     pub after: Option<Value>,
 }
 
