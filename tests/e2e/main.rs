@@ -12,5 +12,6 @@ mod json;
 mod plugins;
 mod secrets;
 mod servicenow;
+mod terminal;
 mod tokens;
 mod zoomapp;

@@ -7,7 +7,7 @@ use connapp_sandbox::Sandbox as Zoom;
 use connapp_sandbox::servicenow::{Instance, SnSeed};
 use serde_json::{Value, json};
 
-use crate::support::{Run, Sandbox, managed_user, no_redirects, sandbox_control, zoom_with_management};
+use crate::support::{Run, Sandbox, assert_fits, managed_user, no_redirects, sandbox_control, zoom_with_management};
 
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
 
@@ -443,10 +443,12 @@ fn a_rotated_client_secret_reaches_servicenow_with_write_secrets() {
 #[test]
 fn verify_judges_servicenows_grant_by_its_own_calls() {
     let w = World::new();
-    // plan and apply say the same numbers, in the right order.
+    // plan and apply say the same numbers, in the right order, in 100 columns.
     let plan = w.run(&["plan"]).fails_with(7).stdout();
     assert!(plan.contains("ServiceNow: 16 record(s) to create"), "{plan}");
+    assert_fits(&plan, 100);
     let out = w.run(&["apply", "--yes"]).ok().stdout();
+    assert_fits(&out, 100);
     assert!(
         out.contains("ServiceNow") && out.contains(": 16 record(s) created"),
         "{out}"
@@ -475,7 +477,9 @@ fn verify_judges_servicenows_grant_by_its_own_calls() {
     let v = w.verify();
     assert_eq!(sn_row(&v, "ServiceNow's calls to Zoom")["result"], "ok", "{v:#}");
     assert_eq!(v["proven"], true, "{v:#}");
-    assert!(w.run(&["verify"]).ok().stdout().contains("everything declared works"));
+    let green = w.run(&["verify"]).ok().stdout();
+    assert!(green.contains("everything declared works"), "{green}");
+    assert_fits(&green, 100);
 
     // The Zoom user ServiceNow consented as (`admin`) consents again, through connapp.
     w.run(&["login", "--user-hint", "admin", "--timeout", "20"]).ok();
@@ -486,6 +490,9 @@ fn verify_judges_servicenows_grant_by_its_own_calls() {
         out.contains("ServiceNow's calls to Zoom") && out.contains("check(s) failed"),
         "{out}"
     );
+    assert_fits(&out, 100);
+    assert_fits(&w.run(&["status"]).ok().stdout(), 100);
+    assert_fits(&w.run(&["secrets", "list"]).ok().stdout(), 100);
     let v = w.run(&["verify", "--json"]).fails_with(1).json();
     let row = sn_row(&v, "ServiceNow's calls to Zoom");
     assert_eq!(row["result"], "fail", "{row}");

@@ -539,3 +539,107 @@ pub fn sandbox_control(
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.json().expect("json")
 }
+
+/// What a run on a pseudo-terminal showed: everything the terminal received
+/// (stdout and stderr together, as a person sees them) and the exit code.
+pub struct PtyRun {
+    pub screen: String,
+    pub code: Option<i32>,
+}
+
+impl Sandbox {
+    /// Runs connapp with `args` on a new pseudo-terminal 100 columns wide (its
+    /// controlling terminal, so prompts read from it), answering: each time
+    /// the screen shows the next `(expect, send)` pair's `expect`, it types
+    /// `send` and Enter. Gives up after 20 s.
+    pub fn on_terminal(&self, args: &[&str], answers: &[(&str, &str)]) -> PtyRun {
+        use std::io::{Read, Write};
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: 40,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two new descriptors into the two ints.
+        let rc = unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here only.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut c = self.command(args);
+        c.env("TERM", "xterm-256color")
+            .stdin(Stdio::from(slave.try_clone().expect("dup")))
+            .stdout(Stdio::from(slave.try_clone().expect("dup")))
+            .stderr(Stdio::from(slave));
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().expect("spawn connapp on a terminal");
+        drop(c);
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let mut reader = std::fs::File::from(master.try_clone().expect("dup"));
+        let sink = screen.clone();
+        let pump = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the child and every copy of the terminal are gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().expect("screen").extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut writer = std::fs::File::from(master);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = 0;
+        for (expect, send) in answers {
+            loop {
+                let text = String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+                if let Some(at) = text[seen..].find(expect) {
+                    seen += at + expect.len();
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the terminal never showed {expect:?}:\n{text}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            writer.write_all(format!("{send}\r").as_bytes()).expect("type");
+        }
+        let code = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "connapp did not finish on the terminal"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        drop(writer);
+        let _ = pump.join();
+        let screen = String::from_utf8_lossy(&screen.lock().expect("screen")).into_owned();
+        PtyRun { screen, code }
+    }
+}
+
+/// Every line of `text` fits `width` columns, but a line that is one
+/// unbreakable word (a URL to copy whole).
+pub fn assert_fits(text: &str, width: usize) {
+    for line in text.lines() {
+        let n = line.chars().count();
+        assert!(
+            n <= width || line.split_whitespace().count() == 1,
+            "a line of {n} columns (more than {width}):\n{line}\n\n{text}"
+        );
+    }
+}

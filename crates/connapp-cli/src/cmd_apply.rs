@@ -19,6 +19,7 @@ use crate::cmd_target::{self, TargetPlan};
 use crate::cmd_token::{self, Terminal};
 use crate::ctx;
 use crate::error::{CliError, Exit};
+use crate::render;
 
 fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Result<()> {
     match p.action {
@@ -46,7 +47,7 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
         )?,
     }
     for c in &p.changes {
-        writeln!(out, "  {}", c.line())?;
+        writeln!(out, "  {}", render::diff_line(&c.line(), render::WIDTH - 2))?;
     }
     Ok(())
 }
@@ -69,7 +70,7 @@ fn summary(work: &[Work<'_, '_>]) -> String {
                 .count()
         };
         s.push_str(&format!(
-            " {}: {} record(s) to create, {} to update, {} to delete.",
+            "\n      {}: {} record(s) to create, {} to update, {} to delete.",
             sn[0].consumer,
             count(&["create", "created-by-instance"]),
             count(&["update"]),
@@ -120,7 +121,7 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
         ctx::print_json("plan", &json!({"pending": pending, "apps": plans}))?;
     } else if !g.quiet {
-        let mut out = std::io::stdout().lock();
+        let mut out = render::stdout().lock();
         for w in &work {
             print_work(&mut out, w)?;
         }
@@ -155,7 +156,7 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         .filter(|w| w.pending() || (a.write_secrets && w.has_consumer()))
         .count();
     if !a.json && !g.quiet {
-        let mut out = std::io::stdout().lock();
+        let mut out = render::stdout().lock();
         for w in &work {
             print_work(&mut out, w)?;
         }
@@ -207,8 +208,12 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
 }
 
 fn print_links(links: &[work::Consent<'_>]) {
+    let mut out = render::stdout().lock();
     for c in links {
-        println!("\n{}", c.note);
+        let _ = writeln!(out);
+        for line in render::wrap_lines(&c.note, render::WIDTH) {
+            let _ = writeln!(out, "{line}");
+        }
     }
 }
 
@@ -241,7 +246,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
     };
     let restores = work::rollback_plan(&session, apps, a.app.is_some())?;
     if !a.json && !g.quiet {
-        let mut out = std::io::stdout().lock();
+        let mut out = render::stdout().lock();
         for r in &restores {
             writeln!(
                 out,

@@ -19,6 +19,22 @@ fn kind_of(s: &str) -> Result<SecretKind, CliError> {
     SecretKind::parse(s).ok_or_else(|| CliError::with_code(Exit::Usage, format!("unknown secret {s:?}")))
 }
 
+/// Where the value will come from: standard input, or a prompt at a
+/// terminal; without either it is a usage error, said before anything opens.
+fn input_source(kind: SecretKind, from_stdin: bool) -> Result<(), CliError> {
+    if from_stdin || ctx::interactive() {
+        return Ok(());
+    }
+    Err(CliError::with_code(
+        Exit::Usage,
+        "standard input is not a terminal, so connapp cannot prompt for the value",
+    )
+    .hint(format!(
+        "pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE",
+        kind.as_str()
+    )))
+}
+
 fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
     if from_stdin {
         // Allocated once at full size so no reallocation leaves a stray copy behind.
@@ -43,16 +59,7 @@ fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing
         }
         return Ok(buf);
     }
-    if !ctx::interactive() {
-        return Err(CliError::with_code(
-            Exit::Usage,
-            "standard input is not a terminal, so connapp cannot prompt for the value",
-        )
-        .hint(format!(
-            "pipe the value in with --from-stdin: connapp secrets set {} --from-stdin < FILE",
-            kind.as_str()
-        )));
-    }
+    input_source(kind, false)?;
     let value = rpassword::prompt_password(format!("{} for {app} (input hidden): ", kind.label()))
         .map_err(|e| CliError::failure(format!("cannot read the value: {e}")))?;
     let value = Zeroizing::new(value);
@@ -90,8 +97,10 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     let kind = kind_of(&a.secret.kind)?;
     let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.secret.app.as_deref())?;
-    // Read the value before opening the store, so a passphrase prompt and the
-    // value prompt never race for the terminal.
+    // The store first, as ssh and gpg ask: a new store says so and takes its
+    // passphrase (twice) before connapp asks for the value to keep in it.
+    input_source(kind, a.from_stdin)?;
+    let (store, plugin) = ctx::open_store(&reg, &decl)?;
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
         let profile = connapp_engine::platform::platform(&reg, &app.platform)
@@ -103,7 +112,6 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
         CliError::with_code(Exit::Usage, format!("{why}; nothing was stored"))
             .hint(format!("copy the {} from {source} and try again", kind.label()))
     })?;
-    let (store, plugin) = ctx::open_store(&reg, &decl)?;
     let version = Secrets::new(&store)
         .put(&app.name, kind, &value, Expected::Any)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;

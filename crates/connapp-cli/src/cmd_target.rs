@@ -24,10 +24,12 @@ pub(crate) fn print(out: &mut impl Write, app: &App, p: &TargetPlan) -> std::io:
         } else {
             String::new()
         };
-        writeln!(out, "  {sign} {} {:?}{by}", i.table, i.label)?;
+        let line = format!("{sign} {} {:?}{by}", i.table, i.label);
+        writeln!(out, "  {}", crate::render::diff_line(&line, crate::render::WIDTH - 2))?;
         if i.action == "update" {
             for (f, b, a) in &i.changes {
-                writeln!(out, "      {f}: {b:?} -> {a:?}")?;
+                let line = crate::render::fit(&format!("{f}: {b:?} -> {a:?}"), crate::render::WIDTH - 6);
+                writeln!(out, "      {line}")?;
             }
         }
     }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::cli::{Global, LoginArgs, RefreshArgs, RevokeArgs, StatusArgs, TokenArgs};
 use crate::ctx;
 use crate::error::{CliError, Exit};
+use crate::render;
 
 /// Prints the engine's events: notices and warnings on stderr (only
 /// warnings with `--quiet`), the work's own output (`Done`) on stdout unless
@@ -42,7 +43,12 @@ impl Observer for Terminal {
             }
             Event::Notice(n) => eprintln!("note: {n}"),
             Event::Done(_) if self.json => {}
-            Event::Done(d) => println!("{d}"),
+            Event::Done(d) => {
+                let mut out = render::stdout().lock();
+                for line in render::wrap_hanging(d, render::WIDTH) {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
         }
     }
 }
@@ -377,7 +383,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             },
         )?;
     } else {
-        print_status(&mut std::io::stdout().lock(), &out, &store.store, g.quiet)?;
+        print_status(&mut crate::render::stdout().lock(), &out, &store.store, g.quiet)?;
     }
     match verdict {
         None => Ok(()),
@@ -428,42 +434,57 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
         } else {
             format!("{} missing", s.missing_scopes.len())
         };
+        let token = match s.health {
+            "lost" | "expired" | "unreadable" => render::paint(render::BAD, &format!("{token:<10}")),
+            _ if !s.usable => render::paint(render::WARN, &format!("{token:<10}")),
+            _ => format!("{token:<10}"),
+        };
         writeln!(
             w,
-            "{:<width$} {:<19} {:<10} {:<13} {}",
-            s.app, s.grant_type, token, expires, scopes
+            "{:<width$} {:<19} {token} {:<13} {}",
+            s.app, s.grant_type, expires, scopes
         )?;
+        let mut notes = Vec::new();
         if !s.missing_scopes.is_empty() && !quiet {
-            writeln!(
-                w,
-                "  missing: {} (consent again after adding them to the app)",
+            notes.push(format!(
+                "missing: {} (consent again after adding them to the app)",
                 s.missing_scopes.join(", ")
-            )?;
+            ));
         }
         if let Some(e) = &s.error {
-            writeln!(w, "  error: {e}")?;
+            notes.push(format!("error: {e}"));
         }
         match (&s.fix, s.lost_at, &s.lost_reason) {
             (Some(fix), Some(at), Some(reason)) => {
-                writeln!(w, "  lost {} ({reason}) -> {fix}", tokens::ago(at, now()))?
+                notes.push(format!("lost {}: {reason}", tokens::ago(at, now())));
+                notes.push(format!("-> {fix}"));
             }
-            (Some(fix), _, _) => writeln!(w, "  {} -> {fix}", s.health)?,
+            (Some(fix), _, _) => notes.push(format!("{} -> {fix}", s.health)),
             _ => {}
+        }
+        for note in notes {
+            for line in render::wrap(&note, 2, render::WIDTH) {
+                writeln!(w, "{line}")?;
+            }
         }
     }
     writeln!(w, "store: {store}")?;
     let usable = out.iter().filter(|s| s.usable).count();
     let fixes: Vec<&str> = out.iter().filter_map(|s| s.fix.as_deref()).collect();
     if fixes.is_empty() {
-        writeln!(w, "{} app(s), all usable.", out.len())?;
-    } else {
         writeln!(
             w,
+            "{}",
+            render::paint(render::GOOD, &format!("{} app(s), all usable.", out.len()))
+        )?;
+    } else {
+        let line = format!(
             "{} app(s): {usable} usable, {} not: {}",
             out.len(),
             out.len() - usable,
             fixes.join("; ")
-        )?;
+        );
+        writeln!(w, "{}", render::paint(render::BAD, &line))?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::cli::{Global, VerifyArgs};
 use crate::cmd_token::{self, Terminal};
 use crate::ctx;
 use crate::error::{CliError, Exit};
+use crate::render;
 
 #[derive(Serialize)]
 struct VerifyJson<'a> {
@@ -51,27 +52,59 @@ fn verdict(app: &str, checks: &[Check]) -> String {
     }
 }
 
+/// The report for people: one line per check, `RESULT CHECK ITEM ENDPOINT`
+/// within [`render::WIDTH`] columns (the endpoint moves to its own line when
+/// the item is long), then what was found and what to do, indented, for
+/// every row that did not pass.
 fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
     let checks = connapp_clients::verify::for_humans(all);
-    let w_item = checks.iter().map(|c| c.item.len()).max().unwrap_or(4).clamp(4, 56);
-    let w_ep = checks.iter().map(|c| c.endpoint.len()).max().unwrap_or(8).clamp(8, 64);
-    writeln!(
-        out,
-        "{:<6} {:<11} {:<w_item$} {:<w_ep$} WHAT TO DO",
-        "RESULT", "CHECK", "ITEM", "ENDPOINT"
-    )?;
+    let w_check = checks.iter().map(|c| c.check.len()).max().unwrap_or(5).clamp(5, 11);
+    let w_item = checks
+        .iter()
+        .map(|c| c.item.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 50);
+    let title = format!("{:<6} {:<w_check$} {:<w_item$} ENDPOINT", "RESULT", "CHECK", "ITEM");
+    writeln!(out, "{}", render::paint(render::HEAD, &title))?;
+    let indent = 7;
     for c in &checks {
+        let (word, style) = match c.result {
+            Outcome::Ok => ("ok", render::GOOD),
+            Outcome::Warn => ("warn", render::WARN),
+            Outcome::Fail => ("FAIL", render::BAD),
+            Outcome::Skip => ("skip", render::DIM),
+        };
+        let head = format!("{:<w_check$} {:<w_item$}", c.check, render::fit(&c.item, w_item));
+        let room = render::WIDTH.saturating_sub(indent + head.chars().count() + 1);
+        let endpoint = if c.endpoint.chars().count() <= room {
+            c.endpoint.as_str()
+        } else {
+            ""
+        };
+        let row = format!("{head} {endpoint}");
         writeln!(
             out,
-            "{:<6} {:<11} {:<w_item$} {:<w_ep$} {}",
-            c.result.word(),
-            c.check,
-            c.item,
-            c.endpoint,
-            if c.fix.is_empty() { "-" } else { c.fix.as_str() }
+            "{} {}",
+            render::paint(style, &format!("{word:<6}")),
+            row.trim_end()
         )?;
-        if !c.detail.is_empty() && c.result != Outcome::Ok {
-            writeln!(out, "       {}", c.detail)?;
+        if endpoint.is_empty() && !c.endpoint.is_empty() {
+            let line = format!("{}{}", " ".repeat(indent), c.endpoint);
+            writeln!(out, "{}", render::fit(&line, render::WIDTH))?;
+        }
+        if c.result != Outcome::Ok {
+            for line in render::wrap(&c.detail, indent, render::WIDTH) {
+                writeln!(out, "{line}")?;
+            }
+            for (i, line) in render::wrap(&c.fix, indent + 5, render::WIDTH).into_iter().enumerate() {
+                if i == 0 {
+                    let fix = render::paint(render::HEAD, "fix: ");
+                    writeln!(out, "{}{fix}{}", " ".repeat(indent), line.trim_start())?;
+                } else {
+                    writeln!(out, "{line}")?;
+                }
+            }
         }
     }
     Ok(())
@@ -95,9 +128,17 @@ pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
             },
         )?;
     } else {
-        let mut out = std::io::stdout().lock();
+        let mut out = render::stdout().lock();
         print_table(&mut out, &checks)?;
-        writeln!(out, "{}", verdict(&app.name, &checks))?;
+        let line = verdict(&app.name, &checks);
+        let style = if !ok {
+            render::BAD
+        } else if checks.iter().all(|c| c.result == Outcome::Ok) {
+            render::GOOD
+        } else {
+            render::WARN
+        };
+        writeln!(out, "{}", render::paint(style, &line))?;
     }
     if ok {
         Ok(())

@@ -23,6 +23,7 @@ mod cmd_verify;
 mod cmd_webhook;
 mod ctx;
 mod error;
+mod render;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -101,6 +102,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.global.verbose, cli.global.quiet);
+    anstream::ColorChoice::write_global(match cli.global.color {
+        cli::ColorWhen::Auto => anstream::ColorChoice::Auto,
+        cli::ColorWhen::Always => anstream::ColorChoice::Always,
+        cli::ColorWhen::Never => anstream::ColorChoice::Never,
+    });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.code == Exit::Ok => ExitCode::SUCCESS,

@@ -559,27 +559,70 @@ impl Plugin for FileStorePlugin {
             }
             None => Path::new(ctx.data_dir()).join("store"),
         };
-        let passphrase = match std::env::var_os(PASSPHRASE_ENV) {
-            Some(v) => {
-                let mut s = v.into_encoded_bytes();
-                let p = Zeroizing::new(s.clone());
-                s.zeroize();
-                p
-            }
-            None if ctx.interactive() => {
-                ctx.prompt_secret(&format!("Passphrase for the file store {}: ", dir.display()))?
-            }
-            None => {
-                return Err(err(
-                    ErrorCode::AUTH_FAILED,
-                    format!(
-                        "the file store needs a passphrase: set {PASSPHRASE_ENV}, or run connapp at a terminal to be asked for it"
-                    ),
-                ));
-            }
-        };
-        Ok(Box::new(FileStore::open(&dir, passphrase, Cost::default())?))
+        if let Some(v) = std::env::var_os(PASSPHRASE_ENV) {
+            let mut s = v.into_encoded_bytes();
+            let p = Zeroizing::new(s.clone());
+            s.zeroize();
+            return Ok(Box::new(FileStore::open(&dir, p, Cost::default())?));
+        }
+        if !ctx.interactive() {
+            return Err(err(
+                ErrorCode::AUTH_FAILED,
+                format!(
+                    "the file store needs a passphrase: set {PASSPHRASE_ENV}, or run connapp at a terminal to be asked for it"
+                ),
+            ));
+        }
+        let prompt = |text: &str| ctx.prompt_secret(text);
+        Ok(Box::new(open_asking(&dir, &prompt, Cost::default())?))
     }
+}
+
+/// Asks a person for a passphrase with the given prompt (no echo).
+pub type Prompt<'a> = &'a dyn Fn(&str) -> Result<Zeroizing<Vec<u8>>, StoreError>;
+
+/// How often a person may type the passphrase of an existing store.
+pub const PASSPHRASE_TRIES: usize = 3;
+
+/// Opens the store in `dir` with a passphrase a person types at `prompt`, as
+/// ssh-keygen and gpg ask: a new store says that it is new and takes the
+/// passphrase twice (they must match); an existing one allows
+/// [`PASSPHRASE_TRIES`] tries.
+pub fn open_asking(dir: &Path, prompt: Prompt<'_>, cost: Cost) -> Result<FileStore, StoreError> {
+    let file = dir.join(STORE_FILE);
+    if !file.exists() {
+        let first = prompt(&format!(
+            "Creating a new file store at {}.\nChoose its passphrase (connapp cannot recover it): ",
+            file.display()
+        ))?;
+        if first.is_empty() {
+            return Err(err(
+                ErrorCode::INVALID_INPUT,
+                "the file store passphrase is empty; nothing was created",
+            ));
+        }
+        let again = prompt("Repeat the passphrase: ")?;
+        if *first != *again {
+            return Err(err(
+                ErrorCode::INVALID_INPUT,
+                "the passphrases do not match; nothing was created (run the command again)",
+            ));
+        }
+        return FileStore::open(dir, first, cost);
+    }
+    let mut last = None;
+    for i in 0..PASSPHRASE_TRIES {
+        let text = if i == 0 {
+            format!("Passphrase for the file store {}: ", file.display())
+        } else {
+            format!("Wrong passphrase; try again ({} of {PASSPHRASE_TRIES}): ", i + 1)
+        };
+        match FileStore::open(dir, prompt(&text)?, cost) {
+            Err(e) if e.code == ErrorCode::AUTH_FAILED => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| err(ErrorCode::AUTH_FAILED, "no passphrase was given")))
 }
 
 export_plugin!(FileStorePlugin);

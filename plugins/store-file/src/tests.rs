@@ -112,3 +112,68 @@ fn records_encode_and_decode() {
     assert!(d.entries["b"].value.is_none());
     assert!(Contents::decode(&enc[..enc.len() - 1]).is_none());
 }
+
+/// A person typing at prompts: the answers in order, and the prompts seen.
+struct Typist {
+    answers: std::cell::RefCell<Vec<&'static str>>,
+    asked: std::cell::RefCell<Vec<String>>,
+}
+
+impl Typist {
+    fn new(answers: &[&'static str]) -> Typist {
+        Typist {
+            answers: std::cell::RefCell::new(answers.iter().rev().copied().collect()),
+            asked: Default::default(),
+        }
+    }
+    fn open(&self, dir: &Path) -> Result<FileStore, StoreError> {
+        let prompt = |text: &str| {
+            self.asked.borrow_mut().push(text.to_string());
+            let a = self.answers.borrow_mut().pop().expect("asked once too often");
+            Ok(pass(a))
+        };
+        open_asking(dir, &prompt, cheap())
+    }
+}
+
+/// As ssh-keygen and gpg: a new store says so and takes the passphrase
+/// twice; a mismatch creates nothing. An existing store allows three tries.
+#[test]
+fn passphrases_are_confirmed_for_a_new_store_and_retried_for_an_existing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let t = Typist::new(&["one", "another"]);
+    let e = t.open(&path).err().expect("mismatch");
+    assert!(e.message.contains("do not match"), "{}", e.message);
+    assert!(
+        t.asked.borrow()[0].starts_with("Creating a new file store at"),
+        "{:?}",
+        t.asked
+    );
+    assert!(!path.join(STORE_FILE).exists());
+
+    let t = Typist::new(&["right", "right"]);
+    let s = t.open(&path).expect("created");
+    s.put("apps/x/client-id", b"id", Expected::Any).expect("put");
+    assert_eq!(t.asked.borrow()[1], "Repeat the passphrase: ");
+
+    // Two typos, then the right one.
+    let t = Typist::new(&["wrong", "wrnog", "right"]);
+    let s = t.open(&path).expect("third try");
+    assert_eq!(
+        s.get("apps/x/client-id").expect("get").map(|r| r.value.to_vec()),
+        Some(b"id".to_vec())
+    );
+    assert!(
+        t.asked.borrow()[0].starts_with("Passphrase for the file store"),
+        "{:?}",
+        t.asked
+    );
+    assert!(t.asked.borrow()[2].contains("3 of 3"), "{:?}", t.asked);
+
+    // Three wrong: refused, and never asked a fourth time.
+    let t = Typist::new(&["a", "b", "c"]);
+    let e = t.open(&path).err().expect("refused");
+    assert_eq!(e.code, ErrorCode::AUTH_FAILED);
+    assert_eq!(t.asked.borrow().len(), 3);
+}
