@@ -41,6 +41,7 @@ fn every_json_report_follows_the_published_schema() {
     assert!(!v.is_valid(&renamed), "the schema accepts a renamed field");
 
     let fresh = Sandbox::new(&built().full);
+    judged(&v, "version", &fresh.run(&["version", "--json"], None).ok());
     judged(
         &v,
         "init",

@@ -9,6 +9,7 @@ mod corpus;
 mod crash;
 mod interop;
 mod json;
+mod newcomer;
 mod plugins;
 mod secrets;
 mod servicenow;

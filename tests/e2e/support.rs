@@ -326,7 +326,17 @@ impl PasteBack {
 
     /// Pastes `address` (where the browser was sent) and waits for the end;
     /// the output's stderr is what came after the URL.
-    pub fn paste(mut self, address: &str) -> Output {
+    pub fn paste(self, address: &str) -> Output {
+        self.finish(Some(address))
+    }
+
+    /// Waits for the end without typing anything (the consent reached
+    /// connapp's own loopback listener).
+    pub fn wait(self) -> Output {
+        self.finish(None)
+    }
+
+    fn finish(mut self, address: Option<&str>) -> Output {
         use std::io::{Read, Write};
         let mut err = self.err;
         let rest = std::thread::spawn(move || {
@@ -335,7 +345,9 @@ impl PasteBack {
             rest
         });
         let mut stdin = self.child.stdin.take().expect("stdin");
-        writeln!(stdin, "{address}").expect("paste");
+        if let Some(address) = address {
+            writeln!(stdin, "{address}").expect("paste");
+        }
         drop(stdin);
         let mut out = self.child.wait_with_output().expect("wait");
         out.stderr = rest.join().expect("stderr reader");

@@ -16,10 +16,22 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `connapp --version` and `connapp version`: the version, the commit and
+/// its date, and the plugin API the host speaks.
+pub static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {}, {}; plugin API {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("CONNAPP_COMMIT"),
+        env!("CONNAPP_COMMIT_DATE"),
+        connapp_plugin_api::PLUGIN_API_VERSION
+    )
+});
+
 /// The whole command line, with the closing text `--help`, the man page and
 /// the completions share: the exit codes come from [`crate::error::Exit`].
 pub fn command() -> clap::Command {
-    Cli::command().after_help(format!(
+    Cli::command().long_version(LONG_VERSION.as_str()).version(LONG_VERSION.as_str()).after_help(format!(
         "{}\nEnvironment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE.",
         crate::error::Exit::help()
     ))
@@ -95,7 +107,10 @@ pub enum Command {
     },
     /// Run the local Zoom and ServiceNow sandboxes (OAuth, DEX APIs, Table API, control API) until Ctrl-C.
     #[cfg(feature = "sandbox")]
+    #[command(args_conflicts_with_subcommands = true)]
     Sandbox(SandboxArgs),
+    /// Print connapp's version, commit, build date and plugin API version.
+    Version(VersionArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -104,6 +119,13 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
+}
+
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -251,6 +273,24 @@ pub struct SandboxArgs {
     /// Print the endpoints and credentials as JSON (one line), then serve.
     #[arg(long)]
     pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<SandboxAction>,
+}
+
+/// What else `connapp sandbox` does besides serving.
+#[derive(Subcommand, Debug)]
+pub enum SandboxAction {
+    /// Open a consent link without a browser: sign in at the local Zoom
+    /// sandbox as a user, click Allow, follow the redirects (ServiceNow's
+    /// "Get OAuth Token" link that apply prints, or the URL login prints).
+    Consent {
+        /// The link (http on this machine only).
+        url: String,
+        /// The Zoom sandbox user who consents (ServiceNow's grant and
+        /// connapp's own must be different users: one grant per user per app).
+        #[arg(long = "as", value_name = "USER", default_value = "admin")]
+        user: String,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -5,7 +5,7 @@ use std::io::Write;
 use connapp_sandbox::Seed;
 use serde_json::json;
 
-use crate::cli::{Global, SandboxArgs};
+use crate::cli::{Global, SandboxAction, SandboxArgs};
 use crate::error::{CliError, Exit};
 
 fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
@@ -23,7 +23,58 @@ fn load_seed(a: &SandboxArgs) -> Result<Seed, CliError> {
     })
 }
 
+/// `connapp sandbox consent URL --as USER`: a person's browser, stood in for.
+fn consent(url: &str, user: &str) -> Result<(), CliError> {
+    let landed = connapp_sandbox::browser::consent(url, user).map_err(|e| {
+        CliError::with_code(Exit::Usage, e.to_string())
+            .hint("pass the link exactly as connapp printed it, with the sandbox running")
+    })?;
+    println!(
+        "{} consented; the last page ({}, HTTP {}): {}",
+        user, landed.url, landed.status, landed.text
+    );
+    if landed.status >= 400 || landed.text.contains("failed") {
+        return Err(CliError::failure(format!(
+            "the consent did not succeed: {}",
+            landed.text
+        )));
+    }
+    Ok(())
+}
+
+/// How often the ServiceNow sandbox of `connapp sandbox` runs DEX's job.
+const DEX_EVERY_SECS: u64 = 10;
+
+/// The shortest way from here to `connapp verify` all green, with this
+/// sandbox's addresses and the management app's credentials filled in.
+fn first_steps(base: &str, sn_base: &str, seed: &connapp_sandbox::Seed) -> Vec<String> {
+    let mgmt = seed
+        .apps
+        .iter()
+        .find(|a| a.scopes.iter().any(|s| s.starts_with("marketplace:")));
+    let (id, secret) = mgmt.map_or(("?", "?"), |m| (m.client_id.as_str(), m.client_secret.as_str()));
+    let app = connapp_core::MANAGEMENT_APP;
+    vec![
+        format!(
+            "connapp init --instance {sn_base} --zoom-base {base} --management-account {} --login-redirect http://127.0.0.1/callback",
+            seed.account_id
+        ),
+        format!("connapp secrets set client-id --app {app}        # paste {id}"),
+        format!("connapp secrets set client-secret --app {app}    # paste {secret}"),
+        "connapp secrets set instance-user --app dex-zoom          # type admin".into(),
+        "connapp secrets set instance-password --app dex-zoom      # type admin-password".into(),
+        "connapp apply --yes".into(),
+        "connapp sandbox consent 'THE LINK APPLY PRINTED' --as admin".into(),
+        "connapp login --user-hint owner     # then, while it waits, in a third terminal:".into(),
+        "connapp sandbox consent 'THE URL LOGIN PRINTED' --as owner".into(),
+        format!("connapp verify                      # once DEX's job ran (every {DEX_EVERY_SECS} s)"),
+    ]
+}
+
 pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
+    if let Some(SandboxAction::Consent { url, user }) = &a.action {
+        return consent(url, user);
+    }
     let mut seed = load_seed(&a)?;
     if let Some(path) = &a.state
         && path.exists()
@@ -60,7 +111,9 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::failure(format!("cannot listen on 127.0.0.1:{}: {e}", a.servicenow_port)))?;
         let sn_base = format!("http://{}", sn_listener.local_addr()?);
-        let sn_seed = connapp_sandbox::servicenow::SnSeed::default();
+        let mut sn_seed = connapp_sandbox::servicenow::SnSeed::default();
+        // DEX's job runs on a schedule, as on a real instance.
+        sn_seed.knobs.dex_every_secs = Some(DEX_EVERY_SECS);
         let sn_users: Vec<_> = sn_seed
             .users
             .iter()
@@ -71,12 +124,13 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
             .iter()
             .map(|app| {
                 json!({
-                    "name": app.name, "kind": app.kind, "usage": app.usage, "client_id": app.client_id,
+                    "name": app.name, "app_id": app.app_id, "kind": app.kind, "usage": app.usage, "client_id": app.client_id,
                     "client_secret": app.client_secret, "secret_token": app.secret_token,
                     "redirect_urls": app.redirect_urls, "scopes": app.scopes,
                 })
             })
             .collect();
+        let steps = first_steps(&base, &sn_base, &seed);
         let mut out = std::io::stdout().lock();
         if a.json {
             let info = json!({
@@ -86,6 +140,8 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                 "account_id": seed.account_id, "apps": apps,
                 "servicenow_url": sn_base, "servicenow_users": sn_users,
                 "servicenow_dex_alias": sn_seed.dex_alias_id,
+                "dex_job_every_secs": DEX_EVERY_SECS,
+                "next_steps": steps,
             });
             writeln!(out, "{info}")?;
         } else {
@@ -116,7 +172,7 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                 )?;
             }
             for app in &seed.apps {
-                writeln!(out, "app {:?} ({:?}, {:?})", app.name, app.kind, app.usage)?;
+                writeln!(out, "app {:?} ({:?}, {:?}), app id {}", app.name, app.kind, app.usage, app.app_id)?;
                 writeln!(out, "  client id      {}", app.client_id)?;
                 writeln!(out, "  client secret  {}", app.client_secret)?;
                 writeln!(out, "  secret token   {}", app.secret_token)?;
@@ -124,7 +180,12 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                     writeln!(out, "  redirect URL   {}", app.redirect_urls.join(", "))?;
                 }
             }
+            writeln!(out, "DEX's scheduled job runs every {DEX_EVERY_SECS} s on the ServiceNow sandbox.")?;
             if !g.quiet {
+                writeln!(out, "Next, in another terminal (README, \"Your first run\"):")?;
+                for step in &steps {
+                    writeln!(out, "  {step}")?;
+                }
                 writeln!(
                     out,
                     "These are sandbox credentials, printed on purpose. Ctrl-C stops the sandbox."

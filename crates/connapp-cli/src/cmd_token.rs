@@ -199,8 +199,12 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let mut c = load(&reg, &decl, a.app.as_deref())?;
     let display_name = c.app.display_name.clone();
     let show = |url: &str| eprintln!("Open this URL in a browser on any machine and allow access:\n\n  {url}\n");
+    let timeout = a.timeout;
     let open = |url: &str| {
         eprintln!("Opening the browser to authorize {display_name}. If it does not open, visit:\n\n  {url}\n");
+        eprintln!(
+            "Waiting up to {timeout} s for the consent (Ctrl-C stops); against `connapp sandbox`, `connapp sandbox consent URL --as USER` consents without a browser."
+        );
         // Some browsers (and $BROWSER commands) block until closed: open
         // from another thread so the listener keeps serving.
         let url = url.to_string();

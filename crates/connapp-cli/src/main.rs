@@ -78,7 +78,7 @@ fn familiar_mistake(args: &[String]) -> Option<CliError> {
 
 fn main() -> ExitCode {
     builtins::link_all();
-    let mut args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     if let Some(e) = familiar_mistake(&args) {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "error: {}", e.message);
@@ -86,10 +86,6 @@ fn main() -> ExitCode {
             let _ = writeln!(err, "  hint: {hint}");
         }
         return e.code.into();
-    }
-    // `connapp version` is `connapp --version`, as in gh.
-    if args.len() == 2 && args[1] == "version" {
-        args[1] = "--version".into();
     }
     let cli = match cli::command()
         .try_get_matches_from(&args)
@@ -174,6 +170,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Completions { shell } => {
             let mut cmd = cli::command();
             clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Version(a) => {
+            if a.json {
+                return ctx::print_json(
+                    "version",
+                    &serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "commit": env!("CONNAPP_COMMIT"),
+                        "commit_date": env!("CONNAPP_COMMIT_DATE"),
+                        "plugin_api": connapp_plugin_api::PLUGIN_API_VERSION,
+                    }),
+                );
+            }
+            println!("connapp {}", *cli::LONG_VERSION);
             Ok(())
         }
         Command::Man => {

@@ -159,23 +159,17 @@ pub fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), Error> {
             "secret",
             kind.label(),
             "",
-            if present {
-                Outcome::Ok
-            } else if needed {
-                Outcome::Fail
-            } else {
-                Outcome::Warn
-            },
+            // What the declaration needs is what is checked: a Secret Token
+            // an app without a webhook never uses is not missing.
+            if present || !needed { Outcome::Ok } else { Outcome::Fail },
         );
         checks.push(if present {
             r.detail("stored")
+        } else if needed {
+            r.detail("not stored")
+                .fix(format!("connapp secrets set {} --app {}", kind.as_str(), c.app.name))
         } else {
-            r.detail(if needed {
-                "not stored".to_string()
-            } else {
-                "not stored (only needed to verify webhooks)".to_string()
-            })
-            .fix(format!("connapp secrets set {} --app {}", kind.as_str(), c.app.name))
+            r.detail("not stored, and not needed: the app declares no webhook (store it to verify webhooks)")
         });
     }
     Ok(())

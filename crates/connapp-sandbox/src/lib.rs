@@ -19,6 +19,7 @@
 // would only add noise on this cold path.
 #![allow(clippy::result_large_err)]
 
+pub mod browser;
 pub mod random;
 mod server;
 pub mod servicenow;

@@ -227,6 +227,10 @@ pub struct SnKnobs {
     pub client_credentials_enabled: bool,
     /// Refresh an access token this many seconds before it expires.
     pub refresh_margin: u64,
+    /// Run the DEX job on its own every this many seconds, as the real
+    /// instance's scheduled job does (`connapp sandbox` sets it; tests run
+    /// it on demand with `POST /_sandbox/dex/run`).
+    pub dex_every_secs: Option<u64>,
 }
 
 impl Default for SnKnobs {
@@ -237,6 +241,7 @@ impl Default for SnKnobs {
             rate_limit_per_hour: None,
             client_credentials_enabled: true,
             refresh_margin: 60,
+            dex_every_secs: None,
         }
     }
 }
@@ -586,6 +591,7 @@ pub async fn serve(
             }
         });
     }
+    oauth::schedule_dex(&ctx);
     let result = axum::serve(listener, router(ctx.clone()))
         .with_graceful_shutdown(shutdown)
         .await;

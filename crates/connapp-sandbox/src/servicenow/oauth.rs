@@ -447,6 +447,22 @@ fn tokens(s: &SnState, cred: &str, profile: &str) -> (Stored, Stored) {
     (get("access_token"), get("refresh_token"))
 }
 
+/// Runs the DEX job every `dex_every_secs` (read each time, so the knob can
+/// change it), as the instance's scheduled job does; its outcome is what the
+/// outbound HTTP log records.
+pub(super) fn schedule_dex(ctx: &SnCtx) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        loop {
+            let every = ctx.lock().knobs.dex_every_secs;
+            tokio::time::sleep(std::time::Duration::from_secs(every.unwrap_or(5).max(1))).await;
+            if every.is_some() && !ctx.lock().knobs.asleep {
+                let _ = dex_run(State(ctx.clone())).await;
+            }
+        }
+    });
+}
+
 /// `POST /_sandbox/dex/run`: what DEX does on a schedule — find the connection
 /// through the alias, get a valid token (refreshing it when due, as ServiceNow
 /// does), and read the six Zoom endpoints.

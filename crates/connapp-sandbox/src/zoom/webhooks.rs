@@ -92,8 +92,13 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 
 /// The HTTP client deliveries use: 3-second answer window, no redirects.
 pub fn client() -> reqwest::Client {
+    client_with_timeout(Duration::from_secs(3))
+}
+
+/// The same client with another overall timeout per request.
+pub fn client_with_timeout(timeout: Duration) -> reqwest::Client {
     client_builder()
-        .timeout(Duration::from_secs(3))
+        .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
