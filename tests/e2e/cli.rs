@@ -106,6 +106,23 @@ fn completions_and_man_page() {
     assert!(out.stdout().contains(".TH connapp"), "{}", out.stdout());
     let dist = &built().dist;
     assert!(dist.join("share/man/man1/connapp.1").exists());
+    // One page per command, each with its examples and the exit codes.
+    let status = std::fs::read_to_string(dist.join("share/man/man1/connapp-status.1")).expect("connapp-status.1");
+    assert!(
+        status.contains(".SH EXAMPLES") && status.contains(".SH EXIT STATUS"),
+        "{status}"
+    );
+    assert!(dist.join("share/man/man1/connapp-secrets-set.1").exists());
+    let readme = std::fs::read_to_string(dist.join("README.md")).expect("the release's README");
+    assert!(
+        readme.contains("connapp sandbox") && !readme.contains("cargo xtask"),
+        "{readme}"
+    );
+    let help = s.run(&["status", "--help"], None).ok().stdout();
+    assert!(
+        help.contains("Examples:") && help.contains("connapp status --json"),
+        "{help}"
+    );
     assert!(dist.join("share/completions/connapp.bash").exists());
 }
 

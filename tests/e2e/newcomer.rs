@@ -56,6 +56,28 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
+/// The release's own README (`docs/user-readme.md`, shipped by `cargo xtask
+/// dist`) walks the same first run: its lines are the developers' README's.
+#[test]
+fn the_user_readme_shows_the_same_first_run() {
+    let user =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/user-readme.md")).expect("user README");
+    let commands: Vec<String> = user
+        .lines()
+        .map(|l| l.split("  #").next().unwrap_or("").trim().to_string())
+        .filter(|l| l.starts_with("connapp ") && l.contains('\''))
+        .collect();
+    let path = readme_path();
+    for line in &path {
+        assert!(
+            user.lines().any(|l| l.split("  #").next().unwrap_or("").trim() == line),
+            "the user README lacks {line:?}"
+        );
+    }
+    assert!(!commands.is_empty());
+    assert!(!user.contains("cargo xtask"), "the user README speaks to developers");
+}
+
 #[test]
 fn the_readme_first_run_ends_with_verify_green() {
     let path = readme_path();

@@ -43,19 +43,68 @@ const FLAGS: &[&str] = &[
     "-Coverflow-checks",
 ];
 
-/// Builds every target; returns the directory holding the binaries.
-pub fn build() -> Result<PathBuf> {
+/// The build of every target with the fuzz flags, and where its binaries land.
+fn build_command() -> Result<(Command, PathBuf)> {
     let triple = host_triple()?;
     let dir = target_dir().join("fuzz");
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     // --target keeps the flags off build scripts and proc macros.
-    run_cmd(
-        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .current_dir(root().join("fuzz"))
-            .args(["build", "--release", "--bins", "--target", &triple])
-            .env("CARGO_TARGET_DIR", &dir)
-            .env("RUSTFLAGS", FLAGS.join(" ")),
-    )?;
-    Ok(dir.join(triple).join("release"))
+    c.current_dir(root().join("fuzz"))
+        .args(["build", "--release", "--bins", "--target", &triple])
+        .env("CARGO_TARGET_DIR", &dir)
+        .env("RUSTFLAGS", FLAGS.join(" "));
+    Ok((c, dir.join(triple).join("release")))
+}
+
+/// Builds every target; returns the directory holding the binaries.
+pub fn build() -> Result<PathBuf> {
+    let (mut c, bins) = build_command()?;
+    run_cmd(&mut c)?;
+    Ok(bins)
+}
+
+/// A build of every target going on in the background (its output in
+/// `target/fuzz-build.log`), so `cargo xtask test` can do light work meanwhile.
+pub struct Building {
+    child: std::process::Child,
+    bins: PathBuf,
+    log: PathBuf,
+}
+
+/// Starts [`build`] in the background.
+pub fn start_build() -> Result<Building> {
+    let (mut c, bins) = build_command()?;
+    let log = target_dir().join("fuzz-build.log");
+    let file = std::fs::File::create(&log)?;
+    let child = c
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .spawn()
+        .context("start the fuzz build")?;
+    Ok(Building { child, bins, log })
+}
+
+impl Building {
+    /// Waits for the build; on failure its log is the error.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let status = self.child.wait()?;
+        if !status.success() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            bail!("the fuzz targets do not build ({status}):\n{log}");
+        }
+        Ok(std::mem::take(&mut self.bins))
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        // Still running only when the caller gave up early: stop it.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// Seeds that need no file in the repository: the head of a real shared
@@ -140,19 +189,19 @@ pub fn run(args: &[String]) -> Result<()> {
             ),
         }
     }
-    campaign(only.as_deref(), seconds)
-}
-
-/// What `cargo xtask test` runs: every target built as `cargo xtask fuzz`
-/// builds it, then each run for a few seconds on its seeds — a smoke run
-/// that proves the fuzzers still build and start, not a campaign.
-pub fn smoke() -> Result<()> {
-    campaign(None, 2)
-}
-
-/// Builds every target, then runs `only` (or each) for `seconds`.
-fn campaign(only: Option<&str>, seconds: u64) -> Result<()> {
     let bins = build()?;
+    campaign(only.as_deref(), seconds, &bins)
+}
+
+/// What `cargo xtask test` runs on targets built as `cargo xtask fuzz`
+/// builds them (`bins`): each for a second on its seeds — a smoke run
+/// that proves the fuzzers still build and start, not a campaign.
+pub fn smoke(bins: &Path) -> Result<()> {
+    campaign(None, 1, bins)
+}
+
+/// Runs `only` (or each target) from `bins` for `seconds`.
+fn campaign(only: Option<&str>, seconds: u64, bins: &Path) -> Result<()> {
     let fuzz_dir = target_dir().join("fuzz");
     let mut failed = Vec::new();
     for target in TARGETS.iter().filter(|t| only.is_none_or(|o| o == **t)) {

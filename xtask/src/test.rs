@@ -203,6 +203,10 @@ pub(crate) fn test() -> Result<()> {
             .env("CONNAPP_TEST_BAO_TOKEN", &bao.token),
     )?);
     drop(bao);
+    // The fuzz targets build (instrumented, release) while the light work
+    // below runs: the keyring tests, the examples' tests, doctests, demos.
+    let fuzz_build = crate::fuzz::start_build()?;
+    let fuzz_started = std::time::Instant::now();
     total.add(keyring_tests(&e2e_dir)?);
     for (example, _, _) in crate::EXAMPLES {
         total.add(run_tests(
@@ -223,7 +227,17 @@ pub(crate) fn test() -> Result<()> {
             xtask_quietly(&["demo", "--store", store])
         })?;
     }
-    timed("fuzz smoke run", crate::fuzz::smoke)?;
+    timed(
+        "fuzz targets built (begun before the keyring tests) and smoke-run",
+        || {
+            let bins = fuzz_build.finish()?;
+            eprintln!(
+                "xtask test: the fuzz build took {:.1} s, most of it beside the light steps",
+                fuzz_started.elapsed().as_secs_f64()
+            );
+            crate::fuzz::smoke(&bins)
+        },
+    )?;
     timed("bench --quick", || {
         crate::bench::bench(crate::bench::Mode { quick: true })
     })?;

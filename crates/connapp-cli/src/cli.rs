@@ -31,8 +31,23 @@ pub static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(
 /// The whole command line, with the closing text `--help`, the man page and
 /// the completions share: the exit codes come from [`crate::error::Exit`].
 pub fn command() -> clap::Command {
-    Cli::command().long_version(LONG_VERSION.as_str()).version(LONG_VERSION.as_str()).after_help(format!(
-        "{}\nEnvironment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE.",
+    let mut cmd = Cli::command()
+        .long_version(LONG_VERSION.as_str())
+        .version(LONG_VERSION.as_str());
+    // Every command's --help ends with its examples (the man pages show the same).
+    let names: Vec<String> = cmd.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    for name in names {
+        if !crate::manual::examples(&name).is_empty() {
+            cmd = cmd.mut_subcommand(&name, |s| s.after_help(crate::manual::examples_help(&name)));
+        }
+    }
+    let grouped = crate::manual::grouped(&cmd);
+    cmd.help_template(format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{grouped}\nOptions:\n{{options}}\n{{after-help}}"
+    ))
+    .after_help(format!(
+        "{}\n\n{}\nEnvironment: CONNAPP_FILE, CONNAPP_CONFIG_DIR, CONNAPP_DATA_DIR, CONNAPP_PLUGIN_PATH, CONNAPP_FILE_PASSPHRASE, NO_COLOR.\nEach command has its own --help and man page (connapp man --dir DIR writes them all).",
+        crate::manual::examples_help("connapp"),
         crate::error::Exit::help()
     ))
 }
@@ -105,7 +120,7 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhookCommand,
     },
-    /// Run the local Zoom and ServiceNow sandboxes (OAuth, DEX APIs, Table API, control API) until Ctrl-C.
+    /// Run a local Zoom and ServiceNow until Ctrl-C; `sandbox consent` opens a consent link.
     #[cfg(feature = "sandbox")]
     #[command(args_conflicts_with_subcommands = true)]
     Sandbox(SandboxArgs),
@@ -116,9 +131,13 @@ pub enum Command {
         /// The shell.
         shell: Shell,
     },
-    /// Print the man page (roff).
+    /// Print the man page (roff), or with --dir write one per command.
     #[command(hide = true)]
-    Man,
+    Man {
+        /// Write connapp.1 and connapp-COMMAND.1 for every command into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

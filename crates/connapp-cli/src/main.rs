@@ -23,6 +23,7 @@ mod cmd_verify;
 mod cmd_webhook;
 mod ctx;
 mod error;
+mod manual;
 mod render;
 
 use std::io::Write;
@@ -187,10 +188,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("connapp {}", *cli::LONG_VERSION);
             Ok(())
         }
-        Command::Man => {
-            let man = clap_mangen::Man::new(cli::command());
-            man.render(&mut std::io::stdout())
-                .map_err(|e| CliError::failure(format!("cannot write the man page: {e}")))
+        Command::Man { dir } => {
+            let cmd = cli::command();
+            let written = match &dir {
+                Some(d) => manual::write_all(&cmd, d).map(|_| ()),
+                None => manual::render(&[], &cmd, &mut std::io::stdout()),
+            };
+            written.map_err(|e| CliError::failure(format!("cannot write the man pages: {e}")))
         }
     }
 }
