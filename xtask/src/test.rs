@@ -218,6 +218,10 @@ pub(crate) fn test() -> Result<()> {
     }
     // nextest does not run doctests; the plugin API's guide has one.
     total.add(run_tests(cargo().args(["test", "--doc", "-p", "connapp-plugin-api"]))?);
+    eprintln!(
+        "xtask test: the keyring, example and doc tests took {:.1} s beside the fuzz build",
+        fuzz_started.elapsed().as_secs_f64()
+    );
     // What the README tells a user to run beside the tests: the demo on each
     // store (the keyring's ran inside its D-Bus session above), every fuzz
     // target built as `cargo xtask fuzz` builds it and smoke-run, and every

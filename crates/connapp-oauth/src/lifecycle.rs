@@ -670,7 +670,7 @@ impl Lifecycle {
             }
             reason.truncate(cut);
         }
-        tracing::warn!(app = %self.app, "the provider refused the grant (invalid_grant); marking it lost");
+        tracing::info!(app = %self.app, "the provider refused the grant (invalid_grant); marking it lost");
         // A failed mark (the store moved on, or failed) leaves the record as
         // it was; the refusal is reported either way.
         let _ = store.save(&rec.marked_lost(now(), reason).to_bytes(), Some(version));
