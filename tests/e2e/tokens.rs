@@ -104,7 +104,12 @@ fn login_token_status_refresh_revoke() {
     assert_eq!(st["apps"][0]["logged_in"], true);
     assert_eq!(st["apps"][0]["declared_scopes"], st["apps"][0]["granted_scopes"]);
     assert_eq!(st["apps"][0]["missing_scopes"], json!([]));
-    w.user.run(&["refresh"], None).ok();
+    // -v shows connapp's own requests: method, host and path, status, time; no query, no token.
+    let refreshed = w.user.run(&["-v", "refresh"], None).ok();
+    let log = refreshed.stderr();
+    let host = w.zoom.base_url().trim_start_matches("http://").to_string();
+    assert!(log.contains(&format!("POST {host}/oauth/token -> 200")), "{log}");
+    assert!(!log.contains("sbx.at.") && !log.contains("sbx.rt."), "{log}");
     assert_eq!(w.counters()["refreshes"]["1"], 1);
     let new_token = w.user.run(&["token"], None).ok().stdout().trim().to_string();
     assert_ne!(new_token, token);

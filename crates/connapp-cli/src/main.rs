@@ -123,18 +123,27 @@ fn main() -> ExitCode {
 /// `-v` info, `-vv` debug, `-vvv` trace, on stderr. Nothing logged ever
 /// carries a secret: the code logs endpoints, decisions and statuses only.
 fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => tracing::Level::ERROR,
-        (false, 0) => tracing::Level::WARN,
-        (false, 1) => tracing::Level::INFO,
-        (false, 2) => tracing::Level::DEBUG,
-        _ => tracing::Level::TRACE,
+    use tracing::Level;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    // `-v`: connapp's own steps and requests; `-vv`: its details and the
+    // libraries' notes; `-vvv`: everything.
+    let (ours, theirs) = match (quiet, verbose) {
+        (true, _) => (Level::ERROR, LevelFilter::ERROR),
+        (false, 0) => (Level::WARN, LevelFilter::WARN),
+        (false, 1) => (Level::INFO, LevelFilter::WARN),
+        (false, 2) => (Level::DEBUG, LevelFilter::INFO),
+        _ => (Level::TRACE, LevelFilter::TRACE),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+    let filter = Targets::new().with_target("connapp", ours).with_default(theirs);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .without_time(),
+        )
+        .with(filter)
         .try_init();
 }
 

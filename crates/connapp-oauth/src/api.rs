@@ -142,8 +142,10 @@ impl Api {
         if let Some(b) = body {
             rb = rb.json(b);
         }
+        let started = std::time::Instant::now();
         let resp = rb.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = resp.status().as_u16();
+        crate::log_request(method.as_str(), &url, status, started);
         let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
         let rate = RateLimit {
             category: header("x-ratelimit-category"),

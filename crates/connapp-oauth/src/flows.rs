@@ -409,8 +409,10 @@ async fn post_form(
         host: crate::host_of(url.as_str()),
         detail: crate::without_url(&e),
     };
+    let started = std::time::Instant::now();
     let resp = rb.form(&form).send().await.map_err(unreachable)?;
     let status = resp.status().as_u16();
+    crate::log_request("POST", url.as_str(), status, started);
     let body = resp.bytes().await.map_err(unreachable)?.to_vec();
     if ok.contains(&status) {
         return Ok((status, body));

@@ -81,6 +81,18 @@ impl EdgeError {
     }
 }
 
+/// Logs one request connapp made, at `-v`: the method, the host and path
+/// (never the query, which may carry parameters, nor a header or body), the
+/// status and how long it took.
+pub fn log_request(method: &str, url: &str, status: u16, started: std::time::Instant) {
+    let path = Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default();
+    tracing::info!(
+        "{method} {}{path} -> {status} ({} ms)",
+        host_of(url),
+        started.elapsed().as_millis()
+    );
+}
+
 /// "12 min ago": how long before `now` the moment `at` was, in the words
 /// connapp's messages use (both unix seconds).
 pub fn ago(at: u64, now: u64) -> String {
@@ -174,9 +186,10 @@ pub(crate) async fn send(
     for (k, v) in &parts.headers {
         rb = rb.header(k.as_str(), v.as_bytes());
     }
+    let started = std::time::Instant::now();
     let resp = rb.send().await.map_err(|e| unreachable(&url, &e))?;
     let status = resp.status().as_u16();
-    tracing::debug!(host = %host_of(&url), status, "response");
+    log_request(parts.method.as_str(), &url, status, started);
     let mut builder = http::Response::builder().status(status);
     for (k, v) in resp.headers() {
         builder = builder.header(k.as_str(), v.as_bytes());

@@ -171,7 +171,10 @@ impl Instance {
         body: Option<&Value>,
     ) -> Result<Value, SnError> {
         let url = format!("{}{path}", self.base);
-        let mut rb = self.http.request(method, &url).header("accept", "application/json");
+        let mut rb = self
+            .http
+            .request(method.clone(), &url)
+            .header("accept", "application/json");
         rb = match &self.auth {
             Auth::Basic { user, password } => rb.basic_auth(user, Some(password.expose_secret())),
             Auth::Bearer(t) => rb.bearer_auth(t.expose_secret()),
@@ -182,8 +185,10 @@ impl Instance {
         if let Some(b) = body {
             rb = rb.json(b);
         }
+        let started = std::time::Instant::now();
         let r = rb.send().await.map_err(|e| unreachable(&url, &e))?;
         let status = r.status().as_u16();
+        connapp_oauth::log_request(method.as_str(), &url, status, started);
         let retry_after = r
             .headers()
             .get("retry-after")
