@@ -1,5 +1,5 @@
 //! The `--json` contract (`docs/json.md`): every reporting command prints one
-//! object that starts with `schema_version` and `command`, and validates
+//! object that carries `schema_version` and `command`, and validates
 //! against the published schema, `docs/connapp-output.schema.json`, judged
 //! by an independent validator (the `jsonschema` crate), not by hand-written
 //! checks. One journey on the sandboxes produces every report.

@@ -59,7 +59,7 @@ fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing
         }
         return Ok(buf);
     }
-    input_source(kind, false)?;
+    // `set` checked `input_source` before it opened the store.
     let value = rpassword::prompt_password(format!("{} for {app} (input hidden): ", kind.label()))
         .map_err(|e| CliError::failure(format!("cannot read the value: {e}")))?;
     let value = Zeroizing::new(value);

@@ -278,8 +278,9 @@ fn store_hint(kind: &str) -> String {
 /// retyped or removed; adding a field keeps it.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Prints `command`'s report as pretty JSON on stdout: one object that starts
-/// with `schema_version` and `command`, then the report's own fields.
+/// Prints `command`'s report as pretty JSON on stdout: one object holding
+/// `schema_version`, `command` and the report's own fields (serde_json
+/// prints keys in alphabetical order).
 pub fn print_json<T: Serialize>(command: &'static str, v: &T) -> Result<(), CliError> {
     let body = serde_json::to_value(v).map_err(|e| CliError::failure(format!("cannot render the report: {e}")))?;
     let serde_json::Value::Object(fields) = body else {

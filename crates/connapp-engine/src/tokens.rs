@@ -690,14 +690,10 @@ pub fn edge_error(app: &str, e: EdgeError) -> Error {
     }
 }
 
-/// Whether `host` (`name` or `name:port`) is this machine.
+/// Whether `host` (`name` or `name:port`, as `EdgeError` names it) is this
+/// machine, by the edge's own loopback rule.
 fn is_loopback_host(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((n, p)) if p.chars().all(|c| c.is_ascii_digit()) && !n.ends_with(':') => n,
-        _ => host,
-    };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    url::Url::parse(&format!("http://{host}/")).is_ok_and(|u| connapp_oauth::is_loopback(&u))
 }
 
 fn consent_error(app: &str, e: ConsentError) -> Error {

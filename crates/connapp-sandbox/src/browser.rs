@@ -13,7 +13,8 @@ use url::Url;
 /// Where a consent ended: the last address and what its page said.
 #[derive(Clone, Debug)]
 pub struct Landed {
-    /// The address of the last page.
+    /// The address of the last page, without its query (the authorization
+    /// code and state ride there).
     pub url: String,
     /// Its HTTP status.
     pub status: u16,
@@ -108,8 +109,10 @@ pub fn consent(link: &str, user: &str) -> Result<Landed, ConsentError> {
                 continue;
             }
             let body = resp.text().await.unwrap_or_default();
+            let mut shown = url.clone();
+            shown.set_query(None);
             return Ok(Landed {
-                url: url.to_string(),
+                url: shown.to_string(),
                 status,
                 text: text_of(&body),
             });
