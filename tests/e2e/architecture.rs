@@ -193,6 +193,8 @@ fn the_cli_takes_no_new_dependencies() {
         // Rendering for a terminal (colour), what clap itself uses.
         "anstream",
         "anstyle",
+        // A spinner on long steps, on a terminal: presentation, like colour.
+        "indicatif",
         "anyhow",
         "clap",
         "clap_complete",

@@ -100,8 +100,35 @@ fn completions_and_man_page() {
     let s = Sandbox::new(&built().full);
     for shell in ["bash", "zsh", "fish"] {
         let out = s.run(&["completions", shell], None).ok();
-        assert!(out.stdout().contains("secrets"), "{shell} completions lack subcommands");
+        assert!(out.stdout().contains("COMPLETE="), "{shell}: {}", out.stdout());
     }
+    // Dynamic: a real bash, with the script sourced, completes the app names
+    // of the declaration and the installed plugins by calling connapp back.
+    s.init();
+    let bin_dir = s.path().join("bin");
+    std::fs::create_dir_all(&bin_dir).expect("mkdir");
+    std::os::unix::fs::symlink(&built().full, bin_dir.join("connapp")).expect("symlink");
+    let complete = |line: &str| {
+        let bin_dir = bin_dir.display().to_string();
+        let script = format!(
+            "source <(connapp completions bash)\nCOMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}; read -ra COMP_WORDS <<< \"$COMP_LINE\"; [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=(''); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_TYPE=9\n_clap_complete_connapp connapp \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"\nprintf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
+        let out = s
+            .command_of(std::path::Path::new("bash"), &["-c", &script])
+            .env("PATH", path)
+            .output()
+            .expect("bash");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let apps = complete("connapp login ");
+    assert!(apps.lines().any(|l| l == "dex-zoom"), "{apps}");
+    let plugins = complete("connapp plugins info store-");
+    assert!(
+        plugins.lines().any(|l| l == "store-vault") && plugins.lines().all(|l| l.starts_with("store-")),
+        "{plugins}"
+    );
     let out = s.run(&["man"], None).ok();
     assert!(out.stdout().contains(".TH connapp"), "{}", out.stdout());
     let dist = &built().dist;

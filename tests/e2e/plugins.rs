@@ -151,6 +151,32 @@ fn the_out_of_tree_example_works_from_the_binary() {
     let j = s.run(&["secrets", "list", "--json"], None).ok().json();
     assert_eq!(j["store"]["plugin"], "example-dir-store");
     assert_eq!(j["secrets"][0]["present"], true);
+
+    // Its settings cross the ABI (API 1.6): listed, and judged offline by check.
+    let j = s
+        .run(&["plugins", "info", "example-dir-store", "--json"], None)
+        .ok()
+        .json();
+    let setting = &j["provides"][0]["settings"][0];
+    assert_eq!(
+        (setting["name"].as_str(), setting["type"].as_str()),
+        (Some("path"), Some("path"))
+    );
+    assert_eq!(setting["required"], true);
+    let decl = s.path().join("connapp.toml");
+    let text = std::fs::read_to_string(&decl).expect("read");
+    std::fs::write(&decl, text.replacen("\npath = ", "\npth = ", 1)).expect("write");
+    let out = s.run(&["check"], None).fails_with(3);
+    assert!(
+        out.stderr().contains("store.settings.pth") && out.stderr().contains("did you mean `path`?"),
+        "{}",
+        out.stderr()
+    );
+    assert!(
+        out.stderr().contains("store.settings.path"),
+        "the required one is missing too: {}",
+        out.stderr()
+    );
 }
 
 #[test]

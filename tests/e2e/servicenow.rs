@@ -481,8 +481,37 @@ fn verify_judges_servicenows_grant_by_its_own_calls() {
     assert!(green.contains("everything declared works"), "{green}");
     assert_fits(&green, 100);
 
+    // On a terminal, each long step shows as a spinner on stderr (cleared at the end).
+    let tty = w.user.on_terminal(&["verify"], &[]);
+    assert_eq!(tty.code, Some(0), "{}", tty.screen);
+    assert!(
+        tty.screen.contains("dex-zoom: calling Zoom with connapp's own token"),
+        "no step shown:\n{}",
+        tty.screen
+    );
+    assert!(
+        !w.run(&["verify"]).ok().stderr().contains("calling Zoom"),
+        "a pipe gets no spinner"
+    );
+
+    // verify names whose grant connapp holds, asked live.
+    let grant = v["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == "grant" && c["item"] == "connapp's token")
+        .expect("grant row");
+    assert!(
+        grant["detail"].as_str().expect("d").contains("owner@sandbox.example's"),
+        "{grant}"
+    );
+
     // The Zoom user ServiceNow consented as (`admin`) consents again, through connapp.
-    w.run(&["login", "--user-hint", "admin", "--timeout", "20"]).ok();
+    let out = w
+        .run(&["login", "--user-hint", "admin", "--timeout", "20"])
+        .ok()
+        .stdout();
+    assert!(out.contains("as admin@sandbox.example at Zoom"), "{out}");
     let run = w.dex();
     assert_eq!(run["ok"], false, "{run:#}");
     let out = w.run(&["verify"]).fails_with(1).stdout();

@@ -85,6 +85,12 @@ fn login_token_status_refresh_revoke() {
     let w = World::new(&built().full, true);
     let out = w.login();
     assert!(out.stdout().contains("Logged in: dex-zoom"), "{}", out.stdout());
+    // Whose grant: Zoom's answer to /users/me with the new token (the sandbox consents as its admin).
+    assert!(
+        out.stdout().contains("as admin@sandbox.example at Zoom"),
+        "{}",
+        out.stdout()
+    );
     assert!(out.stderr().contains("one grant per user per app"), "{}", out.stderr());
     let token = w.user.run(&["token"], None).ok().stdout().trim().to_string();
     assert!(token.starts_with("sbx.at."));
@@ -104,6 +110,9 @@ fn login_token_status_refresh_revoke() {
     assert_eq!(st["apps"][0]["logged_in"], true);
     assert_eq!(st["apps"][0]["declared_scopes"], st["apps"][0]["granted_scopes"]);
     assert_eq!(st["apps"][0]["missing_scopes"], json!([]));
+    assert_eq!(st["apps"][0]["user"], "admin@sandbox.example");
+    let text = w.user.run(&["status"], None).ok().stdout();
+    assert!(text.contains("granted by admin@sandbox.example"), "{text}");
     // -v shows connapp's own requests: method, host and path, status, time; no query, no token.
     let refreshed = w.user.run(&["-v", "refresh"], None).ok();
     let log = refreshed.stderr();

@@ -41,6 +41,7 @@ pub fn command() -> clap::Command {
             cmd = cmd.mut_subcommand(&name, |s| s.after_help(crate::manual::examples_help(&name)));
         }
     }
+    let cmd = crate::complete::with_candidates(cmd);
     let grouped = crate::manual::grouped(&cmd);
     cmd.help_template(format!(
         "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{grouped}\nOptions:\n{{options}}\n{{after-help}}"
@@ -126,7 +127,7 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Print connapp's version, commit, build date and plugin API version.
     Version(VersionArgs),
-    /// Print shell completions.
+    /// Print the shell's completion script (it completes app and plugin names too).
     Completions {
         /// The shell.
         shell: Shell,

@@ -185,14 +185,7 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    work::apply(
-        &mut work,
-        a.write_secrets,
-        &Terminal {
-            quiet: g.quiet,
-            json: a.json,
-        },
-    )?;
+    work::apply(&mut work, a.write_secrets, &Terminal::new(g.quiet, a.json))?;
     let links = work::consent_links(&work)?;
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();

@@ -68,6 +68,13 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         .iter()
         .map(|s| (s.scope.clone(), s.reason.clone()))
         .collect();
+    // The store's settings as its plugin describes them, to uncomment.
+    let store_settings = connapp_engine::platform::catalog(&reg)?
+        .stores
+        .into_iter()
+        .find(|s| s.kind == a.store)
+        .map(|s| s.settings)
+        .unwrap_or_default();
     let text = connapp_core::render_declaration(&InitOptions {
         app_name: &a.app,
         display_name: &a.display_name,
@@ -76,6 +83,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         scopes: &scopes,
         instance: &a.instance,
         store_kind: &a.store,
+        store_settings: &store_settings,
         login_redirect: a.login_redirect.as_deref(),
         zoom_base: a.zoom_base.as_deref(),
         management_account: a.management_account.as_deref(),

@@ -16,6 +16,25 @@ struct ProvidedJson {
     name: String,
     /// A store's capabilities; `null` for other kinds.
     capabilities: Option<CapsJson>,
+    /// A store's settings (`[store.settings]`) as its plugin describes them;
+    /// `null` for other kinds, or a store that does not describe them.
+    settings: Option<Vec<SettingJson>>,
+}
+
+#[derive(Serialize)]
+struct SettingJson {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    required: bool,
+    secret: bool,
+    /// Environment variables read when it is absent, in order.
+    env: Vec<String>,
+    default: Option<String>,
+    help: String,
+    /// One line: all of the above.
+    #[serde(skip)]
+    line: String,
 }
 
 #[derive(Serialize)]
@@ -64,9 +83,43 @@ fn to_json(p: &LoadedPlugin) -> PluginJson {
                 kind: x.kind.name(),
                 name: x.name.clone(),
                 capabilities: x.store_capabilities.map(CapsJson::from),
+                settings: settings_of(p, x),
             })
             .collect(),
     }
+}
+
+/// A store's settings as its plugin describes them (`None`: other kinds, or
+/// not described; a plugin that fails to answer is logged and says nothing).
+fn settings_of(p: &LoadedPlugin, x: &connapp_plugin_api::Provided) -> Option<Vec<SettingJson>> {
+    if x.kind != connapp_plugin_api::PluginKind::STORE {
+        return None;
+    }
+    let described = match p.store_settings(&x.name) {
+        Ok(d) => d?,
+        Err(e) => {
+            tracing::warn!("{e}");
+            return None;
+        }
+    };
+    Some(
+        described
+            .into_iter()
+            .map(|s| {
+                let rule = connapp_engine::platform::setting_rule(s);
+                SettingJson {
+                    line: rule.describe(),
+                    kind: rule.kind.name(),
+                    name: rule.name,
+                    required: rule.required,
+                    secret: rule.secret,
+                    env: rule.env,
+                    default: rule.default,
+                    help: rule.help,
+                }
+            })
+            .collect(),
+    )
 }
 
 fn failures_result(reg: &Registry) -> Result<(), CliError> {
@@ -179,6 +232,21 @@ pub fn info(_g: &Global, a: PluginInfoArgs) -> Result<(), CliError> {
         writeln!(out, "provides:    {} {}", x.kind, x.name)?;
         if let Some(c) = &x.capabilities {
             writeln!(out, "             {}", caps_text(c))?;
+        }
+        match &x.settings {
+            Some(list) if list.is_empty() => writeln!(out, "             takes no [store.settings]")?,
+            Some(list) => {
+                writeln!(out, "             [store.settings]:")?;
+                for s in list {
+                    let text = format!("{}: {}", s.name, s.line);
+                    // Continuation lines hang below the description.
+                    for (i, line) in crate::render::wrap(&text, 17, crate::render::WIDTH).iter().enumerate() {
+                        writeln!(out, "{}", if i == 0 { &line[2..] } else { line })?;
+                    }
+                }
+            }
+            None if x.kind == "store" => writeln!(out, "             [store.settings]: not described by the plugin")?,
+            None => {}
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
 //! `connapp login | token | refresh | revoke | status`: the token service
 //! (`connapp_engine::tokens`) for a terminal: arguments in, words and JSON out.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use connapp_core::{Declaration, GrantKind};
@@ -17,18 +17,62 @@ use crate::render;
 
 /// Prints the engine's events: notices and warnings on stderr (only
 /// warnings with `--quiet`), the work's own output (`Done`) on stdout unless
-/// quiet or the answer is JSON.
+/// quiet or the answer is JSON. Steps are a spinner on stderr when it is a
+/// terminal (cleared when the work ends) and a log line at `-v` otherwise.
 pub(crate) struct Terminal {
     pub quiet: bool,
     pub json: bool,
+    spinner: std::sync::Mutex<Option<indicatif::ProgressBar>>,
 }
 
 impl Terminal {
     /// For a command without `--json` output of its own.
     pub(crate) fn of(g: &Global) -> Terminal {
+        Terminal::new(g.quiet, false)
+    }
+
+    pub(crate) fn new(quiet: bool, json: bool) -> Terminal {
         Terminal {
-            quiet: g.quiet,
-            json: false,
+            quiet,
+            json,
+            spinner: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` with the spinner's line cleared, so printed lines never
+    /// interleave with it.
+    fn printing(&self, f: impl FnOnce()) {
+        match self.spinner.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    fn step(&self, app: &str, what: &str) {
+        tracing::info!("{app}: {what}");
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let Ok(mut slot) = self.spinner.lock() else { return };
+        let bar = slot.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} {elapsed:.dim}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        bar.reset_elapsed();
+        bar.set_message(format!("{app}: {what}"));
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.spinner.lock()
+            && let Some(bar) = slot.take()
+        {
+            bar.finish_and_clear();
         }
     }
 }
@@ -36,19 +80,20 @@ impl Terminal {
 impl Observer for Terminal {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::Warning(w) => eprintln!("warning: {w}"),
+            Event::Warning(w) => self.printing(|| eprintln!("warning: {w}")),
             _ if self.quiet => {}
+            Event::Step { app, what } => self.step(app, what),
             Event::WaitingForRefresh { app } => {
-                eprintln!("waiting for another connapp process that is refreshing {app}...")
+                self.printing(|| eprintln!("waiting for another connapp process that is refreshing {app}..."))
             }
-            Event::Notice(n) => eprintln!("note: {n}"),
+            Event::Notice(n) => self.printing(|| eprintln!("note: {n}")),
             Event::Done(_) if self.json => {}
-            Event::Done(d) => {
+            Event::Done(d) => self.printing(|| {
                 let mut out = render::stdout().lock();
                 for line in render::wrap_hanging(d, render::WIDTH) {
                     let _ = writeln!(out, "{line}");
                 }
-            }
+            }),
         }
     }
 }
@@ -179,6 +224,8 @@ struct LoginJson<'a> {
     scopes: Option<&'a [String]>,
     expires_at: u64,
     refresh_token: bool,
+    /// Whose grant it is, as the provider named the user; `null`: not a user's grant, or it did not say.
+    user: Option<&'a str>,
     store: ctx::StoreJson,
 }
 
@@ -238,14 +285,19 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
                 scopes: rec.scopes.as_deref(),
                 expires_at: rec.expires_at,
                 refresh_token: rec.refresh_token.is_some(),
+                user: rec.user.as_deref(),
                 store: ctx::StoreJson::of(&decl.store.kind, c.shared.store_plugin, &c.shared.store)?,
             },
         );
     }
     if !g.quiet {
         println!(
-            "Logged in: {name} ({}), {}, expires in {} min; stored in {}",
+            "Logged in: {name} ({}){}, {}, expires in {} min; stored in {}",
             grant.as_str(),
+            match &rec.user {
+                Some(u) => format!(" as {u} at {}", c.display()),
+                None => String::new(),
+            },
             match &rec.scopes {
                 Some(s) => format!("{} scopes granted", s.len()),
                 None => "granted scopes not reported by the provider".to_string(),
@@ -316,6 +368,8 @@ struct StatusApp {
     /// When the provider refused the grant for good (`invalid_grant`); `null`: it has not.
     lost_at: Option<u64>,
     lost_reason: Option<String>,
+    /// Whose grant it is, as the provider named the user at login; `null`: not a user's grant, or not known.
+    user: Option<String>,
     declared_scopes: Vec<String>,
     /// What the provider said it granted; `null`: not logged in, or its answer did not say.
     granted_scopes: Option<Vec<String>>,
@@ -360,6 +414,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             granted_at: s.granted_at,
             lost_at: s.lost.as_ref().map(|(at, _)| *at),
             lost_reason: s.lost.map(|(_, r)| r),
+            user: s.user,
             app: s.app,
             platform: s.platform,
             grant_type: s.grant_type,
@@ -449,6 +504,11 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
             s.app, s.grant_type, expires, scopes
         )?;
         let mut notes = Vec::new();
+        if let Some(u) = &s.user
+            && !quiet
+        {
+            notes.push(format!("granted by {u}"));
+        }
         if !s.missing_scopes.is_empty() && !quiet {
             notes.push(format!(
                 "missing: {} (consent again after adding them to the app)",

@@ -73,8 +73,14 @@ pub fn warn_failures(reg: &Registry, g: &Global) {
 
 /// The declaration's path: `--file`, else ./connapp.toml, else the config dir's.
 pub fn declaration_path(g: &Global) -> Result<PathBuf, CliError> {
-    if let Some(f) = &g.file {
-        return Ok(f.clone());
+    find_declaration(g.file.as_deref())
+}
+
+/// `file` if given, else `./connapp.toml` if it exists, else the config
+/// directory's if that exists, else `./connapp.toml`.
+pub fn find_declaration(file: Option<&Path>) -> Result<PathBuf, CliError> {
+    if let Some(f) = file {
+        return Ok(f.to_path_buf());
     }
     let local = PathBuf::from("connapp.toml");
     if local.exists() {

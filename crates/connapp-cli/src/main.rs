@@ -21,6 +21,7 @@ mod cmd_target;
 mod cmd_token;
 mod cmd_verify;
 mod cmd_webhook;
+mod complete;
 mod ctx;
 mod error;
 mod manual;
@@ -79,6 +80,8 @@ fn familiar_mistake(args: &[String]) -> Option<CliError> {
 
 fn main() -> ExitCode {
     builtins::link_all();
+    // The shell asking for completions (COMPLETE=SHELL): answered, and exit.
+    complete::answer_the_shell();
     let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
     if let Some(e) = familiar_mistake(&args) {
         let mut err = std::io::stderr().lock();
@@ -177,11 +180,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Refresh(a) => cmd_token::refresh(&g, a),
         Command::Revoke(a) => cmd_token::revoke(&g, a),
         Command::Status(a) => cmd_token::status(&g, a),
-        Command::Completions { shell } => {
-            let mut cmd = cli::command();
-            clap_complete::generate(shell, &mut cmd, "connapp", &mut std::io::stdout());
-            Ok(())
-        }
+        Command::Completions { shell } => complete::registration(shell, &mut std::io::stdout().lock()),
         Command::Version(a) => {
             if a.json {
                 return ctx::print_json(

@@ -159,6 +159,10 @@ fn prepare<'r, 'd>(
     let (provider, plan) = match app.managed_by {
         Some(_) => {
             let m = provider_admin(reg, decl, &c, obs)?;
+            obs.event(Event::Step {
+                app: &app.name,
+                what: &format!("reading the {} app's settings", m.provider()),
+            });
             let p = m.plan(app, &platform::provider_manifest(reg, app)?)?;
             (Some(m), p)
         }
@@ -168,6 +172,10 @@ fn prepare<'r, 'd>(
     let mut consumer_plan = None;
     if let Some(target) = &app.target {
         if let Some(mut end) = consumer_end(reg, c)? {
+            obs.event(Event::Step {
+                app: &app.name,
+                what: &format!("reading {}'s records", target.display),
+            });
             consumer_plan = Some(end.run(Mode::Plan)?);
             consumer = Some(end);
         } else {
@@ -221,6 +229,12 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
     for w in work {
         let (app, p) = (w.app, &mut w.plan);
         if let Some(m) = &w.provider {
+            if p.pending() {
+                obs.event(Event::Step {
+                    app: &app.name,
+                    what: &format!("writing the {} app's settings", m.provider()),
+                });
+            }
             m.apply(app, p, obs)?;
             if matches!(p.action, "create" | "update") {
                 obs.event(Event::Done(&format!(
@@ -243,6 +257,12 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
             } else {
                 Mode::Apply
             };
+            if let Some(t) = &app.target {
+                obs.event(Event::Step {
+                    app: &app.name,
+                    what: &format!("writing {}'s records", t.display),
+                });
+            }
             let done = end.run(mode)?;
             let changed = done.items.iter().filter(|i| i.action != "none").count();
             if changed > 0 {

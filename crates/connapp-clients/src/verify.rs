@@ -6,7 +6,7 @@
 use connapp_core::manifest::Change;
 use connapp_core::{Declaration, GrantKind};
 use connapp_engine::manage::ConsumerChecks;
-use connapp_engine::tokens::{AppCtx, Observer};
+use connapp_engine::tokens::{AppCtx, Event, Observer};
 use connapp_engine::verify::{self, ApiHabits, Check, Outcome, Rfc6750, row};
 use connapp_engine::{Error, platform};
 use connapp_host::Registry;
@@ -30,7 +30,9 @@ pub fn run(
 
     // Drift: only when connapp can reach the Marketplace API.
     let mut live = None;
+    let step = |what: &str| obs.event(Event::Step { app: &app.name, what });
     if app.managed_by.is_some() && app.redirect_url.is_some() {
+        step(&format!("reading the live {provider} app's settings"));
         match drift(reg, decl, c, obs) {
             Ok((manifest, changes)) if changes.is_empty() => {
                 checks.push(
@@ -88,6 +90,7 @@ pub fn run(
     // The redirect URLs the provider must accept (its live settings name the closest).
     let allowed = live.as_ref().map(connapp_zoom::allowed_redirects).unwrap_or_default();
     if app.oauth.grant == GrantKind::AuthorizationCode {
+        step(&format!("asking {provider} whether it accepts the redirect URLs"));
         if let Some(t) = &app.target
             && let Some(r) = &t.redirect_url
         {
@@ -102,6 +105,7 @@ pub fn run(
 
     // connapp's own grant and the scopes it holds, in the provider's terms.
     let habits: &dyn ApiHabits = connapp_zoom::habits::of_platform(&app.platform).unwrap_or(&Rfc6750);
+    step(&format!("calling {provider} with connapp's own token"));
     verify::own_grant(reg, c, habits, obs, &mut checks);
 
     // The consumer chain, when connapp can sign in to the instance.
@@ -110,9 +114,10 @@ pub fn run(
             Some(m) => connapp_zoom::redirect_urls(m),
             None => app.redirect_url.clone().into_iter().collect(),
         };
-        if let Some(kind) = app.target.as_ref().map(|t| t.kind.as_str())
-            && let Some(chain) = consumer_checks(kind)
+        if let Some(t) = &app.target
+            && let Some(chain) = consumer_checks(&t.kind)
         {
+            step(&format!("reading {}'s token, records and call log", t.display));
             chain.checks(c, &mut || platform::consumer_records(reg, c), &registered, &mut checks)?;
         }
     }

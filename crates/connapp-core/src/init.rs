@@ -37,6 +37,8 @@ pub struct InitOptions<'a> {
     pub instance: &'a str,
     /// The store kind.
     pub store_kind: &'a str,
+    /// Its settings, as its plugin describes them (written as comments).
+    pub store_settings: &'a [crate::SettingRule],
     /// A loopback redirect for `connapp login` (added to the allow list).
     pub login_redirect: Option<&'a str>,
     /// Zoom base URL override for both OAuth and API (e.g. the sandbox).
@@ -49,6 +51,27 @@ pub struct InitOptions<'a> {
 
 /// The name `connapp init` gives the management app.
 pub const MANAGEMENT_APP: &str = "zoom-marketplace";
+
+/// A store's settings as comments to uncomment: each with its type, whether
+/// it is needed, its environment fallbacks and default.
+fn settings_comment(settings: &[crate::SettingRule]) -> String {
+    if settings.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("# Its settings (uncomment the table and what you set):\n# [store.settings]\n");
+    for s in settings {
+        let example = match (&s.default, s.kind) {
+            (Some(d), crate::SettingKind::Integer | crate::SettingKind::Boolean) => d.clone(),
+            (Some(d), _) if !d.starts_with('<') => format!("{d:?}"),
+            (_, crate::SettingKind::Integer) => "0".into(),
+            (_, crate::SettingKind::Boolean) => "false".into(),
+            _ => "\"\"".into(),
+        };
+        out.push_str(&format!("# {} = {example}\n", s.name));
+        out.push_str(&format!("#     {}\n", s.describe()));
+    }
+    out
+}
 
 /// Renders a complete declaration for one app on a ServiceNow target.
 pub fn render_declaration(o: &InitOptions<'_>) -> String {
@@ -119,7 +142,7 @@ version = 1
 # comes from CONNAPP_FILE_PASSPHRASE or a prompt.
 [store]
 kind = "{store}"
-
+{store_settings}
 [apps.{name}]
 display_name = "{display}"
 platform = "{platform}"
@@ -140,6 +163,7 @@ kind = "servicenow"
 {instance_line}
 {oauth}{management}"#,
         store = o.store_kind,
+        store_settings = settings_comment(o.store_settings),
         name = o.app_name,
         display = o.display_name,
         platform = o.platform,

@@ -24,7 +24,7 @@ pub mod urls;
 pub use consumer::{ConsumerRules, InstanceAuth, Target};
 pub use decl::{
     Catalog, DECLARATION_VERSION, DEFAULT_CREDENTIALS_SOURCE, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report,
-    check, nearest, too_large, valid_instance_name,
+    SettingKind, SettingRule, StoreRules, check, nearest, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, dex_redirect, render_declaration};

@@ -14,10 +14,108 @@ fn catalog() -> Catalog {
                 "user:read:user:admin".into(),
             ],
         }],
-        store_kinds: vec!["file".into()],
+        store_kinds: vec!["file".into(), "vault".into(), "opaque".into()],
         platforms: vec![zoom_rules(), generic_rules()],
         consumers: vec![servicenow_rules()],
+        // As the store plugins describe their settings; `opaque` does not.
+        stores: vec![
+            StoreRules {
+                kind: "file".into(),
+                settings: vec![rule("path", SettingKind::Path, false, &[])],
+            },
+            StoreRules {
+                kind: "vault".into(),
+                settings: vec![
+                    rule("addr", SettingKind::Url, true, &["VAULT_ADDR"]),
+                    rule("mount", SettingKind::Text, false, &[]),
+                    rule("timeout_secs", SettingKind::Integer, false, &[]),
+                    rule("role_id", SettingKind::Text, true, &[]),
+                ],
+            },
+        ],
     }
+}
+
+fn rule(name: &str, kind: SettingKind, required: bool, env: &[&str]) -> SettingRule {
+    SettingRule {
+        name: name.into(),
+        kind,
+        required,
+        env: env.iter().map(|e| e.to_string()).collect(),
+        default: None,
+        secret: false,
+        help: String::new(),
+    }
+}
+
+#[test]
+fn store_settings_are_those_its_plugin_describes() {
+    let with = |store: &str| {
+        let text = init_text("acme");
+        let at = text.find("[apps.").expect("an app");
+        let body = text[at..].to_string();
+        check("t.toml", &format!("version = 1\n\n{store}\n\n{body}"), &catalog())
+    };
+    // A misspelt setting: the nearest, and the whole list.
+    let r = with("[store]\nkind = \"vault\"\n[store.settings]\nadr = \"https://v:8200\"\nrole_id = \"r\"");
+    let d = diag(&r, "store-setting");
+    assert_eq!(d.field, "store.settings.adr");
+    assert!(
+        d.fix.contains("did you mean `addr`?") && d.fix.contains("mount"),
+        "{}",
+        d.fix
+    );
+    assert_eq!(d.line, 6, "at the setting: {d}");
+    assert!(r.declaration.is_none());
+    // Types: a number where a number goes (as text too), a URL where a URL goes.
+    let r = with("[store]\nkind = \"vault\"\n[store.settings]\ntimeout_secs = \"soon\"\nrole_id = \"r\"");
+    assert_eq!(diag(&r, "store-setting-type").field, "store.settings.timeout_secs");
+    let r = with("[store]\nkind = \"vault\"\n[store.settings]\naddr = \"vault:8200\"\nrole_id = \"r\"");
+    assert!(diag(&r, "store-setting-type").message.contains("URL"));
+    let r = with(
+        "[store]\nkind = \"vault\"\n[store.settings]\ntimeout_secs = \"10\"\naddr = \"https://v:8200\"\nrole_id = \"r\"",
+    );
+    assert!(!r.has_errors(), "{:?}", r.diagnostics);
+    // Required: `addr` has an environment fallback, `role_id` (here) has none.
+    let r = with("[store]\nkind = \"vault\"");
+    let d = diag(&r, "missing-field");
+    assert_eq!(d.field, "store.settings.role_id");
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    // A store whose plugin describes nothing is judged when it opens.
+    assert!(!with("[store]\nkind = \"opaque\"\n[store.settings]\nanything = 1").has_errors());
+    // init writes them as comments; the declaration stands as written, and
+    // uncommented with a value it is judged like any other.
+    let c = catalog();
+    let text = render_declaration(&InitOptions {
+        app_name: "dex-zoom",
+        display_name: "DEX for Zoom",
+        preset: "servicenow-dex-zoom",
+        platform: "zoom",
+        scopes: &[],
+        instance: "acme",
+        store_kind: "vault",
+        store_settings: &c.stores[1].settings,
+        login_redirect: None,
+        zoom_base: None,
+        management_account: None,
+    });
+    assert!(
+        text.contains("# [store.settings]\n# addr = \"\"\n#     url, required, else $VAULT_ADDR"),
+        "{text}"
+    );
+    let r = check("t.toml", &text, &c);
+    assert_eq!(
+        diag(&r, "missing-field").field,
+        "store.settings.role_id",
+        "only the one without a fallback"
+    );
+    let text = text
+        .replace("# [store.settings]", "[store.settings]")
+        .replace("# role_id = \"\"", "role_id = \"r\"");
+    assert!(!check("t.toml", &text, &c).has_errors());
+    // A store that takes no such setting says what it takes.
+    let r = with("[store]\nkind = \"file\"\n[store.settings]\nmount = \"kv\"");
+    assert!(diag(&r, "store-setting").fix.contains("its settings: path"));
 }
 
 /// A consumer with ServiceNow's rules, as its plugin's profile gives them.
@@ -66,6 +164,7 @@ fn init_text(instance: &str) -> String {
         scopes: &scopes,
         instance,
         store_kind: "file",
+        store_settings: &catalog().stores[0].settings,
         login_redirect: None,
         zoom_base: None,
         management_account: None,
@@ -240,6 +339,7 @@ fn management_app_webhook_and_optional_scopes_are_modelled() {
         scopes: &scopes,
         instance: "acme",
         store_kind: "file",
+        store_settings: &[],
         login_redirect: None,
         zoom_base: None,
         management_account: Some("acc1"),

@@ -6,7 +6,10 @@
 //! Nothing here names a platform: what differs between them comes from
 //! their plugins, through the registry.
 
-use connapp_core::{App, Catalog, ConsumerRules, PlatformRules, PresetInfo, Report, Severity, SourceMap};
+use connapp_core::{
+    App, Catalog, ConsumerRules, PlatformRules, PresetInfo, Report, SettingKind, SettingRule, Severity, SourceMap,
+    StoreRules,
+};
 use connapp_host::{HostError, LoadedPlugin, Registry};
 use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{Platform, Preset, PresetScope};
@@ -56,10 +59,46 @@ pub fn catalog(reg: &Registry) -> Result<Catalog, HostError> {
                 scopes: p.scopes.into_iter().map(|s| s.scope).collect(),
             })
             .collect(),
+        stores: store_rules(reg)?,
         store_kinds: reg.store_kinds(),
         platforms,
         consumers,
     })
+}
+
+/// The settings of every installed store kind whose plugin describes them.
+fn store_rules(reg: &Registry) -> Result<Vec<StoreRules>, HostError> {
+    let mut out = Vec::new();
+    for kind in reg.store_kinds() {
+        if let Some(settings) = reg.store_settings(&kind)? {
+            out.push(StoreRules {
+                kind,
+                settings: settings.into_iter().map(setting_rule).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A store setting as its plugin describes it, as the core's rules take it.
+pub fn setting_rule(s: connapp_plugin_api::StoreSetting) -> SettingRule {
+    use connapp_plugin_api::SettingType as T;
+    SettingRule {
+        kind: match s.kind {
+            T::TEXT => SettingKind::Text,
+            T::INTEGER => SettingKind::Integer,
+            T::BOOLEAN => SettingKind::Boolean,
+            T::PATH => SettingKind::Path,
+            T::URL => SettingKind::Url,
+            _ => SettingKind::Other,
+        },
+        name: s.name,
+        required: s.required,
+        env: s.env,
+        default: s.default,
+        secret: s.secret,
+        help: s.help,
+    }
 }
 
 /// A consumer platform issues no tokens: it has no token endpoint of its

@@ -41,6 +41,15 @@ pub enum Event<'a> {
         /// The app.
         app: &'a str,
     },
+    /// A step that may take a while (a network round trip or more) begins;
+    /// it ends when the next step begins or the work ends. A terminal shows
+    /// it as a spinner, a log as one line.
+    Step {
+        /// The app.
+        app: &'a str,
+        /// What is being done, e.g. "reading the Zoom app's settings".
+        what: &'a str,
+    },
     /// Something the user should read before the work goes on (e.g. a
     /// platform's note before a login).
     Notice(&'a str),
@@ -308,6 +317,32 @@ impl<'r> AppCtx<'r> {
         }
     }
 
+    /// Whose grant `rec` is, as the provider names the user when asked with
+    /// its access token (the profile's `user_path` and `user_fields`). An
+    /// error says why not: no such call, a refusal (the scope may be
+    /// missing) or an answer without any of the fields.
+    pub fn grant_user(&self, rec: &TokenRecord) -> Result<String, String> {
+        let p = &self.profile;
+        if p.user_path.is_empty() || self.app.oauth.grant != GrantKind::AuthorizationCode {
+            return Err(format!("{} does not say whose a grant is", self.display()));
+        }
+        let api = connapp_oauth::api::Api::new(self.shared.http.clone(), &self.api_root(rec), rec.access_token.clone())
+            .map_err(|e| e.to_string())?;
+        let me = self
+            .shared
+            .rt
+            .block_on(api.get(&p.user_path, &[]))
+            .map_err(|e| e.to_string())?;
+        p.user_fields
+            .iter()
+            .find_map(|f| match me.get(f) {
+                Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            })
+            .ok_or_else(|| format!("GET {} named no user ({})", p.user_path, p.user_fields.join(", ")))
+    }
+
     /// The authorize URL a consent with `redirect` would open (state, PKCE
     /// challenge, scopes and extra parameters as a login sends them), to ask
     /// the provider whether it accepts the redirect. Nothing is consented
@@ -520,7 +555,14 @@ impl<'r> AppCtx<'r> {
             GrantKind::AccountCredentials | GrantKind::ClientCredentials => self.mint(&creds)?,
             GrantKind::AuthorizationCode => self.consent(&creds, user_hint, consent, obs)?,
         };
-        let rec = TokenRecord::from_set(set, grant.as_str(), now());
+        let mut rec = TokenRecord::from_set(set, grant.as_str(), now());
+        if grant == GrantKind::AuthorizationCode {
+            obs.event(Event::Step {
+                app: &name,
+                what: &format!("asking {} whose grant this is", self.display()),
+            });
+            rec.user = self.grant_user(&rec).ok();
+        }
         let store = Secrets::new(&self.shared.store).token_records(&name);
         self.lifecycle
             .store_new(&store, &rec)
@@ -749,6 +791,8 @@ pub struct AppStatus {
     pub granted_at: Option<u64>,
     /// The provider refused the grant for good: when connapp learned it, and what it said.
     pub lost: Option<(u64, String)>,
+    /// Whose grant it is, as the provider named the user at login.
+    pub user: Option<String>,
     /// What it all means.
     pub health: Health,
 }
@@ -823,6 +867,7 @@ pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, V
             error: None,
             granted_at: None,
             lost: None,
+            user: None,
             health: if app.oauth.grant == GrantKind::AuthorizationCode {
                 Health::NeedsLogin
             } else {
@@ -844,6 +889,7 @@ pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, V
                         Health::Usable
                     };
                     s.granted_at = rec.granted_at;
+                    s.user = rec.user.clone();
                     s.lost = rec.lost.as_ref().map(|l| (l.at, l.reason.clone()));
                     s.logged_in = true;
                     s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));

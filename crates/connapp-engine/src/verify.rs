@@ -374,16 +374,26 @@ pub fn own_grant(reg: &Registry, c: &AppCtx<'_>, habits: &dyn ApiHabits, obs: &d
                 "",
                 if missing.is_empty() { Outcome::Ok } else { Outcome::Fail },
             );
+            // Whose grant: asked live with the token, or as the provider named the user at login.
+            let whose = match c.grant_user(&rec) {
+                Ok(u) => format!("; the grant is {u}'s"),
+                Err(_) => match &rec.user {
+                    Some(u) => format!("; the grant is {u}'s (at login)"),
+                    None => String::new(),
+                },
+            };
             checks.push(if rec.scopes.is_none() {
-                r.detail("the provider did not report which scopes it granted; the probes below decide")
+                r.detail(format!(
+                    "the provider did not report which scopes it granted; the probes below decide{whose}"
+                ))
             } else if missing.is_empty() {
                 r.detail(format!(
-                    "{} of {} declared scopes granted",
+                    "{} of {} declared scopes granted{whose}",
                     app.scopes.len(),
                     app.scopes.len()
                 ))
             } else {
-                r.detail(format!("the grant lacks {}", missing.join(", "))).fix(format!(
+                r.detail(format!("the grant lacks {}{whose}", missing.join(", "))).fix(format!(
                     "make sure the {provider} app has them (`connapp plan`), then consent again: `connapp login {}`{}",
                     app.name,
                     if app.target.is_some() {

@@ -22,7 +22,7 @@ use abi_stable::library::{LibraryError, lib_header_from_path};
 use connapp_plugin_api::contract::{self, ConsumerRecords, ContractError, Finding, PlatformProfile};
 use connapp_plugin_api::{
     FfiStoreContext, PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModuleRef, Preset, StoreError, StoreHandle,
-    builtin_plugins, host,
+    StoreSetting, builtin_plugins, host,
 };
 
 /// Where a plugin came from.
@@ -65,6 +65,12 @@ impl LoadedPlugin {
     /// Whether it provides `kind` under `name`.
     pub fn provides(&self, kind: PluginKind, name: &str) -> bool {
         self.info.provides.iter().any(|p| p.kind == kind && p.name == name)
+    }
+
+    /// The settings its store `kind` takes, as it describes them
+    /// (`Plugin::store_settings`, API 1.6); `Ok(None)`: it does not.
+    pub fn store_settings(&self, kind: &str) -> Result<Option<Vec<StoreSetting>>, HostError> {
+        host::store_settings(self.module, kind).map_err(|error| plugin_error(self, error))
     }
 }
 
@@ -316,6 +322,16 @@ impl Registry {
             })?;
         let handle = host::open_store(plugin.module, kind, ctx).map_err(|error| plugin_error(plugin, error))?;
         Ok((handle, plugin))
+    }
+
+    /// The settings the store `kind` takes, as the first plugin providing it
+    /// describes them (`Plugin::store_settings`, API 1.6); `Ok(None)` when no
+    /// plugin provides it or its plugin does not describe them.
+    pub fn store_settings(&self, kind: &str) -> Result<Option<Vec<StoreSetting>>, HostError> {
+        match self.plugins.iter().find(|p| p.provides(PluginKind::STORE, kind)) {
+            Some(plugin) => plugin.store_settings(kind),
+            None => Ok(None),
+        }
     }
 
     /// All presets, with the plugin each came from. A plugin whose presets

@@ -777,6 +777,7 @@ mod tests {
             api_url: None,
             granted_at: None,
             lost: None,
+            user: None,
         }
     }
 

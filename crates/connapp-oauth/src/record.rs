@@ -31,6 +31,10 @@ pub struct TokenRecord {
     /// Set when the provider refused the grant for good (`invalid_grant`):
     /// the tokens are dead and only a new consent helps. Cleared by a login.
     pub lost: Option<Lost>,
+    /// Whose grant it is, as the provider named the user when asked with
+    /// the first token (an e-mail or an id); kept across refreshes. `None`:
+    /// not a user's grant, or the provider did not say.
+    pub user: Option<String>,
 }
 
 /// A grant the provider refused for good.
@@ -59,6 +63,8 @@ struct WireOut<'a> {
     granted_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     lost: Option<&'a Lost>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +84,8 @@ struct WireIn {
     granted_at: Option<u64>,
     #[serde(default)]
     lost: Option<Lost>,
+    #[serde(default)]
+    user: Option<String>,
 }
 
 impl TokenRecord {
@@ -94,6 +102,7 @@ impl TokenRecord {
             refresh_token: set.refresh_token,
             granted_at: Some(now),
             lost: None,
+            user: None,
         }
     }
 
@@ -110,6 +119,7 @@ impl TokenRecord {
             api_url: self.api_url.as_deref(),
             granted_at: self.granted_at,
             lost: self.lost.as_ref(),
+            user: self.user.as_deref(),
         };
         let mut out = Zeroizing::new(Vec::with_capacity(1024));
         // Serializing plain strings and numbers into a Vec cannot fail.
@@ -139,6 +149,7 @@ impl TokenRecord {
             api_url: w.api_url,
             granted_at: w.granted_at,
             lost: w.lost,
+            user: w.user,
         })
     }
 
@@ -164,6 +175,7 @@ impl TokenRecord {
         }
         // The same grant goes on.
         new.granted_at = self.granted_at.or(Some(self.obtained_at));
+        new.user = self.user.clone();
         new
     }
 
@@ -179,6 +191,7 @@ impl TokenRecord {
             api_url: self.api_url.clone(),
             granted_at: self.granted_at,
             lost: Some(Lost { at, reason }),
+            user: self.user.clone(),
         }
     }
 }
@@ -199,9 +212,24 @@ mod tests {
             api_url: Some("https://api.zoom.us".into()),
             granted_at: Some(5),
             lost: None,
+            user: Some("admin@example.com".into()),
         };
         let b = r.to_bytes();
         let back = TokenRecord::from_bytes(&b).expect("parses");
+        assert_eq!(back.user.as_deref(), Some("admin@example.com"));
+        let set = TokenSet {
+            access_token: SecretString::from("AT-2".to_string()),
+            refresh_token: None,
+            expires_in: Some(3600),
+            scopes: None,
+            api_url: None,
+        };
+        assert_eq!(
+            back.refreshed(set, 20).user,
+            back.user,
+            "a refresh keeps the grant's user"
+        );
+        assert_eq!(back.marked_lost(30, "gone".into()).user, back.user);
         assert_eq!(back.access_token.expose_secret(), "AT-CANARY");
         assert_eq!(
             back.refresh_token.as_ref().map(|t| t.expose_secret()),

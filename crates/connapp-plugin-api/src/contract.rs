@@ -150,6 +150,13 @@ pub struct PlatformProfile {
     /// the target view; their values are its to check (`check_app` with
     /// findings at `target.NAME`). Any other key is an unknown field (API 1.5).
     pub target_settings: Vec<String>,
+    /// Where a user's grant says whose it is: a GET below the API base and
+    /// `api_path` answered as that user (Zoom: `/users/me`). Empty: the
+    /// provider has no such call, and connapp names no user (API 1.6).
+    pub user_path: String,
+    /// The fields of that answer that name the user, the first one present
+    /// wins (Zoom: `email`, then `id`) (API 1.6).
+    pub user_fields: Vec<String>,
 }
 
 /// One problem a platform finds in an app (`check_app`, API 1.3), reported

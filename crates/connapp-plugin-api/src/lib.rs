@@ -15,7 +15,11 @@
 //!    your own runtime — never the host's, see "Rules" below).
 //! 2. Implement [`Plugin`] for a marker type: [`Plugin::info`] names the plugin
 //!    and what it provides, [`Plugin::open_store`] builds your store from the
-//!    settings in the user's declaration.
+//!    settings in the user's declaration, and [`Plugin::store_settings`]
+//!    (API 1.6) describes those settings ([`StoreSetting`]: name, type,
+//!    required, secret, environment fallbacks), so `connapp check` judges
+//!    them offline, `connapp init` writes them and `connapp plugins info`
+//!    lists them.
 //! 3. Call [`export_plugin!`] once at the crate root, and add to `Cargo.toml`:
 //!
 //! ```toml
@@ -713,6 +717,151 @@ impl From<&FfiPlatform> for Platform {
 }
 
 // ---------------------------------------------------------------------------
+// Store settings (API 1.6)
+// ---------------------------------------------------------------------------
+
+/// The type of a store setting's value. A newtype over an integer so that
+/// types can be added (API 1.6).
+#[repr(transparent)]
+#[derive(StableAbi, Copy, Clone, PartialEq, Eq, Hash)]
+pub struct SettingType(pub u8);
+
+impl SettingType {
+    /// Any text.
+    pub const TEXT: Self = Self(1);
+    /// A whole number (TOML integer, or text of digits).
+    pub const INTEGER: Self = Self(2);
+    /// `true` or `false`.
+    pub const BOOLEAN: Self = Self(3);
+    /// A file or directory path.
+    pub const PATH: Self = Self(4);
+    /// An `http://` or `https://` URL.
+    pub const URL: Self = Self(5);
+
+    /// The type's name as users see it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TEXT => "text",
+            Self::INTEGER => "integer",
+            Self::BOOLEAN => "boolean",
+            Self::PATH => "path",
+            Self::URL => "url",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Debug for SettingType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One setting of a store kind (`[store.settings]`), as it crosses the ABI.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct FfiStoreSetting {
+    /// The key under `[store.settings]`.
+    pub name: RString,
+    /// The value's type.
+    pub kind: SettingType,
+    /// The store cannot open without it (from the declaration or `env`).
+    pub required: bool,
+    /// The value, or the file it names, is a secret: connapp never prints it.
+    pub secret: bool,
+    /// Environment variables the store reads when the setting is absent, in order.
+    pub env: RVec<RString>,
+    /// The value used when it is absent everywhere, for humans.
+    pub default: ROption<RString>,
+    /// One line for humans: what it is.
+    pub help: RString,
+}
+
+/// One setting of a store kind (`[store.settings]`): what `connapp check`
+/// validates offline, `connapp init` writes as a comment and `connapp
+/// plugins info` lists (API 1.6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSetting {
+    /// The key under `[store.settings]`.
+    pub name: String,
+    /// The value's type.
+    pub kind: SettingType,
+    /// The store cannot open without it (from the declaration or `env`).
+    pub required: bool,
+    /// The value, or the file it names, is a secret: connapp never prints it.
+    pub secret: bool,
+    /// Environment variables the store reads when the setting is absent, in order.
+    pub env: Vec<String>,
+    /// The value used when it is absent everywhere, for humans.
+    pub default: Option<String>,
+    /// One line for humans: what it is.
+    pub help: String,
+}
+
+impl StoreSetting {
+    /// An optional setting of type `kind`; add the rest with the builders.
+    pub fn new(name: impl Into<String>, kind: SettingType, help: impl Into<String>) -> Self {
+        StoreSetting {
+            name: name.into(),
+            kind,
+            required: false,
+            secret: false,
+            env: Vec::new(),
+            default: None,
+            help: help.into(),
+        }
+    }
+    /// The store cannot open without it.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    /// Its value, or the file it names, is a secret.
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+    /// The environment variables read when it is absent, in order.
+    pub fn env(mut self, vars: &[&str]) -> Self {
+        self.env = vars.iter().map(|v| v.to_string()).collect();
+        self
+    }
+    /// The value used when it is absent everywhere.
+    pub fn default_value(mut self, v: impl Into<String>) -> Self {
+        self.default = Some(v.into());
+        self
+    }
+}
+
+impl From<&StoreSetting> for FfiStoreSetting {
+    fn from(s: &StoreSetting) -> Self {
+        FfiStoreSetting {
+            name: s.name.as_str().into(),
+            kind: s.kind,
+            required: s.required,
+            secret: s.secret,
+            env: s.env.iter().map(|v| RString::from(v.as_str())).collect(),
+            default: s.default.as_deref().map(RString::from).into(),
+            help: s.help.as_str().into(),
+        }
+    }
+}
+
+impl From<&FfiStoreSetting> for StoreSetting {
+    fn from(s: &FfiStoreSetting) -> Self {
+        StoreSetting {
+            name: s.name.to_string(),
+            kind: s.kind,
+            required: s.required,
+            secret: s.secret,
+            env: s.env.iter().map(|v| v.to_string()).collect(),
+            default: s.default.as_ref().map(|v| v.to_string()).into_option(),
+            help: s.help.to_string(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Plugin info and the root module
 // ---------------------------------------------------------------------------
 
@@ -910,6 +1059,10 @@ pub struct PluginModule {
     /// JSON` (`contract::Finding`s; added in 1.3).
     #[sabi(missing_field(option))]
     pub check_app: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    /// The settings a store kind takes (`[store.settings]`): `kind ->
+    /// settings`; `None` when the plugin does not describe them (added in 1.6).
+    #[sabi(missing_field(option))]
+    pub store_settings: extern "C" fn(RStr<'_>) -> RResult<ROption<RVec<FfiStoreSetting>>, FfiError>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -949,6 +1102,16 @@ pub trait Plugin: 'static {
             ErrorCode::UNSUPPORTED,
             format!("this plugin provides no store named {name:?}"),
         ))
+    }
+    /// The settings the store kind `kind` takes under `[store.settings]`
+    /// (names, types, required, secret, environment fallbacks): `connapp
+    /// check` refuses any other key (with a did-you-mean) and mistyped values
+    /// offline, `connapp init` writes them as comments and `connapp plugins
+    /// info` lists them. `None` (the default): not described, so only the
+    /// store itself can judge them when it opens. Pure: no IO (API 1.6).
+    fn store_settings(kind: &str) -> Option<Vec<StoreSetting>> {
+        let _ = kind;
+        None
     }
     /// The presets the plugin provides. The default is none.
     fn presets() -> Vec<Preset> {
@@ -1236,6 +1399,14 @@ pub mod __private {
         })
     }
 
+    pub extern "C" fn store_settings<P: Plugin>(kind: RStr<'_>) -> RResult<ROption<RVec<FfiStoreSetting>>, FfiError> {
+        guard("store_settings", || {
+            Ok(P::store_settings(kind.as_str())
+                .map(|v| v.iter().map(FfiStoreSetting::from).collect::<RVec<_>>())
+                .into())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
@@ -1247,6 +1418,7 @@ pub mod __private {
             consumer_records: consumer_records::<P>,
             platform_profile: platform_profile::<P>,
             check_app: check_app::<P>,
+            store_settings: store_settings::<P>,
         }
         .leak_into_prefix()
     }
@@ -1457,6 +1629,17 @@ pub mod host {
     pub fn check_app(m: PluginModuleRef, platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         match m.check_app() {
             Some(f) => from_ffi(f(platform.into(), app.into())).map(|o| o.into_option().map(|s| s.into_string())),
+            None => Ok(None),
+        }
+    }
+
+    /// The settings a store kind takes (`None` when the plugin does not
+    /// describe them, or was built before API 1.6).
+    pub fn store_settings(m: PluginModuleRef, kind: &str) -> Result<Option<Vec<StoreSetting>>, StoreError> {
+        match m.store_settings() {
+            Some(f) => {
+                from_ffi(f(kind.into())).map(|o| o.into_option().map(|v| v.iter().map(StoreSetting::from).collect()))
+            }
             None => Ok(None),
         }
     }

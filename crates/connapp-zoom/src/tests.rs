@@ -107,6 +107,7 @@ pub(crate) fn an_app() -> connapp_core::App {
             scopes: connapp_sandbox::DEX_SCOPES.iter().map(|s| s.to_string()).collect(),
         }],
         store_kinds: vec!["file".into()],
+        stores: Vec::new(),
         // Zoom's rules as platform-zoom's profile gives them.
         platforms: vec![connapp_core::PlatformRules {
             display: "Zoom".into(),

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use connapp_plugin_api::zeroize::Zeroizing;
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, Store, StoreContext,
-    StoreDescription, StoreError, export_plugin,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, PluginKind, Provided, Record, SettingType, Store,
+    StoreContext, StoreDescription, StoreError, StoreSetting, export_plugin,
 };
 
 const CAPS: Capabilities = Capabilities {
@@ -176,6 +176,15 @@ impl Plugin for DirStorePlugin {
                 store_capabilities: Some(CAPS),
             }],
         }
+    }
+
+    /// What `connapp check` validates offline (a misspelt key gets a
+    /// did-you-mean), `connapp init --store dir` writes as comments and
+    /// `connapp plugins info` lists (API 1.6).
+    fn store_settings(_kind: &str) -> Option<Vec<StoreSetting>> {
+        Some(vec![
+            StoreSetting::new("path", SettingType::PATH, "the absolute directory the files go in").required(),
+        ])
     }
 
     fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

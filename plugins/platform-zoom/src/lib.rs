@@ -56,6 +56,9 @@ pub fn profile() -> PlatformProfile {
         account_grant: true,
         management_scope_prefix: "marketplace:".into(),
         display_name_max_chars: 49,
+        // Answered as the user whose grant the token is (any `user:read` scope).
+        user_path: "/users/me".into(),
+        user_fields: vec!["email".into(), "id".into()],
         // A provider: the consumer's fields keep their defaults.
         ..Default::default()
     }

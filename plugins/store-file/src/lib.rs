@@ -23,8 +23,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
-    StoreError, bounded, export_plugin, plugin_info,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
+    StoreDescription, StoreError, StoreSetting, bounded, export_plugin, plugin_info,
 };
 use zeroize::{Zeroize, Zeroizing};
 
@@ -538,6 +538,17 @@ pub struct FileStorePlugin;
 impl Plugin for FileStorePlugin {
     fn info() -> PluginInfo {
         plugin_info![Provided::store("file", CAPABILITIES)]
+    }
+
+    fn store_settings(_kind: &str) -> Option<Vec<StoreSetting>> {
+        Some(vec![
+            StoreSetting::new(
+                "path",
+                SettingType::PATH,
+                "an absolute directory for the encrypted file (the passphrase comes from CONNAPP_FILE_PASSPHRASE or a prompt)",
+            )
+            .default_value("<data directory>/store"),
+        ])
     }
 
     fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

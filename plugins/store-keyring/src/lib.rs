@@ -21,8 +21,8 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
-    StoreError, export_plugin, plugin_info,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
+    StoreDescription, StoreError, StoreSetting, export_plugin, plugin_info,
 };
 use keyring_core::{CredentialStore, Entry, Error as KError};
 use zeroize::{Zeroize, Zeroizing};
@@ -287,6 +287,17 @@ pub struct KeyringStorePlugin;
 impl Plugin for KeyringStorePlugin {
     fn info() -> PluginInfo {
         plugin_info![Provided::store("keyring", CAPABILITIES)]
+    }
+
+    fn store_settings(_kind: &str) -> Option<Vec<StoreSetting>> {
+        Some(vec![
+            StoreSetting::new(
+                "timeout_secs",
+                SettingType::INTEGER,
+                "how long to wait for the Secret Service (e.g. its unlock prompt), in seconds",
+            )
+            .default_value("5"),
+        ])
     }
 
     fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {

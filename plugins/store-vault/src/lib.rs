@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, Store, StoreContext, StoreDescription,
-    StoreError, bounded, export_plugin, plugin_info,
+    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
+    StoreDescription, StoreError, StoreSetting, bounded, export_plugin, plugin_info,
 };
 use reqwest::blocking::{Client, Response};
 use reqwest::{Method, StatusCode};
@@ -440,25 +440,60 @@ fn approle_login(
     }
 }
 
+/// The settings the vault store takes (`[store.settings]`), as `connapp
+/// check`, `init` and `plugins info` describe them.
+pub fn settings() -> Vec<StoreSetting> {
+    use SettingType as T;
+    vec![
+        StoreSetting::new("addr", T::URL, "the server's address, e.g. https://vault.example:8200")
+            .required()
+            .env(&["VAULT_ADDR", "BAO_ADDR"]),
+        StoreSetting::new("mount", T::TEXT, "the KV version 2 engine's mount").default_value("secret"),
+        StoreSetting::new(
+            "prefix",
+            T::TEXT,
+            "the path below the mount that connapp's keys go under",
+        )
+        .default_value("connapp"),
+        StoreSetting::new("namespace", T::TEXT, "the Vault Enterprise or OpenBao namespace").env(&["VAULT_NAMESPACE"]),
+        StoreSetting::new(
+            "token_file",
+            T::PATH,
+            "a file holding the token (else the token itself from the environment)",
+        )
+        .secret()
+        .env(&["VAULT_TOKEN", "BAO_TOKEN"]),
+        StoreSetting::new(
+            "role_id",
+            T::TEXT,
+            "log in with AppRole as this role (with secret_id_file)",
+        ),
+        StoreSetting::new(
+            "secret_id_file",
+            T::PATH,
+            "a file holding the AppRole secret id (else the secret id itself from the environment)",
+        )
+        .secret()
+        .env(&["VAULT_SECRET_ID", "BAO_SECRET_ID"]),
+        StoreSetting::new(
+            "ca_cert",
+            T::PATH,
+            "a PEM file with the CA certificate the server's is signed by",
+        ),
+    ]
+}
+
 /// Builds a store from `[store.settings]` and the environment.
 pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
-    const KNOWN: &[&str] = &[
-        "addr",
-        "mount",
-        "prefix",
-        "namespace",
-        "token_file",
-        "role_id",
-        "secret_id_file",
-        "ca_cert",
-    ];
+    let described = settings();
+    let known: Vec<&str> = described.iter().map(|s| s.name.as_str()).collect();
     for (k, _) in ctx.settings() {
-        if !KNOWN.contains(&k) {
+        if !known.contains(&k) {
             return Err(err(
                 ErrorCode::INVALID_INPUT,
                 format!(
                     "store.settings.{k}: unknown setting for the vault store (known: {})",
-                    KNOWN.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
@@ -534,6 +569,10 @@ impl Plugin for VaultStorePlugin {
 
     fn open_store(_name: &str, ctx: &StoreContext<'_>) -> Result<Box<dyn Store>, StoreError> {
         Ok(Box::new(from_settings(ctx)?))
+    }
+
+    fn store_settings(_kind: &str) -> Option<Vec<StoreSetting>> {
+        Some(settings())
     }
 }
 

@@ -6,12 +6,14 @@
 mod app;
 mod oauth;
 mod scopes;
+mod store;
 mod target;
 mod webhook;
 
 use app::*;
 use oauth::*;
 use scopes::*;
+pub use store::{SettingKind, SettingRule, StoreRules};
 use target::*;
 use webhook::*;
 
@@ -48,6 +50,9 @@ pub struct Catalog {
     /// The consumer platforms (target kinds) the installed plugins provide,
     /// with their rules; a target of another kind is an error.
     pub consumers: Vec<ConsumerRules>,
+    /// The settings of the store kinds whose plugins describe them; a store
+    /// kind not listed here has its settings judged when it opens.
+    pub stores: Vec<StoreRules>,
 }
 
 impl Catalog {
@@ -616,6 +621,10 @@ fn check_store(cx: &mut Ctx<'_>, raw: Option<&Spanned<RawStore>>, catalog: &Cata
                 catalog.store_kinds.join(", ")
             ),
         );
+    }
+    if let Some(rules) = catalog.stores.iter().find(|r| &r.kind == kind.get_ref()) {
+        let given = raw.get_ref().settings.as_ref();
+        store::check_settings(cx, rules, raw.span(), given.map(|s| s.get_ref()));
     }
     let mut settings = Vec::new();
     if let Some(s) = &raw.get_ref().settings {
