@@ -82,7 +82,10 @@ fn every_json_report_follows_the_published_schema() {
     );
     judged(&v, "token", &run(&["token", "--json"], None).ok());
     judged(&v, "refresh", &run(&["refresh", "--json"], None).ok());
-    judged(&v, "status", &run(&["status", "--json"], None).ok());
+    // ServiceNow has not consented: status says so (exit 5) in the contract; --offline reads only the store.
+    let st = judged(&v, "status", &run(&["status", "--json"], None).fails_with(5));
+    assert_eq!(st["apps"][0]["consumer"]["state"], "none", "{st:#}");
+    judged(&v, "status", &run(&["status", "--offline", "--json"], None).ok());
     // ServiceNow has not consented: verify fails, and still reports.
     judged(&v, "verify", &run(&["verify", "--json"], None).fails_with(1));
     // A webhook that fails its check still reports (exit 1).

@@ -241,6 +241,14 @@ fn consent_in_servicenow_then_the_dex_job_works_and_verify_is_green_on_both_ends
         "{out}"
     );
     assert_eq!(w.dex()["steps"][1]["detail"], "Please generate an OAuth Token");
+    // status reads ServiceNow's own grant: nobody consented there yet.
+    let st = w.run(&["status", "--json"]).fails_with(5).json();
+    let theirs = &st["apps"][0]["consumer"];
+    assert_eq!(theirs["state"], "none", "{st:#}");
+    assert!(
+        theirs["fix"].as_str().expect("fix").contains("oauth_initiator.do"),
+        "{theirs}"
+    );
     assert!(w.consent(&link).contains("OAuth token received"));
     let run = w.dex();
     assert_eq!(run["ok"], true, "{run:#}");
@@ -251,6 +259,13 @@ fn consent_in_servicenow_then_the_dex_job_works_and_verify_is_green_on_both_ends
     assert!(sn_rows(&v).len() >= 18);
     // connapp's own login used another admin: ServiceNow's grant is intact.
     assert_eq!(w.dex()["ok"], true);
+    // Held and used since connapp's login: the instance's own log shows DEX's calls succeeding.
+    let st = w.run(&["status", "--json"]).ok().json();
+    assert_eq!(st["apps"][0]["consumer"]["state"], "ok", "{st:#}");
+    assert_eq!(st["usable"], true);
+    // --offline reads only the store.
+    let st = w.run(&["status", "--offline", "--json"]).ok().json();
+    assert_eq!(st["apps"][0]["consumer"], Value::Null);
     // The consent link is no longer offered once ServiceNow holds a token.
     let j = w.run(&["apply", "--yes", "--json"]).ok().json();
     assert_eq!(j["consent"], json!([]));
@@ -323,6 +338,9 @@ fn broken_chains_are_diagnosed() {
     assert_eq!(row["result"], "fail");
     assert!(row["detail"].as_str().expect("d").contains("expired"), "{row}");
     assert!(row["fix"].as_str().expect("f").contains("oauth_initiator.do"), "{row}");
+    let st = w.run(&["status", "--json"]).fails_with(5).json();
+    assert_eq!(st["apps"][0]["consumer"]["state"], "expired", "{st:#}");
+    assert_eq!(st["apps"][0]["usable"], false);
 
     // A user who may read aliases and connections but not write OAuth records: 403, naming the role.
     w.user.set_secret("instance-user", b"connadmin");
@@ -520,7 +538,13 @@ fn verify_judges_servicenows_grant_by_its_own_calls() {
         "{out}"
     );
     assert_fits(&out, 100);
-    assert_fits(&w.run(&["status"]).ok().stdout(), 100);
+    // status, too, judges ServiceNow's grant by the instance's own calls: refused.
+    let st = w.run(&["status"]).fails_with(5).stdout();
+    assert!(
+        st.contains("ServiceNow's grant: REFUSED") && st.contains("oauth_initiator.do"),
+        "{st}"
+    );
+    assert_fits(&st, 100);
     assert_fits(&w.run(&["secrets", "list"]).ok().stdout(), 100);
     let v = w.run(&["verify", "--json"]).fails_with(1).json();
     let row = sn_row(&v, "ServiceNow's calls to Zoom");

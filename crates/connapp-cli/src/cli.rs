@@ -374,6 +374,9 @@ pub struct RevokeArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// Read only the store: do not ask each target's instance about its own grant.
+    #[arg(long)]
+    pub offline: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

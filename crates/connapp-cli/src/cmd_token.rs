@@ -50,7 +50,11 @@ impl Terminal {
 
     fn step(&self, app: &str, what: &str) {
         tracing::info!("{app}: {what}");
-        if self.quiet || !std::io::stderr().is_terminal() {
+        // A spinner redraws its line with escape sequences: only on a terminal
+        // that may have them (not with NO_COLOR or --color never).
+        let stderr = std::io::stderr();
+        if self.quiet || !stderr.is_terminal() || anstream::AutoStream::choice(&stderr) == anstream::ColorChoice::Never
+        {
             return;
         }
         let Ok(mut slot) = self.spinner.lock() else { return };
@@ -378,6 +382,73 @@ struct StatusApp {
     error: Option<String>,
     /// What to run, when a person must act.
     fix: Option<String>,
+    /// What the app's consumer (its target) holds of its own grant, read from
+    /// the instance; `null`: no target, or `--offline`.
+    consumer: Option<ConsumerJson>,
+}
+
+#[derive(Serialize)]
+struct ConsumerJson {
+    /// The consumer, e.g. `ServiceNow`.
+    name: String,
+    /// `ok` (held, and the consumer's newest calls with it succeeded), `unproven` (held, but its
+    /// use proves nothing yet: see `detail`), `refused` (the provider refused its calls),
+    /// `lacks-scopes`, `expired`, `none` (nobody consented) or `unknown` (not read: see `detail`).
+    state: &'static str,
+    /// Whether it can use its grant; `null` when connapp could not tell (unknown, unproven).
+    usable: Option<bool>,
+    /// When its refresh token expires (or expired).
+    expires_at: Option<u64>,
+    missing_scopes: Vec<String>,
+    /// What its log shows (unproven, refused) or why connapp could not read it (unknown).
+    detail: Option<String>,
+    /// What a person does when it is not usable.
+    fix: Option<String>,
+}
+
+impl ConsumerJson {
+    fn of(g: connapp_engine::manage::ConsumerGrant) -> Self {
+        use connapp_engine::manage::GrantHeld;
+        let (expires_at, missing_scopes, detail) = match &g.held {
+            GrantHeld::Valid { until } => (Some(*until), Vec::new(), None),
+            GrantHeld::Unproven { until, why } => (Some(*until), Vec::new(), Some(why.clone())),
+            GrantHeld::Refused(why) => (None, Vec::new(), Some(why.clone())),
+            GrantHeld::LacksScopes { until, missing } => (Some(*until), missing.clone(), None),
+            GrantHeld::Expired { at } => (Some(*at), Vec::new(), None),
+            GrantHeld::Nothing => (None, Vec::new(), None),
+            GrantHeld::Unknown(why) => (None, Vec::new(), Some(why.clone())),
+        };
+        ConsumerJson {
+            name: g.consumer,
+            state: g.held.word(),
+            usable: g.held.known().then(|| g.held.usable()),
+            expires_at,
+            missing_scopes,
+            detail,
+            fix: g.fix,
+        }
+    }
+
+    /// The line under the app in `status`.
+    fn line(&self) -> String {
+        let when = self.expires_at.map(connapp_engine::verify::ymd).unwrap_or_default();
+        let what = match self.state {
+            "ok" => format!("ok, in use; refresh token valid until {when}"),
+            "unproven" => format!(
+                "held until {when}, not proven by use: {}",
+                self.detail.as_deref().unwrap_or("")
+            ),
+            "refused" => format!("REFUSED: {}", self.detail.as_deref().unwrap_or("")),
+            "lacks-scopes" => format!("lacks {} (added after its consent)", self.missing_scopes.join(", ")),
+            "expired" => format!("EXPIRED on {when}: it gets no data"),
+            "none" => "none: nobody has consented in the instance yet".into(),
+            _ => format!("not checked: {}", self.detail.as_deref().unwrap_or("")),
+        };
+        match &self.fix {
+            Some(f) if self.usable == Some(false) => format!("{}'s grant: {what} -> {f}", self.name),
+            _ => format!("{}'s grant: {what}", self.name),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -405,12 +476,43 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let shared = shared(&reg, &decl)?;
     let (store, apps) = tokens::status(&decl, &shared)?;
     let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
+    // Each target's own grant, as its instance records it.
+    let obs = Terminal::of(g);
+    let mut consumers: Vec<Option<ConsumerJson>> = Vec::new();
+    for app in &decl.apps {
+        let read = match &app.target {
+            Some(t) if !a.offline => {
+                obs.event(Event::Step {
+                    app: &app.name,
+                    what: &format!("reading {}'s own grant", t.display),
+                });
+                match AppCtx::load(&reg, &decl, Some(&app.name), &shared) {
+                    Ok(c) => connapp_clients::verify::consumer_grant(&reg, &c).map(ConsumerJson::of),
+                    Err(e) => Some(ConsumerJson::of(connapp_engine::manage::ConsumerGrant {
+                        consumer: t.display.clone(),
+                        held: connapp_engine::manage::GrantHeld::Unknown(e.message),
+                        fix: e.hint,
+                    })),
+                }
+            }
+            _ => None,
+        };
+        consumers.push(read);
+    }
+    drop(obs);
+    let consumer_usable: Vec<bool> = consumers
+        .iter()
+        .map(|c| c.as_ref().and_then(|c| c.usable) != Some(false))
+        .collect();
     let out: Vec<StatusApp> = apps
         .into_iter()
-        .map(|s| StatusApp {
+        .zip(consumers)
+        .zip(consumer_usable.iter().copied())
+        .map(|((s, consumer), consumer_ok)| StatusApp {
             fix: status_fix(s.health, &s.app),
             health: s.health.word(),
-            usable: s.health.usable(),
+            usable: s.health.usable() && consumer_ok,
+            consumer,
             granted_at: s.granted_at,
             lost_at: s.lost.as_ref().map(|(at, _)| *at),
             lost_reason: s.lost.map(|(_, r)| r),
@@ -429,7 +531,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
             error: s.error,
         })
         .collect();
-    let verdict = status_verdict(&healths);
+    let verdict = status_verdict(&healths, consumer_usable.iter().all(|ok| *ok));
     if a.json {
         let store = ctx::StoreJson::of(&decl.store.kind, shared.store_plugin, &shared.store)?;
         let usable = out.iter().all(|s| s.usable);
@@ -450,11 +552,12 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     }
 }
 
-/// The exit code of `status`: `None` when every app is usable.
-fn status_verdict(healths: &[Health]) -> Option<Exit> {
+/// The exit code of `status`: `None` when every app is usable (and every
+/// consumer that could be read holds a usable grant).
+fn status_verdict(healths: &[Health], consumers_usable: bool) -> Option<Exit> {
     if healths.contains(&Health::Unreadable) {
         Some(Exit::Failure)
-    } else if healths.iter().any(|h| !h.usable()) {
+    } else if healths.iter().any(|h| !h.usable()) || !consumers_usable {
         Some(Exit::Reauth)
     } else {
         None
@@ -526,6 +629,9 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
             (Some(fix), _, _) => notes.push(format!("{} -> {fix}", s.health)),
             _ => {}
         }
+        if let Some(c) = &s.consumer {
+            notes.push(c.line());
+        }
         for note in notes {
             for line in render::wrap(&note, 2, render::WIDTH) {
                 writeln!(w, "{line}")?;
@@ -534,8 +640,36 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
     }
     writeln!(w, "store: {store}")?;
     let usable = out.iter().filter(|s| s.usable).count();
-    let fixes: Vec<&str> = out.iter().filter_map(|s| s.fix.as_deref()).collect();
-    if fixes.is_empty() {
+    // Short: a consumer's fix (a consent link) is printed in full under its app.
+    let fixes: Vec<String> = out
+        .iter()
+        .flat_map(|s| {
+            let theirs = s
+                .consumer
+                .as_ref()
+                .filter(|c| c.usable == Some(false))
+                .map(|c| format!("{}'s grant for {} (see above)", c.name, s.app));
+            s.fix.clone().into_iter().chain(theirs)
+        })
+        .collect();
+    let unread = out
+        .iter()
+        .filter(|s| s.consumer.as_ref().is_some_and(|c| c.usable.is_none()))
+        .count();
+    if fixes.is_empty() && unread > 0 {
+        // What was not read never counts toward "all usable".
+        writeln!(
+            w,
+            "{}",
+            render::paint(
+                render::WARN,
+                &format!(
+                    "{} app(s) usable by connapp; the consumer's own grant is not proven for {unread}.",
+                    out.len()
+                )
+            )
+        )?;
+    } else if fixes.is_empty() {
         writeln!(
             w,
             "{}",

@@ -141,6 +141,14 @@ pub fn drift(
     Ok((p.live, p.changes))
 }
 
+/// What the consumer of `c`'s app holds of its own grant, read from the
+/// instance (`None`: no target, or connapp knows no consumer of its kind).
+pub fn consumer_grant(reg: &Registry, c: &AppCtx<'_>) -> Option<connapp_engine::manage::ConsumerGrant> {
+    let kind = &c.app.target.as_ref()?.kind;
+    let checks = consumer_checks(kind)?;
+    Some(checks.grant(c, &mut || platform::consumer_records(reg, c)))
+}
+
 /// Every consumer's checks a client provides.
 const CONSUMER_CHECKS: &[&'static dyn ConsumerChecks] = &[&connapp_servicenow::verify::CHAIN];
 

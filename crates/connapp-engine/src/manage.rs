@@ -176,4 +176,83 @@ pub trait ConsumerChecks: Sync {
         registered: &[String],
         checks: &mut Vec<Check>,
     ) -> Result<(), Error>;
+    /// What the consumer holds of its own grant (for `status`): read from
+    /// the instance and its log of using it, never guessed;
+    /// [`GrantHeld::Unknown`] says why not.
+    fn grant(&self, c: &AppCtx<'_>, desired: &mut dyn FnMut() -> Result<ConsumerRecords, Error>) -> ConsumerGrant;
+}
+
+/// A consumer's own grant as `status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGrant {
+    /// The consumer in messages (`ServiceNow`).
+    pub consumer: String,
+    /// What it holds.
+    pub held: GrantHeld,
+    /// What a person does when it is not usable (e.g. the consent link to open).
+    pub fix: Option<String>,
+}
+
+/// What a consumer holds of its grant, judged by its records and by its
+/// own log of using it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GrantHeld {
+    /// A refresh token valid until `until` (unix seconds) with every declared
+    /// scope, and the consumer's newest calls with it succeeded.
+    Valid {
+        /// When it expires.
+        until: u64,
+    },
+    /// A refresh token valid until `until`, but its use proves nothing yet
+    /// (no calls, or only rate limits, outages or old ones): `why`.
+    Unproven {
+        /// When it expires.
+        until: u64,
+        /// What the consumer's log shows.
+        why: String,
+    },
+    /// The provider refused the consumer's calls with it (its own log says so).
+    Refused(String),
+    /// A valid refresh token whose grant lacks scopes the app has now.
+    LacksScopes {
+        /// When it expires.
+        until: u64,
+        /// The declared scopes it lacks.
+        missing: Vec<String>,
+    },
+    /// Its refresh token expired at `at`: it gets no data until a consent.
+    Expired {
+        /// When it expired.
+        at: u64,
+    },
+    /// No token: nobody consented yet.
+    Nothing,
+    /// connapp could not look (no instance credentials, unreachable, refused).
+    Unknown(String),
+}
+
+impl GrantHeld {
+    /// The word `status` prints and `--json` carries.
+    pub fn word(&self) -> &'static str {
+        match self {
+            GrantHeld::Valid { .. } => "ok",
+            GrantHeld::Unproven { .. } => "unproven",
+            GrantHeld::Refused(_) => "refused",
+            GrantHeld::LacksScopes { .. } => "lacks-scopes",
+            GrantHeld::Expired { .. } => "expired",
+            GrantHeld::Nothing => "none",
+            GrantHeld::Unknown(_) => "unknown",
+        }
+    }
+
+    /// Whether the consumer can use its grant (as far as its records say).
+    pub fn usable(&self) -> bool {
+        matches!(self, GrantHeld::Valid { .. })
+    }
+
+    /// Whether connapp could judge it (an unknown or unproven grant counts
+    /// neither way).
+    pub fn known(&self) -> bool {
+        !matches!(self, GrantHeld::Unknown(_) | GrantHeld::Unproven { .. })
+    }
 }

@@ -4,6 +4,7 @@
 
 use connapp_core::urls;
 use connapp_engine::Error;
+use connapp_engine::manage::{ConsumerGrant, GrantHeld};
 use connapp_engine::tokens::AppCtx;
 use connapp_engine::verify::{Check, Outcome, row, ymd};
 use connapp_oauth::ago;
@@ -33,6 +34,88 @@ impl connapp_engine::manage::ConsumerChecks for Chain {
         checks: &mut Vec<Check>,
     ) -> Result<(), Error> {
         chain(c, desired, registered, checks)
+    }
+    fn grant(&self, c: &AppCtx<'_>, desired: &mut dyn FnMut() -> Result<ConsumerRecords, Error>) -> ConsumerGrant {
+        grant(c, desired)
+    }
+}
+
+/// What ServiceNow holds of its grant, read from the instance (`status`):
+/// the record chain looked up as `plan` does, its tokens
+/// (`oauth_credential`), and — for a grant that looks valid — the
+/// instance's own log of using it, judged as `verify` judges it.
+pub fn grant(c: &AppCtx<'_>, desired: impl FnOnce() -> Result<ConsumerRecords, Error>) -> ConsumerGrant {
+    let grant = |held: GrantHeld, fix: Option<String>| ConsumerGrant {
+        consumer: "ServiceNow".into(),
+        held,
+        fix,
+    };
+    let looked = (|| {
+        if !has_credentials(c)? {
+            return Ok(None);
+        }
+        let Some(cons) = consumer(c, desired)? else {
+            return Ok(None);
+        };
+        let (_, ids) = run(c, &cons, Mode::Plan)?;
+        let link = consent_link(&cons, &ids).unwrap_or_default();
+        let held = held_grant(c, &cons, &ids)?.filter(|h| h.refresh_expires.is_some());
+        let again =
+            format!("an admin opens {link} and allows access in Zoom again, as a Zoom user other than connapp's own");
+        let used = match &held {
+            Some(h) if h.refresh_expires.is_some_and(|e| e > connapp_engine::tokens::now()) => {
+                Some(use_of(c, &cons, &ids, h.obtained, &again)?)
+            }
+            _ => None,
+        };
+        Ok::<_, Error>(Some((held, used, link, again)))
+    })();
+    let (held, used, link, again) = match looked {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            return grant(
+                GrantHeld::Unknown(
+                    "no instance credentials are stored, so connapp cannot read ServiceNow's grant".into(),
+                ),
+                Some(credentials_hint(&c.app)),
+            );
+        }
+        Err(e) => return grant(GrantHeld::Unknown(e.message), e.hint),
+    };
+    let Some(h) = held else {
+        return grant(
+            GrantHeld::Nothing,
+            Some(format!("an admin opens {link} and allows access in Zoom")),
+        );
+    };
+    let until = h.refresh_expires.unwrap_or(0);
+    let missing: Vec<String> = match &h.scopes {
+        Some(granted) => c
+            .app
+            .scopes
+            .iter()
+            .map(|s| s.scope.clone())
+            .filter(|d| !granted.contains(d))
+            .collect(),
+        None => Vec::new(),
+    };
+    if until <= connapp_engine::tokens::now() {
+        return grant(GrantHeld::Expired { at: until }, Some(again));
+    }
+    if !missing.is_empty() {
+        return grant(GrantHeld::LacksScopes { until, missing }, Some(again));
+    }
+    match used {
+        Some(row) if row.result == Outcome::Ok => grant(GrantHeld::Valid { until }, None),
+        Some(row) if row.result == Outcome::Fail => grant(GrantHeld::Refused(row.detail), Some(row.fix)),
+        Some(row) => grant(GrantHeld::Unproven { until, why: row.detail }, None),
+        None => grant(
+            GrantHeld::Unproven {
+                until,
+                why: "its use was not read".into(),
+            },
+            None,
+        ),
     }
 }
 
@@ -222,7 +305,19 @@ fn grant_rows(
             ))
             .fix(again.clone())
     });
-    // What the instance saw when it used the grant.
+    checks.push(use_of(c, cons, ids, held.obtained, &again)?);
+    Ok(())
+}
+
+/// The row for what the instance saw when it used the grant it obtained at
+/// `obtained`: its own log of calls to the provider, judged by [`judge_use`].
+fn use_of(
+    c: &AppCtx<'_>,
+    cons: &crate::consumer::Consumer,
+    ids: &std::collections::HashMap<String, String>,
+    obtained: Option<u64>,
+    again: &str,
+) -> Result<Check, Error> {
     let token_url = record_field(c, cons, ids, "provider", "oauth_entity", "token_url")?.unwrap_or_default();
     let api_base = record_field(c, cons, ids, "connection", "http_connection", "connection_url")?.unwrap_or_default();
     let calls = outbound_calls(c, cons, &[token_url.clone(), api_base])?;
@@ -233,12 +328,11 @@ fn grant_rows(
     };
     let evidence = Evidence {
         token_url: &token_url,
-        obtained: held.obtained,
+        obtained,
         own_consent: own,
-        now,
+        now: connapp_engine::tokens::now(),
     };
-    checks.push(judge_use(&calls, &evidence, &again));
-    Ok(())
+    Ok(judge_use(&calls, &evidence, again))
 }
 
 /// Calls closer together than this belong to one run of the consumer's job.
