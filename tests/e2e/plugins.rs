@@ -179,6 +179,44 @@ fn the_out_of_tree_example_works_from_the_binary() {
     );
 }
 
+/// abi_stable refuses a library whose root module has fewer fields than the
+/// host's; connapp loads a plugin built against the previous minor anyway
+/// (checked against that minor's layout), and what it lacks is absent.
+#[test]
+fn a_plugin_built_against_the_previous_minor_still_loads() {
+    let b = built();
+    let lib = b.older_abi_dir.join("libconnapp_dir_store_older.so");
+    let dir = tempfile::tempdir().expect("tempdir");
+    conformance_of_library(
+        &lib,
+        "dir",
+        vec![("path".into(), dir.path().join("kv").display().to_string())],
+        false,
+    );
+    let mut s = Sandbox::new(&b.full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &b.older_abi_dir.display().to_string());
+    use_example_store(&s);
+    s.run(&["check"], None).ok();
+    s.set_secret("client-id", b"id-123");
+    let j = s.run(&["secrets", "list", "--json"], None).ok().json();
+    assert_eq!(j["store"]["plugin"], "example-dir-store");
+    assert_eq!(j["secrets"][0]["present"], true);
+    let info = s
+        .run(&["plugins", "info", "example-dir-store", "--json"], None)
+        .ok()
+        .json();
+    let (major, minor) = {
+        let mut v = connapp_plugin_api::PLUGIN_API_VERSION.split('.');
+        (
+            v.next().expect("major"),
+            v.next().and_then(|m| m.parse::<u32>().ok()).expect("minor"),
+        )
+    };
+    assert_eq!(info["api_version"], format!("{major}.{}.0", minor - 1), "{info}");
+    // It predates store_settings: its settings are not described, not wrongly empty.
+    assert_eq!(info["provides"][0]["settings"], serde_json::Value::Null, "{info}");
+}
+
 #[test]
 fn a_panicking_plugin_is_an_error_not_an_abort() {
     let b = built();

@@ -38,6 +38,9 @@ pub struct Built {
     pub wrong_abi_dir: PathBuf,
     /// A directory holding only the out-of-tree example store.
     pub example_dir: PathBuf,
+    /// A directory holding only the example store built against the previous
+    /// minor of the plugin API (without what this minor appended).
+    pub older_abi_dir: PathBuf,
     /// A directory holding only the out-of-tree example platform (Acme ID).
     pub acme_dir: PathBuf,
 }
@@ -63,6 +66,7 @@ fn at(e2e: &Path) -> Built {
         panic_dir: e2e.join("panic"),
         wrong_abi_dir: e2e.join("wrong-abi"),
         example_dir: e2e.join("example"),
+        older_abi_dir: e2e.join("older-abi"),
         acme_dir: e2e.join("acme-id"),
     }
 }

@@ -157,6 +157,88 @@ pub fn build() -> Result<PathBuf> {
         "wrong-abi",
         &oot.join("debug/libconnapp_fixture_plugin_wrong_abi.so"),
     )?;
+    older_minor_plugin(&e2e, &oot)?;
     println!("{}", e2e.display());
     Ok(e2e)
+}
+
+/// Out of tree: the example store built against the previous minor of the
+/// plugin API — a copy of the API crate with its version one minor lower and
+/// without what this minor appended to the root module (the `api-X.Y {` …
+/// `} api-X.Y` regions) — which the host must still load.
+fn older_minor_plugin(e2e: &Path, oot: &Path) -> Result<()> {
+    let work = e2e.join("older-abi-src");
+    let _ = std::fs::remove_dir_all(&work);
+    let api = work.join("connapp-plugin-api");
+    copy_dir(&root().join("crates/connapp-plugin-api"), &api)?;
+    let manifest = api.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .context("the plugin API's version line")?
+        .to_string();
+    let mut parts = version.split('.').map(str::parse::<u32>);
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        bail!("the plugin API's version {version} is not MAJOR.MINOR.PATCH");
+    };
+    ensure!(minor > 0, "the plugin API {version} has no previous minor");
+    let previous = format!("{major}.{}.0", minor - 1);
+    std::fs::write(
+        &manifest,
+        text.replacen(
+            &format!("version = \"{version}\""),
+            &format!("version = \"{previous}\""),
+            1,
+        ),
+    )?;
+    // What this minor appended, cut out.
+    let lib = api.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib)?;
+    let (begin, end) = (
+        format!("// api-{major}.{minor} {{"),
+        format!("// }} api-{major}.{minor}"),
+    );
+    let mut kept = String::new();
+    let mut cutting = false;
+    let mut cut = 0;
+    for line in source.lines() {
+        if line.trim() == begin {
+            cutting = true;
+            cut += 1;
+        } else if line.trim() == end {
+            cutting = false;
+        } else if !cutting {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    ensure!(
+        cut > 0 && !cutting,
+        "no complete `{begin}` region in the plugin API: mark what {major}.{minor} appended to the root module"
+    );
+    std::fs::write(&lib, kept)?;
+    // The example store, renamed so its library sits beside the current build's.
+    let plugin = work.join("plugin");
+    copy_dir(&root().join("examples/third-party-store"), &plugin)?;
+    let manifest = plugin.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    let text = text
+        .replacen("name = \"connapp-dir-store\"", "name = \"connapp-dir-store-older\"", 1)
+        .replacen("../../crates/connapp-plugin-api", "../connapp-plugin-api", 1);
+    // Its dev-dependencies (the conformance suite) are not built here.
+    let text = match text.find("[dev-dependencies]") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    };
+    std::fs::write(&manifest, text)?;
+    run_cmd(
+        cargo()
+            .args(["build", "-q", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", oot),
+    )?;
+    plugin_dir(e2e, "older-abi", &oot.join("debug/libconnapp_dir_store_older.so"))?;
+    Ok(())
 }

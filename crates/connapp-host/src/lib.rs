@@ -256,9 +256,11 @@ impl Registry {
             reason: e.to_string(),
         })?;
         let header = lib_header_from_path(&path).map_err(|e| map_library_error(&path, e))?;
-        let module = header
-            .init_root_module::<PluginModuleRef>()
-            .map_err(|e| map_library_error(&path, e))?;
+        let module = match header.init_root_module::<PluginModuleRef>() {
+            Ok(m) => m,
+            Err(e @ LibraryError::AbiInstability(_)) => older_minor(header, &path, e)?,
+            Err(e) => return Err(map_library_error(&path, e)),
+        };
         let info = host::info(module).map_err(|error| HostError::Plugin {
             plugin: path
                 .file_name()
@@ -464,6 +466,50 @@ pub fn plugin_error(plugin: &LoadedPlugin, error: StoreError) -> HostError {
         origin: plugin.origin.clone(),
         error,
     }
+}
+
+/// A plugin built against an older minor of this major whose root module
+/// lacks fields appended since (abi_stable refuses a library with fewer
+/// fields than the host's, `e`): checked against that minor's layout, then
+/// read through today's module type, whose getters for the missing fields say
+/// `None`. A plugin older than every layout kept here is refused by version;
+/// anything else keeps abi_stable's own error.
+fn older_minor(
+    header: &'static abi_stable::library::LibHeader,
+    path: &Path,
+    e: LibraryError,
+) -> Result<PluginModuleRef, HostError> {
+    use connapp_plugin_api::v1_3;
+    let parse = |v: &str| {
+        let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+        Some((it.next()??, it.next()??))
+    };
+    let found = header.version_strings().to_string();
+    let (Some(host), Some(lib)) = (parse(PLUGIN_API_VERSION), parse(&found)) else {
+        return Err(map_library_error(path, e));
+    };
+    if lib.0 != host.0 || lib.1 >= host.1 {
+        return Err(map_library_error(path, e));
+    }
+    let too_old = || HostError::IncompatibleAbi {
+        path: path.to_path_buf(),
+        expected: format!(
+            "{}.{}.0 or newer (this connapp: {PLUGIN_API_VERSION})",
+            host.0,
+            v1_3::FIRST_MINOR
+        ),
+        found: found.clone(),
+    };
+    if lib.1 < v1_3::FIRST_MINOR {
+        return Err(too_old());
+    }
+    header.ensure_layout::<v1_3::PluginModuleRef>().map_err(|_| too_old())?;
+    tracing::info!(path = %path.display(), version = %found, "a plugin built against an older plugin API minor");
+    // SAFETY: the library's root module has the 1.3 layout (just checked),
+    // a prefix of today's; PluginModuleRef's getters check at run time which
+    // fields the library's module has, and every field after 1.3's is optional.
+    unsafe { header.unchecked_layout::<PluginModuleRef>() }
+        .map_err(|e| map_library_error(path, e.into_library_error::<PluginModuleRef>()))
 }
 
 fn map_library_error(path: &Path, e: LibraryError) -> HostError {

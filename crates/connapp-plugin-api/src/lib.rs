@@ -92,7 +92,12 @@
 //! are only added to [`PluginModule`] after the last prefix field, methods only at
 //! the end of [`FfiStore`]. `abi_stable` checks at load time that a plugin was
 //! built against a compatible version of this crate ([`PLUGIN_API_VERSION`]) and
-//! that every type crossing the boundary has the layout the host expects.
+//! that every type crossing the boundary has the layout the host expects. A
+//! plugin built against an older 1.x minor (1.3 or later) loads into a newer
+//! host; what it predates is absent (e.g. a 1.5 store's settings are not
+//! described). A plugin built against a newer minor than the host's loads,
+//! but the host parses answers strictly: a profile field it does not know is
+//! an error naming the plugin, so build against the oldest minor you support.
 #![allow(non_local_definitions, non_camel_case_types)]
 
 use std::any::Any;
@@ -1059,10 +1064,62 @@ pub struct PluginModule {
     /// JSON` (`contract::Finding`s; added in 1.3).
     #[sabi(missing_field(option))]
     pub check_app: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    // api-1.6 {
     /// The settings a store kind takes (`[store.settings]`): `kind ->
     /// settings`; `None` when the plugin does not describe them (added in 1.6).
     #[sabi(missing_field(option))]
     pub store_settings: extern "C" fn(RStr<'_>) -> RResult<ROption<RVec<FfiStoreSetting>>, FfiError>,
+    // } api-1.6
+}
+
+/// The root module as plugin API 1.3 to 1.5 laid it out, before 1.6 appended
+/// `store_settings`. abi_stable refuses a library whose root module has
+/// fewer fields than the host's; the host checks such a plugin against this
+/// layout instead and then reads it through [`PluginModuleRef`], whose
+/// getters for the fields it lacks say `None`. Never changes.
+#[doc(hidden)]
+pub mod v1_3 {
+    use super::*;
+
+    /// The 1.3 root module (see the module).
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
+    #[sabi(missing_field(panic))]
+    pub struct PluginModule {
+        /// As in 1.6.
+        pub info: extern "C" fn() -> RResult<FfiPluginInfo, FfiError>,
+        /// As in 1.6.
+        pub open_store: extern "C" fn(RStr<'_>, &FfiStoreContext) -> RResult<FfiStoreBox, FfiError>,
+        /// As in 1.6.
+        #[sabi(last_prefix_field)]
+        pub presets: extern "C" fn() -> RResult<RVec<FfiPreset>, FfiError>,
+        /// As in 1.6.
+        #[sabi(missing_field(option))]
+        pub platforms: extern "C" fn() -> RResult<RVec<FfiPlatform>, FfiError>,
+        /// As in 1.6.
+        #[sabi(missing_field(option))]
+        pub provider_manifest: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+        /// As in 1.6.
+        #[sabi(missing_field(option))]
+        pub consumer_records: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+        /// As in 1.6.
+        #[sabi(missing_field(option))]
+        pub platform_profile: extern "C" fn(RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+        /// As in 1.6.
+        #[sabi(missing_field(option))]
+        pub check_app: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
+    }
+
+    impl RootModule for PluginModuleRef {
+        abi_stable::declare_root_module_statics! {PluginModuleRef}
+        const BASE_NAME: &'static str = "connapp_plugin";
+        const NAME: &'static str = "connapp plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+
+    /// The oldest plugin API minor whose root module has this layout.
+    pub const FIRST_MINOR: u32 = 3;
 }
 
 impl RootModule for PluginModuleRef {
@@ -1418,7 +1475,9 @@ pub mod __private {
             consumer_records: consumer_records::<P>,
             platform_profile: platform_profile::<P>,
             check_app: check_app::<P>,
+            // api-1.6 {
             store_settings: store_settings::<P>,
+            // } api-1.6
         }
         .leak_into_prefix()
     }
@@ -1633,6 +1692,7 @@ pub mod host {
         }
     }
 
+    // api-1.6 {
     /// The settings a store kind takes (`None` when the plugin does not
     /// describe them, or was built before API 1.6).
     pub fn store_settings(m: PluginModuleRef, kind: &str) -> Result<Option<Vec<StoreSetting>>, StoreError> {
@@ -1643,6 +1703,7 @@ pub mod host {
             None => Ok(None),
         }
     }
+    // } api-1.6
 
     /// The plugin's platforms (none for plugins built against API 1.0).
     pub fn platforms(m: PluginModuleRef) -> Result<Vec<Platform>, StoreError> {
