@@ -362,6 +362,9 @@ struct StatusApp {
     grant_type: String,
     /// `ok`, `renews-on-use`, `needs-login`, `lost`, `expired` or `unreadable`.
     health: &'static str,
+    /// The same, for the table.
+    #[serde(skip)]
+    state: Health,
     /// Whether the app can get a token without a person.
     usable: bool,
     logged_in: bool,
@@ -404,6 +407,9 @@ struct ConsumerJson {
     detail: Option<String>,
     /// What a person does when it is not usable.
     fix: Option<String>,
+    /// The same, for the table.
+    #[serde(skip)]
+    held: connapp_engine::manage::GrantHeld,
 }
 
 impl ConsumerJson {
@@ -426,23 +432,22 @@ impl ConsumerJson {
             missing_scopes,
             detail,
             fix: g.fix,
+            held: g.held,
         }
     }
 
     /// The line under the app in `status`.
     fn line(&self) -> String {
+        use connapp_engine::manage::GrantHeld;
         let when = self.expires_at.map(connapp_engine::verify::ymd).unwrap_or_default();
-        let what = match self.state {
-            "ok" => format!("ok, in use; refresh token valid until {when}"),
-            "unproven" => format!(
-                "held until {when}, not proven by use: {}",
-                self.detail.as_deref().unwrap_or("")
-            ),
-            "refused" => format!("REFUSED: {}", self.detail.as_deref().unwrap_or("")),
-            "lacks-scopes" => format!("lacks {} (added after its consent)", self.missing_scopes.join(", ")),
-            "expired" => format!("EXPIRED on {when}: it gets no data"),
-            "none" => "none: nobody has consented in the instance yet".into(),
-            _ => format!("not checked: {}", self.detail.as_deref().unwrap_or("")),
+        let what = match &self.held {
+            GrantHeld::Valid { .. } => format!("ok, in use; refresh token valid until {when}"),
+            GrantHeld::Unproven { why, .. } => format!("held until {when}, not proven by use: {why}"),
+            GrantHeld::Refused(why) => format!("REFUSED: {why}"),
+            GrantHeld::LacksScopes { missing, .. } => format!("lacks {} (added after its consent)", missing.join(", ")),
+            GrantHeld::Expired { .. } => format!("EXPIRED on {when}: it gets no data"),
+            GrantHeld::Nothing => "none: nobody has consented in the instance yet".into(),
+            GrantHeld::Unknown(why) => format!("not checked: {why}"),
         };
         match &self.fix {
             Some(f) if self.usable == Some(false) => format!("{}'s grant: {what} -> {f}", self.name),
@@ -511,6 +516,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         .map(|((s, consumer), consumer_ok)| StatusApp {
             fix: status_fix(s.health, &s.app),
             health: s.health.word(),
+            state: s.health,
             usable: s.health.usable() && consumer_ok,
             consumer,
             granted_at: s.granted_at,
@@ -572,15 +578,15 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
         "APP", "GRANT", "TOKEN", "EXPIRES"
     )?;
     for s in out {
-        let token = match s.health {
-            "lost" => "LOST",
-            "expired" => "expired",
-            "unreadable" => "unreadable",
+        let token = match s.state {
+            Health::Lost => "LOST",
+            Health::Expired => "expired",
+            Health::Unreadable => "unreadable",
             _ if s.logged_in => "yes",
             _ => "none",
         };
         let expires = match s.expires_in_secs {
-            _ if s.health == "lost" => "-".into(),
+            _ if s.state == Health::Lost => "-".into(),
             Some(e) if e > 0 => format!("in {} min", e / 60),
             // Apps without a user get a new token from `connapp token` (or any command) when due.
             Some(_) if s.grant_type != "authorization_code" => "renews on use".into(),
@@ -596,8 +602,8 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
         } else {
             format!("{} missing", s.missing_scopes.len())
         };
-        let token = match s.health {
-            "lost" | "expired" | "unreadable" => render::paint(render::BAD, &format!("{token:<10}")),
+        let token = match s.state {
+            Health::Lost | Health::Expired | Health::Unreadable => render::paint(render::BAD, &format!("{token:<10}")),
             _ if !s.usable => render::paint(render::WARN, &format!("{token:<10}")),
             _ => format!("{token:<10}"),
         };
