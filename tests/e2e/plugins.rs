@@ -140,23 +140,28 @@ fn use_example_store(s: &Sandbox) {
     std::fs::write(&decl, text).expect("write");
 }
 
-#[test]
-fn the_out_of_tree_example_works_from_the_binary() {
-    let b = built();
-    let mut s = Sandbox::new(&b.full);
-    s.set_env("CONNAPP_PLUGIN_PATH", &b.example_dir.display().to_string());
+/// A sandbox whose declaration uses the example `dir` store from `dir`, with
+/// a secret stored through it; returns the sandbox and `plugins info`.
+fn example_store_from(dir: &Path) -> (Sandbox, serde_json::Value) {
+    let mut s = Sandbox::new(&built().full);
+    s.set_env("CONNAPP_PLUGIN_PATH", &dir.display().to_string());
     use_example_store(&s);
     s.run(&["check"], None).ok();
     s.set_secret("client-id", b"id-123");
     let j = s.run(&["secrets", "list", "--json"], None).ok().json();
     assert_eq!(j["store"]["plugin"], "example-dir-store");
     assert_eq!(j["secrets"][0]["present"], true);
-
-    // Its settings cross the ABI (API 1.6): listed, and judged offline by check.
-    let j = s
+    let info = s
         .run(&["plugins", "info", "example-dir-store", "--json"], None)
         .ok()
         .json();
+    (s, info)
+}
+
+#[test]
+fn the_out_of_tree_example_works_from_the_binary() {
+    let (s, j) = example_store_from(&built().example_dir);
+    // Its settings cross the ABI (API 1.6): listed, and judged offline by check.
     let setting = &j["provides"][0]["settings"][0];
     assert_eq!(
         (setting["name"].as_str(), setting["type"].as_str()),
@@ -193,18 +198,7 @@ fn a_plugin_built_against_the_previous_minor_still_loads() {
         vec![("path".into(), dir.path().join("kv").display().to_string())],
         false,
     );
-    let mut s = Sandbox::new(&b.full);
-    s.set_env("CONNAPP_PLUGIN_PATH", &b.older_abi_dir.display().to_string());
-    use_example_store(&s);
-    s.run(&["check"], None).ok();
-    s.set_secret("client-id", b"id-123");
-    let j = s.run(&["secrets", "list", "--json"], None).ok().json();
-    assert_eq!(j["store"]["plugin"], "example-dir-store");
-    assert_eq!(j["secrets"][0]["present"], true);
-    let info = s
-        .run(&["plugins", "info", "example-dir-store", "--json"], None)
-        .ok()
-        .json();
+    let (_, info) = example_store_from(&b.older_abi_dir);
     let (major, minor) = {
         let mut v = connapp_plugin_api::PLUGIN_API_VERSION.split('.');
         (

@@ -134,17 +134,7 @@ pub fn build() -> Result<PathBuf> {
         &root().join("crates/connapp-plugin-api"),
         &work.join("connapp-plugin-api-2"),
     )?;
-    let manifest = work.join("connapp-plugin-api-2/Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)?;
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|v| v.strip_suffix('"'))
-        .context("the plugin API's version line")?
-        .to_string();
-    let current = format!("version = \"{version}\"");
-    ensure!(text.contains(&current), "plugin API version not found in its manifest");
-    std::fs::write(&manifest, text.replacen(&current, "version = \"2.0.0\"", 1))?;
+    set_api_version(&work.join("connapp-plugin-api-2/Cargo.toml"), |_| "2.0.0".into())?;
     std::fs::copy(root().join("Cargo.lock"), work.join("plugin/Cargo.lock"))?;
     run_cmd(
         cargo()
@@ -162,6 +152,21 @@ pub fn build() -> Result<PathBuf> {
     Ok(e2e)
 }
 
+/// Rewrites the package version of the manifest at `path` to `to(current)`.
+fn set_api_version(path: &Path, to: impl FnOnce(&str) -> String) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .context("the plugin API's version line")?
+        .to_string();
+    let current = format!("version = \"{version}\"");
+    let new = format!("version = \"{}\"", to(&version));
+    std::fs::write(path, text.replacen(&current, &new, 1))?;
+    Ok(())
+}
+
 /// Out of tree: the example store built against the previous minor of the
 /// plugin API — a copy of the API crate with its version one minor lower and
 /// without what this minor appended to the root module (the `api-X.Y {` …
@@ -171,28 +176,14 @@ fn older_minor_plugin(e2e: &Path, oot: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let api = work.join("connapp-plugin-api");
     copy_dir(&root().join("crates/connapp-plugin-api"), &api)?;
-    let manifest = api.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)?;
-    let version = text
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|v| v.strip_suffix('"'))
-        .context("the plugin API's version line")?
-        .to_string();
-    let mut parts = version.split('.').map(str::parse::<u32>);
-    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
-        bail!("the plugin API's version {version} is not MAJOR.MINOR.PATCH");
-    };
-    ensure!(minor > 0, "the plugin API {version} has no previous minor");
-    let previous = format!("{major}.{}.0", minor - 1);
-    std::fs::write(
-        &manifest,
-        text.replacen(
-            &format!("version = \"{version}\""),
-            &format!("version = \"{previous}\""),
-            1,
-        ),
-    )?;
+    let mut current = (0, 0);
+    set_api_version(&api.join("Cargo.toml"), |v| {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        current = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        format!("{}.{}.0", current.0, current.1.saturating_sub(1))
+    })?;
+    let (major, minor) = current;
+    ensure!(minor > 0, "the plugin API {major}.{minor} has no previous minor");
     // What this minor appended, cut out.
     let lib = api.join("src/lib.rs");
     let source = std::fs::read_to_string(&lib)?;

@@ -95,7 +95,14 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     (
         "status",
         &[
-            ("connapp status", "every app's grant; exit 5 when one needs a consent"),
+            (
+                "connapp status",
+                "every app's grant and its target's own; exit 5 when one needs a consent",
+            ),
+            (
+                "connapp status --offline",
+                "only what the store holds (no call to any instance)",
+            ),
             ("connapp status --json", "the same as JSON"),
         ],
     ),
