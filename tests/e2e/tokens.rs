@@ -246,6 +246,64 @@ fn killed_refreshes_never_need_a_new_consent() {
     assert_eq!(w.counters()["consents"], 1, "no new consent was needed");
 }
 
+/// Two declarations on two stores, each with an app named `dex-zoom`, share
+/// the data directory. A refresh of the first is killed after its journal
+/// became durable (Zoom has rotated the refresh token; only the journal holds
+/// the new one); the second refreshes before the first runs again. The first
+/// must still recover its grant from its journal.
+#[test]
+fn a_journal_survives_another_declarations_app_of_the_same_name() {
+    let b = built();
+    let w = World::new(&b.fault, true);
+    w.login();
+    // Declaration B: the same app name, its own file store, another Zoom admin's grant.
+    let other = w.user.path().join("b.toml");
+    let text = std::fs::read_to_string(w.user.path().join("connapp.toml")).expect("read");
+    let store_b = w.user.path().join("store-b");
+    std::fs::write(
+        &other,
+        text.replacen(
+            "kind = \"file\"",
+            &format!("kind = \"file\"\n[store.settings]\npath = \"{}\"", store_b.display()),
+            1,
+        ),
+    )
+    .expect("write b.toml");
+    let with_b = |args: &[&str]| {
+        let mut all = vec!["--file", "b.toml"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run_b = |args: &[&str], input: Option<&[u8]>| {
+        let all = with_b(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        w.user.run(&refs, input)
+    };
+    run_b(&["secrets", "set", "client-id", "--from-stdin"], Some(DEX.as_bytes())).ok();
+    let secret = w.zoom.app(DEX).expect("app").client_secret;
+    run_b(
+        &["secrets", "set", "client-secret", "--from-stdin"],
+        Some(secret.as_bytes()),
+    )
+    .ok();
+    run_b(&["login", "--user-hint", "owner", "--timeout", "20"], None).ok();
+
+    // A's refresh dies with the rotated token only in its journal.
+    let mut c = w.user.command_of(&b.fault, &["refresh"]);
+    c.env("CONNAPP_FAULT", "before-store-write")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let status = c.status().expect("run");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(9), "the fault point was not reached ({status})");
+    // B refreshes its own app of the same name first.
+    run_b(&["refresh"], None).ok();
+    // A recovers from its journal: no new consent, and its grant still works.
+    let j = w.user.run(&["refresh", "--json"], None).ok().json();
+    assert_eq!(j["apps"][0]["ok"], true, "{j}");
+    assert_eq!(w.counters()["consents"], 2, "one consent each, none again");
+}
+
 #[test]
 fn a_refresh_token_lost_elsewhere_is_explained() {
     let w = World::new(&built().full, true);

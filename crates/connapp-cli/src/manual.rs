@@ -206,8 +206,8 @@ const FILES: &[(&str, &str)] = &[
     ),
     ("$CONNAPP_DATA_DIR/plugins/", "plugin libraries"),
     (
-        "$CONNAPP_DATA_DIR/locks/, journal/",
-        "refresh locks and sealed journals",
+        "$CONNAPP_DATA_DIR/locks/STORE/, journal/STORE/",
+        "refresh locks and sealed journals, one directory per store (STORE: 16 hex digits of its identity)",
     ),
 ];
 

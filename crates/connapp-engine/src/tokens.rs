@@ -87,6 +87,7 @@ pub struct Shared<'r> {
     /// The runtime the work runs on.
     pub rt: Rc<tokio::runtime::Runtime>,
     data_dir: PathBuf,
+    store_id: String,
 }
 
 impl std::fmt::Debug for Shared<'_> {
@@ -107,13 +108,25 @@ impl<'r> Shared<'r> {
             .enable_all()
             .build()
             .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
+        let location = store
+            .describe()
+            .map_err(|e| connapp_host::plugin_error(store_plugin, e))?
+            .location;
         Ok(Shared {
+            store_id: store_id(&store_plugin.info.name, &location),
             store: Rc::new(store),
             store_plugin,
             http,
             rt: Rc::new(rt),
             data_dir,
         })
+    }
+
+    /// Which store this is, as a short name for directories: the same for
+    /// every declaration that opens the same store (plugin and location), so
+    /// that locks and journals are per store and app, never per app name alone.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
     }
 
     /// Where connapp keeps its own state (locks, journals, saved manifests).
@@ -125,6 +138,18 @@ impl<'r> Shared<'r> {
     pub fn store_error(&self, e: connapp_plugin_api::StoreError) -> Error {
         connapp_host::plugin_error(self.store_plugin, e).into()
     }
+}
+
+/// A store's identity from its plugin and its location (as `describe`
+/// gives it): 16 hex digits of their SHA-256.
+fn store_id(plugin: &str, location: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(plugin.as_bytes())
+        .chain_update([0u8])
+        .chain_update(location.as_bytes())
+        .finalize();
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Everything the token service needs for one app.
@@ -234,8 +259,9 @@ impl<'r> AppCtx<'r> {
         let provider = provider_of(&app, &platform)?;
         let lifecycle = Lifecycle {
             app: app.name.clone(),
-            lock_dir: shared.data_dir.join("locks"),
-            journal_dir: shared.data_dir.join("journal"),
+            lock_dir: shared.data_dir.join("locks").join(&shared.store_id),
+            journal_dir: shared.data_dir.join("journal").join(&shared.store_id),
+            legacy_journal_dir: Some(shared.data_dir.join("journal")),
             margin: 60,
             lock_timeout: Duration::from_secs(120),
             grant_type: app.oauth.grant.as_str().to_string(),

@@ -218,8 +218,13 @@ pub struct Lifecycle {
     pub app: String,
     /// Directory for `<app>.lock`.
     pub lock_dir: PathBuf,
-    /// Directory for `<app>.journal`.
+    /// Directory for `<app>.journal`: one per store, so that an app of the
+    /// same name in another store never meets this one's journals.
     pub journal_dir: PathBuf,
+    /// The directory journals were kept in before they were kept per store
+    /// (shared by every store): only the files there sealed under this app's
+    /// journal key are its own, and only those are replayed and removed.
+    pub legacy_journal_dir: Option<PathBuf>,
     /// Refresh when the access token expires within this many seconds.
     pub margin: u64,
     /// Give up waiting for another process's lock after this long.
@@ -243,8 +248,8 @@ pub enum Source {
     Replayed,
 }
 
-/// One mutex per app for the life of the process (a handful of apps; each
-/// is allocated once and kept).
+/// One mutex per app and store (keyed by the lock file's path) for the life
+/// of the process (a handful; each is allocated once and kept).
 fn process_lock(app: &str) -> &'static Mutex<()> {
     static LOCKS: OnceLock<Mutex<HashMap<String, &'static Mutex<()>>>> = OnceLock::new();
     let mut map = LOCKS
@@ -323,10 +328,30 @@ impl Lifecycle {
         self.lock_dir.join(format!("{}.lock", self.app))
     }
 
-    /// Every journal file of the app: sealed ones (`APP.journal.PID-N`) and
-    /// those of older connapp versions (`APP.journal`, `.APP.journal.tmp.PID`).
+    /// Every journal file of the app in its store's directory: sealed ones
+    /// (`APP.journal.PID-N`) and those of older connapp versions
+    /// (`APP.journal`, `.APP.journal.tmp.PID`).
     fn journal_files(&self) -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(&self.journal_dir) else {
+        self.journal_files_in(&self.journal_dir)
+    }
+
+    /// The journal files of an app of this name in the old shared directory
+    /// (any store's: see [`Lifecycle::legacy_journal_dir`]).
+    fn legacy_journal_files(&self) -> Vec<PathBuf> {
+        match &self.legacy_journal_dir {
+            Some(d) if *d != self.journal_dir => self.journal_files_in(d),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the journal at `path` opens under `key` (it is this app's).
+    fn sealed_under(&self, key: &[u8], path: &Path) -> bool {
+        connapp_plugin_api::bounded::read_file("the journal", path, MAX_JOURNAL_BYTES)
+            .is_ok_and(|b| open_sealed(&self.app, key, &Zeroizing::new(b)).is_some())
+    }
+
+    fn journal_files_in(&self, dir: &Path) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(dir) else {
             return Vec::new();
         };
         let exact = format!("{}.journal", self.app);
@@ -347,7 +372,9 @@ impl Lifecycle {
 
     /// Takes the in-process and the cross-process lock of the app.
     pub fn lock(&self, mut waiting: impl FnMut()) -> Result<AppLock, LifecycleError> {
-        let inner = process_lock(&self.app).lock().unwrap_or_else(|p| p.into_inner());
+        let inner = process_lock(&self.lock_path().to_string_lossy())
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         private_dir(&self.lock_dir)?;
         let path = self.lock_path();
         let mut opts = OpenOptions::new();
@@ -509,11 +536,25 @@ impl Lifecycle {
     /// The journal key is fetched into `key` only when there is a journal.
     /// Caller holds the lock.
     fn replay(&self, store: &dyn TokenStore, key: &mut Option<Zeroizing<Vec<u8>>>) -> Result<bool, LifecycleError> {
-        let files = self.journal_files();
+        let mut files = self.journal_files();
+        let legacy = self.legacy_journal_files();
+        if files.is_empty() && legacy.is_empty() {
+            return Ok(false);
+        }
+        let key = self.key(store, key)?;
+        // In the old shared directory, another store's app of the same name
+        // may have left its only copy of a rotated token: never touch it.
+        for path in legacy {
+            if self.sealed_under(key, &path) {
+                files.push(path);
+            } else {
+                tracing::info!(journal = %path.display(), "a journal of another store's app of the same name; left alone");
+            }
+        }
         if files.is_empty() {
             return Ok(false);
         }
-        let Some((base, rec)) = self.read_journals(self.key(store, key)?, &files) else {
+        let Some((base, rec)) = self.read_journals(key, &files) else {
             self.remove_journals(&files);
             return Ok(false);
         };
@@ -572,6 +613,7 @@ impl Lifecycle {
         // Fast path without the lock.
         if !force
             && self.journal_files().is_empty()
+            && self.legacy_journal_files().is_empty()
             && let Some((rec, _)) = self.read(store)?
             && rec.lost.is_none()
             && rec.is_fresh(now(), self.margin)
@@ -760,10 +802,41 @@ mod tests {
             app: "app".into(),
             lock_dir: dir.join("locks"),
             journal_dir: dir.join("journal"),
+            legacy_journal_dir: None,
             margin: 60,
             lock_timeout: Duration::from_secs(5),
             grant_type: "authorization_code".into(),
         }
+    }
+
+    /// Journals in the old shared directory: the one sealed under this
+    /// app's key is replayed and removed; another store's app of the same
+    /// name (another key) keeps its own, untouched.
+    #[test]
+    fn a_shared_old_journal_directory_yields_only_this_stores_journals() {
+        let (dir, mut l, store) = world();
+        l.store_new(&store, &rec("at-1", "rt-1", 1000, 0)).expect("store");
+        let shared = dir.path().join("journal-shared");
+        let in_shared = Lifecycle {
+            journal_dir: shared.clone(),
+            ..lc(dir.path())
+        };
+        let foreign = in_shared
+            .write_journal(&[9u8; 32], Some(7), &rec("at-other", "rt-other", 9000, 990))
+            .expect("foreign journal");
+        let ours = in_shared
+            .write_journal(KEY, Some(1), &rec("at-2", "rt-2", 5000, 900))
+            .expect("our journal");
+        l.legacy_journal_dir = Some(shared);
+        let refresh = |_: &SecretString| -> Result<TokenSet, EdgeError> { panic!("must not refresh") };
+        let renew = Renew {
+            refresh: &refresh,
+            mint: None,
+        };
+        let (r, s) = l.token(&store, &|| 960, false, &renew, || {}).expect("token");
+        assert_eq!((r.access_token.expose_secret(), s), ("at-2", Source::Replayed));
+        assert!(!ours.exists(), "ours is replayed and removed");
+        assert!(foreign.exists(), "another store's journal is left alone");
     }
 
     fn rec(at: &str, rt: &str, expires_at: u64, obtained_at: u64) -> TokenRecord {

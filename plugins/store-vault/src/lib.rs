@@ -287,10 +287,18 @@ impl Store for VaultStore {
     fn describe(&self) -> Result<StoreDescription, StoreError> {
         Ok(StoreDescription {
             capabilities: CAPABILITIES,
-            location: format!(
-                "{} (kv-v2 mount {}, prefix {})",
-                self.cfg.addr, self.cfg.mount, self.cfg.prefix
-            ),
+            // Everything that tells one store from another on the same server:
+            // connapp keys its locks and journals by it.
+            location: match &self.cfg.namespace {
+                Some(ns) => format!(
+                    "{} (namespace {ns}, kv-v2 mount {}, prefix {})",
+                    self.cfg.addr, self.cfg.mount, self.cfg.prefix
+                ),
+                None => format!(
+                    "{} (kv-v2 mount {}, prefix {})",
+                    self.cfg.addr, self.cfg.mount, self.cfg.prefix
+                ),
+            },
         })
     }
 
