@@ -447,3 +447,22 @@ fn no_build_output_is_tracked() {
         );
     }
 }
+
+/// What a daemon, a fleet runner or a second host holds is `Send + Sync`:
+/// the registry and its plugins, the shared store, client and runtime, an
+/// app's token service, the work of plan/apply, the observer, the errors.
+/// (A compile-time check: the test fails by not building.)
+#[test]
+fn the_session_types_are_send_and_sync() {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<connapp_host::Registry>();
+    shared_across_threads::<connapp_host::LoadedPlugin>();
+    shared_across_threads::<connapp_engine::tokens::Shared<'static>>();
+    shared_across_threads::<connapp_engine::tokens::AppCtx<'static>>();
+    shared_across_threads::<connapp_clients::apply::Work<'static, 'static>>();
+    shared_across_threads::<Box<dyn connapp_engine::tokens::Observer>>();
+    shared_across_threads::<Box<dyn connapp_engine::manage::ProviderAdmin>>();
+    shared_across_threads::<Box<dyn connapp_engine::manage::ConsumerEnd>>();
+    shared_across_threads::<connapp_engine::Error>();
+    shared_across_threads::<connapp_plugin_api::StoreHandle>();
+}

@@ -89,7 +89,7 @@ impl AppPlan {
 
 /// What a platform client does for an app managed through the provider's
 /// API (e.g. Zoom's Marketplace, through a management app).
-pub trait ProviderAdmin {
+pub trait ProviderAdmin: Send + Sync {
     /// The provider in messages.
     fn provider(&self) -> &'static str;
     /// What applying `desired` (the platform's manifest settings for `app`)
@@ -151,7 +151,7 @@ pub enum Mode {
 
 /// What a platform client does for the consumer that holds an app's
 /// credentials (e.g. a ServiceNow instance's record chain).
-pub trait ConsumerEnd {
+pub trait ConsumerEnd: Send + Sync {
     /// Plans (`Mode::Plan`) or applies the consumer's records.
     fn run(&mut self, mode: Mode) -> Result<TargetPlan, Error>;
     /// The link a person opens so the consumer consents itself at the

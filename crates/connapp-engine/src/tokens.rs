@@ -10,9 +10,8 @@
 //! ([`crate::platform`]); nothing here names a platform. Progress and
 //! notices go to an [`Observer`]; nothing here prints.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind};
@@ -60,8 +59,9 @@ pub enum Event<'a> {
     Done(&'a str),
 }
 
-/// Receives [`Event`]s (a terminal prints them, a service logs them).
-pub trait Observer {
+/// Receives [`Event`]s (a terminal prints them, a service logs them); shared
+/// by the threads of a daemon or a batch run, so `Send + Sync`.
+pub trait Observer: Send + Sync {
     /// One event.
     fn event(&self, event: Event<'_>);
 }
@@ -79,13 +79,13 @@ impl Observer for Silent {
 #[derive(Clone)]
 pub struct Shared<'r> {
     /// The open store.
-    pub store: Rc<StoreHandle>,
+    pub store: Arc<StoreHandle>,
     /// The plugin the store came from (errors name it).
     pub store_plugin: &'r LoadedPlugin,
     /// The HTTP client.
     pub http: reqwest::Client,
     /// The runtime the work runs on.
-    pub rt: Rc<tokio::runtime::Runtime>,
+    pub rt: Arc<tokio::runtime::Runtime>,
     data_dir: PathBuf,
     store_id: String,
 }
@@ -114,10 +114,10 @@ impl<'r> Shared<'r> {
             .location;
         Ok(Shared {
             store_id: store_id(&store_plugin.info.name, &location),
-            store: Rc::new(store),
+            store: Arc::new(store),
             store_plugin,
             http,
-            rt: Rc::new(rt),
+            rt: Arc::new(rt),
             data_dir,
         })
     }
@@ -439,10 +439,10 @@ impl<'r> AppCtx<'r> {
         // The client credentials are read only when a refresh is due: serving
         // a fresh token stays one store read. Their own error (a missing
         // secret, a store failure) is the one reported.
-        let creds_error = RefCell::new(None);
+        let creds_error = Mutex::new(None);
         let keep = |e: Error| {
             let msg = e.message.clone();
-            *creds_error.borrow_mut() = Some(e);
+            *creds_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             EdgeError::Other(msg)
         };
         let refresh = |rt: &SecretString| match self.credentials() {
@@ -464,7 +464,12 @@ impl<'r> AppCtx<'r> {
             .token(&store, &now, force, &renew, || {
                 obs.event(Event::WaitingForRefresh { app: name })
             })
-            .map_err(|e| creds_error.take().unwrap_or_else(|| self.lifecycle_error(e)))
+            .map_err(|e| {
+                creds_error
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| self.lifecycle_error(e))
+            })
     }
 
     /// Explains a lifecycle failure in the user's terms, with the platform's

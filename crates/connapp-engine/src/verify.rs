@@ -97,7 +97,7 @@ pub fn ymd(t: u64) -> String {
 
 /// What a provider's API failures mean for the scope a probe proves, and
 /// what a probe's answer teaches the probes after it.
-pub trait ApiHabits {
+pub trait ApiHabits: Send + Sync {
     /// The outcome, what was found and what to do, for a failed probe of `scope`.
     fn diagnose(&self, scope: &str, app: &App, e: &ApiError) -> (Outcome, String, String);
     /// Whether the failure means the access token itself was refused.

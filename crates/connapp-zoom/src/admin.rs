@@ -69,7 +69,7 @@ pub fn api_error(what: &str, mgr: &str, e: ApiError) -> Error {
 pub struct Manager<'r> {
     /// The management app (its token is the one used).
     pub ctx: AppCtx<'r>,
-    api: std::cell::RefCell<Api>,
+    api: std::sync::Mutex<Api>,
 }
 
 impl Manager<'_> {
@@ -84,7 +84,7 @@ impl Manager<'_> {
         F: Fn(Api) -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,
     {
-        let current = self.api.borrow().clone();
+        let current = self.api.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match self.ctx.shared.rt.block_on(f(current)) {
             Err(e) if e.code() == Some(124) && self.ctx.app.oauth.grant != GrantKind::AuthorizationCode => {
                 let Ok(rec) = self.ctx.renew(&Silent).map(|(r, _)| r) else {
@@ -94,7 +94,7 @@ impl Manager<'_> {
                 let Ok(api) = crate::api(&self.ctx.shared.http, &root, &rec.access_token) else {
                     return Err(e);
                 };
-                *self.api.borrow_mut() = api.clone();
+                *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api.clone();
                 self.ctx.shared.rt.block_on(f(api))
             }
             r => r,
@@ -146,7 +146,7 @@ pub fn manager<'r>(mgmt: AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, 
         .map_err(|e| Error::invalid(format!("{}: {e}", mgmt.app.name)))?;
     Ok(Manager {
         ctx: mgmt,
-        api: std::cell::RefCell::new(api),
+        api: std::sync::Mutex::new(api),
     })
 }
 
