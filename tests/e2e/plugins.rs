@@ -207,8 +207,8 @@ fn a_plugin_built_against_the_previous_minor_still_loads() {
         )
     };
     assert_eq!(info["api_version"], format!("{major}.{}.0", minor - 1), "{info}");
-    // It predates store_settings: its settings are not described, not wrongly empty.
-    assert_eq!(info["provides"][0]["settings"], serde_json::Value::Null, "{info}");
+    // What it has crosses (its settings, since 1.6); what it predates is absent.
+    assert_eq!(info["provides"][0]["settings"][0]["name"], "path", "{info}");
 }
 
 #[test]

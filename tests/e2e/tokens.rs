@@ -630,6 +630,74 @@ fn journey_on_the_vault_store() {
     );
 }
 
+/// Several hosts (each its own data directory: its own lock files and
+/// journals) share one OpenBao record of the same grant, and every access
+/// token expires while all of them ask for it at the same instant: exactly
+/// one refresh per expiry reaches Zoom, every host prints a working token,
+/// and none says the grant is gone.
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn hosts_sharing_one_vault_record_refresh_once_per_expiry() {
+    const HOSTS: usize = 3;
+    const EXPIRIES: u64 = 12;
+    const TTL: u64 = 2;
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR: run through `cargo xtask test`");
+    let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
+    let w = World::new(&built().full, true);
+    let prefix = format!("connapp-e2e/hosts-{}", std::process::id());
+    let decl = std::fs::read_to_string(w.user.path().join("connapp.toml"))
+        .expect("read")
+        .replace(
+            "[store]\nkind = \"file\"\n",
+            &format!("[store]\nkind = \"vault\"\n[store.settings]\nprefix = \"{prefix}\"\n"),
+        );
+    let hosts: Vec<Sandbox> = (0..HOSTS)
+        .map(|_| {
+            // Its own data directory (locks, journals): only the store is shared.
+            let mut h = Sandbox::new(&built().full);
+            let browser = w.user.env.iter().find(|(k, _)| k == "BROWSER").map(|(_, v)| v.clone());
+            h.set_env("BROWSER", &browser.expect("the world's browser"));
+            h.set_env("VAULT_ADDR", &addr);
+            h.set_env("VAULT_TOKEN", &token);
+            h.declare(&decl);
+            h
+        })
+        .collect();
+    hosts[0].set_secret("client-id", DEX);
+    hosts[0].set_secret("client-secret", w.zoom.app(DEX).expect("app").client_secret);
+    w.set_knob("access_ttl", json!(TTL));
+    hosts[0].run(&["login", "--timeout", "20"], None).ok();
+    // Zoom's answer takes a while to come back: every host reads the expired
+    // record before the first refresh is published.
+    w.set_knob("token_latency_ms", json!(300));
+    let before = w.counters()["token_requests"]["refresh_token"].as_u64().unwrap_or(0);
+    let mut lost = Vec::new();
+    for expiry in 0..EXPIRIES {
+        // Wait until the stored token has expired (the sandbox's TTL), then race.
+        std::thread::sleep(Duration::from_millis(TTL * 1000 + 150));
+        let children: Vec<_> = hosts
+            .iter()
+            .map(|h| h.command(&["token", "--margin", "0"]).spawn().expect("spawn token"))
+            .collect();
+        for (i, c) in children.into_iter().enumerate() {
+            let out = c.wait_with_output().expect("token");
+            if !out.status.success() {
+                lost.push(format!(
+                    "expiry {expiry}, host {i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    let refreshes = w.counters()["token_requests"]["refresh_token"].as_u64().unwrap_or(0) - before;
+    eprintln!(
+        "{HOSTS} hosts x {EXPIRIES} expiries: {refreshes} refresh requests, {} failed runs",
+        lost.len()
+    );
+    assert!(lost.is_empty(), "{} run(s) failed:\n{}", lost.len(), lost.join("\n"));
+    assert_eq!(refreshes, EXPIRIES, "exactly one refresh per expiry");
+}
+
 #[test]
 #[ignore = "needs a Secret Service; `cargo xtask test` runs this inside its private D-Bus session"]
 fn journey_on_the_keyring_store() {

@@ -105,7 +105,7 @@ impl Observer for Terminal {
 /// The declaration's store, HTTP client and runtime, shared by its apps.
 pub(crate) fn shared<'r>(reg: &'r Registry, decl: &Declaration) -> Result<Shared<'r>, CliError> {
     let (store, plugin) = ctx::open_store(reg, decl)?;
-    Ok(Shared::new(store, plugin, ctx::data_dir()?)?)
+    Ok(Shared::new(store, plugin, ctx::data_dir()?)?.with_leases(ctx::lease_opener(reg, decl)))
 }
 
 /// The app `name` (or the only one) with a new shared store, client and runtime.

@@ -247,19 +247,34 @@ extern "C" fn prompt_secret(prompt: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
     }
 }
 
-/// Opens the declaration's store.
-pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
-    let ctx = FfiStoreContext {
-        settings: decl
-            .store
-            .settings
+/// What a store plugin is opened with: the declaration's settings, the data
+/// directory, and the prompt (only when `interactive`).
+fn store_context(settings: &[(String, String)], interactive: bool) -> Result<FfiStoreContext, CliError> {
+    Ok(FfiStoreContext {
+        settings: settings
             .iter()
             .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
             .collect(),
         data_dir: data_dir()?.display().to_string().into(),
-        interactive: interactive(),
+        interactive,
         prompt_secret,
-    };
+    })
+}
+
+/// Opens the lease of the declaration's store (`None`: it offers none), to
+/// be called when a refresh needs it: never at a terminal prompt.
+pub fn lease_opener<'r>(reg: &'r Registry, decl: &Declaration) -> connapp_engine::secrets::LeaseOpener<'r> {
+    let kind = decl.store.kind.clone();
+    let settings = decl.store.settings.clone();
+    Box::new(move || {
+        let ctx = store_context(&settings, false).map_err(|e| e.message)?;
+        reg.open_lease(&kind, &ctx).map_err(|e| e.to_string())
+    })
+}
+
+/// Opens the declaration's store.
+pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
+    let ctx = store_context(&decl.store.settings, interactive())?;
     tracing::debug!(kind = %decl.store.kind, "opening the store");
     let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
         let err = CliError::from(e);

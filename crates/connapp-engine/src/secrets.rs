@@ -5,9 +5,9 @@
 //! Values stay in `Zeroizing` buffers; nothing here logs or formats one.
 
 use connapp_core::{SecretKind, secret_key};
-use connapp_oauth::lifecycle::{TokenStore, Versioned};
+use connapp_oauth::lifecycle::{HostLease, TokenStore, Versioned};
 use connapp_plugin_api::zeroize::Zeroizing;
-use connapp_plugin_api::{Expected, Record, StoreError, StoreHandle};
+use connapp_plugin_api::{Expected, LeaseHandle, Record, StoreError, StoreHandle};
 
 /// The store key of an app's token record (the lifecycle's, never a user's to set).
 pub fn token_key(app: &str) -> String {
@@ -110,6 +110,9 @@ impl<'s> Secrets<'s> {
         TokenRecords {
             store: self.store,
             key: token_key(app),
+            app: app.to_string(),
+            leases: None,
+            lease: std::sync::OnceLock::new(),
         }
     }
 
@@ -120,10 +123,76 @@ impl<'s> Secrets<'s> {
 }
 
 /// The stored token record of an app, as the lifecycle sees it (with the
-/// journal key beside it), from [`Secrets::token_records`].
+/// journal key beside it and, for a store hosts share, its lease), from
+/// [`Secrets::token_records`].
 pub struct TokenRecords<'a> {
     store: &'a StoreHandle,
     key: String,
+    app: String,
+    leases: Option<&'a Leases<'a>>,
+    lease: std::sync::OnceLock<Option<AppLease<'a>>>,
+}
+
+impl<'a> TokenRecords<'a> {
+    /// With the store's leases (opened only when a refresh needs one).
+    pub fn with_leases(mut self, leases: &'a Leases<'a>) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+}
+
+/// The store's lease, opened on first use (a token served from the store
+/// never opens it): the opener comes from the host that opened the store.
+pub struct Leases<'r> {
+    open: Option<LeaseOpener<'r>>,
+    handle: std::sync::OnceLock<Result<Option<LeaseHandle>, String>>,
+}
+
+/// Opens the store's lease (`None`: the store offers none).
+pub type LeaseOpener<'r> = Box<dyn Fn() -> Result<Option<LeaseHandle>, String> + Send + Sync + 'r>;
+
+impl<'r> Leases<'r> {
+    /// Leases opened by `open`; `None`: the host offers none.
+    pub fn new(open: Option<LeaseOpener<'r>>) -> Self {
+        Leases {
+            open,
+            handle: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn get(&self) -> Result<Option<&LeaseHandle>, String> {
+        let Some(open) = &self.open else { return Ok(None) };
+        match self.handle.get_or_init(open) {
+            Ok(h) => Ok(h.as_ref()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Leases<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leases").field("offered", &self.open.is_some()).finish()
+    }
+}
+
+/// One app's lease: `locks/<app>` in the store.
+struct AppLease<'a> {
+    handle: &'a LeaseHandle,
+    name: String,
+}
+
+impl HostLease for AppLease<'_> {
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String> {
+        self.handle
+            .try_take(&self.name, holder, ttl_secs)
+            .map_err(|e| e.to_string())
+    }
+    fn give_back(&self, version: u64) {
+        if let Err(e) = self.handle.give_back(&self.name, version) {
+            // It expires by the server's clock anyway.
+            tracing::info!(lease = %self.name, "could not give the lease back: {e}");
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenRecords<'_> {
@@ -148,6 +217,17 @@ impl TokenStore for TokenRecords<'_> {
         self.store
             .put(&self.key, bytes, exp)
             .map_err(|e| if e.is_conflict() { None } else { Some(e.to_string()) })
+    }
+    fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+        let Some(leases) = self.leases else { return Ok(None) };
+        if self.lease.get().is_none() {
+            let app = leases.get()?.map(|handle| AppLease {
+                handle,
+                name: self.app.clone(),
+            });
+            let _ = self.lease.set(app);
+        }
+        Ok(self.lease.get().and_then(Option::as_ref).map(|l| l as &dyn HostLease))
     }
     fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
         // Next to the tokens: wherever the store keeps them (an encrypted

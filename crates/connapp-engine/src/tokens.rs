@@ -88,6 +88,8 @@ pub struct Shared<'r> {
     pub rt: Arc<tokio::runtime::Runtime>,
     data_dir: PathBuf,
     store_id: String,
+    /// The store's lease, for stores hosts share (opened on first use).
+    pub leases: Arc<secrets::Leases<'r>>,
 }
 
 impl std::fmt::Debug for Shared<'_> {
@@ -114,12 +116,20 @@ impl<'r> Shared<'r> {
             .location;
         Ok(Shared {
             store_id: store_id(&store_plugin.info.name, &location),
+            leases: Arc::new(secrets::Leases::new(None)),
             store: Arc::new(store),
             store_plugin,
             http,
             rt: Arc::new(rt),
             data_dir,
         })
+    }
+
+    /// With `open` for the store's lease (the host that opened the store
+    /// knows how to open its lease; it is opened only when a refresh needs it).
+    pub fn with_leases(mut self, open: secrets::LeaseOpener<'r>) -> Self {
+        self.leases = Arc::new(secrets::Leases::new(Some(open)));
+        self
     }
 
     /// Which store this is, as a short name for directories: the same for
@@ -435,7 +445,9 @@ impl<'r> AppCtx<'r> {
     }
 
     fn valid_token(&self, force: bool, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
-        let store = Secrets::new(&self.shared.store).token_records(&self.app.name);
+        let store = Secrets::new(&self.shared.store)
+            .token_records(&self.app.name)
+            .with_leases(&self.shared.leases);
         // The client credentials are read only when a refresh is due: serving
         // a fresh token stays one store read. Their own error (a missing
         // secret, a store failure) is the one reported.

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{LibraryError, lib_header_from_path};
 use connapp_plugin_api::contract::{self, ConsumerRecords, ContractError, Finding, PlatformProfile};
 use connapp_plugin_api::{
-    FfiStoreContext, PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModuleRef, Preset, StoreError, StoreHandle,
-    StoreSetting, builtin_plugins, host,
+    FfiStoreContext, LeaseHandle, PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModuleRef, Preset, StoreError,
+    StoreHandle, StoreSetting, builtin_plugins, host,
 };
 
 /// Where a plugin came from.
@@ -324,6 +324,15 @@ impl Registry {
             })?;
         let handle = host::open_store(plugin.module, kind, ctx).map_err(|error| plugin_error(plugin, error))?;
         Ok((handle, plugin))
+    }
+
+    /// The lease of the store `kind` (see `Plugin::open_lease`), from the
+    /// first plugin providing it; `Ok(None)` when it offers none.
+    pub fn open_lease(&self, kind: &str, ctx: &FfiStoreContext) -> Result<Option<LeaseHandle>, HostError> {
+        let Some(plugin) = self.plugins.iter().find(|p| p.provides(PluginKind::STORE, kind)) else {
+            return Ok(None);
+        };
+        host::open_lease(plugin.module, kind, ctx).map_err(|error| plugin_error(plugin, error))
     }
 
     /// The settings the store `kind` takes, as the first plugin providing it

@@ -49,6 +49,50 @@ pub trait TokenStore {
     /// The app's journal key, 32 random bytes kept in the store (created on
     /// first use, with compare-and-swap so concurrent creators agree).
     fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String>;
+    /// The lease that hosts sharing this store take turns with before a
+    /// refresh; `None` (the default): the store is single-host, and the local
+    /// lock is enough.
+    fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+        Ok(None)
+    }
+}
+
+/// A lock every host of a shared store sees, whose expiry the store's server
+/// times (see `connapp_plugin_api::Lease`): the efficiency device that stops
+/// two hosts from spending one rotating refresh token. The record's own
+/// compare-and-swap stays the correctness device.
+pub trait HostLease {
+    /// Takes it for `ttl_secs` naming `holder`: `Some(version)` when taken,
+    /// `None` while another holds it.
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String>;
+    /// Gives back `version` (never a successor's).
+    fn give_back(&self, version: u64);
+}
+
+/// How long a host holds the lease at most: longer than a token request may
+/// take (its HTTP timeout is 30 s), shorter than a waiter's patience.
+pub const LEASE_TTL_SECS: u64 = 60;
+
+/// The lease taken, given back when dropped.
+struct Turn<'a> {
+    lease: &'a dyn HostLease,
+    version: u64,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.lease.give_back(self.version);
+    }
+}
+
+/// Who takes a lease: this host and process, for the record.
+fn holder(now: u64) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .unwrap_or_else(|| "a host".into());
+    format!("{host} pid {} since {now}", std::process::id())
 }
 
 /// The journal file's first bytes; the rest is nonce and sealed record.
@@ -608,7 +652,7 @@ impl Lifecycle {
         now: &dyn Fn() -> u64,
         force: bool,
         renew: &Renew<'_>,
-        waiting: impl FnMut(),
+        mut waiting: impl FnMut(),
     ) -> Result<(TokenRecord, Source), LifecycleError> {
         // Fast path without the lock.
         if !force
@@ -620,7 +664,7 @@ impl Lifecycle {
         {
             return Ok((rec, Source::Stored));
         }
-        let _lock = self.lock(waiting)?;
+        let _lock = self.lock(&mut waiting)?;
         let mut slot = None;
         let replayed = self.replay(store, &mut slot)?;
         let stored = self.read(store)?;
@@ -647,6 +691,32 @@ impl Lifecycle {
             };
             return Ok((rec, src));
         }
+        // Hosts sharing the store take turns: while another host holds the
+        // lease, the record it publishes is the answer; once this one holds
+        // it, the record is read again (a turn may have ended just before).
+        let lease = store.lease().unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: cannot open the store's lease, so hosts sharing the store may refresh at once: {e}",
+                self.app
+            );
+            None
+        });
+        let _turn = match lease {
+            None => None,
+            Some(lease) => match self.take_turn(store, lease, version, now, &mut waiting)? {
+                Ok(turn) => turn,
+                Err(published) => return Ok((published, Source::RefreshedElsewhere)),
+            },
+        };
+        let (rec, version) = match (&_turn, self.read(store)?) {
+            (Some(_), Some((newer, v))) if v != version => {
+                if newer.lost.is_none() && newer.is_fresh(now(), self.margin) {
+                    return Ok((newer, Source::RefreshedElsewhere));
+                }
+                (newer, v)
+            }
+            _ => (rec, version),
+        };
         tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs renewing");
         // Read before the request, not after it: the journal exists for the
         // case where the store fails once the answer is in, and then the key
@@ -682,6 +752,60 @@ impl Lifecycle {
         let new = rec.refreshed(set, now());
         self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
+    }
+
+    /// Takes the store's lease for a refresh of the record read at
+    /// `version`; while another host holds it, waits (up to the lock
+    /// timeout) and re-reads: a usable record that host published is the
+    /// answer (`Err`). `Ok(Some)`: this host's turn, given back when dropped;
+    /// `Ok(None)`: the lease could not be used (e.g. the Vault policy lacks
+    /// its path), so the refresh goes on as on a single host, with a warning.
+    fn take_turn<'l>(
+        &self,
+        store: &dyn TokenStore,
+        lease: &'l dyn HostLease,
+        version: u64,
+        now: &dyn Fn() -> u64,
+        waiting: &mut impl FnMut(),
+    ) -> Result<Result<Option<Turn<'l>>, TokenRecord>, LifecycleError> {
+        let who = holder(now());
+        let start = Instant::now();
+        let mut told = false;
+        loop {
+            match lease.try_take(&who, LEASE_TTL_SECS) {
+                Ok(Some(v)) => {
+                    tracing::debug!(app = %self.app, version = v, "took the store's lease");
+                    return Ok(Ok(Some(Turn { lease, version: v })));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: cannot take the store's lease, so hosts sharing the store may refresh at once: {e}",
+                        self.app
+                    );
+                    return Ok(Ok(None));
+                }
+            }
+            if !told {
+                tracing::info!(app = %self.app, "another host holds the store's lease; waiting for its answer");
+                waiting();
+                told = true;
+            }
+            if start.elapsed() > self.lock_timeout {
+                return Err(LifecycleError::LockTimeout {
+                    app: self.app.clone(),
+                    secs: self.lock_timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some((rec, v)) = self.read(store)?
+                && v != version
+                && rec.lost.is_none()
+                && rec.is_fresh(now(), self.margin)
+            {
+                return Ok(Err(rec));
+            }
+        }
     }
 
     /// The provider said `invalid_grant` to the refresh token of `rec` (read
@@ -778,6 +902,123 @@ mod tests {
     }
 
     const KEY: &[u8] = &[7u8; 32];
+
+    /// A store shared by several hosts: `Mem` and a lease that is either free,
+    /// held by another host (who publishes `publish` on the first wait), or
+    /// broken; it counts takes and give-backs.
+    struct Shared<'a> {
+        mem: &'a Mem,
+        lease: FakeLease<'a>,
+    }
+
+    struct FakeLease<'a> {
+        mem: &'a Mem,
+        held_elsewhere: bool,
+        broken: bool,
+        publish: Mutex<Option<TokenRecord>>,
+        taken: AtomicU64,
+        given_back: AtomicU64,
+    }
+
+    impl<'a> FakeLease<'a> {
+        fn new(mem: &'a Mem) -> Self {
+            FakeLease {
+                mem,
+                held_elsewhere: false,
+                broken: false,
+                publish: Mutex::new(None),
+                taken: AtomicU64::new(0),
+                given_back: AtomicU64::new(0),
+            }
+        }
+    }
+
+    impl HostLease for FakeLease<'_> {
+        fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String> {
+            assert!(holder.contains("pid") && ttl_secs == LEASE_TTL_SECS);
+            if self.broken {
+                return Err("permission denied on locks/app".into());
+            }
+            if self.held_elsewhere {
+                // The other host's answer lands while this one waits.
+                if let Some(rec) = self.publish.lock().expect("lock").take() {
+                    let v = self.mem.load().expect("load").map(|(_, v)| v);
+                    self.mem.save(&rec.to_bytes(), v).expect("publish");
+                }
+                return Ok(None);
+            }
+            Ok(Some(self.taken.fetch_add(1, Ordering::SeqCst) + 1))
+        }
+        fn give_back(&self, _version: u64) {
+            self.given_back.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl TokenStore for Shared<'_> {
+        fn load(&self) -> Result<Option<Versioned>, String> {
+            self.mem.load()
+        }
+        fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+            self.mem.save(bytes, expected)
+        }
+        fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+            self.mem.journal_key()
+        }
+        fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+            Ok(Some(&self.lease))
+        }
+    }
+
+    /// On a shared store a refresh takes the lease first and gives it back;
+    /// while another host holds it, the record that host publishes is the
+    /// answer (no request of this host's); a lease that cannot be used
+    /// degrades to a single host's refresh, never to a failure.
+    #[test]
+    fn hosts_take_turns_through_the_stores_lease() {
+        let (_dir, l, mem) = world();
+        l.store_new(&mem, &rec("at-1", "rt-1", 1000, 0)).expect("store");
+        let refreshes = AtomicU64::new(0);
+        let refresh = |_: &SecretString| {
+            refreshes.fetch_add(1, Ordering::SeqCst);
+            Ok(set("at-2", "rt-2"))
+        };
+        let renew = Renew {
+            refresh: &refresh,
+            mint: None,
+        };
+        // Free: taken, refreshed once, given back.
+        let store = Shared {
+            mem: &mem,
+            lease: FakeLease::new(&mem),
+        };
+        let (r, s) = l.token(&store, &|| 990, false, &renew, || {}).expect("token");
+        assert_eq!((r.access_token.expose_secret(), s), ("at-2", Source::Refreshed));
+        assert_eq!(store.lease.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(store.lease.given_back.load(Ordering::SeqCst), 1);
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+
+        // Held by another host, which publishes its answer: that is ours.
+        let mut waited = 0;
+        let mut lease = FakeLease::new(&mem);
+        lease.held_elsewhere = true;
+        *lease.publish.lock().expect("lock") = Some(rec("at-3", "rt-3", 9000, 4000));
+        let store = Shared { mem: &mem, lease };
+        let (r, s) = l.token(&store, &|| 5000, false, &renew, || waited += 1).expect("token");
+        assert_eq!(
+            (r.access_token.expose_secret(), s),
+            ("at-3", Source::RefreshedElsewhere)
+        );
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1, "no request of this host's");
+        assert_eq!(waited, 1, "the wait is reported once");
+
+        // A lease that cannot be used: the refresh goes on.
+        let mut lease = FakeLease::new(&mem);
+        lease.broken = true;
+        let store = Shared { mem: &mem, lease };
+        let (_, s) = l.token(&store, &|| 9950, false, &renew, || {}).expect("token");
+        assert_eq!(s, Source::Refreshed);
+        assert_eq!(refreshes.load(Ordering::SeqCst), 2);
+    }
 
     /// `token` at `now` for a grant with a user (refresh, no mint).
     fn token_at(

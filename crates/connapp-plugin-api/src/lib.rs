@@ -722,6 +722,86 @@ impl From<&FfiPlatform> for Platform {
 }
 
 // ---------------------------------------------------------------------------
+// Leases (API 1.7)
+// ---------------------------------------------------------------------------
+
+/// A lease across hosts, as it crosses the ABI: a named lock whose expiry the
+/// store's *server* times, so several hosts sharing one store let one of them
+/// at a time refresh a rotating token (API 1.7).
+#[sabi_trait]
+pub trait FfiLease: Send + Sync {
+    /// Tries to take the lease `name` for `ttl_secs`, recording `holder`
+    /// (who: host, process, time, as the host writes it). `Some(version)`:
+    /// taken, and `version` releases it; `None`: another holds it.
+    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<u64>, FfiError>;
+    /// Gives back the lease `name` taken as `version`; never a successor's.
+    #[sabi(last_prefix_field)]
+    fn give_back(&self, name: RStr<'_>, version: u64) -> RResult<(), FfiError>;
+}
+
+/// An owned lease trait object.
+pub type FfiLeaseBox = FfiLease_TO<'static, RBox<()>>;
+
+/// What a store that several hosts share offers them to take turns (API
+/// 1.7): implement it next to your [`Store`] and return it from
+/// [`Plugin::open_lease`]. Expiry must be the server's, never a host's clock.
+pub trait Lease: Send + Sync + 'static {
+    /// Tries to take the lease `name` for `ttl_secs`: `Some(version)` when
+    /// taken, `None` while another holds it (then nothing changes).
+    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError>;
+    /// Gives back the lease `name` taken as `version` (never a successor's:
+    /// after the lease expired and another took it, this changes nothing).
+    fn give_back(&self, name: &str, version: u64) -> Result<(), StoreError>;
+}
+
+struct GuardedLease(Box<dyn Lease>);
+
+impl FfiLease for GuardedLease {
+    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<u64>, FfiError> {
+        guard("try_take", || {
+            self.0
+                .try_take(name.as_str(), holder.as_str(), ttl_secs)
+                .map(ROption::from)
+        })
+    }
+    fn give_back(&self, name: RStr<'_>, version: u64) -> RResult<(), FfiError> {
+        guard("give_back", || self.0.give_back(name.as_str(), version))
+    }
+}
+
+/// A lease as the host sees it.
+pub struct LeaseHandle {
+    inner: FfiLeaseBox,
+}
+
+impl fmt::Debug for LeaseHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LeaseHandle")
+    }
+}
+
+impl LeaseHandle {
+    /// Wraps a lease trait object that came from a plugin module.
+    pub fn from_ffi(inner: FfiLeaseBox) -> Self {
+        Self { inner }
+    }
+    /// Wraps a native lease, with the same panic guard a plugin gets.
+    pub fn from_lease(lease: impl Lease) -> Self {
+        Self {
+            inner: FfiLease_TO::from_value(GuardedLease(Box::new(lease)), abi_stable::sabi_trait::TD_Opaque),
+        }
+    }
+    /// See [`Lease::try_take`].
+    pub fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+        from_ffi(self.inner.try_take(name.into(), holder.into(), ttl_secs)).map(ROption::into_option)
+    }
+    /// See [`Lease::give_back`].
+    pub fn give_back(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        from_ffi(self.inner.give_back(name.into(), version))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Store settings (API 1.6)
 // ---------------------------------------------------------------------------
 
@@ -1064,12 +1144,16 @@ pub struct PluginModule {
     /// JSON` (`contract::Finding`s; added in 1.3).
     #[sabi(missing_field(option))]
     pub check_app: extern "C" fn(RStr<'_>, RStr<'_>) -> RResult<ROption<RString>, FfiError>,
-    // api-1.6 {
     /// The settings a store kind takes (`[store.settings]`): `kind ->
     /// settings`; `None` when the plugin does not describe them (added in 1.6).
     #[sabi(missing_field(option))]
     pub store_settings: extern "C" fn(RStr<'_>) -> RResult<ROption<RVec<FfiStoreSetting>>, FfiError>,
-    // } api-1.6
+    // api-1.7 {
+    /// The lease hosts sharing the store `kind` (opened with the context)
+    /// take turns with; `None` when the store offers none (added in 1.7).
+    #[sabi(missing_field(option))]
+    pub open_lease: extern "C" fn(RStr<'_>, &FfiStoreContext) -> RResult<ROption<FfiLeaseBox>, FfiError>,
+    // } api-1.7
 }
 
 /// The root module as plugin API 1.3 to 1.5 laid it out, before 1.6 appended
@@ -1169,6 +1253,14 @@ pub trait Plugin: 'static {
     fn store_settings(kind: &str) -> Option<Vec<StoreSetting>> {
         let _ = kind;
         None
+    }
+    /// The lease hosts that share the store `kind` take turns with (opened
+    /// from the same settings as [`Plugin::open_store`]): only for a store
+    /// shared across hosts whose server can time a lease. `None` (the
+    /// default): single-host stores keep connapp's local lock (API 1.7).
+    fn open_lease(kind: &str, ctx: &StoreContext<'_>) -> Result<Option<Box<dyn Lease>>, StoreError> {
+        let _ = (kind, ctx);
+        Ok(None)
     }
     /// The presets the plugin provides. The default is none.
     fn presets() -> Vec<Preset> {
@@ -1464,6 +1556,17 @@ pub mod __private {
         })
     }
 
+    pub extern "C" fn open_lease<P: Plugin>(
+        kind: RStr<'_>,
+        ctx: &FfiStoreContext,
+    ) -> RResult<ROption<FfiLeaseBox>, FfiError> {
+        guard("open_lease", || {
+            Ok(P::open_lease(kind.as_str(), &StoreContext::new(ctx))?
+                .map(|l| FfiLease_TO::from_value(GuardedLease(l), abi_stable::sabi_trait::TD_Opaque))
+                .into())
+        })
+    }
+
     pub fn module<P: Plugin>() -> PluginModuleRef {
         use abi_stable::prefix_type::PrefixTypeTrait;
         PluginModule {
@@ -1475,9 +1578,10 @@ pub mod __private {
             consumer_records: consumer_records::<P>,
             platform_profile: platform_profile::<P>,
             check_app: check_app::<P>,
-            // api-1.6 {
             store_settings: store_settings::<P>,
-            // } api-1.6
+            // api-1.7 {
+            open_lease: open_lease::<P>,
+            // } api-1.7
         }
         .leak_into_prefix()
     }
@@ -1692,7 +1796,6 @@ pub mod host {
         }
     }
 
-    // api-1.6 {
     /// The settings a store kind takes (`None` when the plugin does not
     /// describe them, or was built before API 1.6).
     pub fn store_settings(m: PluginModuleRef, kind: &str) -> Result<Option<Vec<StoreSetting>>, StoreError> {
@@ -1703,7 +1806,21 @@ pub mod host {
             None => Ok(None),
         }
     }
-    // } api-1.6
+
+    // api-1.7 {
+    /// The lease of the store `kind` (`None` when it offers none, or the
+    /// plugin was built before API 1.7).
+    pub fn open_lease(
+        m: PluginModuleRef,
+        kind: &str,
+        ctx: &FfiStoreContext,
+    ) -> Result<Option<LeaseHandle>, StoreError> {
+        match m.open_lease() {
+            Some(f) => from_ffi(f(kind.into(), ctx)).map(|o| o.into_option().map(LeaseHandle::from_ffi)),
+            None => Ok(None),
+        }
+    }
+    // } api-1.7
 
     /// The plugin's platforms (none for plugins built against API 1.0).
     pub fn platforms(m: PluginModuleRef) -> Result<Vec<Platform>, StoreError> {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use connapp_plugin_api::{
-    Capabilities, ErrorCode, Expected, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
+    Capabilities, ErrorCode, Expected, Lease, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
     StoreDescription, StoreError, StoreSetting, bounded, export_plugin, plugin_info,
 };
 use reqwest::blocking::{Client, Response};
@@ -567,6 +567,75 @@ pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
     Ok(VaultStore { cfg, http: store.http })
 }
 
+/// Leases under `<prefix>/locks/<name>` (API 1.7), built from KV v2 alone:
+/// `delete_version_after` on the key's metadata makes every version expire
+/// by the **server's** clock; taking is a write with `cas` on the version a
+/// read found (absent, deleted or expired); giving back soft-deletes only the
+/// version taken, so it never touches a successor's.
+pub struct VaultLease {
+    store: VaultStore,
+    /// Lease names whose metadata (the expiry) this process has set.
+    prepared: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl VaultLease {
+    fn key(name: &str) -> String {
+        format!("locks/{name}")
+    }
+
+    /// Sets the lease key's expiry (once per process and name).
+    fn prepare(&self, name: &str, ttl_secs: u64) -> Result<(), StoreError> {
+        let mut done = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if done.contains(name) {
+            return Ok(());
+        }
+        let url = self.store.path("metadata", &Self::key(name));
+        let body = json!({"delete_version_after": format!("{ttl_secs}s"), "max_versions": 5});
+        let (status, resp) = self.store.call(Method::POST, &url, Some(&body))?;
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT => {
+                done.insert(name.to_string());
+                Ok(())
+            }
+            StatusCode::FORBIDDEN => Err(self.store.denied(&url, "update")),
+            s => Err(self.store.unexpected("set the lease's expiry", s, &resp)),
+        }
+    }
+}
+
+impl Lease for VaultLease {
+    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+        self.prepare(name, ttl_secs)?;
+        let key = Self::key(name);
+        let url = self.store.path("data", &key);
+        let (status, body) = self.store.call(Method::GET, &url, None)?;
+        let current = match status {
+            // A live version: someone holds it.
+            StatusCode::OK if !body["data"]["data"].is_null() => return Ok(None),
+            StatusCode::OK | StatusCode::NOT_FOUND => body["data"]["metadata"]["version"].as_u64().unwrap_or(0),
+            StatusCode::FORBIDDEN => return Err(self.store.denied(&url, "read")),
+            s => return Err(self.store.unexpected("read the lease", s, &body)),
+        };
+        match self.store.write(&key, json!({"holder": holder}), Some(current)) {
+            Ok(version) => Ok(Some(version)),
+            Err(e) if e.code == ErrorCode::CONFLICT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn give_back(&self, name: &str, version: u64) -> Result<(), StoreError> {
+        let url = self.store.path("delete", &Self::key(name));
+        let (status, resp) = self
+            .store
+            .call(Method::POST, &url, Some(&json!({"versions": [version]})))?;
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::FORBIDDEN => Err(self.store.denied(&url, "update")),
+            s => Err(self.store.unexpected("give the lease back", s, &resp)),
+        }
+    }
+}
+
 /// The plugin: provides the store kind `vault`.
 pub struct VaultStorePlugin;
 
@@ -581,6 +650,13 @@ impl Plugin for VaultStorePlugin {
 
     fn store_settings(_kind: &str) -> Option<Vec<StoreSetting>> {
         Some(settings())
+    }
+
+    fn open_lease(_kind: &str, ctx: &StoreContext<'_>) -> Result<Option<Box<dyn Lease>>, StoreError> {
+        Ok(Some(Box::new(VaultLease {
+            store: from_settings(ctx)?,
+            prepared: Default::default(),
+        })))
     }
 }
 

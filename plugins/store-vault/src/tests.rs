@@ -248,3 +248,35 @@ fn approle_with_a_narrow_policy() {
     assert!(!e.message.contains(&secret_id), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lease on a real OpenBao: one holder at a time; giving back frees it;
+/// giving back an old version never frees a successor's; and it expires by
+/// the server's clock when its holder never gives it back.
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn the_lease_takes_turns_and_expires_by_the_servers_clock() {
+    let prefix = unique("lease");
+    let lease = |_| VaultLease {
+        store: store(&prefix),
+        prepared: Default::default(),
+    };
+    let (a, b) = (lease(0), lease(1));
+    let first = a.try_take("app", "host-a", 2).expect("take").expect("free at first");
+    assert_eq!(b.try_take("app", "host-b", 2).expect("take"), None, "held by a");
+    a.give_back("app", first).expect("give back");
+    let second = b
+        .try_take("app", "host-b", 2)
+        .expect("take")
+        .expect("free after a gave it back");
+    assert!(second > first);
+    // a's late give-back of its old version leaves b's lease alone.
+    a.give_back("app", first).expect("give back again");
+    assert_eq!(a.try_take("app", "host-a", 2).expect("take"), None, "still b's");
+    // b never gives it back: the server expires it.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let third = a
+        .try_take("app", "host-a", 2)
+        .expect("take")
+        .expect("expired by the server");
+    assert!(third > second);
+}

@@ -290,7 +290,18 @@ fn client_of(s: &State, h: &HeaderMap, query: Option<&str>, form: &HashMap<Strin
     }
 }
 
-async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> Response {
+/// The token endpoint: Zoom decides (and rotates) at once; the answer takes
+/// `token_latency_ms` to come back, as it does across a continent.
+async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, q: RawQuery, body: Bytes) -> Response {
+    let delay = ctx.lock().knobs.token_latency_ms;
+    let answer = token_now(&ctx, &h, q, body);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    answer
+}
+
+fn token_now(ctx: &Ctx, h: &HeaderMap, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let grant_type = form.get("grant_type").cloned().unwrap_or_default();
     let mut s = ctx.lock();
@@ -302,7 +313,7 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             grant_type.clone()
         })
         .or_default() += 1;
-    let app = match client_of(&s, &h, q.as_deref(), &form) {
+    let app = match client_of(&s, h, q.as_deref(), &form) {
         Ok(app) => app,
         Err(refused) => return refused,
     };
@@ -352,7 +363,7 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             let refresh = s.issue_refresh(gid);
             let ttl = s.knobs.access_ttl;
             drop(s);
-            token_response(&ctx, access, Some(refresh), &code.scopes, ttl)
+            token_response(ctx, access, Some(refresh), &code.scopes, ttl)
         }
         "refresh_token" => {
             let rt = form.get("refresh_token").cloned().unwrap_or_default();
@@ -371,7 +382,7 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             let ttl = s.knobs.access_ttl;
             drop(s);
             // Scopes stay what they were at consent.
-            token_response(&ctx, access, Some(refresh), &g.scopes, ttl)
+            token_response(ctx, access, Some(refresh), &g.scopes, ttl)
         }
         "account_credentials" => {
             if app.kind != AppKind::ServerToServer {
@@ -384,7 +395,7 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             let access = s.issue_access(gid);
             let ttl = s.knobs.access_ttl;
             drop(s);
-            token_response(&ctx, access, None, &app.scopes, ttl)
+            token_response(ctx, access, None, &app.scopes, ttl)
         }
         "client_credentials" => {
             if app.kind != AppKind::General {
@@ -394,7 +405,7 @@ async fn token(AxState(ctx): AxState<Ctx>, h: HeaderMap, RawQuery(q): RawQuery, 
             let access = s.issue_access(gid);
             let ttl = s.knobs.access_ttl;
             drop(s);
-            token_response(&ctx, access, None, &app.scopes, ttl)
+            token_response(ctx, access, None, &app.scopes, ttl)
         }
         "" => token_error(400, "Missing grant_type (4706)", "invalid_request"),
         _ => token_error(400, "unsupported grant type", "unsupported_grant_type"),

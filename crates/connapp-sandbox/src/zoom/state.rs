@@ -281,6 +281,10 @@ pub struct Knobs {
     pub manifest_put_status: u16,
     /// HTTP status of a successful app creation (200 and 201 were seen).
     pub create_app_status: u16,
+    /// How long the token endpoint's answer takes to come back, in
+    /// milliseconds, after Zoom has decided (and rotated): 0 by default.
+    #[serde(default)]
+    pub token_latency_ms: u64,
 }
 
 impl Default for Knobs {
@@ -296,6 +300,7 @@ impl Default for Knobs {
             auto_approve: None,
             manifest_put_status: 204,
             create_app_status: 201,
+            token_latency_ms: 0,
         }
     }
 }
