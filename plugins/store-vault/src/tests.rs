@@ -280,3 +280,78 @@ fn the_lease_takes_turns_and_expires_by_the_servers_clock() {
         .expect("expired by the server");
     assert!(third > second);
 }
+
+/// The policy the README gives hosts that share a store (its `hcl` block,
+/// with `connapp/acme` as this test's prefix) is enough for the store and
+/// its lease: a token with only that policy writes, reads and deletes
+/// secrets and takes and gives back the lease.
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn the_readmes_policy_is_enough_for_the_store_and_its_lease() {
+    let (addr, root) = server();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    let section = readme
+        .split("#### Several machines on one OpenBao")
+        .nth(1)
+        .expect("the README's section on several machines");
+    let hcl = section
+        .split("```hcl\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its policy");
+    let prefix = format!("readme-policy-{}", std::process::id());
+    let policy = hcl.replace("connapp/acme", &prefix);
+    let http = crate::client_builder().build().expect("client");
+    let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
+        let r = http
+            .request(method, format!("{addr}/v1/{path}"))
+            .header("X-Vault-Token", &root)
+            .json(&body)
+            .send()
+            .expect("admin call");
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap_or(Value::Null)
+    };
+    admin(
+        reqwest::Method::PUT,
+        &format!("sys/policies/acl/{prefix}"),
+        json!({"policy": policy}),
+    );
+    let token = admin(
+        reqwest::Method::POST,
+        "auth/token/create",
+        json!({"policies": [prefix], "no_default_policy": true, "ttl": "10m"}),
+    )["auth"]["client_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let narrow = || {
+        VaultStore::new(VaultConfig {
+            addr: addr.clone(),
+            mount: "secret".into(),
+            prefix: prefix.clone(),
+            namespace: None,
+            token: Zeroizing::new(token.clone()),
+            ca_cert: None,
+        })
+        .expect("client")
+    };
+    let s = narrow();
+    let v = s.put("apps/x/client-id", b"abc", Expected::Absent).expect("write");
+    assert_eq!(
+        s.get("apps/x/client-id")
+            .expect("read")
+            .expect("there")
+            .value
+            .as_slice(),
+        b"abc"
+    );
+    assert!(s.delete("apps/x/client-id", Expected::Version(v)).expect("delete"));
+    let lease = VaultLease {
+        store: narrow(),
+        prepared: Default::default(),
+    };
+    let taken = lease.try_take("x", "host", 60).expect("take").expect("free");
+    lease.give_back("x", taken).expect("give back");
+    assert!(lease.try_take("x", "host", 60).expect("take again").is_some());
+}
