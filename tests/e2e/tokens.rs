@@ -318,6 +318,8 @@ fn a_refresh_token_lost_elsewhere_is_explained() {
         err.contains("rotated") && err.contains("consented again") && err.contains("connapp login"),
         "{err}"
     );
+    // Who obtained the refused tokens (this host, the login's process).
+    assert!(err.contains("were obtained by") && err.contains(" pid "), "{err}");
     assert!(!err.contains("HTTP/1.1") && !err.contains("sbx.rt."), "{err}");
     // connapp remembers: status shows the grant lost and fails (as `gh auth
     // status` does), and `token` never prints the dead token, although the

@@ -494,26 +494,37 @@ impl<'r> AppCtx<'r> {
             e @ LifecycleError::NoRefreshToken { .. } => Error::new(ErrorKind::Reauth, e.to_string()).hint(format!(
                 "the provider gave this grant no refresh token, so only a new consent renews it: run `connapp login {app}` (for a provider that issues refresh tokens only on request, declare [apps.{app}.oauth] authorize_params, e.g. prompt = \"consent\" and scope offline_access)"
             )),
-            LifecycleError::RefreshRejected { source, .. } if source.oauth_error() == Some("invalid_grant") => {
+            LifecycleError::RefreshRejected { source, by, .. } if source.oauth_error() == Some("invalid_grant") => {
                 let why = if self.profile.refresh_rejected.is_empty() {
                     "Per RFC 6749 this happens when the grant was revoked or expired, or when the provider rotates refresh tokens and another holder of this one refreshed first.".to_string()
                 } else {
                     let lines: Vec<String> = self.profile.refresh_rejected.iter().map(|r| format!("  - {r}")).collect();
                     format!("At {} this happens when:\n{}", self.display(), lines.join("\n"))
                 };
+                let who = by
+                    .map(|b| format!(" The refused tokens were obtained by {b} (unix time)."))
+                    .unwrap_or_default();
                 Error::new(
                     ErrorKind::Reauth,
-                    format!("the provider no longer accepts the refresh token of {app} ({source}). {why}"),
+                    format!("the provider no longer accepts the refresh token of {app} ({source}).{who} {why}"),
                 )
                 .hint(format!(
                     "run `connapp login {app}` to consent again{}",
                     self.one_grant_per_user()
                 ))
             }
-            e @ LifecycleError::GrantLost { .. } => Error::new(ErrorKind::Reauth, e.to_string()).hint(format!(
-                "connapp serves none of its tokens any more: run `connapp login {app}` to consent again{}",
-                self.one_grant_per_user()
-            )),
+            e @ LifecycleError::GrantLost { .. } => {
+                let who = match &e {
+                    LifecycleError::GrantLost { by: Some(b), .. } => {
+                        format!("; the refused tokens were obtained by {b} (unix time)")
+                    }
+                    _ => String::new(),
+                };
+                Error::new(ErrorKind::Reauth, format!("{e}{who}")).hint(format!(
+                    "connapp serves none of its tokens any more: run `connapp login {app}` to consent again{}",
+                    self.one_grant_per_user()
+                ))
+            }
             LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
             LifecycleError::Edge(e) => edge_error(app, e),
             other => Error::failure(format!("{app}: {other}")),
@@ -599,6 +610,7 @@ impl<'r> AppCtx<'r> {
             GrantKind::AuthorizationCode => self.consent(&creds, user_hint, consent, obs)?,
         };
         let mut rec = TokenRecord::from_set(set, grant.as_str(), now());
+        rec.by = Some(connapp_oauth::lifecycle::holder(rec.obtained_at));
         if grant == GrantKind::AuthorizationCode {
             obs.event(Event::Step {
                 app: &name,

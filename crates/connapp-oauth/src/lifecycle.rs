@@ -85,8 +85,9 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Who takes a lease: this host and process, for the record.
-fn holder(now: u64) -> String {
+/// This host and process at `now` (`host pid N since T`): who takes a lease,
+/// and who obtained a token record.
+pub fn holder(now: u64) -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
@@ -201,6 +202,8 @@ pub enum LifecycleError {
         app: String,
         /// What it said.
         source: EdgeError,
+        /// Who obtained the refused tokens (host, process, time), if recorded.
+        by: Option<String>,
     },
     /// The provider refused this grant for good earlier (recorded in the
     /// token record); its tokens are dead and only a new consent helps.
@@ -214,6 +217,8 @@ pub enum LifecycleError {
         now: u64,
         /// What the provider said.
         reason: String,
+        /// Who obtained the refused tokens (host, process, time), if recorded.
+        by: Option<String>,
     },
     /// The network or provider failed otherwise.
     #[error(transparent)]
@@ -681,6 +686,7 @@ impl Lifecycle {
                 at: lost.at,
                 now: now(),
                 reason: lost.reason.clone(),
+                by: rec.by.clone(),
             });
         }
         if rec.is_fresh(now(), self.margin) && (!force || replayed) {
@@ -745,11 +751,13 @@ impl Lifecycle {
                 return Err(LifecycleError::RefreshRejected {
                     app: self.app.clone(),
                     source: e,
+                    by: rec.by.clone(),
                 });
             }
             Err(other) => return Err(LifecycleError::Edge(other)),
         };
-        let new = rec.refreshed(set, now());
+        let mut new = rec.refreshed(set, now());
+        new.by = Some(holder(now()));
         self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
     }
@@ -856,7 +864,8 @@ impl Lifecycle {
         tracing::info!(app = %self.app, "obtaining a new token with the client's credentials");
         fault("before-request");
         let set = mint()?;
-        let new = TokenRecord::from_set(set, &self.grant_type, now());
+        let mut new = TokenRecord::from_set(set, &self.grant_type, now());
+        new.by = Some(holder(now()));
         self.commit(store, key, version, &new)?;
         Ok((new, Source::Minted))
     }
@@ -996,6 +1005,9 @@ mod tests {
         assert_eq!(store.lease.taken.load(Ordering::SeqCst), 1);
         assert_eq!(store.lease.given_back.load(Ordering::SeqCst), 1);
         assert_eq!(refreshes.load(Ordering::SeqCst), 1);
+        // The record says which host and process obtained it, for a later refusal's message.
+        let by = stored(&mem).by.expect("who obtained it");
+        assert!(by.contains(&format!("pid {}", std::process::id())), "{by}");
 
         // Held by another host, which publishes its answer: that is ours.
         let mut waited = 0;
@@ -1092,6 +1104,7 @@ mod tests {
             granted_at: None,
             lost: None,
             user: None,
+            by: None,
         }
     }
 

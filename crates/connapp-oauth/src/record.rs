@@ -35,6 +35,9 @@ pub struct TokenRecord {
     /// the first token (an e-mail or an id); kept across refreshes. `None`:
     /// not a user's grant, or the provider did not say.
     pub user: Option<String>,
+    /// Which host and process obtained these tokens, and when (`host pid N
+    /// since T`), so that a host refused later can say who rotated them.
+    pub by: Option<String>,
 }
 
 /// A grant the provider refused for good.
@@ -65,6 +68,8 @@ struct WireOut<'a> {
     lost: Option<&'a Lost>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +91,8 @@ struct WireIn {
     lost: Option<Lost>,
     #[serde(default)]
     user: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
 }
 
 impl TokenRecord {
@@ -103,6 +110,7 @@ impl TokenRecord {
             granted_at: Some(now),
             lost: None,
             user: None,
+            by: None,
         }
     }
 
@@ -120,6 +128,7 @@ impl TokenRecord {
             granted_at: self.granted_at,
             lost: self.lost.as_ref(),
             user: self.user.as_deref(),
+            by: self.by.as_deref(),
         };
         let mut out = Zeroizing::new(Vec::with_capacity(1024));
         // Serializing plain strings and numbers into a Vec cannot fail.
@@ -150,6 +159,7 @@ impl TokenRecord {
             granted_at: w.granted_at,
             lost: w.lost,
             user: w.user,
+            by: w.by,
         })
     }
 
@@ -192,6 +202,7 @@ impl TokenRecord {
             granted_at: self.granted_at,
             lost: Some(Lost { at, reason }),
             user: self.user.clone(),
+            by: self.by.clone(),
         }
     }
 }
@@ -213,10 +224,12 @@ mod tests {
             granted_at: Some(5),
             lost: None,
             user: Some("admin@example.com".into()),
+            by: Some("host-a pid 7 since 10".into()),
         };
         let b = r.to_bytes();
         let back = TokenRecord::from_bytes(&b).expect("parses");
         assert_eq!(back.user.as_deref(), Some("admin@example.com"));
+        assert_eq!(back.by.as_deref(), Some("host-a pid 7 since 10"));
         let set = TokenSet {
             access_token: SecretString::from("AT-2".to_string()),
             refresh_token: None,
