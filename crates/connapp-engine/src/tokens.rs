@@ -10,12 +10,11 @@
 //! ([`crate::platform`]); nothing here names a platform. Progress and
 //! notices go to an [`Observer`]; nothing here prints.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use connapp_core::{App, ClientAuthStyle, Declaration, GrantKind, SecretKind};
-use connapp_host::{LoadedPlugin, Registry};
+use connapp_host::Registry;
 /// "12 min ago": the words messages use for a past moment.
 pub use connapp_oauth::ago;
 use connapp_oauth::flows::{self, ClientAuth, Credentials, Provider};
@@ -23,144 +22,21 @@ use connapp_oauth::lifecycle::{Lifecycle, LifecycleError, Renew, Source, TokenSt
 use connapp_oauth::loopback::{ConsentError, Loopback, parse_pasted};
 use connapp_oauth::record::TokenRecord;
 use connapp_oauth::{EdgeError, TokenSet, check_endpoint};
+use connapp_plugin_api::Platform;
 use connapp_plugin_api::contract::PlatformProfile;
 use connapp_plugin_api::zeroize::Zeroizing;
-use connapp_plugin_api::{Capabilities, Platform, StoreHandle};
 use secrecy::SecretString;
 
 use crate::platform::{self, PlatformInfo};
 use crate::secrets::{self, Secrets};
 use crate::{Error, ErrorKind};
+mod events;
+mod shared;
+mod status;
 
-/// What the engine tells a front end while it works.
-#[derive(Clone, Copy, Debug)]
-pub enum Event<'a> {
-    /// Another process holds the app's refresh lock; this one waits.
-    WaitingForRefresh {
-        /// The app.
-        app: &'a str,
-    },
-    /// A step that may take a while (a network round trip or more) begins;
-    /// it ends when the next step begins or the work ends. A terminal shows
-    /// it as a spinner, a log as one line.
-    Step {
-        /// The app.
-        app: &'a str,
-        /// What is being done, e.g. "reading the Zoom app's settings".
-        what: &'a str,
-    },
-    /// Something the user should read before the work goes on (e.g. a
-    /// platform's note before a login).
-    Notice(&'a str),
-    /// Something went wrong but the work goes on as asked.
-    Warning(&'a str),
-    /// A change was made (an app written, records created): the work's own
-    /// output, as it happens.
-    Done(&'a str),
-}
-
-/// Receives [`Event`]s (a terminal prints them, a service logs them); shared
-/// by the threads of a daemon or a batch run, so `Send + Sync`.
-pub trait Observer: Send + Sync {
-    /// One event.
-    fn event(&self, event: Event<'_>);
-}
-
-/// An observer that drops every event.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Silent;
-
-impl Observer for Silent {
-    fn event(&self, _: Event<'_>) {}
-}
-
-/// What the apps of one declaration share: the open store, one HTTP client
-/// (connapp's policy), one runtime and the data directory (locks, journals).
-#[derive(Clone)]
-pub struct Shared<'r> {
-    /// The open store.
-    pub store: Arc<StoreHandle>,
-    /// The plugin the store came from (errors name it).
-    pub store_plugin: &'r LoadedPlugin,
-    /// The HTTP client.
-    pub http: reqwest::Client,
-    /// The runtime the work runs on.
-    pub rt: Arc<tokio::runtime::Runtime>,
-    data_dir: PathBuf,
-    store_id: String,
-    /// The store's lease, for stores hosts share (opened on first use).
-    pub leases: Arc<secrets::Leases<'r>>,
-}
-
-impl std::fmt::Debug for Shared<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("store_plugin", &self.store_plugin.info.name)
-            .field("data_dir", &self.data_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'r> Shared<'r> {
-    /// Shares `store` (opened from `store_plugin`), a new HTTP client and a
-    /// new runtime; locks and journals live under `data_dir`.
-    pub fn new(store: StoreHandle, store_plugin: &'r LoadedPlugin, data_dir: PathBuf) -> Result<Self, Error> {
-        let http = connapp_oauth::http_client().map_err(|e| Error::failure(e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-        let location = store
-            .describe()
-            .map_err(|e| connapp_host::plugin_error(store_plugin, e))?
-            .location;
-        Ok(Shared {
-            store_id: store_id(&store_plugin.info.name, &location),
-            leases: Arc::new(secrets::Leases::new(None)),
-            store: Arc::new(store),
-            store_plugin,
-            http,
-            rt: Arc::new(rt),
-            data_dir,
-        })
-    }
-
-    /// With `open` for the store's lease (the host that opened the store
-    /// knows how to open its lease; it is opened only when a refresh needs it).
-    pub fn with_leases(mut self, open: secrets::LeaseOpener<'r>) -> Self {
-        self.leases = Arc::new(secrets::Leases::new(Some(open)));
-        self
-    }
-
-    /// Which store this is, as a short name for directories: the same for
-    /// every declaration that opens the same store (plugin and location), so
-    /// that locks and journals are per store and app, never per app name alone.
-    pub fn store_id(&self) -> &str {
-        &self.store_id
-    }
-
-    /// Where connapp keeps its own state (locks, journals, saved manifests).
-    pub fn data_dir(&self) -> &std::path::Path {
-        &self.data_dir
-    }
-
-    /// The store's error, named after its plugin.
-    pub fn store_error(&self, e: connapp_plugin_api::StoreError) -> Error {
-        connapp_host::plugin_error(self.store_plugin, e).into()
-    }
-}
-
-/// A store's identity from its plugin and its location (as `describe`
-/// gives it): 16 hex digits of their SHA-256.
-fn store_id(plugin: &str, location: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::new()
-        .chain_update(plugin.as_bytes())
-        .chain_update([0u8])
-        .chain_update(location.as_bytes())
-        .finalize();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
+pub use events::{Event, Observer, Silent};
+pub use shared::Shared;
+pub use status::{AppStatus, Health, StoreStatus, status};
 
 /// Everything the token service needs for one app.
 pub struct AppCtx<'r> {
@@ -269,9 +145,9 @@ impl<'r> AppCtx<'r> {
         let provider = provider_of(&app, &platform)?;
         let lifecycle = Lifecycle {
             app: app.name.clone(),
-            lock_dir: shared.data_dir.join("locks").join(&shared.store_id),
-            journal_dir: shared.data_dir.join("journal").join(&shared.store_id),
-            legacy_journal_dir: Some(shared.data_dir.join("journal")),
+            lock_dir: shared.data_dir().join("locks").join(shared.store_id()),
+            journal_dir: shared.data_dir().join("journal").join(shared.store_id()),
+            legacy_journal_dir: Some(shared.data_dir().join("journal")),
             margin: 60,
             lock_timeout: Duration::from_secs(120),
             grant_type: app.oauth.grant.as_str().to_string(),
@@ -813,163 +689,6 @@ pub fn source_name(s: Source) -> &'static str {
         Source::Replayed => "recovered-from-journal",
         Source::Minted => "minted",
     }
-}
-
-/// One app's token state, as `connapp status` reports it.
-#[derive(Clone, Debug)]
-pub struct AppStatus {
-    /// The app.
-    pub app: String,
-    /// Its platform.
-    pub platform: String,
-    /// Its grant type.
-    pub grant_type: String,
-    /// Whether a token is stored.
-    pub logged_in: bool,
-    /// Seconds since it was obtained.
-    pub token_age_secs: Option<u64>,
-    /// Seconds until it expires (negative: expired).
-    pub expires_in_secs: Option<i64>,
-    /// Whether it carries a refresh token.
-    pub refresh_token: bool,
-    /// The declared scopes.
-    pub declared_scopes: Vec<String>,
-    /// What the provider said it granted; `None`: not logged in, or its answer did not say.
-    pub granted_scopes: Option<Vec<String>>,
-    /// Declared but not granted.
-    pub missing_scopes: Vec<String>,
-    /// Granted but not declared.
-    pub extra_scopes: Vec<String>,
-    /// Why the state could not be read.
-    pub error: Option<String>,
-    /// When the grant began (consent or first mint), if the record says.
-    pub granted_at: Option<u64>,
-    /// The provider refused the grant for good: when connapp learned it, and what it said.
-    pub lost: Option<(u64, String)>,
-    /// Whose grant it is, as the provider named the user at login.
-    pub user: Option<String>,
-    /// What it all means.
-    pub health: Health,
-}
-
-/// Whether an app can get a token now, as `status` judges it from what is stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Health {
-    /// A token is stored and the grant is not known to be lost.
-    Usable,
-    /// No token yet, and the app gets one from its own credentials on first use.
-    RenewsOnUse,
-    /// A user's consent is needed: no token stored yet.
-    NeedsLogin,
-    /// The provider refused the grant for good: consent again.
-    Lost,
-    /// The access token expired and the grant has no refresh token.
-    Expired,
-    /// The store or the record could not be read.
-    Unreadable,
-}
-
-impl Health {
-    /// Whether the app can get a token without a person.
-    pub fn usable(self) -> bool {
-        matches!(self, Health::Usable | Health::RenewsOnUse)
-    }
-
-    /// The word `status` prints and `--json` carries.
-    pub fn word(self) -> &'static str {
-        match self {
-            Health::Usable => "ok",
-            Health::RenewsOnUse => "renews-on-use",
-            Health::NeedsLogin => "needs-login",
-            Health::Lost => "lost",
-            Health::Expired => "expired",
-            Health::Unreadable => "unreadable",
-        }
-    }
-}
-
-/// The store every app's tokens are in: its kind, location and capabilities.
-#[derive(Clone, Debug)]
-pub struct StoreStatus {
-    /// `kind (location)`.
-    pub store: String,
-    /// What it can do.
-    pub capabilities: Capabilities,
-}
-
-/// The token state of every app of `decl` in `shared`'s store. Reads only.
-pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, Vec<AppStatus>), Error> {
-    let described = shared.store.describe().map_err(|e| shared.store_error(e))?;
-    let store = StoreStatus {
-        store: format!("{} ({})", decl.store.kind, described.location),
-        capabilities: described.capabilities,
-    };
-    let mut out = Vec::new();
-    for app in &decl.apps {
-        let declared: Vec<String> = app.scopes.iter().map(|s| s.scope.clone()).collect();
-        let mut s = AppStatus {
-            app: app.name.clone(),
-            platform: app.platform.clone(),
-            grant_type: app.oauth.grant.as_str().to_string(),
-            logged_in: false,
-            token_age_secs: None,
-            expires_in_secs: None,
-            refresh_token: false,
-            declared_scopes: declared.clone(),
-            granted_scopes: None,
-            missing_scopes: vec![],
-            extra_scopes: vec![],
-            error: None,
-            granted_at: None,
-            lost: None,
-            user: None,
-            health: if app.oauth.grant == GrantKind::AuthorizationCode {
-                Health::NeedsLogin
-            } else {
-                Health::RenewsOnUse
-            },
-        };
-        match Secrets::new(&shared.store).token(&app.name) {
-            Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
-                Ok(rec) => {
-                    let t = now();
-                    s.health = if rec.lost.is_some() {
-                        Health::Lost
-                    } else if rec.refresh_token.is_none()
-                        && app.oauth.grant == GrantKind::AuthorizationCode
-                        && !rec.is_fresh(t, 0)
-                    {
-                        Health::Expired
-                    } else {
-                        Health::Usable
-                    };
-                    s.granted_at = rec.granted_at;
-                    s.user = rec.user.clone();
-                    s.lost = rec.lost.as_ref().map(|l| (l.at, l.reason.clone()));
-                    s.logged_in = true;
-                    s.token_age_secs = Some(t.saturating_sub(rec.obtained_at));
-                    s.expires_in_secs = Some(rec.expires_at as i64 - t as i64);
-                    s.refresh_token = rec.refresh_token.is_some();
-                    if let Some(granted) = &rec.scopes {
-                        s.missing_scopes = declared.iter().filter(|x| !granted.contains(x)).cloned().collect();
-                        s.extra_scopes = granted.iter().filter(|x| !declared.contains(x)).cloned().collect();
-                    }
-                    s.granted_scopes = rec.scopes.clone();
-                }
-                Err(e) => {
-                    s.error = Some(e);
-                    s.health = Health::Unreadable;
-                }
-            },
-            Ok(None) => {}
-            Err(e) => {
-                s.error = Some(shared.store_error(e).message);
-                s.health = Health::Unreadable;
-            }
-        }
-        out.push(s);
-    }
-    Ok((store, out))
 }
 
 /// Seconds since the epoch.
