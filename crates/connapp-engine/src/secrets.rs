@@ -5,7 +5,7 @@
 //! Values stay in `Zeroizing` buffers; nothing here logs or formats one.
 
 use connapp_core::{SecretKind, secret_key};
-use connapp_oauth::lifecycle::{HostLease, TokenStore, Versioned};
+use connapp_oauth::lifecycle::{HostLease, LeaseError, TokenStore, Versioned};
 use connapp_plugin_api::zeroize::Zeroizing;
 use connapp_plugin_api::{Expected, LeaseHandle, Record, StoreError, StoreHandle};
 
@@ -182,10 +182,13 @@ struct AppLease<'a> {
 }
 
 impl HostLease for AppLease<'_> {
-    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String> {
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError> {
         self.handle
             .try_take(&self.name, holder, ttl_secs)
-            .map_err(|e| e.to_string())
+            .map_err(|e| LeaseError {
+                retryable: e.retryable,
+                message: e.to_string(),
+            })
     }
     fn give_back(&self, version: u64) {
         if let Err(e) = self.handle.give_back(&self.name, version) {

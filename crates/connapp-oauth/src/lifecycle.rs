@@ -64,9 +64,19 @@ pub trait TokenStore {
 pub trait HostLease {
     /// Takes it for `ttl_secs` naming `holder`: `Some(version)` when taken,
     /// `None` while another holds it.
-    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String>;
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError>;
     /// Gives back `version` (never a successor's).
     fn give_back(&self, version: u64);
+}
+
+/// Why a lease could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseError {
+    /// What the store said.
+    pub message: String,
+    /// The store may answer later (unreachable, an election, a 5xx): keep
+    /// trying within the lock timeout rather than refresh without it.
+    pub retryable: bool,
 }
 
 /// How long a host holds the lease at most: longer than a token request may
@@ -786,10 +796,16 @@ impl Lifecycle {
                     return Ok(Ok(Some(Turn { lease, version: v })));
                 }
                 Ok(None) => {}
+                // The store is away for now (an election, an outage): wait for
+                // it as for a holder; refreshing without the lease would race.
+                Err(e) if e.retryable => {
+                    tracing::info!(app = %self.app, "the store's lease is unavailable for now ({}); waiting", e.message);
+                }
                 Err(e) => {
                     tracing::warn!(
-                        "{}: cannot take the store's lease, so hosts sharing the store may refresh at once: {e}",
-                        self.app
+                        "{}: cannot take the store's lease, so hosts sharing the store may refresh at once: {}",
+                        self.app,
+                        e.message
                     );
                     return Ok(Ok(None));
                 }
@@ -924,6 +940,8 @@ mod tests {
         mem: &'a Mem,
         held_elsewhere: bool,
         broken: bool,
+        /// Answers this many times "unavailable, try again" first.
+        away: AtomicU64,
         publish: Mutex<Option<TokenRecord>>,
         taken: AtomicU64,
         given_back: AtomicU64,
@@ -935,6 +953,7 @@ mod tests {
                 mem,
                 held_elsewhere: false,
                 broken: false,
+                away: AtomicU64::new(0),
                 publish: Mutex::new(None),
                 taken: AtomicU64::new(0),
                 given_back: AtomicU64::new(0),
@@ -943,10 +962,20 @@ mod tests {
     }
 
     impl HostLease for FakeLease<'_> {
-        fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, String> {
+        fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError> {
             assert!(holder.contains("pid") && ttl_secs == LEASE_TTL_SECS);
             if self.broken {
-                return Err("permission denied on locks/app".into());
+                return Err(LeaseError {
+                    message: "permission denied on locks/app".into(),
+                    retryable: false,
+                });
+            }
+            if self.away.load(Ordering::SeqCst) > 0 {
+                self.away.fetch_sub(1, Ordering::SeqCst);
+                return Err(LeaseError {
+                    message: "Vault answered HTTP 503".into(),
+                    retryable: true,
+                });
             }
             if self.held_elsewhere {
                 // The other host's answer lands while this one waits.
@@ -1023,13 +1052,22 @@ mod tests {
         assert_eq!(refreshes.load(Ordering::SeqCst), 1, "no request of this host's");
         assert_eq!(waited, 1, "the wait is reported once");
 
+        // A store that is away for a moment (an election): waited for, not raced.
+        let lease = FakeLease::new(&mem);
+        lease.away.store(2, Ordering::SeqCst);
+        let store = Shared { mem: &mem, lease };
+        let (_, s) = l.token(&store, &|| 9100, false, &renew, || {}).expect("token");
+        assert_eq!(s, Source::Refreshed);
+        assert_eq!(store.lease.taken.load(Ordering::SeqCst), 1, "taken once it answered");
+        assert_eq!(refreshes.load(Ordering::SeqCst), 2);
+
         // A lease that cannot be used: the refresh goes on.
         let mut lease = FakeLease::new(&mem);
         lease.broken = true;
         let store = Shared { mem: &mem, lease };
-        let (_, s) = l.token(&store, &|| 9950, false, &renew, || {}).expect("token");
+        let (_, s) = l.token(&store, &|| 13_000, false, &renew, || {}).expect("token");
         assert_eq!(s, Source::Refreshed);
-        assert_eq!(refreshes.load(Ordering::SeqCst), 2);
+        assert_eq!(refreshes.load(Ordering::SeqCst), 3);
     }
 
     /// `token` at `now` for a grant with a user (refresh, no mint).

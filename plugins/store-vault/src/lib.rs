@@ -155,6 +155,21 @@ impl VaultStore {
                         last = Some(err(ErrorCode::UNAVAILABLE, format!("Vault answered HTTP {status}")).retryable());
                         continue;
                     }
+                    // A standby points at the active node (during a leader
+                    // election, a new one): try again rather than follow it
+                    // with the token to wherever it points.
+                    if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
+                        last = Some(
+                            err(
+                                ErrorCode::UNAVAILABLE,
+                                format!(
+                                    "Vault answered HTTP {status} (a standby node, perhaps during a leader election)"
+                                ),
+                            )
+                            .retryable(),
+                        );
+                        continue;
+                    }
                     return Ok((status, json_of(r)));
                 }
                 Err(e) => last = Some(transport(&self.cfg.addr, &e)),
