@@ -19,7 +19,11 @@
 //!    (API 1.6) describes those settings ([`StoreSetting`]: name, type,
 //!    required, secret, environment fallbacks), so `connapp check` judges
 //!    them offline, `connapp init` writes them and `connapp plugins info`
-//!    lists them.
+//!    lists them. A store several hosts share (`shared_across_hosts`) whose
+//!    server can time a lock implements [`Lease`] and returns it from
+//!    [`Plugin::open_lease`] (API 1.7): hosts then take turns before
+//!    spending a rotating refresh token. Expiry must be the server's clock,
+//!    never a host's; giving back must never free a successor's lease.
 //! 3. Call [`export_plugin!`] once at the crate root, and add to `Cargo.toml`:
 //!
 //! ```toml
