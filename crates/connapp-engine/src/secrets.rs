@@ -5,7 +5,7 @@
 //! Values stay in `Zeroizing` buffers; nothing here logs or formats one.
 
 use connapp_core::{SecretKind, secret_key};
-use connapp_oauth::lifecycle::{HostLease, LeaseError, TokenStore, Versioned};
+use connapp_oauth::lifecycle::{HostLease, LeaseError, LeaseTaken, TokenStore, Versioned};
 use connapp_plugin_api::zeroize::Zeroizing;
 use connapp_plugin_api::{Expected, LeaseHandle, Record, StoreError, StoreHandle};
 
@@ -182,13 +182,17 @@ struct AppLease<'a> {
 }
 
 impl HostLease for AppLease<'_> {
-    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError> {
-        self.handle
-            .try_take(&self.name, holder, ttl_secs)
-            .map_err(|e| LeaseError {
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<LeaseTaken>, LeaseError> {
+        match self.handle.try_take(&self.name, holder, ttl_secs) {
+            Ok(t) => Ok(t.map(|t| LeaseTaken {
+                version: t.version,
+                after_expiry: t.after_expiry,
+            })),
+            Err(e) => Err(LeaseError {
                 retryable: e.retryable,
                 message: e.to_string(),
-            })
+            }),
+        }
     }
     fn give_back(&self, version: u64) {
         if let Err(e) = self.handle.give_back(&self.name, version) {

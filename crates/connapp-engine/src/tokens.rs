@@ -401,6 +401,18 @@ impl<'r> AppCtx<'r> {
                     self.one_grant_per_user()
                 ))
             }
+            LifecycleError::HolderVanished { by, .. } => {
+                let who = by
+                    .as_deref()
+                    .map(|b| format!(" (the tokens it refreshed were obtained by {b}, unix time)"))
+                    .unwrap_or_default();
+                Error::failure(format!(
+                    "{app}: the provider refused the refresh token right after another host let the store's lease expire in the middle of its refresh{who}: that host may hold the new tokens in its journal"
+                ))
+                .hint(format!(
+                    "run `connapp token {app}` on the host that refreshed last (it replays its journal and publishes the tokens), then try again here; consent again only if that host is gone for good"
+                ))
+            }
             LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
             LifecycleError::Edge(e) => edge_error(app, e),
             other => Error::failure(format!("{app}: {other}")),

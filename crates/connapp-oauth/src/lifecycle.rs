@@ -64,9 +64,19 @@ pub trait TokenStore {
 pub trait HostLease {
     /// Takes it for `ttl_secs` naming `holder`: `Some(version)` when taken,
     /// `None` while another holds it.
-    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError>;
+    fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<LeaseTaken>, LeaseError>;
     /// Gives back `version` (never a successor's).
     fn give_back(&self, version: u64);
+}
+
+/// A lease taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTaken {
+    /// What gives it back.
+    pub version: u64,
+    /// The previous holder let it expire instead of giving it back: it may
+    /// have died after the provider rotated the tokens and before publishing.
+    pub after_expiry: bool,
 }
 
 /// Why a lease could not be taken.
@@ -87,6 +97,7 @@ pub const LEASE_TTL_SECS: u64 = 60;
 struct Turn<'a> {
     lease: &'a dyn HostLease,
     version: u64,
+    after_expiry: bool,
 }
 
 impl Drop for Turn<'_> {
@@ -228,6 +239,18 @@ pub enum LifecycleError {
         /// What the provider said.
         reason: String,
         /// Who obtained the refused tokens (host, process, time), if recorded.
+        by: Option<String>,
+    },
+    /// The provider refused the refresh token right after the store's lease
+    /// expired under another host that never gave it back: that host may
+    /// hold the rotated tokens in its journal.
+    #[error(
+        "the provider refused the refresh token of {app} right after another host let the store's lease expire mid-refresh; that host may hold the new tokens in its journal"
+    )]
+    HolderVanished {
+        /// The app.
+        app: String,
+        /// Who obtained the refused tokens, if recorded.
         by: Option<String>,
     },
     /// The network or provider failed otherwise.
@@ -717,14 +740,14 @@ impl Lifecycle {
             );
             None
         });
-        let _turn = match lease {
+        let turn = match lease {
             None => None,
             Some(lease) => match self.take_turn(store, lease, version, now, &mut waiting)? {
                 Ok(turn) => turn,
                 Err(published) => return Ok((published, Source::RefreshedElsewhere)),
             },
         };
-        let (rec, version) = match (&_turn, self.read(store)?) {
+        let (rec, version) = match (&turn, self.read(store)?) {
             (Some(_), Some((newer, v))) if v != version => {
                 if newer.lost.is_none() && newer.is_fresh(now(), self.margin) {
                     return Ok((newer, Source::RefreshedElsewhere));
@@ -753,10 +776,22 @@ impl Lifecycle {
         let set = match (renew.refresh)(rt) {
             Ok(set) => set,
             Err(e @ EdgeError::Rejected { .. }) => {
-                if e.oauth_error() == Some("invalid_grant")
-                    && let Some(elsewhere) = self.grant_refused(store, &rec, version, &e, now)?
-                {
-                    return Ok((elsewhere, Source::RefreshedElsewhere));
+                if e.oauth_error() == Some("invalid_grant") {
+                    // The previous lease holder vanished mid-turn: it may have
+                    // rotated the tokens and kept the answer in its journal.
+                    // Not proof the grant is gone; never marked lost for it.
+                    if turn.as_ref().is_some_and(|t| t.after_expiry)
+                        && let Some((newer, v)) = self.read(store)?
+                        && v == version
+                    {
+                        return Err(LifecycleError::HolderVanished {
+                            app: self.app.clone(),
+                            by: newer.by.clone(),
+                        });
+                    }
+                    if let Some(elsewhere) = self.grant_refused(store, &rec, version, &e, now)? {
+                        return Ok((elsewhere, Source::RefreshedElsewhere));
+                    }
                 }
                 return Err(LifecycleError::RefreshRejected {
                     app: self.app.clone(),
@@ -791,9 +826,13 @@ impl Lifecycle {
         let mut told = false;
         loop {
             match lease.try_take(&who, LEASE_TTL_SECS) {
-                Ok(Some(v)) => {
-                    tracing::debug!(app = %self.app, version = v, "took the store's lease");
-                    return Ok(Ok(Some(Turn { lease, version: v })));
+                Ok(Some(t)) => {
+                    tracing::debug!(app = %self.app, version = t.version, after_expiry = t.after_expiry, "took the store's lease");
+                    return Ok(Ok(Some(Turn {
+                        lease,
+                        version: t.version,
+                        after_expiry: t.after_expiry,
+                    })));
                 }
                 Ok(None) => {}
                 // The store is away for now (an election, an outage): wait for
@@ -940,6 +979,8 @@ mod tests {
         mem: &'a Mem,
         held_elsewhere: bool,
         broken: bool,
+        /// The previous holder let the lease expire.
+        after_expiry: bool,
         /// Answers this many times "unavailable, try again" first.
         away: AtomicU64,
         publish: Mutex<Option<TokenRecord>>,
@@ -953,6 +994,7 @@ mod tests {
                 mem,
                 held_elsewhere: false,
                 broken: false,
+                after_expiry: false,
                 away: AtomicU64::new(0),
                 publish: Mutex::new(None),
                 taken: AtomicU64::new(0),
@@ -962,7 +1004,7 @@ mod tests {
     }
 
     impl HostLease for FakeLease<'_> {
-        fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<u64>, LeaseError> {
+        fn try_take(&self, holder: &str, ttl_secs: u64) -> Result<Option<LeaseTaken>, LeaseError> {
             assert!(holder.contains("pid") && ttl_secs == LEASE_TTL_SECS);
             if self.broken {
                 return Err(LeaseError {
@@ -985,7 +1027,10 @@ mod tests {
                 }
                 return Ok(None);
             }
-            Ok(Some(self.taken.fetch_add(1, Ordering::SeqCst) + 1))
+            Ok(Some(LeaseTaken {
+                version: self.taken.fetch_add(1, Ordering::SeqCst) + 1,
+                after_expiry: self.after_expiry,
+            }))
         }
         fn give_back(&self, _version: u64) {
             self.given_back.fetch_add(1, Ordering::SeqCst);
@@ -1061,11 +1106,35 @@ mod tests {
         assert_eq!(store.lease.taken.load(Ordering::SeqCst), 1, "taken once it answered");
         assert_eq!(refreshes.load(Ordering::SeqCst), 2);
 
+        // The previous holder died after the provider rotated the tokens
+        // (the lease expired instead of being given back): a refusal now is
+        // not proof the grant is gone; the record is not marked lost.
+        let dead = |_: &SecretString| -> Result<TokenSet, EdgeError> {
+            Err(EdgeError::Rejected {
+                endpoint: "token",
+                status: 400,
+                error: "invalid_grant".into(),
+                reason: Some("Invalid Token!".into()),
+            })
+        };
+        let renew_dead = Renew {
+            refresh: &dead,
+            mint: None,
+        };
+        let mut lease = FakeLease::new(&mem);
+        lease.after_expiry = true;
+        let store = Shared { mem: &mem, lease };
+        let e = l
+            .token(&store, &|| 13_000, false, &renew_dead, || {})
+            .expect_err("refused");
+        assert!(matches!(e, LifecycleError::HolderVanished { .. }), "{e}");
+        assert_eq!(stored(&mem).lost, None, "not marked lost");
+
         // A lease that cannot be used: the refresh goes on.
         let mut lease = FakeLease::new(&mem);
         lease.broken = true;
         let store = Shared { mem: &mem, lease };
-        let (_, s) = l.token(&store, &|| 13_000, false, &renew, || {}).expect("token");
+        let (_, s) = l.token(&store, &|| 14_000, false, &renew, || {}).expect("token");
         assert_eq!(s, Source::Refreshed);
         assert_eq!(refreshes.load(Ordering::SeqCst), 3);
     }

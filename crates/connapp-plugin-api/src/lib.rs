@@ -735,9 +735,9 @@ impl From<&FfiPlatform> for Platform {
 #[sabi_trait]
 pub trait FfiLease: Send + Sync {
     /// Tries to take the lease `name` for `ttl_secs`, recording `holder`
-    /// (who: host, process, time, as the host writes it). `Some(version)`:
-    /// taken, and `version` releases it; `None`: another holds it.
-    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<u64>, FfiError>;
+    /// (who: host, process, time, as the host writes it). `Some`: taken
+    /// ([`Taken`]); `None`: another holds it.
+    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<Taken>, FfiError>;
     /// Gives back the lease `name` taken as `version`; never a successor's.
     #[sabi(last_prefix_field)]
     fn give_back(&self, name: RStr<'_>, version: u64) -> RResult<(), FfiError>;
@@ -746,13 +746,25 @@ pub trait FfiLease: Send + Sync {
 /// An owned lease trait object.
 pub type FfiLeaseBox = FfiLease_TO<'static, RBox<()>>;
 
+/// A lease taken.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// What gives it back.
+    pub version: u64,
+    /// The previous holder never gave it back: it expired. That holder may
+    /// have been answered by the provider and died before publishing, so a
+    /// refused refresh right after is not proof the grant is gone.
+    pub after_expiry: bool,
+}
+
 /// What a store that several hosts share offers them to take turns (API
 /// 1.7): implement it next to your [`Store`] and return it from
 /// [`Plugin::open_lease`]. Expiry must be the server's, never a host's clock.
 pub trait Lease: Send + Sync + 'static {
-    /// Tries to take the lease `name` for `ttl_secs`: `Some(version)` when
-    /// taken, `None` while another holds it (then nothing changes).
-    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError>;
+    /// Tries to take the lease `name` for `ttl_secs`: `Some` when taken,
+    /// `None` while another holds it (then nothing changes).
+    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<Taken>, StoreError>;
     /// Gives back the lease `name` taken as `version` (never a successor's:
     /// after the lease expired and another took it, this changes nothing).
     fn give_back(&self, name: &str, version: u64) -> Result<(), StoreError>;
@@ -761,7 +773,7 @@ pub trait Lease: Send + Sync + 'static {
 struct GuardedLease(Box<dyn Lease>);
 
 impl FfiLease for GuardedLease {
-    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<u64>, FfiError> {
+    fn try_take(&self, name: RStr<'_>, holder: RStr<'_>, ttl_secs: u64) -> RResult<ROption<Taken>, FfiError> {
         guard("try_take", || {
             self.0
                 .try_take(name.as_str(), holder.as_str(), ttl_secs)
@@ -796,7 +808,7 @@ impl LeaseHandle {
         }
     }
     /// See [`Lease::try_take`].
-    pub fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+    pub fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<Taken>, StoreError> {
         from_ffi(self.inner.try_take(name.into(), holder.into(), ttl_secs)).map(ROption::into_option)
     }
     /// See [`Lease::give_back`].

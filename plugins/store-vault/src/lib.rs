@@ -21,7 +21,7 @@ use std::time::Duration;
 use base64::Engine;
 use connapp_plugin_api::{
     Capabilities, ErrorCode, Expected, Lease, Plugin, PluginInfo, Provided, Record, SettingType, Store, StoreContext,
-    StoreDescription, StoreError, StoreSetting, bounded, export_plugin, plugin_info,
+    StoreDescription, StoreError, StoreSetting, Taken, bounded, export_plugin, plugin_info,
 };
 use reqwest::blocking::{Client, Response};
 use reqwest::{Method, StatusCode};
@@ -618,21 +618,39 @@ impl VaultLease {
     }
 }
 
+/// Whether the lease version `meta` describes ended by expiring (deleted at
+/// its creation plus `ttl_secs`, by the server) rather than by being given
+/// back (deleted earlier).
+fn expired(meta: &Value, ttl_secs: u64) -> bool {
+    let time = |f: &str| {
+        meta[f]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    match (time("created_time"), time("deletion_time")) {
+        (Some(created), Some(deleted)) => (deleted - created).num_seconds() >= ttl_secs as i64 - 1,
+        _ => false,
+    }
+}
+
 impl Lease for VaultLease {
-    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<u64>, StoreError> {
+    fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<Taken>, StoreError> {
         self.prepare(name, ttl_secs)?;
         let key = Self::key(name);
         let url = self.store.path("data", &key);
         let (status, body) = self.store.call(Method::GET, &url, None)?;
+        let meta = &body["data"]["metadata"];
         let current = match status {
             // A live version: someone holds it.
             StatusCode::OK if !body["data"]["data"].is_null() => return Ok(None),
-            StatusCode::OK | StatusCode::NOT_FOUND => body["data"]["metadata"]["version"].as_u64().unwrap_or(0),
+            StatusCode::OK | StatusCode::NOT_FOUND => meta["version"].as_u64().unwrap_or(0),
             StatusCode::FORBIDDEN => return Err(self.store.denied(&url, "read")),
             s => return Err(self.store.unexpected("read the lease", s, &body)),
         };
+        let after_expiry = expired(meta, ttl_secs);
         match self.store.write(&key, json!({"holder": holder}), Some(current)) {
-            Ok(version) => Ok(Some(version)),
+            Ok(version) => Ok(Some(Taken { version, after_expiry })),
             Err(e) if e.code == ErrorCode::CONFLICT => Ok(None),
             Err(e) => Err(e),
         }

@@ -262,23 +262,26 @@ fn the_lease_takes_turns_and_expires_by_the_servers_clock() {
     };
     let (a, b) = (lease(0), lease(1));
     let first = a.try_take("app", "host-a", 2).expect("take").expect("free at first");
+    assert!(!first.after_expiry, "nobody held it before");
     assert_eq!(b.try_take("app", "host-b", 2).expect("take"), None, "held by a");
-    a.give_back("app", first).expect("give back");
+    a.give_back("app", first.version).expect("give back");
     let second = b
         .try_take("app", "host-b", 2)
         .expect("take")
         .expect("free after a gave it back");
-    assert!(second > first);
+    assert!(second.version > first.version);
+    assert!(!second.after_expiry, "a gave it back");
     // a's late give-back of its old version leaves b's lease alone.
-    a.give_back("app", first).expect("give back again");
+    a.give_back("app", first.version).expect("give back again");
     assert_eq!(a.try_take("app", "host-a", 2).expect("take"), None, "still b's");
-    // b never gives it back: the server expires it.
+    // b never gives it back: the server expires it, and the taker learns so.
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let third = a
         .try_take("app", "host-a", 2)
         .expect("take")
         .expect("expired by the server");
-    assert!(third > second);
+    assert!(third.version > second.version);
+    assert!(third.after_expiry, "b's lease expired rather than was given back");
 }
 
 /// The policy the README gives hosts that share a store (its `hcl` block,
@@ -352,6 +355,6 @@ fn the_readmes_policy_is_enough_for_the_store_and_its_lease() {
         prepared: Default::default(),
     };
     let taken = lease.try_take("x", "host", 60).expect("take").expect("free");
-    lease.give_back("x", taken).expect("give back");
+    lease.give_back("x", taken.version).expect("give back");
     assert!(lease.try_take("x", "host", 60).expect("take again").is_some());
 }
