@@ -749,7 +749,17 @@ impl Lifecycle {
         };
         let (rec, version) = match (&turn, self.read(store)?) {
             (Some(_), Some((newer, v))) if v != version => {
-                if newer.lost.is_none() && newer.is_fresh(now(), self.margin) {
+                // Another host marked it lost meanwhile: no request for a dead grant.
+                if let Some(lost) = &newer.lost {
+                    return Err(LifecycleError::GrantLost {
+                        app: self.app.clone(),
+                        at: lost.at,
+                        now: now(),
+                        reason: lost.reason.clone(),
+                        by: newer.by.clone(),
+                    });
+                }
+                if newer.is_fresh(now(), self.margin) {
                     return Ok((newer, Source::RefreshedElsewhere));
                 }
                 (newer, v)
@@ -863,10 +873,20 @@ impl Lifecycle {
             std::thread::sleep(Duration::from_millis(100));
             if let Some((rec, v)) = self.read(store)?
                 && v != version
-                && rec.lost.is_none()
-                && rec.is_fresh(now(), self.margin)
             {
-                return Ok(Err(rec));
+                // The holder found the grant gone: so is ours.
+                if let Some(lost) = &rec.lost {
+                    return Err(LifecycleError::GrantLost {
+                        app: self.app.clone(),
+                        at: lost.at,
+                        now: now(),
+                        reason: lost.reason.clone(),
+                        by: rec.by.clone(),
+                    });
+                }
+                if rec.is_fresh(now(), self.margin) {
+                    return Ok(Err(rec));
+                }
             }
         }
     }
@@ -1096,6 +1116,21 @@ mod tests {
         );
         assert_eq!(refreshes.load(Ordering::SeqCst), 1, "no request of this host's");
         assert_eq!(waited, 1, "the wait is reported once");
+
+        // The holder found the grant gone and marked it: the waiter says so
+        // at once, without a request of its own.
+        let mut lease = FakeLease::new(&mem);
+        lease.held_elsewhere = true;
+        let current = stored(&mem);
+        *lease.publish.lock().expect("lock") = Some(current.marked_lost(8000, "invalid_grant".into()));
+        let store = Shared { mem: &mem, lease };
+        let e = l.token(&store, &|| 9050, false, &renew, || {}).expect_err("lost");
+        assert!(matches!(e, LifecycleError::GrantLost { at: 8000, .. }), "{e}");
+        assert_eq!(refreshes.load(Ordering::SeqCst), 1, "no request for a dead grant");
+        // A new consent (here: a new record) makes it usable again.
+        let v = mem.load().expect("load").map(|(_, v)| v);
+        mem.save(&rec("at-4", "rt-4", 9060, 9000).to_bytes(), v)
+            .expect("new grant");
 
         // A store that is away for a moment (an election): waited for, not raced.
         let lease = FakeLease::new(&mem);
