@@ -713,14 +713,8 @@ impl Lifecycle {
         };
         // A grant the provider refused for good: its tokens are never served
         // (an access token may look fresh, but it is dead).
-        if let Some(lost) = &rec.lost {
-            return Err(LifecycleError::GrantLost {
-                app: self.app.clone(),
-                at: lost.at,
-                now: now(),
-                reason: lost.reason.clone(),
-                by: rec.by.clone(),
-            });
+        if let Some(e) = self.lost(&rec, now) {
+            return Err(e);
         }
         if rec.is_fresh(now(), self.margin) && (!force || replayed) {
             let src = if replayed {
@@ -750,14 +744,8 @@ impl Lifecycle {
         let (rec, version) = match (&turn, self.read(store)?) {
             (Some(_), Some((newer, v))) if v != version => {
                 // Another host marked it lost meanwhile: no request for a dead grant.
-                if let Some(lost) = &newer.lost {
-                    return Err(LifecycleError::GrantLost {
-                        app: self.app.clone(),
-                        at: lost.at,
-                        now: now(),
-                        reason: lost.reason.clone(),
-                        by: newer.by.clone(),
-                    });
+                if let Some(e) = self.lost(&newer, now) {
+                    return Err(e);
                 }
                 if newer.is_fresh(now(), self.margin) {
                     return Ok((newer, Source::RefreshedElsewhere));
@@ -815,6 +803,17 @@ impl Lifecycle {
         new.by = Some(holder(now()));
         self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
+    }
+
+    /// The error for `rec` when the provider refused its grant for good.
+    fn lost(&self, rec: &TokenRecord, now: &dyn Fn() -> u64) -> Option<LifecycleError> {
+        rec.lost.as_ref().map(|lost| LifecycleError::GrantLost {
+            app: self.app.clone(),
+            at: lost.at,
+            now: now(),
+            reason: lost.reason.clone(),
+            by: rec.by.clone(),
+        })
     }
 
     /// Takes the store's lease for a refresh of the record read at
@@ -875,14 +874,8 @@ impl Lifecycle {
                 && v != version
             {
                 // The holder found the grant gone: so is ours.
-                if let Some(lost) = &rec.lost {
-                    return Err(LifecycleError::GrantLost {
-                        app: self.app.clone(),
-                        at: lost.at,
-                        now: now(),
-                        reason: lost.reason.clone(),
-                        by: rec.by.clone(),
-                    });
+                if let Some(e) = self.lost(&rec, now) {
+                    return Err(e);
                 }
                 if rec.is_fresh(now(), self.margin) {
                     return Ok(Err(rec));
