@@ -361,10 +361,7 @@ struct StatusApp {
     platform: String,
     grant_type: String,
     /// `ok`, `renews-on-use`, `needs-login`, `lost`, `expired` or `unreadable`.
-    health: &'static str,
-    /// The same, for the table.
-    #[serde(skip)]
-    state: Health,
+    health: Health,
     /// Whether the app can get a token without a person.
     usable: bool,
     logged_in: bool,
@@ -515,8 +512,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         .zip(consumer_usable.iter().copied())
         .map(|((s, consumer), consumer_ok)| StatusApp {
             fix: status_fix(s.health, &s.app),
-            health: s.health.word(),
-            state: s.health,
+            health: s.health,
             usable: s.health.usable() && consumer_ok,
             consumer,
             granted_at: s.granted_at,
@@ -578,7 +574,7 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
         "APP", "GRANT", "TOKEN", "EXPIRES"
     )?;
     for s in out {
-        let token = match s.state {
+        let token = match s.health {
             Health::Lost => "LOST",
             Health::Expired => "expired",
             Health::Unreadable => "unreadable",
@@ -586,7 +582,7 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
             _ => "none",
         };
         let expires = match s.expires_in_secs {
-            _ if s.state == Health::Lost => "-".into(),
+            _ if s.health == Health::Lost => "-".into(),
             Some(e) if e > 0 => format!("in {} min", e / 60),
             // Apps without a user get a new token from `connapp token` (or any command) when due.
             Some(_) if s.grant_type != "authorization_code" => "renews on use".into(),
@@ -602,7 +598,7 @@ fn print_status(w: &mut impl Write, out: &[StatusApp], store: &str, quiet: bool)
         } else {
             format!("{} missing", s.missing_scopes.len())
         };
-        let token = match s.state {
+        let token = match s.health {
             Health::Lost | Health::Expired | Health::Unreadable => render::paint(render::BAD, &format!("{token:<10}")),
             _ if !s.usable => render::paint(render::WARN, &format!("{token:<10}")),
             _ => format!("{token:<10}"),

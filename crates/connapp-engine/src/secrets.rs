@@ -145,7 +145,9 @@ impl<'a> TokenRecords<'a> {
 /// never opens it): the opener comes from the host that opened the store.
 pub struct Leases<'r> {
     open: Option<LeaseOpener<'r>>,
-    handle: std::sync::OnceLock<Result<Option<LeaseHandle>, String>>,
+    /// Kept once opened; a failure is not kept, so a long-lived owner tries
+    /// again at its next refresh.
+    handle: std::sync::OnceLock<Option<LeaseHandle>>,
 }
 
 /// Opens the store's lease (`None`: the store offers none).
@@ -162,10 +164,11 @@ impl<'r> Leases<'r> {
 
     fn get(&self) -> Result<Option<&LeaseHandle>, String> {
         let Some(open) = &self.open else { return Ok(None) };
-        match self.handle.get_or_init(open) {
-            Ok(h) => Ok(h.as_ref()),
-            Err(e) => Err(e.clone()),
+        if self.handle.get().is_none() {
+            // Two threads may both open it; one handle is kept.
+            let _ = self.handle.set(open()?);
         }
+        Ok(self.handle.get().and_then(Option::as_ref))
     }
 }
 

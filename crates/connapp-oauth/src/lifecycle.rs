@@ -93,6 +93,39 @@ pub struct LeaseError {
 /// take (its HTTP timeout is 30 s), shorter than a waiter's patience.
 pub const LEASE_TTL_SECS: u64 = 60;
 
+/// Waiting for a lock or a lease: the wait is reported once, and gives up
+/// after the lifecycle's lock timeout.
+struct Patience {
+    start: Instant,
+    told: bool,
+}
+
+impl Patience {
+    fn new() -> Self {
+        Patience {
+            start: Instant::now(),
+            told: false,
+        }
+    }
+
+    /// Reports the wait (the first time), fails once the timeout has passed,
+    /// else sleeps `pause`.
+    fn wait(&mut self, l: &Lifecycle, waiting: &mut impl FnMut(), pause: Duration) -> Result<(), LifecycleError> {
+        if !self.told {
+            waiting();
+            self.told = true;
+        }
+        if self.start.elapsed() > l.lock_timeout {
+            return Err(LifecycleError::LockTimeout {
+                app: l.app.clone(),
+                secs: l.lock_timeout.as_secs(),
+            });
+        }
+        std::thread::sleep(pause);
+        Ok(())
+    }
+}
+
 /// The lease taken, given back when dropped.
 struct Turn<'a> {
     lease: &'a dyn HostLease,
@@ -470,23 +503,12 @@ impl Lifecycle {
             .open(&path)
             .map_err(|e| LifecycleError::Local(format!("cannot open {}: {e}", path.display())))?;
         tracing::trace!(lock = %path.display(), "taking the app lock");
-        let start = Instant::now();
-        let mut told = false;
+        let mut patience = Patience::new();
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    if !told {
-                        waiting();
-                        told = true;
-                    }
-                    if start.elapsed() > self.lock_timeout {
-                        return Err(LifecycleError::LockTimeout {
-                            app: self.app.clone(),
-                            secs: self.lock_timeout.as_secs(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(15));
+                    patience.wait(self, &mut waiting, Duration::from_millis(15))?;
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(LifecycleError::Local(format!("cannot lock {}: {e}", path.display())));
@@ -831,8 +853,7 @@ impl Lifecycle {
         waiting: &mut impl FnMut(),
     ) -> Result<Result<Option<Turn<'l>>, TokenRecord>, LifecycleError> {
         let who = holder(now());
-        let start = Instant::now();
-        let mut told = false;
+        let mut patience = Patience::new();
         loop {
             match lease.try_take(&who, LEASE_TTL_SECS) {
                 Ok(Some(t)) => {
@@ -858,18 +879,10 @@ impl Lifecycle {
                     return Ok(Ok(None));
                 }
             }
-            if !told {
+            if !patience.told {
                 tracing::info!(app = %self.app, "another host holds the store's lease; waiting for its answer");
-                waiting();
-                told = true;
             }
-            if start.elapsed() > self.lock_timeout {
-                return Err(LifecycleError::LockTimeout {
-                    app: self.app.clone(),
-                    secs: self.lock_timeout.as_secs(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            patience.wait(self, waiting, Duration::from_millis(100))?;
             if let Some((rec, v)) = self.read(store)?
                 && v != version
             {

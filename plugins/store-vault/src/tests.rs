@@ -27,6 +27,19 @@ fn store(prefix: &str) -> VaultStore {
     .expect("client")
 }
 
+/// One call to OpenBao's API with the root token (policies, auth methods).
+fn as_root(addr: &str, root: &str, method: reqwest::Method, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+    let r = crate::client_builder()
+        .build()
+        .expect("client")
+        .request(method, format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", root)
+        .json(body)
+        .send()
+        .expect("admin call");
+    (r.status(), r.json().unwrap_or(Value::Null))
+}
+
 fn unique(tag: &str) -> String {
     format!(
         "connapp-test/{tag}-{}-{}",
@@ -166,20 +179,13 @@ fn a_stopped_server_fails_fast_and_clearly() {
 #[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
 fn approle_with_a_narrow_policy() {
     let (addr, root) = server();
-    let http = crate::client_builder().build().expect("client");
     let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
-        let r = http
-            .request(method, format!("{addr}/v1/{path}"))
-            .header("X-Vault-Token", &root)
-            .json(&body)
-            .send()
-            .expect("admin call");
+        let (status, answer) = as_root(&addr, &root, method, path, &body);
         assert!(
-            r.status().is_success() || r.status() == reqwest::StatusCode::BAD_REQUEST,
-            "{path}: {}",
-            r.status()
+            status.is_success() || status == reqwest::StatusCode::BAD_REQUEST,
+            "{path}: {status}"
         );
-        r.json().unwrap_or(Value::Null)
+        answer
     };
     let tag = format!("approle{}", std::process::id());
     // Enabling twice answers 400 "path is already in use"; either way it is there.
@@ -304,16 +310,10 @@ fn the_readmes_policy_is_enough_for_the_store_and_its_lease() {
         .expect("its policy");
     let prefix = format!("readme-policy-{}", std::process::id());
     let policy = hcl.replace("connapp/acme", &prefix);
-    let http = crate::client_builder().build().expect("client");
     let admin = |method: reqwest::Method, path: &str, body: Value| -> Value {
-        let r = http
-            .request(method, format!("{addr}/v1/{path}"))
-            .header("X-Vault-Token", &root)
-            .json(&body)
-            .send()
-            .expect("admin call");
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().unwrap_or(Value::Null)
+        let (status, answer) = as_root(&addr, &root, method, path, &body);
+        assert!(status.is_success(), "{path}: {status}");
+        answer
     };
     admin(
         reqwest::Method::PUT,

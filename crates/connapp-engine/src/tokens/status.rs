@@ -62,6 +62,19 @@ pub enum Health {
     Unreadable,
 }
 
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// Serialized as its word (`ok`, `lost`, ...), as `status --json` carries it.
+impl serde::Serialize for Health {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.word())
+    }
+}
+
 impl Health {
     /// Whether the app can get a token without a person.
     pub fn usable(self) -> bool {
