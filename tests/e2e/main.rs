@@ -11,6 +11,7 @@ mod interop;
 mod json;
 mod newcomer;
 mod plugins;
+mod raft;
 mod secrets;
 mod servicenow;
 mod terminal;

@@ -344,12 +344,57 @@ pub(crate) fn vault_token_bench(bin: &Path, mode: Mode) -> Result<()> {
             mode.judge(ratio <= 0.5, "target <= 0.5x bao kv get", || {
                 format!("connapp token takes {ratio:.2}x the time of bao kv get; the target is <= 0.5x")
             })?;
+            warm_lease_bench(bin, &work, mode)?;
             race_bench(bin, &work, &base, mode)
         },
     );
     let _ = std::fs::remove_dir_all(&work);
     drop(bao);
     result
+}
+
+/// `connapp token` warm on the Vault store with the lease machinery (the
+/// default) against the same declaration with `lease = false` (the store
+/// offers no lease), side by side: runs alternate, medians compared.
+fn warm_lease_bench(bin: &Path, work: &Path, mode: Mode) -> Result<()> {
+    let decl = std::fs::read_to_string(work.join("connapp.toml"))?;
+    let without = decl.replacen(
+        "[store]\nkind = \"vault\"\n",
+        "[store]\nkind = \"vault\"\n[store.settings]\nlease = false\n",
+        1,
+    );
+    if without == decl {
+        bail!("the bench declaration has no `[store] kind = \"vault\"` table to add `lease = false` to");
+    }
+    let without_file = work.join("no-lease.toml");
+    std::fs::write(&without_file, without)?;
+    let runs = mode.runs(21);
+    let (mut with, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for (times, file) in [
+            (&mut with, work.join("connapp.toml")),
+            (&mut bare, without_file.clone()),
+        ] {
+            let t = std::time::Instant::now();
+            let out = demo_command(bin, work, &["token"])
+                .env("CONNAPP_FILE", &file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()?;
+            times.push(t.elapsed());
+            if !out.status.success() {
+                bail!("connapp token failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    let (with, bare) = (median(with), median(bare));
+    let ratio = with.as_secs_f64() / bare.as_secs_f64();
+    println!(
+        "connapp token warm (Vault store): with the lease machinery median {with:?}; with lease = false median {bare:?}; ratio {ratio:.2} over {runs} runs each, alternating"
+    );
+    mode.judge(ratio <= 1.1, "target <= 1.1x without the lease", || {
+        format!("a warm connapp token takes {ratio:.2}x with the lease machinery; the target is <= 1.1x")
+    })
 }
 
 /// One expiry raced by 3 hosts (each its own data directory; one Vault

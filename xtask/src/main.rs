@@ -58,6 +58,7 @@ commands:
                            (default 60); targets: declaration, webhook, token_answer, plugin_precheck
   e2e-build                build what the end-to-end tests drive into target/e2e (test does this first)
   bench [--quick]          speed targets: sandbox throughput and start-up, connapp token vs bao kv get,
+                           warm token with vs without the lease, 3 hosts racing one expiry vs one alone,
                            webhook serve vs Node.js (--quick: every benchmark once, small, not judged)
   dist [options]           assemble target/dist/connapp
       --builtin a,b        plugins linked into the binary (default: all not listed as dynamic)

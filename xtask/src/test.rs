@@ -200,7 +200,9 @@ pub(crate) fn test() -> Result<()> {
             ])
             .env("CONNAPP_E2E_DIR", &e2e_dir)
             .env("CONNAPP_TEST_BAO_ADDR", &bao.addr)
-            .env("CONNAPP_TEST_BAO_TOKEN", &bao.token),
+            .env("CONNAPP_TEST_BAO_TOKEN", &bao.token)
+            // The Raft test starts a 3-node cluster of its own with this program.
+            .env("CONNAPP_TEST_BAO_BIN", bao_binary()?),
     )?);
     drop(bao);
     // The fuzz targets build (instrumented, release) while the light work

@@ -30,10 +30,12 @@ use secrecy::SecretString;
 use crate::platform::{self, PlatformInfo};
 use crate::secrets::{self, Secrets};
 use crate::{Error, ErrorKind};
+mod cache;
 mod events;
 mod shared;
 mod status;
 
+pub use cache::{JITTER_MAX_SECS, TokenCache};
 pub use events::{Event, Observer, Silent};
 pub use shared::Shared;
 pub use status::{AppStatus, Health, StoreStatus, status};
@@ -320,7 +322,34 @@ impl<'r> AppCtx<'r> {
         }
     }
 
+    /// The memory tier first (a hit reads nothing), then the lifecycle,
+    /// one flight per app in the process; what it serves is kept, and a
+    /// failure drops the entry.
     fn valid_token(&self, force: bool, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
+        let cache = &self.shared.tokens;
+        let name = &self.app.name;
+        if !force && let Some(rec) = cache.get(name, now(), self.lifecycle.margin) {
+            return Ok((rec, Source::Memory));
+        }
+        let flight = cache.flight(name);
+        let _flight = flight.lock().unwrap_or_else(|p| p.into_inner());
+        // Another caller renewed while this one waited for the flight.
+        if !force && let Some(rec) = cache.get(name, now(), self.lifecycle.margin) {
+            return Ok((rec, Source::Memory));
+        }
+        match self.stored_or_renewed(force, obs) {
+            Ok((rec, src)) => {
+                cache.put(name, &rec);
+                Ok((rec, src))
+            }
+            Err(e) => {
+                cache.forget(name);
+                Err(e)
+            }
+        }
+    }
+
+    fn stored_or_renewed(&self, force: bool, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
         let store = Secrets::new(&self.shared.store)
             .token_records(&self.app.name)
             .with_leases(&self.shared.leases);
@@ -413,6 +442,9 @@ impl<'r> AppCtx<'r> {
                     "run `connapp token {app}` on the host that refreshed last (it replays its journal and publishes the tokens), then try again here; consent again only if that host is gone for good"
                 ))
             }
+            e @ LifecycleError::LeaseOutlived { .. } => Error::failure(e.to_string()).hint(format!(
+                "run `connapp token {app}` again: it serves the record the other host publishes; do not consent again, that would end the grant the other host just renewed"
+            )),
             LifecycleError::RefreshRejected { source, .. } => edge_error(app, source),
             LifecycleError::Edge(e) => edge_error(app, e),
             other => Error::failure(format!("{app}: {other}")),
@@ -507,9 +539,11 @@ impl<'r> AppCtx<'r> {
             rec.user = self.grant_user(&rec).ok();
         }
         let store = Secrets::new(&self.shared.store).token_records(&name);
+        self.shared.tokens.forget(&name);
         self.lifecycle
             .store_new(&store, &rec)
             .map_err(|e| self.lifecycle_error(e))?;
+        self.shared.tokens.put(&name, &rec);
         let missing = match &rec.scopes {
             Some(granted) => self
                 .app
@@ -588,6 +622,8 @@ impl<'r> AppCtx<'r> {
     /// unless `forget`, which removes them anyway (with a warning).
     pub fn revoke(&self, forget: bool, obs: &dyn Observer) -> Result<(), Error> {
         let name = &self.app.name;
+        // Whatever the provider says, this process serves the tokens no more.
+        self.shared.tokens.forget(name);
         let store = Secrets::new(&self.shared.store).token_records(name);
         let Some((bytes, version)) = store.load().map_err(Error::failure)? else {
             return Err(Error::failure(format!(
@@ -696,6 +732,7 @@ fn consent_error(app: &str, e: ConsentError) -> Error {
 pub fn source_name(s: Source) -> &'static str {
     match s {
         Source::Stored => "stored",
+        Source::Memory => "memory",
         Source::RefreshedElsewhere => "refreshed-by-another-process",
         Source::Refreshed => "refreshed",
         Source::Replayed => "recovered-from-journal",

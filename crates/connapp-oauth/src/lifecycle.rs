@@ -93,6 +93,20 @@ pub struct LeaseError {
 /// take (its HTTP timeout is 30 s), shorter than a waiter's patience.
 pub const LEASE_TTL_SECS: u64 = 60;
 
+/// The lease's time to live: [`LEASE_TTL_SECS`]; in test builds
+/// (`fault-injection`) `CONNAPP_FAULT_LEASE_TTL_SECS` shortens it, so a test
+/// can let a killed holder's lease expire in seconds.
+fn lease_ttl() -> u64 {
+    #[cfg(feature = "fault-injection")]
+    if let Some(s) = std::env::var("CONNAPP_FAULT_LEASE_TTL_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return s;
+    }
+    LEASE_TTL_SECS
+}
+
 /// Waiting for a lock or a lease: the wait is reported once, and gives up
 /// after the lifecycle's lock timeout.
 struct Patience {
@@ -126,11 +140,33 @@ impl Patience {
     }
 }
 
+/// What a refused refresh token means, once the store is read again.
+enum Refused {
+    /// Another holder stored a fresh record since: it is the answer.
+    Newer(TokenRecord),
+    /// The store holds a newer record (at this version) with another
+    /// refresh token, its access token expired: worth one more request.
+    Retry(TokenRecord, u64),
+    /// Nothing newer: the grant is gone (marked lost where the record was
+    /// still the one refused).
+    Gone,
+}
+
 /// The lease taken, given back when dropped.
 struct Turn<'a> {
     lease: &'a dyn HostLease,
     version: u64,
     after_expiry: bool,
+    /// The owner's clock just before the lease was asked for: the server
+    /// ends the turn no earlier than [`lease_ttl`] after it.
+    asked_at: u64,
+}
+
+impl Turn<'_> {
+    /// Whether the server may have ended this turn by now.
+    fn ran_out(&self, now: u64) -> bool {
+        now.saturating_sub(self.asked_at) >= lease_ttl()
+    }
 }
 
 impl Drop for Turn<'_> {
@@ -286,6 +322,17 @@ pub enum LifecycleError {
         /// Who obtained the refused tokens, if recorded.
         by: Option<String>,
     },
+    /// The provider refused the refresh token after this host's own turn at
+    /// the store's lease had run out mid-request, and no other host published
+    /// a newer record within the lock timeout: another host most likely took
+    /// its turn and used the refresh token first.
+    #[error(
+        "the provider refused the refresh token of {app} after this host's turn at the store's lease ran out in the middle of the request; another host has most likely renewed the grant"
+    )]
+    LeaseOutlived {
+        /// The app.
+        app: String,
+    },
     /// The network or provider failed otherwise.
     #[error(transparent)]
     Edge(#[from] EdgeError),
@@ -353,6 +400,9 @@ pub struct Lifecycle {
 pub enum Source {
     /// The stored token was fresh.
     Stored,
+    /// This process served the same fresh token a moment ago (the memory
+    /// tier of a long-lived owner): neither the store nor the disk was read.
+    Memory,
     /// Another process refreshed while we waited for the lock.
     RefreshedElsewhere,
     /// This call refreshed.
@@ -782,49 +832,95 @@ impl Lifecycle {
         // must already be at hand. Callers that find a fresh token above
         // (another process renewed it) never read it.
         let key = self.key(store, &mut slot)?;
-        let Some(rt) = &rec.refresh_token else {
-            if let Some(mint) = renew.mint {
-                return self.mint(store, key, Some(version), mint, now);
-            }
-            return Err(LifecycleError::NoRefreshToken {
-                app: self.app.clone(),
-                expires_at: rec.expires_at,
-                now: now(),
-            });
-        };
-        fault("before-request");
-        let set = match (renew.refresh)(rt) {
-            Ok(set) => set,
-            Err(e @ EdgeError::Rejected { .. }) => {
-                if e.oauth_error() == Some("invalid_grant") {
-                    // The previous lease holder vanished mid-turn: it may have
-                    // rotated the tokens and kept the answer in its journal.
-                    // Not proof the grant is gone; never marked lost for it.
-                    if turn.as_ref().is_some_and(|t| t.after_expiry)
-                        && let Some((newer, v)) = self.read(store)?
-                        && v == version
-                    {
-                        return Err(LifecycleError::HolderVanished {
-                            app: self.app.clone(),
-                            by: newer.by.clone(),
-                        });
-                    }
-                    if let Some(elsewhere) = self.grant_refused(store, &rec, version, &e, now)? {
-                        return Ok((elsewhere, Source::RefreshedElsewhere));
-                    }
+        let (mut rec, mut version, mut retried) = (rec, version, false);
+        let set = loop {
+            let Some(rt) = &rec.refresh_token else {
+                if let Some(mint) = renew.mint {
+                    return self.mint(store, key, Some(version), mint, now);
                 }
-                return Err(LifecycleError::RefreshRejected {
+                return Err(LifecycleError::NoRefreshToken {
                     app: self.app.clone(),
-                    source: e,
-                    by: rec.by.clone(),
+                    expires_at: rec.expires_at,
+                    now: now(),
                 });
+            };
+            fault("before-request");
+            let e = match (renew.refresh)(rt) {
+                Ok(set) => break set,
+                Err(e @ EdgeError::Rejected { .. }) => e,
+                Err(other) => return Err(LifecycleError::Edge(other)),
+            };
+            if e.oauth_error() == Some("invalid_grant") {
+                // The previous lease holder vanished mid-turn: it may have
+                // rotated the tokens and kept the answer in its journal.
+                // Not proof the grant is gone; never marked lost for it.
+                if turn.as_ref().is_some_and(|t| t.after_expiry)
+                    && let Some((newer, v)) = self.read(store)?
+                    && v == version
+                {
+                    return Err(LifecycleError::HolderVanished {
+                        app: self.app.clone(),
+                        by: newer.by.clone(),
+                    });
+                }
+                // This host's own turn ran out while the provider
+                // answered: another host may have taken the lease and
+                // used the refresh token first. Its record is the answer;
+                // a refusal is no proof the grant is gone.
+                if turn.as_ref().is_some_and(|t| t.ran_out(now())) {
+                    return self.after_outlived_turn(store, version, now, &mut waiting);
+                }
+                match self.grant_refused(store, &rec, version, &e, now)? {
+                    Refused::Newer(elsewhere) => return Ok((elsewhere, Source::RefreshedElsewhere)),
+                    // What was read was older than the store (a standby's
+                    // stale answer): once more with the newer refresh token.
+                    Refused::Retry(newer, v) if !retried => {
+                        tracing::info!(app = %self.app, "refused a refresh token the store has replaced since; trying the newer one");
+                        (rec, version, retried) = (newer, v, true);
+                        continue;
+                    }
+                    Refused::Retry(..) | Refused::Gone => {}
+                }
             }
-            Err(other) => return Err(LifecycleError::Edge(other)),
+            return Err(LifecycleError::RefreshRejected {
+                app: self.app.clone(),
+                source: e,
+                by: rec.by.clone(),
+            });
         };
         let mut new = rec.refreshed(set, now());
         new.by = Some(holder(now()));
         self.commit(store, key, Some(version), &new)?;
         Ok((new, Source::Refreshed))
+    }
+
+    /// After a refusal that came once this host's turn had run out: waits
+    /// (up to the lock timeout) for the host that took over to publish, and
+    /// serves its record; never marks the grant lost.
+    fn after_outlived_turn(
+        &self,
+        store: &dyn TokenStore,
+        version: u64,
+        now: &dyn Fn() -> u64,
+        waiting: &mut impl FnMut(),
+    ) -> Result<(TokenRecord, Source), LifecycleError> {
+        tracing::info!(app = %self.app, "refused after this host's turn at the lease ran out; waiting for the host that took over");
+        let mut patience = Patience::new();
+        loop {
+            if let Some((newer, v)) = self.read(store)?
+                && v != version
+            {
+                if let Some(e) = self.lost(&newer, now) {
+                    return Err(e);
+                }
+                if newer.is_fresh(now(), self.margin) {
+                    return Ok((newer, Source::RefreshedElsewhere));
+                }
+            }
+            if patience.wait(self, waiting, Duration::from_millis(100)).is_err() {
+                return Err(LifecycleError::LeaseOutlived { app: self.app.clone() });
+            }
+        }
     }
 
     /// The error for `rec` when the provider refused its grant for good.
@@ -855,13 +951,15 @@ impl Lifecycle {
         let who = holder(now());
         let mut patience = Patience::new();
         loop {
-            match lease.try_take(&who, LEASE_TTL_SECS) {
+            let asked_at = now();
+            match lease.try_take(&who, lease_ttl()) {
                 Ok(Some(t)) => {
                     tracing::debug!(app = %self.app, version = t.version, after_expiry = t.after_expiry, "took the store's lease");
                     return Ok(Ok(Some(Turn {
                         lease,
                         version: t.version,
                         after_expiry: t.after_expiry,
+                        asked_at,
                     })));
                 }
                 Ok(None) => {}
@@ -900,7 +998,9 @@ impl Lifecycle {
     /// The provider said `invalid_grant` to the refresh token of `rec` (read
     /// at `version`). If another holder has stored a newer record since (a
     /// host that does not share this lock refreshed a rotating refresh token
-    /// first), that record is the answer. Otherwise the grant is gone: the
+    /// first), that record is the answer; if its access token has expired
+    /// meanwhile but its refresh token is another, one more request is worth
+    /// it (what was refused came from a stale read). Otherwise the grant is gone: the
     /// record is marked lost — only if it is still at `version` — so every
     /// later `token` and `status` knows without asking the provider again.
     fn grant_refused(
@@ -910,12 +1010,26 @@ impl Lifecycle {
         version: u64,
         e: &EdgeError,
         now: &dyn Fn() -> u64,
-    ) -> Result<Option<TokenRecord>, LifecycleError> {
+    ) -> Result<Refused, LifecycleError> {
         if let Some((newer, v)) = self.read(store)?
             && v != version
         {
-            let usable = newer.lost.is_none() && newer.is_fresh(now(), self.margin);
-            return Ok(usable.then_some(newer));
+            if newer.lost.is_some() {
+                return Ok(Refused::Gone);
+            }
+            if newer.is_fresh(now(), self.margin) {
+                return Ok(Refused::Newer(newer));
+            }
+            use secrecy::ExposeSecret;
+            let other_token = match (&newer.refresh_token, &rec.refresh_token) {
+                (Some(a), Some(b)) => a.expose_secret() != b.expose_secret(),
+                _ => false,
+            };
+            return Ok(if other_token {
+                Refused::Retry(newer, v)
+            } else {
+                Refused::Gone
+            });
         }
         let mut reason = e.to_string();
         if reason.len() > LOST_REASON_MAX {
@@ -929,7 +1043,7 @@ impl Lifecycle {
         // A failed mark (the store moved on, or failed) leaves the record as
         // it was; the refusal is reported either way.
         let _ = store.save(&rec.marked_lost(now(), reason).to_bytes(), Some(version));
-        Ok(None)
+        Ok(Refused::Gone)
     }
 
     /// A new token from the client's credentials, committed like a refresh.
@@ -1078,6 +1192,39 @@ mod tests {
         }
     }
 
+    /// A shared store whose other host publishes `publish` on the
+    /// `loads_left`-th read from now (0: never).
+    struct Late<'a> {
+        shared: Shared<'a>,
+        loads_left: AtomicU64,
+        publish: Mutex<Option<TokenRecord>>,
+    }
+
+    impl TokenStore for Late<'_> {
+        fn load(&self) -> Result<Option<Versioned>, String> {
+            if self.loads_left.load(Ordering::SeqCst) > 0
+                && self.loads_left.fetch_sub(1, Ordering::SeqCst) == 1
+                && let Some(rec) = self.publish.lock().expect("lock").take()
+            {
+                let v = self.shared.mem.load()?.map(|(_, v)| v);
+                self.shared
+                    .mem
+                    .save(&rec.to_bytes(), v)
+                    .expect("the other host publishes");
+            }
+            self.shared.load()
+        }
+        fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+            self.shared.save(bytes, expected)
+        }
+        fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+            self.shared.journal_key()
+        }
+        fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+            self.shared.lease()
+        }
+    }
+
     /// On a shared store a refresh takes the lease first and gives it back;
     /// while another host holds it, the record that host publishes is the
     /// answer (no request of this host's); a lease that cannot be used
@@ -1178,6 +1325,218 @@ mod tests {
         let (_, s) = l.token(&store, &|| 14_000, false, &renew, || {}).expect("token");
         assert_eq!(s, Source::Refreshed);
         assert_eq!(refreshes.load(Ordering::SeqCst), 3);
+    }
+
+    /// With an injected clock: this host's turn at the lease runs out while
+    /// the provider answers (the clock passes the lease's TTL during the
+    /// request), another host takes over, uses the refresh token first and
+    /// publishes; the provider then refuses this host's request. The other
+    /// host's record is served and nothing is marked lost; when nothing is
+    /// published within the lock timeout, the error says so (not "consent
+    /// again").
+    #[test]
+    fn a_turn_that_ran_out_mid_request_serves_the_next_holders_record() {
+        let (_dir, mut l, mem) = world();
+        l.lock_timeout = Duration::from_millis(300);
+        l.store_new(&mem, &rec("at-1", "rt-1", 1000, 0)).expect("store");
+        let clock = AtomicU64::new(2000);
+        let now = || clock.load(Ordering::SeqCst);
+        let refused = || EdgeError::Rejected {
+            endpoint: "token",
+            status: 400,
+            error: "invalid_grant".into(),
+            reason: Some("Invalid Token!".into()),
+        };
+        // The other host took over and publishes a moment after the
+        // provider refused this host's request (its own write is still on
+        // the way when the refusal arrives).
+        let store = Late {
+            shared: Shared {
+                mem: &mem,
+                lease: FakeLease::new(&mem),
+            },
+            loads_left: AtomicU64::new(0),
+            publish: Mutex::new(None),
+        };
+        let slow_then_refused = |_: &SecretString| -> Result<TokenSet, EdgeError> {
+            let t = clock.fetch_add(LEASE_TTL_SECS + 5, Ordering::SeqCst) + LEASE_TTL_SECS + 5;
+            *store.publish.lock().expect("lock") = Some(rec("at-other", "rt-other", t + 3600, t));
+            store.loads_left.store(2, Ordering::SeqCst);
+            Err(refused())
+        };
+        let (got, s) = l
+            .token(
+                &store,
+                &now,
+                false,
+                &Renew {
+                    refresh: &slow_then_refused,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("the other host's record");
+        assert_eq!(s, Source::RefreshedElsewhere);
+        assert_eq!(got.access_token.expose_secret(), "at-other");
+        assert_eq!(stored(&mem).lost, None);
+
+        // Nobody publishes: a clear error after the lock timeout, the record untouched.
+        clock.fetch_add(7200, Ordering::SeqCst);
+        let slow_refused = |_: &SecretString| -> Result<TokenSet, EdgeError> {
+            clock.fetch_add(LEASE_TTL_SECS, Ordering::SeqCst);
+            Err(refused())
+        };
+        let store = Shared {
+            mem: &mem,
+            lease: FakeLease::new(&mem),
+        };
+        let e = l
+            .token(
+                &store,
+                &now,
+                false,
+                &Renew {
+                    refresh: &slow_refused,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect_err("refused");
+        assert!(matches!(e, LifecycleError::LeaseOutlived { .. }), "{e}");
+        assert_eq!(stored(&mem).lost, None, "not marked lost");
+        assert_eq!(store.lease.given_back.load(Ordering::SeqCst), 1);
+
+        // Within its turn, the same refusal is the grant's end, as before.
+        clock.fetch_add(7200, Ordering::SeqCst);
+        let quick_refused = |_: &SecretString| -> Result<TokenSet, EdgeError> { Err(refused()) };
+        let store = Shared {
+            mem: &mem,
+            lease: FakeLease::new(&mem),
+        };
+        let e = l
+            .token(
+                &store,
+                &now,
+                false,
+                &Renew {
+                    refresh: &quick_refused,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect_err("refused");
+        assert!(matches!(e, LifecycleError::RefreshRejected { .. }), "{e}");
+        assert!(stored(&mem).lost.is_some(), "marked lost");
+    }
+
+    /// A stale read from a standby: right after this host takes the lease,
+    /// the store answers once with the record from before the previous
+    /// holder's publish (a Raft standby that has not caught up; store-vault
+    /// asks for consistent reads, this is the defence behind them). The
+    /// rotated-away refresh token is refused; the record read again is the
+    /// newer one, served, and nothing is marked lost.
+    #[test]
+    fn a_stale_read_after_taking_the_lease_costs_no_grant() {
+        let (_dir, l, mem) = world();
+        l.store_new(&mem, &rec("at-1", "rt-1", 1000, 0)).expect("store");
+        // The previous holder's publish, already in the store.
+        let v = mem.load().expect("load").map(|(_, v)| v);
+        mem.save(&rec("at-2", "rt-2", 9000, 5000).to_bytes(), v)
+            .expect("publish");
+        let stale = rec("at-1", "rt-1", 1000, 0).to_bytes();
+        struct Standby<'a> {
+            shared: Shared<'a>,
+            stale: Mutex<Option<(Vec<u8>, u64)>>,
+            reads: AtomicU64,
+            /// Which read (from 0) is the one right after the lease.
+            stale_at: AtomicU64,
+        }
+        impl TokenStore for Standby<'_> {
+            fn load(&self) -> Result<Option<Versioned>, String> {
+                // The read right after the lease is stale, once.
+                if self.reads.fetch_add(1, Ordering::SeqCst) == self.stale_at.load(Ordering::SeqCst)
+                    && let Some((b, v)) = self.stale.lock().expect("lock").take()
+                {
+                    return Ok(Some((Zeroizing::new(b), v)));
+                }
+                self.shared.load()
+            }
+            fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+                self.shared.save(bytes, expected)
+            }
+            fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+                self.shared.journal_key()
+            }
+            fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+                self.shared.lease()
+            }
+        }
+        let store = Standby {
+            shared: Shared {
+                mem: &mem,
+                lease: FakeLease::new(&mem),
+            },
+            stale: Mutex::new(Some((stale.to_vec(), 1))),
+            reads: AtomicU64::new(0),
+            // Forced: the read under the lock, then the one after the lease.
+            stale_at: AtomicU64::new(1),
+        };
+        let spent = Mutex::new(Vec::new());
+        let rotating = |rt: &SecretString| -> Result<TokenSet, EdgeError> {
+            spent.lock().expect("lock").push(rt.expose_secret().to_string());
+            if rt.expose_secret() == "rt-1" {
+                return Err(EdgeError::Rejected {
+                    endpoint: "token",
+                    status: 400,
+                    error: "invalid_grant".into(),
+                    reason: Some("Invalid Token!".into()),
+                });
+            }
+            Ok(set("at-3", "rt-3"))
+        };
+        // Forced: the fresh record does not end the call before the lease.
+        let (got, s) = l
+            .token(
+                &store,
+                &|| 6000,
+                true,
+                &Renew {
+                    refresh: &rotating,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("the newer record");
+        assert_eq!(spent.lock().expect("lock").as_slice(), ["rt-1"], "one refused request");
+        assert_eq!(s, Source::RefreshedElsewhere);
+        assert_eq!(got.access_token.expose_secret(), "at-2");
+        assert_eq!(stored(&mem).lost, None, "not marked lost");
+
+        // Later, at-2 has expired too: after the stale read's refusal the
+        // newer record's refresh token is tried, once, and works.
+        spent.lock().expect("lock").clear();
+        let stale = rec("at-1", "rt-1", 1000, 0).to_bytes();
+        *store.stale.lock().expect("lock") = Some((stale.to_vec(), 1));
+        store.reads.store(0, Ordering::SeqCst);
+        // Not forced: the fast path's read comes first.
+        store.stale_at.store(2, Ordering::SeqCst);
+        let (got, s) = l
+            .token(
+                &store,
+                &|| 20_000,
+                false,
+                &Renew {
+                    refresh: &rotating,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("refreshed with the newer refresh token");
+        assert_eq!(spent.lock().expect("lock").as_slice(), ["rt-1", "rt-2"]);
+        assert_eq!(s, Source::Refreshed);
+        assert_eq!(got.access_token.expose_secret(), "at-3");
+        assert_eq!(stored(&mem).access_token.expose_secret(), "at-3");
+        assert_eq!(stored(&mem).lost, None, "not marked lost");
     }
 
     /// `token` at `now` for a grant with a user (refresh, no mint).

@@ -7,8 +7,9 @@ use zeroize::Zeroizing;
 use crate::TokenSet;
 
 /// The tokens of one app, as stored. `Debug` shows no token: `SecretString`
-/// redacts itself.
-#[derive(Debug)]
+/// redacts itself. `Clone` keeps the tokens secret (a clone is zeroized on
+/// drop like the original); the memory tier holds one.
+#[derive(Debug, Clone)]
 pub struct TokenRecord {
     /// The access token.
     pub access_token: SecretString,

@@ -8,7 +8,7 @@
 //! delete is atomic against concurrent writers and versions never repeat.
 //!
 //! Settings (`[store.settings]`): `addr` (else `VAULT_ADDR` / `BAO_ADDR`),
-//! `mount` (default `secret`), `prefix` (default `connapp`), `namespace`,
+//! `fallback_addrs` (a cluster's other nodes), `lease` (default true), `mount` (default `secret`), `prefix` (default `connapp`), `namespace`,
 //! `token_file` (else `VAULT_TOKEN` / `BAO_TOKEN`), AppRole with `role_id` and
 //! `secret_id_file` (or `VAULT_SECRET_ID`), `ca_cert` (a PEM file).
 //!
@@ -44,6 +44,9 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> StoreError {
 pub struct VaultConfig {
     /// Base address, e.g. `https://vault.example:8200`.
     pub addr: String,
+    /// Other nodes of the same cluster, tried in turn when `addr` does not
+    /// answer (`fallback_addrs`).
+    pub fallback: Vec<String>,
     /// KV v2 mount.
     pub mount: String,
     /// Path prefix under the mount.
@@ -56,10 +59,20 @@ pub struct VaultConfig {
     pub ca_cert: Option<Vec<u8>>,
 }
 
+impl VaultConfig {
+    /// The server addresses: `addr`, then the fallbacks.
+    pub fn addrs(&self) -> Vec<&str> {
+        std::iter::once(self.addr.as_str())
+            .chain(self.fallback.iter().map(String::as_str))
+            .collect()
+    }
+}
+
 impl fmt::Debug for VaultConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultConfig")
             .field("addr", &self.addr)
+            .field("fallback", &self.fallback)
             .field("mount", &self.mount)
             .field("prefix", &self.prefix)
             .field("namespace", &self.namespace)
@@ -72,6 +85,50 @@ impl fmt::Debug for VaultConfig {
 pub struct VaultStore {
     cfg: VaultConfig,
     http: Client,
+    /// The address that answered last (an index into `cfg.addrs()`).
+    preferred: std::sync::atomic::AtomicUsize,
+}
+
+/// How long a request waits out a cluster without an active node (a leader
+/// election takes a few seconds on OpenBao's Raft; 9-14 s with its default
+/// timing) before it reports Vault unavailable.
+pub const ELECTION_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The newest `X-Vault-Index` this process has seen from each server
+/// address: `(cluster, raft index, the header as sent)`.
+///
+/// A Raft standby answers reads from its own copy, which can lag the active
+/// node (OpenBao >= 2.5 serves standby reads by default). Sending the newest
+/// index back with `X-Vault-Inconsistent: forward-active-node` makes a
+/// standby that has not applied it yet forward the read to the active node
+/// (OpenBao >= 2.7), so a read after this process's own write (a lease taken
+/// after another host's publish) sees that write. A server that sends no
+/// index (a `-dev` server, an older OpenBao, Vault without Enterprise) is
+/// read as before. Shared by the store and its lease, which are separate
+/// clients of the same server.
+fn indexes() -> &'static std::sync::Mutex<std::collections::HashMap<String, SeenIndex>> {
+    static INDEXES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, SeenIndex>>> =
+        std::sync::OnceLock::new();
+    INDEXES.get_or_init(Default::default)
+}
+
+/// `(cluster, raft index, the header as the server sent it)`.
+type SeenIndex = (String, u64, String);
+
+/// `(cluster, index)` of an `X-Vault-Index` header: base64 of
+/// `{"cluster": "...", "value": "37"}` (OpenBao 2.7).
+fn parse_index(raw: &str) -> Option<(String, u64)> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(raw.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(raw.trim()))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let cluster = v["cluster"].as_str()?.to_string();
+    let value = match &v["value"] {
+        Value::String(s) => s.parse().ok()?,
+        n => n.as_u64()?,
+    };
+    Some((cluster, value))
 }
 
 fn transport(addr: &str, e: &reqwest::Error) -> StoreError {
@@ -110,9 +167,38 @@ impl VaultStore {
         let http = b
             .build()
             .map_err(|e| err(ErrorCode::OTHER, format!("cannot build the HTTP client: {e}")))?;
-        Ok(VaultStore { cfg, http })
+        Ok(VaultStore {
+            cfg,
+            http,
+            preferred: Default::default(),
+        })
     }
 
+    /// Keeps the response's index if it is the newest seen from this server.
+    fn saw_index(&self, r: &Response) {
+        let Some(raw) = r.headers().get("x-vault-index").and_then(|h| h.to_str().ok()) else {
+            return;
+        };
+        let Some((cluster, value)) = parse_index(raw) else {
+            return;
+        };
+        let mut map = indexes().lock().unwrap_or_else(|p| p.into_inner());
+        let e = map
+            .entry(self.cfg.addr.clone())
+            .or_insert_with(|| (cluster.clone(), 0, String::new()));
+        // A different cluster at the same address (rebuilt): start over.
+        if e.0 != cluster || value >= e.1 {
+            *e = (cluster, value, raw.to_string());
+        }
+    }
+
+    /// The newest index seen from this server, to send back.
+    fn known_index(&self) -> Option<String> {
+        let map = indexes().lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&self.cfg.addr).map(|(_, _, raw)| raw.clone())
+    }
+
+    /// The request path (`/v1/<mount>/<kind>/<prefix>/<key>`), without the address.
     fn path(&self, kind: &str, key: &str) -> String {
         let prefix = self.cfg.prefix.trim_matches('/');
         let key = key.trim_start_matches('/');
@@ -121,65 +207,115 @@ impl VaultStore {
         } else {
             format!("{prefix}/{key}")
         };
-        format!(
-            "{}/v1/{}/{kind}/{rel}",
-            self.cfg.addr.trim_end_matches('/'),
-            self.cfg.mount.trim_matches('/')
-        )
+        format!("/v1/{}/{kind}/{rel}", self.cfg.mount.trim_matches('/'))
     }
 
-    /// One request with retries on 5xx, 429 and transport errors (3 tries, backoff).
-    fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<(StatusCode, Value), StoreError> {
+    /// One request. The addresses are tried in turn, starting with the one
+    /// that answered last: a node that does not answer at all (down,
+    /// unreachable) is passed over at once. An answer that says "no active
+    /// node right now" — 307/308 from a standby, 503, 502, 504, 429 — is a
+    /// leader election or an overload: tried again with backoff (capped at
+    /// 1 s) for up to [`ELECTION_PATIENCE`]. Other server errors and
+    /// addresses that all refuse get three tries. The redirect is never
+    /// followed: the token would go wherever it points.
+    fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Value), StoreError> {
+        let addrs = self.cfg.addrs();
+        let start = std::time::Instant::now();
         let mut delay = Duration::from_millis(100);
-        let mut last = None;
-        for attempt in 0..3 {
-            if attempt > 0 {
-                std::thread::sleep(delay);
-                delay *= 4;
-            }
-            let mut rb = self
-                .http
-                .request(method.clone(), url)
-                .header("X-Vault-Token", self.cfg.token.as_str())
-                .header("X-Vault-Request", "true");
-            if let Some(ns) = &self.cfg.namespace {
-                rb = rb.header("X-Vault-Namespace", ns);
-            }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            match rb.send() {
-                Ok(r) => {
-                    let status = r.status();
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        last = Some(err(ErrorCode::UNAVAILABLE, format!("Vault answered HTTP {status}")).retryable());
-                        continue;
-                    }
-                    // A standby points at the active node (during a leader
-                    // election, a new one): try again rather than follow it
-                    // with the token to wherever it points.
-                    if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
-                        last = Some(
-                            err(
-                                ErrorCode::UNAVAILABLE,
-                                format!(
-                                    "Vault answered HTTP {status} (a standby node, perhaps during a leader election)"
-                                ),
-                            )
-                            .retryable(),
-                        );
-                        continue;
-                    }
-                    return Ok((status, json_of(r)));
+        let (mut refused_rounds, mut other_errors) = (0, 0);
+        loop {
+            let first = self.preferred.load(std::sync::atomic::Ordering::Relaxed) % addrs.len();
+            let mut last = None;
+            let mut reached = false;
+            for i in 0..addrs.len() {
+                let at = (first + i) % addrs.len();
+                let addr = addrs[at];
+                let url = format!("{}{path}", addr.trim_end_matches('/'));
+                let mut rb = self
+                    .http
+                    .request(method.clone(), &url)
+                    .header("X-Vault-Token", self.cfg.token.as_str())
+                    .header("X-Vault-Request", "true");
+                if let Some(ns) = &self.cfg.namespace {
+                    rb = rb.header("X-Vault-Namespace", ns);
                 }
-                Err(e) => last = Some(transport(&self.cfg.addr, &e)),
+                if let Some(index) = self.known_index() {
+                    rb = rb
+                        .header("X-Vault-Index", index)
+                        .header("X-Vault-Inconsistent", "forward-active-node");
+                }
+                if let Some(b) = body {
+                    rb = rb.json(b);
+                }
+                let r = match rb.send() {
+                    Ok(r) => r,
+                    Err(e) => {
+                        last = Some(transport(addr, &e));
+                        continue;
+                    }
+                };
+                reached = true;
+                self.preferred.store(at, std::sync::atomic::Ordering::Relaxed);
+                self.saw_index(&r);
+                let status = r.status();
+                let electing = matches!(
+                    status,
+                    StatusCode::TEMPORARY_REDIRECT
+                        | StatusCode::PERMANENT_REDIRECT
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::BAD_GATEWAY
+                        | StatusCode::GATEWAY_TIMEOUT
+                        | StatusCode::TOO_MANY_REQUESTS
+                );
+                if electing {
+                    last = Some(
+                        err(
+                            ErrorCode::UNAVAILABLE,
+                            format!(
+                                "Vault at {addr} answered HTTP {status} for {:?}s (no active node: a leader election, or an overload)",
+                                start.elapsed().as_secs()
+                            ),
+                        )
+                        .retryable(),
+                    );
+                    if start.elapsed() >= ELECTION_PATIENCE {
+                        return Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")));
+                    }
+                    // Another node may know the new leader already.
+                    continue;
+                }
+                if status.is_server_error() {
+                    other_errors += 1;
+                    last = Some(
+                        err(
+                            ErrorCode::UNAVAILABLE,
+                            format!("Vault at {addr} answered HTTP {status}"),
+                        )
+                        .retryable(),
+                    );
+                    if other_errors >= 3 {
+                        return Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")));
+                    }
+                    break;
+                }
+                return Ok((status, json_of(r)));
             }
+            if !reached {
+                refused_rounds += 1;
+                if refused_rounds >= 3 {
+                    return Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")));
+                }
+            }
+            if start.elapsed() >= ELECTION_PATIENCE {
+                return Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")));
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(1));
         }
-        Err(last.unwrap_or_else(|| err(ErrorCode::UNAVAILABLE, "Vault did not answer")))
     }
 
-    fn denied(&self, url: &str, capability: &str) -> StoreError {
-        let path = url.split("/v1/").nth(1).unwrap_or(url);
+    fn denied(&self, path: &str, capability: &str) -> StoreError {
+        let path = path.trim_start_matches("/v1/");
         err(
             ErrorCode::PERMISSION_DENIED,
             format!(
@@ -444,14 +580,22 @@ fn approle_login(
     role_id: &str,
     secret_id: &str,
 ) -> Result<Zeroizing<String>, StoreError> {
-    let url = format!("{}/v1/auth/approle/login", cfg.addr.trim_end_matches('/'));
-    let mut rb = http
-        .post(&url)
-        .json(&json!({"role_id": role_id, "secret_id": secret_id}));
-    if let Some(ns) = &cfg.namespace {
-        rb = rb.header("X-Vault-Namespace", ns);
+    // The first node that answers (a standby forwards the login).
+    let mut answer = Err(err(ErrorCode::UNAVAILABLE, "Vault did not answer"));
+    for addr in cfg.addrs() {
+        let url = format!("{}/v1/auth/approle/login", addr.trim_end_matches('/'));
+        let mut rb = http
+            .post(&url)
+            .json(&json!({"role_id": role_id, "secret_id": secret_id}));
+        if let Some(ns) = &cfg.namespace {
+            rb = rb.header("X-Vault-Namespace", ns);
+        }
+        answer = rb.send().map_err(|e| transport(addr, &e));
+        if answer.is_ok() {
+            break;
+        }
     }
-    let r = rb.send().map_err(|e| transport(&cfg.addr, &e))?;
+    let r = answer?;
     let status = r.status();
     let body = json_of(r);
     match body["auth"]["client_token"].as_str() {
@@ -471,6 +615,11 @@ pub fn settings() -> Vec<StoreSetting> {
         StoreSetting::new("addr", T::URL, "the server's address, e.g. https://vault.example:8200")
             .required()
             .env(&["VAULT_ADDR", "BAO_ADDR"]),
+        StoreSetting::new(
+            "fallback_addrs",
+            T::TEXT,
+            "other nodes of the same cluster, comma-separated, tried in turn when addr does not answer",
+        ),
         StoreSetting::new("mount", T::TEXT, "the KV version 2 engine's mount").default_value("secret"),
         StoreSetting::new(
             "prefix",
@@ -498,6 +647,12 @@ pub fn settings() -> Vec<StoreSetting> {
         )
         .secret()
         .env(&["VAULT_SECRET_ID", "BAO_SECRET_ID"]),
+        StoreSetting::new(
+            "lease",
+            T::BOOLEAN,
+            "take turns with the other hosts that share this store through a lease under <prefix>/locks, so one refresh serves them all (false: one host only; its local lock is enough)",
+        )
+        .default_value("true"),
         StoreSetting::new(
             "ca_cert",
             T::PATH,
@@ -539,8 +694,29 @@ pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
         ),
         None => None,
     };
+    let fallback = match ctx.setting("fallback_addrs") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                if a.starts_with("http://") || a.starts_with("https://") {
+                    Ok(a.to_string())
+                } else {
+                    Err(err(
+                        ErrorCode::INVALID_INPUT,
+                        format!(
+                            "store.settings.fallback_addrs: {a:?} is not an http:// or https:// address (write the nodes comma-separated, e.g. \"https://vault-2:8200, https://vault-3:8200\")"
+                        ),
+                    ))
+                }
+            })
+            .collect::<Result<_, _>>()?,
+    };
     let mut cfg = VaultConfig {
         addr,
+        fallback,
         mount: ctx.setting("mount").unwrap_or("secret").to_string(),
         prefix: ctx.setting("prefix").unwrap_or("connapp").to_string(),
         namespace: ctx
@@ -553,6 +729,7 @@ pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
     let store = VaultStore::new(VaultConfig {
         token: Zeroizing::new(String::new()),
         addr: cfg.addr.clone(),
+        fallback: cfg.fallback.clone(),
         mount: cfg.mount.clone(),
         prefix: cfg.prefix.clone(),
         namespace: cfg.namespace.clone(),
@@ -579,7 +756,11 @@ pub fn from_settings(ctx: &StoreContext<'_>) -> Result<VaultStore, StoreError> {
             )
         })?
     };
-    Ok(VaultStore { cfg, http: store.http })
+    Ok(VaultStore {
+        cfg,
+        http: store.http,
+        preferred: Default::default(),
+    })
 }
 
 /// Leases under `<prefix>/locks/<name>` (API 1.7), built from KV v2 alone:
@@ -686,6 +867,9 @@ impl Plugin for VaultStorePlugin {
     }
 
     fn open_lease(_kind: &str, ctx: &StoreContext<'_>) -> Result<Option<Box<dyn Lease>>, StoreError> {
+        if ctx.setting("lease") == Some("false") {
+            return Ok(None);
+        }
         Ok(Some(Box::new(VaultLease {
             store: from_settings(ctx)?,
             prepared: Default::default(),

@@ -26,6 +26,8 @@ pub struct Shared<'r> {
     store_id: String,
     /// The store's lease, for stores hosts share (opened on first use).
     pub leases: Arc<secrets::Leases<'r>>,
+    /// The memory tier: tokens this owner served, by app.
+    pub tokens: Arc<super::TokenCache>,
 }
 
 impl std::fmt::Debug for Shared<'_> {
@@ -53,6 +55,7 @@ impl<'r> Shared<'r> {
         Ok(Shared {
             store_id: store_id(&store_plugin.info.name, &location),
             leases: Arc::new(secrets::Leases::new(None)),
+            tokens: Default::default(),
             store: Arc::new(store),
             store_plugin,
             http,

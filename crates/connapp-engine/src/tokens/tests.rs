@@ -17,9 +17,25 @@ fn a_server_to_server_app_mints_serves_the_stored_token_and_renews_on_demand() {
 
     let (first, src) = c.token(&Silent).expect("minted");
     assert_eq!(src, Source::Minted);
-    let (again, src) = c.token(&Silent).expect("stored");
-    assert_eq!(src, Source::Stored);
+    // The memory tier: served again without reading the store (the record
+    // is gone from it meanwhile, and the answer is the same token).
+    let (again, src) = c.token(&Silent).expect("from memory");
+    assert_eq!(src, Source::Memory);
     assert_eq!(again.access_token.expose_secret(), first.access_token.expose_secret());
+    let key = crate::secrets::token_key("s2s");
+    let kept = shared.store.get(&key).expect("get").expect("stored");
+    shared.store.delete(&key, Expected::Any).expect("delete");
+    let (again, src) = c.token(&Silent).expect("from memory");
+    assert_eq!(src, Source::Memory);
+    assert_eq!(again.access_token.expose_secret(), first.access_token.expose_secret());
+    shared.store.put(&key, &kept.value, Expected::Absent).expect("put back");
+    // Another owner of the same store (its own memory) reads the store.
+    let mut elsewhere = shared.clone();
+    elsewhere.tokens = Default::default();
+    let other = w.load("s2s", &elsewhere);
+    let (stored, src) = other.token(&Silent).expect("stored");
+    assert_eq!(src, Source::Stored);
+    assert_eq!(stored.access_token.expose_secret(), first.access_token.expose_secret());
     let (renewed, src) = c.renew(&Silent).expect("renewed");
     assert_eq!(src, Source::Minted);
     assert_ne!(renewed.access_token.expose_secret(), first.access_token.expose_secret());
