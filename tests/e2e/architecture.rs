@@ -212,7 +212,6 @@ fn the_cli_takes_no_new_dependencies() {
         "connapp-store-file",
         "connapp-store-keyring",
         "connapp-store-vault",
-        "directories",
         "rpassword",
         "secrecy",
         "serde",
@@ -250,6 +249,39 @@ fn the_cli_holds_no_http() {
         &["reqwest::", "connapp_oauth::"],
         "HTTP belongs in the engine or a platform client",
     );
+}
+
+/// The environment (directories, declaration discovery, opening the store)
+/// is the engine's, and the FFI context a store is opened with is the
+/// host's: the CLI writes no `extern "C"` glue and no directory lookup.
+#[test]
+fn the_cli_builds_no_ffi_context_and_finds_no_directories() {
+    depends_on_none(
+        "connapp-cli",
+        &["directories", "abi_stable"],
+        "the environment belongs to the engine",
+    );
+    forbid(
+        "crates/connapp-cli/src",
+        &["extern \"C\"", "FfiStoreContext", "ProjectDirs"],
+        "the host builds the FFI context; the engine's Environment finds the directories",
+    );
+}
+
+/// The engine's `platform` module (what the plugins say about platforms)
+/// stands below the token service: `tokens` uses it, never the other way.
+#[test]
+fn platform_knowledge_does_not_depend_on_the_token_service() {
+    forbid(
+        "crates/connapp-engine/src/platform",
+        &["crate::tokens", "AppCtx"],
+        "platform stands below tokens",
+    );
+    let text = std::fs::read_to_string(root().join("crates/connapp-engine/src/platform.rs")).expect("read");
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    for b in ["crate::tokens", "AppCtx"] {
+        assert!(!code.contains(b), "platform.rs contains {b}: platform stands below tokens");
+    }
 }
 
 /// Zoom and ServiceNow knowledge lives in their clients (`connapp-zoom`,
@@ -465,4 +497,6 @@ fn the_session_types_are_send_and_sync() {
     shared_across_threads::<Box<dyn connapp_engine::manage::ConsumerEnd>>();
     shared_across_threads::<connapp_engine::Error>();
     shared_across_threads::<connapp_plugin_api::StoreHandle>();
+    shared_across_threads::<connapp_engine::environment::Environment>();
+    shared_across_threads::<connapp_engine::tokens::TokenCache>();
 }

@@ -4,61 +4,49 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::OnceLock;
+
 use connapp_core::{Declaration, Report};
-use connapp_host::{LoadedPlugin, Registry};
-use connapp_plugin_api::abi_stable::std_types::{RResult, RStr, RString, RVec, Tuple2};
-use connapp_plugin_api::{ErrorCode, FfiError, FfiStoreContext, StoreHandle};
+use connapp_engine::environment::{EnvError, Environment};
+use connapp_host::{LoadedPlugin, Prompt, Registry};
+use connapp_plugin_api::StoreHandle;
 use serde::Serialize;
 
 use crate::cli::Global;
 use crate::error::{CliError, Exit};
 
-/// `$VAR` when set, else the directory `pick` takes from the XDG dirs.
-fn dir_of(var: &str, pick: fn(&directories::ProjectDirs) -> &Path) -> Result<PathBuf, CliError> {
-    if let Some(d) = std::env::var_os(var) {
-        return Ok(PathBuf::from(d));
+/// The environment this process runs the engine in (directories, plugin
+/// search path, the terminal prompt when stdin is a terminal), taken from
+/// the process once.
+pub fn environment() -> Result<&'static Environment, CliError> {
+    static ENV: OnceLock<Environment> = OnceLock::new();
+    if let Some(e) = ENV.get() {
+        return Ok(e);
     }
-    directories::ProjectDirs::from("", "", "connapp")
-        .map(|p| pick(&p).to_path_buf())
-        .ok_or_else(|| CliError::failure("cannot find a home directory").hint(format!("set {var}")))
-}
-
-/// `$CONNAPP_CONFIG_DIR`, else the XDG config dir.
-pub fn config_dir() -> Result<PathBuf, CliError> {
-    dir_of("CONNAPP_CONFIG_DIR", directories::ProjectDirs::config_dir)
+    let prompt: Option<Prompt> = interactive().then_some(prompt_secret);
+    let env = Environment::from_process(prompt).map_err(|e| match e {
+        EnvError::NoHome { var } => CliError::failure("cannot find a home directory").hint(format!("set {var}")),
+        other => CliError::failure(other.to_string()),
+    })?;
+    Ok(ENV.get_or_init(|| env))
 }
 
 /// `$CONNAPP_DATA_DIR`, else the XDG data dir.
 pub fn data_dir() -> Result<PathBuf, CliError> {
-    dir_of("CONNAPP_DATA_DIR", directories::ProjectDirs::data_dir)
+    Ok(environment()?.data_dir.clone())
 }
 
 /// Where dynamic plugins are looked for, in order.
 pub fn plugin_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = std::env::var_os("CONNAPP_PLUGIN_PATH") {
-        dirs.extend(std::env::split_paths(&p).filter(|d| d.is_absolute()));
-    }
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(prefix) = exe.parent().and_then(Path::parent)
-    {
-        dirs.push(prefix.join("lib").join("connapp").join("plugins"));
-    }
-    if let Ok(d) = data_dir() {
-        dirs.push(d.join("plugins"));
-    }
-    dirs
+    environment().map(|e| e.plugin_dirs.clone()).unwrap_or_default()
 }
 
 /// Built-ins plus dynamic plugins from the plugin directories.
 pub fn registry() -> Registry {
-    let dirs = plugin_dirs();
-    tracing::debug!(dirs = ?dirs, "plugin search path");
-    let reg = Registry::discover(&dirs);
-    for p in reg.plugins() {
-        tracing::debug!(plugin = %p.info.name, origin = %p.origin, "plugin loaded");
+    match environment() {
+        Ok(e) => e.registry(),
+        Err(_) => Registry::discover(&[]),
     }
-    reg
 }
 
 /// Prints load failures as warnings (to stderr).
@@ -79,18 +67,7 @@ pub fn declaration_path(g: &Global) -> Result<PathBuf, CliError> {
 /// `file` if given, else `./connapp.toml` if it exists, else the config
 /// directory's if that exists, else `./connapp.toml`.
 pub fn find_declaration(file: Option<&Path>) -> Result<PathBuf, CliError> {
-    if let Some(f) = file {
-        return Ok(f.to_path_buf());
-    }
-    let local = PathBuf::from("connapp.toml");
-    if local.exists() {
-        return Ok(local);
-    }
-    let in_config = config_dir()?.join("connapp.toml");
-    if in_config.exists() {
-        return Ok(in_config);
-    }
-    Ok(local)
+    Ok(environment()?.find_declaration(file))
 }
 
 /// Reads and checks the declaration at `path` without trusting its size.
@@ -99,14 +76,10 @@ pub fn find_declaration(file: Option<&Path>) -> Result<PathBuf, CliError> {
 /// read it at all (missing, a directory, unreadable, not UTF-8) is the same
 /// exit code, 3.
 pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
-    use connapp_plugin_api::bounded;
-    let file = path.display().to_string();
-    let bytes = match bounded::read_file("the declaration", path, connapp_core::MAX_DECLARATION_BYTES as u64) {
-        Ok(b) => b,
-        Err(bounded::ReadError::TooLarge { size, .. }) => return Ok(connapp_core::too_large(&file, size)),
-        Err(e) => {
-            let err = CliError::with_code(Exit::Invalid, e.to_string());
-            return Err(match e.io_kind() {
+    environment()?.check_declaration(path, reg).map_err(|e| match e {
+        EnvError::Unreadable(r) => {
+            let err = CliError::with_code(Exit::Invalid, r.to_string());
+            match r.io_kind() {
                 Some(std::io::ErrorKind::NotFound) => {
                     err.hint("run `connapp init --instance NAME` to write one, or pass --file")
                 }
@@ -114,21 +87,14 @@ pub fn check_file(path: &Path, reg: &Registry) -> Result<Report, CliError> {
                     err.hint("pass the declaration file itself, e.g. --file connapp.toml")
                 }
                 _ => err,
-            });
+            }
         }
-    };
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(connapp_engine::platform::check(&file, &text, reg)?),
-        Err(e) => {
-            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            Err(CliError::with_code(
-                Exit::Invalid,
-                format!("{file}:{line}: the declaration is not valid UTF-8 text"),
-            )
-            .hint("save the file as UTF-8"))
+        e @ EnvError::NotUtf8 { .. } => {
+            CliError::with_code(Exit::Invalid, e.to_string()).hint("save the file as UTF-8")
         }
-    }
+        EnvError::Plugin(h) => CliError::from(h),
+        e @ EnvError::NoHome { .. } => CliError::failure(e.to_string()),
+    })
 }
 
 /// One line from standard input at a prompt (bounded: a prompt's answer is short).
@@ -226,65 +192,39 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal()
 }
 
-extern "C" fn prompt_secret(prompt: RStr<'_>) -> RResult<RVec<u8>, FfiError> {
+/// Asks at the terminal with no echo (the environment's prompt, given only
+/// when standard input is a terminal).
+fn prompt_secret(question: &str) -> Result<zeroize::Zeroizing<String>, String> {
     if !interactive() {
-        return RResult::RErr(FfiError {
-            code: ErrorCode::AUTH_FAILED,
-            message: RString::from("a secret is needed but standard input is not a terminal"),
-            retryable: false,
-        });
+        return Err("a secret is needed but standard input is not a terminal".into());
     }
-    match rpassword::prompt_password(prompt.as_str()) {
-        Ok(s) => {
-            let s = zeroize::Zeroizing::new(s);
-            RResult::ROk(RVec::from_slice(s.as_bytes()))
-        }
-        Err(e) => RResult::RErr(FfiError {
-            code: ErrorCode::AUTH_FAILED,
-            message: RString::from(format!("cannot read the secret: {e}")),
-            retryable: false,
-        }),
-    }
-}
-
-/// What a store plugin is opened with: the declaration's settings, the data
-/// directory, and the prompt (only when `interactive`).
-fn store_context(settings: &[(String, String)], interactive: bool) -> Result<FfiStoreContext, CliError> {
-    Ok(FfiStoreContext {
-        settings: settings
-            .iter()
-            .map(|(k, v)| Tuple2(RString::from(k.as_str()), RString::from(v.as_str())))
-            .collect(),
-        data_dir: data_dir()?.display().to_string().into(),
-        interactive,
-        prompt_secret,
-    })
+    rpassword::prompt_password(question)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| format!("cannot read the secret: {e}"))
 }
 
 /// Opens the lease of the declaration's store (`None`: it offers none), to
 /// be called when a refresh needs it: never at a terminal prompt.
 pub fn lease_opener<'r>(reg: &'r Registry, decl: &Declaration) -> connapp_engine::secrets::LeaseOpener<'r> {
-    let kind = decl.store.kind.clone();
-    let settings = decl.store.settings.clone();
-    Box::new(move || {
-        let ctx = store_context(&settings, false).map_err(|e| e.message)?;
-        reg.open_lease(&kind, &ctx).map_err(|e| e.to_string())
-    })
+    match environment() {
+        Ok(env) => env.lease_opener(reg, decl),
+        Err(e) => {
+            let why = e.message;
+            Box::new(move || Err(why.clone()))
+        }
+    }
 }
 
 /// Opens the declaration's store.
 pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
-    let ctx = store_context(&decl.store.settings, interactive())?;
-    tracing::debug!(kind = %decl.store.kind, "opening the store");
-    let (handle, plugin) = reg.open_store(&decl.store.kind, &ctx).map_err(|e| {
+    environment()?.open_store(reg, decl).map_err(|e| {
         let err = CliError::from(e);
         if err.code == Exit::Plugin {
             err
         } else {
             err.hint(store_hint(&decl.store.kind))
         }
-    })?;
-    Ok((handle, plugin))
+    })
 }
 
 fn store_hint(kind: &str) -> String {

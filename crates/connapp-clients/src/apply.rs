@@ -138,7 +138,9 @@ fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn Cons
     match kind {
         connapp_servicenow::PLATFORM => {
             // The platform's records are asked for only when the instance can be reached.
-            let end = connapp_servicenow::consumer::End::load(c, |c| platform::consumer_records(reg, c))?;
+            let end = connapp_servicenow::consumer::End::load(c, |c| {
+                platform::consumer_records(reg, &c.app, &c.endpoints())
+            })?;
             Ok(end.map(|e| Box::new(e) as Box<dyn ConsumerEnd>))
         }
         other => Err(Error::invalid(format!(

@@ -118,7 +118,12 @@ pub fn run(
             && let Some(chain) = consumer_checks(&t.kind)
         {
             step(&format!("reading {}'s token, records and call log", t.display));
-            chain.checks(c, &mut || platform::consumer_records(reg, c), &registered, &mut checks)?;
+            chain.checks(
+                c,
+                &mut || platform::consumer_records(reg, &c.app, &c.endpoints()),
+                &registered,
+                &mut checks,
+            )?;
         }
     }
 
@@ -146,7 +151,7 @@ pub fn drift(
 pub fn consumer_grant(reg: &Registry, c: &AppCtx<'_>) -> Option<connapp_engine::manage::ConsumerGrant> {
     let kind = &c.app.target.as_ref()?.kind;
     let checks = consumer_checks(kind)?;
-    Some(checks.grant(c, &mut || platform::consumer_records(reg, c)))
+    Some(checks.grant(c, &mut || platform::consumer_records(reg, &c.app, &c.endpoints())))
 }
 
 /// Every consumer's checks a client provides.

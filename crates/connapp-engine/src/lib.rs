@@ -3,7 +3,8 @@
 //! `connapp` binary today) parses, calls in here and renders; errors come
 //! back typed and carry what a user needs to fix them.
 //!
-//! It holds the declaration check with each platform's own rules and what
+//! Its owner hands it an [`environment::Environment`] (directories, plugin
+//! search path, a prompt or none). It holds the declaration check with each platform's own rules and what
 //! validation needs from the plugins ([`platform`]), the token service
 //! ([`tokens`]: token, renew, login, revoke, status, with an [`tokens::Observer`]
 //! for events), an app's secrets by kind ([`secrets`], the only code that
@@ -20,6 +21,7 @@
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
+pub mod environment;
 mod error;
 pub mod guide;
 pub mod history;

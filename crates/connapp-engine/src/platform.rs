@@ -15,7 +15,6 @@ use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformPro
 use connapp_plugin_api::{Platform, Preset, PresetScope};
 use serde_json::Value;
 
-use crate::tokens::AppCtx;
 use crate::{Error, ErrorKind};
 
 /// What validation needs from the plugins: presets, store kinds, the
@@ -234,16 +233,31 @@ pub fn platform(reg: &Registry, name: &str) -> Result<Option<PlatformInfo>, Host
     Ok(Some(PlatformInfo { platform, profile }))
 }
 
+/// How a consumer must be told the provider's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Endpoints {
+    /// Authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// The API base, without a trailing slash.
+    pub api_base: String,
+    /// `basic` or `body`.
+    pub client_auth: &'static str,
+}
+
 /// What the consumer platform of the app's target wants (records, lookups,
 /// prunes, consent), from its plugin; the input is the app, the provider's
 /// endpoints as a consumer must be told them, and the target.
-pub fn consumer_records(reg: &Registry, c: &AppCtx<'_>) -> Result<ConsumerRecords, Error> {
-    let Some(target) = &c.app.target else {
-        return Err(Error::invalid(format!("{} has no consumer target", c.app.name)));
+pub fn consumer_records(reg: &Registry, app: &App, endpoints: &Endpoints) -> Result<ConsumerRecords, Error> {
+    let Some(target) = &app.target else {
+        return Err(Error::invalid(format!("{} has no consumer target", app.name)));
     };
     let input = serde_json::json!({
-        "app": serde_json::to_value(&c.app).unwrap_or(Value::Null),
-        "provider": serde_json::to_value(c.endpoints()).unwrap_or(Value::Null),
+        "app": serde_json::to_value(app).unwrap_or(Value::Null),
+        "provider": serde_json::to_value(endpoints).unwrap_or(Value::Null),
         "target": target.view(),
     });
     let platform = &target.kind;

@@ -27,6 +27,7 @@ use connapp_plugin_api::contract::PlatformProfile;
 use connapp_plugin_api::zeroize::Zeroizing;
 use secrecy::SecretString;
 
+pub use crate::platform::Endpoints;
 use crate::platform::{self, PlatformInfo};
 use crate::secrets::{self, Secrets};
 use crate::{Error, ErrorKind};
@@ -122,21 +123,6 @@ pub fn platform_of(reg: &Registry, name: &str) -> Result<PlatformInfo, Error> {
         Error::invalid(format!("no installed plugin provides the platform {name:?}"))
             .hint("run `connapp plugins list` to see the installed platforms")
     })
-}
-
-/// How a consumer must be told the provider's endpoints.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Endpoints {
-    /// Authorization endpoint.
-    pub authorize_url: Option<String>,
-    /// Token endpoint.
-    pub token_url: String,
-    /// Revocation endpoint.
-    pub revoke_url: Option<String>,
-    /// The API base, without a trailing slash.
-    pub api_base: String,
-    /// `basic` or `body`.
-    pub client_auth: &'static str,
 }
 
 impl<'r> AppCtx<'r> {

@@ -13,7 +13,10 @@
 //! you installed. The [`precheck`] keeps out broken files (a truncated copy
 //! would crash the process inside the loader). Libraries are never unloaded.
 
+mod context;
 pub mod precheck;
+
+pub use context::{Prompt, store_context};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
