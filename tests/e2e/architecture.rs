@@ -280,7 +280,10 @@ fn platform_knowledge_does_not_depend_on_the_token_service() {
     let text = std::fs::read_to_string(root().join("crates/connapp-engine/src/platform.rs")).expect("read");
     let code = text.split("#[cfg(test)]").next().unwrap_or("");
     for b in ["crate::tokens", "AppCtx"] {
-        assert!(!code.contains(b), "platform.rs contains {b}: platform stands below tokens");
+        assert!(
+            !code.contains(b),
+            "platform.rs contains {b}: platform stands below tokens"
+        );
     }
 }
 
@@ -498,5 +501,6 @@ fn the_session_types_are_send_and_sync() {
     shared_across_threads::<connapp_engine::Error>();
     shared_across_threads::<connapp_plugin_api::StoreHandle>();
     shared_across_threads::<connapp_engine::environment::Environment>();
+    shared_across_threads::<connapp_engine::Engine>();
     shared_across_threads::<connapp_engine::tokens::TokenCache>();
 }

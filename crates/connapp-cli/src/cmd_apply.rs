@@ -103,7 +103,7 @@ fn prepare_all<'r, 'd>(
     g: &Global,
 ) -> Result<Vec<Work<'r, 'd>>, CliError> {
     let apps = work::targets(decl, name)?;
-    let shared: Shared<'r> = cmd_token::shared(reg, decl)?;
+    let shared: Shared<'r> = cmd_token::shared(decl)?;
     let session = work::Session {
         reg,
         decl,
@@ -115,7 +115,7 @@ fn prepare_all<'r, 'd>(
 
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
+    let work = prepare_all(reg, &decl, a.app.as_deref(), g)?;
     let pending = work.iter().any(Work::pending);
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
@@ -145,9 +145,9 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
     if a.rollback {
         let apps = work::targets(&decl, a.app.as_deref())?;
         let managed: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();
-        return rollback(g, &a, &reg, &decl, &managed);
+        return rollback(g, &a, reg, &decl, &managed);
     }
-    let mut work = prepare_all(&reg, &decl, a.app.as_deref(), g)?;
+    let mut work = prepare_all(reg, &decl, a.app.as_deref(), g)?;
     if let Some(b) = blocked(&work) {
         return Err(b.error().into());
     }
@@ -230,7 +230,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
             "no manifest was saved before an apply on this machine; nothing to roll back",
         ));
     }
-    let shared = cmd_token::shared(reg, decl)?;
+    let shared = cmd_token::shared(decl)?;
     let session = work::Session {
         reg,
         decl,

@@ -31,10 +31,10 @@ struct Output<'a> {
 
 pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
     let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
+    ctx::warn_failures(reg, g);
     let path = ctx::declaration_path(g)?;
     let file = path.display().to_string();
-    let report = ctx::check_file(&path, &reg)?;
+    let report = ctx::check_file(&path, reg)?;
     let errors = report
         .diagnostics
         .iter()

@@ -11,7 +11,7 @@ use crate::error::CliError;
 pub fn run(g: &Global, a: GuideArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
     let app = ctx::app(&decl, a.app.as_deref())?;
-    let setup = connapp_clients::guide(&reg, app);
+    let setup = connapp_clients::guide(reg, app);
     let text = match a.format {
         GuideFormat::Md => guide::markdown(&setup),
         GuideFormat::Html => guide::html(&setup),

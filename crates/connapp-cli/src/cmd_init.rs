@@ -36,7 +36,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         .hint(hint));
     }
     let reg = ctx::registry();
-    ctx::warn_failures(&reg, g);
+    ctx::warn_failures(reg, g);
     let (presets, errors) = reg.presets();
     if let Some(e) = errors.into_iter().next() {
         return Err(e.into());
@@ -69,7 +69,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         .map(|s| (s.scope.clone(), s.reason.clone()))
         .collect();
     // The store's settings as its plugin describes them, to uncomment.
-    let store_settings = connapp_engine::platform::catalog(&reg)?
+    let store_settings = connapp_engine::platform::catalog(reg)?
         .stores
         .into_iter()
         .find(|s| s.kind == a.store)
@@ -89,7 +89,7 @@ pub fn run(g: &Global, a: InitArgs) -> Result<(), CliError> {
         management_account: a.management_account.as_deref(),
     });
     // Never write something `check` would reject.
-    let report = connapp_engine::platform::check(&path.display().to_string(), &text, &reg)?;
+    let report = connapp_engine::platform::check(&path.display().to_string(), &text, reg)?;
     if report.has_errors() {
         for d in &report.diagnostics {
             eprintln!("{d}");

@@ -100,10 +100,10 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     // The store first, as ssh and gpg ask: a new store says so and takes its
     // passphrase (twice) before connapp asks for the value to keep in it.
     input_source(kind, a.from_stdin)?;
-    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl)?;
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
-        let profile = connapp_engine::platform::platform(&reg, &app.platform)
+        let profile = connapp_engine::platform::platform(reg, &app.platform)
             .ok()
             .flatten()
             .map(|p| p.profile)
@@ -161,7 +161,7 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
         Some(n) => vec![ctx::app(&decl, Some(n))?],
         None => decl.apps.iter().collect(),
     };
-    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl)?;
     let secrets: Vec<ListEntry> = Secrets::new(&store)
         .inventory(apps.iter().map(|a| a.name.as_str()))
         .map_err(|e| connapp_host::plugin_error(plugin, e))?
@@ -232,7 +232,7 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    let (store, plugin) = ctx::open_store(&reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl)?;
     let removed = Secrets::new(&store)
         .remove(&app.name, kind)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;

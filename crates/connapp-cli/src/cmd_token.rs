@@ -102,17 +102,17 @@ impl Observer for Terminal {
     }
 }
 
-/// The declaration's store, HTTP client and runtime, shared by its apps.
-pub(crate) fn shared<'r>(reg: &'r Registry, decl: &Declaration) -> Result<Shared<'r>, CliError> {
-    let (store, plugin) = ctx::open_store(reg, decl)?;
-    Ok(Shared::new(store, plugin, ctx::data_dir()?)?.with_leases(ctx::lease_opener(reg, decl)))
+/// The declaration's store, HTTP client and runtime, shared by its apps
+/// (opened by this process's engine).
+pub(crate) fn shared(decl: &Declaration) -> Result<Shared<'static>, CliError> {
+    ctx::engine()?.open(decl).map_err(|e| ctx::store_error(e, decl))
 }
 
 /// The app `name` (or the only one) with a new shared store, client and runtime.
 pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
     // The app is checked first: a wrong name fails before the store is opened.
     ctx::app(decl, name)?;
-    Ok(AppCtx::load(reg, decl, name, &shared(reg, decl)?)?)
+    Ok(AppCtx::load(reg, decl, name, &shared(decl)?)?)
 }
 
 #[derive(Serialize)]
@@ -130,7 +130,7 @@ struct TokenJson<'a> {
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let mut c = load(&reg, &decl, a.app.as_deref())?;
+    let mut c = load(reg, &decl, a.app.as_deref())?;
     if let Some(m) = a.margin {
         c.set_margin(m);
     }
@@ -182,7 +182,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         if a.all && !g.quiet && !a.json {
             eprintln!("[{}/{total}] refreshing {name}", i + 1);
         }
-        let r = load(&reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal::of(g))?));
+        let r = load(reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal::of(g))?));
         match r {
             Ok((rec, _)) => {
                 if !a.json && !g.quiet {
@@ -247,7 +247,7 @@ fn read_paste() -> Result<String, connapp_engine::Error> {
 
 pub fn login(g: &Global, a: LoginArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let mut c = load(&reg, &decl, a.app.as_deref())?;
+    let mut c = load(reg, &decl, a.app.as_deref())?;
     let display_name = c.app.display_name.clone();
     let show = |url: &str| eprintln!("Open this URL in a browser on any machine and allow access:\n\n  {url}\n");
     let timeout = a.timeout;
@@ -334,7 +334,7 @@ pub fn revoke(g: &Global, a: RevokeArgs) -> Result<(), CliError> {
         )
         .hint(format!("connapp revoke {} --yes", names[0])));
     }
-    let c = load(&reg, &decl, a.app.as_deref())?;
+    let c = load(reg, &decl, a.app.as_deref())?;
     let name = c.app.name.clone();
     ctx::confirm(
         &ctx::Confirm {
@@ -475,7 +475,7 @@ fn status_fix(health: Health, app: &str) -> Option<String> {
 /// read, as `gh auth status` fails when an account is not usable.
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let shared = shared(&reg, &decl)?;
+    let shared = shared(&decl)?;
     let (store, apps) = tokens::status(&decl, &shared)?;
     let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
     // Each target's own grant, as its instance records it.
@@ -488,8 +488,8 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
                     app: &app.name,
                     what: &format!("reading {}'s own grant", t.display),
                 });
-                match AppCtx::load(&reg, &decl, Some(&app.name), &shared) {
-                    Ok(c) => connapp_clients::verify::consumer_grant(&reg, &c).map(ConsumerJson::of),
+                match AppCtx::load(reg, &decl, Some(&app.name), &shared) {
+                    Ok(c) => connapp_clients::verify::consumer_grant(reg, &c).map(ConsumerJson::of),
                     Err(e) => Some(ConsumerJson::of(connapp_engine::manage::ConsumerGrant {
                         consumer: t.display.clone(),
                         held: connapp_engine::manage::GrantHeld::Unknown(e.message),

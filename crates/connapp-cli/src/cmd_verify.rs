@@ -112,9 +112,9 @@ fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
 
 pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
     let (reg, path, decl) = ctx::declared(g)?;
-    let c = cmd_token::load(&reg, &decl, a.app.as_deref())?;
+    let c = cmd_token::load(reg, &decl, a.app.as_deref())?;
     let app = c.app.clone();
-    let checks = connapp_clients::verify::run(&reg, &decl, &path.display().to_string(), &c, &Terminal::of(g))?;
+    let checks = connapp_clients::verify::run(reg, &decl, &path.display().to_string(), &c, &Terminal::of(g))?;
 
     let ok = !checks.iter().any(|c| c.result == Outcome::Fail);
     if a.json {

@@ -50,7 +50,7 @@ fn app_names() -> Vec<CompletionCandidate> {
         return Vec::new();
     };
     let reg = crate::ctx::registry();
-    match crate::ctx::check_file(&path, &reg) {
+    match crate::ctx::check_file(&path, reg) {
         Ok(report) => report
             .declaration
             .map(|d| {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use connapp_core::{Declaration, Report};
+use connapp_engine::Engine;
 use connapp_engine::environment::{EnvError, Environment};
 use connapp_host::{LoadedPlugin, Prompt, Registry};
 use connapp_plugin_api::StoreHandle;
@@ -41,11 +42,23 @@ pub fn plugin_dirs() -> Vec<PathBuf> {
     environment().map(|e| e.plugin_dirs.clone()).unwrap_or_default()
 }
 
-/// Built-ins plus dynamic plugins from the plugin directories.
-pub fn registry() -> Registry {
-    match environment() {
+/// This process's engine (made once): the environment, the plugins, the
+/// runtime its stores' work runs on.
+pub fn engine() -> Result<&'static Engine, CliError> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e);
+    }
+    let engine = Engine::new(environment()?.clone());
+    Ok(ENGINE.get_or_init(|| engine))
+}
+
+/// Built-ins plus dynamic plugins from the plugin directories (loaded once).
+pub fn registry() -> &'static Registry {
+    match engine() {
         Ok(e) => e.registry(),
-        Err(_) => Registry::discover(&[]),
+        // No home directory: the built-in plugins only.
+        Err(_) => Box::leak(Box::new(Registry::discover(&plugin_dirs()))),
     }
 }
 
@@ -128,10 +141,10 @@ pub fn app<'d>(decl: &'d Declaration, name: Option<&str>) -> Result<&'d connapp_
 
 /// What most commands start with: the plugins (load failures warned
 /// about), the declaration's path and the checked declaration.
-pub fn declared(g: &Global) -> Result<(Registry, PathBuf, Declaration), CliError> {
+pub fn declared(g: &Global) -> Result<(&'static Registry, PathBuf, Declaration), CliError> {
     let reg = registry();
-    warn_failures(&reg, g);
-    let (path, decl) = load_declaration(g, &reg)?;
+    warn_failures(reg, g);
+    let (path, decl) = load_declaration(g, reg)?;
     Ok((reg, path, decl))
 }
 
@@ -203,28 +216,22 @@ fn prompt_secret(question: &str) -> Result<zeroize::Zeroizing<String>, String> {
         .map_err(|e| format!("cannot read the secret: {e}"))
 }
 
-/// Opens the lease of the declaration's store (`None`: it offers none), to
-/// be called when a refresh needs it: never at a terminal prompt.
-pub fn lease_opener<'r>(reg: &'r Registry, decl: &Declaration) -> connapp_engine::secrets::LeaseOpener<'r> {
-    match environment() {
-        Ok(env) => env.lease_opener(reg, decl),
-        Err(e) => {
-            let why = e.message;
-            Box::new(move || Err(why.clone()))
-        }
-    }
-}
-
 /// Opens the declaration's store.
 pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
-    environment()?.open_store(reg, decl).map_err(|e| {
-        let err = CliError::from(e);
-        if err.code == Exit::Plugin {
-            err
-        } else {
-            err.hint(store_hint(&decl.store.kind))
-        }
-    })
+    environment()?
+        .open_store(reg, decl)
+        .map_err(|e| store_error(connapp_engine::Error::from(e), decl))
+}
+
+/// A failure to open the declaration's store, with what to check (a
+/// plugin's own failure says its own).
+pub fn store_error(e: connapp_engine::Error, decl: &Declaration) -> CliError {
+    let err = CliError::from(e);
+    if err.code == Exit::Plugin {
+        err
+    } else {
+        err.hint(store_hint(&decl.store.kind))
+    }
 }
 
 fn store_hint(kind: &str) -> String {

@@ -3,8 +3,9 @@
 //! `connapp` binary today) parses, calls in here and renders; errors come
 //! back typed and carry what a user needs to fix them.
 //!
-//! Its owner hands it an [`environment::Environment`] (directories, plugin
-//! search path, a prompt or none). It holds the declaration check with each platform's own rules and what
+//! Its owner makes one [`Engine`] from an [`environment::Environment`]
+//! (directories, plugin search path, a prompt or none) and opens a
+//! declaration's store through it. It holds the declaration check with each platform's own rules and what
 //! validation needs from the plugins ([`platform`]), the token service
 //! ([`tokens`]: token, renew, login, revoke, status, with an [`tokens::Observer`]
 //! for events), an app's secrets by kind ([`secrets`], the only code that
@@ -21,6 +22,7 @@
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
+mod engine;
 pub mod environment;
 mod error;
 pub mod guide;
@@ -33,6 +35,7 @@ pub mod tokens;
 pub mod verify;
 pub mod webhook;
 
+pub use engine::Engine;
 pub use error::{Error, ErrorKind};
 
 #[cfg(test)]

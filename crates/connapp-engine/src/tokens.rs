@@ -314,13 +314,13 @@ impl<'r> AppCtx<'r> {
     fn valid_token(&self, force: bool, obs: &dyn Observer) -> Result<(TokenRecord, Source), Error> {
         let cache = &self.shared.tokens;
         let name = &self.app.name;
-        if !force && let Some(rec) = cache.get(name, now(), self.lifecycle.margin) {
+        if !force && let Some(rec) = cache.get(name, self.shared.now(), self.lifecycle.margin) {
             return Ok((rec, Source::Memory));
         }
         let flight = cache.flight(name);
         let _flight = flight.lock().unwrap_or_else(|p| p.into_inner());
         // Another caller renewed while this one waited for the flight.
-        if !force && let Some(rec) = cache.get(name, now(), self.lifecycle.margin) {
+        if !force && let Some(rec) = cache.get(name, self.shared.now(), self.lifecycle.margin) {
             return Ok((rec, Source::Memory));
         }
         match self.stored_or_renewed(force, obs) {
@@ -364,7 +364,7 @@ impl<'r> AppCtx<'r> {
         };
         let name = &self.app.name;
         self.lifecycle
-            .token(&store, &now, force, &renew, || {
+            .token(&store, &|| self.shared.now(), force, &renew, || {
                 obs.event(Event::WaitingForRefresh { app: name })
             })
             .map_err(|e| {
@@ -515,7 +515,7 @@ impl<'r> AppCtx<'r> {
             GrantKind::AccountCredentials | GrantKind::ClientCredentials => self.mint(&creds)?,
             GrantKind::AuthorizationCode => self.consent(&creds, user_hint, consent, obs)?,
         };
-        let mut rec = TokenRecord::from_set(set, grant.as_str(), now());
+        let mut rec = TokenRecord::from_set(set, grant.as_str(), self.shared.now());
         rec.by = Some(connapp_oauth::lifecycle::holder(rec.obtained_at));
         if grant == GrantKind::AuthorizationCode {
             obs.event(Event::Step {

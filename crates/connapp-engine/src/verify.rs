@@ -270,7 +270,7 @@ fn probes(
     checks: &mut Vec<Check>,
 ) -> bool {
     let known = crate::platform::preset_scopes(reg, &c.app);
-    let now = crate::tokens::now();
+    let now = c.shared.now();
     let mut vars: Vec<(String, String)> = vec![
         ("{from}".into(), ymd(now.saturating_sub(27 * 86_400))),
         ("{to}".into(), ymd(now)),

@@ -28,6 +28,8 @@ pub struct Shared<'r> {
     pub leases: Arc<secrets::Leases<'r>>,
     /// The memory tier: tokens this owner served, by app.
     pub tokens: Arc<super::TokenCache>,
+    /// The owner's clock: seconds since the epoch.
+    clock: fn() -> u64,
 }
 
 impl std::fmt::Debug for Shared<'_> {
@@ -41,13 +43,23 @@ impl std::fmt::Debug for Shared<'_> {
 
 impl<'r> Shared<'r> {
     /// Shares `store` (opened from `store_plugin`), a new HTTP client and a
-    /// new runtime; locks and journals live under `data_dir`.
+    /// new runtime of its own; locks and journals live under `data_dir`.
     pub fn new(store: StoreHandle, store_plugin: &'r LoadedPlugin, data_dir: PathBuf) -> Result<Self, Error> {
-        let http = connapp_oauth::http_client().map_err(|e| Error::failure(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
+        Self::on(store, store_plugin, data_dir, Arc::new(rt))
+    }
+
+    /// As [`Shared::new`], on the owner's runtime `rt` (an [`crate::Engine`]'s).
+    pub fn on(
+        store: StoreHandle,
+        store_plugin: &'r LoadedPlugin,
+        data_dir: PathBuf,
+        rt: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Self, Error> {
+        let http = connapp_oauth::http_client().map_err(|e| Error::failure(e.to_string()))?;
         let location = store
             .describe()
             .map_err(|e| connapp_host::plugin_error(store_plugin, e))?
@@ -56,12 +68,24 @@ impl<'r> Shared<'r> {
             store_id: store_id(&store_plugin.info.name, &location),
             leases: Arc::new(secrets::Leases::new(None)),
             tokens: Default::default(),
+            clock: super::now,
             store: Arc::new(store),
             store_plugin,
             http,
-            rt: Arc::new(rt),
+            rt,
             data_dir,
         })
+    }
+
+    /// With the owner's clock (seconds since the epoch) instead of the system's.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by the owner's clock.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
     }
 
     /// With `open` for the store's lease (the host that opened the store

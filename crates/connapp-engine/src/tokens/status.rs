@@ -4,7 +4,7 @@ use connapp_core::{Declaration, GrantKind};
 use connapp_oauth::record::TokenRecord;
 use connapp_plugin_api::Capabilities;
 
-use super::{Shared, now};
+use super::Shared;
 use crate::Error;
 use crate::secrets::Secrets;
 
@@ -138,7 +138,7 @@ pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, V
         match Secrets::new(&shared.store).token(&app.name) {
             Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
                 Ok(rec) => {
-                    let t = now();
+                    let t = shared.now();
                     s.health = if rec.lost.is_some() {
                         Health::Lost
                     } else if rec.refresh_token.is_none()

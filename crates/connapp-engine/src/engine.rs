@@ -1,0 +1,87 @@
+//! One owner's engine: what a CLI process, a daemon, a fleet runner or a
+//! front end's session holds for its whole life and shares between threads.
+
+use std::sync::{Arc, OnceLock};
+
+use connapp_core::Declaration;
+use connapp_host::Registry;
+
+use crate::Error;
+use crate::environment::Environment;
+use crate::tokens::Shared;
+
+/// The environment, the plugin registry (loaded once; libraries are never
+/// unloaded, so it lives as long as the process: `'static`), one
+/// multi-thread runtime every opened store's work runs on, and the clock.
+/// `Send + Sync`: threads share one `&Engine`.
+pub struct Engine {
+    env: Environment,
+    registry: &'static Registry,
+    /// Started when a store is first opened: `check`, `init` or `plugins`
+    /// never pay for it.
+    rt: OnceLock<Arc<tokio::runtime::Runtime>>,
+    clock: fn() -> u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("env", &self.env)
+            .field("plugins", &self.registry.plugins().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads the plugins `env` names.
+    pub fn new(env: Environment) -> Engine {
+        let registry: &'static Registry = Box::leak(Box::new(env.registry()));
+        Engine {
+            env,
+            registry,
+            rt: OnceLock::new(),
+            clock: crate::tokens::now,
+        }
+    }
+
+    /// The runtime every opened store's work runs on, started on first use
+    /// (two workers: the engine's requests wait on the network, not on the CPU).
+    fn runtime(&self) -> Result<Arc<tokio::runtime::Runtime>, Error> {
+        if let Some(rt) = self.rt.get() {
+            return Ok(rt.clone());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("connapp-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
+        Ok(self.rt.get_or_init(|| Arc::new(rt)).clone())
+    }
+
+    /// With the owner's clock (seconds since the epoch) for everything it opens.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The environment it was made with.
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    /// The plugins.
+    pub fn registry(&self) -> &'static Registry {
+        self.registry
+    }
+
+    /// Opens the declaration's store for its apps: the store (a prompt may
+    /// be asked), its lease opened when a refresh first needs it, the data
+    /// directory, this engine's runtime and clock, a memory tier of its own.
+    pub fn open(&self, decl: &Declaration) -> Result<Shared<'static>, Error> {
+        let (store, plugin) = self.env.open_store(self.registry, decl)?;
+        Ok(Shared::on(store, plugin, self.env.data_dir.clone(), self.runtime()?)?
+            .with_leases(self.env.lease_opener(self.registry, decl))
+            .with_clock(self.clock))
+    }
+}
