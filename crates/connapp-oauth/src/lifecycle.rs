@@ -162,10 +162,21 @@ struct Turn<'a> {
     asked_at: u64,
 }
 
+/// What a request to the provider may take, at most, with the publish after
+/// it: the HTTP client's timeout (30 s) and a margin.
+const REQUEST_BUDGET_SECS: u64 = 35;
+
 impl Turn<'_> {
     /// Whether the server may have ended this turn by now.
     fn ran_out(&self, now: u64) -> bool {
         now.saturating_sub(self.asked_at) >= lease_ttl()
+    }
+
+    /// Whether enough of the turn is left for a request to the provider and
+    /// the publish (a short test lease leaves half of itself for them).
+    fn room_for_a_request(&self, now: u64) -> bool {
+        let ttl = lease_ttl();
+        now.saturating_sub(self.asked_at) + REQUEST_BUDGET_SECS.min(ttl / 2) < ttl
     }
 }
 
@@ -806,15 +817,20 @@ impl Lifecycle {
             );
             None
         });
-        let turn = match lease {
-            None => None,
-            Some(lease) => match self.take_turn(store, lease, version, now, &mut waiting)? {
-                Ok(turn) => turn,
-                Err(published) => return Ok((published, Source::RefreshedElsewhere)),
-            },
-        };
-        let (rec, version) = match (&turn, self.read(store)?) {
-            (Some(_), Some((newer, v))) if v != version => {
+        let (mut rec, mut version) = (rec, version);
+        let mut retakes = 0;
+        let turn = loop {
+            let turn = match lease {
+                None => None,
+                Some(lease) => match self.take_turn(store, lease, version, now, &mut waiting)? {
+                    Ok(turn) => turn,
+                    Err(published) => return Ok((published, Source::RefreshedElsewhere)),
+                },
+            };
+            if turn.is_some()
+                && let Some((newer, v)) = self.read(store)?
+                && v != version
+            {
                 // Another host marked it lost meanwhile: no request for a dead grant.
                 if let Some(e) = self.lost(&newer, now) {
                     return Err(e);
@@ -822,15 +838,24 @@ impl Lifecycle {
                 if newer.is_fresh(now(), self.margin) {
                     return Ok((newer, Source::RefreshedElsewhere));
                 }
-                (newer, v)
+                (rec, version) = (newer, v);
             }
-            _ => (rec, version),
+            // Read before the request, not after it: the journal exists for
+            // the case where the store fails once the answer is in, and then
+            // the key must already be at hand. Callers that find a fresh
+            // token above (another process renewed it) never read it.
+            self.key(store, &mut slot)?;
+            // The store was slow (an election): too little of the turn is
+            // left for a whole request to the provider. A new turn, rather
+            // than a request the lease may not outlive (a few times at most).
+            if retakes < 3 && turn.as_ref().is_some_and(|t| !t.room_for_a_request(now())) {
+                retakes += 1;
+                tracing::info!(app = %self.app, "too little of this host's turn at the lease is left for a request; taking a new turn");
+                continue;
+            }
+            break turn;
         };
         tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs renewing");
-        // Read before the request, not after it: the journal exists for the
-        // case where the store fails once the answer is in, and then the key
-        // must already be at hand. Callers that find a fresh token above
-        // (another process renewed it) never read it.
         let key = self.key(store, &mut slot)?;
         let (mut rec, mut version, mut retried) = (rec, version, false);
         let set = loop {
@@ -1537,6 +1562,70 @@ mod tests {
         assert_eq!(got.access_token.expose_secret(), "at-3");
         assert_eq!(stored(&mem).access_token.expose_secret(), "at-3");
         assert_eq!(stored(&mem).lost, None, "not marked lost");
+    }
+
+    /// With an injected clock: the store answers slowly right after this
+    /// host takes the lease (an election), so too little of the turn is left
+    /// for a request; the turn is given back and a new one taken before the
+    /// provider is asked, once.
+    #[test]
+    fn a_turn_too_short_for_a_request_is_taken_anew() {
+        let (_dir, l, mem) = world();
+        l.store_new(&mem, &rec("at-1", "rt-1", 1000, 0)).expect("store");
+        let clock = AtomicU64::new(2000);
+        struct Slow<'a> {
+            shared: Shared<'a>,
+            clock: &'a AtomicU64,
+            reads: AtomicU64,
+        }
+        impl TokenStore for Slow<'_> {
+            fn load(&self) -> Result<Option<Versioned>, String> {
+                // The third read is the one right after the lease: slow.
+                if self.reads.fetch_add(1, Ordering::SeqCst) == 2 {
+                    self.clock.fetch_add(LEASE_TTL_SECS - 20, Ordering::SeqCst);
+                }
+                self.shared.load()
+            }
+            fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
+                self.shared.save(bytes, expected)
+            }
+            fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
+                self.shared.journal_key()
+            }
+            fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
+                self.shared.lease()
+            }
+        }
+        let store = Slow {
+            shared: Shared {
+                mem: &mem,
+                lease: FakeLease::new(&mem),
+            },
+            clock: &clock,
+            reads: AtomicU64::new(0),
+        };
+        let asked = AtomicU64::new(0);
+        let refresh = |_: &SecretString| {
+            asked.fetch_add(1, Ordering::SeqCst);
+            Ok(set("at-2", "rt-2"))
+        };
+        let (got, s) = l
+            .token(
+                &store,
+                &|| clock.load(Ordering::SeqCst),
+                false,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("refreshed");
+        assert_eq!(s, Source::Refreshed);
+        assert_eq!(got.access_token.expose_secret(), "at-2");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(store.shared.lease.taken.load(Ordering::SeqCst), 2, "a second turn");
+        assert_eq!(store.shared.lease.given_back.load(Ordering::SeqCst), 2);
     }
 
     /// `token` at `now` for a grant with a user (refresh, no mint).
