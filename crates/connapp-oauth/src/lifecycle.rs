@@ -857,7 +857,7 @@ impl Lifecycle {
         };
         tracing::info!(app = %self.app, expires_at = rec.expires_at, "the stored token needs renewing");
         let key = self.key(store, &mut slot)?;
-        let (mut rec, mut version, mut retried) = (rec, version, false);
+        let mut retried = false;
         let set = loop {
             let Some(rt) = &rec.refresh_token else {
                 if let Some(mint) = renew.mint {

@@ -1151,6 +1151,110 @@ async fn create_an_app_and_rotate_its_secret() {
     assert_eq!(cc(new_secret).await, StatusCode::OK);
 }
 
+/// Zoom's rotation with an overlap (changelog 2025-09-22): after
+/// `action: new` both secrets work until the revoke time; `action: update`
+/// moves it (`now` revokes at once); a second rotation while one is in
+/// progress is refused; about 3 schedule changes per 15 minutes, then 429
+/// with a Retry-After time; a time beyond 30 days is refused.
+#[tokio::test]
+async fn a_rotation_keeps_both_secrets_until_the_old_one_is_revoked() {
+    let t = t();
+    // The management token, taken again after the clock moves past its expiry.
+    let mt = std::cell::RefCell::new(t.mgmt_token().await);
+    let apps: Value = t.control(reqwest::Method::GET, "/apps", Value::Null).await;
+    let dex = apps
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["client_id"] == DEX)
+        .expect("dex")
+        .clone();
+    let app_id = dex["app_id"].as_str().expect("id").to_string();
+    let old = dex["client_secret"].as_str().expect("secret").to_string();
+    let cc = |secret: String| {
+        let t = &t;
+        async move {
+            t.http
+                .post(t.url("/oauth/token"))
+                .basic_auth(DEX, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+                .status()
+        }
+    };
+    let rotate = |body: Value| {
+        let (t, mt, path) = (&t, mt.borrow().clone(), format!("/apps/{app_id}/rotate_client_secret"));
+        async move { t.mp(reqwest::Method::POST, &mt, &path, Some(body)).await }
+    };
+    // The sandbox's clock: the real one plus what the test advanced it by.
+    let advanced = std::cell::Cell::new(0u64);
+    let sbx_now = || crate::real_now() + advanced.get();
+    let in_an_hour = || crate::data::iso(sbx_now() + 3600);
+    let advance = |secs: u64| {
+        advanced.set(advanced.get() + secs);
+        t.advance(secs as i64)
+    };
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": in_an_hour()})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new = r.json::<Value>().await.expect("json")["client_secret"]
+        .as_str()
+        .expect("new secret")
+        .to_string();
+    assert_ne!(new, old);
+    assert_eq!(
+        cc(old.clone()).await,
+        StatusCode::OK,
+        "the old secret works during the overlap"
+    );
+    assert_eq!(cc(new.clone()).await, StatusCode::OK);
+    // One rotation at a time.
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": "now"})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Past the revoke time the old secret is refused.
+    advance(3601).await;
+    *mt.borrow_mut() = t.mgmt_token().await;
+    assert_eq!(cc(old.clone()).await, StatusCode::BAD_REQUEST);
+    assert_eq!(cc(new.clone()).await, StatusCode::OK);
+    // update without a rotation in progress; a time beyond 30 days.
+    let r = rotate(json!({"action": "update", "revoke_old_secret_time": "now"})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": crate::data::iso(sbx_now() + 31 * 86_400)})).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A second rotation, its revocation moved to now: the older secret dies at once.
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": in_an_hour()})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let newest = r.json::<Value>().await.expect("json")["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    assert_eq!(cc(new.clone()).await, StatusCode::OK);
+    let r = rotate(json!({"action": "update", "revoke_old_secret_time": "now"})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(cc(new).await, StatusCode::BAD_REQUEST);
+    assert_eq!(cc(newest.clone()).await, StatusCode::OK);
+    // Three changes in 15 minutes (the first rotation is older): the next is refused with when to retry.
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": in_an_hour()})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = rotate(json!({"action": "update", "revoke_old_secret_time": "now"})).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], 429);
+    // The knob: revoked at once, whatever the request says.
+    advance(16 * 60).await;
+    *mt.borrow_mut() = t.mgmt_token().await;
+    let mut knobs = t.control(reqwest::Method::GET, "/knobs", Value::Null).await;
+    knobs["rotate_revokes_at_once"] = json!(true);
+    t.control(reqwest::Method::PUT, "/knobs", knobs).await;
+    let r = rotate(json!({"action": "update", "revoke_old_secret_time": "now"})).await;
+    assert_eq!(r.status(), StatusCode::OK, "ends the rotation in progress");
+    let r = rotate(json!({"action": "new", "revoke_old_secret_time": in_an_hour()})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(cc(newest).await, StatusCode::BAD_REQUEST);
+}
+
 // ---------------------------------------------------------------------------
 // Webhooks
 // ---------------------------------------------------------------------------

@@ -344,6 +344,8 @@ async fn replace(ctx: Call, Path(app_id): Path<String>, body: Bytes) -> Result<R
         client_secret: app.client_secret.clone(),
         secret_token: app.secret_token.clone(),
         status: app.status.clone(),
+        old_secret: app.old_secret.clone(),
+        schedule_changes: app.schedule_changes.clone(),
         ..new
     };
     // New endpoints are validated with the url_validation challenge, as on save in Zoom.
@@ -429,23 +431,120 @@ async fn delete_app(ctx: Call, Path(app_id): Path<String>) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn rotate(ctx: Call, Path(app_id): Path<String>) -> Result<Response, Response> {
+/// How far ahead a rotation may schedule the old secret's revocation.
+const MAX_OVERLAP_SECS: u64 = 30 * 86_400;
+/// Zoom allows about this many rotation schedule changes per app ...
+const SCHEDULE_CHANGES: usize = 3;
+/// ... in this many seconds.
+const SCHEDULE_WINDOW_SECS: u64 = 15 * 60;
+
+/// `POST /marketplace/apps/{appId}/rotate_client_secret` (changelog
+/// 2025-09-22): `action: new` starts a rotation (the answer carries the new
+/// secret; the old one keeps working until `revoke_old_secret_time`, `now`
+/// or a UTC time at most 30 days ahead); `action: update` changes that time
+/// of the rotation in progress. Both count against about 3 schedule changes
+/// per 15 minutes. A request without a body is the old call: a new secret,
+/// the old one revoked at once. The knob `rotate_revokes_at_once` revokes at
+/// once whatever the request says.
+async fn rotate(ctx: Call, Path(app_id): Path<String>, body: Bytes) -> Result<Response, Response> {
     let accepted = alternatives("marketplace:update:client_secret:admin", true);
     let (_, rl) = ctx.enter(
         "POST /marketplace/apps/{appId}/rotate_client_secret",
         &accepted,
         CATEGORY,
     )?;
+    let req = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({"action": "new", "revoke_old_secret_time": "now"})
+    } else {
+        body_json(&body)?
+    };
+    let action = req["action"].as_str().unwrap_or_default().to_string();
+    if action != "new" && action != "update" {
+        return Err(api_error(400, 300, "Invalid field: action must be new or update."));
+    }
     let mut s = ctx.lock();
+    let now = s.now();
+    let at_once = s.knobs.rotate_revokes_at_once;
+    let revoke_at = match req["revoke_old_secret_time"].as_str() {
+        None => {
+            return Err(api_error(
+                400,
+                300,
+                "Invalid field: revoke_old_secret_time is required.",
+            ));
+        }
+        Some("now") => now,
+        Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+            Ok(t) if t.timestamp() >= now as i64 && t.timestamp() as u64 <= now + MAX_OVERLAP_SECS => {
+                t.timestamp() as u64
+            }
+            Ok(_) => {
+                return Err(api_error(
+                    400,
+                    300,
+                    "Invalid field: revoke_old_secret_time must be now or a time within the next 30 days.",
+                ));
+            }
+            Err(_) => {
+                return Err(api_error(
+                    400,
+                    300,
+                    "Invalid field: revoke_old_secret_time must be now or a UTC time such as 2025-10-01T00:00:00Z.",
+                ));
+            }
+        },
+    };
     let Some(app) = s.apps.values_mut().find(|a| a.app_id == app_id) else {
         return Err(api_error(404, 1500, format!("App {app_id} does not exist.")));
     };
-    app.client_secret = random_alnum(32);
-    let (client_id, secret) = (app.client_id.clone(), app.client_secret.clone());
+    let pending = app.old_secret.as_ref().is_some_and(|o| now < o.revoke_at);
+    if action == "update" && !pending {
+        return Err(api_error(
+            400,
+            300,
+            "No client secret rotation is in progress for this app.",
+        ));
+    }
+    if action == "new" && pending {
+        return Err(api_error(
+            400,
+            300,
+            "A client secret rotation is already in progress for this app; revoke the old secret first.",
+        ));
+    }
+    app.schedule_changes.retain(|t| now < t + SCHEDULE_WINDOW_SECS);
+    if app.schedule_changes.len() >= SCHEDULE_CHANGES {
+        let again = app.schedule_changes[0] + SCHEDULE_WINDOW_SECS;
+        let mut r = api_error(
+            429,
+            429,
+            "You have reached the maximum number of client secret rotation changes for this app. Try again later.",
+        );
+        if let Ok(v) = axum::http::HeaderValue::from_str(&iso(again)) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return Err(r);
+    }
+    app.schedule_changes.push(now);
+    let revoke_at = if at_once { now } else { revoke_at };
+    let body = if action == "new" {
+        let old = std::mem::replace(&mut app.client_secret, random_alnum(32));
+        app.old_secret = (revoke_at > now).then_some(crate::state::OldSecret { secret: old, revoke_at });
+        json!({
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "revoke_old_secret_time": iso(revoke_at),
+        })
+    } else {
+        if revoke_at > now {
+            if let Some(o) = app.old_secret.as_mut() {
+                o.revoke_at = revoke_at;
+            }
+        } else {
+            app.old_secret = None;
+        }
+        json!({"client_id": app.client_id, "revoke_old_secret_time": iso(revoke_at)})
+    };
     drop(s);
-    Ok(ok(
-        json!({"client_id": client_id, "client_secret": secret}),
-        CATEGORY,
-        rl,
-    ))
+    Ok(ok(body, CATEGORY, rl))
 }

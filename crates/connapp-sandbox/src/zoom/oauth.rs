@@ -281,7 +281,7 @@ fn client_of(s: &State, h: &HeaderMap, query: Option<&str>, form: &HashMap<Strin
         ));
     };
     match s.apps.get(&client_id) {
-        Some(app) if app.client_secret == secret => Ok(app.clone()),
+        Some(app) if app.accepts_secret(&secret, s.now()) => Ok(app.clone()),
         _ => Err(token_error(
             s.knobs.invalid_client_status,
             "Invalid client_id or client_secret",

@@ -134,6 +134,35 @@ pub struct App {
     /// `draft` or `published`; only drafts export their manifest.
     #[serde(default = "draft")]
     pub status: String,
+    /// The Client Secret a rotation replaced, still accepted until its
+    /// revoke time (`rotate_client_secret`, `action: new`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_secret: Option<OldSecret>,
+    /// When the rotation schedule of this app was last set or changed
+    /// (sandbox clock): Zoom allows about 3 changes per 15 minutes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule_changes: Vec<u64>,
+}
+
+/// A replaced Client Secret during its overlap with the new one.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OldSecret {
+    /// The secret.
+    pub secret: String,
+    /// When Zoom stops accepting it (sandbox clock, unix seconds).
+    pub revoke_at: u64,
+}
+
+impl App {
+    /// Whether `secret` is this app's Client Secret at `now`: the current
+    /// one, or the one a rotation replaced until its revoke time.
+    pub fn accepts_secret(&self, secret: &str, now: u64) -> bool {
+        self.client_secret == secret
+            || self
+                .old_secret
+                .as_ref()
+                .is_some_and(|o| o.secret == secret && now < o.revoke_at)
+    }
 }
 
 fn draft() -> String {
@@ -158,6 +187,8 @@ impl Default for App {
             optional_scopes: Vec::new(),
             scope_description: String::new(),
             products: Vec::new(),
+            old_secret: None,
+            schedule_changes: Vec::new(),
             event_subscriptions: Vec::new(),
             manifest_extra: serde_json::Map::new(),
             status: draft(),
@@ -285,6 +316,10 @@ pub struct Knobs {
     /// milliseconds, after Zoom has decided (and rotated): 0 by default.
     #[serde(default)]
     pub token_latency_ms: u64,
+    /// `rotate_client_secret` with `action: new` revokes the old secret at
+    /// once, whatever the request asks (Zoom before September 2025; for tests).
+    #[serde(default)]
+    pub rotate_revokes_at_once: bool,
 }
 
 impl Default for Knobs {
@@ -301,6 +336,7 @@ impl Default for Knobs {
             manifest_put_status: 204,
             create_app_status: 201,
             token_latency_ms: 0,
+            rotate_revokes_at_once: false,
         }
     }
 }
