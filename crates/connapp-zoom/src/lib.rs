@@ -12,6 +12,7 @@
 //! checks scopes and manifests; this crate only sends them).
 
 use connapp_oauth::api::{Api, ApiError, enc};
+use connapp_plugin_api::zeroize::Zeroizing;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -65,6 +66,44 @@ pub fn allowed_redirects(manifest: &serde_json::Value) -> Vec<String> {
             .filter_map(|x| x.as_str().map(str::to_string)),
     );
     v
+}
+
+/// When Zoom stops accepting the old Client Secret of a rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoke {
+    /// At once.
+    Now,
+    /// At this time (unix seconds; at most 30 days ahead).
+    At(u64),
+}
+
+impl Revoke {
+    fn wire(self) -> String {
+        match self {
+            Revoke::Now => "now".into(),
+            Revoke::At(t) => chrono::DateTime::from_timestamp(t as i64, 0)
+                .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|| "now".into()),
+        }
+    }
+}
+
+/// A rotation started: the new Client Secret (wrapped) and when Zoom said
+/// the old one stops working.
+pub struct Rotated {
+    /// The new Client Secret.
+    pub client_secret: Zeroizing<String>,
+    /// The old secret's revocation time, as Zoom wrote it.
+    pub revoke_old_at: Option<String>,
+}
+
+impl std::fmt::Debug for Rotated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotated")
+            .field("client_secret", &"<redacted>")
+            .field("revoke_old_at", &self.revoke_old_at)
+            .finish()
+    }
 }
 
 /// The Marketplace calls, made with a management app's token.
@@ -138,6 +177,51 @@ impl<'a> Marketplace<'a> {
                 &format!("/marketplace/apps/{}/manifest", enc(app_id)),
                 &[],
                 Some(&json!({ "manifest": manifest })),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts a rotation of the app's Client Secret (`action: new`): the
+    /// answer carries the new secret, and the old one keeps working until
+    /// `revoke_old`. The new secret comes back wrapped: never logged.
+    /// `None`: Zoom started the rotation but its answer held no secret (copy
+    /// it from the app's credentials page).
+    pub async fn start_secret_rotation(&self, app_id: &str, revoke_old: Revoke) -> Result<Option<Rotated>, ApiError> {
+        let body = json!({"action": "new", "revoke_old_secret_time": revoke_old.wire()});
+        let mut answer = self
+            .api
+            .call(
+                Method::POST,
+                &format!("/marketplace/apps/{}/rotate_client_secret", enc(app_id)),
+                &[],
+                Some(&body),
+            )
+            .await?
+            .body;
+        let secret = match answer.get_mut("client_secret").map(Value::take) {
+            Some(Value::String(s)) => Zeroizing::new(s),
+            _ => return Ok(None),
+        };
+        Ok(Some(Rotated {
+            client_secret: secret,
+            revoke_old_at: answer
+                .get("revoke_old_secret_time")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }))
+    }
+
+    /// Moves the revocation of the old secret of the rotation in progress
+    /// (`action: update`); [`Revoke::Now`] ends the overlap.
+    pub async fn reschedule_secret_revocation(&self, app_id: &str, revoke_old: Revoke) -> Result<(), ApiError> {
+        let body = json!({"action": "update", "revoke_old_secret_time": revoke_old.wire()});
+        self.api
+            .call(
+                Method::POST,
+                &format!("/marketplace/apps/{}/rotate_client_secret", enc(app_id)),
+                &[],
+                Some(&body),
             )
             .await
             .map(|_| ())

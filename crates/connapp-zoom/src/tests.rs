@@ -134,3 +134,67 @@ pub(crate) fn an_app() -> connapp_core::App {
         .find(|a| a.name == "dex-zoom")
         .expect("the DEX app")
 }
+
+/// A rotation with an overlap: both secrets work until the old one's
+/// revocation, which `reschedule_secret_revocation(Now)` brings forward; the
+/// 4th schedule change in 15 minutes is refused with when to retry.
+#[tokio::test]
+async fn a_secret_rotation_overlaps_until_the_old_secret_is_revoked() {
+    use crate::Revoke;
+    const DEX: &str = "sbxDexClientId00000001";
+    let (zoom, api) = api_as(MGMT).await;
+    let m = Marketplace::new(&api);
+    let old = zoom.app(DEX).expect("dex").client_secret;
+    let base = zoom.base_url();
+    let works = |secret: String| {
+        let url = format!("{base}/oauth/token");
+        async move {
+            http_client()
+                .expect("client")
+                .post(url)
+                .basic_auth(DEX, Some(secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .expect("token")
+                .status()
+                .is_success()
+        }
+    };
+    let in_a_day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 86_400;
+    let rotated = m
+        .start_secret_rotation(DEX_APP, Revoke::At(in_a_day))
+        .await
+        .expect("rotate")
+        .expect("the new secret");
+    assert!(
+        !format!("{rotated:?}").contains(rotated.client_secret.as_str()),
+        "Debug hides it"
+    );
+    assert!(rotated.revoke_old_at.is_some());
+    let new = rotated.client_secret.to_string();
+    assert!(
+        works(old.clone()).await && works(new.clone()).await,
+        "both work during the overlap"
+    );
+    m.reschedule_secret_revocation(DEX_APP, Revoke::Now)
+        .await
+        .expect("revoke now");
+    assert!(!works(old).await, "the old secret is revoked");
+    assert!(works(new).await);
+    // Two changes so far; the third is allowed, the fourth refused with a time.
+    m.start_secret_rotation(DEX_APP, Revoke::At(in_a_day))
+        .await
+        .expect("a third change");
+    let e = m
+        .reschedule_secret_revocation(DEX_APP, Revoke::Now)
+        .await
+        .expect_err("rate-limited");
+    match e {
+        ApiError::Status { status: 429, rate, .. } => assert!(rate.retry_after.is_some(), "says when"),
+        other => panic!("{other}"),
+    }
+}
