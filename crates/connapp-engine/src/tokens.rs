@@ -226,7 +226,8 @@ impl<'r> AppCtx<'r> {
         if p.user_path.is_empty() || self.app.oauth.grant != GrantKind::AuthorizationCode {
             return Err(format!("{} does not say whose a grant is", self.display()));
         }
-        let api = connapp_oauth::api::Api::new(self.shared.http.clone(), &self.api_root(rec), rec.access_token.clone())
+        let http = self.shared.http().map_err(|e| e.to_string())?;
+        let api = connapp_oauth::api::Api::new(http, &self.api_root(rec), rec.access_token.clone())
             .map_err(|e| e.to_string())?;
         let me = self
             .shared
@@ -294,11 +295,13 @@ impl<'r> AppCtx<'r> {
         match self.app.oauth.grant {
             GrantKind::AccountCredentials => {
                 let account = self.app.oauth.account_id.clone().unwrap_or_default();
-                s.rt.block_on(flows::account_credentials(&s.http, &self.provider, creds, &account))
+                let http = s.http().map_err(|e| edge_error(name, e))?;
+                s.rt.block_on(flows::account_credentials(&http, &self.provider, creds, &account))
                     .map_err(|e| edge_error(name, e))
             }
             GrantKind::ClientCredentials => {
-                s.rt.block_on(flows::client_credentials(&s.http, &self.provider, creds))
+                let http = s.http().map_err(|e| edge_error(name, e))?;
+                s.rt.block_on(flows::client_credentials(&http, &self.provider, creds))
                     .map_err(|e| edge_error(name, e))
             }
             GrantKind::AuthorizationCode => {
@@ -349,10 +352,12 @@ impl<'r> AppCtx<'r> {
             EdgeError::Other(msg)
         };
         let refresh = |rt: &SecretString| match self.credentials() {
-            Ok(creds) => self
-                .shared
-                .rt
-                .block_on(flows::refresh(&self.shared.http, &self.provider, &creds, rt)),
+            Ok(creds) => {
+                let http = self.shared.http()?;
+                self.shared
+                    .rt
+                    .block_on(flows::refresh(&http, &self.provider, &creds, rt))
+            }
             Err(e) => Err(keep(e)),
         };
         // Apps without a user get a new token from their own credentials,
@@ -592,8 +597,9 @@ impl<'r> AppCtx<'r> {
                 Ok::<_, Error>((code, redirect, req.pkce_verifier))
             })?,
         };
+        let http = s.http().map_err(|e| edge_error(name, e))?;
         s.rt.block_on(flows::exchange_code(
-            &s.http,
+            &http,
             &self.provider,
             creds,
             &code,
@@ -623,7 +629,11 @@ impl<'r> AppCtx<'r> {
         // RFC 7009 §2.2: 200 means revoked (or already unknown to the
         // server); anything else is an error, and the tokens may well still
         // work, so they are kept unless the user asks to forget them all the same.
-        if let Err(e) = s.rt.block_on(flows::revoke(&s.http, &self.provider, &creds, token)) {
+        let outcome = match s.http() {
+            Ok(http) => s.rt.block_on(flows::revoke(&http, &self.provider, &creds, token)),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
             if !forget {
                 let err = edge_error(name, e);
                 let kept = format!(

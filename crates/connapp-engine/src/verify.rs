@@ -202,8 +202,14 @@ pub fn redirect_probe(c: &AppCtx<'_>, redirect: &str, registered: &[String], wha
     };
     // Only the start of the answer is read: the markers sit in the error page.
     const MAX_PROBE_BYTES: usize = 64 * 1024;
+    let http = match c.shared.http() {
+        Ok(h) => h,
+        Err(e) => {
+            return row("redirect", redirect, &endpoint, Outcome::Skip).detail(e.to_string());
+        }
+    };
     let resp = c.shared.rt.block_on(async {
-        let mut r = c.shared.http.get(&probe).send().await?;
+        let mut r = http.get(&probe).send().await?;
         let status = r.status().as_u16();
         let mut body = Vec::new();
         while body.len() < MAX_PROBE_BYTES {
@@ -405,7 +411,12 @@ pub fn own_grant(reg: &Registry, c: &AppCtx<'_>, habits: &dyn ApiHabits, obs: &d
                 ))
             });
             let root = c.api_root(&rec);
-            match Api::new(c.shared.http.clone(), &root, rec.access_token.clone()) {
+            let api = c
+                .shared
+                .http()
+                .map_err(|e| e.to_string())
+                .and_then(|h| Api::new(h, &root, rec.access_token.clone()).map_err(|e| e.to_string()));
+            match api {
                 Err(e) => checks.push(row("grant", "API base", root.as_str(), Outcome::Fail).detail(e.to_string())),
                 Ok(api) => {
                     if probes(reg, c, &api, &rec, habits, checks) {

@@ -108,6 +108,7 @@ pub fn instance(c: &AppCtx<'_>) -> Result<Instance, Error> {
     let target = servicenow(&c.app)?;
     let instance_url = &target.instance_url;
     let name = &c.app.name;
+    let http = c.shared.http().map_err(|e| Error::failure(format!("{name}: {e}")))?;
     let need = |k: SecretKind| -> Result<Zeroizing<Vec<u8>>, Error> {
         c.stored(k)?
             .ok_or_else(|| connapp_engine::secrets::missing(name, k, None))
@@ -123,12 +124,12 @@ pub fn instance(c: &AppCtx<'_>) -> Result<Instance, Error> {
             let token = c
                 .shared
                 .rt
-                .block_on(Instance::client_credentials(&c.shared.http, instance_url, &id, &secret))
+                .block_on(Instance::client_credentials(&http, instance_url, &id, &secret))
                 .map_err(|e| error(name, e))?;
             Auth::Bearer(token)
         }
     };
-    Instance::new(c.shared.http.clone(), instance_url, auth).map_err(|e| Error::invalid(format!("{name}: {e}")))
+    Instance::new(http, instance_url, auth).map_err(|e| Error::invalid(format!("{name}: {e}")))
 }
 
 fn lookup(c: &AppCtx<'_>, inst: &Instance, l: &Lookup) -> Result<(String, String), Error> {

@@ -91,7 +91,10 @@ impl Manager<'_> {
                     return Err(e);
                 };
                 let root = self.ctx.api_root(&rec);
-                let Ok(api) = crate::api(&self.ctx.shared.http, &root, &rec.access_token) else {
+                let Ok(http) = self.ctx.shared.http() else {
+                    return Err(e);
+                };
+                let Ok(api) = crate::api(&http, &root, &rec.access_token) else {
                     return Err(e);
                 };
                 *self.api.lock().unwrap_or_else(|p| p.into_inner()) = api.clone();
@@ -142,8 +145,12 @@ impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
 pub fn manager<'r>(mgmt: AppCtx<'r>, obs: &dyn Observer) -> Result<Manager<'r>, Error> {
     let (rec, _) = mgmt.token(obs)?;
     let root = mgmt.api_root(&rec);
-    let api = crate::api(&mgmt.shared.http, &root, &rec.access_token)
-        .map_err(|e| Error::invalid(format!("{}: {e}", mgmt.app.name)))?;
+    let http = mgmt
+        .shared
+        .http()
+        .map_err(|e| Error::failure(format!("{}: {e}", mgmt.app.name)))?;
+    let api =
+        crate::api(&http, &root, &rec.access_token).map_err(|e| Error::invalid(format!("{}: {e}", mgmt.app.name)))?;
     Ok(Manager {
         ctx: mgmt,
         api: std::sync::Mutex::new(api),

@@ -162,7 +162,11 @@ impl VaultStore {
                     format!("store.settings.ca_cert is not a PEM certificate: {e}"),
                 )
             })?;
-            b = b.add_root_certificate(cert);
+            b = b.tls_certs_merge([cert]);
+        } else if cfg.addrs().iter().all(|a| a.starts_with("http://")) {
+            // Plain HTTP (a loopback or dev server): no TLS, so none of the
+            // system's CA certificates are read (300 files on Debian).
+            b = b.tls_certs_only(Vec::<reqwest::Certificate>::new());
         }
         let http = b
             .build()

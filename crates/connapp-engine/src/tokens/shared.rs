@@ -18,8 +18,9 @@ pub struct Shared<'r> {
     pub store: Arc<StoreHandle>,
     /// The plugin the store came from (errors name it).
     pub store_plugin: &'r LoadedPlugin,
-    /// The HTTP client.
-    pub http: reqwest::Client,
+    /// The HTTP client (connapp's policy), built on first use: serving a
+    /// stored token never loads TLS roots.
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
     /// The runtime the work runs on.
     pub rt: Arc<tokio::runtime::Runtime>,
     data_dir: PathBuf,
@@ -59,7 +60,6 @@ impl<'r> Shared<'r> {
         data_dir: PathBuf,
         rt: Arc<tokio::runtime::Runtime>,
     ) -> Result<Self, Error> {
-        let http = connapp_oauth::http_client().map_err(|e| Error::failure(e.to_string()))?;
         let location = store
             .describe()
             .map_err(|e| connapp_host::plugin_error(store_plugin, e))?
@@ -71,7 +71,7 @@ impl<'r> Shared<'r> {
             clock: super::now,
             store: Arc::new(store),
             store_plugin,
-            http,
+            http: Default::default(),
             rt,
             data_dir,
         })
@@ -81,6 +81,15 @@ impl<'r> Shared<'r> {
     pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The HTTP client, built the first time a request needs it.
+    pub fn http(&self) -> Result<reqwest::Client, connapp_oauth::EdgeError> {
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
+        let c = connapp_oauth::http_client()?;
+        Ok(self.http.get_or_init(|| c).clone())
     }
 
     /// Now, by the owner's clock.
