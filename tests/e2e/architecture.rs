@@ -268,6 +268,23 @@ fn the_cli_builds_no_ffi_context_and_finds_no_directories() {
     );
 }
 
+/// The platform clients read the time from the clock their owner gave the
+/// engine (`Shared::now`), never from the system behind its back.
+#[test]
+fn the_clients_take_the_owners_clock() {
+    for dir in [
+        "crates/connapp-servicenow/src",
+        "crates/connapp-zoom/src",
+        "crates/connapp-clients/src",
+    ] {
+        forbid(
+            dir,
+            &["tokens::now()", "SystemTime::now()"],
+            "time comes from the owner's clock (Shared::now)",
+        );
+    }
+}
+
 /// The engine's `platform` module (what the plugins say about platforms)
 /// stands below the token service: `tokens` uses it, never the other way.
 #[test]

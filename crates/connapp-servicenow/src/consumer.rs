@@ -412,7 +412,7 @@ pub fn consent_link(cons: &Consumer, ids: &HashMap<String, String>) -> Option<St
 /// Whether the instance holds an unexpired refresh token for the credential
 /// (someone already pressed "Get OAuth Token").
 pub fn has_token(c: &AppCtx<'_>, cons: &Consumer, ids: &HashMap<String, String>) -> Result<bool, Error> {
-    Ok(token_expiry(c, cons, ids)?.is_some_and(|exp| exp > connapp_engine::tokens::now()))
+    Ok(token_expiry(c, cons, ids)?.is_some_and(|exp| exp > c.shared.now()))
 }
 
 /// The expiry (unix time) of the refresh token ServiceNow holds for the credential.

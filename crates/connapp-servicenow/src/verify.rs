@@ -63,7 +63,7 @@ pub fn grant(c: &AppCtx<'_>, desired: impl FnOnce() -> Result<ConsumerRecords, E
         let again =
             format!("an admin opens {link} and allows access in Zoom again, as a Zoom user other than connapp's own");
         let used = match &held {
-            Some(h) if h.refresh_expires.is_some_and(|e| e > connapp_engine::tokens::now()) => {
+            Some(h) if h.refresh_expires.is_some_and(|e| e > c.shared.now()) => {
                 Some(use_of(c, &cons, &ids, h.obtained, &again)?)
             }
             _ => None,
@@ -99,7 +99,7 @@ pub fn grant(c: &AppCtx<'_>, desired: impl FnOnce() -> Result<ConsumerRecords, E
             .collect(),
         None => Vec::new(),
     };
-    if until <= connapp_engine::tokens::now() {
+    if until <= c.shared.now() {
         return grant(GrantHeld::Expired { at: until }, Some(again));
     }
     if !missing.is_empty() {
@@ -261,7 +261,7 @@ fn grant_rows(
     let link = consent_link(cons, ids).unwrap_or_default();
     let again =
         format!("an admin opens {link} and allows access in Zoom again, as a Zoom user other than connapp's own");
-    let now = connapp_engine::tokens::now();
+    let now = c.shared.now();
     let held = held_grant(c, cons, ids)?;
     let Some(held) = held.filter(|h| h.refresh_expires.is_some()) else {
         checks.push(
@@ -330,7 +330,7 @@ fn use_of(
         token_url: &token_url,
         obtained,
         own_consent: own,
-        now: connapp_engine::tokens::now(),
+        now: c.shared.now(),
     };
     Ok(judge_use(&calls, &evidence, again))
 }
