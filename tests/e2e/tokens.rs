@@ -71,6 +71,42 @@ impl World {
         self.control(reqwest::Method::PUT, "/knobs", knobs);
     }
 
+    /// The world's declaration with a vault store whose `[store.settings]`
+    /// are `settings` (TOML lines).
+    pub(crate) fn on_vault(&self, settings: &str) -> String {
+        std::fs::read_to_string(self.user.path().join("connapp.toml"))
+            .expect("read")
+            .replace(
+                "[store]\nkind = \"file\"\n",
+                &format!("[store]\nkind = \"vault\"\n[store.settings]\n{settings}"),
+            )
+    }
+
+    /// Another host of this world running `bin`: its own data directory
+    /// (locks, journals), the world's browser, `decl`, and `env` on top.
+    pub(crate) fn host(&self, bin: &Path, decl: &str, env: &[(&str, &str)]) -> Sandbox {
+        let mut h = Sandbox::new(bin);
+        let browser = self
+            .user
+            .env
+            .iter()
+            .find(|(k, _)| k == "BROWSER")
+            .map(|(_, v)| v.clone());
+        h.set_env("BROWSER", &browser.expect("the world's browser"));
+        for (k, v) in env {
+            h.set_env(k, v);
+        }
+        h.declare(decl);
+        h
+    }
+
+    /// Stores the DEX app's Client ID and Client Secret through host `h`
+    /// (the hosts share the store).
+    pub(crate) fn credentials_via(&self, h: &Sandbox) {
+        h.set_secret("client-id", DEX);
+        h.set_secret("client-secret", self.zoom.app(DEX).expect("app").client_secret);
+    }
+
     pub(crate) fn counters(&self) -> Value {
         self.control(reqwest::Method::GET, "/counters", Value::Null)
     }
@@ -646,27 +682,12 @@ fn hosts_sharing_one_vault_record_refresh_once_per_expiry() {
     let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR: run through `cargo xtask test`");
     let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
     let w = World::new(&built().full, true);
-    let prefix = format!("connapp-e2e/hosts-{}", std::process::id());
-    let decl = std::fs::read_to_string(w.user.path().join("connapp.toml"))
-        .expect("read")
-        .replace(
-            "[store]\nkind = \"file\"\n",
-            &format!("[store]\nkind = \"vault\"\n[store.settings]\nprefix = \"{prefix}\"\n"),
-        );
+    let decl = w.on_vault(&format!("prefix = \"connapp-e2e/hosts-{}\"\n", std::process::id()));
+    // Each its own data directory (locks, journals): only the store is shared.
     let hosts: Vec<Sandbox> = (0..HOSTS)
-        .map(|_| {
-            // Its own data directory (locks, journals): only the store is shared.
-            let mut h = Sandbox::new(&built().full);
-            let browser = w.user.env.iter().find(|(k, _)| k == "BROWSER").map(|(_, v)| v.clone());
-            h.set_env("BROWSER", &browser.expect("the world's browser"));
-            h.set_env("VAULT_ADDR", &addr);
-            h.set_env("VAULT_TOKEN", &token);
-            h.declare(&decl);
-            h
-        })
+        .map(|_| w.host(&built().full, &decl, &[("VAULT_ADDR", &addr), ("VAULT_TOKEN", &token)]))
         .collect();
-    hosts[0].set_secret("client-id", DEX);
-    hosts[0].set_secret("client-secret", w.zoom.app(DEX).expect("app").client_secret);
+    w.credentials_via(&hosts[0]);
     w.set_knob("access_ttl", json!(TTL));
     hosts[0].run(&["login", "--timeout", "20"], None).ok();
     // Zoom's answer takes a while to come back: every host reads the expired
@@ -717,26 +738,17 @@ fn a_lease_holder_killed_mid_turn_costs_no_grant() {
     let token = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
     let b = built();
     let w = World::new(&b.fault, true);
-    let prefix = format!("connapp-e2e/killed-holder-{}", std::process::id());
-    let decl = std::fs::read_to_string(w.user.path().join("connapp.toml"))
-        .expect("read")
-        .replace(
-            "[store]\nkind = \"file\"\n",
-            &format!("[store]\nkind = \"vault\"\n[store.settings]\nprefix = \"{prefix}\"\n"),
-        );
-    let host = || {
-        let mut h = Sandbox::new(&b.fault);
-        let browser = w.user.env.iter().find(|(k, _)| k == "BROWSER").map(|(_, v)| v.clone());
-        h.set_env("BROWSER", &browser.expect("the world's browser"));
-        h.set_env("VAULT_ADDR", &addr);
-        h.set_env("VAULT_TOKEN", &token);
-        h.set_env("CONNAPP_FAULT_LEASE_TTL_SECS", "3");
-        h.declare(&decl);
-        h
-    };
-    let (a, b_host) = (host(), host());
-    a.set_secret("client-id", DEX);
-    a.set_secret("client-secret", w.zoom.app(DEX).expect("app").client_secret);
+    let decl = w.on_vault(&format!(
+        "prefix = \"connapp-e2e/killed-holder-{}\"\n",
+        std::process::id()
+    ));
+    let env = [
+        ("VAULT_ADDR", addr.as_str()),
+        ("VAULT_TOKEN", token.as_str()),
+        ("CONNAPP_FAULT_LEASE_TTL_SECS", "3"),
+    ];
+    let (a, b_host) = (w.host(&b.fault, &decl, &env), w.host(&b.fault, &decl, &env));
+    w.credentials_via(&a);
     a.run(&["login", "--timeout", "20"], None).ok();
     let refreshes = || w.counters()["token_requests"]["refresh_token"].as_u64().unwrap_or(0);
     // A forced refresh on host A, SIGKILLed at `point` while it holds the lease.

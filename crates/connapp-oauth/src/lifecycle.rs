@@ -1217,27 +1217,34 @@ mod tests {
         }
     }
 
-    /// A shared store whose other host publishes `publish` on the
-    /// `loads_left`-th read from now (0: never).
-    struct Late<'a> {
+    /// A shared store whose reads pass `hook` first, with the read's number
+    /// (from 0): it may act meanwhile (another host publishes, the clock
+    /// moves) or answer instead of the store (a standby's stale copy).
+    struct Hooked<'a> {
         shared: Shared<'a>,
-        loads_left: AtomicU64,
-        publish: Mutex<Option<TokenRecord>>,
+        reads: AtomicU64,
+        hook: Box<dyn Fn(u64) -> Option<Versioned> + 'a>,
     }
 
-    impl TokenStore for Late<'_> {
-        fn load(&self) -> Result<Option<Versioned>, String> {
-            if self.loads_left.load(Ordering::SeqCst) > 0
-                && self.loads_left.fetch_sub(1, Ordering::SeqCst) == 1
-                && let Some(rec) = self.publish.lock().expect("lock").take()
-            {
-                let v = self.shared.mem.load()?.map(|(_, v)| v);
-                self.shared
-                    .mem
-                    .save(&rec.to_bytes(), v)
-                    .expect("the other host publishes");
+    impl<'a> Hooked<'a> {
+        fn new(mem: &'a Mem, hook: impl Fn(u64) -> Option<Versioned> + 'a) -> Self {
+            Hooked {
+                shared: Shared {
+                    mem,
+                    lease: FakeLease::new(mem),
+                },
+                reads: AtomicU64::new(0),
+                hook: Box::new(hook),
             }
-            self.shared.load()
+        }
+    }
+
+    impl TokenStore for Hooked<'_> {
+        fn load(&self) -> Result<Option<Versioned>, String> {
+            match (self.hook)(self.reads.fetch_add(1, Ordering::SeqCst)) {
+                Some(answer) => Ok(Some(answer)),
+                None => self.shared.load(),
+            }
         }
         fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
             self.shared.save(bytes, expected)
@@ -1375,18 +1382,22 @@ mod tests {
         // The other host took over and publishes a moment after the
         // provider refused this host's request (its own write is still on
         // the way when the refusal arrives).
-        let store = Late {
-            shared: Shared {
-                mem: &mem,
-                lease: FakeLease::new(&mem),
-            },
-            loads_left: AtomicU64::new(0),
-            publish: Mutex::new(None),
-        };
+        let publish = Mutex::new(None::<TokenRecord>);
+        let publish_at = AtomicU64::new(u64::MAX);
+        let store = Hooked::new(&mem, |n| {
+            if n == publish_at.load(Ordering::SeqCst)
+                && let Some(rec) = publish.lock().expect("lock").take()
+            {
+                let v = mem.load().expect("load").map(|(_, v)| v);
+                mem.save(&rec.to_bytes(), v).expect("the other host publishes");
+            }
+            None
+        });
         let slow_then_refused = |_: &SecretString| -> Result<TokenSet, EdgeError> {
             let t = clock.fetch_add(LEASE_TTL_SECS + 5, Ordering::SeqCst) + LEASE_TTL_SECS + 5;
-            *store.publish.lock().expect("lock") = Some(rec("at-other", "rt-other", t + 3600, t));
-            store.loads_left.store(2, Ordering::SeqCst);
+            *publish.lock().expect("lock") = Some(rec("at-other", "rt-other", t + 3600, t));
+            // On the second read from now.
+            publish_at.store(store.reads.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
             Err(refused())
         };
         let (got, s) = l
@@ -1469,43 +1480,16 @@ mod tests {
         mem.save(&rec("at-2", "rt-2", 9000, 5000).to_bytes(), v)
             .expect("publish");
         let stale = rec("at-1", "rt-1", 1000, 0).to_bytes();
-        struct Standby<'a> {
-            shared: Shared<'a>,
-            stale: Mutex<Option<(Vec<u8>, u64)>>,
-            reads: AtomicU64,
-            /// Which read (from 0) is the one right after the lease.
-            stale_at: AtomicU64,
-        }
-        impl TokenStore for Standby<'_> {
-            fn load(&self) -> Result<Option<Versioned>, String> {
-                // The read right after the lease is stale, once.
-                if self.reads.fetch_add(1, Ordering::SeqCst) == self.stale_at.load(Ordering::SeqCst)
-                    && let Some((b, v)) = self.stale.lock().expect("lock").take()
-                {
-                    return Ok(Some((Zeroizing::new(b), v)));
-                }
-                self.shared.load()
+        let stale = Mutex::new(Some((stale.to_vec(), 1u64)));
+        // Forced: the read under the lock, then the one after the lease (1).
+        let stale_at = AtomicU64::new(1);
+        // The read right after the lease is stale, once.
+        let store = Hooked::new(&mem, |n| {
+            if n != stale_at.load(Ordering::SeqCst) {
+                return None;
             }
-            fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
-                self.shared.save(bytes, expected)
-            }
-            fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
-                self.shared.journal_key()
-            }
-            fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
-                self.shared.lease()
-            }
-        }
-        let store = Standby {
-            shared: Shared {
-                mem: &mem,
-                lease: FakeLease::new(&mem),
-            },
-            stale: Mutex::new(Some((stale.to_vec(), 1))),
-            reads: AtomicU64::new(0),
-            // Forced: the read under the lock, then the one after the lease.
-            stale_at: AtomicU64::new(1),
-        };
+            stale.lock().expect("lock").take().map(|(b, v)| (Zeroizing::new(b), v))
+        });
         let spent = Mutex::new(Vec::new());
         let rotating = |rt: &SecretString| -> Result<TokenSet, EdgeError> {
             spent.lock().expect("lock").push(rt.expose_secret().to_string());
@@ -1540,11 +1524,10 @@ mod tests {
         // Later, at-2 has expired too: after the stale read's refusal the
         // newer record's refresh token is tried, once, and works.
         spent.lock().expect("lock").clear();
-        let stale = rec("at-1", "rt-1", 1000, 0).to_bytes();
-        *store.stale.lock().expect("lock") = Some((stale.to_vec(), 1));
+        *stale.lock().expect("lock") = Some((rec("at-1", "rt-1", 1000, 0).to_bytes().to_vec(), 1));
         store.reads.store(0, Ordering::SeqCst);
         // Not forced: the fast path's read comes first.
-        store.stale_at.store(2, Ordering::SeqCst);
+        stale_at.store(2, Ordering::SeqCst);
         let (got, s) = l
             .token(
                 &store,
@@ -1573,37 +1556,13 @@ mod tests {
         let (_dir, l, mem) = world();
         l.store_new(&mem, &rec("at-1", "rt-1", 1000, 0)).expect("store");
         let clock = AtomicU64::new(2000);
-        struct Slow<'a> {
-            shared: Shared<'a>,
-            clock: &'a AtomicU64,
-            reads: AtomicU64,
-        }
-        impl TokenStore for Slow<'_> {
-            fn load(&self) -> Result<Option<Versioned>, String> {
-                // The third read is the one right after the lease: slow.
-                if self.reads.fetch_add(1, Ordering::SeqCst) == 2 {
-                    self.clock.fetch_add(LEASE_TTL_SECS - 20, Ordering::SeqCst);
-                }
-                self.shared.load()
+        // The third read is the one right after the lease: slow.
+        let store = Hooked::new(&mem, |n| {
+            if n == 2 {
+                clock.fetch_add(LEASE_TTL_SECS - 20, Ordering::SeqCst);
             }
-            fn save(&self, bytes: &[u8], expected: Option<u64>) -> Result<u64, Option<String>> {
-                self.shared.save(bytes, expected)
-            }
-            fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, String> {
-                self.shared.journal_key()
-            }
-            fn lease(&self) -> Result<Option<&dyn HostLease>, String> {
-                self.shared.lease()
-            }
-        }
-        let store = Slow {
-            shared: Shared {
-                mem: &mem,
-                lease: FakeLease::new(&mem),
-            },
-            clock: &clock,
-            reads: AtomicU64::new(0),
-        };
+            None
+        });
         let asked = AtomicU64::new(0);
         let refresh = |_: &SecretString| {
             asked.fetch_add(1, Ordering::SeqCst);
