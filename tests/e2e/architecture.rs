@@ -195,6 +195,8 @@ fn the_cli_takes_no_new_dependencies() {
         "anstyle",
         // A spinner on long steps, on a terminal: presentation, like colour.
         "indicatif",
+        // Durations on the command line (`--overlap 24h`): argument parsing.
+        "humantime",
         "anyhow",
         "clap",
         "clap_complete",

@@ -13,7 +13,7 @@ use crate::support::{Run, Sandbox, built, managed_user, zoom_with_management};
 
 const MGMT_SECRET: &str = "json-contract-mgmt-secret";
 
-fn schema() -> jsonschema::Validator {
+pub(crate) fn schema() -> jsonschema::Validator {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/connapp-output.schema.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
@@ -21,7 +21,7 @@ fn schema() -> jsonschema::Validator {
 }
 
 /// Checks one report: its command, its version, and the schema.
-fn judged(v: &jsonschema::Validator, command: &str, run: &Run) -> Value {
+pub(crate) fn judged(v: &jsonschema::Validator, command: &str, run: &Run) -> Value {
     let j = run.json();
     assert_eq!(j["command"], command, "{j:#}");
     assert_eq!(j["schema_version"], 1, "{j:#}");

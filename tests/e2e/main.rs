@@ -12,6 +12,7 @@ mod json;
 mod newcomer;
 mod plugins;
 mod raft;
+mod rotate;
 mod secrets;
 mod servicenow;
 mod terminal;

@@ -9,18 +9,18 @@ use serde_json::{Value, json};
 
 use crate::support::{Run, Sandbox, assert_fits, managed_user, no_redirects, sandbox_control, zoom_with_management};
 
-const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
+pub(crate) const MGMT_SECRET: &str = "CANARY-mgmt-secret-9f3a";
 
-struct World {
-    sn: Instance,
-    zoom: Zoom,
-    user: Sandbox,
-    http: reqwest::blocking::Client,
-    outputs: std::cell::RefCell<String>,
+pub(crate) struct World {
+    pub(crate) sn: Instance,
+    pub(crate) zoom: Zoom,
+    pub(crate) user: Sandbox,
+    pub(crate) http: reqwest::blocking::Client,
+    pub(crate) outputs: std::cell::RefCell<String>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let sn = Instance::start(SnSeed::default()).expect("servicenow");
         let zoom = zoom_with_management(MGMT_SECRET);
         let user = managed_user(&zoom, &sn.base_url(), MGMT_SECRET, &[]);
@@ -37,7 +37,7 @@ impl World {
     }
 
     /// Runs connapp and keeps its output for the canary check.
-    fn run(&self, args: &[&str]) -> Run {
+    pub(crate) fn run(&self, args: &[&str]) -> Run {
         let r = self.user.run(args, None);
         self.outputs
             .borrow_mut()
@@ -46,7 +46,7 @@ impl World {
     }
 
     /// Sets `field` of every record of `table` to `value` (an admin's edit in ServiceNow).
-    fn set_all(&self, table: &str, field: &str, value: &str) {
+    pub(crate) fn set_all(&self, table: &str, field: &str, value: &str) {
         self.sn.with_state(|s| {
             for r in s.tables.get_mut(table).expect("table").values_mut() {
                 r.insert(field.into(), value.into());
@@ -54,18 +54,18 @@ impl World {
         });
     }
 
-    fn count(&self, table: &str) -> usize {
+    pub(crate) fn count(&self, table: &str) -> usize {
         self.sn.with_state(|s| s.rows(table).len())
     }
 
     /// apply; returns the consent link.
-    fn apply(&self) -> String {
+    pub(crate) fn apply(&self) -> String {
         let j = self.run(&["apply", "--yes", "--json"]).ok().json();
         j["consent"][0]["consent_url"].as_str().unwrap_or("").to_string()
     }
 
     /// The admin opens the link (Zoom auto-approves as `admin`); returns the final page.
-    fn consent(&self, link: &str) -> String {
+    pub(crate) fn consent(&self, link: &str) -> String {
         let mut url = link.to_string();
         for _ in 0..5 {
             let r = self.http.get(&url).send().expect("browser");
@@ -77,7 +77,7 @@ impl World {
         panic!("too many redirects")
     }
 
-    fn dex(&self) -> Value {
+    pub(crate) fn dex(&self) -> Value {
         self.http
             .post(format!("{}/_sandbox/dex/run", self.sn.base_url()))
             .send()
@@ -86,18 +86,18 @@ impl World {
             .expect("json")
     }
 
-    fn verify(&self) -> Value {
+    pub(crate) fn verify(&self) -> Value {
         self.run(&["verify", "--json"]).json()
     }
 
     /// apply + consent in ServiceNow + connapp's own login as another admin.
-    fn ready(&self) {
+    pub(crate) fn ready(&self) {
         let link = self.apply();
         assert!(self.consent(&link).contains("OAuth token received"));
         self.ready_after_consent();
     }
 
-    fn created_secret(&self) -> String {
+    pub(crate) fn created_secret(&self) -> String {
         self.zoom
             .apps()
             .into_iter()
@@ -272,7 +272,7 @@ fn consent_in_servicenow_then_the_dex_job_works_and_verify_is_green_on_both_ends
 }
 
 impl World {
-    fn ready_after_consent(&self) {
+    pub(crate) fn ready_after_consent(&self) {
         let app = self
             .zoom
             .apps()

@@ -252,7 +252,7 @@ fn plan_needs_a_valid_declaration_and_a_management_app() {
         "{e}"
     );
     w.set_decl(&good.replace(
-        "scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:delete:app:admin\"]",
+        "scopes = [\"marketplace:read:app:admin\", \"marketplace:write:app:admin\", \"marketplace:update:client_secret:admin\", \"marketplace:delete:app:admin\"]",
         "scopes = [\"user:read:user:admin\"]",
     ));
     let e = w.user.run(&["check"], None).fails_with(3).stderr();

@@ -20,7 +20,7 @@ redirect_urls = []
 allow_list = []
 strict_mode = false
 subdomain_check = false
-scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:delete:app:admin"]
+scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:update:client_secret:admin", "marketplace:delete:app:admin"]
 "#;
 
 pub(crate) const BENCH_SEED: &str = r#"# The sandbox world of the benchmarks: the DEX app as the Marketplace procedure

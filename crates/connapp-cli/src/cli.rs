@@ -109,6 +109,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
     Plan(PlanArgs),
+    /// Rotate a credential on both ends without downtime: create, set, test, finish.
+    Rotate {
+        #[command(subcommand)]
+        command: RotateCommand,
+    },
     /// Make the provider app match the declaration (export, merge, validate, write, compare).
     Apply(ApplyArgs),
     /// The Marketplace procedure, step by step, with this app's exact values (Markdown or HTML).
@@ -408,6 +413,51 @@ pub struct ApplyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `connapp rotate` rotates.
+#[derive(Subcommand, Debug)]
+pub enum RotateCommand {
+    /// The app's Client Secret: a new one at the provider while the old one
+    /// keeps working, handed to the consumer, tested, then the old one revoked.
+    ClientSecret(RotateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// The app (optional when the declaration has one app).
+    pub app: Option<String>,
+    /// How long the old secret keeps working after the new one is issued
+    /// (e.g. 1h, 24h, 7d; at most 30 days).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub overlap: u64,
+    /// How long the test step waits for the consumer's own token refresh
+    /// with the new secret (e.g. 0s, 90s, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub wait: u64,
+    /// Continue the rotation in progress from the step it reached.
+    #[arg(long, conflicts_with = "abort")]
+    pub resume: bool,
+    /// Undo the rotation in progress: the old secret current everywhere again.
+    #[arg(long)]
+    pub abort: bool,
+    /// Read the new Client Secret (copied from the provider's console) from
+    /// standard input, for a rotation done by hand.
+    #[arg(long, conflicts_with = "abort")]
+    pub new_secret_stdin: bool,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A duration such as `90s`, `15m`, `24h` or `7d`, in seconds.
+fn parse_duration(s: &str) -> Result<u64, String> {
+    humantime::parse_duration(s)
+        .map(|d| d.as_secs())
+        .map_err(|e| format!("{e}; give a duration such as 90s, 15m, 24h or 7d"))
 }
 
 /// Output formats of `connapp guide`.

@@ -35,7 +35,7 @@ fn input_source(kind: SecretKind, from_stdin: bool) -> Result<(), CliError> {
     )))
 }
 
-fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
+pub(crate) fn read_value(kind: SecretKind, app: &str, from_stdin: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
     if from_stdin {
         // Allocated once at full size so no reallocation leaves a stray copy behind.
         let mut buf = Zeroizing::new(Vec::with_capacity(MAX_SECRET_INPUT as usize + 1));

@@ -14,6 +14,7 @@ mod cmd_check;
 mod cmd_guide;
 mod cmd_init;
 mod cmd_plugins;
+mod cmd_rotate;
 #[cfg(feature = "sandbox")]
 mod cmd_sandbox;
 mod cmd_secrets;
@@ -32,7 +33,7 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 
-use crate::cli::{Cli, Command, PluginsCommand, SecretsCommand, WebhookCommand};
+use crate::cli::{Cli, Command, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand};
 use crate::error::{CliError, Exit};
 
 /// What users of gh, Terraform and kubectl type that connapp spells
@@ -168,6 +169,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Plan(a) => cmd_apply::plan(&g, a),
         Command::Apply(a) => cmd_apply::apply(&g, a),
+        Command::Rotate { command } => match command {
+            RotateCommand::ClientSecret(a) => cmd_rotate::client_secret(&g, a),
+        },
         Command::Guide(a) => cmd_guide::run(&g, a),
         Command::Verify(a) => cmd_verify::run(&g, a),
         Command::Webhook { command } => match command {

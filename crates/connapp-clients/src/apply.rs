@@ -133,7 +133,7 @@ pub(crate) fn provider_admin<'r>(
 
 /// The consumer end of `c`'s app (its target's platform's client), or `None`
 /// when the store holds no credentials for it.
-fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn ConsumerEnd + 'r>>, Error> {
+pub(crate) fn consumer_end<'r>(reg: &Registry, c: AppCtx<'r>) -> Result<Option<Box<dyn ConsumerEnd + 'r>>, Error> {
     let kind = c.app.target.as_ref().map_or("", |t| t.kind.as_str());
     match kind {
         connapp_servicenow::PLATFORM => {

@@ -115,7 +115,7 @@ pub fn render_declaration(o: &InitOptions<'_>) -> String {
 display_name = "connapp marketplace management"
 platform = "{platform}"
 usage = "admin-managed"
-scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:delete:app:admin"]
+scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin", "marketplace:update:client_secret:admin", "marketplace:delete:app:admin"]
 
 [apps.{MANAGEMENT_APP}.oauth]
 grant = "account_credentials"

@@ -30,6 +30,7 @@ pub mod history;
 pub mod manage;
 pub mod memory;
 pub mod platform;
+pub mod rotation;
 pub mod secrets;
 pub mod tokens;
 pub mod verify;

@@ -5,8 +5,9 @@
 //! link; it returns a [`TargetPlan`]). The front ends and `connapp-clients`
 //! work through these; what a platform's API looks like is its client's.
 
-use connapp_core::App;
 use connapp_core::manifest::Change;
+use connapp_core::{App, SecretKind};
+use connapp_plugin_api::zeroize::Zeroizing;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -104,6 +105,55 @@ pub trait ProviderAdmin: Send + Sync {
     fn restore(&self, app: &App, app_id: &str, saved: &Value) -> Result<(), Error>;
     /// What a person must do after the app gained scopes (consent again), if anything.
     fn reconsent_note(&self, app: &App, added: &[String]) -> Option<String>;
+    /// Starts a rotation of the app's Client Secret whose old secret stays
+    /// valid until `revoke_old_at` (unix seconds). An error means the
+    /// provider refused (nothing was issued) or could not be reached.
+    fn start_secret_rotation(&self, app: &App, revoke_old_at: u64) -> Result<Started, Error> {
+        let _ = revoke_old_at;
+        Err(Error::invalid(format!(
+            "{}: connapp cannot rotate this provider's Client Secret through its API",
+            app.name
+        )))
+    }
+    /// Moves the end of the rotation's overlap: `None` revokes the old
+    /// secret now, `Some(t)` at `t`.
+    fn revoke_old_secret(&self, app: &App, at: Option<u64>) -> Result<Revoked, Error> {
+        let _ = at;
+        Err(Error::invalid(format!(
+            "{}: connapp cannot revoke this provider's old Client Secret through its API",
+            app.name
+        )))
+    }
+}
+
+/// What the provider said to the start of a Client Secret rotation.
+pub enum Started {
+    /// It issued this new secret.
+    Issued(Zeroizing<String>),
+    /// It started the rotation, but its answer held no secret.
+    NoSecretInAnswer,
+    /// A rotation is in progress already (one whose answer was lost, or one
+    /// a person started): the provider issued nothing now.
+    AlreadyInProgress(String),
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Started::Issued(_) => f.write_str("Issued(<redacted>)"),
+            Started::NoSecretInAnswer => f.write_str("NoSecretInAnswer"),
+            Started::AlreadyInProgress(m) => write!(f, "AlreadyInProgress({m:?})"),
+        }
+    }
+}
+
+/// What the provider said to a change of the old secret's revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// Done as asked.
+    Done,
+    /// No rotation is in progress any more: the old secret is already revoked.
+    AlreadyRevoked,
 }
 
 /// One record's fate.
@@ -159,6 +209,14 @@ pub trait ConsumerEnd: Send + Sync {
     fn consent_link(&self) -> Result<Option<String>, Error>;
     /// What a person must do with that link.
     fn consent_note(&self, link: &str) -> String;
+    /// Writes `value` into every write-only field that holds the app's
+    /// secret of `kind` (a rotation's set step), each in its own request;
+    /// returns the fields written (`table.field`). Reads the records first.
+    fn set_secret(&mut self, kind: SecretKind, value: &[u8]) -> Result<Vec<String>, Error>;
+    /// The consumer's own record of when it last obtained tokens with the
+    /// app's credentials (its consent or its last refresh, on its clock);
+    /// `None` when it holds none.
+    fn last_exchange(&self) -> Result<Option<u64>, Error>;
 }
 
 /// `verify`'s checks of the consumer end of an app: its records present and

@@ -51,6 +51,8 @@ pub struct AppCtx<'r> {
     pub profile: PlatformProfile,
     provider: Provider,
     lifecycle: Lifecycle,
+    /// A Client Secret to use instead of the stored one (a rotation's test step).
+    client_secret: Option<Zeroizing<Vec<u8>>>,
     /// The open store, HTTP client and runtime.
     pub shared: Shared<'r>,
 }
@@ -146,8 +148,32 @@ impl<'r> AppCtx<'r> {
             profile,
             provider,
             lifecycle,
+            client_secret: None,
             shared: shared.clone(),
         })
+    }
+
+    /// This app authenticating with `secret` instead of its stored Client
+    /// Secret (a rotation's new one, before it becomes current): a refresh
+    /// or a mint through it proves the provider accepts `secret`.
+    pub fn with_client_secret(mut self, secret: Zeroizing<Vec<u8>>) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// Where this app's sealed journals live (one directory per store).
+    pub fn journal_dir(&self) -> &std::path::Path {
+        &self.lifecycle.journal_dir
+    }
+
+    /// The app's journal key (32 random bytes kept in the store, created on
+    /// first use), which seals whatever must reach the disk before the store.
+    pub fn journal_key(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
+        use connapp_oauth::lifecycle::TokenStore;
+        Secrets::new(&self.shared.store)
+            .token_records(&self.app.name)
+            .journal_key()
+            .map_err(|e| Error::failure(format!("{}: the store: {e}", self.app.name)))
     }
 
     /// Another app of the same declaration, on the same store, HTTP client and runtime.
@@ -270,7 +296,10 @@ impl<'r> AppCtx<'r> {
                 .ok_or_else(|| secrets::missing(app, kind, Some(&source)))
         };
         let id = get(SecretKind::ClientId)?;
-        let secret = get(SecretKind::ClientSecret)?;
+        let secret = match &self.client_secret {
+            Some(s) => s.clone(),
+            None => get(SecretKind::ClientSecret)?,
+        };
         Ok(Credentials {
             client_id: String::from_utf8_lossy(&id).into_owned(),
             client_secret: SecretString::from(String::from_utf8_lossy(&secret).into_owned()),

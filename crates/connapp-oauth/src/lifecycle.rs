@@ -216,14 +216,17 @@ fn cipher(key: &[u8]) -> Result<chacha20poly1305::XChaCha20Poly1305, LifecycleEr
         .map_err(|_| LifecycleError::Store("the journal key in the store is not 32 bytes".into()))
 }
 
-fn journal_aad(app: &str) -> Vec<u8> {
-    let mut aad = JOURNAL_MAGIC.to_vec();
+fn sealed_aad(purpose: &[u8; 8], app: &str) -> Vec<u8> {
+    let mut aad = purpose.to_vec();
     aad.extend_from_slice(app.as_bytes());
     aad
 }
 
-/// Seals `plain` for `app`: magic, nonce, ciphertext with its tag.
-fn seal(app: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>, LifecycleError> {
+/// Seals `plain` for `app` under the app's journal `key`: `purpose` (eight
+/// bytes naming what the file holds, e.g. the token journal's `CAJRNL01`),
+/// nonce, ciphertext with its tag. The purpose and the app are bound into
+/// the tag, so a file of one kind never opens as another.
+pub fn seal_for(purpose: &[u8; 8], app: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>, LifecycleError> {
     use chacha20poly1305::aead::{Aead, Payload};
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce).map_err(|e| LifecycleError::Local(format!("no system randomness: {e}")))?;
@@ -232,22 +235,23 @@ fn seal(app: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>, LifecycleError> 
             &chacha20poly1305::XNonce::from(nonce),
             Payload {
                 msg: plain,
-                aad: &journal_aad(app),
+                aad: &sealed_aad(purpose, app),
             },
         )
         .map_err(|_| LifecycleError::Local("cannot seal the journal".into()))?;
-    let mut out = Vec::with_capacity(JOURNAL_MAGIC.len() + NONCE_LEN + ct.len());
-    out.extend_from_slice(JOURNAL_MAGIC);
+    let mut out = Vec::with_capacity(purpose.len() + NONCE_LEN + ct.len());
+    out.extend_from_slice(purpose);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
     Ok(out)
 }
 
-/// Opens a sealed journal; `None` for anything incomplete, altered or
-/// sealed under another key.
-fn open_sealed(app: &str, key: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+/// Opens what [`seal_for`] sealed with the same purpose, app and key;
+/// `None` for anything incomplete, altered, of another purpose or sealed
+/// under another key.
+pub fn open_for(purpose: &[u8; 8], app: &str, key: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     use chacha20poly1305::aead::{Aead, Payload};
-    let rest = bytes.strip_prefix(JOURNAL_MAGIC.as_slice())?;
+    let rest = bytes.strip_prefix(purpose.as_slice())?;
     if rest.len() < NONCE_LEN {
         return None;
     }
@@ -259,11 +263,45 @@ fn open_sealed(app: &str, key: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>
             &chacha20poly1305::XNonce::from(nonce),
             Payload {
                 msg: ct,
-                aad: &journal_aad(app),
+                aad: &sealed_aad(purpose, app),
             },
         )
         .ok()
         .map(Zeroizing::new)
+}
+
+/// Seals `plain` for `app`: magic, nonce, ciphertext with its tag.
+fn seal(app: &str, key: &[u8], plain: &[u8]) -> Result<Vec<u8>, LifecycleError> {
+    seal_for(JOURNAL_MAGIC, app, key, plain)
+}
+
+/// Opens a sealed journal; `None` for anything incomplete, altered or
+/// sealed under another key.
+fn open_sealed(app: &str, key: &[u8], bytes: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    open_for(JOURNAL_MAGIC, app, key, bytes)
+}
+
+/// Writes `bytes` (already sealed) to the new file `dir/name`: created
+/// exclusively with mode 0600 in a 0700 directory, synced, and the
+/// directory synced, so the file is durable when this returns.
+pub fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, LifecycleError> {
+    private_dir(dir)?;
+    let path = dir.join(name);
+    let res = (|| {
+        let mut opts = OpenOptions::new();
+        opts.create_new(true).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&path)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        File::open(dir)?.sync_all()
+    })();
+    res.map_err(|e| LifecycleError::Local(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// `base\nrecord`: the store version the record replaces, and the record.
@@ -595,32 +633,16 @@ impl Lifecycle {
     /// Seals `rec` (replacing store version `base`) into a journal file of
     /// its own and makes it durable; returns the file.
     fn write_journal(&self, key: &[u8], base: Option<u64>, rec: &TokenRecord) -> Result<PathBuf, LifecycleError> {
-        private_dir(&self.journal_dir)?;
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = self
-            .journal_dir
-            .join(format!("{}.journal.{}-{n}", self.app, std::process::id()));
         let body = rec.to_bytes();
         let mut plain = Zeroizing::new(Vec::with_capacity(body.len() + 32));
         plain.extend_from_slice(format!("{}\n", base.map_or("-".to_string(), |v| v.to_string())).as_bytes());
         plain.extend_from_slice(&body);
         let sealed = seal(&self.app, key, &plain)?;
-        tracing::debug!(journal = %path.display(), "journaling the new tokens (sealed) before the store write");
-        let res = (|| {
-            let mut opts = OpenOptions::new();
-            opts.create_new(true).write(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&path)?;
-            f.write_all(&sealed)?;
-            f.sync_all()?;
-            File::open(&self.journal_dir)?.sync_all()
-        })();
-        res.map_err(|e| LifecycleError::Local(format!("cannot write the journal {}: {e}", path.display())))?;
+        tracing::debug!(journal = %self.journal_dir.display(), "journaling the new tokens (sealed) before the store write");
+        let name = format!("{}.journal.{}-{n}", self.app, std::process::id());
+        let path = write_durable(&self.journal_dir, &name, &sealed)?;
         durable_marker();
         Ok(path)
     }

@@ -378,23 +378,70 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &RecordSpec, table: &str, i
         let Some(kind) = v.strip_prefix("$secret:").and_then(SecretKind::parse) else {
             continue;
         };
-        let field = field.clone();
         let value = c
             .stored(kind)?
             .ok_or_else(|| connapp_engine::secrets::missing(&c.app.name, kind, None))?;
-        let plain = Zeroizing::new(text(value));
-        let mut body = Map::new();
-        body.insert(field.clone(), Value::String(plain.to_string()));
-        let body = Value::Object(body);
-        let r = c.shared.rt.block_on(inst.patch(table, id, &body, true));
-        // The JSON copy held the secret: overwrite it before it is dropped.
-        if let Value::Object(mut m) = body
-            && let Some(Value::String(s)) = m.get_mut(&field)
-        {
-            s.zeroize();
+        patch_secret(c, inst, table, id, field, &value)?;
+        written.push(field.clone());
+    }
+    Ok(written)
+}
+
+/// Writes `value` into the write-only `field` of one record, in a request of its own.
+fn patch_secret(
+    c: &AppCtx<'_>,
+    inst: &Instance,
+    table: &str,
+    id: &str,
+    field: &str,
+    value: &[u8],
+) -> Result<(), Error> {
+    let plain = Zeroizing::new(String::from_utf8_lossy(value).into_owned());
+    let mut body = Map::new();
+    body.insert(field.to_string(), Value::String(plain.to_string()));
+    let body = Value::Object(body);
+    let r = c.shared.rt.block_on(inst.patch(table, id, &body, true));
+    // The JSON copy held the secret: overwrite it before it is dropped.
+    if let Value::Object(mut m) = body
+        && let Some(Value::String(s)) = m.get_mut(field)
+    {
+        s.zeroize();
+    }
+    r.map_err(|e| error(&c.app.name, e))?;
+    Ok(())
+}
+
+/// Writes `value` into every write-only field of the records found (`ids`)
+/// that holds the app's secret of `kind`; returns `table.field` of each.
+pub fn set_secret(
+    c: &AppCtx<'_>,
+    cons: &Consumer,
+    ids: &HashMap<String, String>,
+    kind: SecretKind,
+    value: &[u8],
+) -> Result<Vec<String>, Error> {
+    let mut written = Vec::new();
+    for spec in &cons.desired.records {
+        for (field, v) in &spec.write_only {
+            if v.strip_prefix("$secret:").and_then(SecretKind::parse) != Some(kind) {
+                continue;
+            }
+            let Some(id) = ids.get(&spec.key) else {
+                return Err(Error::failure(format!(
+                    "{}: {} has no {} record to hold the {}",
+                    c.app.name,
+                    cons.inst.base(),
+                    spec.label,
+                    kind.label()
+                ))
+                .hint(format!(
+                    "run `connapp apply {}` first: it creates the record chain",
+                    c.app.name
+                )));
+            };
+            patch_secret(c, &cons.inst, &spec.table, id, field, value)?;
+            written.push(format!("{}.{field}", spec.table));
         }
-        r.map_err(|e| error(&c.app.name, e))?;
-        written.push(field);
     }
     Ok(written)
 }
@@ -620,5 +667,20 @@ impl connapp_engine::manage::ConsumerEnd for End<'_> {
     }
     fn consent_note(&self, link: &str) -> String {
         consent_note(&self.c.app, link)
+    }
+    fn set_secret(&mut self, kind: SecretKind, value: &[u8]) -> Result<Vec<String>, Error> {
+        if self.ids.is_empty() {
+            let (_, ids) = run(&self.c, &self.cons, Mode::Plan)?;
+            self.ids = ids;
+        }
+        set_secret(&self.c, &self.cons, &self.ids, kind, value)
+    }
+    fn last_exchange(&self) -> Result<Option<u64>, Error> {
+        let ids = if self.ids.is_empty() {
+            run(&self.c, &self.cons, Mode::Plan)?.1
+        } else {
+            self.ids.clone()
+        };
+        Ok(held_grant(&self.c, &self.cons, &ids)?.and_then(|g| g.obtained))
     }
 }

@@ -11,7 +11,7 @@
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, GrantKind, SecretKind};
 use connapp_engine::history;
-use connapp_engine::manage::{AppPlan, Blocked};
+use connapp_engine::manage::{AppPlan, Blocked, Revoked, Started};
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
 use connapp_engine::{Error, ErrorKind};
@@ -139,6 +139,81 @@ impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
     }
     fn reconsent_note(&self, app: &App, added: &[String]) -> Option<String> {
         (!added.is_empty()).then(|| reconsent_note(app, added))
+    }
+    fn start_secret_rotation(&self, app: &App, revoke_old_at: u64) -> Result<Started, Error> {
+        let mgr = app.managed_by.clone().unwrap_or_default();
+        let id = rotation_app_id(self, app)?;
+        let started = self.call(|api| {
+            let id = id.clone();
+            async move {
+                Marketplace::new(&api)
+                    .start_secret_rotation(&id, crate::Revoke::At(revoke_old_at))
+                    .await
+            }
+        });
+        match started {
+            Ok(Some(r)) => Ok(Started::Issued(r.client_secret)),
+            Ok(None) => Ok(Started::NoSecretInAnswer),
+            // 300 "already in progress": a rotation whose new secret connapp never saw.
+            Err(ApiError::Status {
+                status: 400,
+                code: Some(300),
+                ref message,
+                ..
+            }) if message.contains("already in progress") => Ok(Started::AlreadyInProgress(message.clone())),
+            Err(e) => Err(rotation_error(
+                &format!("{}: start the Client Secret rotation", app.name),
+                &mgr,
+                e,
+            )),
+        }
+    }
+    fn revoke_old_secret(&self, app: &App, at: Option<u64>) -> Result<Revoked, Error> {
+        let mgr = app.managed_by.clone().unwrap_or_default();
+        let id = rotation_app_id(self, app)?;
+        let when = at.map_or(crate::Revoke::Now, crate::Revoke::At);
+        match self.call(|api| {
+            let id = id.clone();
+            async move { Marketplace::new(&api).reschedule_secret_revocation(&id, when).await }
+        }) {
+            Ok(()) => Ok(Revoked::Done),
+            // 300 "No client secret rotation is in progress": the overlap is over.
+            Err(ApiError::Status {
+                status: 400,
+                code: Some(300),
+                ref message,
+                ..
+            }) if message.contains("No client secret rotation") => Ok(Revoked::AlreadyRevoked),
+            Err(e) => Err(rotation_error(
+                &format!("{}: move the old Client Secret's revocation", app.name),
+                &mgr,
+                e,
+            )),
+        }
+    }
+}
+
+/// The app id a rotation needs: without one, nothing at Zoom can be rotated.
+fn rotation_app_id(m: &Manager<'_>, app: &App) -> Result<String, Error> {
+    app_id(m, app)?.ok_or_else(|| {
+        Error::failure(format!("{}: connapp knows no Zoom app id for it", app.name)).hint(format!(
+            "run `connapp apply {0}` first (it creates the app and keeps its id), or set app_id in [apps.{0}]",
+            app.name
+        ))
+    })
+}
+
+/// A refused rotation call, with Zoom's own words and what to do: the
+/// schedule's rate limit says when to try again.
+fn rotation_error(what: &str, mgr: &str, e: ApiError) -> Error {
+    match &e {
+        ApiError::Status { status: 429, rate, .. } => Error::failure(format!("{what}: {e}")).hint(match &rate.retry_after {
+            Some(t) => format!(
+                "Zoom allows about 3 rotation schedule changes per app in 15 minutes; nothing was changed: run the same command again after {t}"
+            ),
+            None => "Zoom allows about 3 rotation schedule changes per app in 15 minutes; nothing was changed: run the same command again in 15 minutes".into(),
+        }),
+        _ => api_error(what, mgr, e),
     }
 }
 

@@ -178,6 +178,25 @@ pub fn guide(app: &App, reasons: &[PresetScope]) -> Guide {
     }
 }
 
+/// The Marketplace steps of a Client Secret rotation a person does by hand
+/// (no management app): the old secret kept working until `revoke_old_at`
+/// (a UTC time), then the new one handed to connapp.
+pub fn rotation_steps(app: &App, revoke_old_at: &str) -> Vec<String> {
+    vec![
+        format!(
+            "Open https://marketplace.zoom.us/ > Manage > \"{}\" > App Credentials.",
+            app.display_name
+        ),
+        format!(
+            "Next to Client Secret choose Regenerate, and keep the old secret working until {revoke_old_at} (Zoom revokes it then; both work until that time)."
+        ),
+        format!(
+            "Copy the new Client Secret into a file only you can read and hand it to connapp: `connapp rotate client-secret {} --resume --new-secret-stdin < FILE` (on a terminal, `--resume` asks for it). connapp stores it, hands it to the consumer and tests it; do not paste it anywhere else.",
+            app.name
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

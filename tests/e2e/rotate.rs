@@ -1,0 +1,358 @@
+//! `connapp rotate client-secret` end to end, on the Zoom and ServiceNow
+//! sandboxes with ServiceNow's DEX job running in a loop: the rotation
+//! costs no DEX run and no consent; afterwards Zoom's token endpoint refuses
+//! the old secret and accepts the new one; a run killed after each step is
+//! completed by `--resume` and undone by `--abort`; Zoom's limit on
+//! schedule changes is reported with the time to retry.
+
+use std::os::unix::process::ExitStatusExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::servicenow::World;
+use crate::support::{built, no_redirects, sandbox_control};
+
+/// The created DEX app's Client ID and its current Client Secret at Zoom.
+fn zoom_app(w: &World) -> (String, String) {
+    let app = w
+        .zoom
+        .apps()
+        .into_iter()
+        .find(|a| a.name == "DEX for Zoom" && a.client_id != "sbxDexClientId00000001")
+        .expect("created app");
+    (app.client_id, app.client_secret)
+}
+
+/// Whether Zoom's token endpoint authenticates the client with `secret`:
+/// an unknown refresh token is `invalid_grant` once the client is
+/// accepted, `invalid_client` when its secret is not.
+fn zoom_accepts(w: &World, client_id: &str, secret: &str) -> bool {
+    let r = w
+        .http
+        .post(format!("{}/oauth/token", w.zoom.base_url()))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "no-such-token")])
+        .send()
+        .expect("token endpoint");
+    let body: Value = r.json().expect("json");
+    match body["error"].as_str() {
+        Some("invalid_grant") => true,
+        Some("invalid_client") => false,
+        _ => panic!("unexpected answer: {body}"),
+    }
+}
+
+/// The Client Secret ServiceNow's provider record holds.
+fn servicenow_secret(w: &World) -> Option<String> {
+    w.sn.with_state(|s| {
+        let id = s.rows("oauth_entity")[0]["sys_id"].clone();
+        s.secret("oauth_entity", &id, "client_secret").flatten()
+    })
+}
+
+fn set_knob(w: &World, base: &str, k: &str, v: Value) {
+    let mut knobs = sandbox_control(&w.http, base, reqwest::Method::GET, "/knobs", Value::Null);
+    knobs[k] = v;
+    sandbox_control(&w.http, base, reqwest::Method::PUT, "/knobs", knobs);
+}
+
+/// ServiceNow's DEX job run every 250 ms on its own thread until dropped;
+/// every run's outcome is kept. `pause` holds the loop between runs.
+struct DexLoop {
+    stop: Arc<AtomicBool>,
+    runs: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    pause: Arc<Mutex<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DexLoop {
+    fn start(w: &World) -> DexLoop {
+        let (stop, runs) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let pause = Arc::new(Mutex::new(()));
+        let url = format!("{}/_sandbox/dex/run", w.sn.base_url());
+        let (s, r, f, p) = (stop.clone(), runs.clone(), failures.clone(), pause.clone());
+        let thread = std::thread::spawn(move || {
+            let http = no_redirects();
+            while !s.load(Ordering::SeqCst) {
+                {
+                    let _running = p.lock().unwrap_or_else(|e| e.into_inner());
+                    let answer = http.post(&url).send().expect("dex");
+                    let status = answer.status();
+                    let text = answer.text().expect("dex answer");
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let run: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if run["ok"] != true {
+                        f.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(format!("{status}: {text}"));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        });
+        DexLoop {
+            stop,
+            runs,
+            failures,
+            pause,
+            thread: Some(thread),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// No DEX run failed so far.
+    fn assert_clean(&self, when: &str) {
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(f.is_empty(), "{when}: DEX runs failed:\n{}", f.join("\n"));
+    }
+
+    /// Waits until `n` more runs have completed.
+    fn wait_runs(&self, n: usize) {
+        let target = self.runs() + n;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.runs() < target {
+            assert!(std::time::Instant::now() < deadline, "the DEX loop stalled");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DexLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A ready world (apply, ServiceNow's consent, connapp's own login) whose
+/// DEX job refreshes its token on every run: Zoom's access tokens live 61
+/// s and ServiceNow renews 60 s before expiry.
+fn refreshing_world() -> World {
+    let w = World::new();
+    w.ready();
+    set_knob(&w, &w.zoom.base_url(), "access_ttl", json!(61));
+    // ServiceNow's token from the consent lives an hour: past it, its next
+    // refresh brings a 61-s one.
+    sandbox_control(
+        &w.http,
+        &w.sn.base_url(),
+        reqwest::Method::POST,
+        "/clock/advance",
+        json!({"seconds": 3600}),
+    );
+    let run = w.dex();
+    assert_eq!(run["ok"], true, "{run:#}");
+    w
+}
+
+/// After a rotation: Zoom accepts only the new secret, ServiceNow holds
+/// it, connapp's own refresh works with what it stores, DEX reads data.
+fn assert_rotated(w: &World, client_id: &str, old: &str, when: &str) -> String {
+    let (_, new) = zoom_app(w);
+    assert_ne!(new, old, "{when}: Zoom's secret did not change");
+    assert!(
+        !zoom_accepts(w, client_id, old),
+        "{when}: Zoom still accepts the old secret"
+    );
+    assert!(zoom_accepts(w, client_id, &new), "{when}: Zoom refuses the new secret");
+    assert_eq!(
+        servicenow_secret(w).as_deref(),
+        Some(new.as_str()),
+        "{when}: ServiceNow does not hold the new secret"
+    );
+    w.run(&["refresh", "dex-zoom"]).ok();
+    new
+}
+
+fn rotate_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["rotate", "client-secret", "dex-zoom", "--yes"];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn a_rotation_keeps_dex_running_and_leaves_only_the_new_secret() {
+    let w = refreshing_world();
+    let (client_id, old) = zoom_app(&w);
+    let dex = DexLoop::start(&w);
+    dex.wait_runs(3);
+    let run = w
+        .run(&rotate_args(&["--overlap", "2h", "--wait", "30s", "--json"]))
+        .ok();
+    let j = crate::json::judged(&crate::json::schema(), "rotate", &run);
+    assert_eq!(j["step"], "finished", "{j:#}");
+    assert_eq!(j["tested"]["provider"]["result"], "ok", "{j:#}");
+    assert_eq!(j["tested"]["consumer"]["result"], "ok", "{j:#}");
+    assert!(
+        j["old_revoked"].as_str().unwrap_or("").contains("revoked at Zoom now"),
+        "{j:#}"
+    );
+    let steps: Vec<&str> = j["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["step"].as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        ["creating", "created", "set", "tested", "finishing", "finished"],
+        "{j:#}"
+    );
+    // DEX keeps reading after the old secret is gone.
+    dex.wait_runs(4);
+    dex.assert_clean("during and after the rotation");
+    let new = assert_rotated(&w, &client_id, &old, "after the rotation");
+    assert_eq!(
+        j["new_fingerprint"].as_str(),
+        Some(connapp_engine::rotation::fingerprint(new.as_bytes()).as_str())
+    );
+    assert_eq!(
+        j["old_fingerprint"].as_str(),
+        Some(connapp_engine::rotation::fingerprint(old.as_bytes()).as_str())
+    );
+    // The record in the store names the secrets by fingerprint only, and
+    // no output held either secret.
+    let outputs = w.outputs.borrow().clone();
+    for secret in [&old, &new] {
+        assert!(!outputs.contains(secret.as_str()), "a Client Secret was printed");
+        assert!(!j.to_string().contains(secret.as_str()));
+    }
+    // ServiceNow's grant survived: the same consent, still refreshing.
+    dex.wait_runs(2);
+    dex.assert_clean("at the end");
+}
+
+/// Runs the fault-injection build of `rotate` and expects it killed at `point`.
+fn killed_at(w: &World, point: &str) {
+    let b = built();
+    let mut c = w
+        .user
+        .command_of(&b.fault, &rotate_args(&["--overlap", "6h", "--wait", "20s"]));
+    c.env("CONNAPP_FAULT", point);
+    let out = c.output().expect("run");
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{point}: the fault point was not reached ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Moves both sandboxes' clocks past Zoom's 15-minute window of schedule
+/// changes (as time passes for both), with the DEX loop held between runs.
+fn next_window(w: &World, dex: &DexLoop) {
+    let _held = dex.pause.lock().unwrap_or_else(|e| e.into_inner());
+    for base in [w.zoom.base_url(), w.sn.base_url()] {
+        sandbox_control(
+            &w.http,
+            &base,
+            reqwest::Method::POST,
+            "/clock/advance",
+            json!({"seconds": 901}),
+        );
+    }
+}
+
+#[test]
+fn a_rotation_killed_after_any_step_resumes_or_aborts_without_a_broken_pair() {
+    let w = refreshing_world();
+    let (client_id, mut current) = zoom_app(&w);
+    let dex = DexLoop::start(&w);
+    let points = [
+        "rotate-after-create-answer",
+        "rotate-after-journal",
+        "rotate-after-created",
+        "rotate-after-set",
+        "rotate-after-test",
+        "rotate-after-current",
+    ];
+    // Killed, then resumed.
+    for point in points {
+        next_window(&w, &dex);
+        killed_at(&w, point);
+        // A second rotation refuses while this one is open, and says why.
+        let e = w.run(&rotate_args(&[])).fails_with(1).stderr();
+        assert!(e.contains("in progress") && e.contains("--resume"), "{point}: {e}");
+        if point == "rotate-after-create-answer" {
+            // Zoom issued a secret whose answer died with the process: connapp
+            // says so and takes it from the person who copies it from Zoom.
+            let e = w.run(&rotate_args(&["--resume"])).fails_with(1).stderr();
+            assert!(
+                e.contains("in progress already") && e.contains("--new-secret-stdin"),
+                "{e}"
+            );
+            let (_, issued) = zoom_app(&w);
+            w.user
+                .run(
+                    &rotate_args(&["--resume", "--wait", "20s", "--new-secret-stdin"]),
+                    Some(issued.as_bytes()),
+                )
+                .ok();
+        } else {
+            let out = w.run(&rotate_args(&["--resume", "--wait", "20s"])).ok().stdout();
+            assert!(out.contains("finished"), "{point}: {out}");
+        }
+        current = assert_rotated(&w, &client_id, &current, point);
+        dex.assert_clean(point);
+    }
+    // Killed, then aborted: the old secret is current on both ends again and
+    // works; Zoom cannot cancel, so the new secret stays pending and a new
+    // rotation points at --resume, which finishes it.
+    for point in [
+        "rotate-after-journal",
+        "rotate-after-created",
+        "rotate-after-set",
+        "rotate-after-test",
+    ] {
+        next_window(&w, &dex);
+        killed_at(&w, point);
+        let j = w.run(&rotate_args(&["--abort", "--json"])).ok().json();
+        assert_eq!(j["step"], "aborted", "{point}: {j:#}");
+        assert_eq!(servicenow_secret(&w).as_deref(), Some(current.as_str()), "{point}");
+        assert!(
+            zoom_accepts(&w, &client_id, &current),
+            "{point}: the old secret no longer works"
+        );
+        w.run(&["refresh", "dex-zoom"]).ok();
+        dex.wait_runs(2);
+        dex.assert_clean(point);
+        let e = w.run(&rotate_args(&[])).fails_with(1).stderr();
+        assert!(e.contains("--resume") && e.contains("cannot cancel"), "{point}: {e}");
+        w.run(&rotate_args(&["--resume", "--wait", "20s"])).ok();
+        current = assert_rotated(&w, &client_id, &current, point);
+    }
+    // Past the test step an abort refuses: the new secret is current already.
+    next_window(&w, &dex);
+    killed_at(&w, "rotate-after-current");
+    let e = w.run(&rotate_args(&["--abort"])).fails_with(1).stderr();
+    assert!(e.contains("--resume"), "{e}");
+    w.run(&rotate_args(&["--resume", "--wait", "20s"])).ok();
+    current = assert_rotated(&w, &client_id, &current, "abort refused");
+    // Zoom's limit of about 3 schedule changes in 15 minutes: the rotation
+    // above made 2; a new one is the 3rd, its revocation the 4th — refused
+    // with the time to retry, and the rotation waits at its last step.
+    let e = w.run(&rotate_args(&["--wait", "20s"])).fails_with(1).stderr();
+    assert!(
+        e.contains("429") && e.contains("run the same command again after"),
+        "{e}"
+    );
+    let j = w.run(&rotate_args(&["--resume", "--json"])).fails_with(1).stderr();
+    assert!(j.contains("after"), "{j}");
+    next_window(&w, &dex);
+    let j = w.run(&rotate_args(&["--resume", "--json"])).ok().json();
+    assert_eq!(j["step"], "finished", "{j:#}");
+    assert_rotated(&w, &client_id, &current, "after the rate limit");
+    dex.assert_clean("at the end");
+    assert!(!w.outputs.borrow().contains(&current), "a Client Secret was printed");
+}
