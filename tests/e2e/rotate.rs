@@ -356,3 +356,79 @@ fn a_rotation_killed_after_any_step_resumes_or_aborts_without_a_broken_pair() {
     dex.assert_clean("at the end");
     assert!(!w.outputs.borrow().contains(&current), "a Client Secret was printed");
 }
+
+/// Without a management app connapp cannot rotate at Zoom: it prints the
+/// Marketplace steps with this app's values, takes the new secret the
+/// person copied (standard input, never argv), refuses the current one,
+/// hands the new one to ServiceNow and tests it; the old one is left to the
+/// overlap the person chose.
+#[test]
+fn without_a_management_app_a_person_rotates_at_zoom_and_connapp_does_the_rest() {
+    let w = refreshing_world();
+    let (client_id, old) = zoom_app(&w);
+    w.user.edit("managed_by = \"zoom-marketplace\"\n", "");
+    let dex = DexLoop::start(&w);
+    let run = w.run(&rotate_args(&["--overlap", "2h", "--json"])).ok();
+    let j = crate::json::judged(&crate::json::schema(), "rotate", &run);
+    assert_eq!(
+        (j["step"].as_str(), j["manual"].as_bool()),
+        (Some("creating"), Some(true)),
+        "{j:#}"
+    );
+    let steps = j["manual_steps"].to_string();
+    let revoke_at = connapp_clients::rotate::iso(j["revoke_old_at"].as_u64().expect("revoke time"));
+    assert!(
+        steps.contains("App Credentials") && steps.contains("DEX for Zoom") && steps.contains(&revoke_at),
+        "{steps}"
+    );
+    assert!(steps.contains("--new-secret-stdin"), "{steps}");
+    // Without a terminal, the text says the same and asks nothing.
+    let text = w.run(&rotate_args(&["--resume"])).ok().stdout();
+    assert!(
+        text.contains("App Credentials") && text.contains("stands at step creating"),
+        "{text}"
+    );
+    // The current secret is not a new one.
+    let e = w
+        .user
+        .run(&rotate_args(&["--resume", "--new-secret-stdin"]), Some(old.as_bytes()))
+        .fails_with(3)
+        .stderr();
+    assert!(e.contains("is the current Client Secret"), "{e}");
+    // The person rotates in the Marketplace, old one kept for 2 hours.
+    let new = sandbox_control(
+        &w.http,
+        &w.zoom.base_url(),
+        reqwest::Method::POST,
+        &format!("/apps/{client_id}/rotate-secret"),
+        json!({"overlap_secs": 7200}),
+    )["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let out = w
+        .user
+        .run(
+            &rotate_args(&["--resume", "--new-secret-stdin", "--wait", "20s", "--json"]),
+            Some(format!("{new}\n").as_bytes()),
+        )
+        .ok();
+    let j = out.json();
+    assert_eq!(j["step"], "finished", "{j:#}");
+    assert_eq!(j["tested"]["consumer"]["result"], "ok", "{j:#}");
+    assert!(
+        j["old_revoked"]
+            .as_str()
+            .unwrap_or("")
+            .contains("revoke it in the provider's console"),
+        "{j:#}"
+    );
+    assert!(!out.stdout().contains(&new) && !out.stderr().contains(&new));
+    assert_eq!(servicenow_secret(&w).as_deref(), Some(new.as_str()));
+    // Both work until the end of the person's overlap.
+    assert!(zoom_accepts(&w, &client_id, &new) && zoom_accepts(&w, &client_id, &old));
+    w.run(&["refresh", "dex-zoom"]).ok();
+    dex.wait_runs(2);
+    dex.assert_clean("after a rotation by hand");
+    assert!(!w.outputs.borrow().contains(&new) && !w.outputs.borrow().contains(&old));
+}

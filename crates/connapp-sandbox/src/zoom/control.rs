@@ -131,12 +131,24 @@ async fn replace_app(AxState(ctx): AxState<Ctx>, Path(client_id): Path<String>, 
     Json(app).into_response()
 }
 
-async fn rotate_secret(AxState(ctx): AxState<Ctx>, Path(client_id): Path<String>) -> Response {
+/// A person's rotation on the app's App Credentials page: a new secret; with
+/// `{"overlap_secs": N}` the old one keeps working N more seconds (the
+/// overlap Zoom offers since September 2025), else it dies at once.
+async fn rotate_secret(AxState(ctx): AxState<Ctx>, Path(client_id): Path<String>, body: axum::body::Bytes) -> Response {
+    let overlap = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("overlap_secs").and_then(Value::as_u64))
+        .unwrap_or(0);
     let mut s = ctx.lock();
+    let now = s.now();
     let Some(app) = s.apps.get_mut(&client_id) else {
         return (StatusCode::NOT_FOUND, Json(json!({"error": "no such app"}))).into_response();
     };
-    app.client_secret = random_alnum(32);
+    let old = std::mem::replace(&mut app.client_secret, random_alnum(32));
+    app.old_secret = (overlap > 0).then(|| crate::state::OldSecret {
+        secret: old,
+        revoke_at: now + overlap,
+    });
     Json(json!({"client_id": client_id, "client_secret": app.client_secret})).into_response()
 }
 
