@@ -432,3 +432,169 @@ fn without_a_management_app_a_person_rotates_at_zoom_and_connapp_does_the_rest()
     dex.assert_clean("after a rotation by hand");
     assert!(!w.outputs.borrow().contains(&new) && !w.outputs.borrow().contains(&old));
 }
+
+/// The user's file store, opened as connapp opens it (the same passphrase).
+fn user_store(w: &World) -> connapp_store_file::FileStore {
+    fn find(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == connapp_store_file::STORE_FILE) {
+                return p.parent().map(std::path::Path::to_path_buf);
+            }
+            if p.is_dir()
+                && let Some(found) = find(&p)
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+    let dir = find(w.user.path()).expect("the user's file store");
+    connapp_store_file::FileStore::open(
+        &dir,
+        crate::secrets::pass("correct horse battery staple"),
+        connapp_store_file::Cost::default(),
+    )
+    .expect("open the store")
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// verify's rows of kind `check` about `item`.
+fn row<'a>(j: &'a Value, check: &str, item: &str) -> &'a Value {
+    j["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["check"] == check && c["item"] == item)
+        .unwrap_or_else(|| panic!("no {check} row for {item}: {j:#}"))
+}
+
+/// verify looks ahead: the Client Secret's age against the declared
+/// maximum, a rotation left open or gone stale, ServiceNow's refresh token
+/// nearing its end.
+#[test]
+fn verify_warns_before_the_secret_the_rotation_or_servicenows_token_runs_out() {
+    use connapp_plugin_api::{Expected, Store};
+    let w = World::new();
+    w.ready();
+    w.user.edit(
+        "[apps.dex-zoom.target]",
+        "client_secret_max_age_days = 30\n\n[apps.dex-zoom.target]",
+    );
+    let (_, secret) = zoom_app(&w);
+    let age = |j: &Value| row(j, "rotation", "Client Secret age").clone();
+    // apply stored the new app's secret with its date.
+    let a = age(&w.verify());
+    assert_eq!(a["result"], "ok", "{a:#}");
+    assert!(
+        a["detail"].as_str().unwrap_or("").contains("stored 0 days ago"),
+        "{a:#}"
+    );
+    // Stored 20 days ago: due within two weeks. 31 days ago: overdue.
+    let fp = connapp_engine::rotation::fingerprint(secret.as_bytes());
+    for (days, want) in [(20, "warn"), (31, "fail")] {
+        let meta = json!({"since": now() - days * 86_400, "fingerprint": fp});
+        user_store(&w)
+            .put(
+                "apps/dex-zoom/client-secret-since",
+                meta.to_string().as_bytes(),
+                Expected::Any,
+            )
+            .expect("date the secret");
+        let a = age(&w.verify());
+        assert_eq!(a["result"], want, "{days} days: {a:#}");
+        assert!(
+            a["fix"]
+                .as_str()
+                .unwrap_or("")
+                .contains("connapp rotate client-secret dex-zoom"),
+            "{a:#}"
+        );
+    }
+    // A date recorded for another value says nothing about this one.
+    let meta = json!({"since": now() - 40 * 86_400, "fingerprint": "sha256:0000000000000000"});
+    user_store(&w)
+        .put(
+            "apps/dex-zoom/client-secret-since",
+            meta.to_string().as_bytes(),
+            Expected::Any,
+        )
+        .expect("date another value");
+    assert_eq!(age(&w.verify())["result"], "skip");
+
+    // A rotation left open is a warning that names --resume; past the end
+    // of its overlap, a failure.
+    killed_at(&w, "rotate-after-created");
+    let r = row(&w.verify(), "rotation", "Client Secret rotation").clone();
+    assert_eq!(r["result"], "warn", "{r:#}");
+    assert!(
+        r["detail"].as_str().unwrap_or("").contains("stands at step created")
+            && r["fix"].as_str().unwrap_or("").contains("--resume"),
+        "{r:#}"
+    );
+    let store = user_store(&w);
+    let rec = store.get("apps/dex-zoom/rotation").expect("read").expect("record");
+    let mut rot: Value = serde_json::from_slice(&rec.value).expect("json");
+    let real_end = rot["revoke_old_at"].clone();
+    rot["revoke_old_at"] = json!(now() - 60);
+    store
+        .put(
+            "apps/dex-zoom/rotation",
+            rot.to_string().as_bytes(),
+            Expected::Version(rec.version),
+        )
+        .expect("age the record");
+    let r = row(&w.verify(), "rotation", "Client Secret rotation").clone();
+    assert_eq!(r["result"], "fail", "{r:#}");
+    assert!(
+        r["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped accepting the old Client Secret"),
+        "{r:#}"
+    );
+    // Put back as Zoom has it, and finished: the record says when, and the
+    // new secret is dated today.
+    rot["revoke_old_at"] = real_end;
+    let rec = store.get("apps/dex-zoom/rotation").expect("read").expect("record");
+    store
+        .put(
+            "apps/dex-zoom/rotation",
+            rot.to_string().as_bytes(),
+            Expected::Version(rec.version),
+        )
+        .expect("restore the record");
+    w.run(&rotate_args(&["--resume"])).ok();
+    let j = w.verify();
+    assert_eq!(row(&j, "rotation", "Client Secret rotation")["result"], "ok", "{j:#}");
+    assert_eq!(age(&j)["result"], "ok", "{j:#}");
+
+    // ServiceNow's refresh token five days from its end: a warning.
+    let soon = chrono_glide(now() + 5 * 86_400);
+    w.sn.with_state(|s| {
+        for r in s.tables.get_mut("oauth_credential").expect("table").values_mut() {
+            if r.get("type").is_some_and(|t| t == "refresh_token") {
+                r.insert("expires".into(), soon.clone());
+            }
+        }
+    });
+    let j = w.verify();
+    let t = row(&j, "servicenow", "ServiceNow's token");
+    assert_eq!(t["result"], "warn", "{t:#}");
+    assert!(
+        t["detail"].as_str().unwrap_or("").contains("in 4 days")
+            || t["detail"].as_str().unwrap_or("").contains("in 5 days"),
+        "{t:#}"
+    );
+}
+
+/// A time as ServiceNow writes it (`YYYY-MM-DD HH:MM:SS`, UTC).
+fn chrono_glide(t: u64) -> String {
+    connapp_clients::rotate::iso(t).replace('T', " ").replace('Z', "")
+}

@@ -113,7 +113,7 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
             .hint(format!("copy the {} from {source} and try again", kind.label()))
     })?;
     let version = Secrets::new(&store)
-        .put(&app.name, kind, &value, Expected::Any)
+        .put_dated(&app.name, kind, &value, Expected::Any, connapp_engine::tokens::now())
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;
     drop(value);
     let info = ctx::StoreJson::of(&decl.store.kind, plugin, &store)?;

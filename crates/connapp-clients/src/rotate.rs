@@ -522,7 +522,7 @@ impl Run<'_, '_> {
             self.reach(Step::Finishing, "the new secret becomes current")?;
         }
         if let Some(secret) = self.rots.pending(&name)? {
-            self.rots.make_current(&name, &secret)?;
+            self.rots.make_current(&name, &secret, self.now())?;
             // connapp's memory of the old credentials ends here.
             self.s.shared.tokens.forget(&name);
         }

@@ -27,6 +27,7 @@ pub fn run(
     let settings = format!("{provider} app settings");
     let mut checks = vec![row("declaration", file, "", Outcome::Ok).detail("valid (`connapp check`)")];
     verify::secrets(c, &mut checks)?;
+    verify::secret_lifecycle(c, &mut checks)?;
 
     // Drift: only when connapp can reach the Marketplace API.
     let mut live = None;

@@ -171,6 +171,10 @@ pub struct App {
     pub managed_by: Option<String>,
     /// The event subscription, if any.
     pub webhook: Option<Webhook>,
+    /// The security policy's longest life of the Client Secret, in days:
+    /// `verify` warns two weeks before and fails after (rotate with
+    /// `connapp rotate client-secret`).
+    pub client_secret_max_age_days: Option<u64>,
 }
 
 impl App {

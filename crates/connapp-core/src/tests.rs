@@ -580,3 +580,28 @@ fn an_instance_name_is_fixed_from_the_consumers_template() {
     );
     assert!(fix_of(".service-now.com").contains("https://NAME.service-now.com"));
 }
+
+#[test]
+fn the_client_secrets_maximum_age_is_whole_days_from_1_to_3650() {
+    let with = |v: &str| {
+        init_text("acme").replace(
+            "strict_mode = false",
+            &format!("strict_mode = false\nclient_secret_max_age_days = {v}"),
+        )
+    };
+    let r = check("t.toml", &with("90"), &catalog());
+    assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    assert_eq!(d.app(None).expect("app").client_secret_max_age_days, Some(90));
+    for bad in ["0", "-3", "3651"] {
+        let r = check("t.toml", &with(bad), &catalog());
+        let d = diag(&r, "secret-max-age");
+        assert_eq!(d.field, "apps.dex-zoom.client_secret_max_age_days");
+        assert!(d.message.contains(bad) && d.fix.contains("days"), "{d}");
+    }
+    assert_eq!(
+        rules_of(&with("\"90d\"")),
+        ["toml-type"],
+        "a string is no number of days"
+    );
+}

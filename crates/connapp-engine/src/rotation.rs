@@ -309,10 +309,10 @@ impl<'s> Rotations<'s> {
             .map_err(|e| store_err(app, e))
     }
 
-    /// Makes `secret` the app's current Client Secret.
-    pub fn make_current(&self, app: &str, secret: &[u8]) -> Result<(), Error> {
+    /// Makes `secret` the app's current Client Secret, dated `now`.
+    pub fn make_current(&self, app: &str, secret: &[u8], now: u64) -> Result<(), Error> {
         crate::secrets::Secrets::new(self.store)
-            .put(app, SecretKind::ClientSecret, secret, Expected::Any)
+            .put_dated(app, SecretKind::ClientSecret, secret, Expected::Any, now)
             .map(|_| ())
             .map_err(|e| store_err(app, e))
     }

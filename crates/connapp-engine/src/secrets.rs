@@ -14,6 +14,13 @@ pub fn token_key(app: &str) -> String {
     format!("apps/{app}/token")
 }
 
+/// The store key of when connapp stored an app's credential of `kind`
+/// (with the value's fingerprint, so a value stored by other means is not
+/// given that date).
+pub fn since_key(app: &str, kind: SecretKind) -> String {
+    format!("apps/{app}/{}-since", kind.as_str())
+}
+
 /// The one error for a secret the work needs and the store lacks: what is
 /// missing, for which app, and the command that stores it (`source`, when
 /// given, says where the value comes from).
@@ -71,6 +78,38 @@ impl<'s> Secrets<'s> {
     /// Stores `value` as `app`'s secret of `kind`; returns the new version.
     pub fn put(&self, app: &str, kind: SecretKind, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
         self.store.put(&secret_key(app, kind), value, expected)
+    }
+
+    /// Stores `value` as `app`'s secret of `kind`, and that it was stored at
+    /// `now` (the owner's clock): `verify` tells the secret's age from it.
+    /// Returns the new version.
+    pub fn put_dated(
+        &self,
+        app: &str,
+        kind: SecretKind,
+        value: &[u8],
+        expected: Expected,
+        now: u64,
+    ) -> Result<u64, StoreError> {
+        let v = self.put(app, kind, value, expected)?;
+        let meta = serde_json::json!({"since": now, "fingerprint": crate::rotation::fingerprint(value)});
+        self.store
+            .put(&since_key(app, kind), meta.to_string().as_bytes(), Expected::Any)?;
+        Ok(v)
+    }
+
+    /// When connapp stored the current value of `app`'s secret of `kind`
+    /// (unix seconds); `None` when it holds none or has no date for this very value.
+    pub fn since(&self, app: &str, kind: SecretKind) -> Result<Option<u64>, StoreError> {
+        let Some(current) = self.get(app, kind)? else {
+            return Ok(None);
+        };
+        let Some(meta) = self.store.get(&since_key(app, kind))? else {
+            return Ok(None);
+        };
+        let meta: serde_json::Value = serde_json::from_slice(&meta.value).unwrap_or_default();
+        let same = meta["fingerprint"].as_str() == Some(crate::rotation::fingerprint(&current.value).as_str());
+        Ok(meta["since"].as_u64().filter(|_| same))
     }
 
     /// Removes `app`'s secret of `kind`; whether there was one.

@@ -176,6 +176,101 @@ pub fn secrets(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), Error> {
     Ok(())
 }
 
+/// How long before a deadline (the Client Secret's maximum age, the end of
+/// a rotation's overlap, a consumer's refresh token) `verify` warns.
+pub const LOOK_AHEAD_SECS: u64 = 14 * 86_400;
+
+/// The rows that look ahead at the app's Client Secret: its age against the
+/// declared maximum (`client_secret_max_age_days`), and a rotation left
+/// open, aborted with the provider's overlap still running, or stale (the
+/// old secret's end passed while connapp still uses it).
+pub fn secret_lifecycle(c: &AppCtx<'_>, checks: &mut Vec<Check>) -> Result<(), Error> {
+    let app = &c.app.name;
+    let now = c.shared.now();
+    let store = &c.shared.store;
+    let rotate = format!("`connapp rotate client-secret {app}`");
+    let since = crate::secrets::Secrets::new(store)
+        .since(app, SecretKind::ClientSecret)
+        .map_err(|e| c.shared.store_error(e))?;
+    let r = row("rotation", "Client Secret age", "", Outcome::Ok);
+    match (since, c.app.client_secret_max_age_days) {
+        (Some(t), Some(days)) => {
+            let age = now.saturating_sub(t);
+            let due = t + days * 86_400;
+            let base = format!(
+                "stored {} days ago ({}); the declared maximum is {days} days",
+                age / 86_400,
+                ymd(t)
+            );
+            checks.push(if now >= due {
+                r.result_of(Outcome::Fail)
+                    .detail(format!("{base}: it was due for rotation on {}", ymd(due)))
+                    .fix(format!("rotate it now with {rotate}"))
+            } else if now + LOOK_AHEAD_SECS >= due {
+                r.result_of(Outcome::Warn)
+                    .detail(format!("{base}: due for rotation on {}", ymd(due)))
+                    .fix(format!("rotate it before then with {rotate}"))
+            } else {
+                r.detail(format!("{base}: due for rotation on {}", ymd(due)))
+            });
+        }
+        (None, Some(_)) if c.stored(SecretKind::ClientSecret)?.is_some() => checks.push(
+            r.result_of(Outcome::Skip)
+                .detail("connapp has no date for the stored Client Secret (stored before connapp dated secrets, or by other means), so its age is unknown")
+                .fix(format!("rotate it with {rotate}: the new one is dated")),
+        ),
+        (Some(t), None) => checks.push(r.detail(format!(
+            "stored {} days ago ({}); no maximum age is declared (client_secret_max_age_days)",
+            now.saturating_sub(t) / 86_400,
+            ymd(t)
+        ))),
+        _ => {}
+    }
+    let Some((rot, _)) = crate::rotation::Rotations::new(store).get(app)? else {
+        return Ok(());
+    };
+    use crate::rotation::Step;
+    let r = row("rotation", "Client Secret rotation", "", Outcome::Ok);
+    let started = ymd(rot.started_at);
+    let end = ymd(rot.revoke_old_at);
+    let pending = crate::rotation::Rotations::new(store).pending(app)?.is_some();
+    checks.push(match rot.step {
+        Step::Finished => r.detail(format!(
+            "last rotated on {} ({} replaced {}; the old one: {})",
+            ymd(rot.history.last().map_or(rot.started_at, |h| h.at)),
+            rot.new_fingerprint.as_deref().unwrap_or("?"),
+            rot.old_fingerprint,
+            rot.old_revoked.as_deref().unwrap_or("?")
+        )),
+        Step::Aborted if !pending => r.detail(format!("the rotation started on {started} was aborted; nothing is left open")),
+        Step::Aborted | Step::Creating | Step::Created | Step::Set | Step::Tested
+            if now >= rot.revoke_old_at =>
+        {
+            r.result_of(Outcome::Fail)
+                .detail(format!(
+                    "the rotation started on {started} stands at step {}, and the provider stopped accepting the old Client Secret on {end}; connapp still holds the old one as current",
+                    rot.step.as_str()
+                ))
+                .fix(format!("finish it with {rotate} --resume"))
+        }
+        Step::Aborted => r
+            .result_of(Outcome::Warn)
+            .detail(format!(
+                "the rotation started on {started} was aborted, but the provider cannot cancel one: the old Client Secret stops working on {end}"
+            ))
+            .fix(format!("finish it before then with {rotate} --resume")),
+        step => r
+            .result_of(Outcome::Warn)
+            .detail(format!(
+                "a rotation started on {started} by {} stands at step {}; the old Client Secret works until {end}",
+                rot.by,
+                step.as_str()
+            ))
+            .fix(format!("continue it with {rotate} --resume, or undo it with --abort")),
+    });
+    Ok(())
+}
+
 /// Asks the provider's authorize endpoint whether it accepts `redirect`
 /// (no consent happens: the answer is a sign-in or consent page, a redirect,
 /// or the provider's page about an unregistered redirect URL). `registered`:

@@ -294,7 +294,19 @@ fn grant_rows(
             .collect(),
         None => Vec::new(),
     };
-    checks.push(if missing.is_empty() {
+    checks.push(if missing.is_empty() && expires < now + connapp_engine::verify::LOOK_AHEAD_SECS {
+        // Each refresh brings a new refresh token with a full lifetime: one
+        // this close to its end means ServiceNow has not refreshed for long.
+        r.result_of(Outcome::Warn)
+            .detail(format!(
+                "ServiceNow's refresh token expires on {} (in {} days): it gets a new one only when it refreshes, so its refreshes have stopped or fail; DEX gets no data after that",
+                ymd(expires),
+                (expires - now) / 86_400
+            ))
+            .fix(format!(
+                "run the DEX job in ServiceNow and read its outbound HTTP log; if its refreshes fail, {again}"
+            ))
+    } else if missing.is_empty() {
         r.detail(format!("a refresh token valid until {}", ymd(expires)))
     } else {
         r.result_of(Outcome::Fail)

@@ -384,7 +384,7 @@ pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) ->
             if let Some(Value::String(v)) = c.get_mut(field).map(Value::take) {
                 let v = Zeroizing::new(v);
                 Secrets::new(store)
-                    .put(&app.name, kind, v.as_bytes(), Expected::Absent)
+                    .put_dated(&app.name, kind, v.as_bytes(), Expected::Absent, m.ctx.shared.now())
                     .map_err(|e| m.ctx.shared.store_error(e))?;
                 stored.push(kind.label());
             }

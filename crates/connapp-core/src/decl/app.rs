@@ -332,6 +332,20 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
     });
     let managed_by = raw.managed_by.as_ref().map(|m| m.get_ref().clone());
     let webhook = raw.webhook.as_ref().and_then(|w| check_webhook(cx, n, w));
+    let client_secret_max_age_days = raw.client_secret_max_age_days.as_ref().and_then(|d| {
+        let v = *d.get_ref();
+        if !(1..=3650).contains(&v) {
+            cx.err(
+                d.span(),
+                &f("client_secret_max_age_days"),
+                "secret-max-age",
+                format!("{v} is not a maximum age: it is a whole number of days from 1 to 3650"),
+                "give your security policy's rotation interval in days, e.g. `client_secret_max_age_days = 90`",
+            );
+            return None;
+        }
+        Some(v as u64)
+    });
 
     let after = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();
     if after > before {
@@ -353,6 +367,7 @@ pub(super) fn check_app(cx: &mut Ctx<'_>, name: &str, app: &Spanned<RawApp>, cat
         app_id,
         managed_by,
         webhook,
+        client_secret_max_age_days,
     })
 }
 

@@ -185,6 +185,7 @@ struct RawApp {
     app_id: Option<Spanned<String>>,
     managed_by: Option<Spanned<String>>,
     webhook: Option<Spanned<RawWebhook>>,
+    client_secret_max_age_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +229,7 @@ const APP_FIELDS: &[&str] = &[
     "app_id",
     "managed_by",
     "webhook",
+    "client_secret_max_age_days",
 ];
 const WEBHOOK_FIELDS: &[&str] = &["endpoint_url", "events"];
 const OAUTH_FIELDS: &[&str] = &[
