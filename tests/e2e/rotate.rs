@@ -598,3 +598,264 @@ fn verify_warns_before_the_secret_the_rotation_or_servicenows_token_runs_out() {
 fn chrono_glide(t: u64) -> String {
     connapp_clients::rotate::iso(t).replace('T', " ").replace('Z', "")
 }
+
+/// SHA-256 by coreutils' `sha256sum`, not by connapp.
+fn sha256sum(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("digest")
+        .to_string()
+}
+
+/// The independent judges (`tests/interop/evidence_judge.py`): the in-toto
+/// project's Statement binding and securesystemslib's DSSE.
+fn judge(file: &std::path::Path, key: Option<&std::path::Path>) -> (bool, Value) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/evidence_judge.py");
+    let mut c = std::process::Command::new("python3");
+    c.arg(script).arg(file);
+    if let Some(k) = key {
+        c.arg(k);
+    }
+    let out = c.output().expect("python3");
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("the judge failed: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), report)
+}
+
+/// `apply --evidence` and `rotate --evidence` write in-toto Statements that
+/// independent implementations accept, signed with a key from `evidence
+/// keygen`; `evidence verify` checks signature and digests and fails on one
+/// flipped byte; `--change` fills the change request's plans after what a
+/// person wrote and attaches everything; no Client Secret appears in any of it.
+#[test]
+fn evidence_is_signed_checked_by_independent_judges_and_filed_on_the_change_request() {
+    let w = World::new();
+    let number = w.sn.with_state(|s| {
+        let row = [
+            ("short_description", "DEX for Zoom integration"),
+            ("implementation_plan", "Agreed with the CAB on Monday."),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let id = s.insert("change_request", row, "admin");
+        s.row("change_request", &id).expect("row")["number"].clone()
+    });
+    assert!(number.starts_with("CHG"), "{number}");
+    let dir = w.user.path();
+    std::fs::create_dir(dir.join("keys")).expect("mkdir");
+    w.run(&["evidence", "keygen", "keys/ev"]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| std::fs::metadata(dir.join(p)).expect("key").permissions().mode() & 0o777;
+    assert_eq!((mode("keys/ev"), mode("keys/ev.pub")), (0o600, 0o644));
+    let e = w.run(&["evidence", "keygen", "keys/ev"]).fails_with(2).stderr();
+    assert!(e.contains("exists"), "{e}");
+
+    // apply, signed, filed on the change request.
+    let j = w
+        .run(&[
+            "apply",
+            "--yes",
+            "--json",
+            "--evidence",
+            "ev/apply.json",
+            "--sign-key",
+            "keys/ev",
+            "--change",
+            &number,
+        ])
+        .ok()
+        .json();
+    let link = j["consent"][0]["consent_url"]
+        .as_str()
+        .expect("consent link")
+        .to_string();
+    let ev = dir.join("ev/apply.json");
+    let run = w
+        .run(&["evidence", "verify", "ev/apply.json", "--key", "keys/ev.pub", "--json"])
+        .ok();
+    let v = crate::json::judged(&crate::json::schema(), "evidence verify", &run);
+    assert_eq!(v["ok"], true, "{v:#}");
+    let names: Vec<&str> = v["subjects"]
+        .as_array()
+        .expect("subjects")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "declaration.toml",
+            "dex-zoom.provider-before.json",
+            "dex-zoom.provider-after.json",
+            "dex-zoom.consumer-records.json"
+        ]
+    );
+    let (ok, report) = judge(&ev, Some(&dir.join("keys/ev.pub")));
+    assert!(ok, "{report:#}");
+    assert_eq!(
+        (report["statement"].as_str(), report["signature"].as_str()),
+        (Some("valid"), Some("ok"))
+    );
+    for name in names {
+        assert_eq!(
+            report["subjects"][name]["sha256"].as_str(),
+            Some(sha256sum(&dir.join("ev/apply.json.subjects").join(name)).as_str()),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        report["subjects"]["declaration.toml"]["sha256"].as_str(),
+        Some(sha256sum(&dir.join("connapp.toml")).as_str())
+    );
+    // Without the key a signed file is not taken on trust; with another key it fails.
+    w.run(&["evidence", "verify", "ev/apply.json"]).fails_with(2);
+    w.run(&["evidence", "keygen", "keys/other"]).ok();
+    w.run(&["evidence", "verify", "ev/apply.json", "--key", "keys/other.pub"])
+        .fails_with(1);
+    // One flipped byte in a subject, or in the signed payload, fails.
+    let subject = dir.join("ev/apply.json.subjects/dex-zoom.provider-after.json");
+    let original = std::fs::read(&subject).expect("subject");
+    let mut flipped = original.clone();
+    flipped[10] ^= 0x01;
+    std::fs::write(&subject, &flipped).expect("flip");
+    let e = w
+        .run(&["evidence", "verify", "ev/apply.json", "--key", "keys/ev.pub"])
+        .fails_with(1);
+    assert!(
+        e.stdout().contains("mismatch") && e.stderr().contains("dex-zoom.provider-after.json"),
+        "{}",
+        e.stderr()
+    );
+    std::fs::write(&subject, &original).expect("restore");
+    let envelope = std::fs::read(&ev).expect("evidence");
+    let mut env: Value = serde_json::from_slice(&envelope).expect("json");
+    let payload = env["payload"].as_str().expect("payload").to_string();
+    let mut bytes = payload.into_bytes();
+    bytes[40] = if bytes[40] == b'A' { b'B' } else { b'A' };
+    env["payload"] = json!(String::from_utf8(bytes).expect("ascii"));
+    std::fs::write(&ev, env.to_string()).expect("flip");
+    w.run(&["evidence", "verify", "ev/apply.json", "--key", "keys/ev.pub"])
+        .fails_with(1);
+    assert!(
+        !judge(&ev, Some(&dir.join("keys/ev.pub"))).0,
+        "the judge took a flipped payload"
+    );
+    std::fs::write(&ev, &envelope).expect("restore");
+
+    // The change request: the person's text kept, connapp's plans after it,
+    // the evidence, its documents and the verify report attached.
+    let cr = |f: &str| {
+        w.sn.with_state(|s| {
+            s.rows("change_request")
+                .into_iter()
+                .find(|r| r["number"] == number)
+                .and_then(|r| r.get(f).cloned())
+                .unwrap_or_default()
+        })
+    };
+    let plan = cr("implementation_plan");
+    assert!(
+        plan.starts_with("Agreed with the CAB on Monday.\n\nconnapp apply"),
+        "{plan}"
+    );
+    assert!(cr("backout_plan").contains("--rollback"), "{}", cr("backout_plan"));
+    assert!(cr("test_plan").contains("checks:"), "{}", cr("test_plan"));
+    let attached = w.sn.with_state(|s| {
+        s.attachments
+            .iter()
+            .map(|a| {
+                (
+                    a.meta["file_name"].clone(),
+                    a.meta["table_name"].clone(),
+                    a.bytes.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let find = |n: &str| attached.iter().find(|a| a.0 == n).map(|a| a.2.clone());
+    assert_eq!(
+        find("apply.json"),
+        Some(envelope.clone()),
+        "{:?}",
+        attached.iter().map(|a| &a.0).collect::<Vec<_>>()
+    );
+    assert!(find("apply.json.subjects.declaration.toml").is_some());
+    assert!(find("dex-zoom.verify.json").is_some());
+    assert!(attached.iter().all(|a| a.1 == "change_request"));
+
+    // A rotation's evidence (unsigned) on the same change request.
+    assert!(w.consent(&link).contains("OAuth token received"));
+    w.ready_after_consent();
+    let (_, old) = zoom_app(&w);
+    let out = w
+        .run(&rotate_args(&["--evidence", "ev/rotate.json", "--change", &number]))
+        .ok()
+        .stdout();
+    assert!(
+        out.contains("Evidence written") && out.contains(&format!("Change request {number}")),
+        "{out}"
+    );
+    let v = w.run(&["evidence", "verify", "ev/rotate.json", "--json"]).ok().json();
+    assert_eq!(
+        (v["ok"].as_bool(), v["signed"].as_bool()),
+        (Some(true), Some(false)),
+        "{v:#}"
+    );
+    let (ok, report) = judge(&dir.join("ev/rotate.json"), None);
+    assert!(ok && report["signed"] == false, "{report:#}");
+    assert!(cr("implementation_plan").contains("connapp rotate client-secret dex-zoom"));
+    assert!(cr("backout_plan").contains("--abort"));
+    let (_, new) = zoom_app(&w);
+    assert_ne!(old, new);
+
+    // No Client Secret, old or new, in any output, evidence file, attachment,
+    // change request or answer of the ServiceNow sandbox.
+    let mut everything = w.outputs.borrow().clone();
+    for entry in walk(&dir.join("ev")) {
+        everything.push_str(&String::from_utf8_lossy(&std::fs::read(entry).expect("read")));
+    }
+    let attached =
+        w.sn.with_state(|s| s.attachments.iter().map(|a| a.bytes.clone()).collect::<Vec<_>>());
+    for a in attached {
+        everything.push_str(&String::from_utf8_lossy(&a));
+    }
+    for table in ["change_request", "oauth_entity", "sys_attachment"] {
+        let r = w
+            .http
+            .get(format!("{}/api/now/table/{table}", w.sn.base_url()))
+            .basic_auth("admin", Some("admin-password"))
+            .header("accept", "application/json")
+            .send()
+            .expect("table api");
+        everything.push_str(&r.text().expect("text"));
+    }
+    let r = w
+        .http
+        .get(format!("{}/api/now/attachment", w.sn.base_url()))
+        .basic_auth("admin", Some("admin-password"))
+        .send()
+        .expect("attachment api");
+    everything.push_str(&r.text().expect("text"));
+    for secret in [&old, &new] {
+        assert!(!everything.contains(secret.as_str()), "a Client Secret leaked");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -94,6 +94,27 @@ pub(crate) fn ensure_authlib() -> Result<()> {
     Ok(())
 }
 
+/// The PyPI packages of the independent judges of change evidence
+/// (`tests/interop/evidence_judge.py`: the in-toto project's Statement
+/// binding and securesystemslib's DSSE), installed if missing.
+pub(crate) fn ensure_evidence_judges() -> Result<()> {
+    if !succeeds(Command::new("python3").args([
+        "-c",
+        "import in_toto_attestation.v1.statement, securesystemslib.dsse, securesystemslib.signer",
+    ])) {
+        eprintln!("xtask: installing in-toto-attestation and securesystemslib (PyPI) for the evidence tests");
+        run_cmd(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "in-toto-attestation",
+            "securesystemslib",
+        ]))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn random_hex() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 16];
@@ -181,6 +202,7 @@ pub(crate) fn test() -> Result<()> {
     ]))?;
     ensure_nextest()?;
     ensure_authlib()?;
+    ensure_evidence_judges()?;
     // Everything the e2e tests drive, built once; each test process then
     // starts at once (see xtask/src/e2e.rs).
     let e2e_dir = e2e::build()?;

@@ -109,6 +109,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
     Plan(PlanArgs),
+    /// Sign and check change evidence (in-toto Statements in DSSE envelopes).
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Rotate a credential on both ends without downtime: create, set, test, finish.
     Rotate {
         #[command(subcommand)]
@@ -410,9 +415,29 @@ pub struct ApplyArgs {
     /// after rotating the secret in Zoom and `connapp secrets set client-secret`.
     #[arg(long, conflicts_with = "rollback")]
     pub write_secrets: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Change evidence for `apply` and `rotate`.
+#[derive(Args, Debug)]
+pub struct EvidenceArgs {
+    /// Write an in-toto Statement of the change to FILE (the documents it
+    /// names go to FILE.subjects/); check it with `connapp evidence verify`.
+    #[arg(long, value_name = "FILE")]
+    pub evidence: Option<PathBuf>,
+    /// Sign the evidence (a DSSE envelope) with this Ed25519 key, made by
+    /// `connapp evidence keygen`.
+    #[arg(long, value_name = "KEY", requires = "evidence")]
+    pub sign_key: Option<PathBuf>,
+    /// Attach the evidence, its documents and the verify report to this
+    /// ServiceNow change request, and fill its implementation, back-out and
+    /// test plans (appended to what is there).
+    #[arg(long, value_name = "CHG", requires = "evidence")]
+    pub change: Option<String>,
 }
 
 /// What `connapp rotate` rotates.
@@ -448,6 +473,32 @@ pub struct RotateArgs {
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub evidence: EvidenceArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `connapp evidence`.
+#[derive(Subcommand, Debug)]
+pub enum EvidenceCommand {
+    /// Make an Ed25519 key pair for signing evidence: KEY (secret, 0600) and KEY.pub.
+    Keygen {
+        /// Where to write the secret key (the public key goes to KEY.pub).
+        key: PathBuf,
+    },
+    /// Check an evidence file: its signature, its shape, and every subject's digest.
+    Verify(EvidenceVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EvidenceVerifyArgs {
+    /// The evidence file (its subjects are read from FILE.subjects/).
+    pub file: PathBuf,
+    /// The public key to check a signed file with (KEY.pub of `evidence keygen`).
+    #[arg(long, value_name = "KEY.pub")]
+    pub key: Option<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{ApplyArgs, Global, PlanArgs};
+use crate::cmd_evidence;
 use crate::cmd_target::{self, TargetPlan};
 use crate::cmd_token::{self, Terminal};
 use crate::ctx;
@@ -101,7 +102,7 @@ fn prepare_all<'r, 'd>(
     decl: &'d Declaration,
     name: Option<&str>,
     g: &Global,
-) -> Result<Vec<Work<'r, 'd>>, CliError> {
+) -> Result<(Vec<Work<'r, 'd>>, Shared<'r>), CliError> {
     let apps = work::targets(decl, name)?;
     let shared: Shared<'r> = cmd_token::shared(decl)?;
     let session = work::Session {
@@ -110,12 +111,13 @@ fn prepare_all<'r, 'd>(
         shared: &shared,
         obs: &Terminal::of(g),
     };
-    Ok(work::prepare_all(&session, &apps, name.is_some())?)
+    let work = work::prepare_all(&session, &apps, name.is_some())?;
+    Ok((work, shared))
 }
 
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let work = prepare_all(reg, &decl, a.app.as_deref(), g)?;
+    let (work, _) = prepare_all(reg, &decl, a.app.as_deref(), g)?;
     let pending = work.iter().any(Work::pending);
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
@@ -141,13 +143,13 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
 }
 
 pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
-    let (reg, _, decl) = ctx::declared(g)?;
+    let (reg, path, decl) = ctx::declared(g)?;
     if a.rollback {
         let apps = work::targets(&decl, a.app.as_deref())?;
         let managed: Vec<&App> = apps.into_iter().filter(|a| a.managed_by.is_some()).collect();
         return rollback(g, &a, reg, &decl, &managed);
     }
-    let mut work = prepare_all(reg, &decl, a.app.as_deref(), g)?;
+    let (mut work, shared) = prepare_all(reg, &decl, a.app.as_deref(), g)?;
     if let Some(b) = blocked(&work) {
         return Err(b.error().into());
     }
@@ -185,7 +187,45 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    work::apply(&mut work, a.write_secrets, &Terminal::new(g.quiet, a.json))?;
+    let term = Terminal::new(g.quiet, a.json);
+    work::apply(&mut work, a.write_secrets, &term)?;
+    let mut evidence = Vec::new();
+    if a.evidence.evidence.is_some() {
+        let session = work::Session {
+            reg,
+            decl: &decl,
+            shared: &shared,
+            obs: &term,
+        };
+        let (subjects, predicate) = connapp_clients::evidence::of_apply(
+            &session,
+            &work,
+            &path.display().to_string(),
+            &ctx::declaration_bytes(&path)?,
+        )?;
+        if let Some(written) = cmd_evidence::write(&a.evidence, &subjects, predicate.clone())? {
+            evidence.push(written.line.clone());
+            if let Some(number) = &a.evidence.change {
+                let targeted: Vec<&Work<'_, '_>> = work.iter().filter(|w| w.app.target.is_some()).collect();
+                let [w] = targeted.as_slice() else {
+                    return Err(CliError::with_code(
+                        Exit::Usage,
+                        format!(
+                            "--change files the evidence on one app's instance, and this apply covers {} apps with a target",
+                            targeted.len()
+                        ),
+                    )
+                    .hint("name the app: `connapp apply APP --evidence FILE --change CHG`"));
+                };
+                let plans = connapp_clients::evidence::apply_plans(&work, &predicate, &written.name);
+                let report = connapp_clients::evidence::verify_report(&predicate, &w.app.name);
+                evidence.push(cmd_evidence::file_on_change(
+                    &session, w.app, number, &plans, &written, &subjects, &report,
+                )?);
+            }
+        }
+    }
+    drop(term);
     let links = work::consent_links(&work)?;
     if a.json {
         let plans: Vec<_> = work.iter().map(Work::json).collect();
@@ -195,6 +235,9 @@ pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
         );
     }
     if !g.quiet {
+        for line in evidence {
+            println!("{line}");
+        }
         print_links(&links);
     }
     Ok(())

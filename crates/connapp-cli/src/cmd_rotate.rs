@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::cli::{Global, RotateArgs};
 use crate::cmd_token::{self, Terminal};
 use crate::error::CliError;
-use crate::{cmd_secrets, ctx, render};
+use crate::{cmd_evidence, cmd_secrets, ctx, render};
 
 pub fn client_secret(g: &Global, a: RotateArgs) -> Result<(), CliError> {
-    let (reg, _, decl) = ctx::declared(g)?;
+    let (reg, path, decl) = ctx::declared(g)?;
     let app = decl
         .app(a.app.as_deref())
         .map_err(|e| CliError::from(connapp_engine::Error::invalid(e.to_string())))?
@@ -69,6 +69,26 @@ pub fn client_secret(g: &Global, a: RotateArgs) -> Result<(), CliError> {
         opts.new_secret = Some(secret);
         outcome = rotate::rotate(&session, &app, Action::Resume, &opts)?;
     }
+    let mut evidence = Vec::new();
+    if a.evidence.evidence.is_some() {
+        let (subjects, predicate) = connapp_clients::evidence::of_rotation(
+            &session,
+            &app,
+            &outcome.rotation,
+            &path.display().to_string(),
+            &ctx::declaration_bytes(&path)?,
+        )?;
+        if let Some(written) = cmd_evidence::write(&a.evidence, &subjects, predicate.clone())? {
+            evidence.push(written.line.clone());
+            if let Some(number) = &a.evidence.change {
+                let plans = connapp_clients::evidence::rotation_plans(&outcome.rotation, &predicate, &written.name);
+                let report = connapp_clients::evidence::verify_report(&predicate, &app.name);
+                evidence.push(cmd_evidence::file_on_change(
+                    &session, &app, number, &plans, &written, &subjects, &report,
+                )?);
+            }
+        }
+    }
     drop(term);
     if a.json {
         let mut v = serde_json::to_value(&outcome.rotation)
@@ -83,6 +103,9 @@ pub fn client_secret(g: &Global, a: RotateArgs) -> Result<(), CliError> {
     }
     print_manual(&outcome)?;
     print_summary(&outcome)?;
+    for line in evidence {
+        println!("{line}");
+    }
     Ok(())
 }
 

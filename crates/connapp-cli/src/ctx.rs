@@ -83,6 +83,13 @@ pub fn find_declaration(file: Option<&Path>) -> Result<PathBuf, CliError> {
     Ok(environment()?.find_declaration(file))
 }
 
+/// The declaration's bytes (for evidence: the file as it was applied), bounded
+/// as the check bounds them.
+pub fn declaration_bytes(path: &Path) -> Result<Vec<u8>, CliError> {
+    connapp_plugin_api::bounded::read_file("the declaration", path, connapp_core::MAX_DECLARATION_BYTES as u64)
+        .map_err(|e| CliError::with_code(Exit::Invalid, e.to_string()))
+}
+
 /// Reads and checks the declaration at `path` without trusting its size.
 /// A declaration over the limit is an invalid declaration (the
 /// `file-too-large` diagnostic, with its true size); every way of failing to

@@ -11,6 +11,7 @@ mod builtins;
 mod cli;
 mod cmd_apply;
 mod cmd_check;
+mod cmd_evidence;
 mod cmd_guide;
 mod cmd_init;
 mod cmd_plugins;
@@ -33,7 +34,7 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 
-use crate::cli::{Cli, Command, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand};
+use crate::cli::{Cli, Command, EvidenceCommand, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand};
 use crate::error::{CliError, Exit};
 
 /// What users of gh, Terraform and kubectl type that connapp spells
@@ -169,6 +170,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Plan(a) => cmd_apply::plan(&g, a),
         Command::Apply(a) => cmd_apply::apply(&g, a),
+        Command::Evidence { command } => match command {
+            EvidenceCommand::Keygen { key } => cmd_evidence::keygen(&g, &key),
+            EvidenceCommand::Verify(a) => cmd_evidence::verify(&g, a),
+        },
         Command::Rotate { command } => match command {
             RotateCommand::ClientSecret(a) => cmd_rotate::client_secret(&g, a),
         },

@@ -1,7 +1,7 @@
 //! Assembles connapp's platform clients for a front end: which client serves
 //! which platform, and the work that spans a provider and a consumer:
 //! plan/apply/rollback ([`apply`]), the Client Secret rotation across both ends
-//! ([`rotate`]), `verify` ([`verify`]), the setup guide
+//! ([`rotate`]), the change evidence of both ([`evidence`]), `verify` ([`verify`]), the setup guide
 //! ([`guide`]) and the webhook schemes ([`webhook_scheme`]), so that a front
 //! end names no platform client.
 //!
@@ -10,6 +10,7 @@
 //! `connapp-engine`'s) or a front end (no terminal, no exit codes).
 
 pub mod apply;
+pub mod evidence;
 pub mod rotate;
 pub mod verify;
 

@@ -408,7 +408,7 @@ impl Run<'_, '_> {
                     what: &format!("handing {cname} the new Client Secret"),
                 });
                 let fields = end.set_secret(SecretKind::ClientSecret, &secret)?;
-                self.rot.consumer_mark = end.last_exchange()?;
+                self.rot.consumer_exchange_at = end.last_exchange()?;
                 format!("{cname} holds the new secret ({})", fields.join(", "))
             }
             None => "no consumer holds this app's Client Secret".to_string(),
@@ -488,7 +488,7 @@ impl Run<'_, '_> {
                 "no consumer holds this app's Client Secret".into(),
             ));
         };
-        let Some(mark) = self.rot.consumer_mark else {
+        let Some(mark) = self.rot.consumer_exchange_at else {
             return Ok(Proof::Unproven(format!(
                 "{cname} held no grant when the new secret was set, so it exchanged nothing with it"
             )));

@@ -10,7 +10,9 @@
 //! ([`tokens`]: token, renew, login, revoke, status, with an [`tokens::Observer`]
 //! for events), an app's secrets by kind ([`secrets`], the only code that
 //! knows store keys), verify's provider-independent checks and report rows
-//! ([`verify`]), the manifests saved for rollback ([`history`]), the guide
+//! ([`verify`]), a Client Secret rotation's record, pending secret and journal
+//! ([`rotation`]), change evidence as in-toto Statements in DSSE envelopes
+//! ([`evidence`]), the manifests saved for rollback ([`history`]), the guide
 //! renderer ([`guide`]) and webhooks ([`webhook`]: the scheme interface, the
 //! decision over one request, the receiver). Nothing here names a platform:
 //! their differences come from the plugins (profiles, findings) and from
@@ -25,6 +27,7 @@
 mod engine;
 pub mod environment;
 mod error;
+pub mod evidence;
 pub mod guide;
 pub mod history;
 pub mod manage;

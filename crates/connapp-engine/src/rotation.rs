@@ -166,7 +166,7 @@ pub struct Rotation {
     pub set_at: Option<u64>,
     /// The consumer's own record of its last token exchange right after
     /// the set step (its clock): a later one proves the new secret.
-    pub consumer_mark: Option<u64>,
+    pub consumer_exchange_at: Option<u64>,
     /// What the test step proved.
     pub tested: Option<Tested>,
     /// When the old secret was revoked, or is scheduled to be (`now` or a time), once finished.
@@ -189,7 +189,7 @@ impl Rotation {
             old_fingerprint: fingerprint(old),
             new_fingerprint: None,
             set_at: None,
-            consumer_mark: None,
+            consumer_exchange_at: None,
             tested: None,
             old_revoked: None,
             by: who(),
@@ -216,8 +216,8 @@ impl Rotation {
     }
 }
 
-/// Who runs connapp here, for the record.
-fn who() -> String {
+/// Who runs connapp here, for the record: `user@host pid N`.
+pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();

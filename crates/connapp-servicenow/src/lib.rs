@@ -1,5 +1,5 @@
 //! connapp's ServiceNow client: one instance's Table API (`docs/servicenow.md` §3) as connapp uses it:
-//! list / create / patch / delete, basic or bearer authentication (bearer from
+//! list / create / patch / delete, and the Attachment API's upload; basic or bearer authentication (bearer from
 //! client credentials at `/oauth_token.do`), and the instance's failures told
 //! apart: bad credentials (401), missing role (403), missing record (404),
 //! rate-limit rule (429 + Retry-After seconds) and a hibernating instance (HTML
@@ -7,7 +7,9 @@
 //!
 //! On top of it: [`consumer`] executes what a consumer platform plugin wants
 //! (lookups, records in order, write-only secrets, prunes, the consent link)
-//! and [`verify`] checks the chain for `connapp verify`.
+//! (and hands the provider record a rotated Client Secret), [`verify`] checks
+//! the chain for `connapp verify`, and [`change`] files a change's evidence
+//! on a change request.
 //!
 //! What it is **not**: the DEX record chain (which records, which fields: that
 //! is data from the `platform-servicenow` plugin) or an HTTP policy of its own
@@ -16,6 +18,7 @@
 /// The consumer platform connapp's ServiceNow plugin provides (`kind = "servicenow"`).
 pub const PLATFORM: &str = "servicenow";
 
+pub mod change;
 pub mod consumer;
 pub mod records;
 pub mod verify;
@@ -100,6 +103,13 @@ pub enum SnError {
     Edge(#[from] EdgeError),
 }
 
+/// What a request carries.
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+    Raw { content_type: &'a str, bytes: &'a [u8] },
+}
+
 /// One instance.
 pub struct Instance {
     http: reqwest::Client,
@@ -170,6 +180,22 @@ impl Instance {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, SnError> {
+        let body = match body {
+            Some(v) => Body::Json(v),
+            None => Body::None,
+        };
+        self.send_body(method, op, table, path, query, body).await
+    }
+
+    async fn send_body(
+        &self,
+        method: Method,
+        op: &'static str,
+        table: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Result<Value, SnError> {
         let url = format!("{}{path}", self.base);
         let mut rb = self
             .http
@@ -182,8 +208,12 @@ impl Instance {
         if !query.is_empty() {
             rb = rb.query(query);
         }
-        if let Some(b) = body {
-            rb = rb.json(b);
+        match body {
+            Body::None => {}
+            Body::Json(b) => rb = rb.json(b),
+            Body::Raw { content_type, bytes } => {
+                rb = rb.header("content-type", content_type).body(bytes.to_vec());
+            }
         }
         let started = std::time::Instant::now();
         let r = rb.send().await.map_err(|e| unreachable(&url, &e))?;
@@ -305,6 +335,30 @@ impl Instance {
     }
 
     /// Deletes a row.
+    /// Attaches a file to the record `id` of `table` (the Attachment API:
+    /// `POST /api/now/attachment/file`, the file as the raw body); returns
+    /// the attachment's metadata.
+    pub async fn attach(
+        &self,
+        table: &str,
+        id: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Record, SnError> {
+        let v = self
+            .send_body(
+                Method::POST,
+                "attach a file to",
+                table,
+                "/api/now/attachment/file",
+                &[("table_name", table), ("table_sys_id", id), ("file_name", file_name)],
+                Body::Raw { content_type, bytes },
+            )
+            .await?;
+        Ok(v.as_object().cloned().unwrap_or_default())
+    }
+
     pub async fn delete(&self, table: &str, id: &str) -> Result<(), SnError> {
         self.send(
             Method::DELETE,

@@ -8,6 +8,7 @@
 //! What it is **not**: secure or complete. It knows the tables connapp needs;
 //! password2 values are kept in memory in plain text (never returned).
 
+mod attachment;
 mod oauth;
 pub mod query;
 mod table;
@@ -152,6 +153,24 @@ pub fn schema(table: &str) -> Option<&'static [(&'static str, Kind)]> {
             ("source_table", Str),
             ("source_record", Str),
         ],
+        // Change Management (`docs/operations.md` §5): the fields a change
+        // request carries for its plan and evidence.
+        "change_request" => &[
+            ("number", Str),
+            ("short_description", Str),
+            ("description", Str),
+            ("justification", Str),
+            ("implementation_plan", Str),
+            ("backout_plan", Str),
+            ("test_plan", Str),
+            ("risk", Str),
+            ("impact", Str),
+            ("state", Str),
+            ("start_date", DateTime),
+            ("end_date", DateTime),
+            ("close_code", Str),
+            ("close_notes", Str),
+        ],
         "sys_choice" => &[("name", Str), ("element", Str), ("value", Str), ("label", Str)],
         "sys_properties" => &[("name", Str), ("value", Str)],
         _ => return None,
@@ -175,6 +194,7 @@ pub fn may_write(table: &str, roles: &[String]) -> bool {
     match table {
         t if t.starts_with("oauth_") => has("oauth_admin"),
         "http_connection" => has("connection_admin"),
+        "change_request" => has("itil"),
         _ => false,
     }
 }
@@ -326,6 +346,20 @@ pub struct SnState {
     pub clock_offset: i64,
     /// The ID of the DEX for Zoom alias.
     pub dex_alias_id: String,
+    /// Files attached to records (the Attachment API), in upload order.
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file attached to a record: ServiceNow's `sys_attachment` metadata
+/// (every value a string) and the bytes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `sys_id`, `file_name`, `table_name`, `table_sys_id`, `content_type`,
+    /// `size_bytes`, `hash` (SHA-256), `sys_created_on`, `sys_created_by`, `download_link`.
+    pub meta: Row,
+    /// The file.
+    pub bytes: Vec<u8>,
 }
 
 fn secret_key(table: &str, id: &str, field: &str) -> String {
@@ -366,6 +400,7 @@ impl SnState {
             hourly: HashMap::new(),
             clock_offset: 0,
             dex_alias_id: seed.dex_alias_id.clone(),
+            attachments: Vec::new(),
         };
         for u in &seed.users {
             let r: Row = [
@@ -442,6 +477,11 @@ impl SnState {
         row.insert("sys_created_by".into(), by.to_string());
         row.insert("sys_mod_count".into(), "0".into());
         row.insert("sys_class_name".into(), table.to_string());
+        // The instance numbers change requests itself (CHG and 7 digits).
+        if table == "change_request" && row.get("number").is_none_or(String::is_empty) {
+            let n = 30_001 + self.tables.get(table).map_or(0, BTreeMap::len);
+            row.insert("number".into(), format!("CHG{n:07}"));
+        }
         self.tables
             .entry(table.to_string())
             .or_default()
@@ -512,6 +552,7 @@ impl SnCtx {
 fn router(ctx: SnCtx) -> Router {
     Router::new()
         .merge(table::routes())
+        .merge(attachment::routes())
         .merge(oauth::routes())
         .with_state(ctx)
 }

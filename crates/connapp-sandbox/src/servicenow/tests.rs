@@ -406,3 +406,68 @@ async fn a_secret_written_without_input_display_value_is_malformed() {
         "{page}"
     );
 }
+
+/// Change requests number themselves; the Attachment API takes a raw body
+/// for an existing record of a table the caller may write, answers 201 with
+/// the `sys_attachment` metadata (size and SHA-256 included), lists it by
+/// `sysparm_query` and returns the same bytes.
+#[tokio::test]
+async fn change_requests_number_themselves_and_take_attachments() {
+    let w = world();
+    let (s, _, cr) = w
+        .call(
+            reqwest::Method::POST,
+            "/api/now/table/change_request",
+            Some(json!({"short_description": "DEX for Zoom"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{cr}");
+    let number = cr["result"]["number"].as_str().expect("number").to_string();
+    assert!(number.starts_with("CHG") && number.len() == 10, "{number}");
+    let id = cr["result"]["sys_id"].as_str().expect("sys_id").to_string();
+    let upload = |table: &str, id: &str, user: (&str, &str)| {
+        w.http
+            .post(w.url("/api/now/attachment/file"))
+            .query(&[
+                ("table_name", table),
+                ("table_sys_id", id),
+                ("file_name", "evidence.json"),
+            ])
+            .basic_auth(user.0, Some(user.1))
+            .header("content-type", "application/json")
+            .header("accept", "application/json")
+            .body(b"{\"ok\": true}\n".to_vec())
+            .send()
+    };
+    let r = upload("change_request", &id, ADMIN).await.expect("upload");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let meta: Value = r.json().await.expect("json");
+    let meta = &meta["result"];
+    assert_eq!(meta["size_bytes"], "13");
+    assert_eq!(meta["table_sys_id"], id.as_str());
+    assert_eq!(meta["hash"].as_str().map(str::len), Some(64), "{meta}");
+    // An unknown record is refused, and nothing is stored for it.
+    let r = upload("change_request", "0123456789abcdef", ADMIN)
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (_, _, list) = w
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/now/attachment?sysparm_query=table_sys_id={id}"),
+            None,
+        )
+        .await;
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(1), "{list}");
+    let file = w
+        .http
+        .get(w.url(&format!(
+            "/api/now/attachment/{}/file",
+            meta["sys_id"].as_str().expect("id")
+        )))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(file.bytes().await.expect("bytes").as_ref(), b"{\"ok\": true}\n");
+}
