@@ -332,6 +332,31 @@ fn a_rotation_killed_after_any_step_resumes_or_aborts_without_a_broken_pair() {
         w.run(&rotate_args(&["--resume", "--wait", "20s"])).ok();
         current = assert_rotated(&w, &client_id, &current, point);
     }
+    // Killed with Zoom's answer lost, then aborted: the old secret is current
+    // and works; Zoom's rotation is still open with a secret connapp never
+    // saw, so the next rotation asks for it from the credentials page.
+    next_window(&w, &dex);
+    killed_at(&w, "rotate-after-create-answer");
+    let j = w.run(&rotate_args(&["--abort", "--json"])).ok().json();
+    assert_eq!(j["step"], "aborted", "{j:#}");
+    let said = j["history"].to_string();
+    assert!(said.contains("credentials page"), "{said}");
+    assert!(zoom_accepts(&w, &client_id, &current), "the old secret no longer works");
+    assert_eq!(servicenow_secret(&w).as_deref(), Some(current.as_str()));
+    let e = w.run(&rotate_args(&["--wait", "20s"])).fails_with(1).stderr();
+    assert!(
+        e.contains("in progress already") && e.contains("--new-secret-stdin"),
+        "{e}"
+    );
+    let (_, issued) = zoom_app(&w);
+    w.user
+        .run(
+            &rotate_args(&["--resume", "--wait", "20s", "--new-secret-stdin"]),
+            Some(issued.as_bytes()),
+        )
+        .ok();
+    current = assert_rotated(&w, &client_id, &current, "abort after a lost answer");
+    dex.assert_clean("abort after a lost answer");
     // Past the test step an abort refuses: the new secret is current already.
     next_window(&w, &dex);
     killed_at(&w, "rotate-after-current");
@@ -794,7 +819,13 @@ fn evidence_is_signed_checked_by_independent_judges_and_filed_on_the_change_requ
     w.ready_after_consent();
     let (_, old) = zoom_app(&w);
     let out = w
-        .run(&rotate_args(&["--evidence", "ev/rotate.json", "--change", &number]))
+        .run(&rotate_args(&[
+            "-vv",
+            "--evidence",
+            "ev/rotate.json",
+            "--change",
+            &number,
+        ]))
         .ok()
         .stdout();
     assert!(

@@ -98,7 +98,10 @@ pub fn of_apply(
 }
 
 /// The subjects and predicate of a rotation (as it stands now): the
-/// rotation record with its fingerprints and test results, and `verify`'s rows.
+/// rotation record with its fingerprints and test results, the provider's
+/// settings (a rotation leaves them as they were; exported when connapp
+/// manages the app), the consumer's records (their write-only Client Secret
+/// shown as such), and `verify`'s rows.
 pub fn of_rotation(
     s: &Session<'_, '_>,
     app: &App,
@@ -107,10 +110,41 @@ pub fn of_rotation(
     decl: &[u8],
 ) -> Result<(Vec<Subject>, Value), Error> {
     let record = json!(rotation);
-    let subjects = vec![
+    let mut subjects = vec![
         declaration(decl),
         Subject::json(&format!("{}.rotation.json", app.name), &record),
     ];
+    let c = AppCtx::load(s.reg, s.decl, Some(&app.name), s.shared)?;
+    if app.managed_by.is_some() {
+        let admin = crate::apply::provider_admin(s.reg, s.decl, &c, s.obs)?;
+        let id = match &app.app_id {
+            Some(id) => Some(id.clone()),
+            None => c
+                .stored(SecretKind::AppId)?
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+        };
+        if let Some(id) = id {
+            s.obs.event(Event::Step {
+                app: &app.name,
+                what: &format!("exporting the {} app's settings, for the evidence", admin.provider()),
+            });
+            let settings = admin.export(app, &id)?;
+            subjects.push(Subject::json(
+                &format!("{}.provider-settings.json", app.name),
+                &settings,
+            ));
+        }
+    }
+    if app.target.is_some()
+        && let Some(mut end) =
+            crate::apply::consumer_end(s.reg, AppCtx::load(s.reg, s.decl, Some(&app.name), s.shared)?)?
+    {
+        let records = end.run(connapp_engine::manage::Mode::Plan)?;
+        subjects.push(Subject::json(
+            &format!("{}.consumer-records.json", app.name),
+            &json!(records),
+        ));
+    }
     let (rows, creds) = verify_rows(s, decl_file, app)?;
     let mut p = run_facts(s, "rotate client-secret");
     p.insert(

@@ -607,6 +607,13 @@ impl Run<'_, '_> {
             "the old secret ({}) is current everywhere again",
             self.rot.old_fingerprint
         );
+        if !issued && self.rot.step == Step::Creating && !self.rot.manual {
+            note.push_str(&format!(
+                "; if {} started the rotation before the run that asked for it ended, its old secret stops working at {} and the next rotation asks for the new secret from the app's credentials page",
+                self.provider_name(),
+                iso(self.rot.revoke_old_at)
+            ));
+        }
         if issued {
             let latest = self.now() + MAX_OVERLAP_SECS - 60;
             let moved = match &self.provider {
