@@ -114,6 +114,23 @@ struct Run<'a, 'r> {
 /// Rotates `app`'s Client Secret as `action` says; see the module doc.
 pub fn rotate(s: &Session<'_, '_>, app: &App, action: Action, opts: &Options) -> Result<Outcome, Error> {
     let c = AppCtx::load(s.reg, s.decl, Some(&app.name), s.shared)?;
+    // Both ends first: a rotation is recorded only once both can be reached.
+    let provider = match app.managed_by {
+        Some(_) => Some(provider_admin(s.reg, s.decl, &c, s.obs)?),
+        None => None,
+    };
+    let consumer = match &app.target {
+        Some(_) => consumer_end(s.reg, AppCtx::load(s.reg, s.decl, Some(&app.name), s.shared)?)?,
+        None => None,
+    };
+    if app.target.is_some() && consumer.is_none() {
+        return Err(Error::failure(format!(
+            "{}: connapp cannot reach {} (no instance credentials are stored), so it cannot hand it the new secret",
+            app.name,
+            app.target.as_ref().map_or("the consumer", |t| t.display.as_str())
+        ))
+        .hint(connapp_servicenow::consumer::credentials_hint(app)));
+    }
     let rots = Rotations::new(&s.shared.store);
     let existing = rots.get(&app.name)?;
     let now = s.shared.now();
@@ -174,14 +191,6 @@ pub fn rotate(s: &Session<'_, '_>, app: &App, action: Action, opts: &Options) ->
             );
         }
     };
-    let provider = match app.managed_by {
-        Some(_) => Some(provider_admin(s.reg, s.decl, &c, s.obs)?),
-        None => None,
-    };
-    let consumer = match &app.target {
-        Some(_) => consumer_end(s.reg, AppCtx::load(s.reg, s.decl, Some(&app.name), s.shared)?)?,
-        None => None,
-    };
     let run = Run {
         s: *s,
         app,
@@ -192,14 +201,6 @@ pub fn rotate(s: &Session<'_, '_>, app: &App, action: Action, opts: &Options) ->
         rot,
         version,
     };
-    if app.target.is_some() && run.consumer.is_none() {
-        return Err(Error::failure(format!(
-            "{}: connapp cannot reach {} (no instance credentials are stored), so it cannot hand it the new secret",
-            app.name,
-            app.target.as_ref().map_or("the consumer", |t| t.display.as_str())
-        ))
-        .hint(connapp_servicenow::consumer::credentials_hint(app)));
-    }
     match action {
         Action::Abort => run.abort(),
         _ => run.advance(opts),
@@ -433,6 +434,13 @@ impl Run<'_, '_> {
                         "{} issued connapp a token for the new secret",
                         self.provider_name()
                     )),
+                    // connapp's own grant is gone: that says nothing of the secret.
+                    Err(e) if e.kind == connapp_engine::ErrorKind::Reauth => Proof::Unproven(format!(
+                        "connapp's own grant for {name} is gone ({}), so its token could not test the new secret",
+                        e.message
+                    )),
+                    // Not reached: try again later, from this step.
+                    Err(e) if e.kind == connapp_engine::ErrorKind::Unreachable => return Err(e),
                     Err(e) => Proof::Failed(e.message),
                 }
             } else {
