@@ -3,6 +3,7 @@
 
 mod support;
 
+mod agent;
 mod architecture;
 mod cli;
 mod corpus;

@@ -111,7 +111,7 @@ impl World {
         self.control(reqwest::Method::GET, "/counters", Value::Null)
     }
 
-    fn login(&self) -> Run {
+    pub(crate) fn login(&self) -> Run {
         self.user.run(&["login", "--timeout", "20"], None).ok()
     }
 }

@@ -109,6 +109,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
     Plan(PlanArgs),
+    /// A token agent: unlocks the store once, serves `connapp token` over a socket.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// Sign and check change evidence (in-toto Statements in DSSE envelopes).
     Evidence {
         #[command(subcommand)]
@@ -476,6 +481,51 @@ pub struct RotateArgs {
     #[command(flatten)]
     pub evidence: EvidenceArgs,
     /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `connapp agent`.
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Start an agent in the background and print the shell lines that point
+    /// `connapp token` at it (`eval "$(connapp agent start)"`).
+    Start(AgentRunArgs),
+    /// Run the agent in the foreground (for a systemd user unit).
+    Run(AgentRunArgs),
+    /// Whether an agent answers, and what it holds (never a secret).
+    Status(AgentStatusArgs),
+    /// Make the agent drop every secret it holds; it answers "locked" from then on.
+    Lock(AgentSocketArgs),
+    /// Stop the agent (it drops every secret first).
+    Stop(AgentSocketArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct AgentSocketArgs {
+    /// The agent's socket (default: $CONNAPP_AGENT_SOCK, else
+    /// $XDG_RUNTIME_DIR/connapp/agent.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentRunArgs {
+    #[command(flatten)]
+    pub socket: AgentSocketArgs,
+    /// Lock (drop every secret) after this long without a request.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub idle_lock: u64,
+    /// Renew a token this many seconds before it expires.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub margin: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentStatusArgs {
+    #[command(flatten)]
+    pub socket: AgentSocketArgs,
+    /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
 }

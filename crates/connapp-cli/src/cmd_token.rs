@@ -129,6 +129,28 @@ struct TokenJson<'a> {
 }
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
+    // A running agent for this declaration answers from memory; without
+    // one (or locked) connapp works as it always has.
+    if let Some(t) = crate::cmd_agent::token_via_agent(g, a.app.as_deref(), a.margin)? {
+        if a.json {
+            return ctx::print_json(
+                "token",
+                &TokenJson {
+                    app: &t.app,
+                    access_token: &t.access_token,
+                    token_type: "bearer",
+                    expires_at: t.expires_at,
+                    expires_in: t.expires_at.saturating_sub(now()),
+                    scopes: t.scopes.as_deref(),
+                    api_url: t.api_url.as_deref(),
+                    source: "agent",
+                },
+            );
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", t.access_token)?;
+        return Ok(());
+    }
     let (reg, _, decl) = ctx::declared(g)?;
     let mut c = load(reg, &decl, a.app.as_deref())?;
     if let Some(m) = a.margin {

@@ -24,7 +24,11 @@ pub fn environment() -> Result<&'static Environment, CliError> {
     if let Some(e) = ENV.get() {
         return Ok(e);
     }
-    let prompt: Option<Prompt> = interactive().then_some(prompt_secret);
+    let prompt: Option<Prompt> = if PROMPT_FROM_PIPE.load(std::sync::atomic::Ordering::SeqCst) {
+        Some(prompt_from_pipe)
+    } else {
+        interactive().then_some(prompt_secret)
+    };
     let env = Environment::from_process(prompt).map_err(|e| match e {
         EnvError::NoHome { var } => CliError::failure("cannot find a home directory").hint(format!("set {var}")),
         other => CliError::failure(other.to_string()),
@@ -214,6 +218,26 @@ pub fn interactive() -> bool {
 
 /// Asks at the terminal with no echo (the environment's prompt, given only
 /// when standard input is a terminal).
+/// Set by `agent run` when `agent start` hands it the store's passphrase
+/// through its standard input (a pipe: never argv, never the environment).
+pub static PROMPT_FROM_PIPE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The store's passphrase from standard input, one line, bounded.
+fn prompt_from_pipe(_question: &str) -> Result<zeroize::Zeroizing<String>, String> {
+    use std::io::{BufRead, Read};
+    let mut line = zeroize::Zeroizing::new(String::with_capacity(4097));
+    std::io::stdin()
+        .lock()
+        .take(4096)
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the passphrase from the pipe: {e}"))?;
+    let value = zeroize::Zeroizing::new(line.trim_end_matches(['\n', '\r']).to_string());
+    if value.is_empty() {
+        return Err("no passphrase came through the pipe".into());
+    }
+    Ok(value)
+}
+
 fn prompt_secret(question: &str) -> Result<zeroize::Zeroizing<String>, String> {
     if !interactive() {
         return Err("a secret is needed but standard input is not a terminal".into());

@@ -9,6 +9,7 @@
 
 mod builtins;
 mod cli;
+mod cmd_agent;
 mod cmd_apply;
 mod cmd_check;
 mod cmd_evidence;
@@ -34,7 +35,9 @@ use std::process::ExitCode;
 
 use clap::FromArgMatches;
 
-use crate::cli::{Cli, Command, EvidenceCommand, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand};
+use crate::cli::{
+    AgentCommand, Cli, Command, EvidenceCommand, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand,
+};
 use crate::error::{CliError, Exit};
 
 /// What users of gh, Terraform and kubectl type that connapp spells
@@ -170,6 +173,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Plan(a) => cmd_apply::plan(&g, a),
         Command::Apply(a) => cmd_apply::apply(&g, a),
+        Command::Agent { command } => match command {
+            AgentCommand::Start(a) => cmd_agent::start(&g, a),
+            AgentCommand::Run(a) => cmd_agent::run(&g, a),
+            AgentCommand::Status(a) => cmd_agent::status(&g, a),
+            AgentCommand::Lock(a) => cmd_agent::lock(&g, a),
+            AgentCommand::Stop(a) => cmd_agent::stop(&g, a),
+        },
         Command::Evidence { command } => match command {
             EvidenceCommand::Keygen { key } => cmd_evidence::keygen(&g, &key),
             EvidenceCommand::Verify(a) => cmd_evidence::verify(&g, a),

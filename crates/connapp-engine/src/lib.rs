@@ -24,6 +24,7 @@
 //! policy and OAuth flows (`connapp-oauth`'s) or a platform's client (the
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
+pub mod agent;
 mod engine;
 pub mod environment;
 mod error;
