@@ -19,6 +19,7 @@ mod demo;
 mod dist;
 mod e2e;
 mod fuzz;
+mod hotpath;
 mod test;
 
 use bench::*;
