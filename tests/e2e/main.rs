@@ -14,6 +14,7 @@ mod newcomer;
 mod plugins;
 mod raft;
 mod rotate;
+mod schedule;
 mod secrets;
 mod servicenow;
 mod terminal;

@@ -171,8 +171,12 @@ pub(crate) fn test() -> Result<()> {
         ("chromedriver", "chromium-driver"),
         ("dbus-run-session", "dbus"),
         ("gnome-keyring-daemon", "gnome-keyring"),
-        // `bench --quick` runs the webhook benchmark's load generator.
+        // `bench --quick` runs the webhook benchmark's load generator, and
+        // compares `connapp token` with Debian's gh.
         ("wrk", "wrk"),
+        ("gh", "gh"),
+        // `schedule install --scheduler cron` edits the user's crontab with it.
+        ("crontab", "cron"),
     ])?;
     run_cmd(cargo().args(["fmt", "--all", "--check"]))?;
     run_cmd(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;

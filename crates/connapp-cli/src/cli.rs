@@ -109,6 +109,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
     Plan(PlanArgs),
+    /// A scheduled watch: keep connapp's grants alive, find broken chains, run a hook.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
     /// A token agent: unlocks the store once, serves `connapp token` over a socket.
     Agent {
         #[command(subcommand)]
@@ -483,6 +488,75 @@ pub struct RotateArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `connapp schedule`.
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// Install the watch: a systemd user timer, a launchd agent or a crontab block.
+    Install(ScheduleInstallArgs),
+    /// Remove what `install` wrote, leaving the crontab and unit directories as they were.
+    Remove,
+    /// Whether the watch is installed, still there, and how its last pass went.
+    Status {
+        /// Print the status as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One pass now (what the scheduler runs).
+    Run(WatchPassArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchPassArgs {
+    /// Refresh connapp's own grants whose tokens are older than this (never
+    /// the grant a consumer holds).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub refresh_older_than: u64,
+    /// Run this command (with `sh -c`, the failure as JSON on its standard
+    /// input) once for every new failure.
+    #[arg(long, value_name = "COMMAND")]
+    pub hook_command: Option<String>,
+    /// POST every new failure as JSON to this URL.
+    #[arg(long, value_name = "URL")]
+    pub hook_url: Option<String>,
+    /// Print the pass as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The schedulers `schedule install` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchedulerArg {
+    /// launchd on macOS, systemd when its user instance answers, else cron.
+    Auto,
+    /// A systemd user timer.
+    Systemd,
+    /// A launchd agent.
+    Launchd,
+    /// A block in the user's crontab.
+    Cron,
+}
+
+/// How often the watch runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EveryArg {
+    /// Once an hour, at a random minute.
+    Hourly,
+    /// Once a day, at a random time.
+    Daily,
+}
+
+#[derive(Args, Debug)]
+pub struct ScheduleInstallArgs {
+    /// Which scheduler.
+    #[arg(long, value_enum, default_value_t = SchedulerArg::Auto)]
+    pub scheduler: SchedulerArg,
+    /// How often.
+    #[arg(long, value_enum, default_value_t = EveryArg::Hourly)]
+    pub every: EveryArg,
+    #[command(flatten)]
+    pub pass: WatchPassArgs,
 }
 
 /// `connapp agent`.

@@ -19,6 +19,7 @@ mod cmd_plugins;
 mod cmd_rotate;
 #[cfg(feature = "sandbox")]
 mod cmd_sandbox;
+mod cmd_schedule;
 mod cmd_secrets;
 mod cmd_target;
 mod cmd_token;
@@ -36,7 +37,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 use crate::cli::{
-    AgentCommand, Cli, Command, EvidenceCommand, PluginsCommand, RotateCommand, SecretsCommand, WebhookCommand,
+    AgentCommand, Cli, Command, EvidenceCommand, PluginsCommand, RotateCommand, ScheduleCommand, SecretsCommand,
+    WebhookCommand,
 };
 use crate::error::{CliError, Exit};
 
@@ -157,6 +159,21 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     let g = cli.global;
+    // Commands a person runs by hand say in one line when the watch has a
+    // problem (win-acme checks its task every time it is run by hand).
+    if matches!(
+        cli.command,
+        Command::Status(_)
+            | Command::Verify(_)
+            | Command::Plan(_)
+            | Command::Apply(_)
+            | Command::Login(_)
+            | Command::Refresh(_)
+            | Command::Rotate { .. }
+    ) && !g.quiet
+    {
+        cmd_schedule::mention_problem();
+    }
     match cli.command {
         Command::Init(a) => cmd_init::run(&g, a),
         Command::Check(a) => cmd_check::run(&g, a),
@@ -173,6 +190,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sandbox(a) => cmd_sandbox::run(&g, a),
         Command::Plan(a) => cmd_apply::plan(&g, a),
         Command::Apply(a) => cmd_apply::apply(&g, a),
+        Command::Schedule { command } => match command {
+            ScheduleCommand::Install(a) => cmd_schedule::install(&g, a),
+            ScheduleCommand::Remove => cmd_schedule::remove(&g),
+            ScheduleCommand::Status { json } => cmd_schedule::status(&g, json),
+            ScheduleCommand::Run(a) => cmd_schedule::run(&g, a),
+        },
         Command::Agent { command } => match command {
             AgentCommand::Start(a) => cmd_agent::start(&g, a),
             AgentCommand::Run(a) => cmd_agent::run(&g, a),

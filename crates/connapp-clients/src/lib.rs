@@ -13,6 +13,7 @@ pub mod apply;
 pub mod evidence;
 pub mod rotate;
 pub mod verify;
+pub mod watch;
 
 use connapp_core::App;
 use connapp_engine::guide::Guide;

@@ -35,9 +35,11 @@ pub mod manage;
 pub mod memory;
 pub mod platform;
 pub mod rotation;
+pub mod schedule;
 pub mod secrets;
 pub mod tokens;
 pub mod verify;
+pub mod watch;
 pub mod webhook;
 
 pub use engine::Engine;
