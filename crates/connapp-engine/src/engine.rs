@@ -1,7 +1,6 @@
 //! One owner's engine: what a CLI process, a daemon, a fleet runner or a
 //! front end's session holds for its whole life and shares between threads.
 
-use std::sync::{Arc, OnceLock};
 
 use connapp_core::Declaration;
 use connapp_host::Registry;
@@ -17,9 +16,9 @@ use crate::tokens::Shared;
 pub struct Engine {
     env: Environment,
     registry: &'static Registry,
-    /// Started when a store is first opened: `check`, `init` or `plugins`
-    /// never pay for it.
-    rt: OnceLock<Arc<tokio::runtime::Runtime>>,
+    /// Started when work first needs it: `check`, `init`, `plugins` and a
+    /// `token` served from the store never pay for it.
+    rt: crate::tokens::Rt,
     clock: fn() -> u64,
 }
 
@@ -32,6 +31,15 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// The engine's runtime: two workers (its requests wait on the network, not on the CPU).
+fn two_workers() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("connapp-engine")
+        .enable_all()
+        .build()
+}
+
 impl Engine {
     /// Loads the plugins `env` names.
     pub fn new(env: Environment) -> Engine {
@@ -39,24 +47,9 @@ impl Engine {
         Engine {
             env,
             registry,
-            rt: OnceLock::new(),
+            rt: crate::tokens::Rt::lazy(two_workers),
             clock: crate::tokens::now,
         }
-    }
-
-    /// The runtime every opened store's work runs on, started on first use
-    /// (two workers: the engine's requests wait on the network, not on the CPU).
-    fn runtime(&self) -> Result<Arc<tokio::runtime::Runtime>, Error> {
-        if let Some(rt) = self.rt.get() {
-            return Ok(rt.clone());
-        }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("connapp-engine")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-        Ok(self.rt.get_or_init(|| Arc::new(rt)).clone())
     }
 
     /// With the owner's clock (seconds since the epoch) for everything it opens.
@@ -80,7 +73,7 @@ impl Engine {
     /// directory, this engine's runtime and clock, a memory tier of its own.
     pub fn open(&self, decl: &Declaration) -> Result<Shared<'static>, Error> {
         let (store, plugin) = self.env.open_store(self.registry, decl)?;
-        Ok(Shared::on(store, plugin, self.env.data_dir.clone(), self.runtime()?)?
+        Ok(Shared::on(store, plugin, self.env.data_dir.clone(), self.rt.clone())?
             .with_leases(self.env.lease_opener(self.registry, decl))
             .with_clock(self.clock))
     }

@@ -33,11 +33,13 @@ use crate::secrets::{self, Secrets};
 use crate::{Error, ErrorKind};
 mod cache;
 mod events;
+mod rt;
 mod shared;
 mod status;
 
 pub use cache::{JITTER_MAX_SECS, TokenCache};
 pub use events::{Event, Observer, Silent};
+pub use rt::Rt;
 pub use shared::Shared;
 pub use status::{AppStatus, Health, StoreStatus, status};
 

@@ -21,8 +21,8 @@ pub struct Shared<'r> {
     /// The HTTP client (connapp's policy), built on first use: serving a
     /// stored token never loads TLS roots.
     http: Arc<std::sync::OnceLock<reqwest::Client>>,
-    /// The runtime the work runs on.
-    pub rt: Arc<tokio::runtime::Runtime>,
+    /// The runtime the work runs on, started on first use.
+    pub rt: super::Rt,
     data_dir: PathBuf,
     store_id: String,
     /// The store's lease, for stores hosts share (opened on first use).
@@ -46,11 +46,7 @@ impl<'r> Shared<'r> {
     /// Shares `store` (opened from `store_plugin`), a new HTTP client and a
     /// new runtime of its own; locks and journals live under `data_dir`.
     pub fn new(store: StoreHandle, store_plugin: &'r LoadedPlugin, data_dir: PathBuf) -> Result<Self, Error> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::failure(format!("cannot start the runtime: {e}")))?;
-        Self::on(store, store_plugin, data_dir, Arc::new(rt))
+        Self::on(store, store_plugin, data_dir, super::Rt::current_thread())
     }
 
     /// As [`Shared::new`], on the owner's runtime `rt` (an [`crate::Engine`]'s).
@@ -58,7 +54,7 @@ impl<'r> Shared<'r> {
         store: StoreHandle,
         store_plugin: &'r LoadedPlugin,
         data_dir: PathBuf,
-        rt: Arc<tokio::runtime::Runtime>,
+        rt: super::Rt,
     ) -> Result<Self, Error> {
         let location = store
             .describe()
