@@ -115,6 +115,17 @@ fn the_agent_serves_tokens_from_memory_locks_and_token_works_without_it() {
         "{st:#}"
     );
     assert_eq!(st["apps"], serde_json::json!(["dex-zoom"]));
+    // A changed declaration is read again: still valid, still served.
+    let decl = w.user.path().join("connapp.toml");
+    let text = std::fs::read_to_string(&decl).expect("read");
+    std::fs::write(&decl, format!("{text}\n# edited while the agent runs\n")).expect("edit");
+    let j = w.user.run(&["token", "--json"], None).ok().json();
+    assert_eq!(j["source"], "agent", "{j:#}");
+    // Made invalid: the agent says what the check says, as connapp would.
+    std::fs::write(&decl, format!("{text}\n[apps.dex-zoom.nonsense]\n")).expect("break");
+    let e = w.user.run(&["token"], None).fails_with(3).stderr();
+    assert!(e.contains("not a valid declaration") || e.contains("nonsense"), "{e}");
+    std::fs::write(&decl, &text).expect("restore");
     // Locked on request: it says so, and `token` works without it.
     w.user.run(&["agent", "lock"], None).ok();
     assert_eq!(status(&w)["locked"], true);

@@ -1,7 +1,6 @@
 //! One owner's engine: what a CLI process, a daemon, a fleet runner or a
 //! front end's session holds for its whole life and shares between threads.
 
-
 use connapp_core::Declaration;
 use connapp_host::Registry;
 

@@ -15,7 +15,9 @@ pub struct Rt {
 
 impl std::fmt::Debug for Rt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rt").field("started", &self.cell.get().is_some()).finish()
+        f.debug_struct("Rt")
+            .field("started", &self.cell.get().is_some())
+            .finish()
     }
 }
 
