@@ -115,6 +115,15 @@ fn the_agent_serves_tokens_from_memory_locks_and_token_works_without_it() {
         "{st:#}"
     );
     assert_eq!(st["apps"], serde_json::json!(["dex-zoom"]));
+    // Secret reads go through the agent too: without the passphrase and
+    // without a terminal, the commands that read the store still work.
+    w.user.unset_env("CONNAPP_FILE_PASSPHRASE");
+    let j = w.user.run(&["secrets", "list", "--json"], None).ok().json();
+    assert!(j["secrets"].as_array().is_some_and(|s| !s.is_empty()), "{j:#}");
+    let st_app = w.user.run(&["status", "--json"], None).ok().json();
+    assert_eq!(st_app["apps"][0]["app"], "dex-zoom", "{st_app:#}");
+    w.user
+        .set_env("CONNAPP_FILE_PASSPHRASE", "correct horse battery staple");
     // A changed declaration is read again: still valid, still served.
     let decl = w.user.path().join("connapp.toml");
     let text = std::fs::read_to_string(&decl).expect("read");
@@ -273,4 +282,35 @@ fn a_killed_agent_loses_no_grant_whose_answer_reached_the_disk() {
         assert!(!me.trim().is_empty());
         assert_eq!(w.counters()["consents"], 1, "{point}: no new consent");
     }
+}
+
+/// The store the agent holds, used through its socket, passes the same
+/// conformance suite every store passes (round trips, binary and large
+/// values, compare-and-swap, listing, deletion, bad keys, concurrent writers).
+#[test]
+fn the_store_through_the_agent_passes_the_conformance_suite() {
+    let mut w = World::new(&built().full, true);
+    let agent = start(&mut w, &built().full, &[], &[]);
+    let store = connapp_engine::agent::StoreRef {
+        kind: "file".into(),
+        settings: Vec::new(),
+        data_dir: w.user.path().join("data"),
+    };
+    assert!(
+        connapp_engine::agent::AgentStore::reach(&agent.socket, store.clone()).is_some(),
+        "the agent does not serve the user's store"
+    );
+    // Another store (other settings) is not the agent's: the caller opens its own.
+    let mut other = store.clone();
+    other.settings.push(("path".into(), "/elsewhere".into()));
+    assert!(connapp_engine::agent::AgentStore::reach(&agent.socket, other).is_none());
+    let sock = agent.socket.clone();
+    let open: connapp_store_conformance::Opener = std::sync::Arc::new(move || {
+        connapp_engine::agent::AgentStore::reach(&sock, store.clone())
+            .map(connapp_plugin_api::StoreHandle::from_store)
+            .ok_or_else(|| connapp_plugin_api::StoreError::new(connapp_plugin_api::ErrorCode::UNAVAILABLE, "no agent"))
+    });
+    let report = connapp_store_conformance::run(open);
+    println!("{report}");
+    report.assert_ok();
 }

@@ -50,6 +50,7 @@ fn config(g: &Global, a: &AgentRunArgs) -> Result<agent::Config, CliError> {
 
 /// `agent run`: the agent in the foreground until stopped.
 pub fn run(g: &Global, a: AgentRunArgs) -> Result<(), CliError> {
+    ctx::NO_AGENT.store(true, std::sync::atomic::Ordering::SeqCst);
     if std::env::var_os("CONNAPP_AGENT_PASSPHRASE_PIPE").is_some() {
         ctx::PROMPT_FROM_PIPE.store(true, std::sync::atomic::Ordering::SeqCst);
     }

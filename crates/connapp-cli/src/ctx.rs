@@ -29,7 +29,14 @@ pub fn environment() -> Result<&'static Environment, CliError> {
     } else {
         interactive().then_some(prompt_secret)
     };
-    let env = Environment::from_process(prompt).map_err(|e| match e {
+    let env = Environment::from_process(prompt).map(|mut e| {
+        // The agent opens its store itself, never through an agent.
+        if NO_AGENT.load(std::sync::atomic::Ordering::SeqCst) {
+            e.agent_socket = None;
+        }
+        e
+    });
+    let env = env.map_err(|e| match e {
         EnvError::NoHome { var } => CliError::failure("cannot find a home directory").hint(format!("set {var}")),
         other => CliError::failure(other.to_string()),
     })?;
@@ -218,6 +225,9 @@ pub fn interactive() -> bool {
 
 /// Asks at the terminal with no echo (the environment's prompt, given only
 /// when standard input is a terminal).
+/// Set by `agent run`: its store is opened here, never through an agent.
+pub static NO_AGENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Set by `agent run` when `agent start` hands it the store's passphrase
 /// through its standard input (a pipe: never argv, never the environment).
 pub static PROMPT_FROM_PIPE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -27,16 +27,19 @@ use connapp_core::Declaration;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use connapp_plugin_api::{ErrorCode, Expected, Record, Store, StoreDescription, StoreError};
+
 use crate::tokens::{AppCtx, Shared, Silent};
 use crate::{Engine, Error, ErrorKind};
 
 /// The environment variable naming the agent's socket (ssh-agent's
 /// `SSH_AUTH_SOCK`).
 pub const SOCK_ENV: &str = "CONNAPP_AGENT_SOCK";
-/// The longest request line the agent reads.
-pub const MAX_REQUEST: u64 = 64 * 1024;
-/// The longest reply line a client reads.
-pub const MAX_REPLY: u64 = 1 << 20;
+/// The longest request line the agent reads: a store write of the largest
+/// value a store takes (1 MiB), in hex, and the rest of the request.
+pub const MAX_REQUEST: u64 = 2 * (1 << 20) + 64 * 1024 + 8;
+/// The longest reply line a client reads (a value read back, in hex).
+pub const MAX_REPLY: u64 = 4 << 20;
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client waits for a reply (a renewal may take the HTTP timeout).
@@ -64,6 +67,128 @@ pub enum Request {
     Lock,
     /// Drop every secret and exit.
     Stop,
+    /// One call on the store the agent holds open (for the commands that
+    /// read and write secrets), when `store` is the agent's.
+    Store {
+        /// Which store the client means.
+        store: StoreRef,
+        /// The call.
+        call: StoreCall,
+    },
+}
+
+/// Which store a client means: its declaration's `[store]` and its data
+/// directory (the file store lives there by default).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoreRef {
+    /// `[store] kind`.
+    pub kind: String,
+    /// `[store.settings]`.
+    pub settings: Vec<(String, String)>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+}
+
+impl StoreRef {
+    /// The store `decl` names, with `data_dir`.
+    pub fn of(decl: &Declaration, data_dir: &Path) -> StoreRef {
+        StoreRef {
+            kind: decl.store.kind.clone(),
+            settings: decl.store.settings.clone(),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+}
+
+/// `Expected` on the wire.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// Whatever the version.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The version must be this.
+    Version(u64),
+}
+
+impl From<Expected> for Expect {
+    fn from(e: Expected) -> Self {
+        match e {
+            Expected::Any => Expect::Any,
+            Expected::Absent => Expect::Absent,
+            Expected::Version(v) => Expect::Version(v),
+        }
+    }
+}
+
+impl From<Expect> for Expected {
+    fn from(e: Expect) -> Self {
+        match e {
+            Expect::Any => Expected::Any,
+            Expect::Absent => Expected::Absent,
+            Expect::Version(v) => Expected::Version(v),
+        }
+    }
+}
+
+/// A store call (the `Store` trait's methods).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum StoreCall {
+    /// `describe`.
+    Describe,
+    /// `get`.
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// `put`, the value in hex.
+    Put {
+        /// The key.
+        key: String,
+        /// The value, hex.
+        value: String,
+        /// The version condition.
+        expected: Expect,
+    },
+    /// `delete`.
+    Delete {
+        /// The key.
+        key: String,
+        /// The version condition.
+        expected: Expect,
+    },
+    /// `list`.
+    List {
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+/// A store call's answer.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoreAnswer {
+    /// `get`: the value (hex) and version.
+    pub record: Option<(String, u64)>,
+    /// `put`: the new version.
+    pub version: Option<u64>,
+    /// `delete`: whether something was deleted.
+    pub removed: Option<bool>,
+    /// `list`: the keys.
+    pub keys: Option<Vec<String>>,
+    /// `describe`: persistent, shared across hosts, native CAS, max value size, location.
+    pub description: Option<(bool, bool, bool, u64, String)>,
+    /// The store's error: code, message, retryable.
+    pub error: Option<(u16, String, bool)>,
+}
+
+impl std::fmt::Debug for StoreAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreAnswer")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A token, as the agent hands it out.
@@ -137,6 +262,8 @@ pub struct Reply {
     pub token: Option<TokenReply>,
     /// The status asked for.
     pub status: Option<StatusReply>,
+    /// A store call's answer.
+    pub store: Option<StoreAnswer>,
 }
 
 fn kind_word(k: ErrorKind) -> &'static str {
@@ -223,6 +350,112 @@ pub fn request(sock: &Path, req: &Request) -> Result<Reply, ClientError> {
         .read_until(b'\n', &mut reply)
         .map_err(|e| garbled(e.to_string()))?;
     serde_json::from_slice(&reply).map_err(|e| garbled(e.to_string()))
+}
+
+/// The store an agent holds open, used through its socket: what the
+/// commands that read and write secrets use while an agent serves their
+/// store (unlocked once, no key derivation, no prompt).
+pub struct AgentStore {
+    sock: PathBuf,
+    store: StoreRef,
+}
+
+impl AgentStore {
+    /// The agent at `sock`'s store when it holds `store` and is unlocked;
+    /// `None` otherwise (the caller opens the store itself).
+    pub fn reach(sock: &Path, store: StoreRef) -> Option<AgentStore> {
+        let s = AgentStore {
+            sock: sock.to_path_buf(),
+            store,
+        };
+        s.describe().ok().map(|_| s)
+    }
+
+    fn call(&self, call: StoreCall) -> Result<StoreAnswer, StoreError> {
+        let unavailable = |m: String| StoreError::new(ErrorCode::UNAVAILABLE, m).retryable();
+        let r = request(
+            &self.sock,
+            &Request::Store {
+                store: self.store.clone(),
+                call,
+            },
+        )
+        .map_err(|e| unavailable(e.to_string()))?;
+        if r.locked {
+            return Err(StoreError::new(
+                ErrorCode::UNAVAILABLE,
+                format!(
+                    "the agent at {} locked itself; stop and start it, or unset {SOCK_ENV}",
+                    self.sock.display()
+                ),
+            ));
+        }
+        if let Some(e) = r.error {
+            return Err(unavailable(e.message));
+        }
+        let a = r
+            .store
+            .ok_or_else(|| unavailable("the agent answered no store call".into()))?;
+        if let Some((code, message, retryable)) = &a.error {
+            let e = StoreError::new(ErrorCode(*code), message.clone());
+            return Err(if *retryable { e.retryable() } else { e });
+        }
+        Ok(a)
+    }
+}
+
+impl Store for AgentStore {
+    fn describe(&self) -> Result<StoreDescription, StoreError> {
+        let a = self.call(StoreCall::Describe)?;
+        let (persistent, shared_across_hosts, native_cas, max_value_size, location) = a
+            .description
+            .ok_or_else(|| StoreError::new(ErrorCode::UNAVAILABLE, "the agent sent no description"))?;
+        Ok(StoreDescription {
+            capabilities: connapp_plugin_api::Capabilities {
+                persistent,
+                shared_across_hosts,
+                native_cas,
+                max_value_size,
+            },
+            location,
+        })
+    }
+    fn get(&self, key: &str) -> Result<Option<Record>, StoreError> {
+        let a = self.call(StoreCall::Get { key: key.into() })?;
+        a.record
+            .map(|(hex, version)| {
+                crate::evidence::unhex(&hex)
+                    .map(|v| Record {
+                        value: connapp_plugin_api::zeroize::Zeroizing::new(v),
+                        version,
+                    })
+                    .ok_or_else(|| StoreError::new(ErrorCode::CORRUPT, "the agent sent a value that is not hex"))
+            })
+            .transpose()
+    }
+    fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, StoreError> {
+        let hex = connapp_plugin_api::zeroize::Zeroizing::new(crate::evidence::hex(value));
+        let a = self.call(StoreCall::Put {
+            key: key.into(),
+            value: hex.to_string(),
+            expected: expected.into(),
+        })?;
+        a.version
+            .ok_or_else(|| StoreError::new(ErrorCode::UNAVAILABLE, "the agent sent no version"))
+    }
+    fn delete(&self, key: &str, expected: Expected) -> Result<bool, StoreError> {
+        let a = self.call(StoreCall::Delete {
+            key: key.into(),
+            expected: expected.into(),
+        })?;
+        Ok(a.removed.unwrap_or(false))
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .call(StoreCall::List { prefix: prefix.into() })?
+            .keys
+            .unwrap_or_default())
+    }
 }
 
 /// The default socket: `$XDG_RUNTIME_DIR/connapp/agent.sock`, else
@@ -391,6 +624,93 @@ impl Agent {
         }
     }
 
+    fn store_call(&self, store: &StoreRef, call: StoreCall) -> Reply {
+        let held = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match st.as_ref() {
+                Some(u) => (
+                    StoreRef::of(&u.decl, &self.engine.environment().data_dir),
+                    u.shared.store.clone(),
+                ),
+                None => {
+                    return Reply {
+                        locked: true,
+                        ..Reply::default()
+                    };
+                }
+            }
+        };
+        if &held.0 != store {
+            return Reply {
+                error: Some(ReplyError {
+                    kind: "other-declaration".into(),
+                    message: "this agent holds another store".into(),
+                    hint: None,
+                }),
+                ..Reply::default()
+            };
+        }
+        let h = held.1;
+        let err = |e: StoreError| StoreAnswer {
+            error: Some((e.code.0, e.message, e.retryable)),
+            ..StoreAnswer::default()
+        };
+        let answer = match call {
+            StoreCall::Describe => match h.describe() {
+                Ok(d) => StoreAnswer {
+                    description: Some((
+                        d.capabilities.persistent,
+                        d.capabilities.shared_across_hosts,
+                        d.capabilities.native_cas,
+                        d.capabilities.max_value_size,
+                        d.location,
+                    )),
+                    ..StoreAnswer::default()
+                },
+                Err(e) => err(e),
+            },
+            StoreCall::Get { key } => match h.get(&key) {
+                Ok(r) => StoreAnswer {
+                    record: r.map(|r| (crate::evidence::hex(&r.value), r.version)),
+                    ..StoreAnswer::default()
+                },
+                Err(e) => err(e),
+            },
+            StoreCall::Put { key, value, expected } => {
+                let Some(bytes) = crate::evidence::unhex(&value).map(connapp_plugin_api::zeroize::Zeroizing::new)
+                else {
+                    return failed(&Error::new(ErrorKind::Usage, "the value is not hex"));
+                };
+                match h.put(&key, &bytes, expected.into()) {
+                    Ok(v) => StoreAnswer {
+                        version: Some(v),
+                        ..StoreAnswer::default()
+                    },
+                    Err(e) => err(e),
+                }
+            }
+            StoreCall::Delete { key, expected } => match h.delete(&key, expected.into()) {
+                Ok(b) => StoreAnswer {
+                    removed: Some(b),
+                    ..StoreAnswer::default()
+                },
+                Err(e) => err(e),
+            },
+            StoreCall::List { prefix } => match h.list(&prefix) {
+                Ok(k) => StoreAnswer {
+                    keys: Some(k),
+                    ..StoreAnswer::default()
+                },
+                Err(e) => err(e),
+            },
+        };
+        Reply {
+            ok: true,
+            store: Some(answer),
+            ..Reply::default()
+        }
+    }
+
     fn status(&self) -> Reply {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let apps = st
@@ -435,6 +755,10 @@ impl Agent {
                 self.token(&declaration, app.as_deref(), margin)
             }
             Request::Status => self.status(),
+            Request::Store { store, call } => {
+                *self.last_use.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                self.store_call(&store, call)
+            }
             Request::Lock => {
                 self.lock();
                 Reply {

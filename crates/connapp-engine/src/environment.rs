@@ -33,6 +33,9 @@ pub struct Environment {
     pub plugin_dirs: Vec<PathBuf>,
     /// How to ask a human for a secret; `None`: nobody can be asked.
     pub prompt: Option<Prompt>,
+    /// A running agent's socket (`CONNAPP_AGENT_SOCK`): a store it serves is
+    /// read and written through it, unlocked once, instead of opened here.
+    pub agent_socket: Option<PathBuf>,
 }
 
 /// Why the environment or the declaration could not be had.
@@ -94,6 +97,9 @@ impl Environment {
             data_dir,
             plugin_dirs,
             prompt,
+            agent_socket: std::env::var_os(crate::agent::SOCK_ENV)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
         })
     }
 
@@ -161,6 +167,13 @@ impl Environment {
         reg: &'r Registry,
         decl: &Declaration,
     ) -> Result<(StoreHandle, &'r LoadedPlugin), HostError> {
+        if let Some(sock) = &self.agent_socket {
+            let store = crate::agent::StoreRef::of(decl, &self.data_dir);
+            if let Some(through) = crate::agent::AgentStore::reach(sock, store) {
+                tracing::debug!(socket = %sock.display(), "the store, through the agent");
+                return Ok((StoreHandle::from_store(through), reg.store_plugin(&decl.store.kind)?));
+            }
+        }
         tracing::debug!(kind = %decl.store.kind, "opening the store");
         reg.open_store(&decl.store.kind, &self.store_context(decl, true))
     }
@@ -184,6 +197,7 @@ mod tests {
             data_dir: dir.join("data"),
             plugin_dirs: Vec::new(),
             prompt: None,
+            agent_socket: None,
         }
     }
 

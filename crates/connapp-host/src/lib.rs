@@ -316,6 +316,17 @@ impl Registry {
     }
 
     /// Opens the store `kind` from the first plugin providing it.
+    /// The plugin that provides store `kind` (without opening a store).
+    pub fn store_plugin(&self, kind: &str) -> Result<&LoadedPlugin, HostError> {
+        self.plugins
+            .iter()
+            .find(|p| p.provides(PluginKind::STORE, kind))
+            .ok_or_else(|| HostError::NoSuchStore {
+                kind: kind.to_string(),
+                known: self.store_kinds(),
+            })
+    }
+
     pub fn open_store(&self, kind: &str, ctx: &FfiStoreContext) -> Result<(StoreHandle, &LoadedPlugin), HostError> {
         let plugin = self
             .plugins
