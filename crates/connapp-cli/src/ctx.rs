@@ -223,8 +223,6 @@ pub fn interactive() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// Asks at the terminal with no echo (the environment's prompt, given only
-/// when standard input is a terminal).
 /// Set by `agent run`: its store is opened here, never through an agent.
 pub static NO_AGENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -248,6 +246,8 @@ fn prompt_from_pipe(_question: &str) -> Result<zeroize::Zeroizing<String>, Strin
     Ok(value)
 }
 
+/// Asks at the terminal with no echo (the environment's prompt, given only
+/// when standard input is a terminal).
 fn prompt_secret(question: &str) -> Result<zeroize::Zeroizing<String>, String> {
     if !interactive() {
         return Err("a secret is needed but standard input is not a terminal".into());
