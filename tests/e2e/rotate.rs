@@ -232,6 +232,22 @@ fn a_rotation_keeps_dex_running_and_leaves_only_the_new_secret() {
     dex.assert_clean("at the end");
 }
 
+/// Zoom refuses a new rotation because one whose answer was lost is open:
+/// connapp says so, and takes the secret a person copies from Zoom's page.
+fn resume_with_the_secret_zoom_shows(w: &World, e: &str) {
+    assert!(
+        e.contains("in progress already") && e.contains("--new-secret-stdin"),
+        "{e}"
+    );
+    let (_, issued) = zoom_app(w);
+    w.user
+        .run(
+            &rotate_args(&["--resume", "--wait", "20s", "--new-secret-stdin"]),
+            Some(issued.as_bytes()),
+        )
+        .ok();
+}
+
 /// Runs the fault-injection build of `rotate` and expects it killed at `point`.
 fn killed_at(w: &World, point: &str) {
     let b = built();
@@ -288,17 +304,7 @@ fn a_rotation_killed_after_any_step_resumes_or_aborts_without_a_broken_pair() {
             // Zoom issued a secret whose answer died with the process: connapp
             // says so and takes it from the person who copies it from Zoom.
             let e = w.run(&rotate_args(&["--resume"])).fails_with(1).stderr();
-            assert!(
-                e.contains("in progress already") && e.contains("--new-secret-stdin"),
-                "{e}"
-            );
-            let (_, issued) = zoom_app(&w);
-            w.user
-                .run(
-                    &rotate_args(&["--resume", "--wait", "20s", "--new-secret-stdin"]),
-                    Some(issued.as_bytes()),
-                )
-                .ok();
+            resume_with_the_secret_zoom_shows(&w, &e);
         } else {
             let out = w.run(&rotate_args(&["--resume", "--wait", "20s"])).ok().stdout();
             assert!(out.contains("finished"), "{point}: {out}");
@@ -344,17 +350,7 @@ fn a_rotation_killed_after_any_step_resumes_or_aborts_without_a_broken_pair() {
     assert!(zoom_accepts(&w, &client_id, &current), "the old secret no longer works");
     assert_eq!(servicenow_secret(&w).as_deref(), Some(current.as_str()));
     let e = w.run(&rotate_args(&["--wait", "20s"])).fails_with(1).stderr();
-    assert!(
-        e.contains("in progress already") && e.contains("--new-secret-stdin"),
-        "{e}"
-    );
-    let (_, issued) = zoom_app(&w);
-    w.user
-        .run(
-            &rotate_args(&["--resume", "--wait", "20s", "--new-secret-stdin"]),
-            Some(issued.as_bytes()),
-        )
-        .ok();
+    resume_with_the_secret_zoom_shows(&w, &e);
     current = assert_rotated(&w, &client_id, &current, "abort after a lost answer");
     dex.assert_clean("abort after a lost answer");
     // Past the test step an abort refuses: the new secret is current already.

@@ -55,9 +55,6 @@ pub fn run(g: &Global, a: WatchPassArgs) -> Result<(), CliError> {
     let dir = data_dir()?;
     let previous = memory::state(&dir);
     let (all, new) = memory::merge(previous.as_ref(), found);
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
     let mut undelivered = Vec::new();
     // Hooks that failed last time are tried again.
     let retry: Vec<&memory::Failure> = previous
@@ -69,7 +66,7 @@ pub fn run(g: &Global, a: WatchPassArgs) -> Result<(), CliError> {
         })
         .unwrap_or_default();
     for f in new.iter().chain(retry) {
-        let payload = memory::hook_payload(f, &host, &path);
+        let payload = memory::hook_payload(f, &path);
         for h in &hooks {
             if let Err(e) = watch::deliver(&session, h, &payload) {
                 eprintln!("connapp: the hook for {} {} failed: {e}", f.app, f.check);

@@ -133,7 +133,7 @@ impl From<Expect> for Expected {
 }
 
 /// A store call (the `Store` trait's methods).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum StoreCall {
     /// `describe`.
@@ -164,6 +164,27 @@ pub enum StoreCall {
         /// The prefix.
         prefix: String,
     },
+}
+
+impl std::fmt::Debug for StoreCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreCall::Describe => f.write_str("Describe"),
+            StoreCall::Get { key } => f.debug_struct("Get").field("key", key).finish(),
+            StoreCall::Put { key, expected, .. } => f
+                .debug_struct("Put")
+                .field("key", key)
+                .field("value", &"<redacted>")
+                .field("expected", expected)
+                .finish(),
+            StoreCall::Delete { key, expected } => f
+                .debug_struct("Delete")
+                .field("key", key)
+                .field("expected", expected)
+                .finish(),
+            StoreCall::List { prefix } => f.debug_struct("List").field("prefix", prefix).finish(),
+        }
+    }
 }
 
 /// A store call's answer.
@@ -342,10 +363,12 @@ pub fn request(sock: &Path, req: &Request) -> Result<Reply, ClientError> {
     let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(unreachable)?;
     s.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(unreachable)?;
     s.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(unreachable)?;
-    let mut line = serde_json::to_vec(req).map_err(|e| garbled(e.to_string()))?;
+    // Both lines may hold a secret (a store value, a token): zeroized when dropped.
+    let mut line =
+        connapp_plugin_api::zeroize::Zeroizing::new(serde_json::to_vec(req).map_err(|e| garbled(e.to_string()))?);
     line.push(b'\n');
     s.write_all(&line).map_err(unreachable)?;
-    let mut reply = Vec::new();
+    let mut reply = connapp_plugin_api::zeroize::Zeroizing::new(Vec::new());
     BufReader::new(s.take(MAX_REPLY))
         .read_until(b'\n', &mut reply)
         .map_err(|e| garbled(e.to_string()))?;

@@ -221,12 +221,11 @@ pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_default();
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "a host".into());
-    format!("{user}@{host} pid {}", std::process::id())
+    format!(
+        "{user}@{} pid {}",
+        connapp_oauth::lifecycle::host_name(),
+        std::process::id()
+    )
 }
 
 /// The rotation records and pending secrets in one open store.

@@ -125,8 +125,9 @@ pub fn merge(previous: Option<&State>, found: Vec<Failure>) -> (Vec<Failure>, Ve
     (all, new)
 }
 
-/// The hook's JSON for one new failure.
-pub fn hook_payload(f: &Failure, host: &str, declaration: &Path) -> Value {
+/// The hook's JSON for one new failure (this host named).
+pub fn hook_payload(f: &Failure, declaration: &Path) -> Value {
+    let host = connapp_oauth::lifecycle::host_name();
     json!({
         "event": "connapp.watch.failure",
         "app": f.app,

@@ -189,12 +189,18 @@ impl Drop for Turn<'_> {
 /// This host and process at `now` (`host pid N since T`): who takes a lease,
 /// and who obtained a token record.
 pub fn holder(now: u64) -> String {
-    let host = std::env::var("HOSTNAME")
+    format!("{} pid {} since {now}", host_name(), std::process::id())
+}
+
+/// This host's name, for records and reports (`$HOSTNAME`, else
+/// `/etc/hostname`, else "a host").
+pub fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
-        .unwrap_or_else(|| "a host".into());
-    format!("{host} pid {} since {now}", std::process::id())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "a host".into())
 }
 
 /// The journal file's first bytes; the rest is nonce and sealed record.

@@ -178,22 +178,6 @@ impl Instance {
         table: &str,
         path: &str,
         query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Value, SnError> {
-        let body = match body {
-            Some(v) => Body::Json(v),
-            None => Body::None,
-        };
-        self.send_body(method, op, table, path, query, body).await
-    }
-
-    async fn send_body(
-        &self,
-        method: Method,
-        op: &'static str,
-        table: &str,
-        path: &str,
-        query: &[(&str, &str)],
         body: Body<'_>,
     ) -> Result<Value, SnError> {
         let url = format!("{}{path}", self.base);
@@ -290,7 +274,14 @@ impl Instance {
             q.push(("sysparm_limit", n.as_str()));
         }
         let v = self
-            .send(Method::GET, "read", table, &format!("/api/now/table/{table}"), &q, None)
+            .send(
+                Method::GET,
+                "read",
+                table,
+                &format!("/api/now/table/{table}"),
+                &q,
+                Body::None,
+            )
             .await?;
         Ok(v.as_array()
             .map(|l| l.iter().filter_map(|r| r.as_object().cloned()).collect())
@@ -306,7 +297,7 @@ impl Instance {
                 table,
                 &format!("/api/now/table/{table}"),
                 &[("sysparm_exclude_reference_link", "true")],
-                Some(fields),
+                Body::Json(fields),
             )
             .await?;
         Ok(v.as_object().cloned().unwrap_or_default())
@@ -328,7 +319,7 @@ impl Instance {
             table,
             &format!("/api/now/table/{table}/{id}"),
             &q,
-            Some(fields),
+            Body::Json(fields),
         )
         .await
         .map(|_| ())
@@ -347,7 +338,7 @@ impl Instance {
         bytes: &[u8],
     ) -> Result<Record, SnError> {
         let v = self
-            .send_body(
+            .send(
                 Method::POST,
                 "attach a file to",
                 table,
@@ -366,7 +357,7 @@ impl Instance {
             table,
             &format!("/api/now/table/{table}/{id}"),
             &[],
-            None,
+            Body::None,
         )
         .await
         .map(|_| ())
