@@ -19,6 +19,16 @@ struct AppSummary<'a> {
     target: Option<&'a connapp_core::Target>,
 }
 
+/// A fleet as `check` reports it: where its rows came from and what they made.
+#[derive(Serialize)]
+struct FleetSummary<'a> {
+    source: &'a str,
+    columns: &'a [String],
+    patterns: &'a [String],
+    rows: usize,
+    apps: usize,
+}
+
 #[derive(Serialize)]
 struct Output<'a> {
     file: String,
@@ -27,6 +37,8 @@ struct Output<'a> {
     warnings: usize,
     diagnostics: &'a [connapp_core::Diagnostic],
     apps: Vec<AppSummary<'a>>,
+    /// The declaration's `[fleet]`; `null`: none.
+    fleet: Option<FleetSummary<'a>>,
 }
 
 pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
@@ -65,6 +77,17 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
                 warnings,
                 diagnostics: &report.diagnostics,
                 apps,
+                fleet: report
+                    .declaration
+                    .as_ref()
+                    .and_then(|d| d.fleet.as_ref())
+                    .map(|f| FleetSummary {
+                        source: &f.source,
+                        columns: &f.columns,
+                        patterns: &f.patterns,
+                        rows: f.rows.len(),
+                        apps: f.rows.iter().map(|r| r.apps.len()).sum(),
+                    }),
             },
         )?;
     } else {
@@ -76,7 +99,13 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
         if let Some(decl) = &report.declaration
             && !g.quiet
         {
-            for app in &decl.apps {
+            // A fleet's apps are many: one line for all of them.
+            let from_rows: std::collections::HashSet<&str> = decl
+                .fleet
+                .iter()
+                .flat_map(|f| f.rows.iter().flat_map(|r| r.apps.iter().map(String::as_str)))
+                .collect();
+            for app in decl.apps.iter().filter(|a| !from_rows.contains(a.name.as_str())) {
                 println!(
                     "{file}: app {:?} is valid: {} {}, {} scopes, {}",
                     app.name,
@@ -86,6 +115,16 @@ pub fn run(g: &Global, a: CheckArgs) -> Result<(), CliError> {
                     app.redirect_url
                         .as_deref()
                         .map_or_else(|| app.oauth.grant.as_str().to_string(), |r| format!("redirect {r}"))
+                );
+            }
+            if let Some(f) = &decl.fleet {
+                let rows = f.rows.len();
+                println!(
+                    "{}: {rows} row{} made {} apps ({}), all valid",
+                    f.source,
+                    if rows == 1 { "" } else { "s" },
+                    from_rows.len(),
+                    f.patterns.join(", ")
                 );
             }
             if warnings > 0 {

@@ -58,12 +58,19 @@ impl fmt::Display for Diagnostic {
 pub struct SourceMap<'a> {
     file: &'a str,
     text: &'a str,
+    /// Where each line starts, found on first use (an inventory of 10,000
+    /// rows asks for every row's line).
+    lines: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl<'a> SourceMap<'a> {
     /// A map over `text`, which came from `file`.
     pub fn new(file: &'a str, text: &'a str) -> Self {
-        Self { file, text }
+        Self {
+            file,
+            text,
+            lines: std::sync::OnceLock::new(),
+        }
     }
 
     /// The file name.
@@ -77,10 +84,14 @@ impl<'a> SourceMap<'a> {
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let starts = self.lines.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        let line = starts.partition_point(|s| *s <= offset);
+        let line_start = starts[line - 1];
+        let column = self.text[line_start..offset].chars().count() + 1;
         (line, column)
     }
 

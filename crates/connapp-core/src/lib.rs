@@ -23,14 +23,15 @@ pub mod urls;
 
 pub use consumer::{ConsumerRules, InstanceAuth, Target};
 pub use decl::{
-    Catalog, DECLARATION_VERSION, DEFAULT_CREDENTIALS_SOURCE, MAX_DECLARATION_BYTES, PlatformRules, PresetInfo, Report,
-    SettingKind, SettingRule, StoreRules, check, nearest, too_large, valid_instance_name,
+    Catalog, DECLARATION_VERSION, DEFAULT_CREDENTIALS_SOURCE, Inventory, MAX_DECLARATION_BYTES, MAX_INVENTORY_BYTES,
+    PlatformRules, PresetInfo, ROW_REPORTS, Report, SettingKind, SettingRule, StoreRules, check, check_with,
+    inventory_path, nearest, too_large, valid_instance_name,
 };
 pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, dex_redirect, render_declaration};
 pub use model::{
-    App, AppLookupError, ClientAuthStyle, Declaration, GrantKind, OAuth, Scope, ScopeSource, SecretKind, StoreDecl,
-    Usage, Webhook, app_prefix, secret_key,
+    App, AppLookupError, ClientAuthStyle, Declaration, Fleet, FleetRow, GrantKind, OAuth, Scope, ScopeSource,
+    SecretKind, StoreDecl, Usage, Webhook, app_prefix, secret_key,
 };
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The validated connected-app model. Values of these types only come out of
 //! [`crate::check`], so holding one means every rule held.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::consumer::Target;
@@ -225,8 +227,11 @@ pub struct Declaration {
     pub version: i64,
     /// The store.
     pub store: StoreDecl,
-    /// The apps, sorted by name.
+    /// The apps, sorted by name: those of `[apps]` and those the fleet's
+    /// template made for each row of its inventory.
     pub apps: Vec<App>,
+    /// The fleet's inventory, when the declaration has a `[fleet]`.
+    pub fleet: Option<Fleet>,
 }
 
 impl Declaration {
@@ -438,5 +443,37 @@ mod tests {
     fn keys_are_namespaced_per_app() {
         assert_eq!(secret_key("dex", SecretKind::SecretToken), "apps/dex/secret-token");
         assert!(secret_key("dex", SecretKind::ClientId).starts_with(&app_prefix("dex")));
+    }
+}
+
+/// `[fleet]`: the rows of the inventory a template of apps was expanded
+/// over, so front ends can show and select apps by what a row says.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Fleet {
+    /// Where the rows were read: the inventory file, or the declaration for rows written inline.
+    pub source: String,
+    /// The columns every row has, in the order first written.
+    pub columns: Vec<String>,
+    /// The app name patterns of the template (`dex-{customer}`).
+    pub patterns: Vec<String>,
+    /// The rows, in file order.
+    pub rows: Vec<FleetRow>,
+}
+
+/// One row of an inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FleetRow {
+    /// The line it is written on in [`Fleet::source`].
+    pub line: usize,
+    /// Its cells by column (empty for an empty cell).
+    pub values: BTreeMap<String, String>,
+    /// The apps it made, in the template's order.
+    pub apps: Vec<String>,
+}
+
+impl Fleet {
+    /// The row that made the app `name`, if a row did.
+    pub fn row_of(&self, name: &str) -> Option<&FleetRow> {
+        self.rows.iter().find(|r| r.apps.iter().any(|a| a == name))
     }
 }

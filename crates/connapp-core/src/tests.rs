@@ -605,3 +605,225 @@ fn the_client_secrets_maximum_age_is_whole_days_from_1_to_3650() {
         "a string is no number of days"
     );
 }
+
+/// A fleet declaration: a DEX app per customer row, managed by a
+/// per-customer management app, with `rows` as the inline rows or the
+/// inventory line.
+fn fleet_text(rows: &str) -> String {
+    format!(
+        r#"version = 1
+
+[store]
+kind = "file"
+
+[fleet]
+{rows}
+
+[fleet.apps."dex-{{customer}}"]
+display_name = "DEX for Zoom"
+platform = "zoom"
+usage = "admin-managed"
+redirect_url = "https://{{instance}}.service-now.com/oauth_redirect.do"
+allow_list = ["https://{{instance}}.service-now.com/oauth_redirect.do"]
+presets = ["servicenow-dex-zoom"]
+app_id = "{{zoom_app_id}}"
+managed_by = "mgmt-{{customer}}"
+
+[fleet.apps."dex-{{customer}}".target]
+kind = "servicenow"
+instance = "{{instance}}"
+
+[fleet.apps."mgmt-{{customer}}"]
+display_name = "connapp management"
+platform = "zoom"
+usage = "admin-managed"
+scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin"]
+
+[fleet.apps."mgmt-{{customer}}".oauth]
+grant = "account_credentials"
+account_id = "{{zoom_account}}"
+"#
+    )
+}
+
+fn fleet_check(csv: &str) -> Report {
+    check_with(
+        "connapp.toml",
+        &fleet_text("inventory = \"customers.csv\""),
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    )
+}
+
+#[test]
+fn a_fleet_makes_the_template_s_apps_for_every_row() {
+    let csv = "customer,instance,zoom_account,zoom_app_id\n# a comment\nacme,acme,acct-1,\nglobex, globex-prod ,acct-2,AbC123\n";
+    let r = fleet_check(csv);
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    let names: Vec<&str> = d.apps.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["dex-acme", "dex-globex", "mgmt-acme", "mgmt-globex"]);
+    let globex = d.app(Some("dex-globex")).expect("made");
+    assert_eq!(
+        globex.redirect_url.as_deref(),
+        Some("https://globex-prod.service-now.com/oauth_redirect.do"),
+        "cells are trimmed"
+    );
+    assert_eq!(globex.app_id.as_deref(), Some("AbC123"));
+    assert_eq!(globex.managed_by.as_deref(), Some("mgmt-globex"));
+    // An empty cell leaves out a field that is only its placeholder.
+    assert_eq!(d.app(Some("dex-acme")).expect("made").app_id, None);
+    assert_eq!(
+        d.app(Some("mgmt-acme")).expect("made").oauth.account_id.as_deref(),
+        Some("acct-1")
+    );
+    let fleet = d.fleet.expect("a fleet");
+    assert_eq!(fleet.source, "customers.csv");
+    assert_eq!(fleet.columns, ["customer", "instance", "zoom_account", "zoom_app_id"]);
+    assert_eq!(fleet.rows[1].line, 4, "comments count as lines");
+    assert_eq!(
+        fleet.row_of("mgmt-globex").expect("a row").values["zoom_account"],
+        "acct-2"
+    );
+    // Inline rows work the same way.
+    let text = fleet_text(
+        "[[fleet.rows]]\ncustomer = \"acme\"\ninstance = \"acme\"\nzoom_account = \"a1\"\nzoom_app_id = \"\"",
+    );
+    let r = check("connapp.toml", &text, &catalog());
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    assert_eq!(r.declaration.expect("valid").apps.len(), 2);
+}
+
+#[test]
+fn a_row_s_problem_is_reported_at_the_row_and_the_template_s_once() {
+    // Row 3 has an instance that is no host name; row 4 repeats acme.
+    let csv = "customer,instance,zoom_account,zoom_app_id\nacme,acme,a1,\nbad,Not A Host,a2,\nacme,acme2,a3,\n";
+    let r = fleet_check(csv);
+    assert!(r.declaration.is_none());
+    let row: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.file == "customers.csv").collect();
+    assert!(
+        row.iter()
+            .any(|d| d.line == 3 && d.field.starts_with("apps.dex-bad.") && d.message.contains("Not A Host")),
+        "the bad instance at its row: {row:#?}"
+    );
+    let bad = row.iter().find(|d| d.line == 3).expect("row 3");
+    assert_eq!(bad.column, 5, "at the instance cell: {bad}");
+    let dup = diag(&r, "fleet-duplicate-app");
+    assert_eq!((dup.file.as_str(), dup.line), ("customers.csv", 4), "{dup}");
+    assert!(dup.message.contains("line 2"), "{dup}");
+    // Nothing is said about rows that are fine.
+    assert!(
+        !r.diagnostics.iter().any(|d| d.line == 2 && d.file == "customers.csv"),
+        "{:#?}",
+        r.diagnostics
+    );
+
+    // A template problem every row shares is said once, at the template.
+    let text = fleet_text("inventory = \"customers.csv\"").replace(
+        "usage = \"admin-managed\"\nredirect",
+        "usage = \"admin-manged\"\nredirect",
+    );
+    let csv = "customer,instance,zoom_account,zoom_app_id\na,a,1,\nb,b,2,\nc,c,3,\n";
+    let r = check_with(
+        "connapp.toml",
+        &text,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    let usage: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.field.ends_with("usage")).collect();
+    assert_eq!(usage.len(), 1, "{usage:#?}");
+    assert_eq!(usage[0].file, "connapp.toml");
+    assert_eq!(usage[0].field, "fleet.apps.dex-{customer}.usage");
+}
+
+#[test]
+fn the_inventory_and_the_template_are_checked_with_the_fix() {
+    // A placeholder naming no column, with the nearest.
+    let text = fleet_text("inventory = \"customers.csv\"").replace("{zoom_account}", "{zoom_acount}");
+    let csv = "customer,instance,zoom_account,zoom_app_id\na,a,1,\n";
+    let r = check_with(
+        "connapp.toml",
+        &text,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    let d = diag(&r, "fleet-column");
+    assert!(d.fix.contains("did you mean `{zoom_account}`"), "{d}");
+    assert_eq!(d.file, "connapp.toml");
+    // A row with a cell too many.
+    let r = fleet_check("customer,instance,zoom_account,zoom_app_id\na,a,1,,extra\nb,b,2,\n");
+    let d = diag(&r, "fleet-inventory-syntax");
+    assert_eq!((d.file.as_str(), d.line), ("customers.csv", 2), "{d}");
+    assert!(d.message.contains("5 cells") && d.message.contains("4 columns"), "{d}");
+    // A header that cannot be a placeholder.
+    let r = fleet_check("Customer,instance,zoom_account,zoom_app_id\na,a,1,\n");
+    assert!(diag(&r, "fleet-inventory-syntax").message.contains("\"Customer\""));
+    // The file could not be read: said at `inventory`.
+    let r = check_with(
+        "connapp.toml",
+        &fleet_text("inventory = \"customers.csv\""),
+        Inventory::Unreadable {
+            file: "customers.csv",
+            reason: "No such file or directory",
+        },
+        &catalog(),
+    );
+    let d = diag(&r, "fleet-inventory-unreadable");
+    assert_eq!((d.field.as_str(), d.line), ("fleet.inventory", 7), "{d}");
+    // A name pattern using no column, and an unknown field in a template.
+    let text =
+        fleet_text("inventory = \"customers.csv\"").replace("[fleet.apps.\"dex-{customer}\"]", "[fleet.apps.\"dex\"]");
+    let r = check_with(
+        "connapp.toml",
+        &text,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    assert!(diag(&r, "fleet-name-placeholder").message.contains("every row"));
+    let text = fleet_text("inventory = \"customers.csv\"").replace("presets =", "prests =");
+    let r = check_with(
+        "connapp.toml",
+        &text,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    assert!(diag(&r, "unknown-field").fix.contains("did you mean `presets`"));
+    assert_eq!(
+        inventory_path(&fleet_text("inventory = \"inv/customers.csv\"")).as_deref(),
+        Some("inv/customers.csv")
+    );
+}
+
+#[test]
+fn one_problem_in_many_rows_is_said_a_bounded_number_of_times() {
+    let mut csv = String::from("customer,instance,zoom_account,zoom_app_id\n");
+    for i in 0..500 {
+        csv.push_str(&format!("c{i},Bad Host {i},a{i},\n"));
+    }
+    let r = fleet_check(&csv);
+    let rows = r.diagnostics.iter().filter(|d| d.file == "customers.csv").count();
+    // Three fields use the instance: each problem is said 20 times, then counted.
+    assert_eq!(rows, 3 * ROW_REPORTS, "{rows} row reports");
+    assert!(
+        r.diagnostics
+            .iter()
+            .any(|d| d.message.starts_with(&format!("{} more rows", 500 - ROW_REPORTS))),
+        "{:#?}",
+        r.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()
+    );
+}

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use connapp_core::{Declaration, Report};
+use connapp_core::{Declaration, Inventory, Report};
 use connapp_host::{HostError, LoadedPlugin, Prompt, Registry};
 use connapp_plugin_api::bounded;
 use connapp_plugin_api::{FfiStoreContext, StoreHandle};
@@ -142,7 +142,53 @@ impl Environment {
             Err(e) => return Err(e.into()),
         };
         match String::from_utf8(bytes) {
-            Ok(text) => Ok(crate::platform::check(&file, &text, reg)?),
+            Ok(text) => {
+                let Some(inv) = connapp_core::inventory_path(&text) else {
+                    return Ok(crate::platform::check(&file, &text, reg)?);
+                };
+                // The fleet's inventory, relative to the declaration's directory.
+                let inv_path = path.parent().unwrap_or(Path::new("")).join(&inv);
+                let inv_file = inv_path.display().to_string();
+                let read = bounded::read_file("the inventory", &inv_path, connapp_core::MAX_INVENTORY_BYTES as u64);
+                let reason;
+                let inv_text;
+                let inventory = match read.map(String::from_utf8) {
+                    Ok(Ok(t)) => {
+                        inv_text = t;
+                        Inventory::Text {
+                            file: &inv_file,
+                            text: &inv_text,
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+                        reason = format!("line {line} is not UTF-8 text (save it as UTF-8)");
+                        Inventory::Unreadable {
+                            file: &inv_file,
+                            reason: &reason,
+                        }
+                    }
+                    Err(bounded::ReadError::TooLarge { .. }) => {
+                        reason = format!(
+                            "it is larger than the limit of {} MiB",
+                            connapp_core::MAX_INVENTORY_BYTES / (1024 * 1024)
+                        );
+                        Inventory::Unreadable {
+                            file: &inv_file,
+                            reason: &reason,
+                        }
+                    }
+                    Err(e) => {
+                        reason = e.to_string();
+                        Inventory::Unreadable {
+                            file: &inv_file,
+                            reason: &reason,
+                        }
+                    }
+                };
+                Ok(crate::platform::check_with(&file, &text, inventory, reg)?)
+            }
             Err(e) => {
                 let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
                 let line = valid.iter().filter(|b| **b == b'\n').count() + 1;

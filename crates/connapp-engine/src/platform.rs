@@ -6,12 +6,14 @@
 //! Nothing here names a platform: what differs between them comes from
 //! their plugins, through the registry.
 
+use std::collections::HashMap;
+
 use connapp_core::{
-    App, Catalog, ConsumerRules, PlatformRules, PresetInfo, Report, SettingKind, SettingRule, Severity, SourceMap,
-    StoreRules,
+    App, Catalog, ConsumerRules, Diagnostic, Inventory, PlatformRules, PresetInfo, Report, SettingKind, SettingRule,
+    Severity, SourceMap, StoreRules,
 };
 use connapp_host::{HostError, LoadedPlugin, Registry};
-use connapp_plugin_api::contract::{ConsumerRecords, FindingSeverity, PlatformProfile};
+use connapp_plugin_api::contract::{ConsumerRecords, Finding, FindingSeverity, PlatformProfile};
 use connapp_plugin_api::{Platform, Preset, PresetScope};
 use serde_json::Value;
 
@@ -166,7 +168,14 @@ pub fn credentials_source(profile: &PlatformProfile) -> &str {
 /// consumer platform plugin add their findings (located at the field they
 /// name). Any error leaves no declaration.
 pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError> {
-    let mut report = connapp_core::check(file, text, &catalog(reg)?);
+    check_with(file, text, Inventory::NotRead, reg)
+}
+
+/// [`check`] with the fleet inventory the declaration names, as the owner
+/// read it. A plugin's finding about an app a row made is said at the
+/// template's field, once, with the rows that have it.
+pub fn check_with(file: &str, text: &str, inventory: Inventory<'_>, reg: &Registry) -> Result<Report, HostError> {
+    let mut report = connapp_core::check_with(file, text, inventory, &catalog(reg)?);
     let Some(decl) = &report.declaration else {
         return Ok(report);
     };
@@ -174,33 +183,102 @@ pub fn check(file: &str, text: &str, reg: &Registry) -> Result<Report, HostError
     // Read once for every app's view.
     let (presets, _) = reg.presets();
     let mut found = Vec::new();
+    // A fleet's finding, by (pattern, field, rule, words): its first place and its rows.
+    let mut fleet_found: Vec<(Diagnostic, Vec<usize>)> = Vec::new();
+    let mut fleet_index: HashMap<(String, String, String, String), usize> = HashMap::new();
+    // Apps a template made from rows differ in few fields: ask a plugin once per distinct view.
+    let mut asked: HashMap<String, Vec<Finding>> = HashMap::new();
+    let rows: HashMap<&str, _> = decl
+        .fleet
+        .iter()
+        .flat_map(|f| {
+            f.rows
+                .iter()
+                .flat_map(move |r| r.apps.iter().map(move |a| (a.as_str(), (f, r))))
+        })
+        .collect();
     for app in &decl.apps {
+        let row = rows.get(app.name.as_str()).copied();
         let view = view_with(&presets, app).to_string();
-        // The app's platform, then its target's consumer platform.
-        let mut findings = reg.check_app(&app.platform, &view)?;
-        if let Some(t) = &app.target {
-            findings.extend(reg.check_app(&t.kind, &view)?);
-        }
+        let findings = match asked.get(&view) {
+            Some(f) => f.clone(),
+            None => {
+                // The app's platform, then its target's consumer platform.
+                let mut findings = reg.check_app(&app.platform, &view)?;
+                if let Some(t) = &app.target {
+                    findings.extend(reg.check_app(&t.kind, &view)?);
+                }
+                asked.insert(view, findings.clone());
+                findings
+            }
+        };
         for f in findings {
-            // The plugin names fields of the app view; the user needs the
-            // place in the file (a preset's scope is its preset's entry).
-            let path = if f.field.is_empty() {
-                format!("apps.{}", app.name)
-            } else {
-                format!("apps.{}.{}", app.name, app.declared_field(&f.field))
-            };
             let severity = match f.severity {
                 FindingSeverity::Error => Severity::Error,
                 FindingSeverity::Warning => Severity::Warning,
             };
-            found.push(map.diag_at(severity, &path, f.rule, f.message, f.fix));
+            // The plugin names fields of the app view; the user needs the
+            // place in the file (a preset's scope is its preset's entry).
+            let field = if f.field.is_empty() {
+                String::new()
+            } else {
+                format!(".{}", app.declared_field(&f.field))
+            };
+            let Some((fleet, row)) = row else {
+                let path = format!("apps.{}{field}", app.name);
+                found.push(map.diag_at(severity, &path, f.rule, f.message, f.fix));
+                continue;
+            };
+            let pattern = fleet
+                .patterns
+                .iter()
+                .zip(&row.apps)
+                .find(|(_, a)| **a == app.name)
+                .map_or_else(|| app.name.clone(), |(p, _)| p.clone());
+            let message = f.message.replace(&app.name, &pattern);
+            let key = (pattern.clone(), field.clone(), f.rule.clone(), message.clone());
+            let at = *fleet_index.entry(key).or_insert_with(|| {
+                let path = format!("fleet.apps.{pattern}{field}");
+                fleet_found.push((
+                    map.diag_at(severity, &path, f.rule, message, f.fix.replace(&app.name, &pattern)),
+                    Vec::new(),
+                ));
+                fleet_found.len() - 1
+            });
+            fleet_found[at].1.push(row.line);
+        }
+    }
+    if let Some(fleet) = &decl.fleet {
+        for (mut d, lines) in fleet_found {
+            if lines.len() < fleet.rows.len() {
+                let shown: Vec<String> = lines
+                    .iter()
+                    .take(connapp_core::ROW_REPORTS)
+                    .map(usize::to_string)
+                    .collect();
+                let more = lines.len().saturating_sub(connapp_core::ROW_REPORTS);
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                d.message = format!(
+                    "{} (the rows on lines {}{more} of {})",
+                    d.message,
+                    shown.join(", "),
+                    fleet.source
+                );
+            }
+            found.push(d);
         }
     }
     if found.is_empty() {
         return Ok(report);
     }
     report.diagnostics.extend(found);
-    report.diagnostics.sort_by_key(|d| (d.line, d.column));
+    report
+        .diagnostics
+        .sort_by(|a, b| (a.file != file, &a.file, a.line, a.column).cmp(&(b.file != file, &b.file, b.line, b.column)));
     if report.has_errors() {
         report.declaration = None;
     }

@@ -4,6 +4,7 @@
 //! the declaration as a whole (version, store, `managed_by`) is checked here.
 
 mod app;
+mod fleet;
 mod oauth;
 mod scopes;
 mod store;
@@ -11,6 +12,7 @@ mod target;
 mod webhook;
 
 use app::*;
+pub use fleet::{Inventory, MAX_INVENTORY_BYTES, ROW_REPORTS, inventory_path};
 use oauth::*;
 use scopes::*;
 pub use store::{SettingKind, SettingRule, StoreRules};
@@ -150,6 +152,7 @@ struct RawDecl {
     version: Option<Spanned<i64>>,
     store: Option<Spanned<RawStore>>,
     apps: Option<Spanned<BTreeMap<String, Spanned<RawApp>>>>,
+    fleet: Option<Spanned<fleet::RawFleet>>,
 }
 
 #[derive(Deserialize)]
@@ -211,7 +214,7 @@ struct RawOAuth {
     authorize_params: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
-const TOP_FIELDS: &[&str] = &["version", "store", "apps"];
+const TOP_FIELDS: &[&str] = &["version", "store", "apps", "fleet"];
 const STORE_FIELDS: &[&str] = &["kind", "settings"];
 const APP_FIELDS: &[&str] = &[
     "display_name",
@@ -306,15 +309,24 @@ pub fn too_large(file: &str, size: Option<u64>) -> Report {
 }
 
 /// Checks a declaration. `file` is the name to put in diagnostics, `text` its
-/// contents. Pure: no IO.
+/// contents. Pure: no IO. A declaration with a `[fleet]` inventory file
+/// needs [`check_with`] (here the inventory is reported as not read).
 pub fn check(file: &str, text: &str, catalog: &Catalog) -> Report {
+    check_with(file, text, Inventory::NotRead, catalog)
+}
+
+/// Checks a declaration and the fleet inventory it names in
+/// `fleet.inventory` ([`inventory_path`]), read by the caller. Pure: no IO.
+pub fn check_with(file: &str, text: &str, inventory: Inventory<'_>, catalog: &Catalog) -> Report {
     let mut cx = Ctx {
         map: SourceMap::new(file, text),
         diags: Vec::new(),
     };
-    let declaration = check_inner(&mut cx, text, catalog);
+    let declaration = check_inner(&mut cx, text, inventory, catalog);
     let mut diagnostics = cx.diags;
-    diagnostics.sort_by_key(|d| (d.line, d.column));
+    // The declaration's own problems first, then the inventory's, each in file order.
+    diagnostics
+        .sort_by(|a, b| (a.file != file, &a.file, a.line, a.column).cmp(&(b.file != file, &b.file, b.line, b.column)));
     let has_errors = diagnostics.iter().any(|d| d.severity == Severity::Error);
     Report {
         declaration: if has_errors { None } else { declaration },
@@ -330,6 +342,10 @@ fn expected_fields_for(path: &str) -> &'static [&'static str] {
         ["apps", _] => APP_FIELDS,
         ["apps", _, "oauth"] => OAUTH_FIELDS,
         ["apps", _, "webhook"] => WEBHOOK_FIELDS,
+        ["fleet"] => fleet::FLEET_FIELDS,
+        ["fleet", "apps", _] => APP_FIELDS,
+        ["fleet", "apps", _, "oauth"] => OAUTH_FIELDS,
+        ["fleet", "apps", _, "webhook"] => WEBHOOK_FIELDS,
         _ => &[],
     }
 }
@@ -412,7 +428,7 @@ fn toml_error_to_diag(cx: &mut Ctx<'_>, path: &str, err: &toml::de::Error, text:
     cx.err(span, &field, "toml-type", message, fix);
 }
 
-fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declaration> {
+fn check_inner(cx: &mut Ctx<'_>, text: &str, inventory: Inventory<'_>, catalog: &Catalog) -> Option<Declaration> {
     if text.len() > MAX_DECLARATION_BYTES {
         too_large_diag(cx, Some(text.len() as u64));
         return None;
@@ -443,7 +459,7 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
         }
     };
 
-    if raw.version.is_none() && raw.store.is_none() && raw.apps.is_none() {
+    if raw.version.is_none() && raw.store.is_none() && raw.apps.is_none() && raw.fleet.is_none() {
         cx.err(
             0..0,
             "(document)",
@@ -483,40 +499,68 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, catalog: &Catalog) -> Option<Declar
     let store = check_store(cx, raw.store.as_ref(), catalog);
 
     let mut apps = Vec::new();
+    let has_fleet = raw.fleet.is_some();
     match &raw.apps {
-        None => cx.err(
+        None if !has_fleet => cx.err(
             0..0,
             "apps",
             "no-apps",
             "the declaration has no apps",
             "add an app table, e.g. `[apps.NAME]`, or run `connapp init`",
         ),
-        Some(map) if map.get_ref().is_empty() => cx.err(
+        Some(map) if map.get_ref().is_empty() && !has_fleet => cx.err(
             map.span(),
             "apps",
             "no-apps",
             "the declaration has no apps",
             "add an app table, e.g. `[apps.NAME]`",
         ),
-        Some(map) => {
-            for (name, app) in map.get_ref() {
+        _ => {}
+    }
+    let empty = BTreeMap::new();
+    let declared = raw.apps.as_ref().map_or(&empty, |m| m.get_ref());
+    let mut all: BTreeMap<&str, &Spanned<RawApp>> = BTreeMap::new();
+    for (name, app) in declared {
+        if let Some(a) = check_app(cx, name, app, catalog) {
+            apps.push(a);
+        }
+        all.insert(name, app);
+    }
+    let from = cx.diags.len();
+    let expansion = raw.fleet.as_ref().and_then(|f| fleet::expand(cx, f, inventory));
+    let mut fleet = None;
+    if let Some(x) = &expansion {
+        let skip = x.check_names(cx, declared);
+        for (i, e) in x.expanded.iter().enumerate() {
+            for (name, app, _) in &e.apps {
+                if skip.contains(&(i, name.clone())) {
+                    continue;
+                }
                 if let Some(a) = check_app(cx, name, app, catalog) {
                     apps.push(a);
                 }
+                all.insert(name, app);
             }
-            check_managed_by(cx, map.get_ref(), &apps, catalog);
         }
+        fleet = Some(x.fleet());
     }
+    check_managed_by(cx, &all, &apps, catalog);
+    if let Some(x) = &expansion {
+        x.relocate(cx, from);
+    }
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
     Some(Declaration {
         version,
         store: store?,
         apps,
+        fleet,
     })
 }
 
 /// `managed_by` names another app of the declaration that can manage this one.
-fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, apps: &[App], catalog: &Catalog) {
-    for (name, app) in raw {
+fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<&str, &Spanned<RawApp>>, apps: &[App], catalog: &Catalog) {
+    let by_name: HashMap<&str, &App> = apps.iter().map(|a| (a.name.as_str(), a)).collect();
+    for (&name, app) in raw {
         let Some(m) = &app.get_ref().managed_by else { continue };
         let target = m.get_ref();
         let field = format!("apps.{name}.managed_by");
@@ -530,14 +574,20 @@ fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, a
             );
             continue;
         }
-        let Some(other) = raw.get(target) else {
-            let names: Vec<&str> = raw.keys().map(String::as_str).filter(|n| n != name).collect();
+        let Some(other) = raw.get(target.as_str()) else {
+            let names: Vec<&str> = raw.keys().copied().filter(|n| *n != name).collect();
+            let none = "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)";
+            let fix = match nearest(target, names.iter().copied()) {
+                Some(n) if names.len() > 10 => format!("did you mean {n:?}?"),
+                _ if names.len() > 10 => none.to_string(),
+                _ => one_of(&names, none),
+            };
             cx.err(
                 m.span(),
                 &field,
                 "managed-by-unknown",
                 format!("there is no app {target:?} in this declaration"),
-                one_of(&names, "declare the management app as another [apps.NAME] table (grant = \"account_credentials\", `marketplace:` scopes)"),
+                fix,
             );
             continue;
         };
@@ -552,10 +602,7 @@ fn check_managed_by(cx: &mut Ctx<'_>, raw: &BTreeMap<String, Spanned<RawApp>>, a
             continue;
         }
         // Only when both apps are valid: their platforms and scopes are known.
-        let (Some(this), Some(mgr)) = (
-            apps.iter().find(|a| &a.name == name),
-            apps.iter().find(|a| &a.name == target),
-        ) else {
+        let (Some(this), Some(mgr)) = (by_name.get(name), by_name.get(target.as_str())) else {
             continue;
         };
         if this.platform != mgr.platform {
