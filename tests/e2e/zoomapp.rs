@@ -11,7 +11,8 @@ use connapp_sandbox::state::App as SbxApp;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Chrome, LOOPBACK, Run, Sandbox, managed_user, no_redirects, sandbox_control, target_dir, zoom_with_management,
+    Chrome, LOOPBACK, Run, Sandbox, built, managed_user, no_redirects, sandbox_control, target_dir,
+    zoom_with_management,
 };
 
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
@@ -931,4 +932,121 @@ fn plan_predicts_the_refusal_apply_would_make() {
     // Revoking is destructive: with two apps the app is named, never picked.
     let out = w.user.run(&["revoke", "--yes"], None).fails_with(2);
     assert!(out.stderr().contains("name the one to revoke"), "{}", out.stderr());
+}
+
+/// The fault-injection build of `apply --yes`, killed at `point`.
+fn apply_killed_at(w: &World, point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut c = w.user.command_of(&built().fault, &["apply", "--yes"]);
+    c.env("CONNAPP_FAULT", point);
+    let out = c.output().expect("run");
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{point}: the fault point was not reached ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_create_killed_before_its_id_is_stored_is_adopted_not_made_twice() {
+    let w = World::new();
+    let before = w.zoom.apps().len();
+    // Killed with Zoom's answer in hand, before the store write.
+    apply_killed_at(&w, "create-after-answer");
+    let made: Vec<SbxApp> = w
+        .zoom
+        .apps()
+        .into_iter()
+        .filter(|a| a.name == "DEX for Zoom (acme)")
+        .collect();
+    assert_eq!(made.len(), 1, "the create reached Zoom once");
+    let lost_secret = made[0].client_secret.clone();
+    let j = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    assert_eq!(j["apps"][0]["action"], "adopt", "{j:#}");
+    assert_eq!(j["apps"][0]["app_id"].as_str(), Some(made[0].app_id.as_str()));
+    let out = w.user.run(&["plan"], None).fails_with(7);
+    assert!(out.stdout().contains("adopt the Zoom app"), "{}", out.stdout());
+    assert!(out.stdout().contains("1 to adopt"), "{}", out.stdout());
+    let out = w.user.run(&["apply", "--yes"], None).ok();
+    assert!(
+        out.stderr().contains("adopted Zoom app") || out.stdout().contains("adopted Zoom app"),
+        "{}{}",
+        out.stdout(),
+        out.stderr()
+    );
+    assert_eq!(w.zoom.apps().len(), before + 1, "no second app");
+    // The lost secret is revoked; the one Zoom issued is in the store and works.
+    let app = w.app(&made[0].app_id);
+    assert_ne!(app.client_secret, lost_secret);
+    assert!(app.old_secret.is_none(), "the lost secret still works at Zoom");
+    w.user.set_secret("secret-token", app.secret_token.clone());
+    w.user.run(&["login", "--timeout", "20"], None).ok();
+    w.user.run(&["token"], None).ok();
+    // Converged: the next plan has nothing to do and no intent is left.
+    let j = w.user.run(&["plan", "--json"], None).ok().json();
+    assert_eq!(j["apps"][0]["action"], "none", "{j:#}");
+    assert!(
+        !w.user
+            .run(&["secrets", "list"], None)
+            .ok()
+            .stdout()
+            .contains("create-intent")
+    );
+}
+
+#[test]
+fn a_create_killed_before_or_after_the_marketplace_call_converges_to_one_app() {
+    // Killed after the intent, before the create: nothing at Zoom, so apply creates it once.
+    let w = World::new();
+    let before = w.zoom.apps().len();
+    apply_killed_at(&w, "create-after-intent");
+    assert_eq!(w.zoom.apps().len(), before, "nothing was created");
+    let j = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    assert_eq!(j["apps"][0]["action"], "create", "{j:#}");
+    w.create();
+    assert_eq!(w.zoom.apps().len(), before + 1);
+    // Killed with the id stored but not the credentials: adopted, the credentials issued again.
+    let w = World::new();
+    let before = w.zoom.apps().len();
+    apply_killed_at(&w, "create-after-app-id");
+    let j = w.user.run(&["plan", "--json"], None).fails_with(7).json();
+    assert_eq!(j["apps"][0]["action"], "adopt", "{j:#}");
+    w.user.run(&["apply", "--yes"], None).ok();
+    assert_eq!(w.zoom.apps().len(), before + 1, "no second app");
+    let id = j["apps"][0]["app_id"].as_str().expect("the stored id").to_string();
+    let app = w.app(&id);
+    w.user.set_secret("secret-token", app.secret_token.clone());
+    w.user.run(&["login", "--timeout", "20"], None).ok();
+    // Two apps called the same appeared meanwhile: apply names them and creates nothing.
+    let w = World::new();
+    apply_killed_at(&w, "create-after-answer");
+    let made = w
+        .zoom
+        .apps()
+        .into_iter()
+        .find(|a| a.name == "DEX for Zoom (acme)")
+        .expect("made");
+    let mut twin = made.clone();
+    twin.app_id = format!("{}x", made.app_id);
+    twin.client_id = format!("{}x", made.client_id);
+    let url = format!("{}/_sandbox/apps", w.zoom.base_url());
+    assert!(
+        w.http
+            .post(url)
+            .json(&twin)
+            .send()
+            .expect("control")
+            .status()
+            .is_success()
+    );
+    let apps = w.zoom.apps().len();
+    let out = w.user.run(&["apply", "--yes"], None).fails_with(1);
+    assert!(
+        out.stderr().contains("2 apps called") && out.stderr().contains("app_id = "),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(w.zoom.apps().len(), apps, "apply created an app");
 }

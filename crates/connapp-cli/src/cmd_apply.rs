@@ -29,6 +29,14 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
             "{}: create the {} app {display:?} (managed by {}):",
             p.app, p.provider, p.managed_by
         )?,
+        "adopt" => writeln!(
+            out,
+            "{}: adopt the {} app {} that an interrupted apply created (its id or credentials never reached the store; managed by {}):",
+            p.app,
+            p.provider,
+            p.app_id.as_deref().unwrap_or(""),
+            p.managed_by
+        )?,
         "none" => {
             return writeln!(
                 out,
@@ -56,8 +64,12 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
 fn summary(work: &[Work<'_, '_>]) -> String {
     let n = |a: &str| work.iter().filter(|w| w.plan.action == a).count();
     let provider = work.first().map_or("provider", |w| w.plan.provider.as_str());
+    let adopt = match n("adopt") {
+        0 => String::new(),
+        k => format!(", {k} to adopt"),
+    };
     let mut s = format!(
-        "Plan: {} {provider} app(s) to create, {} to update, {} unchanged.",
+        "Plan: {} {provider} app(s) to create, {} to update{adopt}, {} unchanged.",
         n("create"),
         n("update"),
         n("none")

@@ -238,7 +238,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 });
             }
             m.apply(app, p, obs)?;
-            if matches!(p.action, "create" | "update") {
+            if matches!(p.action, "create" | "update" | "adopt") {
                 obs.event(Event::Done(&format!(
                     "{}: applied {} change(s) to {} app {}; the export matches.",
                     app.name,

@@ -314,3 +314,71 @@ impl GrantHeld {
         !matches!(self, GrantHeld::Unknown(_) | GrantHeld::Unproven { .. })
     }
 }
+
+/// The store key of an app's create intent.
+pub fn intent_key(app: &str) -> String {
+    format!("apps/{app}/create-intent")
+}
+
+/// What a run records in the shared store before it asks the provider to
+/// create an app, so a run that dies between the provider's answer and the
+/// store write leaves a trace: the next run, on any host, finds the app the
+/// provider made (named `display_name`, not among `existing`) and adopts it
+/// instead of creating a second one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CreateIntent {
+    /// The name the app is created with.
+    pub display_name: String,
+    /// The provider's ids of apps already called that before the create.
+    pub existing: Vec<String>,
+    /// The host that recorded it.
+    pub host: String,
+    /// When, in seconds since the epoch (the owner's clock).
+    pub at: u64,
+}
+
+/// The create intents kept in a store.
+pub struct Intents<'s> {
+    store: &'s connapp_plugin_api::StoreHandle,
+}
+
+impl<'s> Intents<'s> {
+    /// The intents kept in `store`.
+    pub fn new(store: &'s connapp_plugin_api::StoreHandle) -> Self {
+        Intents { store }
+    }
+
+    /// `app`'s intent, if a create was begun and never finished.
+    pub fn get(&self, app: &str) -> Result<Option<CreateIntent>, Error> {
+        let Some(r) = self.store.get(&intent_key(app)).map_err(|e| intent_err(app, e))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&r.value).map(Some).map_err(|e| {
+            Error::failure(format!("{app}: the create intent in the store cannot be read: {e}")).hint(format!(
+                "look for an app called like [apps.{app}] display_name at the provider; set app_id to it, or remove the key {} with the store's own tools",
+                intent_key(app)
+            ))
+        })
+    }
+
+    /// Records `intent` before the create.
+    pub fn put(&self, app: &str, intent: &CreateIntent) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(intent).unwrap_or_default();
+        self.store
+            .put(&intent_key(app), &bytes, connapp_plugin_api::Expected::Any)
+            .map(|_| ())
+            .map_err(|e| intent_err(app, e))
+    }
+
+    /// Removes `app`'s intent once the app's id and credentials are stored.
+    pub fn clear(&self, app: &str) -> Result<(), Error> {
+        self.store
+            .delete(&intent_key(app), connapp_plugin_api::Expected::Any)
+            .map(|_| ())
+            .map_err(|e| intent_err(app, e))
+    }
+}
+
+fn intent_err(app: &str, e: connapp_plugin_api::StoreError) -> Error {
+    Error::failure(format!("{app}: the store (create intent): {e}"))
+}

@@ -11,11 +11,12 @@
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, GrantKind, SecretKind};
 use connapp_engine::history;
-use connapp_engine::manage::{AppPlan, Blocked, Revoked, Started};
+use connapp_engine::manage::{AppPlan, Blocked, CreateIntent, Intents, Revoked, Started};
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
 use connapp_engine::{Error, ErrorKind};
 use connapp_oauth::api::{Api, ApiError};
+use connapp_oauth::lifecycle::{fault, host_name};
 use connapp_plugin_api::Expected;
 use connapp_plugin_api::zeroize::Zeroizing;
 use serde_json::{Value, json};
@@ -121,6 +122,15 @@ impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
                 let id = create(self, app, &p.merged, obs)?;
                 confirm_written(self, app, &id, &p.merged)?;
                 p.app_id = Some(id);
+            }
+            "adopt" => {
+                let id = p.app_id.clone().unwrap_or_default();
+                adopt(self, app, &id, obs)?;
+                if !p.changes.is_empty() {
+                    update(self, p, app, &id)?;
+                    confirm_written(self, app, &id, &p.merged)?;
+                }
+                Intents::new(&self.ctx.shared.store).clear(&app.name)?;
             }
             "update" => {
                 let id = p.app_id.clone().unwrap_or_default();
@@ -252,8 +262,43 @@ pub fn scope_delta(before: &Value, after: &Value) -> (Vec<String>, Vec<String>) 
 /// What applying the declaration (`want`: the platform's desired settings)
 /// would change on the app's Zoom app, read from its live manifest.
 pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> {
-    let id = app_id(m, app)?;
+    let mut id = app_id(m, app)?;
     let mgr = app.managed_by.clone().unwrap_or_default();
+    // A create begun and never finished: find what Zoom made of it.
+    let mut adopt = false;
+    let mut blocked = None;
+    if app.app_id.is_none()
+        && let Some(intent) = Intents::new(&m.ctx.shared.store).get(&app.name)?
+    {
+        match &id {
+            // The id reached the store; the credentials may not have.
+            Some(_) => adopt = true,
+            None => match made_by(m, app, &intent)?.as_slice() {
+                // The create never reached Zoom: create again.
+                [] => {}
+                [one] => {
+                    id = Some(one.clone());
+                    adopt = true;
+                }
+                many => {
+                    blocked = Some(Blocked {
+                        message: format!(
+                            "{}: a create begun on {} never finished, and Zoom now has {} apps called {:?} that were not there before it: {}",
+                            app.name,
+                            intent.host,
+                            many.len(),
+                            intent.display_name,
+                            many.join(", ")
+                        ),
+                        fix: format!(
+                            "set `app_id = \"...\"` in [apps.{0}] to the one to keep (and delete the others in the Marketplace), then run `connapp apply {0}` again",
+                            app.name
+                        ),
+                    })
+                }
+            },
+        }
+    }
     let live = match &id {
         Some(id) => m
             .call(|api| async move { Marketplace::new(&api).export_manifest(id).await })
@@ -264,15 +309,14 @@ pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> 
     let changes = manifest::diff(&live, &merged);
     let (scopes_added, scopes_removed) = scope_delta(&live, &merged);
     let action = match (&id, changes.is_empty()) {
+        _ if adopt => "adopt",
         (None, _) => "create",
         (Some(_), true) => "none",
         (Some(_), false) => "update",
     };
-    let blocked = if action == "create" {
-        create_blocker(m, app)?
-    } else {
-        None
-    };
+    if action == "create" && blocked.is_none() {
+        blocked = create_blocker(m, app)?;
+    }
     Ok(AppPlan {
         blocked,
         provider: PROVIDER.to_string(),
@@ -360,9 +404,23 @@ pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) ->
         return Err(b.error());
     }
     validate(m, app, merged, None)?;
+    // The intent first: a run that dies before the id is stored leaves it,
+    // and the next run adopts the app instead of creating a second one.
+    let existing = m
+        .call(|api| async move { Marketplace::new(&api).apps_called(&app.display_name).await })
+        .map_err(|e| api_error(&format!("{}: list the account's apps", app.name), &mgr, e))?;
+    let intent = CreateIntent {
+        display_name: app.display_name.clone(),
+        existing,
+        host: host_name(),
+        at: m.ctx.shared.now(),
+    };
+    Intents::new(store).put(&app.name, &intent)?;
+    fault("create-after-intent");
     let mut answer = m
         .call(|api| async move { Marketplace::new(&api).create_app(&app.display_name, merged).await })
         .map_err(|e| api_error(&format!("{}: create the Zoom app", app.name), &mgr, e))?;
+    fault("create-after-answer");
     let id = answer
         .get("app_id")
         .and_then(Value::as_str)
@@ -371,6 +429,7 @@ pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) ->
     Secrets::new(store)
         .put(&app.name, SecretKind::AppId, id.as_bytes(), Expected::Any)
         .map_err(|e| m.ctx.shared.store_error(e))?;
+    fault("create-after-app-id");
     // Zoom answers with `credentials` or `development_credentials`.
     let creds = ["credentials", "development_credentials"]
         .into_iter()
@@ -391,6 +450,7 @@ pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) ->
         }
     }
     drop(answer);
+    Intents::new(store).clear(&app.name)?;
     let location = store.describe().map(|d| d.location).unwrap_or_default();
     if stored.is_empty() {
         obs.event(Event::Notice(&format!(
@@ -408,6 +468,77 @@ pub fn create(m: &Manager<'_>, app: &App, merged: &Value, obs: &dyn Observer) ->
         app.name
     )));
     Ok(id)
+}
+
+/// The apps Zoom now has under the intent's name that it did not have before it.
+fn made_by(m: &Manager<'_>, app: &App, intent: &CreateIntent) -> Result<Vec<String>, Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let name = intent.display_name.as_str();
+    let found = m
+        .call(|api| async move { Marketplace::new(&api).apps_called(name).await })
+        .map_err(|e| api_error(&format!("{}: list the account's apps", app.name), &mgr, e))?;
+    Ok(found.into_iter().filter(|id| !intent.existing.contains(id)).collect())
+}
+
+/// Takes over the Zoom app `id` that an interrupted create made: its id
+/// goes into the store and, when the credentials never got there, a new
+/// Client Secret is issued (the old one revoked at once: nobody holds it)
+/// and stored with the Client ID.
+pub fn adopt(m: &Manager<'_>, app: &App, id: &str, obs: &dyn Observer) -> Result<(), Error> {
+    let mgr = app.managed_by.clone().unwrap_or_default();
+    let store = &m.ctx.shared.store;
+    let secrets = Secrets::new(store);
+    secrets
+        .put(&app.name, SecretKind::AppId, id.as_bytes(), Expected::Any)
+        .map_err(|e| m.ctx.shared.store_error(e))?;
+    let has = |kind| secrets.get(&app.name, kind).map(|r| r.is_some());
+    let complete = has(SecretKind::ClientId).map_err(|e| m.ctx.shared.store_error(e))?
+        && has(SecretKind::ClientSecret).map_err(|e| m.ctx.shared.store_error(e))?;
+    if complete {
+        obs.event(Event::Notice(&format!(
+            "{}: finished the create of Zoom app {id} that an interrupted run began.",
+            app.name
+        )));
+        return Ok(());
+    }
+    let issued = m
+        .call(|api| async move {
+            Marketplace::new(&api)
+                .start_secret_rotation(id, crate::Revoke::Now)
+                .await
+        })
+        .map_err(|e| {
+            api_error(
+                &format!("{}: issue a Client Secret for the adopted app", app.name),
+                &mgr,
+                e,
+            )
+        })?;
+    let Some(rotated) = issued.filter(|r| r.client_id.is_some()) else {
+        return Err(Error::failure(format!(
+            "{}: adopted Zoom app {id}, but Zoom's answer to a new Client Secret held no credentials",
+            app.name
+        ))
+        .hint(format!(
+            "copy the Client ID and Client Secret from the app's App Credentials page and run `connapp secrets set client-id --app {0}` and `connapp secrets set client-secret --app {0}`",
+            app.name
+        )));
+    };
+    let client_id = rotated.client_id.clone().unwrap_or_default();
+    let now = m.ctx.shared.now();
+    for (kind, value) in [
+        (SecretKind::ClientId, client_id.as_bytes()),
+        (SecretKind::ClientSecret, rotated.client_secret.as_bytes()),
+    ] {
+        secrets
+            .put_dated(&app.name, kind, value, Expected::Any, now)
+            .map_err(|e| m.ctx.shared.store_error(e))?;
+    }
+    obs.event(Event::Notice(&format!(
+        "{}: adopted Zoom app {id}, which an interrupted run created; its Client Secret never reached the store, so Zoom issued a new one (the lost one is revoked) and both credentials went into the store.",
+        app.name
+    )));
+    Ok(())
 }
 
 /// Writes the plan's merged manifest to the Zoom app `id` after Zoom

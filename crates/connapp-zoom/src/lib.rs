@@ -95,6 +95,8 @@ pub struct Rotated {
     pub client_secret: Zeroizing<String>,
     /// The old secret's revocation time, as Zoom wrote it.
     pub revoke_old_at: Option<String>,
+    /// The app's Client ID, when the answer carries it.
+    pub client_id: Option<String>,
 }
 
 impl std::fmt::Debug for Rotated {
@@ -102,6 +104,7 @@ impl std::fmt::Debug for Rotated {
         f.debug_struct("Rotated")
             .field("client_secret", &"<redacted>")
             .field("revoke_old_at", &self.revoke_old_at)
+            .field("client_id", &self.client_id)
             .finish()
     }
 }
@@ -209,6 +212,7 @@ impl<'a> Marketplace<'a> {
                 .get("revoke_old_secret_time")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            client_id: answer.get("client_id").and_then(Value::as_str).map(str::to_string),
         }))
     }
 
@@ -235,6 +239,40 @@ impl<'a> Marketplace<'a> {
             .call(Method::POST, "/marketplace/apps", &[], Some(&body))
             .await
             .map(|a| a.body)
+    }
+
+    /// The ids of the apps this account created that are called `name`
+    /// (`GET /marketplace/apps?type=account_created`, every page of 300).
+    pub async fn apps_called(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let mut ids = Vec::new();
+        let mut next = String::new();
+        // Pages are bounded: 100 pages of 300 apps is more than an account holds.
+        for _ in 0..100 {
+            let mut query = vec![
+                ("type".to_string(), "account_created".to_string()),
+                ("page_size".to_string(), "300".to_string()),
+            ];
+            if !next.is_empty() {
+                query.push(("next_page_token".to_string(), next.clone()));
+            }
+            let page = self.api.get("/marketplace/apps", &query).await?;
+            for app in page.get("apps").and_then(Value::as_array).into_iter().flatten() {
+                if app.get("app_name").and_then(Value::as_str) == Some(name)
+                    && let Some(id) = app.get("app_id").and_then(Value::as_str)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            next = page
+                .get("next_page_token")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if next.is_empty() {
+                break;
+            }
+        }
+        Ok(ids)
     }
 }
 

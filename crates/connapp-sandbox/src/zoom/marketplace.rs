@@ -25,7 +25,7 @@ use crate::{Ctx, api_error};
 
 pub(crate) fn routes() -> Router<Ctx> {
     Router::new()
-        .route("/v2/marketplace/apps", post(create_app))
+        .route("/v2/marketplace/apps", post(create_app).get(list_apps))
         .route("/v2/marketplace/apps/manifest/validate", post(validate))
         .route("/v2/marketplace/apps/{app_id}", get(get_app).delete(delete_app))
         .route("/v2/marketplace/apps/{app_id}/manifest", get(export).put(replace))
@@ -365,6 +365,76 @@ async fn replace(ctx: Call, Path(app_id): Path<String>, body: Bytes) -> Result<R
         .into_response();
     crate::add_tracking_id(&mut r);
     Ok(r)
+}
+
+/// `GET /marketplace/apps?type=account_created`: the apps this account
+/// created, `page_size` (at most 300, default 30) at a time, the next page
+/// behind `next_page_token` (empty on the last page). Other list types are
+/// apps of other accounts, which the sandbox does not hold.
+async fn list_apps(
+    ctx: Call,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, Response> {
+    let (_, rl) = ctx.enter("GET /marketplace/apps", &read_scopes(), CATEGORY)?;
+    match q.get("type").map(String::as_str) {
+        Some("account_created") => {}
+        Some(
+            t
+            @ ("active_requests" | "past_requests" | "public" | "approved_apps" | "restricted_apps" | "account_added"),
+        ) => {
+            return Ok(ok(
+                json!({"page_size": 0, "next_page_token": "", "apps": [], "type": t}),
+                CATEGORY,
+                rl,
+            ));
+        }
+        _ => return Err(api_error(400, 300, "Invalid field: type.")),
+    }
+    let size = match q.get("page_size").map(|p| p.parse::<usize>()) {
+        None => 30,
+        Some(Ok(n)) if (1..=300).contains(&n) => n,
+        Some(_) => {
+            return Err(api_error(
+                400,
+                300,
+                "Invalid field: page_size must be between 1 and 300.",
+            ));
+        }
+    };
+    let from = match q.get("next_page_token").filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("p")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| api_error(400, 300, "Invalid field: next_page_token."))?,
+    };
+    let s = ctx.lock();
+    let mut all: Vec<&App> = s.apps.values().filter(|a| a.kind == AppKind::General).collect();
+    all.sort_by(|a, b| a.app_id.cmp(&b.app_id));
+    let page: Vec<Value> = all
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|app| {
+            json!({
+                "app_id": app.app_id,
+                "app_name": app.name,
+                "app_type": "OAuthApp",
+                "app_usage": match app.usage { Usage::AdminManagement => 1, Usage::UserOperation => 2 },
+                "app_status": if app.status == "published" { "PUBLISHED" } else { "UNPUBLISHED" },
+            })
+        })
+        .collect();
+    let next = if from + size < all.len() {
+        format!("p{}", from + size)
+    } else {
+        String::new()
+    };
+    Ok(ok(
+        json!({"page_size": size, "next_page_token": next, "apps": page}),
+        CATEGORY,
+        rl,
+    ))
 }
 
 async fn create_app(ctx: Call, body: Bytes) -> Result<Response, Response> {
