@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod corpus;
 mod crash;
+mod fleet;
 mod interop;
 mod json;
 mod newcomer;

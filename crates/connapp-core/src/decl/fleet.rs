@@ -586,7 +586,6 @@ fn toml_file_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str)
 fn toml_rows(cx: &mut Ctx<'_>, map: Option<&SourceMap<'_>>, file: &str, raw: &[Spanned<RawRow>]) -> Option<Rows> {
     let mut columns: Vec<String> = Vec::new();
     let mut rows = Vec::with_capacity(raw.len());
-    let mut ok = true;
     let prefix = if map.is_some() { "rows" } else { "fleet.rows" };
     for (i, r) in raw.iter().enumerate() {
         let mut values = BTreeMap::new();
@@ -603,7 +602,6 @@ fn toml_rows(cx: &mut Ctx<'_>, map: Option<&SourceMap<'_>>, file: &str, raw: &[S
                     format!("the column name {k:?} cannot be a placeholder"),
                     "name columns with lower-case letters, digits and `_`, starting with a letter".into(),
                 );
-                ok = false;
                 continue;
             }
             let s = match v.get_ref() {
@@ -620,7 +618,6 @@ fn toml_rows(cx: &mut Ctx<'_>, map: Option<&SourceMap<'_>>, file: &str, raw: &[S
                         format!("invalid type: {}, expected a string", other.type_str()),
                         "write the cell as a string in double quotes".into(),
                     );
-                    ok = false;
                     continue;
                 }
             };
@@ -639,7 +636,8 @@ fn toml_rows(cx: &mut Ctx<'_>, map: Option<&SourceMap<'_>>, file: &str, raw: &[S
             },
         ));
     }
-    ok.then(|| Rows {
+    // A bad cell is said and left out; the rows are still checked.
+    Some(Rows {
         source: file.to_string(),
         columns,
         rows,
@@ -703,6 +701,9 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
         }
         columns.push(name.to_string());
     }
+    if !ok {
+        return None;
+    }
     if columns.is_empty() {
         fail(
             cx,
@@ -750,7 +751,6 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
                     message,
                     "give every row one cell per column (an empty cell is two commas: `a,,c`); quote cells holding commas: \"a, b\"",
                 );
-                ok = false;
                 // A broken row leaves the reader where it was: go on with the next line.
                 if !matches!(e.kind(), csv::ErrorKind::UnequalLengths { .. }) {
                     break;
@@ -758,7 +758,8 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
             }
         }
     }
-    ok.then(|| Rows {
+    // A broken row is said and left out; the others are still checked.
+    Some(Rows {
         source: file.to_string(),
         columns,
         rows,
