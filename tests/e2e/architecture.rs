@@ -125,6 +125,8 @@ fn the_core_does_no_io() {
         "thiserror",
         "strsim",
         "serde_path_to_error",
+        // A fleet's inventory: parsed from the text the owner read (`from_reader` over bytes).
+        "csv",
     ]);
     depends_only_on("connapp-core", &allowed, "the core must stay pure");
     assert!(

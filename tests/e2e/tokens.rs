@@ -962,3 +962,62 @@ fn kill_nine_at_random_points_never_loses_a_durable_token() {
     );
     assert!(scans > 100, "the watcher barely ran ({scans} scans)");
 }
+
+#[test]
+fn refresh_all_runs_apps_side_by_side_and_one_failure_stops_no_other() {
+    let names = ["a1", "a2", "a3", "a4", "a5", "a6"];
+    // One Zoom app per declared app: a consent replaces the same client's earlier grant.
+    let mut seeded = seed(true);
+    let dex = seeded.apps.iter().find(|a| a.client_id == DEX).expect("dex").clone();
+    for n in names {
+        let mut app = dex.clone();
+        app.client_id = format!("{DEX}{n}");
+        app.app_id = format!("{}{n}", dex.app_id);
+        app.client_secret = format!("secret-of-{n}");
+        seeded.apps.push(app);
+    }
+    let zoom = Zoom::start(seeded).expect("sandbox");
+    let mut s = Sandbox::new(&built().full);
+    let base = zoom.base_url();
+    let mut decl = String::from("version = 1\n[store]\nkind = \"file\"\n");
+    for n in names {
+        decl.push_str(&format!(
+            "[apps.{n}]\ndisplay_name = \"Plain OAuth {n}\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [\"user:read:user:admin\"]\n[apps.{n}.oauth]\nauthorize_url = \"{base}/oauth/authorize\"\ntoken_url = \"{base}/oauth/token\"\nrevoke_url = \"{base}/oauth/revoke\"\nclient_auth = \"body\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+        ));
+    }
+    s.declare(&decl);
+    let browser = fetching_browser(s.path());
+    s.set_env("BROWSER", &browser.display().to_string());
+    for n in names {
+        let app = zoom.app(&format!("{DEX}{n}")).expect("app");
+        s.set_secret_of(n, "client-id", &app.client_id);
+        s.set_secret_of(n, "client-secret", &app.client_secret);
+        // a4 never logs in: its refresh fails, alone.
+        if n != "a4" {
+            s.run(&["login", n, "--timeout", "20"], None).ok();
+        }
+    }
+    let out = s.run(&["refresh", "--all", "--jobs", "3"], None).fails_with(5);
+    let text = out.stdout();
+    assert!(text.contains("5 of 6 app(s) refreshed, 1 failed, 0 skipped."), "{text}");
+    assert!(text.contains("  1 app(s): ") && text.contains("\n    a4\n"), "{text}");
+    for n in ["a1", "a2", "a3", "a5", "a6"] {
+        assert!(text.contains(&format!("{n}: refreshed, expires in")), "{n}: {text}");
+    }
+    assert!(out.stderr().contains("1 of 6 app(s) failed"), "{}", out.stderr());
+    let j = s
+        .run(&["refresh", "--all", "--jobs", "6", "--json"], None)
+        .fails_with(5)
+        .json();
+    let apps = j["apps"].as_array().expect("apps");
+    assert_eq!(apps.len(), 6);
+    let names_in_order: Vec<&str> = apps.iter().filter_map(|a| a["app"].as_str()).collect();
+    assert_eq!(names_in_order, names, "results in the declaration's order");
+    for a in apps {
+        let failed = a["app"] == "a4";
+        assert_eq!(a["ok"], !failed, "{a}");
+        assert_eq!(a["expires_at"].is_u64(), !failed, "{a}");
+    }
+    // Each refreshed token is the new one: the sandbox accepts it.
+    s.run(&["token", "a5"], None).ok();
+}

@@ -371,6 +371,9 @@ pub struct RefreshArgs {
     /// Every authorization-code app in the declaration.
     #[arg(long)]
     pub all: bool,
+    /// With --all: how many apps are refreshed at once (one store, one runtime).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

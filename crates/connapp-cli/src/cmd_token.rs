@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use connapp_core::{Declaration, GrantKind};
-use connapp_engine::tokens::{self, AppCtx, Consent, Event, Health, Observer, Shared, now, source_name};
+use connapp_engine::batch::{Batch, Outcome};
+use connapp_engine::tokens::{self, AppCtx, Consent, Event, Health, Observer, Shared, Silent, now, source_name};
 use connapp_host::Registry;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -197,49 +198,75 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
     } else {
         vec![ctx::app(&decl, a.app.as_deref())?.name.clone()]
     };
-    let mut results = Vec::new();
-    let mut first_err: Option<CliError> = None;
-    let total = names.len();
-    for (i, name) in names.iter().enumerate() {
-        if a.all && !g.quiet && !a.json {
-            eprintln!("[{}/{total}] refreshing {name}", i + 1);
-        }
+    if !a.all {
+        // One app: its own events (the spinner, the lease) and its own error.
+        let name = &names[0];
         let r = load(reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal::of(g))?));
-        match r {
-            Ok((rec, _)) => {
-                if !a.json && !g.quiet {
-                    println!(
-                        "{name}: refreshed, expires in {} min",
-                        rec.expires_at.saturating_sub(now()) / 60
-                    );
-                }
-                results.push(RefreshJson {
-                    app: name.clone(),
-                    ok: true,
-                    expires_at: Some(rec.expires_at),
-                    error: None,
-                });
-            }
-            Err(e) => {
-                results.push(RefreshJson {
-                    app: name.clone(),
-                    ok: false,
-                    expires_at: None,
-                    error: Some(e.message.clone()),
-                });
-                if first_err.is_none() {
-                    first_err = Some(e);
-                }
-            }
+        let (ok, expires_at, error) = match &r {
+            Ok((rec, _)) => (true, Some(rec.expires_at), None),
+            Err(e) => (false, None, Some(e.message.clone())),
+        };
+        if a.json {
+            let one = RefreshJson {
+                app: name.clone(),
+                ok,
+                expires_at,
+                error,
+            };
+            ctx::print_json("refresh", &serde_json::json!({ "apps": [one] }))?;
+        } else if let (Ok((rec, _)), false) = (&r, g.quiet) {
+            println!(
+                "{name}: refreshed, expires in {} min",
+                rec.expires_at.saturating_sub(now()) / 60
+            );
         }
+        return r.map(|_| ());
     }
+    // Every app: one store and runtime, `--jobs` at once, each app's failure its own.
+    let shared = shared(&decl)?;
+    let expiries = std::sync::Mutex::new(std::collections::HashMap::new());
+    let apps: Vec<&str> = names.iter().map(String::as_str).collect();
+    let shown = crate::batch::Shown::new(g, a.json, apps.len(), "refresh");
+    let report = Batch {
+        step: "refresh",
+        jobs: usize::from(a.jobs),
+    }
+    .run(
+        &apps,
+        |name| {
+            let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
+            let (rec, _) = app.renew(&Silent)?;
+            expiries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), rec.expires_at);
+            Ok(format!(
+                "refreshed, expires in {} min",
+                rec.expires_at.saturating_sub(now()) / 60
+            ))
+        },
+        &shown,
+    );
+    shown.finish();
+    let expiries = expiries.into_inner().unwrap_or_else(|p| p.into_inner());
     if a.json {
+        let results: Vec<RefreshJson> = report
+            .results
+            .iter()
+            .map(|r| RefreshJson {
+                app: r.app.clone(),
+                ok: r.outcome.is_ok(),
+                expires_at: expiries.get(&r.app).copied(),
+                error: match &r.outcome {
+                    Outcome::Ok { .. } => None,
+                    Outcome::Failed { message, .. } => Some(message.clone()),
+                    Outcome::Skipped { reason } => Some(reason.clone()),
+                },
+            })
+            .collect();
         ctx::print_json("refresh", &serde_json::json!({ "apps": results }))?;
     }
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    crate::batch::conclude(g, a.json, &report, "refreshed")
 }
 
 #[derive(Serialize)]

@@ -7,6 +7,7 @@
 //! Exit codes: [`error::Exit`], the one list (`--help` prints it, a test
 //! checks the README against it).
 
+mod batch;
 mod builtins;
 mod cli;
 mod cmd_agent;

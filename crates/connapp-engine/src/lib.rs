@@ -25,6 +25,7 @@
 //! `connapp-zoom` and `connapp-servicenow` crates).
 
 pub mod agent;
+pub mod batch;
 mod engine;
 pub mod environment;
 mod error;

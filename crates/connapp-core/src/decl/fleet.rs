@@ -1,6 +1,6 @@
 //! `[fleet]`: one template of apps times an inventory of rows.
 //!
-//! A partner running DEX for Zoom for hundreds of customers writes the apps
+//! A partner running one app per customer for hundreds of customers writes the apps
 //! once, under `[fleet.apps."dex-{customer}"]`, with `{column}` placeholders
 //! in any string, and lists the customers as rows: a CSV file with a header
 //! (`inventory = "customers.csv"`), a TOML file of `[[rows]]`, or
@@ -668,7 +668,7 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
                 cx,
                 at,
                 format!("the inventory's header row cannot be read: {e}"),
-                "the first line names the columns, e.g. `customer,instance,zoom_account`",
+                "the first line names the columns, e.g. `customer,instance,account`",
             );
             return None;
         }
@@ -687,7 +687,7 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
                 cx,
                 at,
                 format!("the column name {name:?} cannot be a placeholder"),
-                "name columns with lower-case letters, digits and `_`, starting with a letter, e.g. `zoom_account`",
+                "name columns with lower-case letters, digits and `_`, starting with a letter, e.g. `account_id`",
             );
             ok = false;
         } else if columns.iter().any(|c| c == name) {
@@ -709,7 +709,7 @@ fn csv_rows(cx: &mut Ctx<'_>, map: &SourceMap<'_>, file: &str, text: &str) -> Op
             cx,
             0,
             "the inventory has no header row".into(),
-            "the first line names the columns, e.g. `customer,instance,zoom_account`",
+            "the first line names the columns, e.g. `customer,instance,account`",
         );
         return None;
     }
