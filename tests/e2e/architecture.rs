@@ -199,6 +199,9 @@ fn the_cli_takes_no_new_dependencies() {
         "indicatif",
         // Durations on the command line (`--overlap 24h`): argument parsing.
         "humantime",
+        // Ctrl-C during a batch run: stop starting apps, let those running finish (the front
+        // end's own terminal signal; the engine's runner only hears "stop" from its observer).
+        "signal-hook",
         "anyhow",
         "clap",
         "clap_complete",

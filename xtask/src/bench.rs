@@ -91,7 +91,12 @@ pub(crate) fn bench(mode: Mode) -> Result<()> {
         println!("{e:#}");
         failed.push("the Vault store".to_string());
     }
-    // 5. `connapp webhook serve` vs a Node.js verifier written like Zoom's sample, under wrk.
+    // 5. `connapp check` of a 10,000-row fleet inventory beside the one-app declaration's.
+    if let Err(e) = crate::fleet::fleet_check_bench(&bin, mode, &mut verdicts) {
+        println!("{e:#}");
+        failed.push("the fleet check".to_string());
+    }
+    // 6. `connapp webhook serve` vs a Node.js verifier written like Zoom's sample, under wrk.
     if let Err(e) = webhook_bench(&bin, mode) {
         println!("{e:#}");
         failed.push("webhook serve".to_string());

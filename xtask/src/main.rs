@@ -18,6 +18,7 @@ mod bench;
 mod demo;
 mod dist;
 mod e2e;
+mod fleet;
 mod fuzz;
 mod hotpath;
 mod test;

@@ -7,11 +7,82 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use connapp_engine::batch::{BatchEvent, BatchObserver, Control, Outcome, Report};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cli::Global;
-use crate::error::CliError;
+use connapp_core::{App, Declaration};
+use connapp_engine::batch::{BatchEvent, BatchObserver, Control, Outcome, Report, RunFile};
+
+use crate::cli::{BatchArgs, Global};
+use crate::ctx;
+use crate::error::{CliError, Exit};
 use crate::render;
+
+/// The apps a batch command acts on: every app, or those of the selected rows.
+pub fn select<'d>(decl: &'d Declaration, b: &BatchArgs) -> Result<Vec<&'d App>, CliError> {
+    decl.select(&b.select).map_err(|e| {
+        let hint = match &e {
+            connapp_core::SelectError::Shape(_) => "write --select COLUMN=VALUE, e.g. --select customer=acme",
+            connapp_core::SelectError::NoFleet(_) => "declare a [fleet] with an inventory, or name the app",
+            connapp_core::SelectError::Column { .. } => "use one of the inventory's columns",
+        };
+        CliError::with_code(Exit::Usage, e.to_string()).hint(hint)
+    })
+}
+
+/// How a batch run shares provider accounts: two apps of one account at
+/// once, and a refusal with `Retry-After` pauses that account (up to five
+/// minutes, three times per app). Built by [`with_budget`].
+pub fn with_budget<T>(
+    decl: &Declaration,
+    now: &(dyn Fn() -> u64 + Sync),
+    f: impl FnOnce(&connapp_engine::batch::Budget<'_>) -> T,
+) -> T {
+    let by_name: HashMap<&str, Option<String>> = decl
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), connapp_engine::listing::account_of(decl, a)))
+        .collect();
+    let account_of = move |app: &str| by_name.get(app).cloned().flatten();
+    let budget = connapp_engine::batch::Budget {
+        account_of: &account_of,
+        per_account: 2,
+        retries: 3,
+        max_wait_secs: 300,
+        now,
+    };
+    f(&budget)
+}
+
+/// The run file of `step` over the declaration at `path`, resuming an
+/// interrupted run unless `--fresh` (said on stderr when it does).
+pub fn run_file(g: &Global, path: &Path, step: &str, b: &BatchArgs) -> Result<RunFile, CliError> {
+    let file = connapp_engine::batch::run_file_path(&ctx::data_dir()?, step, path);
+    let f = RunFile::open(&file, step, connapp_engine::tokens::now(), b.fresh)?;
+    if let Some(i) = f.interrupted()
+        && !g.quiet
+    {
+        eprintln!(
+            "Resuming the {step} run begun on {} at {} (unix time), interrupted: {} app(s) it finished are not done again (--fresh does them all).",
+            i.host, i.at, i.done
+        );
+    }
+    Ok(f)
+}
+
+/// Set by the first Ctrl-C of a batch run: no further app starts, those
+/// running finish and are recorded; a second Ctrl-C ends connapp at once.
+fn interrupted() -> &'static Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        // Registration fails only for a forbidden signal; SIGINT is not one.
+        let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, flag.clone());
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, flag.clone());
+        flag
+    })
+}
 
 /// The observer of a batch run in the CLI.
 pub struct Shown {
@@ -35,6 +106,7 @@ impl Shown {
             }
             bar
         });
+        interrupted();
         Shown {
             lines: !quiet && bar.is_none(),
             bar,
@@ -71,6 +143,18 @@ impl BatchObserver for Shown {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(app.to_string(), Instant::now());
             }
+            BatchEvent::Waiting { app, until, .. } => {
+                self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
+                let line = format!(
+                    "{app}: the provider rate-limited its account; it and the account's other apps go again in {}s",
+                    until.saturating_sub(connapp_engine::tokens::now())
+                );
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None if self.lines => println!("{line}"),
+                    None => {}
+                }
+            }
             BatchEvent::Finished { app, outcome, .. } => {
                 self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
                 {
@@ -102,6 +186,9 @@ impl BatchObserver for Shown {
         if let Some(bar) = &self.bar {
             bar.set_message(self.message());
         }
+        if interrupted().load(Ordering::SeqCst) {
+            return Control::Stop;
+        }
         Control::Continue
     }
 }
@@ -109,9 +196,15 @@ impl BatchObserver for Shown {
 /// The summary of a run (unless `--json`/`--quiet`) and its exit: every app
 /// ok is success; otherwise an error of the first failure's kind (its exit
 /// code), naming how many apps failed.
-pub fn conclude(g: &Global, json: bool, report: &Report, done: &str) -> Result<(), CliError> {
+pub fn conclude(g: &Global, json: bool, report: &Report, done: &str, record: &RunFile) -> Result<(), CliError> {
     let (ok, failed, skipped) = report.counts();
     let total = report.results.len();
+    if report.stopped && !g.quiet {
+        eprintln!(
+            "Stopped: {skipped} app(s) not started. Run the same command again to go on where this run stopped (results: {}).",
+            record.path().display()
+        );
+    }
     if !json && !g.quiet {
         let line = format!("{ok} of {total} app(s) {done}, {failed} failed, {skipped} skipped.");
         if failed == 0 && skipped == 0 {

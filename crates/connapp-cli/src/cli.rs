@@ -107,6 +107,9 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Every app: grant type, token age and expiry, scopes granted vs declared, store.
     Status(StatusArgs),
+    /// The inventory: each app's fleet row, account, instance, store path, grant owner, last
+    /// refresh and by whom, refresh-token and Client Secret age, last verify (from the store).
+    List(ListArgs),
     /// Show what `apply` would change on the provider (exit 0: nothing, 7: changes pending).
     Plan(PlanArgs),
     /// A scheduled watch: keep connapp's grants alive, find broken chains, run a hook.
@@ -368,15 +371,29 @@ pub struct RefreshArgs {
     /// The app (needed when the declaration has several).
     #[arg(conflicts_with = "all")]
     pub app: Option<String>,
-    /// Every authorization-code app in the declaration.
+    /// Every authorization-code app in the declaration (or in the selected rows).
     #[arg(long)]
     pub all: bool,
-    /// With --all: how many apps are refreshed at once (one store, one runtime).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How a command runs over many apps (`--all`, or a selection of a fleet's rows).
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// How many apps at once (one store, one runtime).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Only the apps of the fleet rows where COLUMN is VALUE (a trailing `*` matches a prefix;
+    /// repeat: every one must hold). Implies --all.
+    #[arg(long, value_name = "COLUMN=VALUE", conflicts_with = "app")]
+    pub select: Vec<String>,
+    /// Do every app again, even those an interrupted run of the same command finished.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Args, Debug)]
@@ -406,9 +423,26 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only the apps of the fleet rows where COLUMN is VALUE (a trailing `*` matches a prefix;
+    /// repeat: every one must hold).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    pub select: Vec<String>,
+    /// Print the inventory as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct PlanArgs {
     /// The app (default: every app that has `managed_by`).
+    #[arg(conflicts_with = "all")]
     pub app: Option<String>,
+    /// Every app (or the selected rows'), side by side, each app's failure its own.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -417,7 +451,14 @@ pub struct PlanArgs {
 #[derive(Args, Debug)]
 pub struct ApplyArgs {
     /// The app (default: every app that has `managed_by`).
+    #[arg(conflicts_with = "all")]
     pub app: Option<String>,
+    /// Every app (or the selected rows'), each planned and applied in turn, `--jobs` at a
+    /// time; one app's failure is its own and the run goes on.
+    #[arg(long, conflicts_with_all = ["rollback", "evidence"])]
+    pub all: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Do not ask for confirmation (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -662,7 +703,13 @@ pub struct GuideArgs {
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
     /// The app (needed when the declaration has several).
+    #[arg(conflicts_with = "all")]
     pub app: Option<String>,
+    /// Every app of the declaration (or of the selected rows), side by side.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
     /// Print every check as JSON.
     #[arg(long)]
     pub json: bool,

@@ -127,7 +127,131 @@ fn prepare_all<'r, 'd>(
     Ok((work, shared))
 }
 
+/// `plan --all` / `apply --all`: every managed or targeted app (or the
+/// selected rows'), each planned — and applied — on its own, `--jobs` at a
+/// time, on one store; one app's refusal or failure is its own.
+fn batch(
+    g: &Global,
+    step: &'static str,
+    b: &crate::cli::BatchArgs,
+    json_out: bool,
+    write_secrets: bool,
+) -> Result<(), CliError> {
+    use connapp_engine::batch::{Batch, Outcome};
+    let (reg, path, decl) = ctx::declared(g)?;
+    let apps: Vec<&App> = crate::batch::select(&decl, b)?
+        .into_iter()
+        .filter(|a| a.managed_by.is_some() || a.target.is_some())
+        .collect();
+    if apps.is_empty() {
+        return Err(CliError::with_code(
+            Exit::Usage,
+            "none of these apps has `managed_by` or a target: nothing to plan",
+        )
+        .hint("check the selection, or the template's managed_by and target"));
+    }
+    let apply = step == "apply";
+    let shared = cmd_token::shared(&decl)?;
+    let session = work::Session {
+        reg,
+        decl: &decl,
+        shared: &shared,
+        obs: &connapp_engine::tokens::Silent,
+    };
+    let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    let plans = std::sync::Mutex::new(std::collections::HashMap::new());
+    let record = crate::batch::run_file(g, &path, step, b)?;
+    let shown = crate::batch::Shown::new(g, json_out, names.len(), step);
+    let now = || shared.now();
+    let report = crate::batch::with_budget(&decl, &now, |budget| {
+        Batch {
+            step,
+            jobs: usize::from(b.jobs),
+            record: Some(&record),
+            budget: Some(budget),
+        }
+        .run(
+            &names,
+            |name| {
+                let app = decl
+                    .app(Some(name))
+                    .map_err(|e| connapp_engine::Error::invalid(e.to_string()))?;
+                let one = work::plan_or_apply_one(&session, app, apply, write_secrets)?;
+                plans
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), (one.plan, one.pending, one.consent));
+                Ok(one.detail)
+            },
+            &shown,
+        )
+    });
+    shown.finish();
+    let plans = plans.into_inner().unwrap_or_else(|p| p.into_inner());
+    let pending = plans.values().any(|(_, p, _)| *p);
+    if json_out {
+        let apps: Vec<&serde_json::Value> = report
+            .results
+            .iter()
+            .filter_map(|r| plans.get(&r.app).map(|(v, _, _)| v))
+            .collect();
+        let consent: Vec<&serde_json::Value> = report
+            .results
+            .iter()
+            .filter_map(|r| plans.get(&r.app).and_then(|(_, _, c)| c.as_ref()))
+            .collect();
+        let errors: Vec<serde_json::Value> = report
+            .results
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Failed { message, hint, .. } => Some(json!({"app": r.app, "error": message, "hint": hint})),
+                Outcome::Skipped { reason } => Some(json!({"app": r.app, "error": reason, "hint": null})),
+                Outcome::Ok { .. } => None,
+            })
+            .collect();
+        let out = if apply {
+            json!({"apps": apps, "applied": true, "consent": consent, "errors": errors})
+        } else {
+            json!({"pending": pending, "apps": apps, "errors": errors})
+        };
+        ctx::print_json(step, &out)?;
+    }
+    if apply && !json_out && !g.quiet {
+        // Each instance still needs an admin's consent: the links, by app.
+        let links: Vec<(&str, &str)> = report
+            .results
+            .iter()
+            .filter_map(|r| {
+                let (_, _, c) = plans.get(&r.app)?;
+                Some((r.app.as_str(), c.as_ref()?.get("consent_url")?.as_str()?))
+            })
+            .collect();
+        if !links.is_empty() {
+            println!(
+                "{} app(s) wait for an admin's consent on their instance; open each link once:",
+                links.len()
+            );
+            for (app, link) in links {
+                println!("  {app}: {link}");
+            }
+        }
+    }
+    let done = if apply {
+        "applied (or already matching)"
+    } else {
+        "planned"
+    };
+    crate::batch::conclude(g, json_out, &report, done, &record)?;
+    if !apply && pending {
+        return Err(CliError::with_code(Exit::Changes, String::new()));
+    }
+    Ok(())
+}
+
 pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
+    if a.all || !a.batch.select.is_empty() {
+        return batch(g, "plan", &a.batch, a.json, false);
+    }
     let (reg, _, decl) = ctx::declared(g)?;
     let (work, _) = prepare_all(reg, &decl, a.app.as_deref(), g)?;
     let pending = work.iter().any(Work::pending);
@@ -155,6 +279,18 @@ pub fn plan(g: &Global, a: PlanArgs) -> Result<(), CliError> {
 }
 
 pub fn apply(g: &Global, a: ApplyArgs) -> Result<(), CliError> {
+    if a.all || !a.batch.select.is_empty() {
+        ctx::confirm(
+            &ctx::Confirm {
+                question: "Plan and apply the declaration to every selected app, one by one?",
+                action: "change anything",
+                review: "review with `connapp plan --all`, then ",
+                strict: true,
+            },
+            a.yes,
+        )?;
+        return batch(g, "apply", &a.batch, a.json, a.write_secrets);
+    }
     let (reg, path, decl) = ctx::declared(g)?;
     if a.rollback {
         let apps = work::targets(&decl, a.app.as_deref())?;
@@ -274,17 +410,7 @@ struct RollbackJson {
 }
 
 fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps: &[&App]) -> Result<(), CliError> {
-    // Nothing saved, nothing to open: the history is read before the store.
-    let data_dir = ctx::data_dir()?;
-    if a.app.is_none()
-        && apps
-            .iter()
-            .all(|app| connapp_engine::history::newest(&data_dir, &app.name).is_none())
-    {
-        return Err(CliError::failure(
-            "no manifest was saved before an apply on this machine; nothing to roll back",
-        ));
-    }
+    // The history is in the shared store: any host that opens it can roll back.
     let shared = cmd_token::shared(decl)?;
     let session = work::Session {
         reg,
@@ -299,10 +425,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
             writeln!(
                 out,
                 "{}: restore {} app {} to {}:",
-                r.app.name,
-                r.provider,
-                r.app_id,
-                r.path.display()
+                r.app.name, r.provider, r.app_id, r.from
             )?;
             for c in &r.changes {
                 writeln!(out, "  {}", c.line())?;
@@ -323,7 +446,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
     )?;
     let mut report = Vec::new();
     for r in restores {
-        work::restore(&r)?;
+        work::restore(&shared.store, &r)?;
         if !a.json && !g.quiet {
             println!(
                 "{}: restored {} app {} ({} change(s)).",
@@ -335,7 +458,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         }
         let Restore {
             app,
-            path,
+            from,
             app_id,
             changes,
             ..
@@ -343,7 +466,7 @@ fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps:
         report.push(RollbackJson {
             app: app.name.clone(),
             app_id,
-            restored_from: path.display().to_string(),
+            restored_from: from.to_string(),
             changes,
         });
     }

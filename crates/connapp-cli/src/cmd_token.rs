@@ -188,17 +188,18 @@ struct RefreshJson {
 }
 
 pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
-    let (reg, _, decl) = ctx::declared(g)?;
-    let names: Vec<String> = if a.all {
-        decl.apps
-            .iter()
+    let (reg, path, decl) = ctx::declared(g)?;
+    let all = a.all || !a.batch.select.is_empty();
+    let names: Vec<String> = if all {
+        crate::batch::select(&decl, &a.batch)?
+            .into_iter()
             .filter(|x| x.oauth.grant == GrantKind::AuthorizationCode)
             .map(|x| x.name.clone())
             .collect()
     } else {
         vec![ctx::app(&decl, a.app.as_deref())?.name.clone()]
     };
-    if !a.all {
+    if !all {
         // One app: its own events (the spinner, the lease) and its own error.
         let name = &names[0];
         let r = load(reg, &decl, Some(name)).and_then(|c| Ok(c.renew(&Terminal::of(g))?));
@@ -226,27 +227,33 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
     let shared = shared(&decl)?;
     let expiries = std::sync::Mutex::new(std::collections::HashMap::new());
     let apps: Vec<&str> = names.iter().map(String::as_str).collect();
+    let record = crate::batch::run_file(g, &path, "refresh", &a.batch)?;
     let shown = crate::batch::Shown::new(g, a.json, apps.len(), "refresh");
-    let report = Batch {
-        step: "refresh",
-        jobs: usize::from(a.jobs),
-    }
-    .run(
-        &apps,
-        |name| {
-            let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
-            let (rec, _) = app.renew(&Silent)?;
-            expiries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_string(), rec.expires_at);
-            Ok(format!(
-                "refreshed, expires in {} min",
-                rec.expires_at.saturating_sub(now()) / 60
-            ))
-        },
-        &shown,
-    );
+    let now = || shared.now();
+    let report = crate::batch::with_budget(&decl, &now, |budget| {
+        Batch {
+            step: "refresh",
+            jobs: usize::from(a.batch.jobs),
+            record: Some(&record),
+            budget: Some(budget),
+        }
+        .run(
+            &apps,
+            |name| {
+                let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
+                let (rec, _) = app.renew(&Silent)?;
+                expiries
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), rec.expires_at);
+                Ok(format!(
+                    "refreshed, expires in {} min",
+                    rec.expires_at.saturating_sub(now()) / 60
+                ))
+            },
+            &shown,
+        )
+    });
     shown.finish();
     let expiries = expiries.into_inner().unwrap_or_else(|p| p.into_inner());
     if a.json {
@@ -266,7 +273,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
             .collect();
         ctx::print_json("refresh", &serde_json::json!({ "apps": results }))?;
     }
-    crate::batch::conclude(g, a.json, &report, "refreshed")
+    crate::batch::conclude(g, a.json, &report, "refreshed", &record)
 }
 
 #[derive(Serialize)]

@@ -110,13 +110,159 @@ fn print_table(out: &mut impl Write, all: &[Check]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Keeps one app's verify in the run file of `verify`, so `connapp list`
+/// shows its last result however it was run (a file that cannot be written
+/// costs only that).
+fn record_one(path: &std::path::Path, app: &str, checks: &[Check]) {
+    use connapp_engine::batch::{AppResult, Outcome as Done, RunFile};
+    let Ok(data) = ctx::data_dir() else { return };
+    // Its own file: a one-app verify never ends an interrupted `verify --all` that would resume.
+    let file = connapp_engine::batch::run_file_path(&data, "verify-one", path);
+    let Ok(f) = RunFile::open(&file, "verify", connapp_engine::tokens::now(), true) else {
+        return;
+    };
+    let failed: Vec<&Check> = checks.iter().filter(|c| c.result == Outcome::Fail).collect();
+    let outcome = match failed.first() {
+        None => Done::Ok {
+            detail: verdict(app, checks).trim_start_matches(&format!("{app}: ")).to_string(),
+        },
+        Some(c) => Done::Failed {
+            kind: connapp_engine::ErrorKind::Failure,
+            message: format!(
+                "{} check(s) failed, first {} {}: {}",
+                failed.len(),
+                c.check,
+                c.item,
+                c.detail
+            ),
+            hint: (!c.fix.is_empty()).then(|| c.fix.clone()),
+        },
+    };
+    f.record_one(
+        "verify",
+        &AppResult {
+            app: app.to_string(),
+            step: "verify".into(),
+            outcome,
+            millis: 0,
+        },
+    );
+}
+
+/// One app's verdict in `verify --all --json`.
+#[derive(Serialize)]
+struct AppVerdict<'a> {
+    app: &'a str,
+    ok: bool,
+    proven: bool,
+    /// `null` when verify could not run for the app (see `error`).
+    checks: Option<Vec<Check>>,
+    error: Option<&'a str>,
+}
+
+/// `verify --all`: every app (or the selected rows') on one store, `--jobs`
+/// at a time; an app whose checks cannot run fails alone.
+fn run_all(g: &Global, a: &VerifyArgs) -> Result<(), CliError> {
+    use connapp_engine::batch::{Batch, Outcome as Done};
+    let (reg, path, decl) = ctx::declared(g)?;
+    let file = path.display().to_string();
+    let apps: Vec<&str> = crate::batch::select(&decl, &a.batch)?
+        .into_iter()
+        .map(|x| x.name.as_str())
+        .collect();
+    let shared = cmd_token::shared(&decl)?;
+    let found = std::sync::Mutex::new(std::collections::HashMap::new());
+    let record = crate::batch::run_file(g, &path, "verify", &a.batch)?;
+    let shown = crate::batch::Shown::new(g, a.json, apps.len(), "verify");
+    let now = || shared.now();
+    let report = crate::batch::with_budget(&decl, &now, |budget| {
+        Batch {
+            step: "verify",
+            jobs: usize::from(a.batch.jobs),
+            record: Some(&record),
+            budget: Some(budget),
+        }
+        .run(
+            &apps,
+            |name| {
+                let c = connapp_engine::tokens::AppCtx::load(reg, &decl, Some(name), &shared)?;
+                let checks = connapp_clients::verify::run(reg, &decl, &file, &c, &connapp_engine::tokens::Silent)?;
+                let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
+                let (failed, unproven) = (count(Outcome::Fail), count(Outcome::Skip) + count(Outcome::Warn));
+                let first_fail = checks.iter().find(|c| c.result == Outcome::Fail).cloned();
+                found
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), checks);
+                if let Some(c) = first_fail {
+                    let e = connapp_engine::Error::failure(format!(
+                        "{name}: {failed} check(s) failed, first {} {}: {}",
+                        c.check, c.item, c.detail
+                    ));
+                    return Err(if c.fix.is_empty() { e } else { e.hint(c.fix) });
+                }
+                Ok(if unproven == 0 {
+                    "verified: everything declared works".to_string()
+                } else {
+                    format!("verified: nothing failed, but {unproven} check(s) not exercised or warned (not proven)")
+                })
+            },
+            &shown,
+        )
+    });
+    shown.finish();
+    let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    let proven = |name: &str| {
+        found
+            .get(name)
+            .is_some_and(|c| c.iter().all(|c| c.result == Outcome::Ok))
+    };
+    if a.json {
+        let apps: Vec<AppVerdict<'_>> = report
+            .results
+            .iter()
+            .map(|r| AppVerdict {
+                app: &r.app,
+                // Resumed from an interrupted run: its result, no checks of this run.
+                ok: found
+                    .get(&r.app)
+                    .map_or(r.outcome.is_ok(), |c| !c.iter().any(|c| c.result == Outcome::Fail)),
+                proven: proven(&r.app),
+                checks: found.get(&r.app).cloned(),
+                error: match &r.outcome {
+                    Done::Failed { message, .. } if !found.contains_key(&r.app) => Some(message.as_str()),
+                    Done::Skipped { reason } => Some(reason.as_str()),
+                    _ => None,
+                },
+            })
+            .collect();
+        let all_ok = apps.iter().all(|a| a.ok);
+        let all_proven = apps.iter().all(|a| a.proven);
+        ctx::print_json(
+            "verify",
+            &serde_json::json!({ "ok": all_ok, "proven": all_proven, "apps": apps }),
+        )?;
+    } else if !g.quiet {
+        let n = report.results.iter().filter(|r| proven(&r.app)).count();
+        println!(
+            "{n} of {} app(s) proven: every check exercised and passed (those resumed from an interrupted run are not counted).",
+            report.results.len()
+        );
+    }
+    crate::batch::conclude(g, a.json, &report, "verified with no failed check", &record)
+}
+
 pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
+    if a.all || !a.batch.select.is_empty() {
+        return run_all(g, &a);
+    }
     let (reg, path, decl) = ctx::declared(g)?;
     let c = cmd_token::load(reg, &decl, a.app.as_deref())?;
     let app = c.app.clone();
     let checks = connapp_clients::verify::run(reg, &decl, &path.display().to_string(), &c, &Terminal::of(g))?;
 
     let ok = !checks.iter().any(|c| c.result == Outcome::Fail);
+    record_one(&path, &app.name, &checks);
     if a.json {
         ctx::print_json(
             "verify",

@@ -16,6 +16,7 @@ mod cmd_check;
 mod cmd_evidence;
 mod cmd_guide;
 mod cmd_init;
+mod cmd_list;
 mod cmd_plugins;
 mod cmd_rotate;
 #[cfg(feature = "sandbox")]
@@ -223,6 +224,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Refresh(a) => cmd_token::refresh(&g, a),
         Command::Revoke(a) => cmd_token::revoke(&g, a),
         Command::Status(a) => cmd_token::status(&g, a),
+        Command::List(a) => cmd_list::run(&g, a),
         Command::Completions { shell } => complete::registration(shell, &mut std::io::stdout().lock()),
         Command::Version(a) => {
             if a.json {

@@ -11,7 +11,10 @@ use crate::error::Exit;
 /// The commands in `connapp --help`, grouped as a person looks for them.
 const GROUPS: &[(&str, &[&str])] = &[
     ("Start", &["init", "check", "secrets", "plugins", "sandbox"]),
-    ("The app as code", &["plan", "apply", "guide", "verify", "webhook"]),
+    (
+        "The app as code",
+        &["plan", "apply", "guide", "verify", "list", "webhook"],
+    ),
     ("Tokens", &["login", "token", "refresh", "status", "revoke"]),
     ("This program", &["version", "completions"]),
 ];
@@ -90,7 +93,29 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "refresh",
-        &[("connapp refresh --all", "refresh every user-consented app now")],
+        &[
+            (
+                "connapp refresh --all",
+                "refresh every user-consented app now, 4 at a time",
+            ),
+            (
+                "connapp refresh --select customer=acme --jobs 8",
+                "only the apps the fleet's rows for customer acme made, 8 at a time",
+            ),
+        ],
+    ),
+    (
+        "list",
+        &[
+            (
+                "connapp list",
+                "every app: its row, account, instance, grant owner, refresh and secret ages, last verify",
+            ),
+            (
+                "connapp list --select instance=acme* --json",
+                "the same for some rows, as JSON",
+            ),
+        ],
     ),
     (
         "status",

@@ -6,7 +6,6 @@
 //! asks before anything changes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, Declaration};
@@ -279,6 +278,74 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
     Ok(())
 }
 
+/// What one app's batch plan or apply found: a few words for the run's line,
+/// the plan as `--json` prints it, and whether anything was pending.
+pub struct OneApp {
+    /// What was planned or done, in a few words.
+    pub detail: String,
+    /// The plan (after apply: what was applied), as `--json` prints it.
+    pub plan: Value,
+    /// Anything to do on either end (before apply).
+    pub pending: bool,
+    /// The consent the consumer still needs (after apply), as `--json` prints it.
+    pub consent: Option<Value>,
+}
+
+/// Plans one app and, when `apply`, applies what is pending (a fleet's
+/// batch step: one app's refusal or failure is its own, the plan's
+/// refusal included). An app neither end of which can be reached is an
+/// error naming why.
+pub fn plan_or_apply_one(s: &Session<'_, '_>, app: &App, apply: bool, write_secrets: bool) -> Result<OneApp, Error> {
+    let Session { reg, decl, shared, obs } = *s;
+    let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
+    let Some(mut w) = prepare(reg, decl, app, c, obs)? else {
+        return Err(not_managed(app));
+    };
+    if let Some(b) = &w.plan.blocked {
+        return Err(b.error());
+    }
+    let pending = w.pending() || (write_secrets && w.has_consumer());
+    let said = |w: &Work<'_, '_>| {
+        let mut parts = Vec::new();
+        if w.plan.action != "unmanaged" {
+            parts.push(match w.plan.action {
+                "update" => format!("{} {} change(s)", w.plan.action, w.plan.changes.len()),
+                "none" => "provider app unchanged".to_string(),
+                other => format!("{other} the {} app", w.plan.provider),
+            });
+        }
+        if let Some(t) = &w.consumer_plan {
+            let n = t.items.iter().filter(|i| i.action != "none").count();
+            parts.push(format!("{n} {} record change(s)", t.consumer));
+        }
+        parts.join(", ")
+    };
+    let before = said(&w);
+    if apply && pending {
+        let mut one = [w];
+        self::apply(&mut one, write_secrets, obs)?;
+        let [done] = one;
+        w = done;
+    }
+    let detail = match (apply, pending) {
+        (true, true) => format!("applied: {before}"),
+        (_, false) => "no changes".to_string(),
+        (false, true) => format!("to do: {before}"),
+    };
+    let plan = serde_json::to_value(w.json()).unwrap_or(Value::Null);
+    let consent = if apply {
+        links_json(&consent_links(std::slice::from_ref(&w))?).into_iter().next()
+    } else {
+        None
+    };
+    Ok(OneApp {
+        detail,
+        plan,
+        pending,
+        consent,
+    })
+}
+
 /// A consent the consumer still needs: its link and the note a person reads.
 pub struct Consent<'d> {
     /// The app.
@@ -318,8 +385,8 @@ pub struct Restore<'r, 'd> {
     /// The app.
     pub app: &'d App,
     m: Box<dyn ProviderAdmin + 'r>,
-    /// The saved manifest's file.
-    pub path: PathBuf,
+    /// Where the saved manifest is (the shared store, or an older connapp's file).
+    pub from: history::Saved,
     /// The Zoom app.
     pub app_id: String,
     saved: Value,
@@ -336,22 +403,20 @@ pub fn rollback_plan<'r, 'd>(
 ) -> Result<Vec<Restore<'r, 'd>>, Error> {
     let Session { reg, decl, shared, obs } = *s;
     let data_dir = shared.data_dir().to_path_buf();
+    let none =
+        "no manifest was saved before an apply (the shared store holds none, nor this machine); nothing to roll back";
     let mut work = Vec::new();
     for app in apps {
-        let Some(path) = history::newest(&data_dir, &app.name) else {
+        let Some(from) = history::newest(&shared.store, &data_dir, &app.name)? else {
             if named {
-                return Err(Error::failure(format!(
-                    "{}: no manifest was saved before an apply on this machine; nothing to roll back",
-                    app.name
-                ))
-                .hint(format!(
-                    "saved manifests live in {}",
-                    history::dir(&data_dir, &app.name).display()
+                return Err(Error::failure(format!("{}: {none}", app.name)).hint(format!(
+                    "apply saves the live manifest under {} in the store before it changes the app",
+                    history::key_prefix(&app.name)
                 )));
             }
             continue;
         };
-        let (app_id, saved) = history::read(&path)?;
+        let (app_id, saved) = history::read(&shared.store, &app.name, &from)?;
         let c = AppCtx::load(reg, decl, Some(&app.name), shared)?;
         let m = provider_admin(reg, decl, &c, obs)?;
         let live = m.export(app, &app_id)?;
@@ -360,26 +425,23 @@ pub fn rollback_plan<'r, 'd>(
             provider: m.provider(),
             app,
             m,
-            path,
+            from,
             app_id,
             saved,
             changes,
         });
     }
     if work.is_empty() {
-        return Err(Error::failure(
-            "no manifest was saved before an apply on this machine; nothing to roll back",
-        ));
+        return Err(Error::failure(none));
     }
     Ok(work)
 }
 
-/// Restores one saved manifest; the saved copy, having done its job, is
-/// removed (an older one is next).
-pub fn restore(r: &Restore<'_, '_>) -> Result<(), Error> {
+/// Restores one saved manifest; the saved copy (in `store`), having done
+/// its job, is removed (an older one is next).
+pub fn restore(store: &connapp_plugin_api::StoreHandle, r: &Restore<'_, '_>) -> Result<(), Error> {
     if !r.changes.is_empty() {
         r.m.restore(r.app, &r.app_id, &r.saved)?;
     }
-    let _ = std::fs::remove_file(&r.path);
-    Ok(())
+    history::remove(store, &r.app.name, &r.from)
 }

@@ -94,7 +94,12 @@ fn plan_apply_plan_again_then_roll_back() {
         "{:?}",
         restores[0].changes
     );
-    apply::restore(&restores[0]).expect("restore");
+    apply::restore(&shared.store, &restores[0]).expect("restore");
+    // The saved manifest did its job: it is gone from the shared store.
+    assert!(
+        apply::rollback_plan(&s, &apps, true).is_err(),
+        "the saved manifest was kept"
+    );
     let after = apply::prepare_all(&s, &apps, false).expect("plan after the rollback");
     assert_eq!(after[0].plan.action, "update", "the declaration differs again");
     assert!(

@@ -31,7 +31,7 @@ pub use diag::{Diagnostic, Severity, SourceMap};
 pub use init::{InitOptions, MANAGEMENT_APP, dex_redirect, render_declaration};
 pub use model::{
     App, AppLookupError, ClientAuthStyle, Declaration, Fleet, FleetRow, GrantKind, OAuth, Scope, ScopeSource,
-    SecretKind, StoreDecl, Usage, Webhook, app_prefix, secret_key,
+    SecretKind, SelectError, StoreDecl, Usage, Webhook, app_prefix, secret_key,
 };
 
 #[cfg(test)]

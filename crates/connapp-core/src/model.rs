@@ -477,3 +477,63 @@ impl Fleet {
         self.rows.iter().find(|r| r.apps.iter().any(|a| a == name))
     }
 }
+
+/// Why a selection of a fleet's rows cannot be made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// Not `COLUMN=VALUE`.
+    #[error("{0:?} is not COLUMN=VALUE")]
+    Shape(String),
+    /// The declaration has no `[fleet]`, so there are no rows to select.
+    #[error("the declaration has no [fleet], so there are no rows to select by {0:?}")]
+    NoFleet(String),
+    /// No such column.
+    #[error("the inventory has no column {column:?} (its columns: {})", known.join(", "))]
+    Column {
+        /// The column asked for.
+        column: String,
+        /// The columns there are.
+        known: Vec<String>,
+    },
+}
+
+impl Declaration {
+    /// The apps the fleet's rows matching every `COLUMN=VALUE` filter made;
+    /// with no filter, every app. A value may end in `*` to match a prefix.
+    pub fn select(&self, filters: &[String]) -> Result<Vec<&App>, SelectError> {
+        if filters.is_empty() {
+            return Ok(self.apps.iter().collect());
+        }
+        let mut parsed = Vec::new();
+        for f in filters {
+            let Some((c, v)) = f.split_once('=').filter(|(c, _)| !c.trim().is_empty()) else {
+                return Err(SelectError::Shape(f.clone()));
+            };
+            parsed.push((c.trim(), v.trim()));
+        }
+        let Some(fleet) = &self.fleet else {
+            return Err(SelectError::NoFleet(filters[0].clone()));
+        };
+        if let Some((c, _)) = parsed.iter().find(|(c, _)| !fleet.columns.iter().any(|k| k == c)) {
+            return Err(SelectError::Column {
+                column: c.to_string(),
+                known: fleet.columns.clone(),
+            });
+        }
+        let matches = |value: &str, want: &str| match want.strip_suffix('*') {
+            Some(prefix) => value.starts_with(prefix),
+            None => value == want,
+        };
+        let chosen: std::collections::HashSet<&str> = fleet
+            .rows
+            .iter()
+            .filter(|r| {
+                parsed
+                    .iter()
+                    .all(|(c, v)| matches(r.values.get(*c).map(String::as_str).unwrap_or_default(), v))
+            })
+            .flat_map(|r| r.apps.iter().map(String::as_str))
+            .collect();
+        Ok(self.apps.iter().filter(|a| chosen.contains(a.name.as_str())).collect())
+    }
+}

@@ -827,3 +827,23 @@ fn one_problem_in_many_rows_is_said_a_bounded_number_of_times() {
         r.diagnostics.iter().map(|d| &d.message).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn a_selection_picks_the_apps_of_the_matching_rows() {
+    let csv = "customer,instance,zoom_account,zoom_app_id\nacme,acme,a1,\nacme2,acme-test,a2,\nglobex,globex,a3,\n";
+    let d = fleet_check(csv).declaration.expect("valid");
+    let names = |f: &[&str]| -> Vec<String> {
+        let f: Vec<String> = f.iter().map(|s| s.to_string()).collect();
+        d.select(&f).expect("selected").iter().map(|a| a.name.clone()).collect()
+    };
+    assert_eq!(names(&["customer=globex"]), ["dex-globex", "mgmt-globex"]);
+    assert_eq!(names(&["instance=acme*"]).len(), 4);
+    assert_eq!(
+        names(&["instance=acme*", "zoom_account=a2"]),
+        ["dex-acme2", "mgmt-acme2"]
+    );
+    assert_eq!(names(&[]).len(), 6);
+    let e = d.select(&["custmer=acme".to_string()]).expect_err("no such column");
+    assert!(e.to_string().contains("customer, instance"), "{e}");
+    assert!(matches!(d.select(&["acme".to_string()]), Err(SelectError::Shape(_))));
+}

@@ -32,6 +32,7 @@ mod error;
 pub mod evidence;
 pub mod guide;
 pub mod history;
+pub mod listing;
 pub mod manage;
 pub mod memory;
 pub mod platform;
@@ -44,7 +45,7 @@ pub mod watch;
 pub mod webhook;
 
 pub use engine::Engine;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, Retry};
 
 #[cfg(test)]
 mod test_support;

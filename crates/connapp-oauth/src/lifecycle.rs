@@ -484,9 +484,12 @@ fn process_lock(app: &str) -> &'static Mutex<()> {
 /// with `CONNAPP_FAULT_SLOW=MS`, lingers MS milliseconds at every point, so
 /// that kills at random moments land in each phase of a refresh (journal
 /// durable but store not written, store written but journal not removed)
-/// and not only in the start-up that dominates a run.
+/// and not only in the start-up that dominates a run. With
+/// `CONNAPP_FAULT_SKIP=N` the first N arrivals at the point pass (a batch
+/// run killed at its N+1st app).
 #[cfg(feature = "fault-injection")]
 pub fn fault(point: &str) {
+    static PASSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     if let Some(ms) = std::env::var("CONNAPP_FAULT_SLOW")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -494,6 +497,13 @@ pub fn fault(point: &str) {
         std::thread::sleep(Duration::from_millis(ms));
     }
     if std::env::var("CONNAPP_FAULT").is_ok_and(|p| p == point) {
+        let skip = std::env::var("CONNAPP_FAULT_SKIP")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if PASSED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < skip {
+            return;
+        }
         // SAFETY: sending SIGKILL to ourselves; nothing after this runs.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);

@@ -14,7 +14,7 @@ use connapp_engine::history;
 use connapp_engine::manage::{AppPlan, Blocked, CreateIntent, Intents, Revoked, Started};
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
-use connapp_engine::{Error, ErrorKind};
+use connapp_engine::{Error, ErrorKind, Retry};
 use connapp_oauth::api::{Api, ApiError};
 use connapp_oauth::lifecycle::{fault, host_name};
 use connapp_plugin_api::Expected;
@@ -57,10 +57,18 @@ pub fn api_error(what: &str, mgr: &str, e: ApiError) -> Error {
             )
         }
         ApiError::Status { status: 429, rate, .. } => {
-            Error::failure(format!("{what}: {e}")).hint(match &rate.retry_after {
+            let e2 = Error::failure(format!("{what}: {e}")).hint(match &rate.retry_after {
                 Some(t) => format!("Zoom rate-limited the Marketplace API; try again after {t}"),
                 None => "Zoom rate-limited the Marketplace API; try again in a minute".into(),
-            })
+            });
+            // Typed, so a batch run pauses this account until then (a QPS
+            // refusal without the header: a second).
+            let retry = rate
+                .retry_after
+                .as_deref()
+                .and_then(Retry::parse)
+                .unwrap_or(Retry::After(1));
+            e2.retry(retry)
         }
         _ => Error::failure(format!("{what}: {e}")),
     }
@@ -546,7 +554,14 @@ pub fn adopt(m: &Manager<'_>, app: &App, id: &str, obs: &dyn Observer) -> Result
 pub fn update(m: &Manager<'_>, p: &AppPlan, app: &App, id: &str) -> Result<(), Error> {
     let mgr = app.managed_by.clone().unwrap_or_default();
     validate(m, app, &p.merged, Some(id))?;
-    history::save(m.ctx.shared.data_dir(), &app.name, id, &p.live)?;
+    history::save(
+        &m.ctx.shared.store,
+        &app.name,
+        id,
+        &p.live,
+        m.ctx.shared.now(),
+        &host_name(),
+    )?;
     m.call(|api| async move { Marketplace::new(&api).replace_manifest(id, &p.merged).await })
         .map_err(|e| api_error(&format!("{}: write the manifest", app.name), &mgr, e))
 }
