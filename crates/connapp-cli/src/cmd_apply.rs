@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use connapp_clients::apply::{self as work, AppPlan, Restore, Work};
+use connapp_clients::apply::{self as work, AppPlan, PlanAction, RecordAction, Restore, Work};
 use connapp_core::manifest::Change;
 use connapp_core::{App, Declaration};
 use connapp_engine::tokens::Shared;
@@ -24,12 +24,12 @@ use crate::render;
 
 fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Result<()> {
     match p.action {
-        "create" => writeln!(
+        PlanAction::Create => writeln!(
             out,
             "{}: create the {} app {display:?} (managed by {}):",
             p.app, p.provider, p.managed_by
         )?,
-        "adopt" => writeln!(
+        PlanAction::Adopt => writeln!(
             out,
             "{}: adopt the {} app {} that an interrupted apply created (its id or credentials never reached the store; managed by {}):",
             p.app,
@@ -37,7 +37,7 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
             p.app_id.as_deref().unwrap_or(""),
             p.managed_by
         )?,
-        "none" => {
+        PlanAction::None => {
             return writeln!(
                 out,
                 "{}: {} app {} matches the declaration",
@@ -62,21 +62,21 @@ fn print_plan(out: &mut impl Write, p: &AppPlan, display: &str) -> std::io::Resu
 }
 
 fn summary(work: &[Work<'_, '_>]) -> String {
-    let n = |a: &str| work.iter().filter(|w| w.plan.action == a).count();
+    let n = |a: PlanAction| work.iter().filter(|w| w.plan.action == a).count();
     let provider = work.first().map_or("provider", |w| w.plan.provider.as_str());
-    let adopt = match n("adopt") {
+    let adopt = match n(PlanAction::Adopt) {
         0 => String::new(),
         k => format!(", {k} to adopt"),
     };
     let mut s = format!(
         "Plan: {} {provider} app(s) to create, {} to update{adopt}, {} unchanged.",
-        n("create"),
-        n("update"),
-        n("none")
+        n(PlanAction::Create),
+        n(PlanAction::Update),
+        n(PlanAction::None)
     );
     let sn: Vec<&TargetPlan> = work.iter().filter_map(|w| w.consumer_plan.as_ref()).collect();
     if !sn.is_empty() {
-        let count = |act: &[&str]| {
+        let count = |act: &[RecordAction]| {
             sn.iter()
                 .flat_map(|t| &t.items)
                 .filter(|i| act.contains(&i.action))
@@ -85,9 +85,9 @@ fn summary(work: &[Work<'_, '_>]) -> String {
         s.push_str(&format!(
             "\n      {}: {} record(s) to create, {} to update, {} to delete.",
             sn[0].consumer,
-            count(&["create", "created-by-instance"]),
-            count(&["update"]),
-            count(&["delete"])
+            count(&[RecordAction::Create, RecordAction::CreatedByInstance]),
+            count(&[RecordAction::Update]),
+            count(&[RecordAction::Delete])
         ));
     }
     s
@@ -99,7 +99,7 @@ fn blocked<'w>(work: &'w [Work<'_, '_>]) -> Option<&'w connapp_engine::manage::B
 }
 
 fn print_work(out: &mut impl Write, w: &Work<'_, '_>) -> std::io::Result<()> {
-    if w.plan.action != "unmanaged" {
+    if w.plan.action != PlanAction::Unmanaged {
         print_plan(out, &w.plan, &w.app.display_name)?;
     }
     if let Some(t) = &w.consumer_plan {

@@ -12,7 +12,7 @@ use connapp_core::{App, Declaration};
 pub use connapp_engine::manage::AppPlan;
 use connapp_engine::manage::ConsumerEnd;
 use connapp_engine::manage::ProviderAdmin;
-pub use connapp_engine::manage::{Item, Mode, TargetPlan};
+pub use connapp_engine::manage::{Item, Mode, PlanAction, RecordAction, TargetPlan};
 use connapp_engine::tokens::{AppCtx, Event, Observer, Shared};
 use connapp_engine::{Error, history, platform};
 use connapp_host::Registry;
@@ -237,7 +237,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 });
             }
             m.apply(app, p, obs)?;
-            if matches!(p.action, "create" | "update" | "adopt") {
+            if matches!(p.action, PlanAction::Create | PlanAction::Update | PlanAction::Adopt) {
                 obs.event(Event::Done(&format!(
                     "{}: applied {} change(s) to {} app {}; the export matches.",
                     app.name,
@@ -245,7 +245,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                     m.provider(),
                     p.app_id.as_deref().unwrap_or("")
                 )));
-                if p.action == "update"
+                if p.action == PlanAction::Update
                     && let Some(note) = m.reconsent_note(app, &p.scopes_added)
                 {
                     obs.event(Event::Notice(&note));
@@ -265,7 +265,7 @@ pub fn apply(work: &mut [Work<'_, '_>], write_secrets: bool, obs: &dyn Observer)
                 });
             }
             let done = end.run(mode)?;
-            let changed = done.items.iter().filter(|i| i.action != "none").count();
+            let changed = done.items.iter().filter(|i| i.action != RecordAction::None).count();
             if changed > 0 {
                 obs.event(Event::Done(&format!(
                     "{}: {} {}: {changed} record(s) created, updated or removed; the chain is in place.",
@@ -307,15 +307,15 @@ pub fn plan_or_apply_one(s: &Session<'_, '_>, app: &App, apply: bool, write_secr
     let pending = w.pending() || (write_secrets && w.has_consumer());
     let said = |w: &Work<'_, '_>| {
         let mut parts = Vec::new();
-        if w.plan.action != "unmanaged" {
+        if w.plan.action != PlanAction::Unmanaged {
             parts.push(match w.plan.action {
-                "update" => format!("{} {} change(s)", w.plan.action, w.plan.changes.len()),
-                "none" => "provider app unchanged".to_string(),
+                PlanAction::Update => format!("{} {} change(s)", w.plan.action, w.plan.changes.len()),
+                PlanAction::None => "provider app unchanged".to_string(),
                 other => format!("{other} the {} app", w.plan.provider),
             });
         }
         if let Some(t) = &w.consumer_plan {
-            let n = t.items.iter().filter(|i| i.action != "none").count();
+            let n = t.items.iter().filter(|i| i.action != RecordAction::None).count();
             parts.push(format!("{n} {} record change(s)", t.consumer));
         }
         parts.join(", ")

@@ -9,6 +9,7 @@
 use connapp_core::{App, SecretKind};
 use connapp_engine::Error;
 use connapp_engine::evidence::Subject;
+use connapp_engine::manage::{PlanAction, RecordAction};
 use connapp_engine::rotation::{Rotation, fingerprint};
 use connapp_engine::tokens::{AppCtx, Event};
 use serde_json::{Value, json};
@@ -71,7 +72,7 @@ pub fn of_apply(
     let mut apps = Vec::new();
     for w in work {
         let name = &w.app.name;
-        if w.plan.action != "unmanaged" {
+        if w.plan.action != PlanAction::Unmanaged {
             let after = if w.plan.merged.is_null() {
                 &w.plan.live
             } else {
@@ -205,7 +206,7 @@ pub fn apply_plans(work: &[Work<'_, '_>], predicate: &Value, evidence_name: &str
     let mut test = vec!["connapp verify after the change:".to_string()];
     for w in work {
         let name = &w.app.name;
-        if w.plan.action != "unmanaged" {
+        if w.plan.action != PlanAction::Unmanaged {
             implementation.push(format!(
                 "- {name}: {} the {} app {} ({} setting change(s))",
                 w.plan.action,
@@ -222,7 +223,8 @@ pub fn apply_plans(work: &[Work<'_, '_>], predicate: &Value, evidence_name: &str
             ));
         }
         if let Some(t) = &w.consumer_plan {
-            let changed: Vec<&connapp_engine::manage::Item> = t.items.iter().filter(|i| i.action != "none").collect();
+            let changed: Vec<&connapp_engine::manage::Item> =
+                t.items.iter().filter(|i| i.action != RecordAction::None).collect();
             implementation.push(format!(
                 "- {name}: {} {}: {} record(s) created, updated or removed",
                 t.consumer,

@@ -1,6 +1,7 @@
 //! plan / apply / rollback in-process against the Zoom sandbox, through the
 //! management app, on a store in memory (the e2e tests keep the CLI surface).
 
+use crate::apply::PlanAction;
 use connapp_core::SecretKind;
 use connapp_engine::memory::Memory;
 use connapp_engine::secrets::Secrets;
@@ -69,7 +70,7 @@ fn plan_apply_plan_again_then_roll_back() {
     assert_eq!(apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["dex"]);
     let mut work = apply::prepare_all(&s, &apps, false).expect("plan");
     let plan = &work[0].plan;
-    assert_eq!(plan.action, "update", "{:?}", plan.changes);
+    assert_eq!(plan.action, PlanAction::Update, "{:?}", plan.changes);
     assert!(
         plan.changes
             .iter()
@@ -81,7 +82,7 @@ fn plan_apply_plan_again_then_roll_back() {
 
     apply::apply(&mut work, false, &Silent).expect("apply");
     let again = apply::prepare_all(&s, &apps, false).expect("plan again");
-    assert_eq!(again[0].plan.action, "none", "{:?}", again[0].plan.changes);
+    assert_eq!(again[0].plan.action, PlanAction::None, "{:?}", again[0].plan.changes);
 
     // The manifest from before the apply was kept; restoring it brings the old name back.
     let restores = apply::rollback_plan(&s, &apps, true).expect("rollback plan");
@@ -101,7 +102,11 @@ fn plan_apply_plan_again_then_roll_back() {
         "the saved manifest was kept"
     );
     let after = apply::prepare_all(&s, &apps, false).expect("plan after the rollback");
-    assert_eq!(after[0].plan.action, "update", "the declaration differs again");
+    assert_eq!(
+        after[0].plan.action,
+        PlanAction::Update,
+        "the declaration differs again"
+    );
     assert!(
         apply::rollback_plan(&s, &apps, true).is_err(),
         "the saved copy was used up"

@@ -17,6 +17,76 @@ use crate::Error;
 use crate::tokens::{AppCtx, Observer};
 use crate::verify::Check;
 
+/// What apply does to an app at its provider (serialised as today's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanAction {
+    /// Create the app.
+    Create,
+    /// Change its settings.
+    Update,
+    /// Take over the app an interrupted create made (see [`CreateIntent`]).
+    Adopt,
+    /// Nothing: it matches the declaration.
+    None,
+    /// connapp does not manage it at the provider (no `managed_by`).
+    Unmanaged,
+}
+
+impl PlanAction {
+    /// The word in plans and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Create => "create",
+            PlanAction::Update => "update",
+            PlanAction::Adopt => "adopt",
+            PlanAction::None => "none",
+            PlanAction::Unmanaged => "unmanaged",
+        }
+    }
+}
+
+impl std::fmt::Display for PlanAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What apply does to one consumer record (serialised as today's words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordAction {
+    /// Create it.
+    Create,
+    /// The instance creates it itself (e.g. when a consent completes).
+    CreatedByInstance,
+    /// Change fields of it.
+    Update,
+    /// Remove it.
+    Delete,
+    /// Nothing: it is as declared.
+    None,
+}
+
+impl RecordAction {
+    /// The word in plans and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordAction::Create => "create",
+            RecordAction::CreatedByInstance => "created-by-instance",
+            RecordAction::Update => "update",
+            RecordAction::Delete => "delete",
+            RecordAction::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One app's plan.
 #[derive(Serialize)]
 pub struct AppPlan {
@@ -29,8 +99,8 @@ pub struct AppPlan {
     pub app_id: Option<String>,
     /// The management app whose token is used.
     pub managed_by: String,
-    /// `create`, `update` or `none`.
-    pub action: &'static str,
+    /// What apply does to the provider's app.
+    pub action: PlanAction,
     /// Every setting that changes.
     pub changes: Vec<Change>,
     /// Scopes the app gains.
@@ -72,7 +142,7 @@ impl AppPlan {
             app: app.name.clone(),
             app_id: app.app_id.clone(),
             managed_by: String::new(),
-            action: "unmanaged",
+            action: PlanAction::Unmanaged,
             changes: Vec::new(),
             scopes_added: Vec::new(),
             scopes_removed: Vec::new(),
@@ -84,7 +154,7 @@ impl AppPlan {
 
     /// Anything to do at the provider.
     pub fn pending(&self) -> bool {
-        !matches!(self.action, "none" | "unmanaged")
+        !matches!(self.action, PlanAction::None | PlanAction::Unmanaged)
     }
 }
 
@@ -165,8 +235,8 @@ pub struct Item {
     pub table: String,
     /// For humans.
     pub label: String,
-    /// `create`, `update`, `none`, `delete`, or `created-by-instance`.
-    pub action: &'static str,
+    /// What apply does to the record.
+    pub action: RecordAction,
     /// The record, when it exists.
     pub sys_id: Option<String>,
     /// `(field, before, after)` for updates and creations.

@@ -186,8 +186,45 @@ pub fn check_with(file: &str, text: &str, inventory: Inventory<'_>, reg: &Regist
     // A fleet's finding, by (pattern, field, rule, words): its first place and its rows.
     let mut fleet_found: Vec<(Diagnostic, Vec<usize>)> = Vec::new();
     let mut fleet_index: HashMap<(String, String, String, String), usize> = HashMap::new();
-    // Apps a template made from rows differ in few fields: ask a plugin once per distinct view.
-    let mut asked: HashMap<String, Vec<Finding>> = HashMap::new();
+    // The plugins' findings for every app, asked on a few threads (a fleet
+    // has thousands of apps), each thread asking once per distinct view.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let chunk = decl.apps.len().div_ceil(threads).max(1);
+    let asked: Vec<Result<Vec<Vec<Finding>>, HostError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = decl
+            .apps
+            .chunks(chunk)
+            .map(|apps| {
+                let presets = &presets;
+                s.spawn(move || {
+                    let mut seen: HashMap<String, Vec<Finding>> = HashMap::new();
+                    apps.iter()
+                        .map(|app| {
+                            let view = view_with(presets, app).to_string();
+                            if let Some(f) = seen.get(&view) {
+                                return Ok(f.clone());
+                            }
+                            // The app's platform, then its target's consumer platform.
+                            let mut findings = reg.check_app(&app.platform, &view)?;
+                            if let Some(t) = &app.target {
+                                findings.extend(reg.check_app(&t.kind, &view)?);
+                            }
+                            seen.insert(view, findings.clone());
+                            Ok(findings)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut all_findings = Vec::with_capacity(decl.apps.len());
+    for part in asked {
+        all_findings.extend(part?);
+    }
     let rows: HashMap<&str, _> = decl
         .fleet
         .iter()
@@ -197,21 +234,8 @@ pub fn check_with(file: &str, text: &str, inventory: Inventory<'_>, reg: &Regist
                 .flat_map(move |r| r.apps.iter().map(move |a| (a.as_str(), (f, r))))
         })
         .collect();
-    for app in &decl.apps {
+    for (app, findings) in decl.apps.iter().zip(all_findings) {
         let row = rows.get(app.name.as_str()).copied();
-        let view = view_with(&presets, app).to_string();
-        let findings = match asked.get(&view) {
-            Some(f) => f.clone(),
-            None => {
-                // The app's platform, then its target's consumer platform.
-                let mut findings = reg.check_app(&app.platform, &view)?;
-                if let Some(t) = &app.target {
-                    findings.extend(reg.check_app(&t.kind, &view)?);
-                }
-                asked.insert(view, findings.clone());
-                findings
-            }
-        };
         for f in findings {
             let severity = match f.severity {
                 FindingSeverity::Error => Severity::Error,

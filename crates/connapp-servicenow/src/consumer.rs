@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use connapp_core::{App, InstanceAuth, SecretKind, Target};
+use connapp_engine::manage::RecordAction;
 use connapp_engine::tokens::AppCtx;
 use connapp_engine::{Error, ErrorKind};
 use connapp_plugin_api::contract::{ConsumerRecords, Lookup, RecordSpec};
@@ -272,11 +273,11 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                     table,
                     label,
                     action: if appeared {
-                        "created-by-instance"
+                        RecordAction::CreatedByInstance
                     } else if changes.is_empty() {
-                        "none"
+                        RecordAction::None
                     } else {
-                        "update"
+                        RecordAction::Update
                     },
                     sys_id: Some(id),
                     changes,
@@ -286,7 +287,11 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                 key,
                 table,
                 label,
-                action: if created_by { "created-by-instance" } else { "create" },
+                action: if created_by {
+                    RecordAction::CreatedByInstance
+                } else {
+                    RecordAction::Create
+                },
                 sys_id: None,
                 changes: want
                     .iter()
@@ -308,7 +313,7 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                     key,
                     table,
                     label,
-                    action: "create",
+                    action: RecordAction::Create,
                     sys_id: Some(id),
                     changes: want
                         .iter()
@@ -352,13 +357,13 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                 key: format!("prune:{id}"),
                 table: table.clone(),
                 label,
-                action: "delete",
+                action: RecordAction::Delete,
                 sys_id: Some(id),
                 changes: Vec::new(),
             });
         }
     }
-    let pending = items.iter().any(|i| i.action != "none");
+    let pending = items.iter().any(|i| i.action != RecordAction::None);
     Ok((
         TargetPlan {
             consumer: "ServiceNow",

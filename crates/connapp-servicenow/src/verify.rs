@@ -4,7 +4,7 @@
 
 use connapp_core::urls;
 use connapp_engine::Error;
-use connapp_engine::manage::{ConsumerGrant, GrantHeld};
+use connapp_engine::manage::{ConsumerGrant, GrantHeld, RecordAction};
 use connapp_engine::tokens::AppCtx;
 use connapp_engine::verify::{Check, Outcome, row, ymd};
 use connapp_oauth::ago;
@@ -164,8 +164,8 @@ pub fn chain(
     };
     for i in &plan.items {
         let (result, detail, fix) = match i.action {
-            "none" => (Outcome::Ok, "present and linked".to_string(), String::new()),
-            "create" | "created-by-instance" => (
+            RecordAction::None => (Outcome::Ok, "present and linked".to_string(), String::new()),
+            RecordAction::Create | RecordAction::CreatedByInstance => (
                 Outcome::Fail,
                 match i.table.as_str() {
                     "oauth_entity_scope" => {
@@ -176,7 +176,7 @@ pub fn chain(
                 },
                 "connapp apply".to_string(),
             ),
-            "update" => {
+            RecordAction::Update => {
                 let grant = i
                     .changes
                     .iter()

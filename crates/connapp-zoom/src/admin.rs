@@ -11,7 +11,7 @@
 use connapp_core::manifest::{self, Change};
 use connapp_core::{App, GrantKind, SecretKind};
 use connapp_engine::history;
-use connapp_engine::manage::{AppPlan, Blocked, CreateIntent, Intents, Revoked, Started};
+use connapp_engine::manage::{AppPlan, Blocked, CreateIntent, Intents, PlanAction, Revoked, Started};
 use connapp_engine::secrets::Secrets;
 use connapp_engine::tokens::{AppCtx, Event, Observer, Silent};
 use connapp_engine::{Error, ErrorKind, Retry};
@@ -126,12 +126,12 @@ impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
     }
     fn apply(&self, app: &App, p: &mut AppPlan, obs: &dyn Observer) -> Result<(), Error> {
         match p.action {
-            "create" => {
+            PlanAction::Create => {
                 let id = create(self, app, &p.merged, obs)?;
                 confirm_written(self, app, &id, &p.merged)?;
                 p.app_id = Some(id);
             }
-            "adopt" => {
+            PlanAction::Adopt => {
                 let id = p.app_id.clone().unwrap_or_default();
                 adopt(self, app, &id, obs)?;
                 if !p.changes.is_empty() {
@@ -140,7 +140,7 @@ impl connapp_engine::manage::ProviderAdmin for Manager<'_> {
                 }
                 Intents::new(&self.ctx.shared.store).clear(&app.name)?;
             }
-            "update" => {
+            PlanAction::Update => {
                 let id = p.app_id.clone().unwrap_or_default();
                 update(self, p, app, &id)?;
                 confirm_written(self, app, &id, &p.merged)?;
@@ -317,12 +317,12 @@ pub fn plan(m: &Manager<'_>, app: &App, want: &Value) -> Result<AppPlan, Error> 
     let changes = manifest::diff(&live, &merged);
     let (scopes_added, scopes_removed) = scope_delta(&live, &merged);
     let action = match (&id, changes.is_empty()) {
-        _ if adopt => "adopt",
-        (None, _) => "create",
-        (Some(_), true) => "none",
-        (Some(_), false) => "update",
+        _ if adopt => PlanAction::Adopt,
+        (None, _) => PlanAction::Create,
+        (Some(_), true) => PlanAction::None,
+        (Some(_), false) => PlanAction::Update,
     };
-    if action == "create" && blocked.is_none() {
+    if action == PlanAction::Create && blocked.is_none() {
         blocked = create_blocker(m, app)?;
     }
     Ok(AppPlan {
