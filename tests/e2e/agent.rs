@@ -84,7 +84,12 @@ fn raw(socket: &Path, send: &str, as_uid: Option<u32>) -> String {
         c.uid(u).gid(u);
     }
     let out = c.output().expect("python3");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    // What the client said, or (it said nothing) why: its stderr and status.
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    if said.trim().is_empty() {
+        return format!("(no answer; {}: {})", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    said
 }
 
 #[test]

@@ -5,42 +5,15 @@ use serde_json::Value;
 
 use crate::support::{Sandbox, built};
 
-/// A DEX app and its management app per customer row.
-const FLEET: &str = r#"version = 1
-
-[store]
-kind = "file"
-
-[fleet]
-inventory = "inventory/customers.csv"
-
-[fleet.apps."dex-{customer}"]
-display_name = "DEX for Zoom"
-platform = "zoom"
-usage = "admin-managed"
-redirect_url = "https://{instance}.service-now.com/oauth_redirect.do"
-allow_list = ["https://{instance}.service-now.com/oauth_redirect.do"]
-presets = ["servicenow-dex-zoom"]
-managed_by = "mgmt-{customer}"
-
-[fleet.apps."dex-{customer}".target]
-kind = "servicenow"
-instance = "{instance}"
-
-[fleet.apps."mgmt-{customer}"]
-display_name = "connapp management"
-platform = "zoom"
-usage = "admin-managed"
-scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin"]
-
-[fleet.apps."mgmt-{customer}".oauth]
-grant = "account_credentials"
-account_id = "{zoom_account}"
-"#;
+/// A DEX app and its management app per customer row (`customer`,
+/// `instance`, `zoom_account`, `zoom_app_id`), its inventory in a folder.
+fn fleet_text() -> String {
+    include_str!("../fixtures/fleet/connapp.toml").replace("\"customers.csv\"", "\"inventory/customers.csv\"")
+}
 
 fn fleet(rows: &str) -> Sandbox {
     let s = Sandbox::new(&built().full);
-    std::fs::write(s.path().join("connapp.toml"), FLEET).expect("write");
+    std::fs::write(s.path().join("connapp.toml"), fleet_text()).expect("write");
     std::fs::create_dir_all(s.path().join("inventory")).expect("mkdir");
     std::fs::write(s.path().join("inventory/customers.csv"), rows).expect("write");
     s
@@ -48,9 +21,9 @@ fn fleet(rows: &str) -> Sandbox {
 
 #[test]
 fn check_reads_the_inventory_beside_the_declaration_and_places_each_problem() {
-    let mut csv = String::from("customer,instance,zoom_account\n");
+    let mut csv = String::from("customer,instance,zoom_account,zoom_app_id\n");
     for i in 0..300 {
-        csv.push_str(&format!("c{i},inst{i},acct{i}\n"));
+        csv.push_str(&format!("c{i},inst{i},acct{i},\n"));
     }
     let s = fleet(&csv);
     let out = s.run(&["check"], None).ok();
@@ -77,7 +50,9 @@ fn check_reads_the_inventory_beside_the_declaration_and_places_each_problem() {
     );
 
     // A bad cell, a duplicate row and a short row: each at its line, the rest untouched.
-    let s = fleet("customer,instance,zoom_account\nacme,acme,a1\nbeta,Beta Prod,a2\nacme,acme-test,a3\ngamma,gamma\n");
+    let s = fleet(
+        "customer,instance,zoom_account,zoom_app_id\nacme,acme,a1,\nbeta,Beta Prod,a2,\nacme,acme-test,a3,\ngamma,gamma\n",
+    );
     let out = s.run(&["check"], None).fails_with(3);
     let err = out.stderr();
     assert!(
@@ -90,7 +65,7 @@ fn check_reads_the_inventory_beside_the_declaration_and_places_each_problem() {
         "{err}"
     );
     assert!(
-        err.contains("customers.csv:5:") && err.contains("2 cells but the header names 3 columns"),
+        err.contains("customers.csv:5:") && err.contains("2 cells but the header names 4 columns"),
         "{err}"
     );
     let j = s.run(&["check", "--json"], None).fails_with(3).json();
@@ -104,13 +79,13 @@ fn check_reads_the_inventory_beside_the_declaration_and_places_each_problem() {
     );
 
     // A column the template names that the inventory lacks: at the template, with the columns.
-    let s = fleet("customer,instance,zoom_acct\nacme,acme,a1\n");
+    let s = fleet("customer,instance,zoom_acct,zoom_app_id\nacme,acme,a1,\n");
     let err = s.run(&["check"], None).fails_with(3).stderr();
     assert!(
         err.contains("connapp.toml:") && err.contains("`{zoom_account}` names no column"),
         "{err}"
     );
-    assert!(err.contains("customer, instance, zoom_acct"), "{err}");
+    assert!(err.contains("customer, instance, zoom_acct, zoom_app_id"), "{err}");
 
     // No inventory file: said at `fleet.inventory`, the path named.
     let s = fleet("");
@@ -204,7 +179,6 @@ api_base = "{zoom_base}"
 
 #[test]
 fn a_fleet_apply_killed_midway_resumes_without_a_second_app_and_a_down_instance_fails_alone() {
-    use std::os::unix::process::ExitStatusExt;
     let mut w = FleetWorld::new(8);
     // Row c5's instance is down.
     w.sn[5] = None;
@@ -213,13 +187,10 @@ fn a_fleet_apply_killed_midway_resumes_without_a_second_app_and_a_down_instance_
     assert_eq!(j["errors"][0]["app"], "dex-c5", "{j:#}");
     assert_eq!(j["pending"], true);
     // Killed with Zoom's answer to the fourth create in hand (one app at a time).
-    let mut c = w
-        .user
-        .command_of(&built().fault, &["apply", "--all", "--yes", "--jobs", "1"]);
-    c.env("CONNAPP_FAULT", "create-after-answer")
-        .env("CONNAPP_FAULT_SKIP", "3");
-    let out = c.output().expect("run");
-    assert_eq!(out.status.signal(), Some(9), "{}", String::from_utf8_lossy(&out.stderr));
+    w.user.killed_at(
+        &["apply", "--all", "--yes", "--jobs", "1"],
+        &[("CONNAPP_FAULT", "create-after-answer"), ("CONNAPP_FAULT_SKIP", "3")],
+    );
     assert_eq!(w.zoom_apps().len(), 4, "three done, the fourth created but not stored");
     // The rerun resumes: the three finished apps are not done again, the fourth is adopted.
     let out = w.user.run(&["apply", "--all", "--yes", "--jobs", "3"], None);

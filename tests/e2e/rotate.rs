@@ -5,7 +5,6 @@
 //! completed by `--resume` and undone by `--abort`; Zoom's limit on
 //! schedule changes is reported with the time to retry.
 
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::servicenow::World;
-use crate::support::{built, no_redirects, sandbox_control};
+use crate::support::{no_redirects, sandbox_control};
 
 /// The created DEX app's Client ID and its current Client Secret at Zoom.
 fn zoom_app(w: &World) -> (String, String) {
@@ -250,18 +249,9 @@ fn resume_with_the_secret_zoom_shows(w: &World, e: &str) {
 
 /// Runs the fault-injection build of `rotate` and expects it killed at `point`.
 fn killed_at(w: &World, point: &str) {
-    let b = built();
-    let mut c = w
-        .user
-        .command_of(&b.fault, &rotate_args(&["--overlap", "6h", "--wait", "20s"]));
-    c.env("CONNAPP_FAULT", point);
-    let out = c.output().expect("run");
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{point}: the fault point was not reached ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+    w.user.killed_at(
+        &rotate_args(&["--overlap", "6h", "--wait", "20s"]),
+        &[("CONNAPP_FAULT", point)],
     );
 }
 

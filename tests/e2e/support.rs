@@ -282,6 +282,22 @@ impl Sandbox {
         self.set_secret_of("zoom-marketplace", "client-secret", secret);
     }
 
+    /// Runs the fault-injection build with `args` and `env` (`CONNAPP_FAULT`
+    /// among them) and expects it killed with SIGKILL at that point.
+    pub fn killed_at(&self, args: &[&str], env: &[(&str, &str)]) {
+        use std::os::unix::process::ExitStatusExt;
+        let mut c = self.command_of(&built().fault, args);
+        c.envs(env.iter().copied());
+        let out = c.output().expect("run");
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{env:?}: the fault point was not reached ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `init` + nothing else; returns the declaration path.
     pub fn init(&self) -> PathBuf {
         self.run(&["init", "--instance", "acme"], None).ok();

@@ -11,8 +11,7 @@ use connapp_sandbox::state::App as SbxApp;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Chrome, LOOPBACK, Run, Sandbox, built, managed_user, no_redirects, sandbox_control, target_dir,
-    zoom_with_management,
+    Chrome, LOOPBACK, Run, Sandbox, managed_user, no_redirects, sandbox_control, target_dir, zoom_with_management,
 };
 
 const MGMT_SECRET: &str = "CANARY-mgmt-secret-7c1e";
@@ -936,17 +935,7 @@ fn plan_predicts_the_refusal_apply_would_make() {
 
 /// The fault-injection build of `apply --yes`, killed at `point`.
 fn apply_killed_at(w: &World, point: &str) {
-    use std::os::unix::process::ExitStatusExt;
-    let mut c = w.user.command_of(&built().fault, &["apply", "--yes"]);
-    c.env("CONNAPP_FAULT", point);
-    let out = c.output().expect("run");
-    assert_eq!(
-        out.status.signal(),
-        Some(9),
-        "{point}: the fault point was not reached ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.user.killed_at(&["apply", "--yes"], &[("CONNAPP_FAULT", point)]);
 }
 
 #[test]

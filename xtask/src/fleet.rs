@@ -8,47 +8,17 @@ use crate::bench::{Mode, time_runs};
 use crate::demo::demo_command;
 use crate::hotpath::Verdicts;
 
-/// A DEX app and its management app per customer row.
-const FLEET: &str = r#"version = 1
-
-[store]
-kind = "file"
-
-[fleet]
-inventory = "customers.csv"
-
-[fleet.apps."dex-{customer}"]
-display_name = "DEX for Zoom"
-platform = "zoom"
-usage = "admin-managed"
-redirect_url = "https://{instance}.service-now.com/oauth_redirect.do"
-allow_list = ["https://{instance}.service-now.com/oauth_redirect.do"]
-presets = ["servicenow-dex-zoom"]
-managed_by = "mgmt-{customer}"
-
-[fleet.apps."dex-{customer}".target]
-kind = "servicenow"
-instance = "{instance}"
-
-[fleet.apps."mgmt-{customer}"]
-display_name = "connapp management"
-platform = "zoom"
-usage = "admin-managed"
-scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin"]
-
-[fleet.apps."mgmt-{customer}".oauth]
-grant = "account_credentials"
-account_id = "{zoom_account}"
-"#;
+/// A DEX app and its management app per customer row (the e2e tests' fleet).
+const FLEET: &str = include_str!("../../tests/fixtures/fleet/connapp.toml");
 
 pub(crate) fn fleet_check_bench(bin: &Path, mode: Mode, v: &mut Verdicts) -> Result<()> {
     let work = std::env::temp_dir().join(format!("connapp-fleet-bench-{}", std::process::id()));
     let one = work.join("one");
     std::fs::create_dir_all(&one)?;
     let rows = 10_000;
-    let mut csv = String::from("customer,instance,zoom_account\n");
+    let mut csv = String::from("customer,instance,zoom_account,zoom_app_id\n");
     for i in 0..rows {
-        csv.push_str(&format!("customer{i:05},instance{i:05},acct{i:05}Xy12AbCd\n"));
+        csv.push_str(&format!("customer{i:05},instance{i:05},acct{i:05}Xy12AbCd,\n"));
     }
     std::fs::write(work.join("connapp.toml"), FLEET)?;
     std::fs::write(work.join("customers.csv"), csv)?;

@@ -34,7 +34,7 @@ pub fn select<'d>(decl: &'d Declaration, b: &BatchArgs) -> Result<Vec<&'d App>, 
 /// How a batch run shares provider accounts: two apps of one account at
 /// once, and a refusal with `Retry-After` pauses that account (up to five
 /// minutes, three times per app). Built by [`with_budget`].
-pub fn with_budget<T>(
+fn with_budget<T>(
     decl: &Declaration,
     now: &(dyn Fn() -> u64 + Sync),
     f: impl FnOnce(&connapp_engine::batch::Budget<'_>) -> T,
@@ -53,6 +53,40 @@ pub fn with_budget<T>(
         now,
     };
     f(&budget)
+}
+
+/// Runs `work` for `apps` as a batch `step` of the declaration at `path` on
+/// `shared`: its run file (resuming an interrupted run), the bar or lines,
+/// the accounts' budget. Returns the report and the run file.
+#[allow(clippy::too_many_arguments)]
+pub fn run<F>(
+    g: &Global,
+    decl: &Declaration,
+    path: &Path,
+    step: &'static str,
+    b: &BatchArgs,
+    json: bool,
+    shared: &connapp_engine::tokens::Shared<'_>,
+    apps: &[&str],
+    work: F,
+) -> Result<(Report, RunFile), CliError>
+where
+    F: Fn(&str) -> Result<String, connapp_engine::Error> + Sync,
+{
+    let record = run_file(g, path, step, b)?;
+    let shown = Shown::new(g, json, apps.len(), step);
+    let now = || shared.now();
+    let report = with_budget(decl, &now, |budget| {
+        connapp_engine::batch::Batch {
+            step,
+            jobs: usize::from(b.jobs),
+            record: Some(&record),
+            budget: Some(budget),
+        }
+        .run(apps, work, &shown)
+    });
+    shown.finish();
+    Ok((report, record))
 }
 
 /// The run file of `step` over the declaration at `path`, resuming an

@@ -137,7 +137,7 @@ fn batch(
     json_out: bool,
     write_secrets: bool,
 ) -> Result<(), CliError> {
-    use connapp_engine::batch::{Batch, Outcome};
+    use connapp_engine::batch::Outcome;
     let (reg, path, decl) = ctx::declared(g)?;
     let apps: Vec<&App> = crate::batch::select(&decl, b)?
         .into_iter()
@@ -160,33 +160,17 @@ fn batch(
     };
     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
     let plans = std::sync::Mutex::new(std::collections::HashMap::new());
-    let record = crate::batch::run_file(g, &path, step, b)?;
-    let shown = crate::batch::Shown::new(g, json_out, names.len(), step);
-    let now = || shared.now();
-    let report = crate::batch::with_budget(&decl, &now, |budget| {
-        Batch {
-            step,
-            jobs: usize::from(b.jobs),
-            record: Some(&record),
-            budget: Some(budget),
-        }
-        .run(
-            &names,
-            |name| {
-                let app = decl
-                    .app(Some(name))
-                    .map_err(|e| connapp_engine::Error::invalid(e.to_string()))?;
-                let one = work::plan_or_apply_one(&session, app, apply, write_secrets)?;
-                plans
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.to_string(), (one.plan, one.pending, one.consent));
-                Ok(one.detail)
-            },
-            &shown,
-        )
-    });
-    shown.finish();
+    let (report, record) = crate::batch::run(g, &decl, &path, step, b, json_out, &shared, &names, |name| {
+        let app = decl
+            .app(Some(name))
+            .map_err(|e| connapp_engine::Error::invalid(e.to_string()))?;
+        let one = work::plan_or_apply_one(&session, app, apply, write_secrets)?;
+        plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), (one.plan, one.pending, one.consent));
+        Ok(one.detail)
+    })?;
     let plans = plans.into_inner().unwrap_or_else(|p| p.into_inner());
     let pending = plans.values().any(|(_, p, _)| *p);
     if json_out {

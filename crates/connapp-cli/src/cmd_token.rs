@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use connapp_core::{Declaration, GrantKind};
-use connapp_engine::batch::{Batch, Outcome};
+use connapp_engine::batch::Outcome;
 use connapp_engine::tokens::{self, AppCtx, Consent, Event, Health, Observer, Shared, Silent, now, source_name};
 use connapp_host::Registry;
 use secrecy::ExposeSecret;
@@ -227,34 +227,18 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
     let shared = shared(&decl)?;
     let expiries = std::sync::Mutex::new(std::collections::HashMap::new());
     let apps: Vec<&str> = names.iter().map(String::as_str).collect();
-    let record = crate::batch::run_file(g, &path, "refresh", &a.batch)?;
-    let shown = crate::batch::Shown::new(g, a.json, apps.len(), "refresh");
-    let now = || shared.now();
-    let report = crate::batch::with_budget(&decl, &now, |budget| {
-        Batch {
-            step: "refresh",
-            jobs: usize::from(a.batch.jobs),
-            record: Some(&record),
-            budget: Some(budget),
-        }
-        .run(
-            &apps,
-            |name| {
-                let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
-                let (rec, _) = app.renew(&Silent)?;
-                expiries
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.to_string(), rec.expires_at);
-                Ok(format!(
-                    "refreshed, expires in {} min",
-                    rec.expires_at.saturating_sub(now()) / 60
-                ))
-            },
-            &shown,
-        )
-    });
-    shown.finish();
+    let (report, record) = crate::batch::run(g, &decl, &path, "refresh", &a.batch, a.json, &shared, &apps, |name| {
+        let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
+        let (rec, _) = app.renew(&Silent)?;
+        expiries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), rec.expires_at);
+        Ok(format!(
+            "refreshed, expires in {} min",
+            rec.expires_at.saturating_sub(now()) / 60
+        ))
+    })?;
     let expiries = expiries.into_inner().unwrap_or_else(|p| p.into_inner());
     if a.json {
         let results: Vec<RefreshJson> = report

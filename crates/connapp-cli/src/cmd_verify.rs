@@ -163,7 +163,7 @@ struct AppVerdict<'a> {
 /// `verify --all`: every app (or the selected rows') on one store, `--jobs`
 /// at a time; an app whose checks cannot run fails alone.
 fn run_all(g: &Global, a: &VerifyArgs) -> Result<(), CliError> {
-    use connapp_engine::batch::{Batch, Outcome as Done};
+    use connapp_engine::batch::Outcome as Done;
     let (reg, path, decl) = ctx::declared(g)?;
     let file = path.display().to_string();
     let apps: Vec<&str> = crate::batch::select(&decl, &a.batch)?
@@ -172,45 +172,29 @@ fn run_all(g: &Global, a: &VerifyArgs) -> Result<(), CliError> {
         .collect();
     let shared = cmd_token::shared(&decl)?;
     let found = std::sync::Mutex::new(std::collections::HashMap::new());
-    let record = crate::batch::run_file(g, &path, "verify", &a.batch)?;
-    let shown = crate::batch::Shown::new(g, a.json, apps.len(), "verify");
-    let now = || shared.now();
-    let report = crate::batch::with_budget(&decl, &now, |budget| {
-        Batch {
-            step: "verify",
-            jobs: usize::from(a.batch.jobs),
-            record: Some(&record),
-            budget: Some(budget),
+    let (report, record) = crate::batch::run(g, &decl, &path, "verify", &a.batch, a.json, &shared, &apps, |name| {
+        let c = connapp_engine::tokens::AppCtx::load(reg, &decl, Some(name), &shared)?;
+        let checks = connapp_clients::verify::run(reg, &decl, &file, &c, &connapp_engine::tokens::Silent)?;
+        let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
+        let (failed, unproven) = (count(Outcome::Fail), count(Outcome::Skip) + count(Outcome::Warn));
+        let first_fail = checks.iter().find(|c| c.result == Outcome::Fail).cloned();
+        found
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), checks);
+        if let Some(c) = first_fail {
+            let e = connapp_engine::Error::failure(format!(
+                "{name}: {failed} check(s) failed, first {} {}: {}",
+                c.check, c.item, c.detail
+            ));
+            return Err(if c.fix.is_empty() { e } else { e.hint(c.fix) });
         }
-        .run(
-            &apps,
-            |name| {
-                let c = connapp_engine::tokens::AppCtx::load(reg, &decl, Some(name), &shared)?;
-                let checks = connapp_clients::verify::run(reg, &decl, &file, &c, &connapp_engine::tokens::Silent)?;
-                let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
-                let (failed, unproven) = (count(Outcome::Fail), count(Outcome::Skip) + count(Outcome::Warn));
-                let first_fail = checks.iter().find(|c| c.result == Outcome::Fail).cloned();
-                found
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(name.to_string(), checks);
-                if let Some(c) = first_fail {
-                    let e = connapp_engine::Error::failure(format!(
-                        "{name}: {failed} check(s) failed, first {} {}: {}",
-                        c.check, c.item, c.detail
-                    ));
-                    return Err(if c.fix.is_empty() { e } else { e.hint(c.fix) });
-                }
-                Ok(if unproven == 0 {
-                    "verified: everything declared works".to_string()
-                } else {
-                    format!("verified: nothing failed, but {unproven} check(s) not exercised or warned (not proven)")
-                })
-            },
-            &shown,
-        )
-    });
-    shown.finish();
+        Ok(if unproven == 0 {
+            "verified: everything declared works".to_string()
+        } else {
+            format!("verified: nothing failed, but {unproven} check(s) not exercised or warned (not proven)")
+        })
+    })?;
     let found = found.into_inner().unwrap_or_else(|p| p.into_inner());
     let proven = |name: &str| {
         found

@@ -606,44 +606,11 @@ fn the_client_secrets_maximum_age_is_whole_days_from_1_to_3650() {
     );
 }
 
-/// A fleet declaration: a DEX app per customer row, managed by a
-/// per-customer management app, with `rows` as the inline rows or the
-/// inventory line.
+/// A fleet declaration (tests/fixtures/fleet): a DEX app per customer row,
+/// managed by a per-customer management app, with `rows` as the inline rows
+/// or the inventory line.
 fn fleet_text(rows: &str) -> String {
-    format!(
-        r#"version = 1
-
-[store]
-kind = "file"
-
-[fleet]
-{rows}
-
-[fleet.apps."dex-{{customer}}"]
-display_name = "DEX for Zoom"
-platform = "zoom"
-usage = "admin-managed"
-redirect_url = "https://{{instance}}.service-now.com/oauth_redirect.do"
-allow_list = ["https://{{instance}}.service-now.com/oauth_redirect.do"]
-presets = ["servicenow-dex-zoom"]
-app_id = "{{zoom_app_id}}"
-managed_by = "mgmt-{{customer}}"
-
-[fleet.apps."dex-{{customer}}".target]
-kind = "servicenow"
-instance = "{{instance}}"
-
-[fleet.apps."mgmt-{{customer}}"]
-display_name = "connapp management"
-platform = "zoom"
-usage = "admin-managed"
-scopes = ["marketplace:read:app:admin", "marketplace:write:app:admin"]
-
-[fleet.apps."mgmt-{{customer}}".oauth]
-grant = "account_credentials"
-account_id = "{{zoom_account}}"
-"#
-    )
+    include_str!("../../../tests/fixtures/fleet/connapp.toml").replace("inventory = \"customers.csv\"", rows)
 }
 
 fn fleet_check(csv: &str) -> Report {

@@ -287,17 +287,6 @@ pub struct Reply {
     pub store: Option<StoreAnswer>,
 }
 
-fn kind_word(k: ErrorKind) -> &'static str {
-    match k {
-        ErrorKind::Failure => "failure",
-        ErrorKind::Usage => "usage",
-        ErrorKind::Invalid => "invalid",
-        ErrorKind::Plugin => "plugin",
-        ErrorKind::Reauth => "reauth",
-        ErrorKind::Unreachable => "unreachable",
-    }
-}
-
 impl ReplyError {
     /// The engine error it carries (`None` for `other-declaration`).
     pub fn to_error(&self) -> Option<Error> {
@@ -321,7 +310,7 @@ impl ReplyError {
 fn failed(e: &Error) -> Reply {
     Reply {
         error: Some(ReplyError {
-            kind: kind_word(e.kind).into(),
+            kind: e.kind.as_str().into(),
             message: e.message.clone(),
             hint: e.hint.clone(),
         }),

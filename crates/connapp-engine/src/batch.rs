@@ -47,19 +47,7 @@ pub enum Outcome {
 }
 
 fn kind_name<S: serde::Serializer>(k: &ErrorKind, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(kind_str(*k))
-}
-
-/// The name of an error kind in results and summaries.
-pub fn kind_str(k: ErrorKind) -> &'static str {
-    match k {
-        ErrorKind::Failure => "failure",
-        ErrorKind::Usage => "usage",
-        ErrorKind::Invalid => "invalid",
-        ErrorKind::Plugin => "plugin",
-        ErrorKind::Reauth => "reauth",
-        ErrorKind::Unreachable => "unreachable",
-    }
+    s.serialize_str(k.as_str())
 }
 
 impl Outcome {

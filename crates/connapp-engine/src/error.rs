@@ -22,6 +22,20 @@ pub enum ErrorKind {
     Unreachable,
 }
 
+impl ErrorKind {
+    /// Its name in results, summaries and the agent's replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Failure => "failure",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Plugin => "plugin",
+            ErrorKind::Reauth => "reauth",
+            ErrorKind::Unreachable => "unreachable",
+        }
+    }
+}
+
 /// A failure with the words a user needs: what happened and, when there is
 /// one, the fix. Messages never hold a secret.
 #[derive(Debug, thiserror::Error)]

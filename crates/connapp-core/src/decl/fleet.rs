@@ -932,24 +932,15 @@ impl Expansion<'_> {
                     None => String::new(),
                 };
                 let span = column.and_then(|c| at.cells.get(c)).cloned().unwrap_or(at.span.clone());
-                let mut moved = match self.map_of(at) {
-                    Some(m) => m.diag(
-                        d.severity,
-                        span,
-                        d.field.clone(),
-                        d.rule.clone(),
-                        d.message.clone(),
-                        d.fix.clone(),
-                    ),
-                    None => cx.map.diag(
-                        d.severity,
-                        span,
-                        d.field.clone(),
-                        d.rule.clone(),
-                        d.message.clone(),
-                        d.fix.clone(),
-                    ),
-                };
+                let map = self.map_of(at).unwrap_or(&cx.map);
+                let mut moved = map.diag(
+                    d.severity,
+                    span,
+                    d.field.clone(),
+                    d.rule.clone(),
+                    d.message.clone(),
+                    d.fix.clone(),
+                );
                 moved.message.push_str(&from);
                 cx.diags.push(moved);
             }
