@@ -1,7 +1,7 @@
 //! Fleets through the real binary: a template of apps times an inventory
 //! file, checked with every problem at its row.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Sandbox, built};
 
@@ -272,4 +272,192 @@ fn a_fleet_apply_killed_midway_resumes_without_a_second_app_and_a_down_instance_
     let table = w.user.run(&["list"], None).ok().stdout();
     assert!(table.starts_with("APP") && table.contains("dex-c7"), "{table}");
     assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");
+}
+
+/// One OpenBao call as `token` (the dev server's root, or an operator's).
+fn bao(method: reqwest::Method, path: &str, body: &Value, token: &str) -> (u16, Value) {
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR: run through `cargo xtask test`");
+    let mut req = crate::support::http()
+        .request(method, format!("{addr}/v1/{path}"))
+        .header("X-Vault-Token", token);
+    if !body.is_null() {
+        req = req.json(body);
+    }
+    let r = req.send().expect("openbao");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// The README's path-templated policy: an operator whose identity says
+/// `customer = X` gets the subtree of customer X and nothing else.
+fn fleet_policy(base: &str) -> String {
+    let sub = format!("{base}/customers/{{{{identity.entity.metadata.customer}}}}");
+    format!(
+        "path \"secret/data/{sub}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }}\n\
+         path \"secret/metadata/{sub}/*\" {{ capabilities = [\"read\", \"list\", \"delete\"] }}\n\
+         path \"secret/delete/{sub}/*\" {{ capabilities = [\"update\"] }}\n"
+    )
+}
+
+#[test]
+#[ignore = "needs OpenBao; `cargo xtask test` starts it and runs this"]
+fn an_operator_of_one_customer_reads_and_writes_that_customer_s_subtree_only() {
+    use reqwest::Method;
+    let root = std::env::var("CONNAPP_TEST_BAO_TOKEN").expect("CONNAPP_TEST_BAO_TOKEN");
+    let addr = std::env::var("CONNAPP_TEST_BAO_ADDR").expect("CONNAPP_TEST_BAO_ADDR");
+    let tag = format!("fleet{}", std::process::id());
+    let base = format!("connapp-e2e/{tag}");
+    // The policy, and operator A: a userpass login whose entity says customer = acme.
+    let ok = |(status, answer): (u16, Value), what: &str| {
+        assert!((200..300).contains(&status), "{what}: {status} {answer}");
+        answer
+    };
+    ok(
+        bao(
+            Method::POST,
+            &format!("sys/auth/{tag}"),
+            &json!({"type": "userpass"}),
+            &root,
+        ),
+        "userpass",
+    );
+    ok(
+        bao(
+            Method::PUT,
+            &format!("sys/policies/acl/{tag}"),
+            &json!({"policy": fleet_policy(&base)}),
+            &root,
+        ),
+        "policy",
+    );
+    let entity = ok(
+        bao(
+            Method::POST,
+            "identity/entity",
+            &json!({"name": format!("{tag}-op-acme"), "metadata": {"customer": "acme"}, "policies": [tag]}),
+            &root,
+        ),
+        "entity",
+    );
+    let entity_id = entity["data"]["id"].as_str().expect("entity id").to_string();
+    let mounts = ok(bao(Method::GET, "sys/auth", &Value::Null, &root), "auth mounts");
+    let accessor = mounts["data"][format!("{tag}/")]["accessor"]
+        .as_str()
+        .or_else(|| mounts[format!("{tag}/")]["accessor"].as_str())
+        .expect("accessor")
+        .to_string();
+    ok(
+        bao(
+            Method::POST,
+            "identity/entity-alias",
+            &json!({"name": "op-acme", "canonical_id": entity_id, "mount_accessor": accessor}),
+            &root,
+        ),
+        "alias",
+    );
+    ok(
+        bao(
+            Method::POST,
+            &format!("auth/{tag}/users/op-acme"),
+            &json!({"password": "pw-acme"}),
+            &root,
+        ),
+        "user",
+    );
+    let login = ok(
+        bao(
+            Method::POST,
+            &format!("auth/{tag}/login/op-acme"),
+            &json!({"password": "pw-acme"}),
+            "",
+        ),
+        "login",
+    );
+    let operator = login["auth"]["client_token"].as_str().expect("token").to_string();
+
+    // A fleet whose rows keep their apps under customers/<customer>.
+    let mut s = Sandbox::new(&built().full);
+    std::fs::write(
+        s.path().join("connapp.toml"),
+        format!(
+            r#"version = 1
+
+[store]
+kind = "vault"
+
+[store.settings]
+prefix = "{base}"
+
+[fleet]
+inventory = "customers.csv"
+
+[fleet.store]
+prefix = "{base}/customers/{{customer}}"
+
+[fleet.apps."app-{{customer}}"]
+display_name = "Plain OAuth"
+platform = "generic"
+redirect_url = "http://127.0.0.1/callback"
+allow_list = ["http://127.0.0.1/callback"]
+scopes = ["read"]
+
+[fleet.apps."app-{{customer}}".oauth]
+authorize_url = "https://id.example.com/authorize"
+token_url = "https://id.example.com/token"
+client_auth = "body"
+login_redirect = "http://127.0.0.1/callback"
+"#
+        ),
+    )
+    .expect("write");
+    std::fs::write(s.path().join("customers.csv"), "customer\nacme\nglobex\n").expect("write");
+    s.set_env("VAULT_ADDR", &addr);
+    // The MSP's own token writes both customers' Client IDs, each into its subtree.
+    s.set_env("VAULT_TOKEN", &root);
+    s.set_secret_of("app-acme", "client-id", "acme-client-id");
+    s.set_secret_of("app-globex", "client-id", "globex-client-id");
+    let at = |customer: &str| format!("secret/data/{base}/customers/{customer}/apps/app-{customer}/client-id");
+    for c in ["acme", "globex"] {
+        let (status, _) = bao(Method::GET, &at(c), &Value::Null, &root);
+        assert_eq!(status, 200, "{c}'s secret is under its own subtree");
+    }
+    let j = s.run(&["list", "--json"], None).ok().json();
+    assert_eq!(j["apps"][0]["row"]["customer"], "acme");
+
+    // Customer acme's operator: acme's subtree works...
+    s.set_env("VAULT_TOKEN", &operator);
+    s.set_secret_of("app-acme", "client-secret", "acme-secret");
+    let mine = s
+        .run(&["secrets", "list", "--app", "app-acme", "--json"], None)
+        .ok()
+        .json();
+    assert!(mine.to_string().contains("client-secret"), "{mine:#}");
+    // ... globex's is refused, read and write, and nothing of it is shown.
+    let read = s.run(&["secrets", "list", "--app", "app-globex"], None);
+    assert_ne!(read.code(), Some(0), "{}", read.stdout());
+    assert!(read.stderr().contains("denied access"), "{}", read.stderr());
+    let write = s.run(
+        &["secrets", "set", "client-id", "--app", "app-globex", "--from-stdin"],
+        Some(b"taken-over"),
+    );
+    assert_ne!(write.code(), Some(0));
+    assert!(write.stderr().contains("denied access"), "{}", write.stderr());
+    let (_, kept) = bao(Method::GET, &at("globex"), &Value::Null, &root);
+    assert!(
+        !kept.to_string().contains("taken-over"),
+        "globex's secret was overwritten"
+    );
+    // The inventory view over every row: acme's row read, globex's names the refusal.
+    let j = s.run(&["list", "--json"], None).ok().json();
+    let globex = j["apps"]
+        .as_array()
+        .expect("apps")
+        .iter()
+        .find(|a| a["app"] == "app-globex")
+        .cloned();
+    let globex = globex.expect("listed");
+    assert!(
+        globex["error"].as_str().is_some_and(|e| e.contains("denied access")),
+        "{globex:#}"
+    );
 }

@@ -55,8 +55,8 @@ fn with_budget<T>(
     f(&budget)
 }
 
-/// Runs `work` for `apps` as a batch `step` of the declaration at `path` on
-/// `shared`: its run file (resuming an interrupted run), the bar or lines,
+/// Runs `work` for `apps` as a batch `step` of the declaration at `path`:
+/// its run file (resuming an interrupted run), the bar or lines,
 /// the accounts' budget. Returns the report and the run file.
 #[allow(clippy::too_many_arguments)]
 pub fn run<F>(
@@ -66,7 +66,6 @@ pub fn run<F>(
     step: &'static str,
     b: &BatchArgs,
     json: bool,
-    shared: &connapp_engine::tokens::Shared<'_>,
     apps: &[&str],
     work: F,
 ) -> Result<(Report, RunFile), CliError>
@@ -75,7 +74,7 @@ where
 {
     let record = run_file(g, path, step, b)?;
     let shown = Shown::new(g, json, apps.len(), step);
-    let now = || shared.now();
+    let now = connapp_engine::tokens::now;
     let report = with_budget(decl, &now, |budget| {
         connapp_engine::batch::Batch {
             step,

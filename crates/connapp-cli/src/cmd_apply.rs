@@ -116,7 +116,7 @@ fn prepare_all<'r, 'd>(
     g: &Global,
 ) -> Result<(Vec<Work<'r, 'd>>, Shared<'r>), CliError> {
     let apps = work::targets(decl, name)?;
-    let shared: Shared<'r> = cmd_token::shared(decl)?;
+    let shared: Shared<'r> = one_store(decl, name)?;
     let session = work::Session {
         reg,
         decl,
@@ -125,6 +125,20 @@ fn prepare_all<'r, 'd>(
     };
     let work = work::prepare_all(&session, &apps, name.is_some())?;
     Ok((work, shared))
+}
+
+/// The one store a command over `name` (or every app) works on: the app's,
+/// or the declaration's when no fleet row has a store of its own.
+fn one_store(decl: &Declaration, name: Option<&str>) -> Result<Shared<'static>, CliError> {
+    match name {
+        Some(n) => cmd_token::shared_of(decl, n),
+        None if decl.has_row_stores() => Err(CliError::with_code(
+            Exit::Usage,
+            "the fleet's rows keep their apps in stores of their own ([fleet.store]), so one command cannot plan them all on one store",
+        )
+        .hint("use `--all` (each app on its own store), or name the app")),
+        None => cmd_token::shared(decl),
+    }
 }
 
 /// `plan --all` / `apply --all`: every managed or targeted app (or the
@@ -151,19 +165,20 @@ fn batch(
         .hint("check the selection, or the template's managed_by and target"));
     }
     let apply = step == "apply";
-    let shared = cmd_token::shared(&decl)?;
-    let session = work::Session {
-        reg,
-        decl: &decl,
-        shared: &shared,
-        obs: &connapp_engine::tokens::Silent,
-    };
+    let stores = cmd_token::Stores::new(&decl);
     let names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
     let plans = std::sync::Mutex::new(std::collections::HashMap::new());
-    let (report, record) = crate::batch::run(g, &decl, &path, step, b, json_out, &shared, &names, |name| {
+    let (report, record) = crate::batch::run(g, &decl, &path, step, b, json_out, &names, |name| {
         let app = decl
             .app(Some(name))
             .map_err(|e| connapp_engine::Error::invalid(e.to_string()))?;
+        // Each app on its own store: the declaration's, or its fleet row's.
+        let session = work::Session {
+            reg,
+            decl: &decl,
+            shared: stores.of(name)?,
+            obs: &connapp_engine::tokens::Silent,
+        };
         let one = work::plan_or_apply_one(&session, app, apply, write_secrets)?;
         plans
             .lock()
@@ -395,7 +410,7 @@ struct RollbackJson {
 
 fn rollback(g: &Global, a: &ApplyArgs, reg: &Registry, decl: &Declaration, apps: &[&App]) -> Result<(), CliError> {
     // The history is in the shared store: any host that opens it can roll back.
-    let shared = cmd_token::shared(decl)?;
+    let shared = one_store(decl, a.app.as_deref())?;
     let session = work::Session {
         reg,
         decl,

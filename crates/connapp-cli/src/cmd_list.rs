@@ -65,18 +65,40 @@ pub fn run(g: &Global, a: ListArgs) -> Result<(), CliError> {
         fresh: false,
     };
     let apps = batch::select(&decl, &selection)?;
-    let shared = cmd_token::shared(&decl)?;
     let data = ctx::data_dir()?;
     let verify_runs = [
         connapp_engine::batch::run_file_path(&data, "verify", &path),
         connapp_engine::batch::run_file_path(&data, "verify-one", &path),
     ];
-    let rows = listing::list(&decl, &apps, &shared, &verify_runs);
+    // Each store the apps live in (a fleet's rows may have their own), in turn.
+    let wanted: std::collections::HashMap<&str, &connapp_core::App> =
+        apps.iter().map(|a| (a.name.as_str(), *a)).collect();
+    let stores = cmd_token::Stores::new(&decl);
+    let mut by_app = std::collections::HashMap::new();
+    for (_, group) in decl.store_groups() {
+        let these: Vec<&connapp_core::App> = group.iter().filter_map(|n| wanted.get(n).copied()).collect();
+        let Some(first) = these.first() else { continue };
+        // A store this operator cannot open is every one of its apps' error, not the command's.
+        let shared = match stores.of(&first.name) {
+            Ok(s) => s,
+            Err(e) => {
+                for app in these {
+                    by_app.insert(app.name.clone(), Listed::unreadable(&decl, app, e.message.clone()));
+                }
+                continue;
+            }
+        };
+        for l in listing::list(&decl, &these, shared, &verify_runs) {
+            by_app.insert(l.app.clone(), l);
+        }
+    }
+    let rows: Vec<Listed> = apps.iter().filter_map(|a| by_app.remove(&a.name)).collect();
+    let now = connapp_engine::tokens::now();
     if a.json {
         return ctx::print_json("list", &serde_json::json!({ "apps": rows }));
     }
     if !g.quiet {
-        print_table(&mut render::stdout().lock(), &rows, shared.now())?;
+        print_table(&mut render::stdout().lock(), &rows, now)?;
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub fn client_secret(g: &Global, a: RotateArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let shared = cmd_token::shared(&decl)?;
+    let shared = cmd_token::shared_of(&decl, &app.name)?;
     let term = Terminal::new(g.quiet, a.json);
     let session = Session {
         reg,

@@ -43,15 +43,39 @@ fn hooks(a: &WatchPassArgs) -> Result<Vec<Hook>, CliError> {
 pub fn run(g: &Global, a: WatchPassArgs) -> Result<(), CliError> {
     let hooks = hooks(&a)?;
     let (reg, path, decl) = ctx::declared(g)?;
-    let shared = cmd_token::shared(&decl)?;
     let term = Terminal::new(g.quiet, a.json);
+    // The declaration's store carries the hooks' HTTP client and the clock.
+    let shared = cmd_token::shared(&decl)?;
     let session = Session {
         reg,
         decl: &decl,
         shared: &shared,
         obs: &term,
     };
-    let found = watch::pass(&session, &path.display().to_string(), a.refresh_older_than);
+    // Each store the apps live in (a fleet's rows may have their own), in turn.
+    let mut found = Vec::new();
+    for (store, apps) in decl.store_groups() {
+        let opened;
+        let on = if store == decl.store {
+            &session
+        } else {
+            opened = ctx::engine()?
+                .open_store(&store)
+                .map_err(|e| ctx::store_error(e, &decl))?;
+            &Session {
+                reg,
+                decl: &decl,
+                shared: &opened,
+                obs: &term,
+            }
+        };
+        found.extend(watch::pass(
+            on,
+            &apps,
+            &path.display().to_string(),
+            a.refresh_older_than,
+        ));
+    }
     let dir = data_dir()?;
     let previous = memory::state(&dir);
     let (all, new) = memory::merge(previous.as_ref(), found);

@@ -100,7 +100,7 @@ pub fn set(g: &Global, a: SecretSetArgs) -> Result<(), CliError> {
     // The store first, as ssh and gpg ask: a new store says so and takes its
     // passphrase (twice) before connapp asks for the value to keep in it.
     input_source(kind, a.from_stdin)?;
-    let (store, plugin) = ctx::open_store(reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl, Some(app.name.as_str()))?;
     let value = read_value(kind, &app.name, a.from_stdin)?;
     kind.check_value(&value).map_err(|why| {
         let profile = connapp_engine::platform::platform(reg, &app.platform)
@@ -161,10 +161,25 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
         Some(n) => vec![ctx::app(&decl, Some(n))?],
         None => decl.apps.iter().collect(),
     };
-    let (store, plugin) = ctx::open_store(reg, &decl)?;
-    let secrets: Vec<ListEntry> = Secrets::new(&store)
-        .inventory(apps.iter().map(|a| a.name.as_str()))
-        .map_err(|e| connapp_host::plugin_error(plugin, e))?
+    // Each store the apps live in (a fleet's rows may have their own), in turn.
+    let wanted: std::collections::HashSet<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+    let mut found = Vec::new();
+    // The declaration's own store is opened once (it may ask for a passphrase).
+    let mut own = None;
+    for (store_decl, group) in decl.store_groups() {
+        let names: Vec<&str> = group.into_iter().filter(|n| wanted.contains(n)).collect();
+        let Some(first) = names.first() else { continue };
+        let (store, plugin) = ctx::open_store(reg, &decl, Some(first))?;
+        found.extend(
+            Secrets::new(&store)
+                .inventory(names.iter().copied())
+                .map_err(|e| connapp_host::plugin_error(plugin, e))?,
+        );
+        if store_decl == decl.store {
+            own = Some((store, plugin));
+        }
+    }
+    let secrets: Vec<ListEntry> = found
         .into_iter()
         .map(|e| ListEntry {
             present: e.present(),
@@ -174,6 +189,11 @@ pub fn list(g: &Global, a: SecretListArgs) -> Result<(), CliError> {
             app: e.app,
         })
         .collect();
+    // The declaration's store, as the header says (a fleet row's prefix is its apps' store path).
+    let (store, plugin) = match own {
+        Some(opened) => opened,
+        None => ctx::open_store(reg, &decl, None)?,
+    };
     let info = ctx::StoreJson::of(&decl.store.kind, plugin, &store)?;
     if a.json {
         return ctx::print_json("secrets list", &ListOutput { store: info, secrets });
@@ -232,7 +252,7 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
         },
         a.yes,
     )?;
-    let (store, plugin) = ctx::open_store(reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl, Some(app.name.as_str()))?;
     let removed = Secrets::new(&store)
         .remove(&app.name, kind)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?;

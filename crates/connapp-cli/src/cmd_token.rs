@@ -109,11 +109,57 @@ pub(crate) fn shared(decl: &Declaration) -> Result<Shared<'static>, CliError> {
     ctx::engine()?.open(decl).map_err(|e| ctx::store_error(e, decl))
 }
 
+/// The store, HTTP client and runtime of `app`: its fleet row's store when
+/// the row has one (`[fleet.store]`), else the declaration's.
+pub(crate) fn shared_of(decl: &Declaration, app: &str) -> Result<Shared<'static>, CliError> {
+    ctx::engine()?
+        .open_store(&decl.store_of(app))
+        .map_err(|e| ctx::store_error(e, decl))
+}
+
+/// The stores a command's apps live in — the declaration's, and each fleet
+/// row's own (`[fleet.store]`) —, each opened when an app first needs it,
+/// from any thread.
+pub(crate) struct Stores {
+    group_of: std::collections::HashMap<String, usize>,
+    groups: Vec<(connapp_core::StoreDecl, std::sync::OnceLock<Shared<'static>>)>,
+}
+
+impl Stores {
+    pub(crate) fn new(decl: &Declaration) -> Stores {
+        let mut group_of = std::collections::HashMap::new();
+        let mut groups = Vec::new();
+        for (i, (store, apps)) in decl.store_groups().into_iter().enumerate() {
+            for a in apps {
+                group_of.insert(a.to_string(), i);
+            }
+            groups.push((store, std::sync::OnceLock::new()));
+        }
+        Stores { group_of, groups }
+    }
+
+    /// The store of `app` (opened now if no app of its store opened it yet).
+    pub(crate) fn of(&self, app: &str) -> Result<&Shared<'static>, connapp_engine::Error> {
+        let Some((store, cell)) = self.group_of.get(app).and_then(|g| self.groups.get(*g)) else {
+            return Err(connapp_engine::Error::invalid(format!(
+                "there is no app {app:?} in the declaration"
+            )));
+        };
+        if let Some(s) = cell.get() {
+            return Ok(s);
+        }
+        let opened = ctx::engine()
+            .map_err(|e| connapp_engine::Error::failure(e.message))?
+            .open_store(store)?;
+        Ok(cell.get_or_init(|| opened))
+    }
+}
+
 /// The app `name` (or the only one) with a new shared store, client and runtime.
 pub(crate) fn load<'r>(reg: &'r Registry, decl: &Declaration, name: Option<&str>) -> Result<AppCtx<'r>, CliError> {
     // The app is checked first: a wrong name fails before the store is opened.
-    ctx::app(decl, name)?;
-    Ok(AppCtx::load(reg, decl, name, &shared(decl)?)?)
+    let app = ctx::app(decl, name)?;
+    Ok(AppCtx::load(reg, decl, name, &shared_of(decl, &app.name)?)?)
 }
 
 #[derive(Serialize)]
@@ -224,11 +270,11 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
         return r.map(|_| ());
     }
     // Every app: one store and runtime, `--jobs` at once, each app's failure its own.
-    let shared = shared(&decl)?;
+    let stores = Stores::new(&decl);
     let expiries = std::sync::Mutex::new(std::collections::HashMap::new());
     let apps: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (report, record) = crate::batch::run(g, &decl, &path, "refresh", &a.batch, a.json, &shared, &apps, |name| {
-        let app = AppCtx::load(reg, &decl, Some(name), &shared)?;
+    let (report, record) = crate::batch::run(g, &decl, &path, "refresh", &a.batch, a.json, &apps, |name| {
+        let app = AppCtx::load(reg, &decl, Some(name), stores.of(name)?)?;
         let (rec, _) = app.renew(&Silent)?;
         expiries
             .lock()
@@ -515,8 +561,32 @@ fn status_fix(health: Health, app: &str) -> Option<String> {
 /// read, as `gh auth status` fails when an account is not usable.
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
-    let shared = shared(&decl)?;
-    let (store, apps) = tokens::status(&decl, &shared)?;
+    // Each store the apps live in (a fleet's rows may have their own), in turn.
+    let stores = Stores::new(&decl);
+    let mut by_app = std::collections::HashMap::new();
+    let mut store = None;
+    let mut store_json = None;
+    let by_name: std::collections::HashMap<&str, &connapp_core::App> =
+        decl.apps.iter().map(|a| (a.name.as_str(), a)).collect();
+    for (_, group) in decl.store_groups() {
+        let Some(first) = group.first() else { continue };
+        let shared = stores.of(first)?;
+        let apps: Vec<&connapp_core::App> = group.iter().filter_map(|n| by_name.get(n).copied()).collect();
+        let (s, found) = tokens::status_of(&apps, &decl, shared)?;
+        if store.is_none() {
+            store_json = Some(ctx::StoreJson::of(
+                &decl.store.kind,
+                shared.store_plugin,
+                &shared.store,
+            )?);
+            store = Some(s);
+        }
+        by_app.extend(found.into_iter().map(|s| (s.app.clone(), s)));
+    }
+    let Some(store) = store else {
+        return Err(CliError::with_code(Exit::Invalid, "the declaration has no apps"));
+    };
+    let apps: Vec<tokens::AppStatus> = decl.apps.iter().filter_map(|a| by_app.remove(&a.name)).collect();
     let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
     // Each target's own grant, as its instance records it.
     let obs = Terminal::of(g);
@@ -528,7 +598,10 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
                     app: &app.name,
                     what: &format!("reading {}'s own grant", t.display),
                 });
-                match AppCtx::load(reg, &decl, Some(&app.name), &shared) {
+                match stores
+                    .of(&app.name)
+                    .and_then(|shared| AppCtx::load(reg, &decl, Some(&app.name), shared))
+                {
                     Ok(c) => connapp_clients::verify::consumer_grant(reg, &c).map(ConsumerJson::of),
                     Err(e) => Some(ConsumerJson::of(connapp_engine::manage::ConsumerGrant {
                         consumer: t.display.clone(),
@@ -575,7 +648,9 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
         .collect();
     let verdict = status_verdict(&healths, consumer_usable.iter().all(|ok| *ok));
     if a.json {
-        let store = ctx::StoreJson::of(&decl.store.kind, shared.store_plugin, &shared.store)?;
+        let Some(store) = store_json else {
+            return Err(CliError::with_code(Exit::Invalid, "the declaration has no apps"));
+        };
         let usable = out.iter().all(|s| s.usable);
         ctx::print_json(
             "status",

@@ -170,10 +170,10 @@ fn run_all(g: &Global, a: &VerifyArgs) -> Result<(), CliError> {
         .into_iter()
         .map(|x| x.name.as_str())
         .collect();
-    let shared = cmd_token::shared(&decl)?;
+    let stores = cmd_token::Stores::new(&decl);
     let found = std::sync::Mutex::new(std::collections::HashMap::new());
-    let (report, record) = crate::batch::run(g, &decl, &path, "verify", &a.batch, a.json, &shared, &apps, |name| {
-        let c = connapp_engine::tokens::AppCtx::load(reg, &decl, Some(name), &shared)?;
+    let (report, record) = crate::batch::run(g, &decl, &path, "verify", &a.batch, a.json, &apps, |name| {
+        let c = connapp_engine::tokens::AppCtx::load(reg, &decl, Some(name), stores.of(name)?)?;
         let checks = connapp_clients::verify::run(reg, &decl, &file, &c, &connapp_engine::tokens::Silent)?;
         let count = |o: Outcome| checks.iter().filter(|c| c.result == o).count();
         let (failed, unproven) = (count(Outcome::Fail), count(Outcome::Skip) + count(Outcome::Warn));

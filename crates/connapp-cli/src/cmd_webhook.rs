@@ -43,7 +43,7 @@ fn signing_key(g: &Global, app: Option<&str>) -> Result<Signing, CliError> {
         ))
     })?;
     let app = app.name.clone();
-    let (store, plugin) = ctx::open_store(reg, &decl)?;
+    let (store, plugin) = ctx::open_store(reg, &decl, Some(app.as_str()))?;
     match Secrets::new(&store)
         .get(&app, SecretKind::SecretToken)
         .map_err(|e| connapp_host::plugin_error(plugin, e))?

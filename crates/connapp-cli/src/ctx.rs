@@ -257,10 +257,16 @@ fn prompt_secret(question: &str) -> Result<zeroize::Zeroizing<String>, String> {
         .map_err(|e| format!("cannot read the secret: {e}"))
 }
 
-/// Opens the declaration's store.
-pub fn open_store<'r>(reg: &'r Registry, decl: &Declaration) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
+/// Opens the store `app`'s secrets live in: the declaration's, or its fleet
+/// row's (`[fleet.store]`); `None`: the declaration's.
+pub fn open_store<'r>(
+    reg: &'r Registry,
+    decl: &Declaration,
+    app: Option<&str>,
+) -> Result<(StoreHandle, &'r LoadedPlugin), CliError> {
+    let store = app.map_or_else(|| decl.store.clone(), |a| decl.store_of(a));
     environment()?
-        .open_store(reg, decl)
+        .open_store(reg, &store)
         .map_err(|e| store_error(connapp_engine::Error::from(e), decl))
 }
 

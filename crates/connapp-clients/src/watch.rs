@@ -14,10 +14,10 @@ use serde_json::Value;
 use crate::apply::Session;
 
 /// Runs one pass over every app of the declaration `decl_file` names.
-pub fn pass(s: &Session<'_, '_>, decl_file: &str, refresh_older_than: u64) -> Vec<Failure> {
+pub fn pass(s: &Session<'_, '_>, apps: &[&str], decl_file: &str, refresh_older_than: u64) -> Vec<Failure> {
     let now = s.shared.now();
     let mut failures = Vec::new();
-    for app in &s.decl.apps {
+    for app in s.decl.apps.iter().filter(|a| apps.contains(&a.name.as_str())) {
         let name = &app.name;
         let c = match AppCtx::load(s.reg, s.decl, Some(name), s.shared) {
             Ok(c) => c,

@@ -220,6 +220,24 @@ pub struct StoreDecl {
     pub settings: Vec<(String, String)>,
 }
 
+impl StoreDecl {
+    /// These settings with `over` in their place (a fleet row's store).
+    pub fn with(&self, over: &[(String, String)]) -> StoreDecl {
+        let mut settings: Vec<(String, String)> = self
+            .settings
+            .iter()
+            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
+            .cloned()
+            .collect();
+        settings.extend(over.iter().cloned());
+        settings.sort();
+        StoreDecl {
+            kind: self.kind.clone(),
+            settings,
+        }
+    }
+}
+
 /// A whole, valid declaration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Declaration {
@@ -469,6 +487,9 @@ pub struct FleetRow {
     pub values: BTreeMap<String, String>,
     /// The apps it made, in the template's order.
     pub apps: Vec<String>,
+    /// `[fleet.store]` filled in for this row: the store settings its apps
+    /// use over `[store.settings]` (empty: the declaration's store).
+    pub store: Vec<(String, String)>,
 }
 
 impl Fleet {
@@ -498,6 +519,53 @@ pub enum SelectError {
 }
 
 impl Declaration {
+    /// The store `app`'s secrets live in: the declaration's, with its fleet
+    /// row's `[fleet.store]` settings over it when it has them.
+    pub fn store_of(&self, app: &str) -> StoreDecl {
+        match self
+            .fleet
+            .as_ref()
+            .and_then(|f| f.row_of(app))
+            .filter(|r| !r.store.is_empty())
+        {
+            Some(row) => self.store.with(&row.store),
+            None => self.store.clone(),
+        }
+    }
+
+    /// The apps by the store they live in (the declaration's first, then one
+    /// per distinct `[fleet.store]` of the rows), each in declaration order.
+    pub fn store_groups(&self) -> Vec<(StoreDecl, Vec<&str>)> {
+        let mut own: std::collections::HashMap<&str, &FleetRow> = std::collections::HashMap::new();
+        for r in self.fleet.iter().flat_map(|f| &f.rows).filter(|r| !r.store.is_empty()) {
+            for a in &r.apps {
+                own.insert(a.as_str(), r);
+            }
+        }
+        let mut groups: Vec<(StoreDecl, Vec<&str>)> = vec![(self.store.clone(), Vec::new())];
+        let mut index: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
+        for app in &self.apps {
+            let Some(row) = own.get(app.name.as_str()) else {
+                groups[0].1.push(&app.name);
+                continue;
+            };
+            let g = *index.entry(row.store.clone()).or_insert_with(|| {
+                groups.push((self.store.with(&row.store), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(&app.name);
+        }
+        groups.retain(|(_, apps)| !apps.is_empty());
+        groups
+    }
+
+    /// Whether some app's store differs from the declaration's (`[fleet.store]`).
+    pub fn has_row_stores(&self) -> bool {
+        self.fleet
+            .as_ref()
+            .is_some_and(|f| f.rows.iter().any(|r| !r.store.is_empty()))
+    }
+
     /// The apps the fleet's rows matching every `COLUMN=VALUE` filter made;
     /// with no filter, every app. A value may end in `*` to match a prefix.
     pub fn select(&self, filters: &[String]) -> Result<Vec<&App>, SelectError> {

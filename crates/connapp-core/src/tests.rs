@@ -814,3 +814,61 @@ fn a_selection_picks_the_apps_of_the_matching_rows() {
     assert!(e.to_string().contains("customer, instance"), "{e}");
     assert!(matches!(d.select(&["acme".to_string()]), Err(SelectError::Shape(_))));
 }
+
+#[test]
+fn a_fleet_row_can_keep_its_apps_in_a_store_of_its_own() {
+    let text = fleet_text("inventory = \"customers.csv\"\n[fleet.store]\npath = \"/srv/{customer}.store\"").replace(
+        "kind = \"file\"",
+        "kind = \"file\"\n[store.settings]\npath = \"/srv/base.store\"",
+    );
+    let csv = "customer,instance,zoom_account,zoom_app_id\nacme,acme,a1,\nglobex,globex,a2,\n";
+    let r = check_with(
+        "connapp.toml",
+        &text,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    assert!(!r.has_errors(), "{:#?}", r.diagnostics);
+    let d = r.declaration.expect("valid");
+    assert_eq!(
+        d.store_of("dex-acme").settings,
+        [("path".to_string(), "/srv/acme.store".to_string())]
+    );
+    assert_eq!(d.store_of("mgmt-globex").settings[0].1, "/srv/globex.store");
+    assert!(d.has_row_stores());
+    let groups = d.store_groups();
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    assert_eq!(groups[0].1, ["dex-acme", "mgmt-acme"]);
+    // A setting the store does not take, with the nearest.
+    let bad = text.replace("path = \"/srv/{customer}.store\"", "pth = \"/srv/{customer}.store\"");
+    let r = check_with(
+        "connapp.toml",
+        &bad,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    assert!(diag(&r, "fleet-store-setting").fix.contains("did you mean `path`"));
+    // A management app outside the row cannot be read from the row's store.
+    let shared = text.replace("managed_by = \"mgmt-{customer}\"", "managed_by = \"admin\"")
+        + "\n[apps.admin]\ndisplay_name = \"admin\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"marketplace:read:app:admin\"]\n[apps.admin.oauth]\ngrant = \"account_credentials\"\naccount_id = \"x\"\n";
+    let r = check_with(
+        "connapp.toml",
+        &shared,
+        Inventory::Text {
+            file: "customers.csv",
+            text: csv,
+        },
+        &catalog(),
+    );
+    assert!(
+        diag(&r, "fleet-store-manager").message.contains("\"admin\""),
+        "{:#?}",
+        r.diagnostics
+    );
+}

@@ -90,11 +90,11 @@ pub struct StoreRef {
 }
 
 impl StoreRef {
-    /// The store `decl` names, with `data_dir`.
-    pub fn of(decl: &Declaration, data_dir: &Path) -> StoreRef {
+    /// `store` (a declaration's), with `data_dir`.
+    pub fn of(store: &connapp_core::StoreDecl, data_dir: &Path) -> StoreRef {
         StoreRef {
-            kind: decl.store.kind.clone(),
-            settings: decl.store.settings.clone(),
+            kind: store.kind.clone(),
+            settings: store.settings.clone(),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -641,7 +641,7 @@ impl Agent {
             let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             match st.as_ref() {
                 Some(u) => (
-                    StoreRef::of(&u.decl, &self.engine.environment().data_dir),
+                    StoreRef::of(&u.decl.store, &self.engine.environment().data_dir),
                     u.shared.store.clone(),
                 ),
                 None => {

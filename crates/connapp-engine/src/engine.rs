@@ -1,7 +1,7 @@
 //! One owner's engine: what a CLI process, a daemon, a fleet runner or a
 //! front end's session holds for its whole life and shares between threads.
 
-use connapp_core::Declaration;
+use connapp_core::{Declaration, StoreDecl};
 use connapp_host::Registry;
 
 use crate::Error;
@@ -71,9 +71,15 @@ impl Engine {
     /// be asked), its lease opened when a refresh first needs it, the data
     /// directory, this engine's runtime and clock, a memory tier of its own.
     pub fn open(&self, decl: &Declaration) -> Result<Shared<'static>, Error> {
-        let (store, plugin) = self.env.open_store(self.registry, decl)?;
-        Ok(Shared::on(store, plugin, self.env.data_dir.clone(), self.rt.clone())?
-            .with_leases(self.env.lease_opener(self.registry, decl))
+        self.open_store(&decl.store)
+    }
+
+    /// [`Engine::open`] on `store`: the declaration's, or the one a fleet
+    /// row's apps live in ([`Declaration::store_of`]).
+    pub fn open_store(&self, store: &StoreDecl) -> Result<Shared<'static>, Error> {
+        let (handle, plugin) = self.env.open_store(self.registry, store)?;
+        Ok(Shared::on(handle, plugin, self.env.data_dir.clone(), self.rt.clone())?
+            .with_leases(self.env.lease_opener(self.registry, store))
             .with_clock(self.clock))
     }
 }

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use connapp_core::{Declaration, Inventory, Report};
+use connapp_core::{Inventory, Report, StoreDecl};
 use connapp_host::{HostError, LoadedPlugin, Prompt, Registry};
 use connapp_plugin_api::bounded;
 use connapp_plugin_api::{FfiStoreContext, StoreHandle};
@@ -197,38 +197,34 @@ impl Environment {
         }
     }
 
-    /// What the declaration's store is opened with; asks a human only when
-    /// `interactive` and the owner gave a prompt.
-    pub fn store_context(&self, decl: &Declaration, interactive: bool) -> FfiStoreContext {
-        connapp_host::store_context(
-            &decl.store.settings,
-            &self.data_dir,
-            self.prompt.filter(|_| interactive),
-        )
+    /// What `store` is opened with; asks a human only when `interactive`
+    /// and the owner gave a prompt.
+    pub fn store_context(&self, store: &StoreDecl, interactive: bool) -> FfiStoreContext {
+        connapp_host::store_context(&store.settings, &self.data_dir, self.prompt.filter(|_| interactive))
     }
 
-    /// Opens the declaration's store (the prompt may be asked).
+    /// Opens `store` (the declaration's, or a fleet row's; the prompt may be asked).
     pub fn open_store<'r>(
         &self,
         reg: &'r Registry,
-        decl: &Declaration,
+        store: &StoreDecl,
     ) -> Result<(StoreHandle, &'r LoadedPlugin), HostError> {
         if let Some(sock) = &self.agent_socket {
-            let store = crate::agent::StoreRef::of(decl, &self.data_dir);
-            if let Some(through) = crate::agent::AgentStore::reach(sock, store) {
+            let held = crate::agent::StoreRef::of(store, &self.data_dir);
+            if let Some(through) = crate::agent::AgentStore::reach(sock, held) {
                 tracing::debug!(socket = %sock.display(), "the store, through the agent");
-                return Ok((StoreHandle::from_store(through), reg.store_plugin(&decl.store.kind)?));
+                return Ok((StoreHandle::from_store(through), reg.store_plugin(&store.kind)?));
             }
         }
-        tracing::debug!(kind = %decl.store.kind, "opening the store");
-        reg.open_store(&decl.store.kind, &self.store_context(decl, true))
+        tracing::debug!(kind = %store.kind, "opening the store");
+        reg.open_store(&store.kind, &self.store_context(store, true))
     }
 
-    /// Opens the lease of the declaration's store (`None`: it offers none)
-    /// when a refresh first needs it: never at a prompt.
-    pub fn lease_opener<'r>(&self, reg: &'r Registry, decl: &Declaration) -> LeaseOpener<'r> {
-        let kind = decl.store.kind.clone();
-        let ctx = self.store_context(decl, false);
+    /// Opens the lease of `store` (`None`: it offers none) when a refresh
+    /// first needs it: never at a prompt.
+    pub fn lease_opener<'r>(&self, reg: &'r Registry, store: &StoreDecl) -> LeaseOpener<'r> {
+        let kind = store.kind.clone();
+        let ctx = self.store_context(store, false);
         Box::new(move || reg.open_lease(&kind, &ctx).map_err(|e| e.to_string()))
     }
 }

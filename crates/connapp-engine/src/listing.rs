@@ -60,6 +60,32 @@ pub struct Listed {
     pub error: Option<String>,
 }
 
+impl Listed {
+    /// `app` as far as the declaration says, its store unreadable (`error`).
+    pub fn unreadable(decl: &Declaration, app: &App, error: String) -> Listed {
+        Listed {
+            app: app.name.clone(),
+            row: decl
+                .fleet
+                .as_ref()
+                .and_then(|f| f.row_of(&app.name))
+                .map(|r| r.values.clone()),
+            platform: app.platform.clone(),
+            account: account_of(decl, app),
+            instance: app.target.as_ref().map(|t| t.instance_url.clone()),
+            store_path: app_prefix(&app.name),
+            grant_owner: None,
+            last_refresh: None,
+            refreshed_by: None,
+            refresh_token_age_secs: None,
+            grant_age_secs: None,
+            client_secret_age_secs: None,
+            last_verify: None,
+            error: Some(error),
+        }
+    }
+}
+
 /// The provider account an app's calls count against: its own
 /// `account_id`, else its management app's (whose token makes the calls).
 pub fn account_of(decl: &Declaration, app: &App) -> Option<String> {

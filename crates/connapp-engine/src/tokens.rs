@@ -41,7 +41,7 @@ pub use cache::{JITTER_MAX_SECS, TokenCache};
 pub use events::{Event, Observer, Silent};
 pub use rt::Rt;
 pub use shared::Shared;
-pub use status::{AppStatus, Health, StoreStatus, status};
+pub use status::{AppStatus, Health, StoreStatus, status, status_of};
 
 /// Everything the token service needs for one app.
 pub struct AppCtx<'r> {

@@ -70,6 +70,9 @@ pub(super) struct RawFleet {
     inventory: Option<Spanned<String>>,
     rows: Option<Spanned<Vec<Spanned<RawRow>>>>,
     apps: Option<Spanned<BTreeMap<String, Spanned<RawApp>>>>,
+    /// Store settings per row, over `[store.settings]` (e.g. a Vault
+    /// `prefix` or `namespace` per customer): each row's apps live there.
+    store: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 type RawRow = BTreeMap<String, Spanned<toml::Value>>;
@@ -80,7 +83,7 @@ struct RawInventoryFile {
     rows: Option<Vec<Spanned<RawRow>>>,
 }
 
-pub(super) const FLEET_FIELDS: &[&str] = &["inventory", "rows", "apps"];
+pub(super) const FLEET_FIELDS: &[&str] = &["inventory", "rows", "apps", "store"];
 
 /// Strings with `{column}` placeholders, filled for one row.
 trait Fill: Sized {
@@ -323,6 +326,8 @@ pub(super) struct Expansion<'i> {
     /// The declaration positions (line, column) of template strings with
     /// placeholders, and the columns they use.
     filled_at: HashMap<(usize, usize), Vec<String>>,
+    /// `[fleet.store]`: the store settings each row fills in.
+    store: BTreeMap<String, String>,
 }
 
 /// Reads the inventory and fills the template for every row. Problems with
@@ -331,6 +336,7 @@ pub(super) fn expand<'i>(
     cx: &mut Ctx<'_>,
     fleet: &Spanned<RawFleet>,
     inventory: Inventory<'i>,
+    store_rules: Option<&StoreRules>,
 ) -> Option<Expansion<'i>> {
     let raw = fleet.get_ref();
     let (rows, inv_map) = read_rows(cx, fleet, inventory)?;
@@ -402,6 +408,43 @@ pub(super) fn expand<'i>(
             }
         }
     }
+    let mut store = BTreeMap::new();
+    if let Some(settings) = &raw.store {
+        for (name, value) in settings.get_ref() {
+            let field = format!("fleet.store.{name}");
+            if let Some(rules) = store_rules
+                && !rules.settings.iter().any(|r| &r.name == name)
+            {
+                let known: Vec<&str> = rules.settings.iter().map(|r| r.name.as_str()).collect();
+                cx.err(
+                    value.span(),
+                    &field,
+                    "fleet-store-setting",
+                    format!("the {} store has no setting {name:?}", rules.kind),
+                    match nearest(name, known.iter().copied()) {
+                        Some(n) => format!("did you mean `{n}`? Its settings: {}", known.join(", ")),
+                        None => format!("use one of its settings: {}", known.join(", ")),
+                    },
+                );
+                ok = false;
+            }
+            match placeholders(value.get_ref()) {
+                Err(why) => {
+                    cx.err(
+                        value.span(),
+                        &field,
+                        "fleet-placeholder",
+                        format!("{:?}: {why}", value.get_ref()),
+                        "write placeholders as `{column}`",
+                    );
+                    ok = false;
+                }
+                Ok(used) => ok &= known_columns(cx, value.span(), &field, &used, &known, &rows.source),
+            }
+            store.insert(name.clone(), value.get_ref().clone());
+        }
+        ok &= same_row_managers(cx, templates.get_ref());
+    }
     if !ok {
         return None;
     }
@@ -426,7 +469,38 @@ pub(super) fn expand<'i>(
         patterns,
         expanded,
         filled_at,
+        store,
     })
+}
+
+/// With `[fleet.store]` a row's apps live in the row's store, so an app's
+/// management app must be one the same row makes (its token is read there).
+fn same_row_managers(cx: &mut Ctx<'_>, templates: &BTreeMap<String, Spanned<RawApp>>) -> bool {
+    let mut ok = true;
+    for (pattern, t) in templates {
+        let Some(m) = &t.get_ref().managed_by else { continue };
+        if !templates.contains_key(m.get_ref()) {
+            cx.err(
+                m.span(),
+                &format!("fleet.apps.{pattern}.managed_by"),
+                "fleet-store-manager",
+                format!(
+                    "with [fleet.store] each row's apps live in that row's store, but {:?} is not an app the row makes",
+                    m.get_ref()
+                ),
+                format!(
+                    "name one of the row's own apps ({}), or drop [fleet.store]",
+                    templates
+                        .keys()
+                        .map(|k| format!("{k:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok
 }
 
 fn known_columns(
@@ -800,6 +874,11 @@ impl Expansion<'_> {
                     line: self.line_of(at),
                     values: values.clone(),
                     apps: e.apps.iter().map(|(n, _, _)| n.clone()).collect(),
+                    store: self
+                        .store
+                        .iter()
+                        .map(|(k, v)| (k.clone(), fill_str(v, values).unwrap_or_default()))
+                        .collect(),
                 })
                 .collect(),
         }

@@ -527,7 +527,13 @@ fn check_inner(cx: &mut Ctx<'_>, text: &str, inventory: Inventory<'_>, catalog: 
         all.insert(name, app);
     }
     let from = cx.diags.len();
-    let expansion = raw.fleet.as_ref().and_then(|f| fleet::expand(cx, f, inventory));
+    let store_rules = store
+        .as_ref()
+        .and_then(|s| catalog.stores.iter().find(|r| r.kind == s.kind));
+    let expansion = raw
+        .fleet
+        .as_ref()
+        .and_then(|f| fleet::expand(cx, f, inventory, store_rules));
     let mut fleet = None;
     if let Some(x) = &expansion {
         let skip = x.check_names(cx, declared);

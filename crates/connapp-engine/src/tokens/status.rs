@@ -105,13 +105,22 @@ pub struct StoreStatus {
 
 /// The token state of every app of `decl` in `shared`'s store. Reads only.
 pub fn status(decl: &Declaration, shared: &Shared<'_>) -> Result<(StoreStatus, Vec<AppStatus>), Error> {
+    status_of(&decl.apps.iter().collect::<Vec<_>>(), decl, shared)
+}
+
+/// [`status`] of `apps` only (those whose secrets `shared`'s store holds).
+pub fn status_of(
+    apps: &[&connapp_core::App],
+    decl: &Declaration,
+    shared: &Shared<'_>,
+) -> Result<(StoreStatus, Vec<AppStatus>), Error> {
     let described = shared.store.describe().map_err(|e| shared.store_error(e))?;
     let store = StoreStatus {
         store: format!("{} ({})", decl.store.kind, described.location),
         capabilities: described.capabilities,
     };
     let mut out = Vec::new();
-    for app in &decl.apps {
+    for app in apps {
         let declared: Vec<String> = app.scopes.iter().map(|s| s.scope.clone()).collect();
         let mut s = AppStatus {
             app: app.name.clone(),
