@@ -1021,3 +1021,65 @@ fn refresh_all_runs_apps_side_by_side_and_one_failure_stops_no_other() {
     // Each refreshed token is the new one: the sandbox accepts it.
     s.run(&["token", "a5"], None).ok();
 }
+
+#[test]
+fn token_select_prints_a_token_for_each_selected_row_and_names_the_app_without_one() {
+    let rows = ["c1", "c2", "c3"];
+    // One Zoom app per row: a consent replaces the same client's earlier grant.
+    let mut seeded = seed(true);
+    let dex = seeded.apps.iter().find(|a| a.client_id == DEX).expect("dex").clone();
+    for r in rows {
+        let mut app = dex.clone();
+        app.client_id = format!("{DEX}{r}");
+        app.app_id = format!("{}{r}", dex.app_id);
+        app.client_secret = format!("secret-of-{r}");
+        seeded.apps.push(app);
+    }
+    let zoom = Zoom::start(seeded).expect("sandbox");
+    let mut s = Sandbox::new(&built().full);
+    let base = zoom.base_url();
+    let mut decl = format!(
+        "version = 1\n[store]\nkind = \"file\"\n[fleet]\n[fleet.apps.\"plain-{{customer}}\"]\ndisplay_name = \"Plain OAuth\"\nplatform = \"generic\"\nredirect_url = \"{LOOPBACK}\"\nallow_list = [\"{LOOPBACK}\"]\nscopes = [\"user:read:user:admin\"]\n[fleet.apps.\"plain-{{customer}}\".oauth]\nauthorize_url = \"{base}/oauth/authorize\"\ntoken_url = \"{base}/oauth/token\"\nclient_auth = \"body\"\nlogin_redirect = \"{LOOPBACK}\"\n"
+    );
+    for r in rows {
+        decl.push_str(&format!("[[fleet.rows]]\ncustomer = \"{r}\"\n"));
+    }
+    s.declare(&decl);
+    let browser = fetching_browser(s.path());
+    s.set_env("BROWSER", &browser.display().to_string());
+    for r in rows {
+        let app = zoom.app(&format!("{DEX}{r}")).expect("app");
+        let name = format!("plain-{r}");
+        s.set_secret_of(&name, "client-id", &app.client_id);
+        s.set_secret_of(&name, "client-secret", &app.client_secret);
+        // c2 never logs in.
+        if r != "c2" {
+            s.run(&["login", &name, "--timeout", "20"], None).ok();
+        }
+    }
+    let out = s.run(&["token", "--select", "customer=c*"], None).fails_with(5);
+    let printed = out.stdout();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert!(
+        lines[0].starts_with("plain-c1\tsbx.at.") && lines[1].starts_with("plain-c3\tsbx.at."),
+        "{lines:?}"
+    );
+    assert!(
+        out.stderr().contains("plain-c2: ") && out.stderr().contains("1 of 3 app(s) failed"),
+        "{}",
+        out.stderr()
+    );
+    let j = crate::json::judged(
+        &crate::json::schema(),
+        "token",
+        &s.run(&["token", "--select", "customer=c1", "--json"], None).ok(),
+    );
+    assert_eq!(j["apps"].as_array().map(Vec::len), Some(1), "{j:#}");
+    assert!(
+        j["apps"][0]["access_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("sbx.at."))
+    );
+    assert_eq!(j["apps"][0]["error"], Value::Null);
+}

@@ -358,6 +358,13 @@ pub struct LoginArgs {
 pub struct TokenArgs {
     /// The app (needed when the declaration has several).
     pub app: Option<String>,
+    /// A token for each app of the fleet rows where COLUMN is VALUE, for scripts (a trailing `*`
+    /// matches a prefix; repeat: every one must hold): one `APP TOKEN` line each, or --json.
+    #[arg(long, value_name = "COLUMN=VALUE", conflicts_with = "app")]
+    pub select: Vec<String>,
+    /// With --select: how many apps at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Refresh when the token expires within this many seconds (default 60).
     #[arg(long)]
     pub margin: Option<u64>,

@@ -175,7 +175,82 @@ struct TokenJson<'a> {
     source: &'static str,
 }
 
+/// One app's token in `token --select --json`.
+#[derive(Serialize)]
+struct TokenOf {
+    app: String,
+    access_token: Option<String>,
+    expires_at: Option<u64>,
+    error: Option<String>,
+}
+
+/// `token --select`: a token for each selected app, on each app's store,
+/// `--jobs` at a time; an app without one is its own failure.
+fn tokens_of(g: &Global, a: &TokenArgs) -> Result<(), CliError> {
+    let (reg, path, decl) = ctx::declared(g)?;
+    // Tokens are wanted now, every time: an interrupted run is never resumed.
+    let b = crate::cli::BatchArgs {
+        jobs: a.jobs,
+        select: a.select.clone(),
+        fresh: true,
+    };
+    let names: Vec<String> = crate::batch::select(&decl, &b)?
+        .into_iter()
+        .map(|x| x.name.clone())
+        .collect();
+    let apps: Vec<&str> = names.iter().map(String::as_str).collect();
+    let stores = Stores::new(&decl);
+    let got = std::sync::Mutex::new(std::collections::HashMap::new());
+    // Nothing but the tokens on stdout: the run is shown as with --json.
+    let (report, record) = crate::batch::run(g, &decl, &path, "token", &b, true, &apps, |name| {
+        let mut c = AppCtx::load(reg, &decl, Some(name), stores.of(name)?)?;
+        if let Some(m) = a.margin {
+            c.set_margin(m);
+        }
+        let (rec, _) = c.token(&Silent)?;
+        got.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            name.to_string(),
+            (rec.access_token.expose_secret().to_string(), rec.expires_at),
+        );
+        Ok("a token".to_string())
+    })?;
+    let mut got = got.into_inner().unwrap_or_else(|p| p.into_inner());
+    let error_of = |r: &connapp_engine::batch::AppResult| match &r.outcome {
+        connapp_engine::batch::Outcome::Failed { message, .. } => Some(message.clone()),
+        connapp_engine::batch::Outcome::Skipped { reason } => Some(reason.clone()),
+        connapp_engine::batch::Outcome::Ok { .. } => None,
+    };
+    if a.json {
+        let apps: Vec<TokenOf> = report
+            .results
+            .iter()
+            .map(|r| {
+                let t = got.remove(&r.app);
+                TokenOf {
+                    app: r.app.clone(),
+                    expires_at: t.as_ref().map(|t| t.1),
+                    access_token: t.map(|t| t.0),
+                    error: error_of(r),
+                }
+            })
+            .collect();
+        ctx::print_json("token", &serde_json::json!({ "apps": apps }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &report.results {
+            match got.remove(&r.app) {
+                Some((token, _)) => writeln!(out, "{}\t{token}", r.app)?,
+                None => eprintln!("{}: {}", r.app, error_of(r).unwrap_or_default()),
+            }
+        }
+    }
+    crate::batch::conclude(g, true, &report, "with a token", &record)
+}
+
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
+    if !a.select.is_empty() {
+        return tokens_of(g, &a);
+    }
     // A running agent for this declaration answers from memory; without
     // one (or locked) connapp works as it always has.
     if let Some(t) = crate::cmd_agent::token_via_agent(g, a.app.as_deref(), a.margin)? {

@@ -86,10 +86,16 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "token",
-        &[(
-            "curl -H \"Authorization: Bearer $(connapp token)\" \"$API/users/me\"",
-            "use it",
-        )],
+        &[
+            (
+                "curl -H \"Authorization: Bearer $(connapp token)\" \"$API/users/me\"",
+                "use it",
+            ),
+            (
+                "connapp token --select customer=acme* --json",
+                "a token for each app of the fleet rows whose customer starts with acme",
+            ),
+        ],
     ),
     (
         "refresh",
