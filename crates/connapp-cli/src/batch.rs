@@ -39,11 +39,7 @@ fn with_budget<T>(
     now: &(dyn Fn() -> u64 + Sync),
     f: impl FnOnce(&connapp_engine::batch::Budget<'_>) -> T,
 ) -> T {
-    let by_name: HashMap<&str, Option<String>> = decl
-        .apps
-        .iter()
-        .map(|a| (a.name.as_str(), connapp_engine::listing::account_of(decl, a)))
-        .collect();
+    let by_name = connapp_engine::listing::accounts(decl);
     let account_of = move |app: &str| by_name.get(app).cloned().flatten();
     let budget = connapp_engine::batch::Budget {
         account_of: &account_of,

@@ -61,17 +61,14 @@ pub struct Listed {
 }
 
 impl Listed {
-    /// `app` as far as the declaration says, its store unreadable (`error`).
-    pub fn unreadable(decl: &Declaration, app: &App, error: String) -> Listed {
+    /// `app` as far as the declaration says (its row's cells in `row`),
+    /// nothing read from its store yet.
+    fn declared(app: &App, row: Option<BTreeMap<String, String>>, account: Option<String>) -> Listed {
         Listed {
             app: app.name.clone(),
-            row: decl
-                .fleet
-                .as_ref()
-                .and_then(|f| f.row_of(&app.name))
-                .map(|r| r.values.clone()),
+            row,
             platform: app.platform.clone(),
-            account: account_of(decl, app),
+            account,
             instance: app.target.as_ref().map(|t| t.instance_url.clone()),
             store_path: app_prefix(&app.name),
             grant_owner: None,
@@ -81,7 +78,20 @@ impl Listed {
             grant_age_secs: None,
             client_secret_age_secs: None,
             last_verify: None,
+            error: None,
+        }
+    }
+
+    /// `app` as far as the declaration says, its store unreadable (`error`).
+    pub fn unreadable(decl: &Declaration, app: &App, error: String) -> Listed {
+        let row = decl
+            .fleet
+            .as_ref()
+            .and_then(|f| f.row_of(&app.name))
+            .map(|r| r.values.clone());
+        Listed {
             error: Some(error),
+            ..Listed::declared(app, row, account_of(decl, app))
         }
     }
 }
@@ -93,6 +103,27 @@ pub fn account_of(decl: &Declaration, app: &App) -> Option<String> {
         let m = app.managed_by.as_deref()?;
         decl.apps.iter().find(|a| a.name == m)?.oauth.account_id.clone()
     })
+}
+
+/// [`account_of`] for every app of `decl`, by app name, in one pass (a
+/// fleet has thousands of apps).
+pub fn accounts(decl: &Declaration) -> HashMap<&str, Option<String>> {
+    let own: HashMap<&str, Option<&String>> = decl
+        .apps
+        .iter()
+        .map(|a| (a.name.as_str(), a.oauth.account_id.as_ref()))
+        .collect();
+    decl.apps
+        .iter()
+        .map(|a| {
+            let account = a
+                .oauth
+                .account_id
+                .clone()
+                .or_else(|| own.get(a.managed_by.as_deref()?).copied().flatten().cloned());
+            (a.name.as_str(), account)
+        })
+        .collect()
 }
 
 /// The inventory view of `apps` (from `decl`), read from `shared`'s store and
@@ -117,24 +148,14 @@ pub fn list(decl: &Declaration, apps: &[&App], shared: &Shared<'_>, verify_runs:
         }
     }
     let secrets = Secrets::new(&shared.store);
+    let accounts = accounts(decl);
     apps.iter()
         .map(|app| {
-            let account = account_of(decl, app);
+            let row = rows.get(app.name.as_str()).map(|r| (*r).clone());
+            let account = accounts.get(app.name.as_str()).cloned().flatten();
             let mut l = Listed {
-                app: app.name.clone(),
-                row: rows.get(app.name.as_str()).map(|r| (*r).clone()),
-                platform: app.platform.clone(),
-                account,
-                instance: app.target.as_ref().map(|t| t.instance_url.clone()),
-                store_path: app_prefix(&app.name),
-                grant_owner: None,
-                last_refresh: None,
-                refreshed_by: None,
-                refresh_token_age_secs: None,
-                grant_age_secs: None,
-                client_secret_age_secs: None,
                 last_verify: verified.get(&app.name).cloned(),
-                error: None,
+                ..Listed::declared(app, row, account)
             };
             match secrets.token(&app.name) {
                 Ok(Some(r)) => match TokenRecord::from_bytes(&r.value) {
