@@ -97,6 +97,86 @@ fn check_reads_the_inventory_beside_the_declaration_and_places_each_problem() {
     assert_eq!(d["line"], 7);
 }
 
+#[test]
+fn secrets_import_checks_every_line_before_it_stores_any_and_opens_the_store_once() {
+    let mut csv = String::from("customer,instance,zoom_account,zoom_app_id\n");
+    for i in 0..50 {
+        csv.push_str(&format!("c{i},inst{i},acct{i},\n"));
+    }
+    let s = fleet(&csv);
+    const CANARY: &str = "CANARY-import-7f3c";
+    // Bad lines: each named by its number, no value in the message, nothing stored.
+    let bad = [
+        format!(r#"{{"app": "dex-c1", "secret": "instance-password", "value": "{CANARY}-1"}}"#),
+        format!(r#"{{"app": "dex-c1000", "secret": "instance-password", "value": "{CANARY}-2"}}"#),
+        format!(r#"{{"app": "dex-c2", "secret": "instance-pasword", "value": "{CANARY}-3"}}"#),
+        format!(r#"{{"app": "dex-c3", "secret": "instance-user", "value": "{CANARY}-4"#),
+        String::new(),
+        r#"{"app": "dex-c4", "secret": "instance-user", "value": ""}"#.to_string(),
+        format!(r#"{{"app": "dex-c1", "secret": "instance-password", "value": "{CANARY}-5"}}"#),
+    ]
+    .join("\n");
+    let out = s.run(&["secrets", "import"], Some(bad.as_bytes())).fails_with(2);
+    let err = out.stderr();
+    assert!(err.contains("5 bad line(s); nothing was stored"), "{err}");
+    for expected in [
+        "line 2: no app named \"dex-c1000\"",
+        "line 3: \"instance-pasword\" is not a secret",
+        "line 4: not a JSON object",
+        "line 6: the instance user of dex-c4",
+        "line 7: the instance password of dex-c1 was given on an earlier line",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(err.contains("earlier line"), "{err}");
+    assert!(!err.contains(CANARY) && !out.stdout().contains(CANARY), "{err}");
+    assert!(
+        crate::secrets::read_back(&s, "apps/dex-c1/instance-password").is_none(),
+        "a bad line elsewhere stores nothing"
+    );
+
+    // 100 good lines (the file store rewrites its file per write; the fleet test imports 1,000 into OpenBao): stored, each app's own, read back exactly; the report never holds a value.
+    let mut good = String::new();
+    for i in 0..50 {
+        for (kind, value) in [
+            ("instance-user", "admin".to_string()),
+            ("instance-password", format!("{CANARY}-{i}")),
+        ] {
+            good.push_str(&json!({"app": format!("dex-c{i}"), "secret": kind, "value": value}).to_string());
+            good.push('\n');
+        }
+    }
+    let v = crate::json::schema();
+    let out = s.run(&["secrets", "import", "--json"], Some(good.as_bytes())).ok();
+    let j = crate::json::judged(&v, "secrets import", &out);
+    assert!(!out.stdout().contains(CANARY) && !out.stderr().contains(CANARY));
+    assert_eq!(j["stored"].as_array().map(Vec::len), Some(100), "{j:#}");
+    assert_eq!(
+        j["stored"][1],
+        json!({"app": "dex-c0", "secret": "instance-password", "version": 1})
+    );
+    assert_eq!(
+        crate::secrets::read_back(&s, "apps/dex-c17/instance-password").as_deref(),
+        Some(format!("{CANARY}-17").as_bytes())
+    );
+    // Again: safe, a new version of each.
+    let out = s.run(&["secrets", "import"], Some(good.as_bytes())).ok();
+    assert!(
+        out.stdout().contains("Stored 100 secret(s) of 50 app(s)"),
+        "{}",
+        out.stdout()
+    );
+    let j = s
+        .run(&["secrets", "list", "--app", "dex-c5", "--json"], None)
+        .ok()
+        .json();
+    let pw = j["secrets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["secret"] == "instance-password").cloned())
+        .expect("listed");
+    assert_eq!(pw["version"], 2, "{j:#}");
+}
+
 /// A fleet of `n` rows against the Zoom sandbox and one ServiceNow sandbox
 /// per row, every row's instance credentials stored, the management app shared.
 struct FleetWorld {

@@ -15,7 +15,7 @@ pub fn pass(s: &str) -> Zeroizing<Vec<u8>> {
 
 const CANARY: &str = "CANARY-7d1e0c55-secret-never-on-disk";
 
-fn read_back(s: &Sandbox, key: &str) -> Option<Vec<u8>> {
+pub(crate) fn read_back(s: &Sandbox, key: &str) -> Option<Vec<u8>> {
     let store = FileStore::open(
         &s.path().join("data/store"),
         pass("correct horse battery staple"),

@@ -221,6 +221,11 @@ pub enum SecretsCommand {
     List(SecretListArgs),
     /// Remove a secret.
     Rm(SecretRmArgs),
+    /// Store many secrets at once (a fleet's instance sign-ins, say), read as
+    /// JSON Lines from standard input: {"app": "dex-acme", "secret":
+    /// "instance-password", "value": "..."} per line. Every line is checked
+    /// before anything is stored; each store opens once.
+    Import(SecretImportArgs),
 }
 
 /// Which secret of which app (`secrets set` and `secrets rm`).
@@ -256,6 +261,13 @@ pub struct SecretListArgs {
     /// Only this app.
     #[arg(long)]
     pub app: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SecretImportArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -9,7 +9,7 @@ use connapp_plugin_api::{Capabilities, Expected};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::cli::{Global, SecretListArgs, SecretRmArgs, SecretSetArgs};
+use crate::cli::{Global, SecretImportArgs, SecretListArgs, SecretRmArgs, SecretSetArgs};
 use crate::ctx;
 use crate::error::{CliError, Exit};
 
@@ -271,6 +271,192 @@ pub fn rm(g: &Global, a: SecretRmArgs) -> Result<(), CliError> {
         } else {
             println!("No {} was stored for {}; nothing removed", kind.label(), app.name);
         }
+    }
+    Ok(())
+}
+
+/// The longest line `secrets import` reads (a value of at most 8 KiB, each
+/// byte escaped, and the names).
+const MAX_IMPORT_LINE: u64 = 64 * 1024;
+/// At most this many lines (a fleet of 25,000 rows with four secrets each).
+const MAX_IMPORT_LINES: usize = 100_000;
+/// At most this many bad lines are named; the rest are counted.
+const IMPORT_REPORTS: usize = 20;
+
+/// One line of `secrets import`. The value goes into a zeroized buffer at
+/// once (serde_json's unescaping scratch for a value with escapes is not).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportLine {
+    app: String,
+    secret: String,
+    value: String,
+}
+
+/// A checked line, ready to store.
+struct Import {
+    line: usize,
+    app: String,
+    kind: SecretKind,
+    value: Zeroizing<Vec<u8>>,
+}
+
+/// Reads and checks every line of standard input: an error for each bad
+/// line (its number, what is wrong), and nothing returned unless all are good.
+fn read_imports(decl: &connapp_core::Declaration) -> Result<Vec<Import>, CliError> {
+    use std::io::BufRead;
+    let mut input = std::io::stdin().lock();
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_IMPORT_LINE as usize + 1));
+    let (mut imports, mut bad) = (Vec::<Import>::new(), Vec::<String>::new());
+    let mut seen = std::collections::HashSet::new();
+    let names: std::collections::HashSet<&str> = decl.apps.iter().map(|a| a.name.as_str()).collect();
+    let mut line = 0;
+    loop {
+        zeroize::Zeroize::zeroize(&mut *buf);
+        let n = (&mut input)
+            .take(MAX_IMPORT_LINE + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| CliError::failure(format!("cannot read standard input: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        line += 1;
+        if line > MAX_IMPORT_LINES {
+            return Err(CliError::with_code(
+                Exit::Usage,
+                format!("standard input holds more than {MAX_IMPORT_LINES} lines; nothing was stored"),
+            )
+            .hint("split the input and import each part"));
+        }
+        if buf.len() as u64 > MAX_IMPORT_LINE {
+            return Err(CliError::with_code(
+                Exit::Usage,
+                format!("line {line} is longer than {MAX_IMPORT_LINE} bytes; nothing was stored"),
+            )
+            .hint("each line holds one secret: {\"app\": ..., \"secret\": ..., \"value\": ...}"));
+        }
+        if buf.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed: ImportLine = match serde_json::from_slice(&buf) {
+            Ok(p) => p,
+            Err(e) => {
+                // serde_json's message names a position, never the input.
+                bad.push(format!(
+                    "line {line}: not a JSON object with app, secret and value ({e})"
+                ));
+                continue;
+            }
+        };
+        let ImportLine { app, secret, value } = parsed;
+        let value = Zeroizing::new(value.into_bytes());
+        let Some(kind) = SecretKind::parse(&secret) else {
+            bad.push(format!("line {line}: {secret:?} is not a secret connapp keeps"));
+            continue;
+        };
+        if !names.contains(app.as_str()) {
+            let near = connapp_core::nearest(&app, names.iter().copied())
+                .map(|n| format!(" (did you mean {n:?}?)"))
+                .unwrap_or_default();
+            bad.push(format!("line {line}: no app named {app:?} in the declaration{near}"));
+            continue;
+        }
+        if let Err(why) = kind.check_value(&value) {
+            bad.push(format!("line {line}: the {} of {app}: {why}", kind.label()));
+            continue;
+        }
+        if !seen.insert((app.clone(), kind)) {
+            bad.push(format!(
+                "line {line}: the {} of {app} was given on an earlier line too",
+                kind.label()
+            ));
+            continue;
+        }
+        imports.push(Import { line, app, kind, value });
+    }
+    if bad.is_empty() {
+        return Ok(imports);
+    }
+    let more = bad.len().saturating_sub(IMPORT_REPORTS);
+    let mut message = format!("{} bad line(s); nothing was stored:", bad.len());
+    for b in bad.iter().take(IMPORT_REPORTS) {
+        message.push_str("\n  ");
+        message.push_str(b);
+    }
+    if more > 0 {
+        message.push_str(&format!("\n  ... and {more} more"));
+    }
+    Err(CliError::with_code(Exit::Usage, message)
+        .hint("fix those lines and import again; the secrets list is `connapp secrets set --help`"))
+}
+
+#[derive(Serialize)]
+struct Imported {
+    app: String,
+    secret: &'static str,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct ImportOutput {
+    stored: Vec<Imported>,
+}
+
+pub fn import(g: &Global, a: SecretImportArgs) -> Result<(), CliError> {
+    let (reg, _, decl) = ctx::declared(g)?;
+    if ctx::interactive() {
+        return Err(CliError::with_code(
+            Exit::Usage,
+            "secrets import reads JSON Lines from standard input, which is a terminal",
+        )
+        .hint("connapp secrets import < secrets.jsonl (one {\"app\", \"secret\", \"value\"} object per line)"));
+    }
+    let imports = read_imports(&decl)?;
+    let now = connapp_engine::tokens::now();
+    let mut stored = Vec::with_capacity(imports.len());
+    let apps: std::collections::HashSet<&str> = imports.iter().map(|i| i.app.as_str()).collect();
+    // Store by store, each opened once (it may ask for a passphrase).
+    for (_, group) in decl.store_groups() {
+        let group: std::collections::HashSet<&str> = group.into_iter().filter(|n| apps.contains(n)).collect();
+        let Some(first) = group.iter().next() else { continue };
+        let (store, plugin) = ctx::open_store(reg, &decl, Some(first))?;
+        let secrets = Secrets::new(&store);
+        for i in imports.iter().filter(|i| group.contains(i.app.as_str())) {
+            let version = secrets
+                .put_dated(&i.app, i.kind, &i.value, Expected::Any, now)
+                .map_err(|e| {
+                    let e = CliError::from(connapp_host::plugin_error(plugin, e));
+                    let message = format!(
+                        "line {} (the {} of {}): {}; {} secret(s) before it were stored",
+                        i.line,
+                        i.kind.label(),
+                        i.app,
+                        e.message,
+                        stored.len()
+                    );
+                    let hint = e.hint.unwrap_or_else(|| {
+                        "importing the same lines again is safe: a stored value is written again".into()
+                    });
+                    CliError {
+                        message,
+                        code: e.code,
+                        hint: Some(hint),
+                    }
+                })?;
+            stored.push(Imported {
+                app: i.app.clone(),
+                secret: i.kind.as_str(),
+                version,
+            });
+        }
+    }
+    drop(imports);
+    if a.json {
+        return ctx::print_json("secrets import", &ImportOutput { stored });
+    }
+    if !g.quiet {
+        let apps: std::collections::HashSet<&str> = stored.iter().map(|s| s.app.as_str()).collect();
+        println!("Stored {} secret(s) of {} app(s)", stored.len(), apps.len());
     }
     Ok(())
 }

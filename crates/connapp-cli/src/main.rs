@@ -183,6 +183,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             SecretsCommand::Set(a) => cmd_secrets::set(&g, a),
             SecretsCommand::List(a) => cmd_secrets::list(&g, a),
             SecretsCommand::Rm(a) => cmd_secrets::rm(&g, a),
+            SecretsCommand::Import(a) => cmd_secrets::import(&g, a),
         },
         Command::Plugins { command } => match command {
             PluginsCommand::List(a) => cmd_plugins::list(&g, a),

@@ -284,7 +284,7 @@ impl Declaration {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AppLookupError {
     /// No app has that name.
-    #[error("no app named {name:?} in the declaration (apps: {})", known.join(", "))]
+    #[error("no app named {name:?} in the declaration (apps: {})", some_of(known))]
     Unknown {
         /// What was asked for.
         name: String,
@@ -292,11 +292,26 @@ pub enum AppLookupError {
         known: Vec<String>,
     },
     /// Several apps and none named.
-    #[error("the declaration has several apps ({}); name one", known.join(", "))]
+    #[error("the declaration has several apps ({}); name one", some_of(known))]
     Ambiguous {
         /// What exists.
         known: Vec<String>,
     },
+}
+
+/// The first ten names, and how many more (a fleet has thousands).
+fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(", and {} more", names.len() - SHOWN));
+    }
+    s
 }
 
 /// The secrets connapp keeps for an app.

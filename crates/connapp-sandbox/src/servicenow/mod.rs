@@ -590,6 +590,72 @@ impl Instance {
     }
 }
 
+/// Many instances behind one listener, for fleets: instance `NAME` is at
+/// `http://127.0.0.1:PORT/i/NAME`, with records, users, tokens and a clock of
+/// its own, exactly as if it had a host to itself (its links and redirects
+/// carry the prefix). Hundreds cost one thread pool, not a runtime each.
+pub struct Instances {
+    server: crate::server::Running<BTreeMap<String, SnCtx>>,
+}
+
+impl Instances {
+    /// Starts one instance per name (letters, digits, `-` and `_`), each from `seed`.
+    pub fn start<I, S>(names: I, seed: SnSeed) -> Result<Instances, SandboxError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        if let Some(bad) = names
+            .iter()
+            .find(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(SandboxError::Seed(format!(
+                "{bad:?} is not an instance name (letters, digits, - and _)"
+            )));
+        }
+        let http = crate::webhooks::client();
+        let server = crate::server::Running::start(
+            "connapp-sandbox-servicenow-fleet",
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            |base| {
+                Ok(names
+                    .iter()
+                    .map(|n| {
+                        let state = SnState::new(seed.clone(), &format!("{base}/i/{n}"));
+                        let ctx = SnCtx {
+                            state: Arc::new(Mutex::new(state)),
+                            http: http.clone(),
+                        };
+                        (n.clone(), ctx)
+                    })
+                    .collect::<BTreeMap<_, _>>())
+            },
+            |all, _| {
+                let all = all.lock().unwrap_or_else(|p| p.into_inner());
+                all.iter().fold(Router::new(), |r, (name, ctx)| {
+                    r.nest(&format!("/i/{name}"), router(ctx.clone()))
+                })
+            },
+        )?;
+        Ok(Instances { server })
+    }
+
+    /// Instance `name`'s base URL (`http://127.0.0.1:PORT/i/NAME`).
+    pub fn base_url(&self, name: &str) -> Option<String> {
+        self.server
+            .lock()
+            .contains_key(name)
+            .then(|| format!("{}/i/{name}", self.server.base_url()))
+    }
+
+    /// Runs `f` on instance `name`'s state.
+    pub fn with_state<T>(&self, name: &str, f: impl FnOnce(&mut SnState) -> T) -> Option<T> {
+        let ctx = self.server.lock().get(name).cloned()?;
+        Some(f(&mut ctx.lock()))
+    }
+}
+
 /// Serves the instance on `listener` until `shutdown` resolves (for `connapp
 /// sandbox`). With `state_file`, the instance's records and tokens are loaded
 /// from it when it exists and saved to it every two seconds and at the end.

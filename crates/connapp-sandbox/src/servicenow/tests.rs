@@ -3,13 +3,28 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{Instance, SnSeed};
+use super::{Instance, Instances, SnSeed};
 use crate::{DEX_SCOPES, Sandbox, Seed};
 
 const ADMIN: (&str, &str) = ("admin", "admin-password");
 
+/// The instance under test: alone on its listener, or one of many.
+enum Sn {
+    Alone(Instance),
+    Many(Instances, &'static str),
+}
+
+impl Sn {
+    fn base_url(&self) -> String {
+        match self {
+            Sn::Alone(i) => i.base_url(),
+            Sn::Many(all, name) => all.base_url(name).expect("instance"),
+        }
+    }
+}
+
 struct World {
-    sn: Instance,
+    sn: Sn,
     zoom: Sandbox,
     http: reqwest::Client,
 }
@@ -17,7 +32,10 @@ struct World {
 const DEX: &str = "sbxDexClientId00000001";
 
 fn world() -> World {
-    let sn = Instance::start(SnSeed::default()).expect("servicenow");
+    world_on(Sn::Alone(Instance::start(SnSeed::default()).expect("servicenow")))
+}
+
+fn world_on(sn: Sn) -> World {
     let mut seed = Seed::default();
     seed.knobs.auto_approve = Some("admin".into());
     for a in &mut seed.apps {
@@ -346,7 +364,23 @@ async fn authentication_roles_rate_limits_and_hibernation() {
 
 #[tokio::test]
 async fn consent_in_servicenow_then_the_dex_job_reads_all_six_endpoints() {
-    let w = world();
+    consent_then_dex(world()).await;
+}
+
+/// The same round trip through one of 300 instances behind one listener: its
+/// links and redirects keep its prefix, and no other instance sees a thing.
+#[tokio::test]
+async fn one_of_many_instances_on_one_listener_behaves_as_if_alone() {
+    let names: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let all = Instances::start(names, SnSeed::default()).expect("instances");
+    assert_eq!(all.base_url("nope"), None);
+    assert!(Instances::start(["a/b"], SnSeed::default()).is_err());
+    let w = world_on(Sn::Many(all, "c123"));
+    assert!(w.sn.base_url().ends_with("/i/c123"), "{}", w.sn.base_url());
+    consent_then_dex(w).await;
+}
+
+async fn consent_then_dex(w: World) {
     assert_eq!(
         w.dex().await["steps"][0]["detail"],
         "There is no (active) connection associated with the alias"
@@ -394,6 +428,19 @@ async fn consent_in_servicenow_then_the_dex_job_reads_all_six_endpoints() {
         .collect();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0]["scopes"].as_array().expect("scopes").len(), DEX_SCOPES.len());
+    if let Sn::Many(all, name) = &w.sn {
+        // The records are the instance's own: its neighbours hold no provider, no token.
+        for other in ["c0", "c122", "c124", "c299"] {
+            let counts = all
+                .with_state(other, |s| {
+                    (s.rows("oauth_entity").len(), s.rows("oauth_credential").len())
+                })
+                .expect("neighbour");
+            assert_eq!(counts, (0, 0), "{other} saw {name}'s records");
+        }
+        let own = all.with_state(name, |s| s.rows("oauth_credential").len()).expect("own");
+        assert!(own >= 2, "{own}");
+    }
 }
 
 #[tokio::test]
