@@ -108,11 +108,16 @@ pub fn scratch() -> tempfile::TempDir {
 }
 
 /// The Zoom sandbox's seeded management app (Server-to-Server, `marketplace:` scopes).
-const MGMT: &str = "sbxMgmtClientId0000003";
+pub const MGMT: &str = "sbxMgmtClientId0000003";
 
 /// A Zoom sandbox that auto-approves consent as `admin`, its management app's
 /// Client Secret set to `secret` (a test's canary).
 pub fn zoom_with_management(secret: &str) -> connapp_sandbox::Sandbox {
+    connapp_sandbox::Sandbox::start(zoom_seed_with_management(secret)).expect("zoom sandbox")
+}
+
+/// The seed of [`zoom_with_management`].
+pub fn zoom_seed_with_management(secret: &str) -> connapp_sandbox::Seed {
     let mut seed = connapp_sandbox::Seed::default();
     seed.knobs.auto_approve = Some("admin".into());
     for app in &mut seed.apps {
@@ -120,7 +125,7 @@ pub fn zoom_with_management(secret: &str) -> connapp_sandbox::Sandbox {
             app.client_secret = secret.into();
         }
     }
-    connapp_sandbox::Sandbox::start(seed).expect("zoom sandbox")
+    seed
 }
 
 /// The loopback redirect the tests' logins use (any port: RFC 8252 §7.3).

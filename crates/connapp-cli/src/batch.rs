@@ -208,7 +208,7 @@ impl BatchObserver for Shown {
                     }
                     bar.inc(1);
                 } else if self.lines {
-                    println!("{line}");
+                    render::out(&line);
                 }
             }
         }
@@ -237,7 +237,7 @@ pub fn conclude(g: &Global, json: bool, report: &Report, done: &str, record: &Ru
     if !json && !g.quiet {
         let line = format!("{ok} of {total} app(s) {done}, {failed} failed, {skipped} skipped.");
         if failed == 0 && skipped == 0 {
-            println!("{}", render::paint(render::GOOD, &line));
+            render::out(&render::paint(render::GOOD, &line));
         } else {
             println!("{line}");
         }

@@ -13,6 +13,12 @@ pub fn stdout() -> anstream::AutoStream<std::io::Stdout> {
     anstream::AutoStream::new(std::io::stdout(), anstream::ColorChoice::global())
 }
 
+/// Prints `line` on [`stdout`], so its colour codes go only where colour is on.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(stdout(), "{line}");
+}
+
 /// `text` in `style`; the codes vanish where colour is off.
 pub fn paint(style: Style, text: &str) -> String {
     format!("{}{text}{}", style.render(), style.render_reset())

@@ -286,6 +286,28 @@ impl Sandbox {
         Ok(Sandbox { server })
     }
 
+    /// Many Zoom accounts in one process, for fleets: one sandbox per seed
+    /// (give each its own `account_id`), each on a port of its own with its
+    /// users, apps, grants and rate limits, all served by one thread pool. The
+    /// last one dropped stops them all.
+    pub fn start_many(seeds: Vec<Seed>) -> Result<Vec<Sandbox>, SandboxError> {
+        let http = webhooks::client();
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let servers = Running::start_many(
+            "connapp-sandbox",
+            seeds.into_iter().map(|s| (any, s)).collect(),
+            |seed, _| build_state(seed, real_now()),
+            |state, base| {
+                router(Ctx {
+                    state,
+                    base_url: base.into(),
+                    http: http.clone(),
+                })
+            },
+        )?;
+        Ok(servers.into_iter().map(|server| Sandbox { server }).collect())
+    }
+
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
         self.server.addr()
@@ -313,6 +335,11 @@ impl Sandbox {
     /// The account id.
     pub fn account_id(&self) -> String {
         self.server.lock().account_id.clone()
+    }
+
+    /// Runs `f` on the state (tests read counters and break things with it).
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.server.lock())
     }
 }
 

@@ -445,6 +445,57 @@ async fn rate_limits_answer_429_with_zoom_headers() {
     assert!(retry.ends_with("T00:00:00Z"), "{retry}");
 }
 
+/// Accounts started together share a runtime and nothing else: one
+/// account's rate limit is its own, and dropping one leaves the rest serving.
+#[tokio::test]
+async fn many_accounts_in_one_process_keep_their_own_limits() {
+    let seeds = (0..3)
+        .map(|i| Seed {
+            account_id: format!("sbxAccountMany{i:09}"),
+            ..Seed::default()
+        })
+        .collect();
+    let mut all: Vec<T> = Sandbox::start_many(seeds)
+        .expect("start")
+        .into_iter()
+        .map(|sbx| T { sbx, ..t() })
+        .collect();
+    assert_eq!(all[1].sbx.account_id(), "sbxAccountMany000000001");
+    let a = all[0].admin_tokens().await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_string();
+    let b = all[1].admin_tokens().await["access_token"]
+        .as_str()
+        .expect("at")
+        .to_string();
+    all[0]
+        .control(
+            reqwest::Method::PUT,
+            "/rate-limits",
+            json!({"Light": {"per_window": 1, "window_secs": 3600, "per_day": 1000}}),
+        )
+        .await;
+    all[0].api(&a, "/users/me").await;
+    assert_eq!(
+        all[0].api(&a, "/users/me").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let r = all[1].api(&b, "/users/me").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let left: u64 = r.headers()["x-ratelimit-remaining"]
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("remaining");
+    assert!(left >= 78, "the other account's calls counted here: {left} left of 80");
+    // Another account's token means nothing here.
+    assert_ne!(all[1].api(&a, "/users/me").await.status(), StatusCode::OK);
+    // The first account gone, the second still answers.
+    all.remove(0);
+    assert_eq!(all[0].api(&b, "/users/me").await.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn bad_or_expired_page_tokens_are_code_300() {
     let t = t();

@@ -579,6 +579,27 @@ impl Instance {
         Ok(Instance { server })
     }
 
+    /// Many instances in one process, for fleets: one per seed, each on a
+    /// port of its own (a real instance has a host of its own) with records,
+    /// users, tokens and a clock of its own, all served by one thread pool
+    /// instead of a runtime each. The last one dropped stops them all.
+    pub fn start_many(seeds: Vec<SnSeed>) -> Result<Vec<Instance>, SandboxError> {
+        let http = crate::webhooks::client();
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let servers = crate::server::Running::start_many(
+            "connapp-sandbox-servicenow",
+            seeds.into_iter().map(|s| (any, s)).collect(),
+            |seed, base| Ok(SnState::new(seed, base)),
+            |state, _| {
+                router(SnCtx {
+                    state,
+                    http: http.clone(),
+                })
+            },
+        )?;
+        Ok(servers.into_iter().map(|server| Instance { server }).collect())
+    }
+
     /// The instance's base URL.
     pub fn base_url(&self) -> String {
         self.server.base_url()
@@ -587,72 +608,6 @@ impl Instance {
     /// Runs `f` on the state (tests inspect and break things with it).
     pub fn with_state<T>(&self, f: impl FnOnce(&mut SnState) -> T) -> T {
         f(&mut self.server.lock())
-    }
-}
-
-/// Many instances behind one listener, for fleets: instance `NAME` is at
-/// `http://127.0.0.1:PORT/i/NAME`, with records, users, tokens and a clock of
-/// its own, exactly as if it had a host to itself (its links and redirects
-/// carry the prefix). Hundreds cost one thread pool, not a runtime each.
-pub struct Instances {
-    server: crate::server::Running<BTreeMap<String, SnCtx>>,
-}
-
-impl Instances {
-    /// Starts one instance per name (letters, digits, `-` and `_`), each from `seed`.
-    pub fn start<I, S>(names: I, seed: SnSeed) -> Result<Instances, SandboxError>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let names: Vec<String> = names.into_iter().map(Into::into).collect();
-        if let Some(bad) = names
-            .iter()
-            .find(|n| n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-        {
-            return Err(SandboxError::Seed(format!(
-                "{bad:?} is not an instance name (letters, digits, - and _)"
-            )));
-        }
-        let http = crate::webhooks::client();
-        let server = crate::server::Running::start(
-            "connapp-sandbox-servicenow-fleet",
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            |base| {
-                Ok(names
-                    .iter()
-                    .map(|n| {
-                        let state = SnState::new(seed.clone(), &format!("{base}/i/{n}"));
-                        let ctx = SnCtx {
-                            state: Arc::new(Mutex::new(state)),
-                            http: http.clone(),
-                        };
-                        (n.clone(), ctx)
-                    })
-                    .collect::<BTreeMap<_, _>>())
-            },
-            |all, _| {
-                let all = all.lock().unwrap_or_else(|p| p.into_inner());
-                all.iter().fold(Router::new(), |r, (name, ctx)| {
-                    r.nest(&format!("/i/{name}"), router(ctx.clone()))
-                })
-            },
-        )?;
-        Ok(Instances { server })
-    }
-
-    /// Instance `name`'s base URL (`http://127.0.0.1:PORT/i/NAME`).
-    pub fn base_url(&self, name: &str) -> Option<String> {
-        self.server
-            .lock()
-            .contains_key(name)
-            .then(|| format!("{}/i/{name}", self.server.base_url()))
-    }
-
-    /// Runs `f` on instance `name`'s state.
-    pub fn with_state<T>(&self, name: &str, f: impl FnOnce(&mut SnState) -> T) -> Option<T> {
-        let ctx = self.server.lock().get(name).cloned()?;
-        Some(f(&mut ctx.lock()))
     }
 }
 
