@@ -96,7 +96,12 @@ pub(crate) fn bench(mode: Mode) -> Result<()> {
         println!("{e:#}");
         failed.push("the fleet check".to_string());
     }
-    // 6. `connapp webhook serve` vs a Node.js verifier written like Zoom's sample, under wrk.
+    // 6. `connapp refresh --all` of 100, 1,000 and 10,000 apps vs as many raw KV v2 CAS writes.
+    if let Err(e) = crate::fleet::fleet_refresh_bench(&bin, mode, &mut verdicts) {
+        println!("{e:#}");
+        failed.push("the fleet refresh".to_string());
+    }
+    // 7. `connapp webhook serve` vs a Node.js verifier written like Zoom's sample, under wrk.
     if let Err(e) = webhook_bench(&bin, mode) {
         println!("{e:#}");
         failed.push("webhook serve".to_string());
