@@ -433,6 +433,20 @@ fn a_fleet_apply_killed_midway_resumes_without_a_second_app_and_a_down_instance_
     let last = &j["apps"][0]["last_verify"];
     assert!(last["at"].is_u64(), "{j:#}");
     assert_eq!(last["ok"], verified.code() == Some(0), "{j:#}");
+    // status of the selected rows only, each instance asked about its own grant.
+    let j = w
+        .user
+        .run(&["status", "--select", "customer=c3", "--json"], None)
+        .json();
+    let apps = j["apps"].as_array().expect("apps");
+    assert_eq!(apps.len(), 1, "{j:#}");
+    assert_eq!(apps[0]["app"], "dex-c3");
+    assert_eq!(
+        apps[0]["consumer"]["state"], "none",
+        "nobody consented in c3 yet: {j:#}"
+    );
+    let out = w.user.run(&["status", "--select", "custmer=c3"], None).fails_with(2);
+    assert!(out.stderr().contains("customer"), "{}", out.stderr());
     let table = w.user.run(&["list"], None).ok().stdout();
     assert!(table.starts_with("APP") && table.contains("dex-c7"), "{table}");
     assert!(table.lines().all(|l| l.chars().count() <= 100), "{table}");

@@ -21,7 +21,12 @@ use crate::render;
 
 /// The apps a batch command acts on: every app, or those of the selected rows.
 pub fn select<'d>(decl: &'d Declaration, b: &BatchArgs) -> Result<Vec<&'d App>, CliError> {
-    decl.select(&b.select).map_err(|e| {
+    select_rows(decl, &b.select)
+}
+
+/// The apps of the rows every `COLUMN=VALUE` filter holds for (all apps for none).
+pub fn select_rows<'d>(decl: &'d Declaration, filters: &[String]) -> Result<Vec<&'d App>, CliError> {
+    decl.select(filters).map_err(|e| {
         let hint = match &e {
             connapp_core::SelectError::Shape(_) => "write --select COLUMN=VALUE, e.g. --select customer=acme",
             connapp_core::SelectError::NoFleet(_) => "declare a [fleet] with an inventory, or name the app",

@@ -436,6 +436,13 @@ pub struct StatusArgs {
     /// Read only the store: do not ask each target's instance about its own grant.
     #[arg(long)]
     pub offline: bool,
+    /// Only the apps of the fleet rows where COLUMN is VALUE (a trailing `*` matches a prefix;
+    /// repeat: every one must hold).
+    #[arg(long, value_name = "COLUMN=VALUE")]
+    pub select: Vec<String>,
+    /// How many instances are asked about their own grant at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -636,6 +636,8 @@ fn status_fix(health: Health, app: &str) -> Option<String> {
 /// read, as `gh auth status` fails when an account is not usable.
 pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let (reg, _, decl) = ctx::declared(g)?;
+    let chosen = crate::batch::select_rows(&decl, &a.select)?;
+    let wanted: std::collections::HashSet<&str> = chosen.iter().map(|x| x.name.as_str()).collect();
     // Each store the apps live in (a fleet's rows may have their own), in turn.
     let stores = Stores::new(&decl);
     let mut by_app = std::collections::HashMap::new();
@@ -644,6 +646,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let by_name: std::collections::HashMap<&str, &connapp_core::App> =
         decl.apps.iter().map(|a| (a.name.as_str(), a)).collect();
     for (_, group) in decl.store_groups() {
+        let group: Vec<&str> = group.into_iter().filter(|n| wanted.contains(n)).collect();
         let Some(first) = group.first() else { continue };
         let shared = stores.of(first)?;
         let apps: Vec<&connapp_core::App> = group.iter().filter_map(|n| by_name.get(n).copied()).collect();
@@ -661,34 +664,47 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<(), CliError> {
     let Some(store) = store else {
         return Err(CliError::with_code(Exit::Invalid, "the declaration has no apps"));
     };
-    let apps: Vec<tokens::AppStatus> = decl.apps.iter().filter_map(|a| by_app.remove(&a.name)).collect();
+    let apps: Vec<tokens::AppStatus> = chosen.iter().filter_map(|a| by_app.remove(&a.name)).collect();
     let healths: Vec<Health> = apps.iter().map(|s| s.health).collect();
-    // Each target's own grant, as its instance records it.
+    // Each target's own grant, as its instance records it, `--jobs` instances at a time.
     let obs = Terminal::of(g);
-    let mut consumers: Vec<Option<ConsumerJson>> = Vec::new();
-    for app in &decl.apps {
-        let read = match &app.target {
-            Some(t) if !a.offline => {
-                obs.event(Event::Step {
-                    app: &app.name,
-                    what: &format!("reading {}'s own grant", t.display),
-                });
-                match stores
-                    .of(&app.name)
-                    .and_then(|shared| AppCtx::load(reg, &decl, Some(&app.name), shared))
-                {
-                    Ok(c) => connapp_clients::verify::consumer_grant(reg, &c).map(ConsumerJson::of),
-                    Err(e) => Some(ConsumerJson::of(connapp_engine::manage::ConsumerGrant {
-                        consumer: t.display.clone(),
-                        held: connapp_engine::manage::GrantHeld::Unknown(e.message),
-                        fix: e.hint,
-                    })),
+    let read = |app: &connapp_core::App| -> Option<ConsumerJson> {
+        let t = app.target.as_ref().filter(|_| !a.offline)?;
+        obs.event(Event::Step {
+            app: &app.name,
+            what: &format!("reading {}'s own grant", t.display),
+        });
+        match stores
+            .of(&app.name)
+            .and_then(|shared| AppCtx::load(reg, &decl, Some(&app.name), shared))
+        {
+            Ok(c) => connapp_clients::verify::consumer_grant(reg, &c).map(ConsumerJson::of),
+            Err(e) => Some(ConsumerJson::of(connapp_engine::manage::ConsumerGrant {
+                consumer: t.display.clone(),
+                held: connapp_engine::manage::GrantHeld::Unknown(e.message),
+                fix: e.hint,
+            })),
+        }
+    };
+    let slots: Vec<std::sync::Mutex<Option<ConsumerJson>>> =
+        chosen.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..usize::from(a.jobs).min(chosen.len()).max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(app) = chosen.get(i) else { break };
+                    let found = read(app);
+                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = found;
                 }
-            }
-            _ => None,
-        };
-        consumers.push(read);
-    }
+            });
+        }
+    });
+    let consumers: Vec<Option<ConsumerJson>> = slots
+        .into_iter()
+        .map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+        .collect();
     drop(obs);
     let consumer_usable: Vec<bool> = consumers
         .iter()
