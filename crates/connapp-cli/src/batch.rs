@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use connapp_core::{App, Declaration};
-use connapp_engine::batch::{BatchEvent, BatchObserver, Control, Outcome, Report, RunFile};
+use connapp_engine::batch::{BatchEvent, BatchObserver, Control, NoticeKind, Outcome, Report, RunFile};
 
 use crate::cli::{BatchArgs, Global};
 use crate::ctx;
@@ -183,6 +183,28 @@ impl BatchObserver for Shown {
                     "{app}: the provider rate-limited its account; it and the account's other apps go again in {}s",
                     until.saturating_sub(connapp_engine::tokens::now())
                 );
+                match &self.bar {
+                    Some(bar) => bar.println(line),
+                    None if self.lines => println!("{line}"),
+                    None => {}
+                }
+            }
+            // The resumed app's line says so itself.
+            BatchEvent::Notice {
+                kind: NoticeKind::Resumed,
+                ..
+            } => {}
+            BatchEvent::Notice {
+                app,
+                kind: NoticeKind::NotRetried { until, attempts },
+                ..
+            } => {
+                let wait = until.saturating_sub(connapp_engine::tokens::now());
+                let line = if attempts > 0 {
+                    format!("{app}: rate-limited again after {attempts} retries; not waiting another {wait}s")
+                } else {
+                    format!("{app}: the provider asks to wait {wait}s, longer than connapp waits in a run")
+                };
                 match &self.bar {
                     Some(bar) => bar.println(line),
                     None if self.lines => println!("{line}"),

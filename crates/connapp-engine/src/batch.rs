@@ -87,6 +87,15 @@ pub enum BatchEvent<'a> {
         /// When (unix seconds).
         until: u64,
     },
+    /// Something about `app` that is neither its start nor its end.
+    Notice {
+        /// The app.
+        app: &'a str,
+        /// The step.
+        step: &'a str,
+        /// What.
+        kind: NoticeKind,
+    },
     /// The step ended for `app`.
     Finished {
         /// The app.
@@ -97,6 +106,23 @@ pub enum BatchEvent<'a> {
         outcome: &'a Outcome,
         /// How long it took, in milliseconds.
         millis: u64,
+    },
+}
+
+/// What a [`BatchEvent::Notice`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// The interrupted run this one resumes finished the app: it is
+    /// reported as that run left it, not done again.
+    Resumed,
+    /// The provider refused the app and named a time to try again that the
+    /// run will not wait for (further off than the budget's longest wait,
+    /// or the app was tried enough): the app ends failed.
+    NotRetried {
+        /// The provider's time (unix seconds).
+        until: u64,
+        /// How often the app went again before.
+        attempts: u32,
     },
 }
 
@@ -307,7 +333,14 @@ impl Batch<'_> {
                         let done_before = resumed.and_then(|r| r.get(app));
                         // A panic in one app's work is that app's failure.
                         let result = match done_before {
-                            Some(detail) => Ok(format!("{detail} (by the interrupted run, not done again)")),
+                            Some(detail) => {
+                                let _ = obs.event(BatchEvent::Notice {
+                                    app,
+                                    step: self.step,
+                                    kind: NoticeKind::Resumed,
+                                });
+                                Ok(format!("{detail} (by the interrupted run, not done again)"))
+                            }
                             None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(app))) {
                                 Ok(r) => r,
                                 Err(_) => Err(Error::failure(format!(
@@ -337,6 +370,13 @@ impl Batch<'_> {
                                 });
                                 continue;
                             }
+                            let attempts = q.attempts[i];
+                            drop(q);
+                            let _ = obs.event(BatchEvent::Notice {
+                                app,
+                                step: self.step,
+                                kind: NoticeKind::NotRetried { until: at, attempts },
+                            });
                         } else {
                             sched.lock().unwrap_or_else(|p| p.into_inner()).release(&accounts[i]);
                         }
@@ -676,6 +716,7 @@ mod tests {
                 BatchEvent::Waiting { .. } => {
                     self.running.fetch_sub(1, Ordering::SeqCst);
                 }
+                BatchEvent::Notice { .. } => {}
                 BatchEvent::Finished { .. } => {
                     self.running.fetch_sub(1, Ordering::SeqCst);
                     if self.finished.fetch_add(1, Ordering::SeqCst) + 1 >= self.stop_after {
@@ -814,8 +855,19 @@ mod run_file_tests {
             record: Some(&f),
             budget: None,
         };
-        let r = batch.run(&apps, work, &Quiet);
+        let notices = crate::batch::budget_tests::Notices(Mutex::new(Vec::new()));
+        let r = batch.run(&apps, work, &notices);
         assert_eq!(r.counts(), (9, 1, 0));
+        let mut resumed: Vec<String> = notices
+            .0
+            .into_inner()
+            .expect("notices")
+            .into_iter()
+            .filter(|(_, k)| *k == NoticeKind::Resumed)
+            .map(|(a, _)| a)
+            .collect();
+        resumed.sort();
+        assert_eq!(resumed, ["app-0", "app-1", "app-3"], "each app not done again is said");
         let mut again = done.lock().expect("lock").clone();
         again.sort();
         assert_eq!(again.len(), 7, "{again:?}");
@@ -925,13 +977,37 @@ mod budget_tests {
                 Ok("done".into())
             }
         };
+        let notices = Notices(Mutex::new(Vec::new()));
         let r = Batch {
             step: "apply",
             jobs: 2,
             record: None,
             budget: Some(&budget),
         }
-        .run(&names, far, &Quiet);
+        .run(&names, far, &notices);
         assert_eq!(r.counts(), (4, 1, 0));
+        assert_eq!(
+            notices.0.into_inner().expect("notices"),
+            vec![(
+                "b-1".to_string(),
+                NoticeKind::NotRetried {
+                    until: 10_000,
+                    attempts: 0
+                }
+            )],
+            "the refusal the run does not wait for is said"
+        );
+    }
+
+    /// Every notice of a run, in order.
+    pub(super) struct Notices(pub(super) Mutex<Vec<(String, NoticeKind)>>);
+
+    impl BatchObserver for Notices {
+        fn event(&self, e: BatchEvent<'_>) -> Control {
+            if let BatchEvent::Notice { app, kind, .. } = e {
+                self.0.lock().expect("lock").push((app.to_string(), kind));
+            }
+            Control::Continue
+        }
     }
 }
