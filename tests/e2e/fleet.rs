@@ -386,6 +386,40 @@ fn a_fleet_apply_killed_midway_resumes_without_a_second_app_and_a_down_instance_
     assert!(!apps.contains(&"DEX for Zoom (c5)".to_string()));
     // Every reachable instance holds its row's chain, and the consent links are there.
     assert!(text.contains("wait for an admin's consent"), "{text}");
+    // The same run as JSON Lines: a line per app as it finishes, the consent links, the summary.
+    let out = w.user.run(&["apply", "--all", "--yes", "--fresh", "--jsonl"], None);
+    assert_eq!(out.code(), Some(6), "{}", out.stderr());
+    let lines: Vec<Value> = out
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let finished: Vec<&Value> = lines.iter().filter(|l| l["event"] == "finished").collect();
+    assert_eq!(finished.len(), 8, "{lines:#?}");
+    let c5 = finished.iter().find(|l| l["app"] == "dex-c5").expect("c5");
+    assert_eq!(
+        (&c5["outcome"], &c5["kind"]),
+        (&json!("failed"), &json!("unreachable")),
+        "{c5:#}"
+    );
+    assert!(
+        finished
+            .iter()
+            .filter(|l| l["app"] != "dex-c5")
+            .all(|l| l["outcome"] == "ok")
+    );
+    assert_eq!(lines.iter().filter(|l| l["event"] == "consent").count(), 7);
+    let summary = lines.last().expect("summary");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(
+        (&summary["ok"], &summary["failed"]),
+        (&json!(7), &json!(1)),
+        "{summary:#}"
+    );
+    assert_eq!(summary["failures_by_cause"][0]["apps"], json!(["dex-c5"]));
+    let both = w.user.run(&["apply", "--all", "--yes", "--jsonl", "--json"], None);
+    assert!(both.fails_with(2).stderr().contains("--jsonl and --json"));
+
     // Converged: a plan of a selected row has nothing to do, and neither has any reachable row.
     let j = w
         .user

@@ -73,8 +73,14 @@ pub fn run<F>(
 where
     F: Fn(&str) -> Result<String, connapp_engine::Error> + Sync,
 {
+    if b.jsonl && json {
+        return Err(
+            CliError::with_code(Exit::Usage, "--jsonl and --json are two ways to print the result")
+                .hint("choose one: --json for one report at the end, --jsonl for a line per app as it finishes"),
+        );
+    }
     let record = run_file(g, path, step, b)?;
-    let shown = Shown::new(g, json, apps.len(), step);
+    let shown = Shown::new(g, json, apps.len(), step, b.jsonl);
     let now = connapp_engine::tokens::now;
     let report = with_budget(decl, &now, |budget| {
         connapp_engine::batch::Batch {
@@ -122,6 +128,8 @@ fn interrupted() -> &'static Arc<AtomicBool> {
 pub struct Shown {
     bar: Option<indicatif::ProgressBar>,
     lines: bool,
+    /// A JSON line per event on stdout (`--jsonl`).
+    jsonl: bool,
     counts: Mutex<(usize, usize, usize)>,
     running: Mutex<HashMap<String, Instant>>,
 }
@@ -129,8 +137,8 @@ pub struct Shown {
 impl Shown {
     /// For `total` apps: a bar when stderr is a terminal (and not `--json`
     /// or `--quiet`), else a line per app on stdout unless `--json`/`--quiet`.
-    pub fn new(g: &Global, json: bool, total: usize, step: &str) -> Shown {
-        let quiet = g.quiet || json;
+    pub fn new(g: &Global, json: bool, total: usize, step: &str, jsonl: bool) -> Shown {
+        let quiet = g.quiet || json || jsonl;
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(total as u64);
             if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
@@ -143,6 +151,7 @@ impl Shown {
         interrupted();
         Shown {
             lines: !quiet && bar.is_none(),
+            jsonl,
             bar,
             counts: Mutex::new((0, 0, 0)),
             running: Mutex::new(HashMap::new()),
@@ -168,8 +177,56 @@ impl Shown {
     }
 }
 
+/// One JSON object on its own line of stdout, written at once (`--jsonl`).
+pub fn json_line(v: &serde_json::Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+/// The `--jsonl` line of an event (`None`: the event has none).
+fn event_line(e: &BatchEvent<'_>) -> Option<serde_json::Value> {
+    use serde_json::json;
+    Some(match e {
+        BatchEvent::Started { .. } => return None,
+        BatchEvent::Waiting { app, step, until } => {
+            json!({"event": "waiting", "step": step, "app": app, "until": until})
+        }
+        BatchEvent::Notice {
+            app,
+            step,
+            kind: NoticeKind::Resumed,
+        } => json!({"event": "notice", "step": step, "app": app, "notice": "resumed"}),
+        BatchEvent::Notice {
+            app,
+            step,
+            kind: NoticeKind::NotRetried { until, attempts },
+        } => {
+            json!({"event": "notice", "step": step, "app": app, "notice": "not_retried", "until": until, "attempts": attempts})
+        }
+        BatchEvent::Finished {
+            app,
+            step,
+            outcome,
+            millis,
+        } => {
+            let mut v = json!({"event": "finished", "step": step, "app": app, "millis": millis});
+            if let (Some(line), Ok(serde_json::Value::Object(o))) = (v.as_object_mut(), serde_json::to_value(outcome)) {
+                line.extend(o);
+            }
+            v
+        }
+    })
+}
+
 impl BatchObserver for Shown {
     fn event(&self, e: BatchEvent<'_>) -> Control {
+        if self.jsonl
+            && let Some(line) = event_line(&e)
+        {
+            json_line(&line);
+        }
         match e {
             BatchEvent::Started { app, .. } => {
                 self.running
@@ -252,16 +309,34 @@ impl BatchObserver for Shown {
 /// The summary of a run (unless `--json`/`--quiet`) and its exit: every app
 /// ok is success; otherwise an error of the first failure's kind (its exit
 /// code), naming how many apps failed.
-pub fn conclude(g: &Global, json: bool, report: &Report, done: &str, record: &RunFile) -> Result<(), CliError> {
+pub fn conclude(
+    g: &Global,
+    json: bool,
+    jsonl: bool,
+    report: &Report,
+    done: &str,
+    record: &RunFile,
+) -> Result<(), CliError> {
     let (ok, failed, skipped) = report.counts();
     let total = report.results.len();
+    if jsonl {
+        let causes: Vec<serde_json::Value> = report
+            .failures_by_cause()
+            .into_iter()
+            .map(|(cause, apps)| serde_json::json!({"cause": cause, "apps": apps}))
+            .collect();
+        json_line(&serde_json::json!({
+            "event": "summary", "step": report.results.first().map_or("", |r| r.step.as_str()), "apps": total, "ok": ok, "failed": failed,
+            "skipped": skipped, "stopped": report.stopped, "failures_by_cause": causes,
+        }));
+    }
     if report.stopped && !g.quiet {
         eprintln!(
             "Stopped: {skipped} app(s) not started. Run the same command again to go on where this run stopped (results: {}).",
             record.path().display()
         );
     }
-    if !json && !g.quiet {
+    if !json && !jsonl && !g.quiet {
         let line = format!("{ok} of {total} app(s) {done}, {failed} failed, {skipped} skipped.");
         if failed == 0 && skipped == 0 {
             render::out(&render::paint(render::GOOD, &line));

@@ -413,6 +413,11 @@ pub struct BatchArgs {
     /// Do every app again, even those an interrupted run of the same command finished.
     #[arg(long)]
     pub fresh: bool,
+    /// Print each app's result as it finishes, one JSON object per line (JSON Lines:
+    /// `finished`, `waiting`, `notice`, `consent` events), then a `summary` line; for
+    /// scripts that follow a long run. Not with --json.
+    #[arg(long)]
+    pub jsonl: bool,
 }
 
 #[derive(Args, Debug)]

@@ -215,24 +215,26 @@ fn batch(
         };
         ctx::print_json(step, &out)?;
     }
-    if apply && !json_out && !g.quiet {
-        // Each instance still needs an admin's consent: the links, by app.
-        let links: Vec<(&str, &str)> = report
-            .results
-            .iter()
-            .filter_map(|r| {
-                let (_, _, c) = plans.get(&r.app)?;
-                Some((r.app.as_str(), c.as_ref()?.get("consent_url")?.as_str()?))
-            })
-            .collect();
-        if !links.is_empty() {
-            println!(
-                "{} app(s) wait for an admin's consent on their instance; open each link once:",
-                links.len()
-            );
-            for (app, link) in links {
-                println!("  {app}: {link}");
-            }
+    // Each instance still needs an admin's consent: the links, by app.
+    let links: Vec<(&str, &str)> = report
+        .results
+        .iter()
+        .filter_map(|r| {
+            let (_, _, c) = plans.get(&r.app)?;
+            Some((r.app.as_str(), c.as_ref()?.get("consent_url")?.as_str()?))
+        })
+        .collect();
+    if apply && b.jsonl {
+        for (app, link) in &links {
+            crate::batch::json_line(&json!({"event": "consent", "step": step, "app": app, "consent_url": link}));
+        }
+    } else if apply && !json_out && !g.quiet && !links.is_empty() {
+        println!(
+            "{} app(s) wait for an admin's consent on their instance; open each link once:",
+            links.len()
+        );
+        for (app, link) in links {
+            println!("  {app}: {link}");
         }
     }
     let done = if apply {
@@ -240,7 +242,7 @@ fn batch(
     } else {
         "planned"
     };
-    crate::batch::conclude(g, json_out, &report, done, &record)?;
+    crate::batch::conclude(g, json_out, b.jsonl, &report, done, &record)?;
     if !apply && pending {
         return Err(CliError::with_code(Exit::Changes, String::new()));
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use connapp_engine::listing::{self, Listed};
 
-use crate::cli::{BatchArgs, Global, ListArgs};
+use crate::cli::{Global, ListArgs};
 use crate::error::CliError;
 use crate::{batch, cmd_token, ctx, render};
 
@@ -59,12 +59,7 @@ fn print_table(out: &mut impl Write, rows: &[Listed], now: u64) -> std::io::Resu
 
 pub fn run(g: &Global, a: ListArgs) -> Result<(), CliError> {
     let (_, path, decl) = ctx::declared(g)?;
-    let selection = BatchArgs {
-        jobs: 1,
-        select: a.select,
-        fresh: false,
-    };
-    let apps = batch::select(&decl, &selection)?;
+    let apps = batch::select_rows(&decl, &a.select)?;
     let data = ctx::data_dir()?;
     let verify_runs = [
         connapp_engine::batch::run_file_path(&data, "verify", &path),

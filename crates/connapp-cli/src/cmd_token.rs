@@ -193,6 +193,7 @@ fn tokens_of(g: &Global, a: &TokenArgs) -> Result<(), CliError> {
         jobs: a.jobs,
         select: a.select.clone(),
         fresh: true,
+        jsonl: false,
     };
     let names: Vec<String> = crate::batch::select(&decl, &b)?
         .into_iter()
@@ -244,7 +245,7 @@ fn tokens_of(g: &Global, a: &TokenArgs) -> Result<(), CliError> {
             }
         }
     }
-    crate::batch::conclude(g, true, &report, "with a token", &record)
+    crate::batch::conclude(g, true, false, &report, "with a token", &record)
 }
 
 pub fn token(g: &Global, a: TokenArgs) -> Result<(), CliError> {
@@ -378,7 +379,7 @@ pub fn refresh(g: &Global, a: RefreshArgs) -> Result<(), CliError> {
             .collect();
         ctx::print_json("refresh", &serde_json::json!({ "apps": results }))?;
     }
-    crate::batch::conclude(g, a.json, &report, "refreshed", &record)
+    crate::batch::conclude(g, a.json, a.batch.jsonl, &report, "refreshed", &record)
 }
 
 #[derive(Serialize)]

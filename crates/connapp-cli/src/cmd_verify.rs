@@ -226,14 +226,21 @@ fn run_all(g: &Global, a: &VerifyArgs) -> Result<(), CliError> {
             "verify",
             &serde_json::json!({ "ok": all_ok, "proven": all_proven, "apps": apps }),
         )?;
-    } else if !g.quiet {
+    } else if !g.quiet && !a.batch.jsonl {
         let n = report.results.iter().filter(|r| proven(&r.app)).count();
         println!(
             "{n} of {} app(s) proven: every check exercised and passed (those resumed from an interrupted run are not counted).",
             report.results.len()
         );
     }
-    crate::batch::conclude(g, a.json, &report, "verified with no failed check", &record)
+    crate::batch::conclude(
+        g,
+        a.json,
+        a.batch.jsonl,
+        &report,
+        "verified with no failed check",
+        &record,
+    )
 }
 
 pub fn run(g: &Global, a: VerifyArgs) -> Result<(), CliError> {
