@@ -113,23 +113,26 @@ fn secrets_import_checks_every_line_before_it_stores_any_and_opens_the_store_onc
         format!(r#"{{"app": "dex-c3", "secret": "instance-user", "value": "{CANARY}-4"#),
         String::new(),
         r#"{"app": "dex-c4", "secret": "instance-user", "value": ""}"#.to_string(),
+        r#"{"app": "dex-c4", "secret": "instance-password", "value": 73310577}"#.to_string(),
         format!(r#"{{"app": "dex-c1", "secret": "instance-password", "value": "{CANARY}-5"}}"#),
     ]
     .join("\n");
     let out = s.run(&["secrets", "import"], Some(bad.as_bytes())).fails_with(2);
     let err = out.stderr();
-    assert!(err.contains("5 bad line(s); nothing was stored"), "{err}");
+    assert!(err.contains("6 bad line(s); nothing was stored"), "{err}");
     for expected in [
         "line 2: no app named \"dex-c1000\"",
         "line 3: \"instance-pasword\" is not a secret",
         "line 4: not a JSON object",
         "line 6: the instance user of dex-c4",
-        "line 7: the instance password of dex-c1 was given on an earlier line",
+        "line 7: not a JSON object of three strings",
+        "line 8: the instance password of dex-c1 was given on an earlier line",
     ] {
         assert!(err.contains(expected), "{expected}: {err}");
     }
     assert!(err.contains("earlier line"), "{err}");
     assert!(!err.contains(CANARY) && !out.stdout().contains(CANARY), "{err}");
+    assert!(!err.contains("73310577"), "a numeric value quoted: {err}");
     assert!(
         crate::secrets::read_back(&s, "apps/dex-c1/instance-password").is_none(),
         "a bad line elsewhere stores nothing"
@@ -187,6 +190,8 @@ struct FleetWorld {
     zoom: Vec<connapp_sandbox::Sandbox>,
     sn: Vec<connapp_sandbox::servicenow::Instance>,
     user: Sandbox,
+    /// Holds the down row's port (see [`refusing_port`]).
+    _down: std::os::fd::OwnedFd,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -197,12 +202,29 @@ enum Accounts {
 
 const MGMT_SECRET: &str = "CANARY-fleet-mgmt-secret-41a9";
 
-/// A loopback URL nothing listens on.
-fn closed_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    format!("http://{addr}")
+/// A loopback URL that refuses every connection for as long as the guard
+/// lives: its port is bound, so no other test's server can get it (a port
+/// merely closed again can be taken by the next listener), but never listened on.
+fn refusing_port() -> (String, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket calls on a descriptor this function creates and owns,
+    // with address structs of the size given.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let bound = libc::bind(fd, (&raw const addr).cast::<libc::sockaddr>(), len);
+        assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        let named = libc::getsockname(fd, (&raw mut got).cast::<libc::sockaddr>(), &mut got_len);
+        assert_eq!(named, 0, "getsockname: {}", std::io::Error::last_os_error());
+        (format!("http://127.0.0.1:{}", u16::from_be(got.sin_port)), owned)
+    }
 }
 
 /// The DEX app per row, managed by `managed_by`, on the row's `zoom_base`.
@@ -291,9 +313,10 @@ impl FleetWorld {
             ),
         };
         std::fs::write(user.path().join("connapp.toml"), decl).expect("write");
+        let (down_url, down_guard) = refusing_port();
         let mut csv = String::from("customer,instance_url,zoom_account,zoom_base\n");
         for i in 0..n {
-            let instance = if i == down { closed_port() } else { sn[i].base_url() };
+            let instance = if i == down { down_url.clone() } else { sn[i].base_url() };
             let z = &zoom[i % zoom.len()];
             csv.push_str(&format!("c{i},{instance},{},{}\n", z.account_id(), z.base_url()));
         }
@@ -316,7 +339,12 @@ impl FleetWorld {
             }
         }
         user.run(&["secrets", "import"], Some(lines.as_bytes())).ok();
-        FleetWorld { zoom, sn, user }
+        FleetWorld {
+            zoom,
+            sn,
+            user,
+            _down: down_guard,
+        }
     }
 
     /// The Zoom apps of the fleet, by display name, over every account.

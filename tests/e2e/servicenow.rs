@@ -231,6 +231,41 @@ fn apply_builds_the_chain_plan_is_clean_and_a_scope_change_touches_only_its_reco
     );
 }
 
+/// An apply stopped between creating the OAuth provider record and writing
+/// its Client Secret (a kill, in a fleet run) leaves a record whose secret
+/// was never written: the next plan says so, and apply writes it.
+#[test]
+fn a_client_secret_never_written_into_its_record_is_written_by_the_next_apply() {
+    let w = World::new();
+    w.apply();
+    w.sn.with_state(|s| {
+        let rows = s.tables.get_mut("oauth_entity").expect("table");
+        let (id, row) = rows.iter_mut().next().expect("the provider record");
+        row.remove("client_secret");
+        let id = id.clone();
+        // Never written: no secret at all (not a malformed one).
+        s.secrets
+            .retain(|k, _| !(k.contains(&id) && k.contains("client_secret")));
+        assert_eq!(s.secret("oauth_entity", &id, "client_secret"), None);
+    });
+    let p = w.run(&["plan", "--json"]).fails_with(7).json();
+    let changed: Vec<&Value> = p["apps"][0]["servicenow"]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["action"] != "none")
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(
+        (&changed[0]["table"], &changed[0]["action"]),
+        (&json!("oauth_entity"), &json!("update"))
+    );
+    assert!(changed[0].to_string().contains("never written"), "{changed:#?}");
+    let link = w.apply();
+    assert!(w.consent(&link).contains("OAuth token received"));
+    w.run(&["plan", "--json"]).ok();
+}
+
 #[test]
 fn consent_in_servicenow_then_the_dex_job_works_and_verify_is_green_on_both_ends() {
     let w = World::new();

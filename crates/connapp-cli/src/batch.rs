@@ -135,8 +135,9 @@ pub struct Shown {
 }
 
 impl Shown {
-    /// For `total` apps: a bar when stderr is a terminal (and not `--json`
-    /// or `--quiet`), else a line per app on stdout unless `--json`/`--quiet`.
+    /// For `total` apps: a bar when stderr is a terminal (and not `--json`,
+    /// `--jsonl` or `--quiet`), else a line per app on stdout unless one of
+    /// those; with `--jsonl`, a JSON line per event instead.
     pub fn new(g: &Global, json: bool, total: usize, step: &str, jsonl: bool) -> Shown {
         let quiet = g.quiet || json || jsonl;
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {

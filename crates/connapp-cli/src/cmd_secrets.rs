@@ -341,9 +341,10 @@ fn read_imports(decl: &connapp_core::Declaration) -> Result<Vec<Import>, CliErro
         let parsed: ImportLine = match serde_json::from_slice(&buf) {
             Ok(p) => p,
             Err(e) => {
-                // serde_json's message names a position, never the input.
+                // Only where: serde_json's message may quote the input (a number given as the value).
                 bad.push(format!(
-                    "line {line}: not a JSON object with app, secret and value ({e})"
+                    "line {line}: not a JSON object of three strings, app, secret and value (column {})",
+                    e.column()
                 ));
                 continue;
             }
@@ -387,7 +388,7 @@ fn read_imports(decl: &connapp_core::Declaration) -> Result<Vec<Import>, CliErro
         message.push_str(&format!("\n  ... and {more} more"));
     }
     Err(CliError::with_code(Exit::Usage, message)
-        .hint("fix those lines and import again; the secrets list is `connapp secrets set --help`"))
+        .hint("fix those lines and import again (`connapp secrets set --help` names the secrets connapp keeps)"))
 }
 
 #[derive(Serialize)]

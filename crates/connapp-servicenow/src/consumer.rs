@@ -267,6 +267,19 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
                     for field in write_only(c, inst, spec, &table, &id)? {
                         changes.push((field, "(write-only)".into(), "(written again)".into()));
                     }
+                } else {
+                    // A write-only field that reads empty was never written: an apply
+                    // stopped between creating the record and writing its secret.
+                    let unwritten = spec
+                        .write_only
+                        .iter()
+                        .filter(|(f, v)| v.starts_with("$secret:") && row_str(&row, f).is_empty());
+                    for (field, _) in unwritten {
+                        if execute {
+                            write_only_field(c, inst, spec, &table, &id, field)?;
+                        }
+                        changes.push((field.clone(), "(never written)".into(), "(from the store)".into()));
+                    }
                 }
                 Item {
                     key,
@@ -390,6 +403,29 @@ fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &RecordSpec, table: &str, i
         written.push(field.clone());
     }
     Ok(written)
+}
+
+/// Writes the write-only `field` of an existing record from the store.
+fn write_only_field(
+    c: &AppCtx<'_>,
+    inst: &Instance,
+    spec: &RecordSpec,
+    table: &str,
+    id: &str,
+    field: &str,
+) -> Result<(), Error> {
+    let Some(kind) = spec
+        .write_only
+        .get(field)
+        .and_then(|v| v.strip_prefix("$secret:"))
+        .and_then(SecretKind::parse)
+    else {
+        return Ok(());
+    };
+    let value = c
+        .stored(kind)?
+        .ok_or_else(|| connapp_engine::secrets::missing(&c.app.name, kind, None))?;
+    patch_secret(c, inst, table, id, field, &value)
 }
 
 /// Writes `value` into the write-only `field` of one record, in a request of its own.

@@ -370,7 +370,7 @@ async fn consent_in_servicenow_then_the_dex_job_reads_all_six_endpoints() {
 /// The same round trip through one of 300 instances served in one process:
 /// no other instance sees a thing.
 #[tokio::test]
-async fn one_of_many_instances_on_one_listener_behaves_as_if_alone() {
+async fn one_of_many_instances_in_one_process_behaves_as_if_alone() {
     let all = Instance::start_many(vec![SnSeed::default(); 300]).expect("instances");
     let w = world_on(Sn::Many(all, 123));
     consent_then_dex(w).await;
