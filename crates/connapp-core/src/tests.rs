@@ -614,9 +614,14 @@ fn fleet_text(rows: &str) -> String {
 }
 
 fn fleet_check(csv: &str) -> Report {
+    check_inventory(&fleet_text("inventory = \"customers.csv\""), csv)
+}
+
+/// `text` checked with `csv` as its `customers.csv`.
+fn check_inventory(text: &str, csv: &str) -> Report {
     check_with(
         "connapp.toml",
-        &fleet_text("inventory = \"customers.csv\""),
+        text,
         Inventory::Text {
             file: "customers.csv",
             text: csv,
@@ -694,15 +699,7 @@ fn a_row_s_problem_is_reported_at_the_row_and_the_template_s_once() {
         "usage = \"admin-manged\"\nredirect",
     );
     let csv = "customer,instance,zoom_account,zoom_app_id\na,a,1,\nb,b,2,\nc,c,3,\n";
-    let r = check_with(
-        "connapp.toml",
-        &text,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&text, csv);
     let usage: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.field.ends_with("usage")).collect();
     assert_eq!(usage.len(), 1, "{usage:#?}");
     assert_eq!(usage[0].file, "connapp.toml");
@@ -714,15 +711,7 @@ fn the_inventory_and_the_template_are_checked_with_the_fix() {
     // A placeholder naming no column, with the nearest.
     let text = fleet_text("inventory = \"customers.csv\"").replace("{zoom_account}", "{zoom_acount}");
     let csv = "customer,instance,zoom_account,zoom_app_id\na,a,1,\n";
-    let r = check_with(
-        "connapp.toml",
-        &text,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&text, csv);
     let d = diag(&r, "fleet-column");
     assert!(d.fix.contains("did you mean `{zoom_account}`"), "{d}");
     assert_eq!(d.file, "connapp.toml");
@@ -749,26 +738,10 @@ fn the_inventory_and_the_template_are_checked_with_the_fix() {
     // A name pattern using no column, and an unknown field in a template.
     let text =
         fleet_text("inventory = \"customers.csv\"").replace("[fleet.apps.\"dex-{customer}\"]", "[fleet.apps.\"dex\"]");
-    let r = check_with(
-        "connapp.toml",
-        &text,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&text, csv);
     assert!(diag(&r, "fleet-name-placeholder").message.contains("every row"));
     let text = fleet_text("inventory = \"customers.csv\"").replace("presets =", "prests =");
-    let r = check_with(
-        "connapp.toml",
-        &text,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&text, csv);
     assert!(diag(&r, "unknown-field").fix.contains("did you mean `presets`"));
     assert_eq!(
         inventory_path(&fleet_text("inventory = \"inv/customers.csv\"")).as_deref(),
@@ -822,15 +795,7 @@ fn a_fleet_row_can_keep_its_apps_in_a_store_of_its_own() {
         "kind = \"file\"\n[store.settings]\npath = \"/srv/base.store\"",
     );
     let csv = "customer,instance,zoom_account,zoom_app_id\nacme,acme,a1,\nglobex,globex,a2,\n";
-    let r = check_with(
-        "connapp.toml",
-        &text,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&text, csv);
     assert!(!r.has_errors(), "{:#?}", r.diagnostics);
     let d = r.declaration.expect("valid");
     assert_eq!(
@@ -844,28 +809,12 @@ fn a_fleet_row_can_keep_its_apps_in_a_store_of_its_own() {
     assert_eq!(groups[0].1, ["dex-acme", "mgmt-acme"]);
     // A setting the store does not take, with the nearest.
     let bad = text.replace("path = \"/srv/{customer}.store\"", "pth = \"/srv/{customer}.store\"");
-    let r = check_with(
-        "connapp.toml",
-        &bad,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&bad, csv);
     assert!(diag(&r, "fleet-store-setting").fix.contains("did you mean `path`"));
     // A management app outside the row cannot be read from the row's store.
     let shared = text.replace("managed_by = \"mgmt-{customer}\"", "managed_by = \"admin\"")
         + "\n[apps.admin]\ndisplay_name = \"admin\"\nplatform = \"zoom\"\nusage = \"admin-managed\"\nscopes = [\"marketplace:read:app:admin\"]\n[apps.admin.oauth]\ngrant = \"account_credentials\"\naccount_id = \"x\"\n";
-    let r = check_with(
-        "connapp.toml",
-        &shared,
-        Inventory::Text {
-            file: "customers.csv",
-            text: csv,
-        },
-        &catalog(),
-    );
+    let r = check_inventory(&shared, csv);
     assert!(
         diag(&r, "fleet-store-manager").message.contains("\"admin\""),
         "{:#?}",

@@ -392,20 +392,16 @@ pub fn run(c: &AppCtx<'_>, cons: &Consumer, mode: Mode) -> Result<(TargetPlan, H
 /// request with `sysparm_input_display_value=true` (`docs/servicenow.md` §3.8).
 fn write_only(c: &AppCtx<'_>, inst: &Instance, spec: &RecordSpec, table: &str, id: &str) -> Result<Vec<String>, Error> {
     let mut written = Vec::new();
-    for (field, v) in &spec.write_only {
-        let Some(kind) = v.strip_prefix("$secret:").and_then(SecretKind::parse) else {
-            continue;
-        };
-        let value = c
-            .stored(kind)?
-            .ok_or_else(|| connapp_engine::secrets::missing(&c.app.name, kind, None))?;
-        patch_secret(c, inst, table, id, field, &value)?;
-        written.push(field.clone());
+    for field in spec.write_only.keys() {
+        if write_only_field(c, inst, spec, table, id, field)? {
+            written.push(field.clone());
+        }
     }
     Ok(written)
 }
 
-/// Writes the write-only `field` of an existing record from the store.
+/// Writes the write-only `field` of a record from the store, when its value
+/// is `$secret:KIND`; returns whether it wrote.
 fn write_only_field(
     c: &AppCtx<'_>,
     inst: &Instance,
@@ -413,19 +409,20 @@ fn write_only_field(
     table: &str,
     id: &str,
     field: &str,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let Some(kind) = spec
         .write_only
         .get(field)
         .and_then(|v| v.strip_prefix("$secret:"))
         .and_then(SecretKind::parse)
     else {
-        return Ok(());
+        return Ok(false);
     };
     let value = c
         .stored(kind)?
         .ok_or_else(|| connapp_engine::secrets::missing(&c.app.name, kind, None))?;
-    patch_secret(c, inst, table, id, field, &value)
+    patch_secret(c, inst, table, id, field, &value)?;
+    Ok(true)
 }
 
 /// Writes `value` into the write-only `field` of one record, in a request of its own.
