@@ -145,6 +145,29 @@ fn view_with(presets: &[(Preset, &LoadedPlugin)], app: &App) -> Value {
     v
 }
 
+/// [`view_with`] as the JSON text a plugin is sent, written straight from
+/// the app: no value tree is built (a fleet's check sends thousands).
+fn view_text(presets: &[(Preset, &LoadedPlugin)], app: &App) -> String {
+    #[derive(serde::Serialize)]
+    struct View<'a> {
+        #[serde(flatten)]
+        app: &'a App,
+        scope_reasons: std::collections::BTreeMap<String, String>,
+    }
+    let view = View {
+        app,
+        scope_reasons: scopes_in(presets, app)
+            .into_iter()
+            .map(|p| (p.scope, p.reason))
+            .collect(),
+    };
+    let mut text = Vec::with_capacity(4096);
+    match serde_json::to_writer(&mut text, &view) {
+        Ok(()) => String::from_utf8(text).unwrap_or_else(|_| view_with(presets, app).to_string()),
+        Err(_) => view_with(presets, app).to_string(),
+    }
+}
+
 /// The provider's name in messages: the profile's, else the platform's name.
 pub fn display<'a>(name: &'a str, profile: &'a PlatformProfile) -> &'a str {
     if profile.display.is_empty() {
@@ -200,7 +223,7 @@ pub fn check_with(file: &str, text: &str, inventory: Inventory<'_>, reg: &Regist
                     let mut seen: HashMap<String, Vec<Finding>> = HashMap::new();
                     apps.iter()
                         .map(|app| {
-                            let view = view_with(presets, app).to_string();
+                            let view = view_text(presets, app);
                             if let Some(f) = seen.get(&view) {
                                 return Ok(f.clone());
                             }

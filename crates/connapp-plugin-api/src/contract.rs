@@ -192,6 +192,12 @@ pub enum FindingSeverity {
 /// Plugin side: the JSON the host sent (an app, a consumer's input), or the
 /// error that says it is not JSON.
 pub fn parse_input(json: &str) -> Result<serde_json::Value, crate::StoreError> {
+    parse_input_as(json)
+}
+
+/// Plugin side: the parts of the host's JSON that `T` names; the rest is
+/// skipped without being built (a fleet's check sends thousands of apps).
+pub fn parse_input_as<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, crate::StoreError> {
     serde_json::from_str(json).map_err(|e| {
         crate::StoreError::new(
             crate::ErrorCode::INVALID_INPUT,

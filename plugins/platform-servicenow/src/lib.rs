@@ -53,11 +53,19 @@ pub fn profile() -> PlatformProfile {
     }
 }
 
+/// The part of the app view [`check`] reads; the host's JSON is parsed into
+/// it alone (the rest of the view is skipped, not built).
+#[derive(serde::Deserialize)]
+struct CheckedParts {
+    #[serde(default)]
+    target: Option<Value>,
+}
+
 /// ServiceNow's rules for an app's target (the app as the host sends it to
 /// `check_app`): the alias ID's shape, usable record names, and a warning for
 /// a hyphen in an instance name.
 pub fn check(app: &Value) -> Vec<Finding> {
-    let Some(target) = app.get("target") else {
+    let Some(target) = app.get("target").filter(|t| !t.is_null()) else {
         return Vec::new();
     };
     let mut found = Vec::new();
@@ -230,7 +238,15 @@ impl Plugin for ServicenowPlatform {
         contract::answer_for(platform, SERVICENOW, || Ok(profile()))
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        contract::answer_for(platform, SERVICENOW, || Ok(check(&contract::parse_input(app)?)))
+        contract::answer_for(platform, SERVICENOW, || {
+            let parts: CheckedParts = contract::parse_input_as(app)?;
+            // Moved, not copied (`json!` would serialize it anew).
+            let target = parts.target.unwrap_or(Value::Null);
+            Ok(check(&Value::Object(serde_json::Map::from_iter([(
+                "target".to_string(),
+                target,
+            )]))))
+        })
     }
     fn consumer_records(platform: &str, input: &str) -> Result<Option<String>, StoreError> {
         if platform != SERVICENOW {

@@ -78,7 +78,11 @@ impl Plugin for ZoomPlatform {
         contract::answer_for(platform, "zoom", || Ok(profile()))
     }
     fn check_app(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
-        contract::answer_for(platform, "zoom", || Ok(scopes::check(&contract::parse_input(app)?)))
+        contract::answer_for(platform, "zoom", || {
+            Ok(scopes::check(
+                &contract::parse_input_as::<scopes::CheckedParts>(app)?.into(),
+            ))
+        })
     }
     fn provider_manifest(platform: &str, app: &str) -> Result<Option<String>, StoreError> {
         if platform != "zoom" {

@@ -54,12 +54,42 @@ fn is_snake(s: &str) -> bool {
 const ACTIONS: [&str; 4] = ["read", "write", "update", "delete"];
 
 /// Zoom granular scopes connapp knows (`known_scopes.txt`).
-pub fn known() -> Vec<&'static str> {
-    include_str!("known_scopes.txt")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+pub fn known() -> &'static [&'static str] {
+    static KNOWN: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+        include_str!("known_scopes.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    });
+    &KNOWN
+}
+
+/// [`known`] as a set, for membership.
+fn known_set() -> &'static std::collections::HashSet<&'static str> {
+    static SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| known().iter().copied().collect());
+    &SET
+}
+
+/// The parts of the app view [`check`] reads; the host's JSON is parsed
+/// into these alone (the rest of the view is skipped, not built).
+#[derive(serde::Deserialize)]
+pub struct CheckedParts {
+    #[serde(default)]
+    usage: Value,
+    #[serde(default)]
+    scopes: Value,
+}
+
+impl From<CheckedParts> for Value {
+    fn from(p: CheckedParts) -> Value {
+        // Moved, not copied (`json!` would serialize them anew).
+        Value::Object(serde_json::Map::from_iter([
+            ("usage".to_string(), p.usage),
+            ("scopes".to_string(), p.scopes),
+        ]))
+    }
 }
 
 /// Classic Zoom scopes still seen on older apps.
@@ -168,8 +198,9 @@ pub fn check(app: &Value) -> Vec<Finding> {
         let Some(scope) = s.get("scope").and_then(Value::as_str) else {
             continue;
         };
-        if s.pointer("/source/kind").and_then(Value::as_str) == Some("preset") {
-            let preset = s.pointer("/source/name").and_then(Value::as_str).unwrap_or("");
+        let source = |field: &str| s.get("source").and_then(|src| src.get(field)).and_then(Value::as_str);
+        if source("kind") == Some("preset") {
+            let preset = source("name").unwrap_or("");
             let account_level = parse_zoom_scope(scope).is_ok_and(|z| z.level != ScopeLevel::User);
             if usage == "user-managed" && account_level && !preset_level_reported {
                 preset_level_reported = true;
@@ -187,11 +218,11 @@ pub fn check(app: &Value) -> Vec<Finding> {
         }
         let field = format!("scopes[{i}]");
         match parse_zoom_scope(scope) {
-            Err(problem) => out.push(grammar(&field, scope, problem, &known)),
+            Err(problem) => out.push(grammar(&field, scope, problem, known)),
             Ok(z) => {
                 out.extend(levels(&field, scope, &z, usage));
-                if !known.contains(&scope) {
-                    let fix = match suggest(scope, &known) {
+                if !known_set().contains(scope) {
+                    let fix = match suggest(scope, known) {
                         Some(s) => {
                             format!("did you mean {s:?}? If not, check the name in Zoom's granular scopes table")
                         }
@@ -326,10 +357,10 @@ mod tests {
     #[test]
     fn suggestions_catch_typos_only() {
         assert_eq!(
-            suggest("dashboard:read:list_zoomroom:admin", &known()),
+            suggest("dashboard:read:list_zoomroom:admin", known()),
             Some("dashboard:read:list_zoomrooms:admin")
         );
-        assert_eq!(suggest("phone:read:call_log:admin", &known()), None);
+        assert_eq!(suggest("phone:read:call_log:admin", known()), None);
     }
 
     fn app(usage: &str, scopes: &[(&str, Option<&str>)]) -> Value {

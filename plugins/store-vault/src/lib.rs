@@ -361,6 +361,15 @@ impl VaultStore {
     }
 
     fn write(&self, key: &str, data: Value, cas: Option<u64>) -> Result<u64, StoreError> {
+        let written = self.write_answer(key, data, cas)?;
+        written["version"]
+            .as_u64()
+            .ok_or_else(|| err(ErrorCode::CORRUPT, "Vault's write answer has no version"))
+    }
+
+    /// A write's answer: the new version's metadata (`version`,
+    /// `created_time`, `deletion_time`).
+    fn write_answer(&self, key: &str, data: Value, cas: Option<u64>) -> Result<Value, StoreError> {
         let url = self.path("data", key);
         let mut body = json!({"data": data});
         if let Some(c) = cas {
@@ -368,9 +377,7 @@ impl VaultStore {
         }
         let (status, resp) = self.call(Method::POST, &url, Some(&body))?;
         match status {
-            StatusCode::OK | StatusCode::NO_CONTENT => resp["data"]["version"]
-                .as_u64()
-                .ok_or_else(|| err(ErrorCode::CORRUPT, "Vault's write answer has no version")),
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(resp["data"].clone()),
             StatusCode::BAD_REQUEST
                 if resp["errors"].as_array().is_some_and(|a| {
                     a.iter()
@@ -783,18 +790,27 @@ impl VaultLease {
         format!("locks/{name}")
     }
 
-    /// Sets the lease key's expiry (once per process and name).
+    /// Whether this process has set, or seen, the lease key's expiry.
+    fn is_prepared(&self, name: &str) -> bool {
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner()).contains(name)
+    }
+
+    fn mark_prepared(&self, name: &str) {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+    }
+
+    /// Sets the lease key's expiry: every version it gets from now on is
+    /// deleted by the server `ttl_secs` after its creation.
     fn prepare(&self, name: &str, ttl_secs: u64) -> Result<(), StoreError> {
-        let mut done = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        if done.contains(name) {
-            return Ok(());
-        }
         let url = self.store.path("metadata", &Self::key(name));
         let body = json!({"delete_version_after": format!("{ttl_secs}s"), "max_versions": 5});
         let (status, resp) = self.store.call(Method::POST, &url, Some(&body))?;
         match status {
             StatusCode::OK | StatusCode::NO_CONTENT => {
-                done.insert(name.to_string());
+                self.mark_prepared(name);
                 Ok(())
             }
             StatusCode::FORBIDDEN => Err(self.store.denied(&url, "update")),
@@ -803,41 +819,74 @@ impl VaultLease {
     }
 }
 
+/// Whether a version's metadata (a write's answer) says the server deletes
+/// it `ttl_secs` after its creation: the lease key's expiry is set.
+fn expires_after(meta: &Value, ttl_secs: u64) -> bool {
+    match (time_of(meta, "created_time"), time_of(meta, "deletion_time")) {
+        (Some(created), Some(deleted)) => (deleted - created).num_seconds().abs_diff(ttl_secs as i64) <= 1,
+        _ => false,
+    }
+}
+
+fn time_of(meta: &Value, field: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    meta[field]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+}
+
 /// Whether the lease version `meta` describes ended by expiring (deleted at
 /// its creation plus `ttl_secs`, by the server) rather than by being given
 /// back (deleted earlier).
 fn expired(meta: &Value, ttl_secs: u64) -> bool {
-    let time = |f: &str| {
-        meta[f]
-            .as_str()
-            .filter(|t| !t.is_empty())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-    };
-    match (time("created_time"), time("deletion_time")) {
+    match (time_of(meta, "created_time"), time_of(meta, "deletion_time")) {
         (Some(created), Some(deleted)) => (deleted - created).num_seconds() >= ttl_secs as i64 - 1,
         _ => false,
     }
 }
 
 impl Lease for VaultLease {
+    /// Two round trips when the key exists: its expiry is set once, before
+    /// the key's first version, and otherwise checked in the taking write's
+    /// own answer (a version the server will not delete by itself is given
+    /// back, the expiry set, and the lease taken again).
     fn try_take(&self, name: &str, holder: &str, ttl_secs: u64) -> Result<Option<Taken>, StoreError> {
-        self.prepare(name, ttl_secs)?;
         let key = Self::key(name);
         let url = self.store.path("data", &key);
-        let (status, body) = self.store.call(Method::GET, &url, None)?;
-        let meta = &body["data"]["metadata"];
-        let current = match status {
-            // A live version: someone holds it.
-            StatusCode::OK if !body["data"]["data"].is_null() => return Ok(None),
-            StatusCode::OK | StatusCode::NOT_FOUND => meta["version"].as_u64().unwrap_or(0),
-            StatusCode::FORBIDDEN => return Err(self.store.denied(&url, "read")),
-            s => return Err(self.store.unexpected("read the lease", s, &body)),
-        };
-        let after_expiry = expired(meta, ttl_secs);
-        match self.store.write(&key, json!({"holder": holder}), Some(current)) {
-            Ok(version) => Ok(Some(Taken { version, after_expiry })),
-            Err(e) if e.code == ErrorCode::CONFLICT => Ok(None),
-            Err(e) => Err(e),
+        let mut after_expiry = None;
+        loop {
+            let (status, body) = self.store.call(Method::GET, &url, None)?;
+            let meta = &body["data"]["metadata"];
+            let current = match status {
+                // A live version: someone holds it.
+                StatusCode::OK if !body["data"]["data"].is_null() => return Ok(None),
+                StatusCode::OK | StatusCode::NOT_FOUND => meta["version"].as_u64().unwrap_or(0),
+                StatusCode::FORBIDDEN => return Err(self.store.denied(&url, "read")),
+                s => return Err(self.store.unexpected("read the lease", s, &body)),
+            };
+            // Whether the previous holder's turn ended by expiring: known
+            // from the first read (a retake below follows this host's own
+            // give-back).
+            let after_expiry = *after_expiry.get_or_insert_with(|| expired(meta, ttl_secs));
+            if current == 0 && !self.is_prepared(name) {
+                self.prepare(name, ttl_secs)?;
+            }
+            let written = match self.store.write_answer(&key, json!({"holder": holder}), Some(current)) {
+                Ok(w) => w,
+                Err(e) if e.code == ErrorCode::CONFLICT => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let version = written["version"]
+                .as_u64()
+                .ok_or_else(|| err(ErrorCode::CORRUPT, "Vault's write answer has no version"))?;
+            if self.is_prepared(name) || expires_after(&written, ttl_secs) {
+                self.mark_prepared(name);
+                return Ok(Some(Taken { version, after_expiry }));
+            }
+            // The key predates its expiry or has another one: this version
+            // would outlive the turn. Given back, and taken again once set.
+            self.prepare(name, ttl_secs)?;
+            self.give_back(name, version)?;
         }
     }
 

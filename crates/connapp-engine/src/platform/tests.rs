@@ -145,3 +145,26 @@ fn every_corpus_file_is_refused_by_the_core_or_its_platform() {
     }
     assert!(n >= 40, "only {n} bad declarations");
 }
+
+/// The text a plugin's check is sent says what the app view says: every
+/// field, the target and the preset's scopes with their reasons included.
+#[test]
+fn the_view_text_a_plugin_checks_is_the_app_view() {
+    let text = format!(
+        "{DEX_DECLARATION}[apps.dex-zoom.target]\nkind = \"servicenow\"\ninstance = \"acme\"\nalias = \"sn_zoom_spoke.Zoom\"\n"
+    );
+    let r = checked(&text);
+    let decl = r.declaration.as_ref().expect("valid");
+    let reg = Registry::builtins();
+    let presets = reg.presets().0;
+    for app in &decl.apps {
+        let sent: Value = serde_json::from_str(&view_text(&presets, app)).expect("JSON");
+        let view = view_with(&presets, app);
+        assert_eq!(sent, view);
+        assert!(
+            view["scope_reasons"].as_object().is_some_and(|r| !r.is_empty()),
+            "{view}"
+        );
+        assert!(view["target"].is_object(), "{view}");
+    }
+}
