@@ -906,3 +906,116 @@ login_redirect = "http://127.0.0.1/callback"
         "{globex:#}"
     );
 }
+
+/// `connapp sandbox --fleet N --json` running; killed when dropped.
+struct FleetSandbox {
+    child: std::process::Child,
+    info: Value,
+}
+
+impl FleetSandbox {
+    fn start(s: &Sandbox, rows: &str, dir: &str) -> FleetSandbox {
+        use std::io::BufRead;
+        let mut child = s
+            .command(&["sandbox", "--fleet", rows, "--dir", dir, "--json"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        FleetSandbox { child, info }
+    }
+}
+
+impl Drop for FleetSandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `connapp sandbox --fleet 2`: a Zoom account and a ServiceNow instance per
+/// customer, and files that declare them; the steps it prints (secrets
+/// import, apply, the instances' consents, connapp's own logins, verify)
+/// take the fleet to every app proven. A declaration of the user's own in
+/// the directory is never overwritten; the fleet sandbox's own files are.
+#[test]
+fn the_fleet_sandbox_serves_customers_its_files_declare_and_its_steps_prove() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Sandbox::new(&built().full);
+    std::fs::create_dir(s.path().join("mine")).expect("mkdir");
+    std::fs::write(s.path().join("mine/connapp.toml"), "version = 1\n").expect("write");
+    let out = s.run(&["sandbox", "--fleet", "2", "--dir", "mine"], None).fails_with(2);
+    assert!(
+        out.stderr()
+            .contains("connapp.toml exists and was not written by `connapp sandbox --fleet`"),
+        "{}",
+        out.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("mine/connapp.toml")).expect("read"),
+        "version = 1\n"
+    );
+
+    let fleet = FleetSandbox::start(&s, "2", "fleet");
+    let rows = fleet.info["fleet"].as_array().expect("rows").clone();
+    assert_eq!(rows.len(), 2, "{:#}", fleet.info);
+    assert_ne!(rows[0]["zoom_account"], rows[1]["zoom_account"]);
+    assert_ne!(rows[0]["servicenow_url"], rows[1]["servicenow_url"]);
+    let dir = s.path().join("fleet");
+    let mode = std::fs::metadata(dir.join("secrets.jsonl"))
+        .expect("secrets")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    s.set_env("CONNAPP_FILE", &dir.join("connapp.toml").display().to_string());
+    let check = s.run(&["check"], None).ok();
+    assert!(check.stdout().contains("2 rows made 4 apps"), "{}", check.stdout());
+
+    let secrets = std::fs::read(dir.join("secrets.jsonl")).expect("read");
+    s.run(&["secrets", "import"], Some(&secrets)).ok();
+    let applied = s.run(&["apply", "--all", "--yes", "--jsonl"], None).ok();
+    let links: Vec<String> = applied
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["event"] == "consent")
+        .filter_map(|e| e["consent_url"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(links.len(), 2, "{}", applied.stdout());
+    for link in &links {
+        s.run(&["sandbox", "consent", link, "--as", "admin"], None).ok();
+    }
+    // connapp's own grant per row, the sandbox's consent standing in for the browser.
+    s.set_env(
+        "BROWSER",
+        &format!("{} sandbox consent --as owner", built().full.display()),
+    );
+    for row in &rows {
+        let c = row["customer"].as_str().expect("customer");
+        s.run(&["login", &format!("dex-{c}"), "--user-hint", "owner"], None)
+            .ok();
+    }
+    // Every app proven once DEX's scheduled job has run on each instance.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let verified = loop {
+        let j = s.run(&["verify", "--all", "--json"], None).json();
+        let apps = j["apps"].as_array().cloned().unwrap_or_default();
+        if apps.len() == 4 && apps.iter().all(|a| a["proven"] == true) {
+            break apps;
+        }
+        assert!(std::time::Instant::now() < deadline, "not all proven: {j:#}");
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    assert!(verified.iter().all(|a| a["ok"] == true));
+    drop(fleet);
+
+    // The next fleet sandbox replaces its own files.
+    let again = FleetSandbox::start(&s, "1", "fleet");
+    assert_eq!(again.info["fleet"].as_array().map(Vec::len), Some(1));
+    let csv = std::fs::read_to_string(dir.join("customers.csv")).expect("read");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+}

@@ -328,6 +328,15 @@ pub struct SandboxArgs {
     /// Print the endpoints and credentials as JSON (one line), then serve.
     #[arg(long)]
     pub json: bool,
+    /// Serve a fleet instead: N customers, each with a Zoom account (its
+    /// management app alone) and a ServiceNow instance of its own, on ports
+    /// of their own; writes the declaration, inventory and secrets for them into --dir.
+    #[arg(long, value_name = "N", conflicts_with_all = ["seed", "state"])]
+    pub fleet: Option<usize>,
+    /// Where --fleet writes connapp.toml, customers.csv and secrets.jsonl (created
+    /// if missing; files a fleet sandbox wrote before are replaced, others never).
+    #[arg(long, value_name = "DIR", default_value = "sandbox-fleet", requires = "fleet")]
+    pub dir: PathBuf,
     #[command(subcommand)]
     pub action: Option<SandboxAction>,
 }

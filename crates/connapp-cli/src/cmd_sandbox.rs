@@ -71,9 +71,142 @@ fn first_steps(base: &str, sn_base: &str, seed: &connapp_sandbox::Seed) -> Vec<S
     ]
 }
 
+/// The first line of the declaration `--fleet` writes: a directory whose
+/// declaration starts with it may be written again by the next fleet sandbox.
+const FLEET_MARK: &str = "# Written by `connapp sandbox --fleet";
+
+/// `connapp sandbox --fleet N`: N customers' accounts and instances, the
+/// files that declare them written into `dir`, served until Ctrl-C.
+fn fleet(g: &Global, a: &SandboxArgs, rows: usize) -> Result<(), CliError> {
+    let dir = &a.dir;
+    let files = [
+        (dir.join("connapp.toml"), 0o644),
+        (dir.join("customers.csv"), 0o644),
+        (dir.join("secrets.jsonl"), 0o600),
+    ];
+    // Files a fleet sandbox wrote are replaced (the declaration's first line
+    // says so, and then the other two are its own); any other file never is.
+    let ours = written_by_a_fleet_sandbox(&files[0].0);
+    if let Some((path, _)) = files.iter().find(|(p, _)| p.exists() && !ours) {
+        return Err(CliError::with_code(
+            Exit::Usage,
+            format!(
+                "{} exists and was not written by `connapp sandbox --fleet`",
+                path.display()
+            ),
+        )
+        .hint("pick another --dir, or move the file away"));
+    }
+    if rows == 0 || rows > connapp_sandbox::fleet::MAX_ROWS {
+        return Err(CliError::with_code(
+            Exit::Usage,
+            format!(
+                "--fleet {rows}: a sandbox fleet has 1 to {} customers",
+                connapp_sandbox::fleet::MAX_ROWS
+            ),
+        ));
+    }
+    let f = connapp_sandbox::fleet::Fleet::start(rows, DEX_EVERY_SECS).map_err(|e| CliError::failure(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
+    let contents = [f.declaration("customers.csv"), f.inventory(), f.secret_lines()];
+    for ((path, mode), text) in files.iter().zip(contents) {
+        connapp_plugin_api::atomic::write_file(path, text.as_bytes(), *mode)
+            .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let steps = vec![
+        format!("cd {}", dir.display()),
+        "connapp secrets import < secrets.jsonl".to_string(),
+        "connapp apply --all --yes --jsonl > apply.jsonl".to_string(),
+        "jq -r 'select(.event == \"consent\") | .consent_url' apply.jsonl | while read -r link; do connapp sandbox consent \"$link\" --as admin; done".to_string(),
+        "for c in $(tail -n +2 customers.csv | cut -d, -f1); do BROWSER='connapp sandbox consent --as owner' connapp login dex-$c --user-hint owner; done".to_string(),
+        format!("connapp verify --all                # once DEX's job ran on each instance (every {DEX_EVERY_SECS} s)"),
+        "connapp list".to_string(),
+    ];
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let rows: Vec<_> = f
+            .zoom
+            .iter()
+            .zip(&f.servicenow)
+            .enumerate()
+            .map(|(i, (z, sn))| {
+                json!({
+                    "customer": connapp_sandbox::fleet::customer(i), "zoom_account": z.account_id(),
+                    "zoom_base": z.base_url(), "servicenow_url": sn.base_url(),
+                })
+            })
+            .collect();
+        let info = json!({
+            "fleet": rows, "dir": dir.display().to_string(),
+            "files": files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
+            "dex_job_every_secs": DEX_EVERY_SECS, "next_steps": steps,
+        });
+        writeln!(out, "{info}")?;
+    } else {
+        writeln!(
+            out,
+            "connapp sandbox: {rows} customers, each with a local Zoom account and a ServiceNow instance of its own (not the real ones)"
+        )?;
+        let show = rows.min(3);
+        for (i, (z, sn)) in f.zoom.iter().zip(&f.servicenow).take(show).enumerate() {
+            writeln!(
+                out,
+                "  {:<6} Zoom {} (account {})  ServiceNow {}",
+                connapp_sandbox::fleet::customer(i),
+                z.base_url(),
+                z.account_id(),
+                sn.base_url()
+            )?;
+        }
+        if rows > show {
+            writeln!(out, "  ... and {} more (see customers.csv)", rows - show)?;
+        }
+        for (path, _) in &files {
+            writeln!(out, "wrote {}", path.display())?;
+        }
+        writeln!(
+            out,
+            "DEX's scheduled job runs every {DEX_EVERY_SECS} s on each instance."
+        )?;
+        if !g.quiet {
+            writeln!(out, "Next, in another terminal (README, \"Fleets\"):")?;
+            for step in &steps {
+                writeln!(out, "  {step}")?;
+            }
+            writeln!(
+                out,
+                "secrets.jsonl holds sandbox credentials (mode 0600). Ctrl-C stops the sandbox."
+            )?;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(tokio::signal::ctrl_c())
+        .map_err(|e| CliError::failure(format!("cannot wait for Ctrl-C: {e}")))?;
+    drop(f);
+    Ok(())
+}
+
+/// Whether `path` starts with the mark of a file `--fleet` wrote (only its
+/// first bytes are read).
+fn written_by_a_fleet_sandbox(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; FLEET_MARK.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head == FLEET_MARK.as_bytes())
+}
+
 pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
     if let Some(SandboxAction::Consent { url, user }) = &a.action {
         return consent(url, user);
+    }
+    if let Some(rows) = a.fleet {
+        return fleet(g, &a, rows);
     }
     let mut seed = load_seed(&a)?;
     if let Some(path) = &a.state

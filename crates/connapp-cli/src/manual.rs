@@ -187,6 +187,10 @@ pub const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
                 "serve until Ctrl-C; prints the next steps",
             ),
             ("connapp sandbox consent 'LINK' --as admin", "consent without a browser"),
+            (
+                "connapp sandbox --fleet 20 --dir fleet",
+                "a sandbox fleet of 20 customers, and its declaration",
+            ),
         ],
     ),
     (

@@ -20,6 +20,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod browser;
+pub mod fleet;
 pub mod random;
 mod server;
 pub mod servicenow;
@@ -304,6 +305,7 @@ impl Sandbox {
                     http: http.clone(),
                 })
             },
+            |_| None,
         )?;
         Ok(servers.into_iter().map(|server| Sandbox { server }).collect())
     }

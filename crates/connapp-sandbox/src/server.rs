@@ -16,11 +16,16 @@ pub(crate) fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, SandboxErr
     Ok(l)
 }
 
+/// Work a server does besides answering (a scheduled job): runs on the
+/// server's runtime until the server stops.
+pub(crate) type Background = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Serves each router on its listener, all on one thread and runtime, until
-/// the sender fires.
+/// the sender fires; each server's background work runs beside it and ends
+/// with the runtime.
 pub(crate) fn spawn_servers(
     name: &str,
-    servers: Vec<(std::net::TcpListener, Router)>,
+    servers: Vec<(std::net::TcpListener, Router, Option<Background>)>,
 ) -> Result<(tokio::sync::watch::Sender<bool>, std::thread::JoinHandle<()>), SandboxError> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -33,10 +38,14 @@ pub(crate) fn spawn_servers(
         .spawn(move || {
             rt.block_on(async move {
                 let mut tasks = tokio::task::JoinSet::new();
-                for (listener, router) in servers {
+                for (listener, router, background) in servers {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                         continue;
                     };
+                    if let Some(work) = background {
+                        // Not joined: dropped with the runtime once the servers stop.
+                        tokio::spawn(work);
+                    }
                     let mut rx = rx.clone();
                     tasks.spawn(async move {
                         let _ = axum::serve(listener, router)
@@ -94,19 +103,22 @@ impl<S> Running<S> {
             vec![(addr, state)],
             |state, base| state(base),
             |state, base| router.take().map_or_else(Router::new, |r| r(state, base)),
+            |_| None,
         )?;
         all.pop()
             .ok_or_else(|| SandboxError::Seed("no server was started".into()))
     }
 
     /// One server per item, each on its own listener and with its own state
-    /// (built by `state` from the item and the base URL it got), all on one
-    /// thread called `name` and one runtime: hundreds cost one thread pool.
+    /// (built by `state` from the item and the base URL it got) and the
+    /// background work `background` gives it, all on one thread called
+    /// `name` and one runtime: hundreds cost one thread pool.
     pub(crate) fn start_many<T>(
         name: &str,
         items: Vec<(SocketAddr, T)>,
         mut state: impl FnMut(T, &str) -> Result<S, SandboxError>,
         mut router: impl FnMut(Arc<Mutex<S>>, String) -> Router,
+        mut background: impl FnMut(&Arc<Mutex<S>>) -> Option<Background>,
     ) -> Result<Vec<Self>, SandboxError> {
         let (mut started, mut servers) = (Vec::new(), Vec::new());
         for (addr, item) in items {
@@ -116,7 +128,7 @@ impl<S> Running<S> {
                 .map_err(|source| SandboxError::Bind { addr, source })?;
             let base = format!("http://{addr}");
             let state = Arc::new(Mutex::new(state(item, &base)?));
-            servers.push((listener, router(state.clone(), base)));
+            servers.push((listener, router(state.clone(), base), background(&state)));
             started.push((addr, state));
         }
         let (shutdown, thread) = spawn_servers(name, servers)?;

@@ -563,38 +563,39 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts on 127.0.0.1 with an ephemeral port.
+    /// Starts on 127.0.0.1 with an ephemeral port (see [`Instance::start_many`]).
     pub fn start(seed: SnSeed) -> Result<Instance, SandboxError> {
-        let server = crate::server::Running::start(
-            "connapp-sandbox-servicenow",
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            |base| Ok(SnState::new(seed, base)),
-            |state, _| {
-                router(SnCtx {
-                    state,
-                    http: crate::webhooks::client(),
-                })
-            },
-        )?;
-        Ok(Instance { server })
+        Self::start_many(vec![seed])?
+            .pop()
+            .ok_or_else(|| SandboxError::Seed("no instance was started".into()))
     }
 
     /// Many instances in one process, for fleets: one per seed, each on a
     /// port of its own (a real instance has a host of its own) with records,
     /// users, tokens and a clock of its own, all served by one thread pool
-    /// instead of a runtime each. The last one dropped stops them all.
+    /// instead of a runtime each. The last one dropped stops them all. An
+    /// instance whose seed sets `knobs.dex_every_secs` runs DEX's job on
+    /// that schedule, as `connapp sandbox` does.
     pub fn start_many(seeds: Vec<SnSeed>) -> Result<Vec<Instance>, SandboxError> {
         let http = crate::webhooks::client();
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let ctx = |state| SnCtx {
+            state,
+            http: http.clone(),
+        };
         let servers = crate::server::Running::start_many(
             "connapp-sandbox-servicenow",
             seeds.into_iter().map(|s| (any, s)).collect(),
             |seed, base| Ok(SnState::new(seed, base)),
-            |state, _| {
-                router(SnCtx {
-                    state,
-                    http: http.clone(),
-                })
+            |state, _| router(ctx(state)),
+            |state| {
+                let scheduled = state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .knobs
+                    .dex_every_secs
+                    .is_some();
+                scheduled.then(|| Box::pin(oauth::dex_schedule(ctx(state.clone()))) as crate::server::Background)
             },
         )?;
         Ok(servers.into_iter().map(|server| Instance { server }).collect())

@@ -451,16 +451,18 @@ fn tokens(s: &SnState, cred: &str, profile: &str) -> (Stored, Stored) {
 /// change it), as the instance's scheduled job does; its outcome is what the
 /// outbound HTTP log records.
 pub(super) fn schedule_dex(ctx: &SnCtx) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        loop {
-            let every = ctx.lock().knobs.dex_every_secs;
-            tokio::time::sleep(std::time::Duration::from_secs(every.unwrap_or(5).max(1))).await;
-            if every.is_some() && !ctx.lock().knobs.asleep {
-                let _ = dex_run(State(ctx.clone())).await;
-            }
+    tokio::spawn(dex_schedule(ctx.clone()));
+}
+
+/// The schedule of [`schedule_dex`], as work for the caller's runtime.
+pub(super) async fn dex_schedule(ctx: SnCtx) {
+    loop {
+        let every = ctx.lock().knobs.dex_every_secs;
+        tokio::time::sleep(std::time::Duration::from_secs(every.unwrap_or(5).max(1))).await;
+        if every.is_some() && !ctx.lock().knobs.asleep {
+            let _ = dex_run(State(ctx.clone())).await;
         }
-    });
+    }
 }
 
 /// `POST /_sandbox/dex/run`: what DEX does on a schedule — find the connection
