@@ -34,7 +34,12 @@ impl Mode {
 
 /// Speed targets live here, never in timed tests.
 pub(crate) fn bench(mode: Mode) -> Result<()> {
-    // 1. The sandbox sustains >= 2,000 token requests per second.
+    // Every benchmark runs and reports, whatever an earlier one found; the
+    // run fails at the end when a target was missed.
+    let mut verdicts = crate::hotpath::Verdicts::new(mode);
+    let mut failed = Vec::new();
+    // 1. The sandbox sustains >= 2,000 token requests per second, and as
+    //    much over 2,000 accounts in one process (it judges both itself).
     let mut throughput = cargo();
     throughput.args(["bench", "-q", "-p", "connapp-sandbox", "--bench", "token_throughput"]);
     if mode.quick {
@@ -46,11 +51,11 @@ pub(crate) fn bench(mode: Mode) -> Result<()> {
         .context("run cargo bench")?;
     let text = String::from_utf8_lossy(&out.stdout);
     print!("{text}");
-    if !out.status.success() {
-        bail!("the sandbox throughput benchmark failed ({})", out.status);
-    }
     if !text.contains(" req/s (p50 ") {
-        bail!("the sandbox throughput benchmark printed no figure");
+        bail!("the sandbox throughput benchmark printed no figure ({})", out.status);
+    }
+    if !out.status.success() {
+        failed.push("the sandbox throughput".to_string());
     }
 
     // 2. `connapp sandbox` is serving within a second of being started.
@@ -77,10 +82,6 @@ pub(crate) fn bench(mode: Mode) -> Result<()> {
         format!("connapp sandbox took {worst:?} to serve; the target is under 1 s")
     })?;
 
-    // Every benchmark runs and reports, whatever an earlier one found; the
-    // run fails at the end when a target was missed.
-    let mut verdicts = crate::hotpath::Verdicts::new(mode);
-    let mut failed = Vec::new();
     // 3. The token hot path: file store with and without the agent, `--version`, `gh auth token`, the storm.
     if let Err(e) = crate::hotpath::hot_path_bench(&bin, mode, &mut verdicts) {
         println!("{e:#}");

@@ -106,7 +106,19 @@ fn fleet(g: &Global, a: &SandboxArgs, rows: usize) -> Result<(), CliError> {
             ),
         ));
     }
-    let f = connapp_sandbox::fleet::Fleet::start(rows, DEX_EVERY_SECS).map_err(|e| CliError::failure(e.to_string()))?;
+    let f = connapp_sandbox::fleet::Fleet::start(rows, DEX_EVERY_SECS).map_err(|e| {
+        // EMFILE: each customer takes two listeners, and each connection a file more.
+        let too_many_files = matches!(&e, connapp_sandbox::SandboxError::Bind { source, .. } if source.raw_os_error() == Some(24));
+        let err = CliError::failure(e.to_string());
+        if too_many_files {
+            err.hint(format!(
+                "the open-file limit is too low for {rows} customers (they need about {} files): raise it (`ulimit -n`) or serve fewer",
+                rows * 4
+            ))
+        } else {
+            err
+        }
+    })?;
     std::fs::create_dir_all(dir).map_err(|e| CliError::failure(format!("cannot create {}: {e}", dir.display())))?;
     let contents = [f.declaration("customers.csv"), f.inventory(), f.secret_lines()];
     for ((path, mode), text) in files.iter().zip(contents) {
