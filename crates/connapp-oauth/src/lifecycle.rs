@@ -826,6 +826,15 @@ impl Lifecycle {
         let _lock = self.lock(&mut waiting)?;
         let mut slot = None;
         let replayed = self.replay(store, &mut slot)?;
+        // A renewal asked for, with the store's lease free at once: the
+        // record is read once, under the lease (one read before it would be
+        // read again once it is held). Otherwise it is taken below, waiting
+        // while another host holds it.
+        let mut early = if force && !replayed {
+            self.turn_if_free(store, now)
+        } else {
+            None
+        };
         let stored = self.read(store)?;
         let (rec, version) = match (stored, renew.mint) {
             (Some(s), _) => s,
@@ -858,14 +867,18 @@ impl Lifecycle {
         let (mut rec, mut version) = (rec, version);
         let mut retakes = 0;
         let turn = loop {
-            let turn = match lease {
-                None => None,
-                Some(lease) => match self.take_turn(store, lease, version, now, &mut waiting)? {
+            // The record was read under this turn already.
+            let held_when_read = early.is_some();
+            let turn = match (early.take(), lease) {
+                (Some(turn), _) => Some(turn),
+                (None, None) => None,
+                (None, Some(lease)) => match self.take_turn(store, lease, version, now, &mut waiting)? {
                     Ok(turn) => turn,
                     Err(published) => return Ok((published, Source::RefreshedElsewhere)),
                 },
             };
             if turn.is_some()
+                && !held_when_read
                 && let Some((newer, v)) = self.read(store)?
                 && v != version
             {
@@ -994,6 +1007,22 @@ impl Lifecycle {
             now: now(),
             reason: lost.reason.clone(),
             by: rec.by.clone(),
+        })
+    }
+
+    /// This host's turn at the store's lease if it is free now; `None` when
+    /// another host holds it, the store offers none, or it cannot be asked
+    /// (the caller then takes it the usual way, waiting or warning).
+    fn turn_if_free<'l>(&self, store: &'l dyn TokenStore, now: &dyn Fn() -> u64) -> Option<Turn<'l>> {
+        let lease = store.lease().ok()??;
+        let asked_at = now();
+        let t = lease.try_take(&holder(asked_at), lease_ttl()).ok()??;
+        tracing::debug!(app = %self.app, version = t.version, after_expiry = t.after_expiry, "took the store's lease before reading the record");
+        Some(Turn {
+            lease,
+            version: t.version,
+            after_expiry: t.after_expiry,
+            asked_at,
         })
     }
 
@@ -1519,8 +1548,9 @@ mod tests {
             .expect("publish");
         let stale = rec("at-1", "rt-1", 1000, 0).to_bytes();
         let stale = Mutex::new(Some((stale.to_vec(), 1u64)));
-        // Forced: the read under the lock, then the one after the lease (1).
-        let stale_at = AtomicU64::new(1);
+        // Forced, with the lease free: the lease is taken first, and the
+        // one read under the lock (0) comes after it.
+        let stale_at = AtomicU64::new(0);
         // The read right after the lease is stale, once.
         let store = Hooked::new(&mem, |n| {
             if n != stale_at.load(Ordering::SeqCst) {
@@ -1583,6 +1613,38 @@ mod tests {
         assert_eq!(got.access_token.expose_secret(), "at-3");
         assert_eq!(stored(&mem).access_token.expose_secret(), "at-3");
         assert_eq!(stored(&mem).lost, None, "not marked lost");
+    }
+
+    /// A renewal asked for (`refresh`) with the lease free: the lease is
+    /// taken before the record is read, so the record is read once (under
+    /// the lease), refreshed, published and the lease given back.
+    #[test]
+    fn a_forced_renewal_with_the_lease_free_reads_the_record_once() {
+        let (_dir, l, mem) = world();
+        l.store_new(&mem, &rec("at-1", "rt-1", 9000, 0)).expect("store");
+        let store = Hooked::new(&mem, |_| None);
+        let refresh = |rt: &SecretString| {
+            assert_eq!(rt.expose_secret(), "rt-1");
+            Ok(set("at-2", "rt-2"))
+        };
+        let (got, s) = l
+            .token(
+                &store,
+                &|| 2000,
+                true,
+                &Renew {
+                    refresh: &refresh,
+                    mint: None,
+                },
+                || {},
+            )
+            .expect("renewed");
+        assert_eq!((s, got.access_token.expose_secret()), (Source::Refreshed, "at-2"));
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1, "one read, under the lease");
+        let lease = &store.shared.lease;
+        assert_eq!(lease.taken.load(Ordering::SeqCst), 1);
+        assert_eq!(lease.given_back.load(Ordering::SeqCst), 1);
+        assert_eq!(stored(&mem).access_token.expose_secret(), "at-2");
     }
 
     /// With an injected clock: the store answers slowly right after this
