@@ -205,21 +205,10 @@ fn a_bad_sandbox_seed_is_a_clear_error() {
 }
 
 fn start_sandbox(bin: &std::path::Path, args: &[&str]) -> (std::process::Child, serde_json::Value) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(bin)
-        .args(["sandbox", "--port", "0", "--json"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    (
-        child,
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")),
+    crate::support::spawn_with_banner(
+        std::process::Command::new(bin)
+            .args(["sandbox", "--port", "0", "--json"])
+            .args(args),
     )
 }
 

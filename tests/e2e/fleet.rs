@@ -915,17 +915,8 @@ struct FleetSandbox {
 
 impl FleetSandbox {
     fn start(s: &Sandbox, rows: &str, dir: &str) -> FleetSandbox {
-        use std::io::BufRead;
-        let mut child = s
-            .command(&["sandbox", "--fleet", rows, "--dir", dir, "--json"])
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        let info = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        let (child, info) =
+            crate::support::spawn_with_banner(&mut s.command(&["sandbox", "--fleet", rows, "--dir", dir, "--json"]));
         FleetSandbox { child, info }
     }
 }

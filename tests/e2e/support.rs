@@ -178,6 +178,19 @@ pub fn no_redirects() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// Spawns `cmd` (stdout piped, stderr dropped) and reads the JSON banner
+/// line it prints when ready (`connapp sandbox --json`).
+pub fn spawn_with_banner(cmd: &mut Command) -> (std::process::Child, serde_json::Value) {
+    use std::io::BufRead;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    let banner = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    (child, banner)
+}
+
 /// An isolated user: own config, data and working directories.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
