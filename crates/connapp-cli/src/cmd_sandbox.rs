@@ -180,16 +180,13 @@ fn fleet(g: &Global, a: &SandboxArgs, rows: usize) -> Result<(), CliError> {
             out,
             "DEX's scheduled job runs every {DEX_EVERY_SECS} s on each instance."
         )?;
-        if !g.quiet {
-            writeln!(out, "Next, in another terminal (README, \"Fleets\"):")?;
-            for step in &steps {
-                writeln!(out, "  {step}")?;
-            }
-            writeln!(
-                out,
-                "secrets.jsonl holds sandbox credentials (mode 0600). Ctrl-C stops the sandbox."
-            )?;
-        }
+        next_steps(
+            &mut out,
+            g,
+            "Fleets",
+            &steps,
+            "secrets.jsonl holds sandbox credentials (mode 0600). Ctrl-C stops the sandbox.",
+        )?;
     }
     out.flush()?;
     drop(out);
@@ -201,6 +198,19 @@ fn fleet(g: &Global, a: &SandboxArgs, rows: usize) -> Result<(), CliError> {
         .map_err(|e| CliError::failure(format!("cannot wait for Ctrl-C: {e}")))?;
     drop(f);
     Ok(())
+}
+
+/// The steps to take next (the README's `section` walks them) and a closing
+/// line, unless `--quiet`.
+fn next_steps(out: &mut impl Write, g: &Global, section: &str, steps: &[String], closing: &str) -> std::io::Result<()> {
+    if g.quiet {
+        return Ok(());
+    }
+    writeln!(out, "Next, in another terminal (README, \"{section}\"):")?;
+    for step in steps {
+        writeln!(out, "  {step}")?;
+    }
+    writeln!(out, "{closing}")
 }
 
 /// Whether `path` starts with the mark of a file `--fleet` wrote (only its
@@ -326,16 +336,13 @@ pub fn run(g: &Global, a: SandboxArgs) -> Result<(), CliError> {
                 }
             }
             writeln!(out, "DEX's scheduled job runs every {DEX_EVERY_SECS} s on the ServiceNow sandbox.")?;
-            if !g.quiet {
-                writeln!(out, "Next, in another terminal (README, \"Your first run\"):")?;
-                for step in &steps {
-                    writeln!(out, "  {step}")?;
-                }
-                writeln!(
-                    out,
-                    "These are sandbox credentials, printed on purpose. Ctrl-C stops the sandbox."
-                )?;
-            }
+            next_steps(
+                &mut out,
+                g,
+                "Your first run",
+                &steps,
+                "These are sandbox credentials, printed on purpose. Ctrl-C stops the sandbox.",
+            )?;
         }
         out.flush()?;
         drop(out);

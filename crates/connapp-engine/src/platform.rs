@@ -161,10 +161,11 @@ fn view_text(presets: &[(Preset, &LoadedPlugin)], app: &App) -> String {
             .map(|p| (p.scope, p.reason))
             .collect(),
     };
+    // Sized for a typical view: growing the text is most of the cost.
     let mut text = Vec::with_capacity(4096);
-    match serde_json::to_writer(&mut text, &view) {
-        Ok(()) => String::from_utf8(text).unwrap_or_else(|_| view_with(presets, app).to_string()),
-        Err(_) => view_with(presets, app).to_string(),
+    match serde_json::to_writer(&mut text, &view).map(|()| String::from_utf8(text)) {
+        Ok(Ok(text)) => text,
+        _ => view_with(presets, app).to_string(),
     }
 }
 
